@@ -1,0 +1,5 @@
+import sys
+
+from nprefgen.cli import main
+
+sys.exit(main())

@@ -1,0 +1,143 @@
+"""Input checks shared by every public function.
+
+Every check raises ``ValueError`` whose message names the argument, says what was expected and
+what was received, so that bad input never turns into silent NaNs downstream.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+FLOAT_DTYPES = (np.float64, np.float32)
+
+
+def _describe(x) -> str:
+    if isinstance(x, np.ndarray):
+        return f"an array of shape {x.shape} and dtype {x.dtype}"
+    return f"{type(x).__name__} {x!r}"[:200]
+
+
+def check_array(
+    x,
+    name: str,
+    *,
+    ndim: int | tuple[int, ...] | None = None,
+    shape: tuple | None = None,
+    dtype=None,
+    finite: bool = True,
+    allow_empty: bool = False,
+    copy: bool = False,
+) -> np.ndarray:
+    """Convert ``x`` to a floating array and check it.
+
+    Parameters
+    ----------
+    x : array_like
+    name : str
+        The argument's name, used in the error message.
+    ndim : int or tuple of int, optional
+        Allowed numbers of dimensions.
+    shape : tuple, optional
+        Expected shape; ``None`` entries match any size, e.g. ``(None, 3)``.
+    dtype : numpy dtype, optional
+        Target dtype. By default float64, except that float32 input stays float32.
+    finite : bool
+        Reject NaN and inf.
+    allow_empty : bool
+        Accept arrays with zero elements.
+    """
+    if isinstance(x, (str, bytes)) or x is None:
+        raise ValueError(f"{name}: expected a numeric array, got {_describe(x)}")
+    try:
+        arr = np.asarray(x)
+    except Exception as exc:  # pragma: no cover - exotic inputs
+        raise ValueError(f"{name}: expected a numeric array, got {_describe(x)}") from exc
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise ValueError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
+    if np.iscomplexobj(arr):
+        raise ValueError(f"{name}: expected a real array, got dtype {arr.dtype}")
+    if dtype is None:
+        dtype = arr.dtype if arr.dtype in FLOAT_DTYPES else np.float64
+    arr = np.array(arr, dtype=dtype, copy=True) if copy else np.asarray(arr, dtype=dtype)
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        if arr.ndim not in allowed:
+            want = " or ".join(str(a) for a in allowed)
+            raise ValueError(
+                f"{name}: expected {want} dimensions, got shape {arr.shape} ({arr.ndim} dimensions)"
+            )
+    if shape is not None:
+        ok = arr.ndim == len(shape) and all(s is None or s == a for s, a in zip(shape, arr.shape))
+        if not ok:
+            want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
+            raise ValueError(f"{name}: expected shape {want}, got {arr.shape}")
+    if not allow_empty and arr.size == 0:
+        raise ValueError(f"{name}: expected a non-empty array, got shape {arr.shape}")
+    if finite and not np.all(np.isfinite(arr)):
+        n_bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        raise ValueError(f"{name}: expected finite values, got {n_bad} NaN/inf entries")
+    return arr
+
+
+def check_int(x, name: str, *, low: int | None = None, high: int | None = None) -> int:
+    """An integer in ``[low, high]``; bools are rejected."""
+    if isinstance(x, bool) or not isinstance(x, numbers.Integral):
+        raise ValueError(f"{name}: expected an integer, got {_describe(x)}")
+    x = int(x)
+    if (low is not None and x < low) or (high is not None and x > high):
+        lo = "-inf" if low is None else low
+        hi = "inf" if high is None else high
+        raise ValueError(f"{name}: expected an integer in [{lo}, {hi}], got {x}")
+    return x
+
+
+def check_scalar(
+    x,
+    name: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_inclusive: bool = True,
+    high_inclusive: bool = True,
+) -> float:
+    """A finite real number in the given interval."""
+    if isinstance(x, bool) or not isinstance(x, numbers.Real):
+        raise ValueError(f"{name}: expected a real number, got {_describe(x)}")
+    x = float(x)
+    if not np.isfinite(x):
+        raise ValueError(f"{name}: expected a finite number, got {x}")
+    bad_low = low is not None and (x < low if low_inclusive else x <= low)
+    bad_high = high is not None and (x > high if high_inclusive else x >= high)
+    if bad_low or bad_high:
+        lb = "[" if low_inclusive else "("
+        rb = "]" if high_inclusive else ")"
+        lo = "-inf" if low is None else low
+        hi = "inf" if high is None else high
+        raise ValueError(f"{name}: expected a number in {lb}{lo}, {hi}{rb}, got {x}")
+    return x
+
+
+def check_choice(x, name: str, choices) -> str:
+    """One of a fixed set of options."""
+    if x not in choices:
+        raise ValueError(f"{name}: expected one of {sorted(choices)}, got {x!r}")
+    return x
+
+
+def check_rng(rng, name: str = "rng") -> np.random.Generator:
+    """A ``numpy.random.Generator``: nprefgen never uses global random state."""
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError(
+            f"{name}: expected a numpy.random.Generator (e.g. np.random.default_rng(0)), "
+            f"got {_describe(rng)}"
+        )
+    return rng
+
+
+def check_same_length(a: np.ndarray, name_a: str, b: np.ndarray, name_b: str) -> None:
+    """Two batch-first arrays that must hold the same number of samples."""
+    if a.shape[0] != b.shape[0]:
+        raise ValueError(
+            f"{name_b}: expected {a.shape[0]} rows to match {name_a}, got {b.shape[0]}"
+        )

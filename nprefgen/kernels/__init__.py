@@ -1,0 +1,15 @@
+"""Numba kernels, each beside its NumPy twin.
+
+Each module ``kernels/<name>.py`` holds ``<fn>_numpy`` (the readable oracle) and ``<fn>`` (the
+numba fast path) with one contract. Parity tests compare them at rtol 1e-12 on contiguous and
+strided inputs; ``NUMBA_DISABLE_JIT=1`` runs the kernels as plain Python and the suite still passes.
+"""
+from nprefgen.kernels.logsumexp import logsumexp_rows, logsumexp_rows_numpy
+from nprefgen.kernels.softplus import (
+    softplus, softplus_numpy, softplus_grad, softplus_grad_numpy,
+)
+
+__all__ = [
+    "logsumexp_rows", "logsumexp_rows_numpy",
+    "softplus", "softplus_numpy", "softplus_grad", "softplus_grad_numpy",
+]

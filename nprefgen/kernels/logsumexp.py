@@ -1,0 +1,44 @@
+"""Row-wise log-sum-exp, the stable form (derivations/nn.md, NN.20).
+
+(NN.20) logsumexp(a)_i = m_i + log sum_j exp(a_ij - m_i), m_i = max_j a_ij.
+Rows whose maximum is -inf give -inf (an empty mixture), +inf gives +inf.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from nprefgen.kernels._jit import kernel
+
+
+def logsumexp_rows_numpy(a: np.ndarray) -> np.ndarray:
+    """(NN.20) a: (n, k) -> (n,). The NumPy oracle."""
+    m = np.max(a, axis=1)
+    m_safe = np.where(np.isfinite(m), m, 0.0)
+    with np.errstate(divide="ignore"):
+        out = np.log(np.sum(np.exp(a - m_safe[:, None]), axis=1)) + m_safe
+    return out
+
+
+@kernel
+def _logsumexp_rows(a, out):
+    n, k = a.shape
+    for i in range(n):
+        m = -np.inf
+        for j in range(k):
+            if a[i, j] > m:
+                m = a[i, j]
+        if not np.isfinite(m):
+            m_safe = 0.0
+        else:
+            m_safe = m
+        s = 0.0
+        for j in range(k):
+            s += np.exp(a[i, j] - m_safe)
+        out[i] = np.log(s) + m_safe
+
+
+def logsumexp_rows(a: np.ndarray) -> np.ndarray:
+    """(NN.20) a: (n, k) -> (n,). Numba kernel; same contract as ``logsumexp_rows_numpy``."""
+    out = np.empty(a.shape[0], dtype=a.dtype)
+    _logsumexp_rows(a, out)
+    return out

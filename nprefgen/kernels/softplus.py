@@ -1,0 +1,56 @@
+"""Softplus and its derivative, elementwise (derivations/nn.md, NN.8).
+
+(NN.8) softplus(x) = log(1 + e^x) = max(x, 0) + log1p(e^{-|x|});
+       softplus'(x) = sigmoid(x) = 1 / (1 + e^{-x}), evaluated without overflow.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from nprefgen.kernels._jit import kernel
+
+
+def softplus_numpy(x: np.ndarray) -> np.ndarray:
+    """(NN.8) any shape -> same shape. The NumPy oracle (logaddexp is exact and stable)."""
+    return np.logaddexp(0.0, x).astype(x.dtype, copy=False)
+
+
+def softplus_grad_numpy(x: np.ndarray) -> np.ndarray:
+    """(NN.8) softplus'(x) = sigmoid(x), stable for large |x|."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
+
+
+@kernel
+def _softplus_flat(x, out):
+    for i in range(x.shape[0]):
+        v = x[i]
+        out[i] = max(v, 0.0) + np.log1p(np.exp(-abs(v)))
+
+
+@kernel
+def _softplus_grad_flat(x, out):
+    for i in range(x.shape[0]):
+        v = x[i]
+        e = np.exp(-abs(v))
+        if v >= 0:
+            out[i] = 1.0 / (1.0 + e)
+        else:
+            out[i] = e / (1.0 + e)
+
+
+def _elementwise(flat_kernel, x: np.ndarray) -> np.ndarray:
+    out = np.empty(x.shape, dtype=x.dtype)
+    # reshape(-1) of a strided array copies; the kernel itself also accepts strided 1-D input.
+    flat_kernel(x.reshape(-1), out.reshape(-1))
+    return out
+
+
+def softplus(x: np.ndarray) -> np.ndarray:
+    """(NN.8) Numba kernel; same contract as ``softplus_numpy``."""
+    return _elementwise(_softplus_flat, x)
+
+
+def softplus_grad(x: np.ndarray) -> np.ndarray:
+    """(NN.8) Numba kernel; same contract as ``softplus_grad_numpy``."""
+    return _elementwise(_softplus_grad_flat, x)

@@ -1,0 +1,20 @@
+"""Manual-backprop building blocks: ``y, cache = layer.forward(x)``, ``d_x = layer.backward(cache, d_y)``.
+
+See :mod:`nprefgen.nn.base` for the contract and derivations/nn.md for every equation.
+"""
+from nprefgen.nn.activations import ELU, Identity, LeakyReLU, ReLU, Sigmoid, Softplus, Tanh, sigmoid
+from nprefgen.nn.base import Module
+from nprefgen.nn.containers import MLP, Flatten, Reshape, Sequential
+from nprefgen.nn.io import load_npz, read_npz, save_npz
+from nprefgen.nn.linear import Linear, MaskedLinear
+from nprefgen.nn.losses import (
+    bce_with_logits_loss, gaussian_nll_loss, mse_loss, softmax, softmax_cross_entropy_loss,
+)
+from nprefgen.nn.optim import SGD, Adam, Optimizer, clip_grad_norm
+
+__all__ = [
+    "Module", "Linear", "MaskedLinear", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "Softplus", "ELU",
+    "Identity", "sigmoid", "Sequential", "MLP", "Flatten", "Reshape",
+    "mse_loss", "bce_with_logits_loss", "gaussian_nll_loss", "softmax_cross_entropy_loss", "softmax",
+    "SGD", "Adam", "Optimizer", "clip_grad_norm", "save_npz", "load_npz", "read_npz",
+]

@@ -1,0 +1,132 @@
+"""The layer contract every block in :mod:`nprefgen.nn` keeps.
+
+``y, cache = layer.forward(x)`` returns the output and an explicit cache;
+``d_x = layer.backward(cache, d_y)`` returns the gradient with respect to the input and *adds*
+the parameter gradients into ``layer.grads``. Nothing about a call is stored on the layer, so one
+network can be applied twice in a step (siamese encoders, GAN discriminators) and its two
+backward passes accumulate, as the chain rule asks.
+
+Parameters are named arrays in ``layer.params`` with gradients of the same name in
+``layer.grads``. Names and layouts follow PyTorch's ``state_dict`` (``weight`` of a Linear is
+``(out_features, in_features)``; children of a Sequential are ``"0"``, ``"1"``, ...), so weights
+move between nprefgen and PyTorch by name; see :mod:`nprefgen.nn.io`.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import numpy as np
+
+from nprefgen._validation import check_array
+
+
+class Module:
+    """Base class: parameters, gradients, children, and the forward/backward contract."""
+
+    def __init__(self) -> None:
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        self._children: dict[str, "Module"] = {}
+
+    # -- the contract ------------------------------------------------------------------------
+    def forward(self, x: np.ndarray) -> tuple[np.ndarray, Any]:
+        """Return ``(y, cache)``. Subclasses implement it."""
+        raise NotImplementedError
+
+    def backward(self, cache: Any, d_y: np.ndarray) -> np.ndarray:
+        """Return ``d_x`` and accumulate parameter gradients into ``self.grads``."""
+        raise NotImplementedError
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """Forward pass without the cache (inference)."""
+        return self.forward(x)[0]
+
+    # -- parameters --------------------------------------------------------------------------
+    def add_param(self, name: str, value: np.ndarray) -> np.ndarray:
+        """Register a parameter and its zero gradient."""
+        self.params[name] = value
+        self.grads[name] = np.zeros_like(value)
+        return value
+
+    def add_child(self, name: str, module: "Module") -> "Module":
+        """Register a sub-module; its parameters appear as ``name.<param>``."""
+        if not isinstance(module, Module):
+            raise ValueError(f"{name}: expected an nprefgen.nn.Module, got {type(module).__name__}")
+        self._children[name] = module
+        return module
+
+    def children(self) -> dict[str, "Module"]:
+        return dict(self._children)
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+        """Yield ``(name, param, grad)`` for this module and all children, depth first."""
+        for name, p in self.params.items():
+            yield prefix + name, p, self.grads[name]
+        for cname, child in self._children.items():
+            yield from child.named_parameters(prefix + cname + ".")
+
+    def parameters(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``(param, grad)`` pairs, the form the optimizers take."""
+        return [(p, g) for _, p, g in self.named_parameters()]
+
+    def zero_grad(self) -> None:
+        for _, _, g in self.named_parameters():
+            g[...] = 0.0
+
+    def num_parameters(self) -> int:
+        return sum(p.size for _, p, _ in self.named_parameters())
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Copies of all parameters keyed by PyTorch-compatible names."""
+        return {name: p.copy() for name, p, _ in self.named_parameters()}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Copy arrays into the parameters in place; names and shapes must match exactly."""
+        own = {name: p for name, p, _ in self.named_parameters()}
+        missing = sorted(set(own) - set(state))
+        unexpected = sorted(set(state) - set(own))
+        if missing or unexpected:
+            raise ValueError(
+                f"state: expected parameter names {sorted(own)}, "
+                f"missing {missing}, unexpected {unexpected}"
+            )
+        for name, p in own.items():
+            value = check_array(state[name], f"state[{name!r}]", allow_empty=True)
+            if value.shape != p.shape:
+                raise ValueError(f"state[{name!r}]: expected shape {p.shape}, got {value.shape}")
+            p[...] = value
+
+    def astype(self, dtype) -> "Module":
+        """Cast every parameter (and gradient) to ``dtype`` in place; returns self."""
+        for mod in self.modules():
+            for name in list(mod.params):
+                mod.params[name] = mod.params[name].astype(dtype)
+                mod.grads[name] = np.zeros_like(mod.params[name])
+        return self
+
+    def modules(self) -> Iterator["Module"]:
+        yield self
+        for child in self._children.values():
+            yield from child.modules()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+def check_input(x, name: str, n_features: int | None, layer: Module, ndim=2) -> np.ndarray:
+    """Validate a layer input: ``ndim`` dimensions, feature axis 1 of size ``n_features``."""
+    x = check_array(x, name, ndim=ndim)
+    if n_features is not None and x.shape[1] != n_features:
+        raise ValueError(
+            f"{name}: {type(layer).__name__} expected {n_features} features on axis 1, "
+            f"got shape {x.shape}"
+        )
+    return x
+
+
+def check_cotangent(d_y, y_shape: tuple, name: str = "d_y") -> np.ndarray:
+    """The incoming gradient must have the forward output's shape."""
+    d_y = check_array(d_y, name, allow_empty=True)
+    if d_y.shape != tuple(y_shape):
+        raise ValueError(f"{name}: expected shape {tuple(y_shape)}, got {d_y.shape}")
+    return d_y

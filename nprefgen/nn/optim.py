@@ -1,0 +1,107 @@
+"""Optimizers and gradient clipping (derivations/nn.md, NN.15-NN.17).
+
+Optimizers take ``(param, grad)`` pairs, e.g. ``module.parameters()``, and update the parameter
+arrays in place, as ``torch.optim`` does; ``zero_grad`` zeroes the gradients in place.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from nprefgen._validation import check_scalar
+
+
+class Optimizer:
+    def __init__(self, params) -> None:
+        self.params = list(params)
+        if not self.params:
+            raise ValueError("params: expected at least one (param, grad) pair, got none")
+        for p, g in self.params:
+            if not (isinstance(p, np.ndarray) and isinstance(g, np.ndarray)) or p.shape != g.shape:
+                raise ValueError("params: expected (param, grad) array pairs of equal shape")
+
+    def zero_grad(self) -> None:
+        for _, g in self.params:
+            g[...] = 0.0
+
+    def step(self) -> None:
+        raise NotImplementedError
+
+
+class SGD(Optimizer):
+    """(NN.15) v <- mu v + g (+ weight_decay p); p <- p - lr v  (PyTorch's SGD, dampening 0)."""
+
+    def __init__(self, params, lr: float = 1e-2, momentum: float = 0.0,
+                 weight_decay: float = 0.0) -> None:
+        super().__init__(params)
+        self.lr = check_scalar(lr, "lr", low=0.0, low_inclusive=False)
+        self.momentum = check_scalar(momentum, "momentum", low=0.0, high=1.0, high_inclusive=False)
+        self.weight_decay = check_scalar(weight_decay, "weight_decay", low=0.0)
+        self.velocity = [np.zeros_like(p) for p, _ in self.params]
+        self.t = 0
+
+    def step(self) -> None:
+        for (p, g), v in zip(self.params, self.velocity):
+            d = g + self.weight_decay * p if self.weight_decay else g
+            if self.momentum:
+                if self.t == 0:
+                    v[...] = d
+                else:
+                    v *= self.momentum
+                    v += d
+                d = v
+            p -= self.lr * d
+        self.t += 1
+
+
+class Adam(Optimizer):
+    """(NN.16) Kingma & Ba (2015), as torch.optim.Adam:
+    m <- b1 m + (1-b1) g;  v <- b2 v + (1-b2) g^2;
+    p <- p - lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps).
+    """
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0) -> None:
+        super().__init__(params)
+        self.lr = check_scalar(lr, "lr", low=0.0, low_inclusive=False)
+        if len(betas) != 2:
+            raise ValueError(f"betas: expected two numbers, got {betas!r}")
+        self.b1 = check_scalar(betas[0], "betas[0]", low=0.0, high=1.0, high_inclusive=False)
+        self.b2 = check_scalar(betas[1], "betas[1]", low=0.0, high=1.0, high_inclusive=False)
+        self.eps = check_scalar(eps, "eps", low=0.0, low_inclusive=False)
+        self.weight_decay = check_scalar(weight_decay, "weight_decay", low=0.0)
+        self.m = [np.zeros_like(p) for p, _ in self.params]
+        self.v = [np.zeros_like(p) for p, _ in self.params]
+        self.t = 0
+
+    def step(self) -> None:
+        self.t += 1
+        c1 = 1.0 - self.b1 ** self.t
+        c2 = 1.0 - self.b2 ** self.t
+        step = self.lr / c1
+        for (p, g), m, v in zip(self.params, self.m, self.v):
+            if self.weight_decay:
+                g = g + self.weight_decay * p
+            m *= self.b1
+            m += (1.0 - self.b1) * g
+            v *= self.b2
+            v += (1.0 - self.b2) * (g * g)
+            denom = np.sqrt(v / c2)
+            denom += self.eps
+            p -= step * (m / denom)
+
+
+def clip_grad_norm(params, max_norm: float) -> float:
+    """(NN.17) Scale all gradients by min(1, max_norm / ||g||), ||g|| the global 2-norm.
+
+    Returns the norm before clipping (as ``torch.nn.utils.clip_grad_norm_``).
+    """
+    max_norm = check_scalar(max_norm, "max_norm", low=0.0, low_inclusive=False)
+    grads = [g for _, g in params]
+    total = float(np.sqrt(sum(float(np.sum(g * g)) for g in grads)))
+    if not np.isfinite(total):
+        raise ValueError(f"params: expected finite gradients to clip, got norm {total}")
+    coef = max_norm / (total + 1e-6)
+    if coef < 1.0:
+        for g in grads:
+            g *= coef
+    return total

@@ -1,0 +1,1 @@
+"""Tour sections, one module each (see nprefgen.tour)."""
