@@ -1,0 +1,24 @@
+"""Shared fixtures: float64, seeds through fixtures, a fast hypothesis profile."""
+from __future__ import annotations
+
+import os
+
+import matplotlib
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+matplotlib.use("Agg")
+
+settings.register_profile(
+    "nprefgen", max_examples=int(os.environ.get("NPREFGEN_HYPOTHESIS_EXAMPLES", "20")),
+    deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    derandomize=True, print_blob=True,
+)
+settings.load_profile("nprefgen")
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    """A fresh generator with a fixed seed for each test."""
+    return np.random.default_rng(20261127)
