@@ -1,0 +1,1 @@
+"""nprefgen.data (see DESIGN.md)."""

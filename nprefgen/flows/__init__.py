@@ -1,0 +1,1 @@
+"""Normalizing flows: bijectors with exact log-determinants (derivations/flows.md)."""

@@ -1,0 +1,1 @@
+"""nprefgen.metrics (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""nprefgen.models (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""nprefgen.plots (see DESIGN.md)."""

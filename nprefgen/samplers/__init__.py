@@ -1,0 +1,1 @@
+"""nprefgen.samplers (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""nprefgen.sbi (see DESIGN.md)."""
