@@ -4,6 +4,7 @@ See :mod:`nprefgen.nn.base` for the contract and derivations/nn.md for every equ
 """
 from nprefgen.nn.activations import ELU, Identity, LeakyReLU, ReLU, Sigmoid, Softplus, Tanh, sigmoid
 from nprefgen.nn.base import Module
+from nprefgen.nn.conv import Conv2d, ConvTranspose2d
 from nprefgen.nn.containers import MLP, Flatten, Reshape, Sequential
 from nprefgen.nn.io import load_npz, read_npz, save_npz
 from nprefgen.nn.linear import Linear, MaskedLinear
@@ -14,7 +15,7 @@ from nprefgen.nn.optim import SGD, Adam, Optimizer, clip_grad_norm
 
 __all__ = [
     "Module", "Linear", "MaskedLinear", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "Softplus", "ELU",
-    "Identity", "sigmoid", "Sequential", "MLP", "Flatten", "Reshape",
+    "Identity", "sigmoid", "Sequential", "MLP", "Flatten", "Reshape", "Conv2d", "ConvTranspose2d",
     "mse_loss", "bce_with_logits_loss", "gaussian_nll_loss", "softmax_cross_entropy_loss", "softmax",
     "SGD", "Adam", "Optimizer", "clip_grad_norm", "save_npz", "load_npz", "read_npz",
 ]
