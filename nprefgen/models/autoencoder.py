@@ -1,0 +1,237 @@
+"""Autoencoders: an encoder f and a decoder g trained so that g(f(x)) reconstructs x
+(derivations/representation.md, REP.7-REP.9).
+
+:class:`Autoencoder` holds any two :class:`nprefgen.nn.Module` networks and offers the API the
+rest of the package builds on::
+
+    ae = dense_autoencoder(64, latent_dim=2, rng=rng)
+    history = ae.fit(X, rng=rng, epochs=30)     # {"loss": [...], "val_loss": [...]}
+    Z = ae.encode(X)                            # (n, latent_dim)
+    X_hat = ae.decode(Z)                        # (n, 64)
+
+Inputs and outputs are always flat ``(n, D)`` rows; the convolutional autoencoder reshapes to
+``(n, c, h, w)`` inside its networks. Builders: :func:`dense_autoencoder`,
+:func:`linear_autoencoder` (no activations: spans the PCA subspace, REP.7-REP.8) and
+:func:`conv_autoencoder`.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from nprefgen._validation import check_array, check_choice, check_int, check_rng, check_scalar
+from nprefgen.nn import (
+    Adam, Conv2d, ConvTranspose2d, Flatten, Linear, MLP, Module, ReLU, Reshape, Sequential,
+    bce_with_logits_loss, mse_loss, sigmoid,
+)
+
+LOSSES = ("mse", "bce")
+
+
+def progress_bar(iterable: Iterable, progress: bool | None, desc: str, total: int | None = None):
+    """A tqdm bar when ``progress`` is True (or None and stderr is a terminal), else the iterable."""
+    if progress is None:
+        progress = sys.stderr.isatty()
+    if not progress:
+        return iterable
+    from tqdm import tqdm
+
+    return tqdm(iterable, desc=desc, total=total, leave=False)
+
+
+def minibatches(n: int, batch_size: int | None, rng: np.random.Generator) -> list[np.ndarray]:
+    """Index arrays of one shuffled epoch; ``batch_size=None`` gives one full batch."""
+    perm = rng.permutation(n)
+    if batch_size is None or batch_size >= n:
+        return [perm]
+    return [perm[i:i + batch_size] for i in range(0, n, batch_size)]
+
+
+def reconstruction_loss(kind: str, out: np.ndarray, X: np.ndarray):
+    """(REP.9) the reconstruction loss and its gradient w.r.t. the decoder output ``out``.
+
+    "mse": mean over all n D entries of (out - x)^2 (NN.11); "bce": the decoder outputs logits
+    and the loss is the mean Bernoulli cross-entropy with targets x in [0, 1] (NN.12).
+    out, X: (n, D) -> (loss, d_out: (n, D))
+    """
+    if kind == "mse":
+        return mse_loss(out, X)
+    return bce_with_logits_loss(out, X)
+
+
+class Autoencoder:
+    """An encoder/decoder pair trained by reconstruction (REP.9).
+
+    Parameters
+    ----------
+    encoder : Module, (n, D) -> (n, latent_dim)
+    decoder : Module, (n, latent_dim) -> (n, D); outputs logits when ``loss="bce"``
+    loss : {"mse", "bce"}
+        "bce" needs data in [0, 1]; :meth:`decode` then applies the sigmoid.
+    """
+
+    def __init__(self, encoder: Module, decoder: Module, *, in_features: int, latent_dim: int,
+                 loss: str = "mse") -> None:
+        if not isinstance(encoder, Module):
+            raise ValueError(f"encoder: expected an nprefgen.nn.Module, got {type(encoder).__name__}")
+        if not isinstance(decoder, Module):
+            raise ValueError(f"decoder: expected an nprefgen.nn.Module, got {type(decoder).__name__}")
+        self.encoder = encoder
+        self.decoder = decoder
+        self.in_features = check_int(in_features, "in_features", low=1)
+        self.latent_dim = check_int(latent_dim, "latent_dim", low=1)
+        self.loss = check_choice(loss, "loss", LOSSES)
+        self.history_: dict[str, list[float]] = {"loss": [], "val_loss": []}
+
+    # -- the public API ----------------------------------------------------------------------
+    def _check_X(self, X, name: str = "X") -> np.ndarray:
+        return check_array(X, name, shape=(None, self.in_features))
+
+    def encode(self, X) -> np.ndarray:
+        """X: (n, D) -> Z: (n, latent_dim)."""
+        return self.encoder.forward(self._check_X(X))[0]
+
+    def decode(self, Z) -> np.ndarray:
+        """Z: (n, latent_dim) -> X_hat: (n, D) (sigmoid of the logits for ``loss="bce"``)."""
+        Z = check_array(Z, "Z", shape=(None, self.latent_dim))
+        out = self.decoder.forward(Z)[0]
+        return sigmoid(out) if self.loss == "bce" else out
+
+    def reconstruct(self, X) -> np.ndarray:
+        """X: (n, D) -> g(f(X)): (n, D)."""
+        return self.decode(self.encode(X))
+
+    def parameters(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        return self.encoder.parameters() + self.decoder.parameters()
+
+    def zero_grad(self) -> None:
+        self.encoder.zero_grad()
+        self.decoder.zero_grad()
+
+    def num_parameters(self) -> int:
+        return self.encoder.num_parameters() + self.decoder.num_parameters()
+
+    # -- training ----------------------------------------------------------------------------
+    def loss_and_grad(self, X: np.ndarray) -> float:
+        """(REP.9) loss of one batch X: (n, D); adds its gradients into the networks' grads."""
+        Z, c_enc = self.encoder.forward(X)
+        out, c_dec = self.decoder.forward(Z)
+        loss, d_out = reconstruction_loss(self.loss, out, X)
+        d_Z = self.decoder.backward(c_dec, d_out)          # (NN.10) chain rule, decoder first
+        self.encoder.backward(c_enc, d_Z)
+        return loss
+
+    def evaluate(self, X) -> float:
+        """Mean reconstruction loss (REP.9) of X: (n, D), no gradients."""
+        X = self._check_X(X)
+        out = self.decoder.forward(self.encoder.forward(X)[0])[0]
+        return reconstruction_loss(self.loss, out, X)[0]
+
+    def fit(self, X, *, rng: np.random.Generator, epochs: int = 20, batch_size: int | None = 64,
+            lr: float = 1e-3, weight_decay: float = 0.0, X_val=None,
+            progress: bool | None = None) -> dict[str, list[float]]:
+        """Train with Adam on shuffled minibatches.
+
+        X: (n, D); X_val: (m, D) or None. ``batch_size=None`` trains full-batch. Returns the
+        history ``{"loss": per-epoch mean training loss, "val_loss": per-epoch validation loss}``
+        (also kept in ``self.history_``; a second ``fit`` call continues training and history).
+        """
+        X = self._check_X(X)
+        if self.loss == "bce" and (X.min() < 0 or X.max() > 1):
+            raise ValueError(f"X: loss='bce' expects data in [0, 1], got range "
+                             f"[{X.min():.3g}, {X.max():.3g}]")
+        if X_val is not None:
+            X_val = self._check_X(X_val, "X_val")
+        check_rng(rng)
+        epochs = check_int(epochs, "epochs", low=1)
+        if batch_size is not None:
+            batch_size = check_int(batch_size, "batch_size", low=1)
+        if not hasattr(self, "_opt") or self._opt.lr != lr or self._opt.weight_decay != weight_decay:
+            self._opt = Adam(self.parameters(), lr=check_scalar(lr, "lr", low=0.0, low_inclusive=False),
+                             weight_decay=weight_decay)
+        bar = progress_bar(range(epochs), progress, "autoencoder", epochs)
+        for _ in bar:
+            total, count = 0.0, 0
+            for idx in minibatches(X.shape[0], batch_size, rng):
+                self.zero_grad()
+                total += self.loss_and_grad(X[idx]) * len(idx)
+                count += len(idx)
+                self._opt.step()
+            self.history_["loss"].append(total / count)
+            if X_val is not None:
+                self.history_["val_loss"].append(self.evaluate(X_val))
+            if hasattr(bar, "set_postfix"):
+                bar.set_postfix(loss=f"{self.history_['loss'][-1]:.4g}")
+        return self.history_
+
+    def __repr__(self) -> str:
+        return (f"Autoencoder(in_features={self.in_features}, latent_dim={self.latent_dim}, "
+                f"loss={self.loss!r}, parameters={self.num_parameters()})")
+
+
+# -- builders -----------------------------------------------------------------------------------
+
+def dense_autoencoder(in_features: int, latent_dim: int, hidden: Sequence[int] = (128, 64), *,
+                      rng: np.random.Generator, activation: str = "relu",
+                      loss: str = "mse") -> Autoencoder:
+    """MLP encoder ``in -> hidden -> latent`` and the mirrored MLP decoder.
+
+    The latent layer and the decoder output are linear (logits for ``loss="bce"``).
+    """
+    check_rng(rng)
+    hidden = [check_int(h, "hidden", low=1) for h in hidden]
+    enc = MLP(in_features, hidden, latent_dim, rng=rng, activation=activation)
+    dec = MLP(latent_dim, hidden[::-1], in_features, rng=rng, activation=activation)
+    return Autoencoder(enc, dec, in_features=in_features, latent_dim=latent_dim, loss=loss)
+
+
+def linear_autoencoder(in_features: int, latent_dim: int, *, rng: np.random.Generator,
+                       bias: bool = True) -> Autoencoder:
+    """(REP.7) x_hat = W_d (W_e x + b_e) + b_d: no activation functions, squared error.
+
+    ``encoder`` is ``Linear(D, k)`` (weight W_e: (k, D)), ``decoder`` is ``Linear(k, D)``
+    (weight W_d: (D, k)). At a global minimum the columns of W_d span the top-k principal
+    subspace (REP.8).
+    """
+    check_rng(rng)
+    enc = Linear(in_features, latent_dim, rng=rng, bias=bias)
+    dec = Linear(latent_dim, in_features, rng=rng, bias=bias)
+    return Autoencoder(enc, dec, in_features=in_features, latent_dim=latent_dim, loss="mse")
+
+
+def conv_autoencoder(image_shape: Sequence[int], latent_dim: int, channels: Sequence[int] = (16, 32),
+                     *, rng: np.random.Generator, loss: str = "mse") -> Autoencoder:
+    """Convolutional autoencoder for ``(c, h, w)`` images with h and w divisible by 4.
+
+    Encoder: Reshape(c, h, w) -> [Conv2d(3x3, stride 2, padding 1) -> ReLU] x 2 -> Flatten ->
+    Linear(latent). Decoder: Linear -> ReLU -> Reshape -> ConvTranspose2d(3x3, stride 2,
+    padding 1, output_padding 1) -> ReLU -> ConvTranspose2d -> Flatten. Each stride-2 layer halves
+    (or doubles) the spatial size, so 8x8 -> 4x4 -> 2x2 and 28x28 -> 14x14 -> 7x7.
+    Inputs and outputs are flat (n, c h w) rows.
+    """
+    check_rng(rng)
+    if len(image_shape) != 3:
+        raise ValueError(f"image_shape: expected (channels, height, width), got {tuple(image_shape)}")
+    c, h, w = (check_int(s, "image_shape", low=1) for s in image_shape)
+    if h % 4 or w % 4:
+        raise ValueError(f"image_shape: expected height and width divisible by 4, got {(h, w)}")
+    c1, c2 = (check_int(ch, "channels", low=1) for ch in channels)
+    latent_dim = check_int(latent_dim, "latent_dim", low=1)
+    flat = c2 * (h // 4) * (w // 4)
+    enc = Sequential(
+        Reshape(c, h, w),
+        Conv2d(c, c1, 3, stride=2, padding=1, rng=rng), ReLU(),       # (c1, h/2, w/2)
+        Conv2d(c1, c2, 3, stride=2, padding=1, rng=rng), ReLU(),      # (c2, h/4, w/4)
+        Flatten(),
+        Linear(flat, latent_dim, rng=rng),
+    )
+    dec = Sequential(
+        Linear(latent_dim, flat, rng=rng), ReLU(),
+        Reshape(c2, h // 4, w // 4),
+        ConvTranspose2d(c2, c1, 3, stride=2, padding=1, output_padding=1, rng=rng), ReLU(),
+        ConvTranspose2d(c1, c, 3, stride=2, padding=1, output_padding=1, rng=rng),
+        Flatten(),
+    )
+    return Autoencoder(enc, dec, in_features=c * h * w, latent_dim=latent_dim, loss=loss)

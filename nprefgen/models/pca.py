@@ -1,0 +1,164 @@
+"""Principal component analysis by the SVD of the centred data (derivations/representation.md,
+REP.1-REP.6).
+
+The maths lives in pure functions (:func:`pca_fit`, :func:`pca_transform`,
+:func:`pca_inverse_transform`); :class:`PCA` is a thin holder with scikit-learn's attribute names
+(``components_``, ``explained_variance_``, ``explained_variance_ratio_``, ``mean_``), so the two
+can be compared one to one. Variances use the unbiased 1/(n-1) convention, as scikit-learn's.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from nprefgen._validation import check_array, check_int
+
+_TINY = np.finfo(np.float64).tiny
+
+
+@dataclass
+class PCAFit:
+    """What :func:`pca_fit` returns. k = number of kept components, d = data dimension.
+
+    mean : (d,)              (REP.1) the sample mean mu
+    components : (k, d)      rows are the top-k right singular vectors v_j (unit norm)
+    singular_values : (k,)   s_1 >= ... >= s_k of the centred data
+    explained_variance : (k,)  (REP.2) lambda_j = s_j^2 / (n - 1), eigenvalues of the covariance
+    explained_variance_ratio : (k,)  (REP.6) lambda_j / sum of all d eigenvalues
+    total_variance : float   trace of the covariance (sum of all eigenvalues)
+    n_samples : int
+    """
+
+    mean: np.ndarray
+    components: np.ndarray
+    singular_values: np.ndarray
+    explained_variance: np.ndarray
+    explained_variance_ratio: np.ndarray
+    total_variance: float
+    n_samples: int
+
+
+def _flip_signs(Vt: np.ndarray) -> np.ndarray:
+    """Make each component's largest-magnitude entry positive (the SVD fixes a sign only up to
+    +-1 per component); a deterministic choice so that fits are reproducible."""
+    idx = np.argmax(np.abs(Vt), axis=1)
+    signs = np.sign(Vt[np.arange(Vt.shape[0]), idx])
+    signs[signs == 0] = 1.0
+    return Vt * signs[:, None]
+
+
+def pca_fit(X: np.ndarray, n_components: int) -> PCAFit:
+    """Fit PCA by the thin SVD of the centred data.
+
+    (REP.1) mu = mean of the rows, X_c = X - mu, C = X_c^T X_c / (n - 1).
+    (REP.2) X_c = U diag(s) V^T  =>  C = V diag(s^2 / (n - 1)) V^T: the right singular vectors
+    are the eigenvectors of C and lambda_j = s_j^2 / (n - 1) its eigenvalues.
+
+    X: (n, d) with n >= 2; 1 <= n_components <= min(n, d).
+    """
+    X = check_array(X, "X", ndim=2, dtype=np.float64)
+    n, d = X.shape
+    if n < 2:
+        raise ValueError(f"X: expected at least 2 samples to estimate a covariance, got {n}")
+    k = check_int(n_components, "n_components", low=1, high=min(n, d))
+    mean = X.mean(axis=0)                                  # (REP.1)
+    Xc = X - mean
+    _, s, Vt = np.linalg.svd(Xc, full_matrices=False)      # (REP.2) s: (min(n, d),)
+    Vt = _flip_signs(Vt)
+    eig = s * s / (n - 1)                                  # (REP.2) all eigenvalues of C
+    total = float(eig.sum())
+    ratio = eig[:k] / max(total, _TINY)                    # (REP.6)
+    return PCAFit(mean, Vt[:k].copy(), s[:k].copy(), eig[:k].copy(), ratio, total, n)
+
+
+def pca_transform(X: np.ndarray, mean: np.ndarray, components: np.ndarray,
+                  explained_variance: np.ndarray | None = None) -> np.ndarray:
+    """(REP.3) z = (x - mu) V_k, and with whitening z_j / sqrt(lambda_j).
+
+    X: (n, d), mean: (d,), components: (k, d), explained_variance: (k,) or None -> Z: (n, k)
+    """
+    Z = (X - mean) @ components.T
+    if explained_variance is not None:
+        Z = Z / np.sqrt(np.maximum(explained_variance, _TINY))
+    return Z
+
+
+def pca_inverse_transform(Z: np.ndarray, mean: np.ndarray, components: np.ndarray,
+                          explained_variance: np.ndarray | None = None) -> np.ndarray:
+    """(REP.4) x_hat = mu + z V_k^T (after undoing the whitening if it was applied).
+
+    Z: (n, k) -> X_hat: (n, d). With k = d this is the exact inverse of :func:`pca_transform`.
+    """
+    if explained_variance is not None:
+        Z = Z * np.sqrt(np.maximum(explained_variance, _TINY))
+    return Z @ components + mean
+
+
+def reconstruction_error(X: np.ndarray, X_hat: np.ndarray) -> float:
+    """(REP.5) sum_i ||x_i - x_hat_i||^2, the squared Frobenius norm of the residual."""
+    R = X - X_hat
+    return float(np.sum(R * R))
+
+
+class PCA:
+    """Principal component analysis (thin estimator over :func:`pca_fit`).
+
+    Parameters
+    ----------
+    n_components : int
+        Number of components k kept.
+    whiten : bool
+        If True, :meth:`transform` divides each score by sqrt(lambda_j) (unit-variance scores).
+
+    Attributes (after ``fit``)
+    --------------------------
+    mean_ : (d,); components_ : (k, d); singular_values_ : (k,); explained_variance_ : (k,);
+    explained_variance_ratio_ : (k,); n_samples_ : int; total_variance_ : float.
+    """
+
+    def __init__(self, n_components: int, whiten: bool = False) -> None:
+        self.n_components = check_int(n_components, "n_components", low=1)
+        if not isinstance(whiten, (bool, np.bool_)):
+            raise ValueError(f"whiten: expected a bool, got {type(whiten).__name__} {whiten!r}")
+        self.whiten = bool(whiten)
+
+    def fit(self, X) -> "PCA":
+        """X: (n, d) -> self."""
+        f = pca_fit(X, self.n_components)
+        self.mean_ = f.mean
+        self.components_ = f.components
+        self.singular_values_ = f.singular_values
+        self.explained_variance_ = f.explained_variance
+        self.explained_variance_ratio_ = f.explained_variance_ratio
+        self.total_variance_ = f.total_variance
+        self.n_samples_ = f.n_samples
+        return self
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "components_"):
+            raise ValueError("self: this PCA is not fitted yet; call fit(X) first")
+
+    def transform(self, X) -> np.ndarray:
+        """(REP.3) X: (n, d) -> Z: (n, k)."""
+        self._check_fitted()
+        X = check_array(X, "X", shape=(None, self.mean_.shape[0]), dtype=np.float64)
+        return pca_transform(X, self.mean_, self.components_,
+                             self.explained_variance_ if self.whiten else None)
+
+    def fit_transform(self, X) -> np.ndarray:
+        return self.fit(X).transform(X)
+
+    def inverse_transform(self, Z) -> np.ndarray:
+        """(REP.4) Z: (n, k) -> X_hat: (n, d)."""
+        self._check_fitted()
+        Z = check_array(Z, "Z", shape=(None, self.components_.shape[0]), dtype=np.float64)
+        return pca_inverse_transform(Z, self.mean_, self.components_,
+                                     self.explained_variance_ if self.whiten else None)
+
+    def reconstruct(self, X) -> np.ndarray:
+        """Project onto the k-dimensional principal subspace: X: (n, d) -> X_hat: (n, d)."""
+        return self.inverse_transform(self.transform(X))
+
+    def __repr__(self) -> str:
+        return f"PCA(n_components={self.n_components}, whiten={self.whiten})"
