@@ -8,24 +8,43 @@ import nprefgen
 
 
 def _tour(args) -> int:
-    from nprefgen.tour import run_tour
+    """Build the report; exit status 1 (after writing it) if any section raised."""
+    from nprefgen.tour import build_tour
 
-    only = args.sections.split(",") if args.sections else None
-    path = run_tour(args.out, seed=args.seed, quick=args.quick, only=only, progress=not args.no_progress)
-    print(f"tour written to {path}")
+    only = [k for k in args.sections.split(",") if k.strip()] or None
+    try:
+        report = build_tour(args.out, seed=args.seed, quick=args.quick, only=only,
+                            progress=not args.no_progress)
+    except ValueError as exc:          # unknown section names: nothing was run
+        print(f"nprefgen tour: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"tour written to {report.index_path}")
+    if report.failures:
+        names = ", ".join(key for key, _ in report.failures)
+        print(f"nprefgen tour: {len(report.failures)} section(s) raised an error: {names} "
+              f"(tracebacks in {report.index_path})", file=sys.stderr)
+        for key, trace in report.failures:
+            last = trace.strip().splitlines()[-1] if trace.strip() else ""
+            print(f"  {key}: {last}", file=sys.stderr)
+        return 1
     return 0
 
 
 def _gradcheck(args) -> int:
+    from nprefgen.testing import DEFAULT_RTOL
     from nprefgen.tour.gradchecks import run_all_layer_checks
 
     rows = run_all_layer_checks(seed=args.seed)
+    w_layer = max(len(r[0]) for r in rows)
+    w_name = max(len(r[1]) for r in rows)
     worst = 0.0
     for layer, pname, err, ok in rows:
-        print(f"{layer:32s} {pname:12s} {err:9.2e} {'ok' if ok else 'FAIL'}")
+        print(f"{layer:{w_layer}s}  {pname:{w_name}s}  {err:9.2e}  {'ok' if ok else 'FAIL'}")
         worst = max(worst, err)
-    print(f"worst relative error {worst:.2e}")
-    return 0 if all(r[3] for r in rows) else 1
+    n_bad = sum(not r[3] for r in rows)
+    print(f"{len(rows)} dot-product tests at rtol {DEFAULT_RTOL:.0e}: {n_bad} failed; "
+          f"worst relative error {worst:.2e}")
+    return 0 if n_bad == 0 else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=_tour)
     g = sub.add_parser("gradcheck", help="dot-product test of every nn layer; exit 1 on failure")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=int, default=0, help="seed of layers, inputs and directions")
     g.set_defaults(func=_gradcheck)
     return p
 

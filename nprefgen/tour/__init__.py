@@ -3,6 +3,9 @@
 Sections are discovered in :mod:`nprefgen.tour.sections`: every module there with ``ORDER``,
 ``TITLE`` and ``build(report)`` becomes one section, sorted by ``ORDER`` (the lecture order:
 10s foundations, 20s representation learning, 30s sampling, 40s flows, 50s SBI, 60s score models).
+
+:func:`build_tour` returns the :class:`Report` (``report.failures`` lists the sections that raised,
+``report.index_path`` the page); :func:`run_tour` returns just the path of ``index.html``.
 """
 from __future__ import annotations
 
@@ -10,37 +13,61 @@ import importlib
 import pkgutil
 import time
 import traceback
+from types import SimpleNamespace
 
 from nprefgen.tour.report import Report
 
+__all__ = ["Report", "build_tour", "discover_sections", "run_tour"]
+
+_UNIMPORTABLE_ORDER = 10**6   # sections that fail to import go last
+
+
+def _unimportable(key: str, exc: BaseException) -> SimpleNamespace:
+    """A stand-in section whose ``build`` re-raises the import error, so the tour reports it."""
+    def build(report):
+        raise RuntimeError(f"section {key!r} failed to import") from exc
+    return SimpleNamespace(ORDER=_UNIMPORTABLE_ORDER, TITLE=f"{key} (failed to import)", build=build)
+
 
 def discover_sections(only=None):
-    """``[(key, module)]`` sorted by ORDER; ``only`` restricts to the given keys."""
+    """``[(key, module)]`` sorted by ORDER; ``only`` restricts to the given keys.
+
+    A module that fails to import, or lacks ``ORDER``/``TITLE``/``build``, becomes a section that
+    raises when built, so one broken section cannot hide the others. Unknown names in ``only``
+    raise ValueError.
+    """
     import nprefgen.tour.sections as pkg
 
-    found = []
-    for info in pkgutil.iter_modules(pkg.__path__):
-        if info.name.startswith("_"):
-            continue
-        if only is not None and info.name not in only:
-            continue
-        mod = importlib.import_module(f"{pkg.__name__}.{info.name}")
-        found.append((info.name, mod))
+    available = sorted(i.name for i in pkgutil.iter_modules(pkg.__path__) if not i.name.startswith("_"))
     if only is not None:
-        missing = sorted(set(only) - {k for k, _ in found})
+        if isinstance(only, str):
+            only = [only]
+        only = [str(k).strip() for k in only if str(k).strip()]
+        missing = sorted(set(only) - set(available))
         if missing:
-            raise ValueError(f"sections: expected names from "
-                             f"{sorted(i.name for i in pkgutil.iter_modules(pkg.__path__))}, "
-                             f"got unknown {missing}")
+            raise ValueError(f"sections: expected names from {available}, got unknown {missing}")
+    found = []
+    for name in available:
+        if only is not None and name not in only:
+            continue
+        try:
+            mod = importlib.import_module(f"{pkg.__name__}.{name}")
+            lacking = [a for a in ("ORDER", "TITLE", "build") if not hasattr(mod, a)]
+            if lacking:
+                raise AttributeError(f"section module {mod.__name__} lacks {lacking}")
+        except Exception as exc:  # noqa: BLE001 - reported as a failed section
+            mod = _unimportable(name, exc)
+        found.append((name, mod))
     return sorted(found, key=lambda kv: (kv[1].ORDER, kv[0]))
 
 
-def run_tour(outdir, seed: int = 0, quick: bool = False, only=None, progress: bool = True,
-             strict: bool = False) -> str:
-    """Build every section into ``outdir``; returns the path of ``index.html``.
+def build_tour(outdir, seed: int = 0, quick: bool = False, only=None, progress: bool = True,
+               strict: bool = False) -> Report:
+    """Build every section into ``outdir`` and write ``index.html``; returns the :class:`Report`.
 
-    A section that raises is reported in the page (with its traceback) instead of aborting the
-    tour, unless ``strict`` (used by the tests).
+    A section that raises is reported in the page (with its traceback) and listed in
+    ``report.failures`` instead of aborting the tour, unless ``strict`` (used by the tests), in
+    which case the exception propagates.
     """
     from tqdm import tqdm
 
@@ -57,6 +84,15 @@ def run_tour(outdir, seed: int = 0, quick: bool = False, only=None, progress: bo
         except Exception:
             if strict:
                 raise
-            report.html("<pre class='fail'>" + traceback.format_exc().replace("<", "&lt;") + "</pre>")
-        report.sections[-1].seconds = time.perf_counter() - t0
-    return report.write(time.perf_counter() - t_all)
+            report.fail(key, traceback.format_exc())
+        finally:
+            report.sections[-1].seconds = time.perf_counter() - t0
+    report.write(time.perf_counter() - t_all)
+    return report
+
+
+def run_tour(outdir, seed: int = 0, quick: bool = False, only=None, progress: bool = True,
+             strict: bool = False) -> str:
+    """:func:`build_tour`, returning the path of ``index.html``."""
+    return build_tour(outdir, seed=seed, quick=quick, only=only, progress=progress,
+                      strict=strict).index_path

@@ -54,11 +54,18 @@ class Report:
         self.quick = bool(quick)
         self.sections: list[_Section] = []
         self._current: _Section | None = None
+        self.failures: list[tuple[str, str]] = []   # (section key, traceback) of sections that raised
+        self.index_path: str | None = None
 
     # -- used by the tour driver ---------------------------------------------------------------
     def begin(self, key: str, title: str) -> None:
         self._current = _Section(key, title)
         self.sections.append(self._current)
+
+    def fail(self, key: str, trace: str) -> None:
+        """Record that section ``key`` raised; its traceback is shown in place of the rest."""
+        self.failures.append((key, trace))
+        self._current.parts.append("<pre class='fail'>" + html.escape(trace) + "</pre>")
 
     # -- used by sections ----------------------------------------------------------------------
     def rng(self, name: str) -> np.random.Generator:
@@ -111,6 +118,10 @@ class Report:
     def write(self, total_seconds: float | None = None) -> str:
         """Write ``index.html``; returns its path."""
         nav = " ".join(f'<a href="#{s.key}">{html.escape(s.title)}</a>' for s in self.sections)
+        if self.failures:
+            names = ", ".join(k for k, _ in self.failures)
+            nav = (f"<p class='fail'>{len(self.failures)} section(s) raised an error: "
+                   f"{html.escape(names)} (tracebacks below)</p>{nav}")
         body = []
         for s in self.sections:
             body.append(f'<h2 id="{s.key}">{html.escape(s.title)}</h2>')
@@ -125,4 +136,5 @@ class Report:
         path = os.path.join(self.outdir, "index.html")
         with open(path, "w", encoding="utf-8") as f:
             f.write(page)
+        self.index_path = path
         return path
