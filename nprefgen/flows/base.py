@@ -10,6 +10,11 @@ For training, ``forward_cached`` also returns an explicit cache and ``backward``
 gradients of a loss with respect to ``z`` and ``log_det`` into gradients with respect to ``x``
 and the context, while *adding* the parameter gradients into ``b.grads`` (and its children's),
 exactly like :class:`nprefgen.nn.Module`. No per-call state lives on the bijector.
+
+Besides trained parameters, a bijector may hold fixed arrays that define it (a permutation, a
+coupling mask, MADE masks, a standardization's shift and scale): these are *buffers*, registered
+with ``register_buffer`` and listed by ``named_buffers`` so that a flow can be saved and loaded
+exactly (``nprefgen.flows.flow.Flow.save``). Optimizers never see them.
 """
 from __future__ import annotations
 
@@ -34,6 +39,48 @@ class Bijector(Module):
         super().__init__()
         self.dim = check_int(dim, "dim", low=1)
         self.context_dim = check_int(context_dim, "context_dim", low=0)
+        self.buffers: dict[str, np.ndarray] = {}
+
+    # -- buffers: fixed (non-trained) arrays that define the bijector ---------------------------
+    def register_buffer(self, name: str, value: np.ndarray) -> np.ndarray:
+        """Register a fixed array; loading copies into it in place, so keep using this object."""
+        self.buffers[name] = value
+        return value
+
+    def named_buffers(self, prefix: str = ""):
+        """Yield ``(name, array)`` for this bijector's buffers and its children's, depth first.
+
+        Children that are plain :class:`nprefgen.nn.Module` objects have no buffers.
+        """
+        for name, b in getattr(self, "buffers", {}).items():
+            yield prefix + name, b
+        for cname, child in self._children.items():
+            if isinstance(child, Bijector):
+                yield from child.named_buffers(prefix + cname + ".")
+
+    def buffer_dict(self) -> dict[str, np.ndarray]:
+        """Copies of all buffers keyed by name."""
+        return {name: b.copy() for name, b in self.named_buffers()}
+
+    def load_buffer_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Copy arrays into the buffers in place; names and shapes must match exactly."""
+        own = dict(self.named_buffers())
+        missing = sorted(set(own) - set(state))
+        unexpected = sorted(set(state) - set(own))
+        if missing or unexpected:
+            raise ValueError(f"buffers: expected names {sorted(own)}, missing {missing}, "
+                             f"unexpected {unexpected}")
+        for name, b in own.items():
+            value = np.asarray(state[name])
+            if value.shape != b.shape:
+                raise ValueError(f"buffers[{name!r}]: expected shape {b.shape}, got {value.shape}")
+            b[...] = value
+        for mod in self.modules():
+            if isinstance(mod, Bijector):
+                mod._buffers_loaded()
+
+    def _buffers_loaded(self) -> None:
+        """Hook: recompute anything derived from the buffers after loading (default: nothing)."""
 
     # -- checks shared by every bijector --------------------------------------------------------
     def _check_x(self, x, name: str = "x") -> np.ndarray:
@@ -54,6 +101,16 @@ class Bijector(Module):
         if context.shape != (n, self.context_dim):
             raise ValueError(f"context: expected shape ({n}, {self.context_dim}), got {context.shape}")
         return context
+
+    def _check_cotangents(self, d_z, d_log_det, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The incoming gradients of ``backward``: d_z: (n, D), d_log_det: (n,)."""
+        d_z = check_array(d_z, "d_z", ndim=2)
+        if d_z.shape != (n, self.dim):
+            raise ValueError(f"d_z: expected shape ({n}, {self.dim}), got {d_z.shape}")
+        d_log_det = check_array(d_log_det, "d_log_det", ndim=1)
+        if d_log_det.shape != (n,):
+            raise ValueError(f"d_log_det: expected shape ({n},), got {d_log_det.shape}")
+        return d_z, d_log_det
 
     # -- the contract ---------------------------------------------------------------------------
     def forward_cached(self, x, context=None) -> tuple[np.ndarray, np.ndarray, Any]:
