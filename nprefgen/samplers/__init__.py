@@ -1,1 +1,15 @@
-"""nprefgen.samplers (see DESIGN.md)."""
+"""nprefgen.samplers: Markov chain Monte Carlo (derivations/sbi.md, section MCMC).
+
+Every sampler runs many chains in lock step on a vectorised log-density
+``log_prob(x: (m, d)) -> (m,)`` and returns an :class:`MCMCResult` with the kept states, the
+acceptance rate, split R-hat and effective sample size. Langevin samplers (plain and annealed)
+belong here too (a later issue).
+"""
+from nprefgen.samplers.diagnostics import effective_sample_size, split_rhat
+from nprefgen.samplers.hmc import hmc
+from nprefgen.samplers.mcmc import MCMCResult
+from nprefgen.samplers.metropolis import random_walk_metropolis
+from nprefgen.samplers.slice import slice_sampling
+
+__all__ = ["MCMCResult", "random_walk_metropolis", "slice_sampling", "hmc", "split_rhat",
+           "effective_sample_size"]

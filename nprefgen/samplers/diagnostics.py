@@ -1,0 +1,90 @@
+"""Convergence diagnostics for multi-chain MCMC (derivations/sbi.md, MCMC.9-MCMC.10).
+
+Gelman et al., Bayesian Data Analysis (3rd ed.), section 11.4-11.5; Stan reference manual.
+Both take ``samples: (n_chains, n, d)`` and return one value per dimension.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from nprefgen._validation import check_array
+
+
+def _check_chains(samples, min_length: int) -> np.ndarray:
+    s = check_array(samples, "samples", ndim=(2, 3), dtype=np.float64)
+    if s.ndim == 2:
+        s = s[:, :, None]
+    if s.shape[1] < min_length:
+        raise ValueError(f"samples: expected at least {min_length} states per chain, "
+                         f"got shape {s.shape}")
+    return s
+
+
+def split_rhat(samples) -> np.ndarray:
+    """(MCMC.9) split R-hat: each chain is cut in two halves, then, over the 2M half-chains of
+    length N, with W the mean within-chain variance and B/N the variance of the chain means,
+
+        var+ = (N - 1)/N W + B/N,   R-hat = sqrt(var+ / W).
+
+    samples: (n_chains, n) or (n_chains, n, d) -> (d,). Near 1 (< 1.01-1.05) for mixed chains;
+    a chain stuck elsewhere, or a trend inside a chain, pushes it up.
+    """
+    s = _check_chains(samples, 4)
+    n_half = s.shape[1] // 2
+    halves = np.concatenate([s[:, :n_half], s[:, -n_half:]], axis=0)   # (2M, N, d)
+    n = halves.shape[1]
+    means = halves.mean(axis=1)
+    w = halves.var(axis=1, ddof=1).mean(axis=0)
+    b_over_n = means.var(axis=0, ddof=1)
+    var_plus = (n - 1) / n * w + b_over_n
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.sqrt(var_plus / w)
+    return np.where(w > 0, r, np.inf)
+
+
+def autocovariance(x: np.ndarray) -> np.ndarray:
+    """Biased autocovariance of each column along axis 1 via the FFT. x: (m, n, d) -> (m, n, d)."""
+    m, n, d = x.shape
+    xc = x - x.mean(axis=1, keepdims=True)
+    size = 1 << int(np.ceil(np.log2(2 * n)))
+    f = np.fft.rfft(xc, n=size, axis=1)
+    acov = np.fft.irfft(f * np.conj(f), n=size, axis=1)[:, :n] / n
+    return acov
+
+
+def effective_sample_size(samples) -> np.ndarray:
+    """(MCMC.10) ESS = M N / tau,  tau = 1 + 2 sum_{t>=1} rho_t.
+
+    rho_t = 1 - (W - mean_chains acov_t) / var+ combines the chains (BDA3 eq. 11.7); the sum is
+    truncated by Geyer's initial monotone sequence: pair sums P_k = rho_2k + rho_2k+1 are summed
+    while positive and forced non-increasing. samples: (n_chains, n[, d]) -> (d,).
+    For independent draws ESS ~ M N.
+    """
+    s = _check_chains(samples, 4)
+    m, n, d = s.shape
+    acov = autocovariance(s)                              # (m, n, d)
+    chain_var = acov[:, 0] * n / (n - 1.0)                # (m, d)
+    w = chain_var.mean(axis=0)
+    var_plus = w * (n - 1.0) / n
+    if m > 1:
+        var_plus = var_plus + s.mean(axis=1).var(axis=0, ddof=1)
+    ess = np.empty(d)
+    for k in range(d):
+        if not var_plus[k] > 0:
+            ess[k] = np.nan
+            continue
+        rho = 1.0 - (w[k] - acov[:, :, k].mean(axis=0)) / var_plus[k]
+        rho[0] = 1.0
+        n_pairs = n // 2
+        pair = rho[0:2 * n_pairs:2] + rho[1:2 * n_pairs:2]
+        total = 0.0
+        prev = np.inf
+        for p in pair:
+            if p <= 0:
+                break
+            p = min(p, prev)
+            total += p
+            prev = p
+        tau = -1.0 + 2.0 * total
+        ess[k] = m * n / max(tau, 1.0 / np.log10(max(m * n, 10)))
+    return ess
