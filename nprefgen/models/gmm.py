@@ -1,0 +1,426 @@
+"""Gaussian mixture models fitted by expectation-maximisation (derivations/gmm.md).
+
+The maths lives in small pure functions (log-density, E-step, M-step, one EM run, sampling);
+:class:`GaussianMixture` is a thin holder of fitted parameters around them, with the
+scikit-learn attribute names (``weights_``, ``means_``, ``covariances_``,
+``precisions_cholesky_``, ``converged_``, ``n_iter_``, ``lower_bound_``, ``lower_bounds_``) so that
+the two can be compared number for number.
+
+Parameterisation (GMM.3): each component stores the upper-triangular Cholesky factor U_k of its
+precision, Sigma_k^{-1} = U_k U_k^T, so log N(x | mu_k, Sigma_k) needs one triangular product and
+the log-determinant is sum_j log U_k[j, j]. ``covariance_type`` is
+
+- ``"full"``: covariances (K, d, d), U (K, d, d);
+- ``"diag"``: variances (K, d), U = 1/sigma (K, d);
+- ``"spherical"``: one variance per component (K,), U = 1/sigma (K,).
+
+Hot loops run in ``nprefgen/kernels/gmm.py`` (numba, each beside its NumPy twin).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.linalg import solve_triangular
+
+from nprefgen._validation import (
+    check_array, check_choice, check_int, check_rng, check_scalar,
+)
+from nprefgen.kernels.gmm import (
+    log_gaussian_prob_diag, log_gaussian_prob_full, log_responsibilities,
+    weighted_scatter_diag, weighted_scatter_full, weighted_sums,
+)
+from nprefgen.models.kmeans import kmeans_plusplus, lloyd, squared_distances
+
+COVARIANCE_TYPES = ("full", "diag", "spherical")
+INIT_PARAMS = ("kmeans", "k-means++", "random")
+_NK_EPS = 10.0 * np.finfo(np.float64).eps   # keeps N_k > 0 for an empty component (as sklearn)
+
+
+class NotFittedError(ValueError, AttributeError):
+    """A method that needs fitted parameters was called before ``fit``."""
+
+
+# --------------------------------------------------------------------------------------------
+# Parameters: covariances <-> Cholesky factors of the precisions
+# --------------------------------------------------------------------------------------------
+def precision_cholesky(covariances: np.ndarray, covariance_type: str) -> np.ndarray:
+    """(GMM.3a) U_k = C_k^{-T} with C_k = chol(Sigma_k) lower, so that Sigma_k^{-1} = U_k U_k^T.
+
+    covariances: (K, d, d) | (K, d) | (K,) -> the same shape.
+
+    Raises ``ValueError`` naming ``reg_covar`` when a covariance is (numerically) singular: a
+    Cholesky pivot C_jj^2 at or below d * eps * max_j Sigma_jj (pivots bound the smallest
+    eigenvalue from above), e.g. collinear data fitted with ``reg_covar=0``.
+    """
+    eps = np.finfo(np.float64).eps
+    msg = ("reg_covar: component {k} has a singular covariance (smallest Cholesky pivot^2 "
+           "{piv:.3g} vs largest variance {big:.3g}): collinear data or a collapsed component; "
+           "expected reg_covar > 0 large enough to make every covariance positive definite "
+           "(or fewer components / rescaled data)")
+    if covariance_type == "full":
+        K, d, _ = covariances.shape
+        out = np.empty_like(covariances)
+        eye = np.eye(d)
+        for k in range(K):
+            big = float(np.max(np.diagonal(covariances[k])))
+            try:
+                C = np.linalg.cholesky(covariances[k])
+            except np.linalg.LinAlgError:
+                raise ValueError(msg.format(k=k, piv=float("nan"), big=big)) from None
+            piv = float(np.min(np.diagonal(C))) ** 2
+            if not piv > d * eps * big:
+                raise ValueError(msg.format(k=k, piv=piv, big=big))
+            out[k] = solve_triangular(C, eye, lower=True).T              # C^{-T}, upper
+        return out
+    var = covariances.reshape(covariances.shape[0], -1)                   # (K, d) or (K, 1)
+    big = np.max(var, axis=1)
+    bad = np.flatnonzero(~(var.min(axis=1) > var.shape[1] * eps * big))
+    if bad.size:
+        k = int(bad[0])
+        raise ValueError(msg.format(k=k, piv=float(var[k].min()), big=float(big[k])))
+    return 1.0 / np.sqrt(covariances)
+
+
+def precision_cholesky_from_precisions(precisions: np.ndarray, covariance_type: str) -> np.ndarray:
+    """(GMM.3b) The upper-triangular U with U U^T = Lambda, from the precisions Lambda.
+
+    With J the exchange matrix (ones on the anti-diagonal), J Lambda J = L L^T (lower Cholesky)
+    gives Lambda = (J L J)(J L J)^T and J L J is upper-triangular. precisions: like covariances.
+    """
+    if covariance_type == "full":
+        out = np.empty_like(precisions)
+        for k in range(precisions.shape[0]):
+            try:
+                L = np.linalg.cholesky(precisions[k][::-1, ::-1])
+            except np.linalg.LinAlgError:
+                raise ValueError(f"precisions_init: expected symmetric positive-definite "
+                                 f"matrices, component {k} is not") from None
+            out[k] = L[::-1, ::-1]
+        return out
+    return np.sqrt(precisions)
+
+
+def covariance_cholesky(covariances: np.ndarray, covariance_type: str) -> np.ndarray:
+    """C_k with C_k C_k^T = Sigma_k, used by (GMM.14): (K, d, d) lower, or sigma (K, d) | (K,)."""
+    if covariance_type == "full":
+        return np.linalg.cholesky(covariances)
+    return np.sqrt(covariances)
+
+
+def precisions_from_cholesky(prec_chol: np.ndarray, covariance_type: str) -> np.ndarray:
+    """Lambda_k = U_k U_k^T (full) or U_k^2 (diag, spherical)."""
+    if covariance_type == "full":
+        return prec_chol @ np.swapaxes(prec_chol, 1, 2)
+    return prec_chol ** 2
+
+
+def n_parameters(n_components: int, n_features: int, covariance_type: str) -> int:
+    """(GMM.12) Free parameters: K - 1 weights, K d means, and K d(d+1)/2 | K d | K covariances."""
+    K, d = n_components, n_features
+    cov = {"full": K * d * (d + 1) // 2, "diag": K * d, "spherical": K}[covariance_type]
+    return (K - 1) + K * d + cov
+
+
+# --------------------------------------------------------------------------------------------
+# E-step and M-step
+# --------------------------------------------------------------------------------------------
+def log_gaussian_prob(X: np.ndarray, means: np.ndarray, prec_chol: np.ndarray,
+                      covariance_type: str) -> np.ndarray:
+    """(GMM.3) log N(x_i | mu_k, Sigma_k). X: (n, d), means: (K, d) -> (n, K)."""
+    if covariance_type == "full":
+        return log_gaussian_prob_full(X, means, np.ascontiguousarray(prec_chol))
+    if covariance_type == "spherical":
+        prec_chol = np.repeat(prec_chol[:, None], X.shape[1], axis=1)   # (K,) -> (K, d)
+    return log_gaussian_prob_diag(X, means, prec_chol)
+
+
+def e_step(X: np.ndarray, weights: np.ndarray, means: np.ndarray, prec_chol: np.ndarray,
+           covariance_type: str) -> tuple[np.ndarray, np.ndarray]:
+    """(GMM.4) log p(x_i) (n,) and log-responsibilities log r_ik (n, K).
+
+    a_ik = log pi_k + log N(x_i | mu_k, Sigma_k); log p(x_i) = logsumexp_k a_ik (GMM.1);
+    log r_ik = a_ik - log p(x_i).
+    """
+    with np.errstate(divide="ignore"):                 # a zero weight gives log pi_k = -inf
+        log_w = np.log(weights)
+    a = log_gaussian_prob(X, means, prec_chol, covariance_type) + log_w[None, :]
+    return log_responsibilities(a)
+
+
+def m_step(X: np.ndarray, resp: np.ndarray, covariance_type: str,
+           reg_covar: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(GMM.5)-(GMM.9) Maximise the lower bound (GMM.10) over the parameters for fixed r.
+
+    X: (n, d), resp: (n, K) -> weights (K,), means (K, d), covariances (K, d, d) | (K, d) | (K,).
+    N_k gets 10 eps added (as scikit-learn) so that an empty component divides by a positive
+    number; the floor ``reg_covar`` is added to every variance.
+    """
+    nk, sx = weighted_sums(X, resp)                    # (GMM.5)
+    nk = nk + _NK_EPS
+    means = sx / nk[:, None]                           # (GMM.7)
+    weights = nk / nk.sum()                            # (GMM.7)
+    if covariance_type == "full":
+        S = weighted_scatter_full(X, resp, means)      # (GMM.6) centred scatter
+        cov = S / nk[:, None, None]                    # (GMM.8)
+        d = X.shape[1]
+        cov[:, np.arange(d), np.arange(d)] += reg_covar
+    else:
+        S = weighted_scatter_diag(X, resp, means)      # (GMM.6) its diagonal
+        cov = S / nk[:, None] + reg_covar              # (GMM.9a)
+        if covariance_type == "spherical":
+            cov = cov.mean(axis=1)                     # (GMM.9b)
+    return weights, means, cov
+
+
+@dataclass
+class EMResult:
+    """One EM run: final parameters, the mean log-likelihood history and convergence."""
+
+    weights: np.ndarray
+    means: np.ndarray
+    covariances: np.ndarray
+    prec_chol: np.ndarray
+    lower_bound: float
+    lower_bounds: np.ndarray
+    n_iter: int
+    converged: bool
+
+
+def em(X: np.ndarray, weights: np.ndarray, means: np.ndarray, prec_chol: np.ndarray,
+       covariance_type: str, reg_covar: float, max_iter: int, tol: float) -> EMResult:
+    """Run EM from the given parameters (the loop of derivations/gmm.md).
+
+    Iteration t computes, from the current parameters theta_{t-1}, the mean log-likelihood
+    l(theta_{t-1}) (GMM.2) and the responsibilities (E-step), then theta_t (M-step). The history
+    ``lower_bounds[t-1] = l(theta_{t-1})`` never decreases for reg_covar = 0 (GMM.11); the run
+    stops when |l_t - l_{t-1}| < tol (GMM.17). This is scikit-learn's bookkeeping exactly, so the
+    histories of the two can be compared entry by entry.
+    """
+    lower_bound = -np.inf
+    history = []
+    converged = False
+    cov = None
+    n_iter = 0
+    for n_iter in range(1, max_iter + 1):
+        prev = lower_bound
+        log_norm, log_resp = e_step(X, weights, means, prec_chol, covariance_type)
+        lower_bound = float(np.mean(log_norm))                         # (GMM.2)
+        if not np.isfinite(lower_bound):
+            raise ValueError(f"X: the mean log-likelihood became {lower_bound} at iteration "
+                             f"{n_iter}; expected finite values (increase reg_covar or rescale X)")
+        weights, means, cov = m_step(X, np.exp(log_resp), covariance_type, reg_covar)
+        prec_chol = precision_cholesky(cov, covariance_type)            # (GMM.3a)
+        history.append(lower_bound)
+        if abs(lower_bound - prev) < tol:                                # (GMM.17)
+            converged = True
+            break
+    return EMResult(weights, means, cov, prec_chol, lower_bound, np.asarray(history), n_iter,
+                    converged)
+
+
+# --------------------------------------------------------------------------------------------
+# Initialisation and sampling
+# --------------------------------------------------------------------------------------------
+def initial_responsibilities(X: np.ndarray, n_components: int, init_params: str,
+                             rng: np.random.Generator, kmeans_iter: int = 20) -> np.ndarray:
+    """Starting responsibilities (n, K), turned into parameters by one M-step.
+
+    - ``"kmeans"``: k-means++ seeds (GMM.15) refined by at most ``kmeans_iter`` Lloyd steps
+      (GMM.16), then hard assignments. scikit-learn runs a full KMeans (to convergence, up to
+      300 steps) here; the few-steps version is the same idea at a fraction of the cost.
+    - ``"k-means++"``: hard assignment of every point to its nearest k-means++ seed (scikit-learn
+      instead gives responsibility only to the K seed points themselves).
+    - ``"random"``: rows of uniform draws normalised to sum to 1.
+    """
+    n, K = X.shape[0], n_components
+    if init_params == "random":
+        resp = rng.uniform(size=(n, K))
+        return resp / resp.sum(axis=1, keepdims=True)
+    centers, _ = kmeans_plusplus(X, K, rng)                            # (GMM.15)
+    if init_params == "kmeans":
+        _, labels, _, _ = lloyd(X, centers, max_iter=kmeans_iter)       # (GMM.16)
+    else:
+        labels = np.argmin(squared_distances(X, centers), axis=1)
+    resp = np.zeros((n, K))
+    resp[np.arange(n), labels] = 1.0
+    return resp
+
+
+def sample_mixture(n: int, weights: np.ndarray, means: np.ndarray, covariances: np.ndarray,
+                   covariance_type: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(GMM.14) z_i ~ Categorical(pi), x_i = mu_{z_i} + C_{z_i} eps_i, eps_i ~ N(0, I).
+
+    Returns x: (n, d) and the component labels z: (n,), in draw order (not grouped).
+    """
+    K, d = means.shape
+    labels = rng.choice(K, size=n, p=weights / weights.sum())
+    eps = rng.standard_normal((n, d))
+    chol = covariance_cholesky(covariances, covariance_type)
+    x = np.empty((n, d))
+    for k in range(K):
+        idx = labels == k
+        if covariance_type == "full":
+            x[idx] = means[k] + eps[idx] @ chol[k].T
+        else:
+            x[idx] = means[k] + eps[idx] * chol[k]
+    return x, labels
+
+
+# --------------------------------------------------------------------------------------------
+# The estimator
+# --------------------------------------------------------------------------------------------
+class GaussianMixture:
+    """A mixture of K Gaussians fitted by EM (derivations/gmm.md).
+
+    Parameters
+    ----------
+    n_components : K >= 1.
+    covariance_type : ``"full"`` (default), ``"diag"`` or ``"spherical"``.
+    tol : stop when the mean log-likelihood changes by less than ``tol`` (GMM.17); 1e-3.
+    reg_covar : floor added to every variance in the M-step (GMM.8); 1e-6. With 0, a singular
+        covariance raises ``ValueError``.
+    max_iter : EM iterations per restart, >= 1; 100.
+    n_init : restarts from independent initialisations; the run with the highest final
+        lower bound is kept (GMM.17).
+    init_params : ``"kmeans"`` (k-means++ then Lloyd), ``"k-means++"`` or ``"random"``; see
+        :func:`initial_responsibilities`.
+    weights_init, means_init, precisions_init : optional starting values, (K,), (K, d) and
+        (K, d, d) | (K, d) | (K,) precisions. Given all three, no random initialisation happens
+        and a single run is made (restarts would be identical).
+    kmeans_iter : Lloyd steps of the ``"kmeans"`` initialisation; 20.
+
+    Fitted attributes
+    -----------------
+    weights_ (K,), means_ (K, d), covariances_, precisions_, precisions_cholesky_,
+    converged_ (bool), n_iter_ (int), lower_bound_ (float: the mean log-likelihood of the
+    parameters before the last M-step, as scikit-learn), lower_bounds_ (n_iter_,): the
+    per-iteration mean log-likelihood history of the kept run.
+    """
+
+    def __init__(self, n_components: int = 1, *, covariance_type: str = "full",
+                 tol: float = 1e-3, reg_covar: float = 1e-6, max_iter: int = 100,
+                 n_init: int = 1, init_params: str = "kmeans", weights_init=None,
+                 means_init=None, precisions_init=None, kmeans_iter: int = 20) -> None:
+        self.n_components = check_int(n_components, "n_components", low=1)
+        self.covariance_type = check_choice(covariance_type, "covariance_type", COVARIANCE_TYPES)
+        self.tol = check_scalar(tol, "tol", low=0.0)
+        self.reg_covar = check_scalar(reg_covar, "reg_covar", low=0.0)
+        self.max_iter = check_int(max_iter, "max_iter", low=1)
+        self.n_init = check_int(n_init, "n_init", low=1)
+        self.init_params = check_choice(init_params, "init_params", INIT_PARAMS)
+        self.kmeans_iter = check_int(kmeans_iter, "kmeans_iter", low=0)
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.precisions_init = precisions_init
+
+    # -- fitting -------------------------------------------------------------------------------
+    def _check_inits(self, d: int):
+        K, ct = self.n_components, self.covariance_type
+        w = m = p = None
+        if self.weights_init is not None:
+            w = check_array(self.weights_init, "weights_init", shape=(K,), dtype=np.float64)
+            if np.any(w < 0) or abs(w.sum() - 1.0) > 1e-8:
+                raise ValueError(f"weights_init: expected non-negative weights summing to 1, "
+                                 f"got sum {w.sum()!r} and minimum {w.min()!r}")
+        if self.means_init is not None:
+            m = check_array(self.means_init, "means_init", shape=(K, d), dtype=np.float64)
+        if self.precisions_init is not None:
+            shape = {"full": (K, d, d), "diag": (K, d), "spherical": (K,)}[ct]
+            p = check_array(self.precisions_init, "precisions_init", shape=shape,
+                            dtype=np.float64)
+            if ct == "full" and not np.allclose(p, np.swapaxes(p, 1, 2), rtol=0, atol=1e-12 *
+                                                np.abs(p).max()):
+                raise ValueError("precisions_init: expected symmetric matrices")
+            if ct != "full" and np.any(p <= 0):
+                raise ValueError("precisions_init: expected positive precisions")
+            p = precision_cholesky_from_precisions(p, ct)                 # (GMM.3b)
+        return w, m, p
+
+    def fit(self, X, rng: np.random.Generator) -> "GaussianMixture":
+        """Fit by EM with ``n_init`` restarts. X: (n, d) finite, n >= n_components; returns self."""
+        X = check_array(X, "X", ndim=2, dtype=np.float64)
+        rng = check_rng(rng)
+        n, d = X.shape
+        K = self.n_components
+        if K > n:
+            raise ValueError(f"n_components: expected at most n_samples = {n} components, "
+                             f"got {K}")
+        w0, m0, p0 = self._check_inits(d)
+        given_all = w0 is not None and m0 is not None and p0 is not None
+        best = None
+        for _ in range(1 if given_all else self.n_init):
+            if given_all:
+                w, m, p = w0, m0, p0
+            else:
+                resp = initial_responsibilities(X, K, self.init_params, rng, self.kmeans_iter)
+                w, m, cov = m_step(X, resp, self.covariance_type, self.reg_covar)
+                p = precision_cholesky(cov, self.covariance_type)
+                w = w if w0 is None else w0
+                m = m if m0 is None else m0
+                p = p if p0 is None else p0
+            run = em(X, w, m, p, self.covariance_type, self.reg_covar, self.max_iter, self.tol)
+            if best is None or run.lower_bound > best.lower_bound:       # (GMM.17) best restart
+                best = run
+        self.weights_, self.means_ = best.weights, best.means
+        self.covariances_, self.precisions_cholesky_ = best.covariances, best.prec_chol
+        self.precisions_ = precisions_from_cholesky(best.prec_chol, self.covariance_type)
+        self.converged_, self.n_iter_ = best.converged, best.n_iter
+        self.lower_bound_, self.lower_bounds_ = best.lower_bound, best.lower_bounds
+        return self
+
+    # -- using the fitted model ----------------------------------------------------------------
+    def _check_fitted(self, method: str) -> None:
+        if not hasattr(self, "weights_"):
+            raise NotFittedError(f"GaussianMixture.{method}: this model is not fitted yet; "
+                                 f"call fit(X, rng) first")
+
+    def _check_X(self, X, method: str) -> np.ndarray:
+        self._check_fitted(method)
+        return check_array(X, "X", shape=(None, self.means_.shape[1]), dtype=np.float64)
+
+    def _e_step(self, X):
+        return e_step(X, self.weights_, self.means_, self.precisions_cholesky_,
+                      self.covariance_type)
+
+    def score_samples(self, X) -> np.ndarray:
+        """(GMM.1) log p(x_i) under the fitted mixture. X: (m, d) -> (m,)."""
+        return self._e_step(self._check_X(X, "score_samples"))[0]
+
+    log_prob = score_samples
+
+    def score(self, X) -> float:
+        """(GMM.2) Mean log-likelihood of X: (m, d)."""
+        return float(np.mean(self.score_samples(X)))
+
+    def predict_proba(self, X) -> np.ndarray:
+        """(GMM.4) Responsibilities p(z = k | x_i). X: (m, d) -> (m, K), rows sum to 1."""
+        return np.exp(self._e_step(self._check_X(X, "predict_proba"))[1])
+
+    def predict(self, X) -> np.ndarray:
+        """(GMM.4) The most responsible component. X: (m, d) -> (m,) int."""
+        return np.argmax(self._e_step(self._check_X(X, "predict"))[1], axis=1)
+
+    def sample(self, n: int, rng: np.random.Generator, return_labels: bool = False):
+        """(GMM.14) n draws from the fitted mixture: x (n, d), and labels (n,) if asked."""
+        self._check_fitted("sample")
+        n = check_int(n, "n", low=1)
+        x, labels = sample_mixture(n, self.weights_, self.means_, self.covariances_,
+                                   self.covariance_type, check_rng(rng))
+        return (x, labels) if return_labels else x
+
+    def n_parameters(self) -> int:
+        """(GMM.12) Number of free parameters of the fitted model."""
+        self._check_fitted("n_parameters")
+        return n_parameters(self.n_components, self.means_.shape[1], self.covariance_type)
+
+    def bic(self, X) -> float:
+        """(GMM.13a) -2 n l(X) + p log n; lower is better."""
+        X = self._check_X(X, "bic")
+        return -2.0 * X.shape[0] * self.score(X) + self.n_parameters() * math.log(X.shape[0])
+
+    def aic(self, X) -> float:
+        """(GMM.13b) -2 n l(X) + 2 p; lower is better."""
+        X = self._check_X(X, "aic")
+        return -2.0 * X.shape[0] * self.score(X) + 2.0 * self.n_parameters()
