@@ -214,17 +214,17 @@ class SplineCoupling(Bijector):
     context_dim : int, size of the context vector (0: unconditional).
     activation : the conditioner's hidden activation.
     min_width, min_height, min_derivative : see :func:`spline_parameters`.
+    zero_init : bool, zero the conditioner's last layer, so that a new coupling is exactly the
+        identity (SPL.3) and training starts from the base density (default True).
     dtype : float64 (default) or float32.
-
-    The conditioner's last layer starts at zero, so a new coupling is exactly the identity
-    (SPL.3) and training starts from the base density.
     """
 
     def __init__(self, dim: int, mask, hidden: int | Sequence[int] = 64, n_bins: int = 8,
                  bound: float = 3.0, *, rng: np.random.Generator, context_dim: int = 0,
                  activation: str = "relu", min_width: float = DEFAULT_MIN_WIDTH,
                  min_height: float = DEFAULT_MIN_HEIGHT,
-                 min_derivative: float = DEFAULT_MIN_DERIVATIVE, dtype=np.float64) -> None:
+                 min_derivative: float = DEFAULT_MIN_DERIVATIVE, zero_init: bool = True,
+                 dtype=np.float64) -> None:
         super().__init__(dim, context_dim)
         check_rng(rng)
         self.n_bins = check_int(n_bins, "n_bins", low=1)
@@ -246,9 +246,9 @@ class SplineCoupling(Bijector):
         n_out = self.idx_b.size * n_spline_params(self.n_bins)
         net = MLP(self.idx_a.size + self.context_dim, _hidden_widths(hidden), n_out, rng=rng,
                   activation=activation, dtype=dtype)
-        last = net.layers[-1]
-        last.params["weight"][...] = 0.0
-        last.params["bias"][...] = 0.0
+        if zero_init:
+            for p in net.layers[-1].params.values():
+                p[...] = 0.0
         self.net = self.add_child("net", net)
 
     def _buffers_loaded(self) -> None:

@@ -17,6 +17,9 @@ from nprefgen.flows.spline import (
 )
 from nprefgen.kernels import spline as ks
 from nprefgen.testing import vjp_error
+from nprefgen.testing.bijector_checks import (
+    bijector_report, check_bijector, randomize_parameters,
+)
 from nprefgen.testing.strategies import seeds
 
 STEP = 1e-5
@@ -306,94 +309,28 @@ def _coupling(seed, dim, context_dim, n_bins, scale=0.3):
     mask[rng.permutation(dim)[: rng.integers(0 if context_dim else 1, dim)]] = 1
     b = SplineCoupling(dim, mask, [7, 5], n_bins, 2.0, rng=rng, context_dim=context_dim,
                        activation="tanh")
-    for _, p, _ in b.named_parameters():
-        p[...] = scale * rng.standard_normal(p.shape)   # leave the zero (identity) init
+    randomize_parameters(b, rng, scale)               # leave the zero (identity) init
     x = 1.2 * rng.standard_normal((5, dim))
     c = rng.standard_normal((5, context_dim)) if context_dim else None
     return b, x, c, rng
 
 
-def _jacobian_log_det(b, x, context, step=STEP):
-    """log|det| of the fourth-order central-difference Jacobian of b.forward, per sample."""
-    out = np.empty(x.shape[0])
-    for i in range(x.shape[0]):
-        ci = None if context is None else context[i:i + 1]
-        cols = []
-        for j in range(x.shape[1]):
-            e = np.zeros((1, x.shape[1]))
-            e[0, j] = step
-            f = lambda k: b.forward(x[i:i + 1] + k * e, ci)[0][0]  # noqa: E731
-            cols.append((-f(2) + 8 * f(1) - 8 * f(-1) + f(-2)) / (12 * step))
-        out[i] = np.linalg.slogdet(np.stack(cols, axis=1))[1]
-    return out
-
-
-def _coupling_vjp_results(b, x, c, rng):
-    """Dot-product tests of the coupling's backward for the input, the context and every
-    parameter; the loss depends on both z and log_det."""
-    def run(x_, c_):
-        return b.forward(x_, c_)
-
-    def grads(v):
-        b.zero_grad()
-        _, _, cache = b.forward_cached(x, c)
-        return b.backward(cache, v[0], v[1])
-
-    res = [vjp_error(lambda x_: run(x_, c), lambda v: grads(v)[0], x, rng=rng, step=STEP, name="x")]
-    if c is not None:
-        res.append(vjp_error(lambda c_: run(x, c_), lambda v: grads(v)[1], c, rng=rng, step=STEP,
-                             name="context"))
-    for name, p, g in b.named_parameters():
-        orig = p.copy()
-
-        def fun(p_, p=p, orig=orig):
-            p[...] = p_
-            try:
-                return run(x, c)
-            finally:
-                p[...] = orig
-
-        def vjp(v, g=g):
-            grads(v)
-            return g.copy()
-
-        res.append(vjp_error(fun, vjp, orig, rng=rng, step=STEP, name=name))
-    b.zero_grad()
-    return res
-
-
 @given(seed=seeds(), dim=st.integers(2, 6), context_dim=st.integers(0, 3), n_bins=st.integers(1, 6))
-def test_coupling_round_trip_and_log_det(seed, dim, context_dim, n_bins):
-    """(SPL.12) inverse(forward(x)) == x to 1e-10 relative; log_det == log|det J| of a central
-    difference Jacobian to 1e-7 (relative where |log_det| > 1); inverse log_det == -log_det."""
-    b, x, c, _ = _coupling(seed, dim, context_dim, n_bins)
-    z, log_det = b.forward(x, c)
-    x_back, log_det_inv = b.inverse(z, c)
-    assert np.max(np.abs(x_back - x)) <= 1e-10 * np.max(np.abs(x))
-    np.testing.assert_allclose(log_det_inv, -log_det, rtol=1e-12, atol=1e-12)
-    fd = _jacobian_log_det(b, x, c)
-    assert np.all(np.abs(fd - log_det) <= 1e-7 * np.maximum(1.0, np.abs(log_det)))
-    z2, log_det2, _ = b.forward_cached(x, c)                # fused == separate
-    np.testing.assert_array_equal(z2, z)
-    np.testing.assert_array_equal(log_det2, log_det)
-
-
-@given(seed=seeds(), dim=st.integers(2, 5), context_dim=st.integers(0, 2), n_bins=st.integers(1, 5))
-def test_coupling_backward_dot_product(seed, dim, context_dim, n_bins):
-    """(SPL.13) backward passes the dot-product test for the input, the context and every
-    conditioner parameter."""
+def test_coupling_bijector_battery(seed, dim, context_dim, n_bins):
+    """(SPL.12)-(SPL.13) the battery of nprefgen.testing.bijector_checks: inverse(forward(x)) == x
+    to 1e-10 relative; log_det == log|det J| of a central-difference Jacobian to 1e-7 (relative
+    where |log_det| > 1); inverse log_det == -log_det; fused == separate; backward passes the
+    dot-product test for the input, the context and every conditioner parameter."""
     b, x, c, rng = _coupling(seed, dim, context_dim, n_bins)
-    for r in _coupling_vjp_results(b, x, c, rng):
-        assert r.ok, str(r)
+    report = check_bijector(b, x, c, rng=rng, jacobian_step=STEP, grad_step=STEP)
+    assert len(report.gradients) == 1 + (context_dim > 0) + len(list(b.named_parameters()))
 
 
 def test_wrong_log_derivative_is_caught(rng, monkeypatch):
-    """A log-derivative that drops the -2 log(den) term of (SPL.5) is caught by the Jacobian
-    log-det check (and the correct one passes it)."""
+    """A log-derivative that drops the -2 log(den) term of (SPL.5) is caught by the battery's
+    Jacobian log-det check (and the correct one passes it)."""
     b, x, c, _ = _coupling(3, 4, 1, 4)
-    fd = _jacobian_log_det(b, x, c)
-    assert np.all(np.abs(fd - b.forward(x, c)[1]) <= 1e-7 * np.maximum(1.0, np.abs(fd)))
-
+    assert bijector_report(b, x, c, rng=rng, jacobian_step=STEP, grad_step=STEP).ok
     good = ks._rq_eval
 
     def wrong_eval(xi, s, h, d0, d1):
@@ -403,8 +340,9 @@ def test_wrong_log_derivative_is_caught(rng, monkeypatch):
 
     monkeypatch.setattr(ks, "_rq_eval", wrong_eval)
     monkeypatch.setattr(fs, "rq_spline_forward", ks.rq_spline_forward_numpy)
-    wrong = b.forward(x, c)[1]
-    assert np.max(np.abs(fd - wrong)) > 1e-3
+    failures = bijector_report(b, x, c, rng=rng, jacobian_step=STEP, grad_step=STEP).failures
+    assert any(f.startswith("log-det vs finite-difference") for f in failures), failures
+    assert any("inverse log-det" in f for f in failures), failures
 
 
 def test_new_coupling_is_identity(rng):
