@@ -1,0 +1,82 @@
+"""Gaussian random fields with a prescribed power spectrum (derivations/data.md, DATA.8-DATA.11).
+
+A statistically homogeneous, isotropic Gaussian field delta on a periodic box of side L is fixed
+by its power spectrum P(k), <delta(k) delta*(k')> = (2 pi)^2 delta_D(k - k') P(|k|) (DATA.8).
+On an N x N grid the Fourier modes must be independent complex Gaussians with
+<|FFT(delta)_k|^2> = N^4 P(|k|) / L^2 (DATA.9) and Hermitian symmetry FFT(delta)_{-k} =
+conj(FFT(delta)_k), so that delta is real. The DFT of real white noise has exactly this structure
+with <|W_k|^2> = N^2, hence (DATA.10)
+
+    delta = IFFT( N sqrt(P(|k|)) / L * FFT(w) ),  w ~ N(0, I),
+
+computed with rfft2/irfft2 on the half plane. The k = 0 mode is set to zero: the fields have
+zero spatial mean and P(0) is never evaluated (power laws diverge there).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from nprefgen._validation import check_int, check_rng, check_scalar
+from nprefgen.metrics.field_stats import wavenumber_grid
+
+
+def power_law(amplitude: float = 1.0, slope: float = 2.0):
+    """P(k) = amplitude * k^(-slope), a callable for :func:`gaussian_random_field`."""
+    amplitude = check_scalar(amplitude, "amplitude", low=0.0)
+    slope = check_scalar(slope, "slope")
+
+    def p(k):
+        return amplitude * np.asarray(k, dtype=np.float64) ** (-slope)
+
+    return p
+
+
+def field_variance(power_spectrum, n_side: int, box_size: float = 1.0) -> float:
+    """Expected pixel variance of :func:`gaussian_random_field` (DATA.11):
+    sigma^2 = (1 / L^2) sum_{k != 0} P(|k|) over the N x N Fourier grid."""
+    n_side = check_int(n_side, "n_side", low=2)
+    box_size = check_scalar(box_size, "box_size", low=0.0, low_inclusive=False)
+    k = wavenumber_grid(n_side, box_size)                                  # (N, N) full plane
+    return float(np.sum(power_spectrum(k[k > 0])) / box_size**2)
+
+
+def gaussian_random_field(n_side: int, power_spectrum, rng: np.random.Generator,
+                          box_size: float = 1.0, n_fields: int = 1) -> np.ndarray:
+    """Real Gaussian random fields whose expected power spectrum is ``power_spectrum`` (DATA.10).
+
+    Parameters
+    ----------
+    n_side : int, pixels per side N
+    power_spectrum : callable, P(k) for an array of angular wavenumbers k = 2 pi m / L > 0;
+        must return finite, non-negative values of the same shape
+    rng : numpy.random.Generator, draws the white noise
+    box_size : float, the side L (pixel size L / N)
+    n_fields : int, independent fields F
+
+    Returns
+    -------
+    delta : (F, N, N) float64, zero spatial mean, pixel variance sum_{k != 0} P(|k|) / L^2
+        (DATA.11); :func:`nprefgen.metrics.field_stats.power_spectrum` recovers P(k).
+    """
+    n_side = check_int(n_side, "n_side", low=2)
+    rng = check_rng(rng)
+    box_size = check_scalar(box_size, "box_size", low=0.0, low_inclusive=False)
+    n_fields = check_int(n_fields, "n_fields", low=1)
+    if not callable(power_spectrum):
+        raise ValueError(f"power_spectrum: expected a callable P(k), got "
+                         f"{type(power_spectrum).__name__}")
+    k = wavenumber_grid(n_side, box_size, half=True)                      # (N, N//2 + 1)
+    p = np.zeros_like(k)
+    nonzero = k > 0
+    with np.errstate(all="ignore"):
+        p_k = np.asarray(power_spectrum(k[nonzero]), dtype=np.float64)
+    if p_k.shape != (int(nonzero.sum()),) or not np.all(np.isfinite(p_k)) or np.any(p_k < 0):
+        raise ValueError("power_spectrum: expected finite non-negative values of the input's "
+                         "shape for k > 0, got " + (f"shape {p_k.shape}" if p_k.shape !=
+                                                     (int(nonzero.sum()),) else
+                                                     f"min {np.nanmin(p_k)!r} / non-finite"))
+    p[nonzero] = p_k
+    amplitude = n_side * np.sqrt(p) / box_size                            # (DATA.10), A_0 = 0
+    white = rng.standard_normal((n_fields, n_side, n_side))
+    modes = np.fft.rfft2(white, axes=(1, 2)) * amplitude                   # Hermitian half plane
+    return np.fft.irfft2(modes, s=(n_side, n_side), axes=(1, 2))
