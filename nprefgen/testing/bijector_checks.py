@@ -187,7 +187,7 @@ class BijectorReport:
 def bijector_report(b, x, context=None, *, rng: np.random.Generator,
                     round_trip_tol: float = ROUND_TRIP_TOL, log_det_tol: float = LOG_DET_TOL,
                     grad_rtol: float = DEFAULT_RTOL, jacobian_step: float = JACOBIAN_STEP,
-                    grad_step: float = 1e-3) -> BijectorReport:
+                    grad_step: float = 1e-4) -> BijectorReport:
     """Run the whole battery and collect the numbers (no raising)."""
     x, context = _inputs(b, x, context)
     failures = shape_errors(b, x, context)
@@ -216,7 +216,7 @@ def check_bijector(b, x, context=None, *, rng: np.random.Generator, **tolerances
 
     Raises ``AssertionError`` naming every failed check; returns the :class:`BijectorReport`.
     Keyword tolerances: ``round_trip_tol`` (1e-10), ``log_det_tol`` (1e-7), ``grad_rtol``
-    (1e-8), ``jacobian_step`` (1e-4), ``grad_step`` (1e-3).
+    (1e-8), ``jacobian_step`` (1e-4), ``grad_step`` (1e-4).
     """
     report = bijector_report(b, x, context, rng=rng, **tolerances)
     if not report.ok:

@@ -1,0 +1,173 @@
+"""Affine coupling (RealNVP, Dinh et al. 2017) and its masks (derivations/flows.md, FLOW.4-FLOW.8).
+
+A binary mask splits x into a conditioning part x_A (mask 1, passed through unchanged) and a
+transformed part x_B (mask 0):
+
+    y_A = x_A,    y_B = x_B * exp(s) + t,    (raw_s, t) = NN([x_A, c])              (FLOW.4)
+
+with s = b tanh(raw_s / b) a bounded scale (FLOW.5): |s| < b keeps every step's volume change
+within e^{+-b d_B}, which is what keeps early training from blowing up (the tanh soft clamp of
+Glow/FrEIA; ``bound=None`` removes it). The Jacobian is block triangular with diagonal
+(1, ..., 1, e^{s_1}, ..., e^{s_dB}), so log|det| = sum s (FLOW.6) and the inverse needs one
+conditioner pass (FLOW.7). The elementwise transform and its VJP (FLOW.8) are the numba kernels in
+:mod:`nprefgen.kernels.coupling`; the conditioner is an :func:`nprefgen.nn.MLP` fed
+``[x_A, context]`` and outputting ``[raw_s, t]`` (2 d_B units), its last layer zero-initialised so
+that a fresh coupling is the identity.
+
+References: Dinh, Sohl-Dickstein & Bengio (2017), "Density estimation using Real NVP".
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from nprefgen._validation import check_array, check_choice, check_int, check_rng, check_scalar
+from nprefgen.flows.base import Bijector
+from nprefgen.kernels.coupling import (
+    affine_coupling_backward, affine_coupling_forward, affine_coupling_inverse,
+)
+from nprefgen.nn import MLP
+from nprefgen.nn.activations import ACTIVATIONS
+
+
+# -- masks (1 = conditioning part A, passed through; 0 = transformed part B) ------------------------
+def half_mask(dim: int, flip: bool = False) -> np.ndarray:
+    """First half (``ceil(dim/2)`` entries) conditions, second half is transformed; ``flip`` swaps.
+
+    dim: int -> (dim,) float array of 0/1.
+    """
+    dim = check_int(dim, "dim", low=2)
+    m = np.zeros(dim)
+    m[: (dim + 1) // 2] = 1.0
+    return 1.0 - m if flip else m
+
+
+def alternating_mask(dim: int, parity: int = 0) -> np.ndarray:
+    """Even coordinates condition (parity 0) or odd ones (parity 1). -> (dim,) float array."""
+    dim = check_int(dim, "dim", low=2)
+    parity = check_int(parity, "parity", low=0, high=1)
+    return ((np.arange(dim) + parity) % 2 == 0).astype(np.float64)
+
+
+def checkerboard_mask(shape, parity: int = 0) -> np.ndarray:
+    """Checkerboard over an image ``shape`` (h, w) or (c, h, w), flattened in C order.
+
+    Pixel (i, j) conditions when ``(i + j + parity)`` is even; every channel shares the pattern.
+    -> (prod(shape),) float array of 0/1.
+    """
+    shape = tuple(check_int(s, "shape", low=1) for s in shape)
+    if len(shape) not in (2, 3) or int(np.prod(shape)) < 2:
+        raise ValueError(f"shape: expected (h, w) or (c, h, w) with at least 2 pixels, got {shape}")
+    parity = check_int(parity, "parity", low=0, high=1)
+    h, w = shape[-2:]
+    board = ((np.arange(h)[:, None] + np.arange(w)[None, :] + parity) % 2 == 0).astype(np.float64)
+    return np.broadcast_to(board, shape).reshape(-1).copy()
+
+
+def _selector(idx: np.ndarray):
+    """A basic slice when ``idx`` is an arithmetic progression (column views, no copies)."""
+    if idx.size == 1:
+        return slice(int(idx[0]), int(idx[0]) + 1)
+    step = int(idx[1] - idx[0])
+    if step > 0 and np.all(np.diff(idx) == step):
+        return slice(int(idx[0]), int(idx[-1]) + 1, step)
+    return idx
+
+
+class AffineCoupling(Bijector):
+    """RealNVP affine coupling, optionally conditioned on a context (FLOW.4-FLOW.8).
+
+    Parameters
+    ----------
+    mask : (D,) array of 0/1
+        1 marks the conditioning part x_A, 0 the transformed part x_B; see :func:`half_mask`,
+        :func:`alternating_mask`, :func:`checkerboard_mask`. At least one 0 is required, and at
+        least one 1 unless the coupling has a context.
+    hidden : sequence of int
+        Hidden widths of the conditioner MLP (its child ``net``).
+    rng : numpy.random.Generator
+    context_dim : int
+        C, the size of the context concatenated to x_A at the conditioner's input.
+    activation : str
+        Conditioner activation (``nprefgen.nn`` name).
+    bound : float or None
+        b of (FLOW.5); None for an unbounded scale.
+    zero_init : bool
+        Zero the conditioner's last layer so the coupling starts as the identity.
+    """
+
+    def __init__(self, mask, hidden=(64, 64), *, rng: np.random.Generator, context_dim: int = 0,
+                 activation: str = "relu", bound: float | None = 3.0, zero_init: bool = True) -> None:
+        mask = check_array(mask, "mask", ndim=1)
+        if not np.all((mask == 0) | (mask == 1)):
+            raise ValueError("mask: expected entries in {0, 1}, got other values")
+        super().__init__(mask.size, context_dim)
+        check_rng(rng)
+        check_choice(activation, "activation", ACTIVATIONS)
+        self.bound = 0.0 if bound is None else check_scalar(bound, "bound", low=0.0, low_inclusive=False)
+        d_a, d_b = int(mask.sum()), int(mask.size - mask.sum())
+        if d_b == 0:
+            raise ValueError("mask: expected at least one 0 (a transformed coordinate), got all ones")
+        if d_a == 0 and self.context_dim == 0:
+            raise ValueError("mask: expected at least one 1 (a conditioning coordinate) for an "
+                             "unconditional coupling, got all zeros")
+        self.mask = self.register_buffer("mask", mask.astype(np.float64))
+        self.hidden = [check_int(h, "hidden", low=1) for h in hidden]
+        self.net = self.add_child("net", MLP(d_a + self.context_dim, self.hidden, 2 * d_b, rng=rng,
+                                             activation=activation))
+        if zero_init:
+            last = self.net.layers[-1]
+            for p in last.params.values():
+                p[...] = 0.0
+        self._buffers_loaded()
+
+    def _buffers_loaded(self) -> None:
+        idx_a = np.flatnonzero(self.mask == 1)
+        idx_b = np.flatnonzero(self.mask == 0)
+        if idx_b.size == 0 or idx_a.size + self.context_dim == 0 or \
+                idx_a.size != getattr(self, "_d_a", idx_a.size):
+            raise ValueError("mask: a loaded mask must keep the coupling's split sizes")
+        self._d_a, self._d_b = idx_a.size, idx_b.size
+        self._sel_a = _selector(idx_a) if idx_a.size else idx_a
+        self._sel_b = _selector(idx_b)
+
+    def _conditioner_input(self, x_a, context):
+        return x_a if context is None else np.concatenate([x_a, context], axis=1)
+
+    def forward_cached(self, x, context=None):
+        """(FLOW.4)-(FLOW.6) x: (n, D), context: (n, C) or None -> z: (n, D), log_det: (n,), cache."""
+        x = self._check_x(x)
+        context = self._check_context(context, x.shape[0])
+        h, net_cache = self.net.forward(self._conditioner_input(x[:, self._sel_a], context))
+        raw_s, t = h[:, : self._d_b], h[:, self._d_b:]          # (n, d_B) column views
+        x_b = x[:, self._sel_b]
+        y_b, log_det = affine_coupling_forward(x_b, raw_s, t, self.bound)
+        z = x.copy()
+        z[:, self._sel_b] = y_b
+        return z, log_det, (x_b, raw_s, net_cache, context is not None)
+
+    def inverse(self, z, context=None):
+        """(FLOW.7) z: (n, D) -> x: (n, D), log_det_inv: (n,). One conditioner pass."""
+        z = self._check_x(z, "z")
+        context = self._check_context(context, z.shape[0])
+        h, _ = self.net.forward(self._conditioner_input(z[:, self._sel_a], context))
+        x_b, log_det_inv = affine_coupling_inverse(z[:, self._sel_b], h[:, : self._d_b],
+                                                   h[:, self._d_b:], self.bound)
+        x = z.copy()
+        x[:, self._sel_b] = x_b
+        return x, log_det_inv
+
+    def backward(self, cache, d_z, d_log_det):
+        """(FLOW.8) d_z: (n, D), d_log_det: (n,) -> d_x: (n, D), d_context: (n, C) or None."""
+        x_b, raw_s, net_cache, has_context = cache
+        d_z, d_log_det = self._check_cotangents(d_z, d_log_det, x_b.shape[0])
+        d_x_b, d_raw_s, d_t = affine_coupling_backward(x_b, raw_s, self.bound, d_z[:, self._sel_b],
+                                                       d_log_det)
+        d_in = self.net.backward(net_cache, np.concatenate([d_raw_s, d_t], axis=1))
+        d_x = d_z.copy()
+        d_x[:, self._sel_b] = d_x_b
+        d_x[:, self._sel_a] += d_in[:, : self._d_a]            # x_A also feeds the conditioner
+        return d_x, (d_in[:, self._d_a:] if has_context else None)
+
+    def __repr__(self) -> str:
+        return (f"AffineCoupling(dim={self.dim}, d_A={self._d_a}, hidden={self.hidden}, "
+                f"context_dim={self.context_dim}, bound={self.bound or None})")
