@@ -90,11 +90,14 @@ class Module:
                 f"state: expected parameter names {sorted(own)}, "
                 f"missing {missing}, unexpected {unexpected}"
             )
-        for name, p in own.items():
+        values = {}
+        for name, p in own.items():         # check everything before copying anything
             value = check_array(state[name], f"state[{name!r}]", allow_empty=True)
             if value.shape != p.shape:
                 raise ValueError(f"state[{name!r}]: expected shape {p.shape}, got {value.shape}")
-            p[...] = value
+            values[name] = value
+        for name, p in own.items():
+            p[...] = values[name]
 
     def astype(self, dtype) -> "Module":
         """Cast every parameter (and gradient) to ``dtype`` in place; returns self."""
