@@ -1,4 +1,4 @@
-"""Convergence diagnostics for multi-chain MCMC (derivations/sbi.md, MCMC.9-MCMC.10).
+"""Convergence diagnostics for multi-chain MCMC (derivations/sbi.md, MCMC.8-MCMC.9).
 
 Gelman et al., Bayesian Data Analysis (3rd ed.), section 11.4-11.5; Stan reference manual.
 Both take ``samples: (n_chains, n, d)`` and return one value per dimension.
@@ -21,7 +21,7 @@ def _check_chains(samples, min_length: int) -> np.ndarray:
 
 
 def split_rhat(samples) -> np.ndarray:
-    """(MCMC.9) split R-hat: each chain is cut in two halves, then, over the 2M half-chains of
+    """(MCMC.8) split R-hat: each chain is cut in two halves, then, over the 2M half-chains of
     length N, with W the mean within-chain variance and B/N the variance of the chain means,
 
         var+ = (N - 1)/N W + B/N,   R-hat = sqrt(var+ / W).
@@ -53,7 +53,7 @@ def autocovariance(x: np.ndarray) -> np.ndarray:
 
 
 def effective_sample_size(samples) -> np.ndarray:
-    """(MCMC.10) ESS = M N / tau,  tau = 1 + 2 sum_{t>=1} rho_t.
+    """(MCMC.9) ESS = M N / tau,  tau = 1 + 2 sum_{t>=1} rho_t.
 
     rho_t = 1 - (W - mean_chains acov_t) / var+ combines the chains (BDA3 eq. 11.7); the sum is
     truncated by Geyer's initial monotone sequence: pair sums P_k = rho_2k + rho_2k+1 are summed

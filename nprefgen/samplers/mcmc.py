@@ -6,7 +6,7 @@ call of a neural log-likelihood serves every chain (derivations/sbi.md, section 
 
 A run has ``n_warmup`` warm-up steps (the sampler tunes its step size, then forgets them) and
 ``n_steps`` kept steps, thinned by ``thin``. The result holds the kept states per chain together
-with the split R-hat and the effective sample size (MCMC.9, MCMC.10).
+with the split R-hat and the effective sample size (MCMC.8, MCMC.9).
 """
 from __future__ import annotations
 
@@ -54,13 +54,13 @@ class MCMCResult:
         return self.samples.reshape(-1, self.samples.shape[-1])
 
     def rhat(self) -> np.ndarray:
-        """(MCMC.9) split R-hat per dimension, (d,)."""
+        """(MCMC.8) split R-hat per dimension, (d,)."""
         from nprefgen.samplers.diagnostics import split_rhat
 
         return split_rhat(self.samples)
 
     def ess(self) -> np.ndarray:
-        """(MCMC.10) effective sample size per dimension, (d,)."""
+        """(MCMC.9) effective sample size per dimension, (d,)."""
         from nprefgen.samplers.diagnostics import effective_sample_size
 
         return effective_sample_size(self.samples)

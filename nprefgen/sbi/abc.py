@@ -1,0 +1,142 @@
+"""Rejection ABC (derivations/sbi.md, SBI.6-SBI.7).
+
+(SBI.6) Keep the simulated theta_i whose summaries land within eps of the observed ones,
+d(s(x_i), s(x_obs)) <= eps. The kept draws follow
+
+    p_eps(theta | x_obs)  proportional to  p(theta) P(d(s(x), s(x_obs)) <= eps | theta),
+
+which tends to p(theta | s(x_obs)) as eps -> 0 (and to the full posterior if s is sufficient).
+In practice eps is set as a quantile of the distances (keep the closest ``n_keep`` or a
+``quantile`` of the simulations), trading bias (large eps) for variance (few draws).
+
+(SBI.7) To draw more samples than were kept (for C2ST against 10 000 reference draws, as sbibm
+does), :class:`ABCPosterior` smooths the kept draws with a Gaussian kernel density estimate
+(bandwidth by Scott's rule on the kept draws' covariance) and rejects draws outside the prior.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from nprefgen._validation import check_array, check_choice, check_int, check_rng, check_scalar
+
+
+def _distances(s_sim: np.ndarray, s_obs: np.ndarray, distance: str) -> np.ndarray:
+    diff = s_sim - s_obs
+    if distance == "euclidean":
+        return np.sqrt(np.sum(diff * diff, axis=1))
+    if distance == "manhattan":
+        return np.sum(np.abs(diff), axis=1)
+    return np.max(np.abs(diff), axis=1)   # chebyshev
+
+
+@dataclass
+class ABCResult:
+    """theta_kept (k, p), distances (k,) sorted ascending, eps the acceptance radius, n_simulations."""
+
+    theta: np.ndarray
+    distances: np.ndarray
+    eps: float
+    n_simulations: int
+
+    @property
+    def acceptance_rate(self) -> float:
+        return self.theta.shape[0] / self.n_simulations
+
+
+def rejection_abc(x_obs, theta, x, *, summary=None, distance: str = "euclidean",
+                  scale: str | None = "mad", n_keep: int | None = None,
+                  quantile: float | None = None, eps: float | None = None) -> ABCResult:
+    """(SBI.6) rejection ABC on precomputed simulations.
+
+    Parameters
+    ----------
+    x_obs : (dx,) the observation.
+    theta : (n, p), x : (n, dx) simulations from the joint (e.g. ``simulate_from_prior``).
+    summary : callable (m, dx) -> (m, ds), or None (identity).
+    distance : "euclidean", "manhattan" or "chebyshev".
+    scale : "mad" (divide each summary by its median absolute deviation over the simulations)
+        or None (raw summaries, as sbibm's REJ-ABC).
+    n_keep, quantile, eps : exactly one: keep the n_keep closest, the closest fraction
+        ``quantile``, or all within ``eps``.
+    """
+    theta = check_array(theta, "theta", ndim=2)
+    x = check_array(x, "x", ndim=2)
+    if x.shape[0] != theta.shape[0]:
+        raise ValueError(f"x: expected {theta.shape[0]} rows to match theta, got {x.shape[0]}")
+    x_obs = check_array(x_obs, "x_obs", ndim=(1, 2))
+    if x_obs.ndim == 2:
+        if x_obs.shape[0] != 1:
+            raise ValueError(f"x_obs: expected one observation (dx,), got shape {x_obs.shape}")
+        x_obs = x_obs[0]
+    if x_obs.shape[0] != x.shape[1]:
+        raise ValueError(f"x_obs: expected shape ({x.shape[1]},) to match x, got {x_obs.shape}")
+    check_choice(distance, "distance", ("euclidean", "manhattan", "chebyshev"))
+    if sum(v is not None for v in (n_keep, quantile, eps)) != 1:
+        raise ValueError("n_keep: expected exactly one of n_keep, quantile, eps to be given")
+    s_sim, s_obs = x, x_obs[None, :]
+    if summary is not None:
+        s_sim = check_array(summary(x), "summary(x)", ndim=2)
+        s_obs = check_array(summary(x_obs[None, :]), "summary(x_obs)", ndim=2)
+    if scale is not None:
+        check_choice(scale, "scale", ("mad",))
+        med = np.median(s_sim, axis=0)
+        mad = np.median(np.abs(s_sim - med), axis=0)
+        mad = np.where(mad > 0, mad, 1.0)
+        s_sim, s_obs = s_sim / mad, s_obs / mad
+    d = _distances(s_sim, s_obs, distance)
+    order = np.argsort(d, kind="stable")
+    n = theta.shape[0]
+    if n_keep is not None:
+        k = check_int(n_keep, "n_keep", low=1, high=n)
+    elif quantile is not None:
+        k = max(1, int(round(check_scalar(quantile, "quantile", low=0.0, high=1.0,
+                                          low_inclusive=False) * n)))
+    else:
+        eps = check_scalar(eps, "eps", low=0.0)
+        k = int(np.sum(d <= eps))
+        if k == 0:
+            raise ValueError(f"eps: no simulation within eps={eps} (closest {d[order[0]]:.4g})")
+    keep = order[:k]
+    radius = float(d[keep[-1]]) if eps is None else float(eps)
+    return ABCResult(theta[keep], d[keep], radius, n)
+
+
+def scott_bandwidth(theta: np.ndarray) -> np.ndarray:
+    """(SBI.7) kernel covariance H = n^{-2/(p+4)} Cov(theta) (Scott's rule). theta: (k, p)."""
+    k, p = theta.shape
+    cov = np.atleast_2d(np.cov(theta, rowvar=False)) if k > 1 else np.eye(p) * 1e-6
+    return cov * k ** (-2.0 / (p + 4.0)) + 1e-12 * np.eye(p)
+
+
+class ABCPosterior:
+    """Kept ABC draws, resampled through a Gaussian KDE restricted to the prior (SBI.7).
+
+    ``sample(n, rng)`` -> (n, p); ``kde=False`` resamples the kept draws with replacement.
+    """
+
+    def __init__(self, result: ABCResult, prior=None, kde: bool = True) -> None:
+        self.theta = result.theta
+        self.result = result
+        self.prior = prior
+        self.kde = bool(kde)
+        self.chol = np.linalg.cholesky(scott_bandwidth(self.theta))
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        n = check_int(n, "n", low=1)
+        check_rng(rng)
+        out, have = [], 0
+        for _ in range(1000):
+            m = 2 * (n - have) + 10
+            idx = rng.integers(0, self.theta.shape[0], size=m)
+            draw = self.theta[idx]
+            if self.kde:
+                draw = draw + rng.standard_normal(draw.shape) @ self.chol.T
+            if self.prior is not None:
+                draw = draw[self.prior.in_support(draw)]
+            out.append(draw)
+            have += draw.shape[0]
+            if have >= n:
+                return np.concatenate(out)[:n]
+        raise ValueError("prior: the ABC kernel density puts almost no mass inside the prior")

@@ -1,0 +1,73 @@
+"""TARP: tests of accuracy with random points (derivations/sbi.md, SBI.16-SBI.17).
+
+Lemos, Coogan, Hezaveh & Perreault-Levasseur (2023), "Sampling-based accuracy testing of
+posterior estimators for general inference", ICML.
+
+(SBI.16) For each test pair (theta*_i, x_i), L draws theta_il ~ q(theta | x_i) and one reference
+point theta^r_i, the fraction of draws closer to the reference than the truth is
+
+    f_i = (1/L) sum_l 1[ d(theta_il, theta^r_i) < d(theta*_i, theta^r_i) ],
+
+and the expected coverage probability is ECP(alpha) = (1/N) sum_i 1[f_i < alpha]: the coverage of
+balls around theta^r. q is the posterior iff ECP(alpha) = alpha for all alpha (for references
+drawn from a distribution whose support covers the parameters'); parameters are scaled to
+[0, 1] by the range of theta* and references are uniform on the unit box, as in the paper.
+
+(SBI.17) The area criterion: ATC = int_0^1 |ECP(alpha) - alpha| d alpha (0 when calibrated);
+the signed area int (ECP - alpha) is negative for over-confident and positive for
+under-confident posteriors. As ECP is the CDF of f, we also report the KS test of f against U(0, 1).
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+from nprefgen._validation import check_array, check_rng
+from nprefgen.sbi.diagnostics._checks import check_draws
+
+ALPHAS = np.linspace(0.0, 1.0, 101)
+
+
+def tarp_fractions(samples, theta_true, rng: np.random.Generator, references=None,
+                   normalize: bool = True) -> np.ndarray:
+    """(SBI.16) f_i: (N, L, p), (N, p) -> (N,). ``references`` (N, p) in the scaled space, or
+    None for uniform points on the unit box drawn from ``rng``."""
+    s, t = check_draws(samples, theta_true)
+    check_rng(rng)
+    if normalize:
+        lo, hi = t.min(axis=0), t.max(axis=0)
+        span = np.where(hi > lo, hi - lo, 1.0)
+        s, t = (s - lo) / span, (t - lo) / span
+    if references is None:
+        ref = rng.uniform(size=t.shape)
+    else:
+        ref = check_array(references, "references", shape=t.shape)
+    d_samples = np.sqrt(np.sum((s - ref[:, None, :]) ** 2, axis=2))   # (N, L)
+    d_true = np.sqrt(np.sum((t - ref) ** 2, axis=1))                   # (N,)
+    return np.mean(d_samples < d_true[:, None], axis=1)
+
+
+def tarp_coverage(f, alphas=ALPHAS) -> np.ndarray:
+    """(SBI.16) ECP(alpha) = (1/N) sum_i 1[f_i < alpha]. f: (N,) -> (len(alphas),)."""
+    f = check_array(f, "f", ndim=1)
+    return np.mean(f[None, :] < np.asarray(alphas)[:, None], axis=1)
+
+
+def tarp_area(ecp, alphas=ALPHAS) -> tuple[float, float]:
+    """(SBI.17) (ATC, signed area): trapezoidal integrals of |ECP - alpha| and ECP - alpha."""
+    ecp = check_array(ecp, "ecp", ndim=1)
+    a = np.asarray(alphas, dtype=np.float64)
+    if a.shape != ecp.shape:
+        raise ValueError(f"ecp: expected shape {a.shape} to match alphas, got {ecp.shape}")
+    gap = ecp - a
+    return float(np.trapezoid(np.abs(gap), a)), float(np.trapezoid(gap, a))
+
+
+def tarp_test(samples, theta_true, rng: np.random.Generator, level: float = 0.01) -> dict:
+    """ECP curve, area criterion and KS p-value of f against U(0, 1) in one call."""
+    f = tarp_fractions(samples, theta_true, rng)
+    ecp = tarp_coverage(f)
+    atc, signed = tarp_area(ecp)
+    p = float(stats.kstest(f, "uniform").pvalue)
+    return {"alphas": ALPHAS, "ecp": ecp, "f": f, "atc": atc, "signed_area": signed,
+            "pvalue": p, "passed": p > level}
