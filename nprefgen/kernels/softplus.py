@@ -10,13 +10,21 @@ import numpy as np
 from nprefgen.kernels._jit import kernel
 
 
+def _as_float(x) -> np.ndarray:
+    """float32/float64 input keeps its dtype; anything else (ints, bools, lists) becomes float64."""
+    x = np.asarray(x)
+    return x if x.dtype in (np.float32, np.float64) else x.astype(np.float64)
+
+
 def softplus_numpy(x: np.ndarray) -> np.ndarray:
     """(NN.8) any shape -> same shape. The NumPy oracle (logaddexp is exact and stable)."""
+    x = _as_float(x)
     return np.logaddexp(0.0, x).astype(x.dtype, copy=False)
 
 
 def softplus_grad_numpy(x: np.ndarray) -> np.ndarray:
     """(NN.8) softplus'(x) = sigmoid(x), stable for large |x|."""
+    x = _as_float(x)
     e = np.exp(-np.abs(x))
     return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
 
@@ -40,6 +48,7 @@ def _softplus_grad_flat(x, out):
 
 
 def _elementwise(flat_kernel, x: np.ndarray) -> np.ndarray:
+    x = _as_float(x)
     out = np.empty(x.shape, dtype=x.dtype)
     # reshape(-1) of a strided array copies; the kernel itself also accepts strided 1-D input.
     flat_kernel(x.reshape(-1), out.reshape(-1))

@@ -64,7 +64,7 @@ class Tanh(_Elementwise):
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
     """(NN.7) sigmoid(x) = 1 / (1 + e^{-x}) without overflow (it is softplus')."""
-    return softplus_grad(np.asarray(x))
+    return softplus_grad(x)
 
 
 class Sigmoid(_Elementwise):

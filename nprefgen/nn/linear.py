@@ -98,8 +98,12 @@ class MaskedLinear(Linear):
             raise ValueError("mask: expected entries in {0, 1}, got other values")
         self.mask = mask.astype(dtype)
 
+    def _mask(self) -> np.ndarray:
+        # the mask follows the weight's dtype (Module.astype casts parameters, not buffers)
+        return self.mask.astype(self.params["weight"].dtype, copy=False)
+
     def _effective_weight(self) -> np.ndarray:
-        return self.params["weight"] * self.mask           # (NN.3)
+        return self.params["weight"] * self._mask()        # (NN.3)
 
     def _accumulate_weight_grad(self, d_W: np.ndarray) -> None:
-        self.grads["weight"] += d_W * self.mask            # (NN.3) masked gradient
+        self.grads["weight"] += d_W * self._mask()         # (NN.3) masked gradient

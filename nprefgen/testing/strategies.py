@@ -51,8 +51,11 @@ def arrays_for(draw, shape, scale: float = 1.0, away_from_zero: float = 0.0) -> 
 
 @st.composite
 def strided_arrays(draw, shape, scale: float = 1.0) -> np.ndarray:
-    """Like :func:`arrays_for` but returned as a non-contiguous view (every second row/column
-    of a larger array, or a transpose), to test kernels on strided memory."""
+    """Like :func:`arrays_for`, in one of three memory layouts drawn by hypothesis: a
+    non-contiguous view (every second entry along each axis of a larger array), a transpose
+    (2-D only; for other ranks this kind is contiguous), or a plain contiguous array, so one
+    strategy covers both the strided and the contiguous paths of a kernel. (A view with a single
+    element is always flagged contiguous by NumPy.)"""
     kind = draw(st.sampled_from(["step", "transpose", "contiguous"]))
     rng = np.random.default_rng(draw(seeds()))
     if kind == "step":

@@ -53,3 +53,6 @@ def test_softplus_values_and_float32():
                                rtol=1e-15)
     x32 = x.astype(np.float32)
     assert softplus(x32).dtype == np.float32 and softplus_grad(x32).dtype == np.float32
+    ints = np.array([-1, 0, 2])                  # promoted to float64, not truncated to int
+    for f in (softplus, softplus_numpy, softplus_grad, softplus_grad_numpy):
+        np.testing.assert_allclose(f(ints), f(ints.astype(float)), rtol=1e-15)

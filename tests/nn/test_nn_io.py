@@ -44,7 +44,11 @@ def test_corrupt_truncated_and_pickled_files_raise(tmp_path, rng):
     data = good.read_bytes()
     (tmp_path / "trunc.npz").write_bytes(data[: len(data) // 2])
     (tmp_path / "junk.npz").write_bytes(b"this is not a zip file at all")
-    for name in ("trunc.npz", "junk.npz"):
+    flipped = bytearray(data)
+    for i in range(60, 68):          # inside the first member's deflate stream: a zlib.error
+        flipped[i] ^= 0xFF
+    (tmp_path / "flipped.npz").write_bytes(bytes(flipped))
+    for name in ("trunc.npz", "junk.npz", "flipped.npz"):
         with pytest.raises(ValueError, match="path: .* is not a readable .npz"):
             load_npz(tmp_path / name, net)
     with pytest.raises(ValueError, match="path: expected an existing .npz"):

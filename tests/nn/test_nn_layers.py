@@ -165,6 +165,20 @@ def test_relu_mlp_and_reshape_flatten_vjp(rng):
     check_layer(Reshape(3, 2), rng.standard_normal((2, 6)), rng=rng)
 
 
+@given(st.lists(st.integers(1, 4), min_size=2, max_size=4).map(tuple), seeds())
+def test_flatten_reshape_vjp(shape, seed):
+    """Flatten and Reshape (pure reindexing) pass the dot-product test for drawn shapes and
+    round-trip each other."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape)
+    flat, cache = Flatten().forward(x)
+    assert flat.shape == (shape[0], int(np.prod(shape[1:])))
+    assert all(r.ok for r in layer_vjp_errors(Flatten(), x, rng=rng))
+    back = Reshape(*shape[1:])
+    np.testing.assert_array_equal(back(flat), x)
+    assert all(r.ok for r in layer_vjp_errors(back, flat, rng=rng))
+
+
 def _preactivations(net, x):
     out = []
     for layer in net.layers:
@@ -217,6 +231,11 @@ def test_float32_close_to_float64(rng):
         layer_vjp_errors(n32, x, rng=rng)
     n16 = MLP(4, [8], 3, rng=np.random.default_rng(3)).astype(np.float32)
     assert all(p.dtype == np.float32 for _, p, _ in n16.named_parameters())
+    masked = MaskedLinear(3, 2, np.tril(np.ones((2, 3))), rng=rng).astype(np.float32)
+    y, cache = masked.forward(np.ones((2, 3), dtype=np.float32))
+    assert y.dtype == np.float32 and masked.backward(cache, np.ones((2, 2), np.float32)).dtype == np.float32
+    # integer input to the public helpers is promoted, not truncated
+    np.testing.assert_allclose(sigmoid(np.array([0, 1])), [0.5, 1 / (1 + np.exp(-1.0))], rtol=1e-15)
 
 
 def test_bad_inputs_raise(rng):
