@@ -1,0 +1,140 @@
+"""MADE: a masked autoencoder whose outputs are autoregressive (derivations/flows.md, FLOW.9-FLOW.10).
+
+Germain, Gregor, Murray & Larochelle (2015), "MADE: Masked Autoencoder for Distribution
+Estimation". Every input coordinate d gets a degree m(d) in {1..D} (its position in the
+autoregressive order), every hidden unit k a degree m(k) in {1..D-1} (FLOW.9), and the weight
+masks keep exactly the connections that respect the order (FLOW.10):
+
+    hidden layer:  M[k, j] = 1[m(k) >= m(j)]         (j an input or a unit of the layer below)
+    output layer:  M[d, k] = 1[m(d) >  m(k)]
+
+so output d depends on x_j only through paths whose degrees grow strictly from m(j) to m(d):
+only on coordinates earlier in the order. Context inputs (a conditional MADE) get degree 0 in
+effect: they connect to every hidden unit (and, without hidden layers, to every output).
+
+Each coordinate has two outputs, a shift mu_d and a raw log-scale; the output vector is laid out
+``[mu_1..mu_D, raw_alpha_1..raw_alpha_D]`` in the coordinates' own order.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from nprefgen._validation import check_array, check_choice, check_int, check_rng
+from nprefgen.nn import MaskedLinear, Sequential
+from nprefgen.nn.activations import ACTIVATIONS
+from nprefgen.nn.base import Module, check_input
+
+
+def made_degrees(dim: int, hidden, order=None) -> list[np.ndarray]:
+    """(FLOW.9) Degrees of the inputs and of every hidden layer.
+
+    dim: D; hidden: widths; order: (D,) permutation of 1..D (default 1..D, the identity order).
+    Hidden degrees cycle through 1..D-1 (all 0 when D = 1: those units see only the context),
+    so every degree is represented when a layer has at least D-1 units.
+    -> [m_in (D,), m_1 (H_1,), ..., m_L (H_L,)] integer arrays.
+    """
+    dim = check_int(dim, "dim", low=1)
+    if order is None:
+        m_in = np.arange(1, dim + 1)
+    else:
+        m_in = np.asarray(order)
+        if m_in.shape != (dim,) or sorted(m_in.tolist()) != list(range(1, dim + 1)):
+            raise ValueError(f"order: expected a permutation of 1..{dim}, got {np.asarray(order).tolist()}")
+        m_in = m_in.astype(np.int64)
+    degrees = [m_in]
+    for h in hidden:
+        h = check_int(h, "hidden", low=1)
+        degrees.append(np.arange(h) % max(1, dim - 1) + min(1, dim - 1))
+    return degrees
+
+
+def made_masks(degrees: list[np.ndarray], context_dim: int = 0, n_params: int = 2) -> list[np.ndarray]:
+    """(FLOW.10) Weight masks, PyTorch layout (out, in), for the layers of a MADE.
+
+    The first layer's input is ``[x, context]``; context columns are all ones. The output layer
+    repeats the per-coordinate mask ``n_params`` times (mu, raw_alpha).
+    """
+    masks = []
+    for below, above in zip(degrees[:-1], degrees[1:]):
+        masks.append((above[:, None] >= below[None, :]).astype(np.float64))
+    m_in = degrees[0]
+    out = (m_in[:, None] > degrees[-1][None, :]).astype(np.float64)
+    masks.append(np.tile(out, (n_params, 1)))
+    if context_dim:
+        masks[0] = np.concatenate([masks[0], np.ones((masks[0].shape[0], context_dim))], axis=1)
+    return masks
+
+
+class MADE(Module):
+    """Masked MLP with autoregressive outputs ``(mu, raw_alpha)``, optionally conditioned.
+
+    Parameters
+    ----------
+    dim : int, D
+    hidden : sequence of int, hidden widths (may be empty)
+    rng : numpy.random.Generator
+    context_dim : int, C
+    order : (D,) permutation of 1..D or None
+    activation : str
+    zero_init : bool, zero the output layer (a MAF built on it starts as the identity)
+
+    ``forward(x, context)`` returns ``(out, cache)`` with ``out: (n, 2 D)``; ``backward(cache,
+    d_out)`` returns ``(d_x, d_context)`` and accumulates the weight gradients (masked, NN.3).
+    Parameters are named like a ``torch.nn.Sequential`` under ``net.``; the masks are the
+    ``mask`` attributes of the layers.
+    """
+
+    def __init__(self, dim: int, hidden=(64, 64), *, rng: np.random.Generator, context_dim: int = 0,
+                 order=None, activation: str = "relu", zero_init: bool = True) -> None:
+        super().__init__()
+        self.dim = check_int(dim, "dim", low=1)
+        self.context_dim = check_int(context_dim, "context_dim", low=0)
+        check_rng(rng)
+        check_choice(activation, "activation", ACTIVATIONS)
+        self.hidden = [check_int(h, "hidden", low=1) for h in hidden]
+        self.degrees = made_degrees(self.dim, self.hidden, order)
+        masks = made_masks(self.degrees, self.context_dim)
+        widths = [self.dim + self.context_dim] + self.hidden + [2 * self.dim]
+        layers: list[Module] = []
+        for i, mask in enumerate(masks):
+            layers.append(MaskedLinear(widths[i], widths[i + 1], mask, rng=rng))
+            if i < len(masks) - 1:
+                layers.append(ACTIVATIONS[activation]())
+        self.net = self.add_child("net", Sequential(*layers))
+        if zero_init:
+            for p in self.net.layers[-1].params.values():
+                p[...] = 0.0
+
+    @property
+    def order(self) -> np.ndarray:
+        """The input degrees m(d), (D,)."""
+        return self.degrees[0]
+
+    def masked_layers(self) -> list[MaskedLinear]:
+        return [layer for layer in self.net.layers if isinstance(layer, MaskedLinear)]
+
+    def forward(self, x, context=None):
+        """x: (n, D), context: (n, C) or None -> out: (n, 2 D) = [mu, raw_alpha], cache."""
+        x = check_input(x, "x", self.dim, self)
+        if self.context_dim:
+            context = check_input(context, "context", self.context_dim, self)
+            x = np.concatenate([x, context], axis=1)
+        return self.net.forward(x)
+
+    def backward(self, cache, d_out):
+        """d_out: (n, 2 D) -> d_x: (n, D), d_context: (n, C) or None; accumulates weight grads."""
+        d_in = self.net.backward(cache, d_out)
+        return d_in[:, : self.dim], (d_in[:, self.dim:] if self.context_dim else None)
+
+    def input_vjp(self, cache, d_out):
+        """Like :meth:`backward` but leaves the parameter gradients untouched (IAF's solve)."""
+        d = d_out
+        for layer, c in zip(reversed(self.net.layers), reversed(cache)):
+            if isinstance(layer, MaskedLinear):
+                d = d @ (layer.params["weight"] * layer.mask)          # (NN.2a) with (NN.3)
+            else:
+                d = layer.backward(c, d)                               # activations hold no params
+        return d[:, : self.dim], (d[:, self.dim:] if self.context_dim else None)
+
+    def __repr__(self) -> str:
+        return f"MADE(dim={self.dim}, hidden={self.hidden}, context_dim={self.context_dim})"
