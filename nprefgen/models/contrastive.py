@@ -1,0 +1,197 @@
+"""Contrastive self-supervised learning (SimCLR): a siamese encoder + projection head trained by
+the NT-Xent loss on two augmented views of each image (derivations/representation.md,
+REP.12-REP.16).
+
+One training step::
+
+    x_a, x_b = augment(x, rng), augment(x, rng)          # two views of each of N images
+    h_a = f(x_a), h_b = f(x_b)                           # the SAME encoder f, two forward calls
+    z_a = g(h_a), z_b = g(h_b)                           # the SAME projection head g
+    L = NT-Xent([z_a; z_b], tau)                         # (REP.13), gradient (REP.14-REP.15)
+    backward through g and f for view a, then for view b # (REP.16) grads add up in f.grads
+    one Adam step
+
+The layers keep no per-call state (the forward returns an explicit cache), so applying a network
+twice and back-propagating twice is exactly the chain rule for shared weights: the gradient is
+the sum of the two per-view contributions (REP.16).
+
+After training the head is dropped and ``features(X) = f(X)`` is the representation that the
+linear probe and k-NN of :mod:`nprefgen.models.probe` evaluate.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+
+from nprefgen._validation import check_array, check_int, check_rng, check_scalar
+from nprefgen.kernels.ntxent import ntxent, ntxent_numpy
+from nprefgen.models.autoencoder import minibatches, progress_bar
+from nprefgen.nn import MLP, Adam, Conv2d, Flatten, Linear, Module, ReLU, Reshape, Sequential
+
+
+def ntxent_loss(z_a, z_b, tau: float = 0.5, *, use_kernel: bool = True):
+    """(REP.13) NT-Xent of N positive pairs (z_a[i], z_b[i]) and its gradients (REP.14-REP.15).
+
+    z_a, z_b: (N, p) un-normalised projections -> (loss, d_z_a: (N, p), d_z_b: (N, p)).
+    ``use_kernel=False`` uses the NumPy twin.
+    """
+    z_a = check_array(z_a, "z_a", ndim=2, dtype=np.float64)
+    z_b = check_array(z_b, "z_b", ndim=2, dtype=np.float64)
+    if z_a.shape != z_b.shape:
+        raise ValueError(f"z_b: expected shape {z_a.shape} to match z_a, got {z_b.shape}")
+    n = z_a.shape[0]
+    loss, d_h = (ntxent if use_kernel else ntxent_numpy)(np.concatenate([z_a, z_b]), tau)
+    return loss, d_h[:n], d_h[n:]
+
+
+class SimCLR:
+    """Siamese encoder f and projection head g trained by NT-Xent.
+
+    Parameters
+    ----------
+    encoder : Module, (n, D) -> (n, m) features h (the representation kept after training)
+    head : Module, (n, m) -> (n, p) projections z (the loss is computed on z)
+    in_features : int, D
+    tau : float, temperature of (REP.13)
+    """
+
+    def __init__(self, encoder: Module, head: Module, *, in_features: int, tau: float = 0.5) -> None:
+        for name, mod in (("encoder", encoder), ("head", head)):
+            if not isinstance(mod, Module):
+                raise ValueError(f"{name}: expected an nprefgen.nn.Module, got {type(mod).__name__}")
+        self.encoder = encoder
+        self.head = head
+        self.in_features = check_int(in_features, "in_features", low=1)
+        self.tau = check_scalar(tau, "tau", low=0.0, low_inclusive=False)
+        self.history_: dict[str, list[float]] = {"loss": []}
+
+    def _check_X(self, X, name: str = "X") -> np.ndarray:
+        return check_array(X, name, shape=(None, self.in_features))
+
+    def features(self, X) -> np.ndarray:
+        """The frozen representation h = f(x). X: (n, D) -> (n, m)."""
+        return self.encoder(self._check_X(X))
+
+    def project(self, X) -> np.ndarray:
+        """z = g(f(x)), the space the loss sees. X: (n, D) -> (n, p)."""
+        return self.head(self.encoder(self._check_X(X)))
+
+    def parameters(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        return self.encoder.parameters() + self.head.parameters()
+
+    def zero_grad(self) -> None:
+        self.encoder.zero_grad()
+        self.head.zero_grad()
+
+    def num_parameters(self) -> int:
+        return self.encoder.num_parameters() + self.head.num_parameters()
+
+    def forward_view(self, x: np.ndarray):
+        """One view through f then g: x: (N, D) -> (z: (N, p), caches)."""
+        h, c_f = self.encoder.forward(x)
+        z, c_g = self.head.forward(h)
+        return z, (c_f, c_g)
+
+    def backward_view(self, caches, d_z: np.ndarray) -> np.ndarray:
+        """Back-propagate one view's d_z: (N, p); adds into the shared grads, returns d_x."""
+        c_f, c_g = caches
+        return self.encoder.backward(c_f, self.head.backward(c_g, d_z))
+
+    def loss_and_grad(self, x_a, x_b, *, views: str = "both") -> float:
+        """(REP.16) NT-Xent of the pairs (x_a[i], x_b[i]) and its parameter gradient, added into
+        the networks' grads.
+
+        x_a, x_b: (N, D) the two views. ``views="a"`` or ``"b"`` back-propagates only that
+        view's contribution (the other view's cotangent is dropped), so that a test can check
+        that the two contributions add up to the full gradient.
+        """
+        x_a = self._check_X(x_a, "x_a")
+        x_b = self._check_X(x_b, "x_b")
+        if x_a.shape != x_b.shape:
+            raise ValueError(f"x_b: expected shape {x_a.shape} to match x_a, got {x_b.shape}")
+        if views not in ("both", "a", "b"):
+            raise ValueError(f"views: expected 'both', 'a' or 'b', got {views!r}")
+        z_a, c_a = self.forward_view(x_a)                  # same network, two calls
+        z_b, c_b = self.forward_view(x_b)
+        loss, d_z_a, d_z_b = ntxent_loss(z_a, z_b, self.tau)
+        if views in ("both", "a"):
+            self.backward_view(c_a, d_z_a)                 # (REP.16) view a's contribution
+        if views in ("both", "b"):
+            self.backward_view(c_b, d_z_b)                 # (REP.16) + view b's, accumulated
+        return loss
+
+    def fit(self, X, augment: Callable, *, rng: np.random.Generator, epochs: int = 50,
+            batch_size: int = 256, lr: float = 1e-3, weight_decay: float = 0.0,
+            progress: bool | None = None) -> dict[str, list[float]]:
+        """Train on unlabelled X: (n, D) with two fresh ``augment(x, rng)`` views per step.
+
+        Returns the history ``{"loss": per-epoch mean NT-Xent}`` (also ``self.history_``).
+        A batch holds N = batch_size images (2N views); a last batch of fewer than 2 images is
+        dropped.
+        """
+        X = self._check_X(X)
+        if not callable(augment):
+            raise ValueError(f"augment: expected a callable (x, rng) -> x', got {type(augment).__name__}")
+        check_rng(rng)
+        epochs = check_int(epochs, "epochs", low=1)
+        batch_size = check_int(batch_size, "batch_size", low=2)
+        if not hasattr(self, "_opt") or self._opt.lr != lr or self._opt.weight_decay != weight_decay:
+            self._opt = Adam(self.parameters(), lr=check_scalar(lr, "lr", low=0.0, low_inclusive=False),
+                             weight_decay=weight_decay)
+        bar = progress_bar(range(epochs), progress, "SimCLR", epochs)
+        for _ in bar:
+            total, count = 0.0, 0
+            for idx in minibatches(X.shape[0], batch_size, rng):
+                if len(idx) < 2:
+                    continue
+                x = X[idx]
+                x_a, x_b = augment(x, rng), augment(x, rng)
+                self.zero_grad()
+                total += self.loss_and_grad(x_a, x_b) * len(idx)
+                count += len(idx)
+                self._opt.step()
+            self.history_["loss"].append(total / max(count, 1))
+            if hasattr(bar, "set_postfix"):
+                bar.set_postfix(loss=f"{self.history_['loss'][-1]:.4g}")
+        return self.history_
+
+    def __repr__(self) -> str:
+        return (f"SimCLR(in_features={self.in_features}, tau={self.tau}, "
+                f"parameters={self.num_parameters()})")
+
+
+# -- builders -----------------------------------------------------------------------------------
+
+def dense_simclr(in_features: int, feature_dim: int = 32, hidden: Sequence[int] = (256,),
+                 proj_dim: int = 32, proj_hidden: int = 64, *, rng: np.random.Generator,
+                 tau: float = 0.5, activation: str = "relu") -> SimCLR:
+    """MLP encoder ``D -> hidden -> feature_dim`` and MLP head ``feature_dim -> proj_hidden ->
+    proj_dim`` (SimCLR's non-linear projection head)."""
+    check_rng(rng)
+    enc = MLP(in_features, list(hidden), feature_dim, rng=rng, activation=activation)
+    head = MLP(feature_dim, [proj_hidden], proj_dim, rng=rng, activation="relu")
+    return SimCLR(enc, head, in_features=in_features, tau=tau)
+
+
+def conv_simclr(image_shape: Sequence[int], feature_dim: int = 32, channels: Sequence[int] = (16, 32),
+                proj_dim: int = 32, proj_hidden: int = 64, *, rng: np.random.Generator,
+                tau: float = 0.5) -> SimCLR:
+    """Convolutional encoder for ``(c, h, w)`` images (h, w divisible by 4), flat (n, c h w)
+    inputs: two 3x3 stride-2 Conv2d + ReLU, Flatten, Linear(feature_dim); MLP head."""
+    check_rng(rng)
+    if len(image_shape) != 3:
+        raise ValueError(f"image_shape: expected (channels, height, width), got {tuple(image_shape)}")
+    c, h, w = (check_int(s, "image_shape", low=1) for s in image_shape)
+    if h % 4 or w % 4:
+        raise ValueError(f"image_shape: expected height and width divisible by 4, got {(h, w)}")
+    c1, c2 = (check_int(ch, "channels", low=1) for ch in channels)
+    enc = Sequential(
+        Reshape(c, h, w),
+        Conv2d(c, c1, 3, stride=2, padding=1, rng=rng), ReLU(),
+        Conv2d(c1, c2, 3, stride=2, padding=1, rng=rng), ReLU(),
+        Flatten(),
+        Linear(c2 * (h // 4) * (w // 4), feature_dim, rng=rng),
+    )
+    head = MLP(feature_dim, [proj_hidden], proj_dim, rng=rng, activation="relu")
+    return SimCLR(enc, head, in_features=c * h * w, tau=tau)
