@@ -289,8 +289,7 @@ class SplineCoupling(Bijector):
     def backward(self, cache, d_z, d_log_det):
         """(SPL.13) d_z: (n, D), d_log_det: (n,) -> d_x: (n, D), d_context: (n, C) or None."""
         net_cache, s_cache, shape, has_context = cache
-        d_z = check_array(d_z, "d_z", shape=shape)
-        d_log_det = check_array(d_log_det, "d_log_det", shape=(shape[0],))
+        d_z, d_log_det = self._check_cotangents(d_z, d_log_det, shape[0])
         n_b = self.idx_b.size
         d_log_deriv = np.broadcast_to(d_log_det[:, None], (shape[0], n_b))
         d_x_b, d_theta = spline_backward(s_cache, d_z[:, self.idx_b], d_log_deriv)
