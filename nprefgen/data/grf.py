@@ -70,11 +70,14 @@ def gaussian_random_field(n_side: int, power_spectrum, rng: np.random.Generator,
     nonzero = k > 0
     with np.errstate(all="ignore"):
         p_k = np.asarray(power_spectrum(k[nonzero]), dtype=np.float64)
-    if p_k.shape != (int(nonzero.sum()),) or not np.all(np.isfinite(p_k)) or np.any(p_k < 0):
-        raise ValueError("power_spectrum: expected finite non-negative values of the input's "
-                         "shape for k > 0, got " + (f"shape {p_k.shape}" if p_k.shape !=
-                                                     (int(nonzero.sum()),) else
-                                                     f"min {np.nanmin(p_k)!r} / non-finite"))
+    n_k = int(nonzero.sum())
+    if p_k.shape != (n_k,):
+        raise ValueError(f"power_spectrum: expected an array of shape ({n_k},) for k of that "
+                         f"shape, got shape {p_k.shape}")
+    if not np.all(np.isfinite(p_k)) or np.any(p_k < 0):
+        n_bad = int(np.sum(~np.isfinite(p_k)) + np.sum(p_k < 0))
+        raise ValueError(f"power_spectrum: expected finite non-negative P(k) for k > 0, got "
+                         f"{n_bad} negative or non-finite values")
     p[nonzero] = p_k
     amplitude = n_side * np.sqrt(p) / box_size                            # (DATA.10), A_0 = 0
     white = rng.standard_normal((n_fields, n_side, n_side))
