@@ -49,7 +49,7 @@ def leapfrog(grad_fn, x, p, grad, eps, n_leapfrog, inv_mass):
 def hmc(log_prob, grad_log_prob, x0, n_steps: int, rng: np.random.Generator, *,
         n_warmup: int = 200, step_size: float = 0.1, n_leapfrog: int = 10,
         target_accept: float = 0.8, inv_mass=None, adapt_mass: bool = True,
-        thin: int = 1) -> MCMCResult:
+        thin: int = 1, chain_index: bool = False) -> MCMCResult:
     """Run HMC chains in lock step.
 
     Parameters
@@ -63,6 +63,8 @@ def hmc(log_prob, grad_log_prob, x0, n_steps: int, rng: np.random.Generator, *,
     target_accept : mean acceptance probability aimed at during warm-up.
     inv_mass : (d,) diagonal inverse mass M^{-1}; ones by default.
     adapt_mass : estimate M^{-1} from warm-up (needs n_warmup >= 20).
+    chain_index : call ``log_prob(x, chains)`` and ``grad_log_prob(x, chains)`` with the chain of
+        each row (one target per chain).
     """
     x, n_steps, n_warmup, thin = check_run_args(x0, n_steps, n_warmup, thin, rng)
     n_chains, d = x.shape
@@ -76,10 +78,11 @@ def hmc(log_prob, grad_log_prob, x0, n_steps: int, rng: np.random.Generator, *,
     inv_m = np.ones(d) if inv_mass is None else check_array(inv_mass, "inv_mass", shape=(d,), copy=True)
     if np.any(inv_m <= 0):
         raise ValueError("inv_mass: expected positive entries, got a non-positive one")
-    lp_fn = CountingLogProb(log_prob, d)
+    lp_fn = CountingLogProb(log_prob, d, chain_index=chain_index)
 
     def grad_fn(z):
-        g = np.asarray(grad_log_prob(z), dtype=np.float64)
+        g = grad_log_prob(z, np.arange(z.shape[0])) if chain_index else grad_log_prob(z)
+        g = np.asarray(g, dtype=np.float64)
         if g.shape != z.shape:
             raise ValueError(f"grad_log_prob: expected output shape {z.shape}, got {g.shape}")
         return g
@@ -102,7 +105,7 @@ def hmc(log_prob, grad_log_prob, x0, n_steps: int, rng: np.random.Generator, *,
             ok = np.all(np.isfinite(x1), axis=1) & np.all(np.isfinite(grad1), axis=1)
             lp1 = np.full(n_chains, -np.inf)
             if np.any(ok):
-                lp1[ok] = lp_fn(x1[ok])
+                lp1[ok] = lp_fn(x1[ok], np.flatnonzero(ok))
             h1 = hamiltonian(lp1, p1, inv_m)
             log_ratio = np.where(ok & np.isfinite(h1), h0 - h1, -np.inf)
         accept = np.log(rng.uniform(size=n_chains)) < log_ratio         # (MCMC.7)

@@ -4,6 +4,10 @@ All samplers in :mod:`nprefgen.samplers` run ``n_chains`` chains *in lock step*:
 vectorised log-density ``log_prob(x: (m, d)) -> (m,)`` called on a batch of chain states, so one
 call of a neural log-likelihood serves every chain (derivations/sbi.md, section MCMC).
 
+With ``chain_index=True`` the target is called as ``log_prob(x, chains)``, ``chains: (m,)`` the
+index of the chain each row belongs to, so that chains may target different densities: one
+posterior per observation, sampled in one batched run (NLE over many observations).
+
 A run has ``n_warmup`` warm-up steps (the sampler tunes its step size, then forgets them) and
 ``n_steps`` kept steps, thinned by ``thin``. The result holds the kept states per chain together
 with the split R-hat and the effective sample size (MCMC.8, MCMC.9).
@@ -80,16 +84,22 @@ class CountingLogProb:
     "outside the support" and is a valid answer.
     """
 
-    def __init__(self, log_prob: LogProb, dim: int, name: str = "log_prob") -> None:
+    def __init__(self, log_prob: LogProb, dim: int, name: str = "log_prob",
+                 chain_index: bool = False) -> None:
         if not callable(log_prob):
             raise ValueError(f"{name}: expected a callable x: (m, d) -> (m,), got {type(log_prob).__name__}")
         self.fn = log_prob
         self.dim = dim
         self.name = name
+        self.chain_index = bool(chain_index)
         self.calls = 0
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        out = np.asarray(self.fn(x), dtype=np.float64)
+    def __call__(self, x: np.ndarray, chains: np.ndarray | None = None) -> np.ndarray:
+        if self.chain_index:
+            chains = np.arange(x.shape[0]) if chains is None else chains
+            out = np.asarray(self.fn(x, chains), dtype=np.float64)
+        else:
+            out = np.asarray(self.fn(x), dtype=np.float64)
         if out.shape != (x.shape[0],):
             raise ValueError(f"{self.name}: expected an output of shape ({x.shape[0]},) for input "
                              f"of shape {x.shape}, got {out.shape}")

@@ -24,7 +24,8 @@ def metropolis_accept(lp_current: np.ndarray, lp_proposed: np.ndarray, log_u: np
 
 def random_walk_metropolis(log_prob, x0, n_steps: int, rng: np.random.Generator, *,
                            n_warmup: int = 500, step_size: float = 1.0, scale=None,
-                           target_accept: float = 0.234, thin: int = 1) -> MCMCResult:
+                           target_accept: float = 0.234, thin: int = 1,
+                           chain_index: bool = False) -> MCMCResult:
     """Run random-walk Metropolis chains in lock step.
 
     Parameters
@@ -38,6 +39,7 @@ def random_walk_metropolis(log_prob, x0, n_steps: int, rng: np.random.Generator,
     scale : None, (d,) or (d, d) proposal shape L (identity by default).
     target_accept : acceptance rate aimed at during warm-up.
     thin : keep every ``thin``-th state.
+    chain_index : call ``log_prob(x, chains)`` with the chain of each row (one target per chain).
 
     Returns
     -------
@@ -55,7 +57,7 @@ def random_walk_metropolis(log_prob, x0, n_steps: int, rng: np.random.Generator,
         if L.shape not in ((d,), (d, d)):
             raise ValueError(f"scale: expected shape ({d},) or ({d}, {d}), got {L.shape}")
         L = np.diag(L) if L.ndim == 1 else L
-    lp_fn = CountingLogProb(log_prob, d)
+    lp_fn = CountingLogProb(log_prob, d, chain_index=chain_index)
     lp = lp_fn(x)
     check_start(lp)
     log_step = np.full(n_chains, np.log(s0))

@@ -32,7 +32,7 @@ def _step_out(lp_fn, x, j, log_y, edge, w, budget, direction):
         idx = np.flatnonzero(active)
         trial = x[idx].copy()
         trial[:, j] = edge[idx]
-        inside = lp_fn(trial) > log_y[idx]
+        inside = lp_fn(trial, idx) > log_y[idx]
         grow = idx[inside]
         edge[grow] += direction * w
         budget[grow] -= 1
@@ -67,7 +67,7 @@ def slice_update(lp_fn, x, lp, j, w, rng, max_step_out=20, max_shrink=200):
         prop = left[idx] + (right[idx] - left[idx]) * rng.uniform(size=idx.size)
         trial = x[idx].copy()
         trial[:, j] = prop
-        lp_trial = lp_fn(trial)
+        lp_trial = lp_fn(trial, idx)
         ok = lp_trial > log_y[idx]
         acc = idx[ok]
         x_new[acc] = trial[ok]
@@ -84,7 +84,8 @@ def slice_update(lp_fn, x, lp, j, w, rng, max_step_out=20, max_shrink=200):
 
 
 def slice_sampling(log_prob, x0, n_steps: int, rng: np.random.Generator, *, n_warmup: int = 200,
-                   width=1.0, max_step_out: int = 20, thin: int = 1) -> MCMCResult:
+                   width=1.0, max_step_out: int = 20, thin: int = 1,
+                   chain_index: bool = False) -> MCMCResult:
     """Coordinate-wise slice sampling of ``n_chains`` chains in lock step.
 
     Parameters
@@ -97,6 +98,7 @@ def slice_sampling(log_prob, x0, n_steps: int, rng: np.random.Generator, *, n_wa
     width : float or (d,) initial interval widths w.
     max_step_out : m, the stepping-out budget per update.
     thin : keep every ``thin``-th sweep.
+    chain_index : call ``log_prob(x, chains)`` with the chain of each row (one target per chain).
 
     Returns
     -------
@@ -109,7 +111,7 @@ def slice_sampling(log_prob, x0, n_steps: int, rng: np.random.Generator, *, n_wa
     w = np.broadcast_to(w, (d,)).copy() if w.ndim == 0 or w.shape == (1,) else w
     if w.shape != (d,) or np.any(w <= 0):
         raise ValueError(f"width: expected a positive number or shape ({d},), got {np.ravel(w)[:5]}")
-    lp_fn = CountingLogProb(log_prob, d)
+    lp_fn = CountingLogProb(log_prob, d, chain_index=chain_index)
     lp = lp_fn(x)
     check_start(lp)
     n_keep = n_steps // thin

@@ -195,3 +195,28 @@ def test_bad_inputs_raise_naming_the_argument(rng):
         hmc(gauss_lp, gauss_grad, np.zeros(2), 5, rng)
     with pytest.raises(ValueError, match="width"):
         slice_sampling(gauss_lp, x0, 5, rng, width=-1.0)
+
+
+@pytest.mark.parametrize("name", ["rwm", "slice", "hmc"])
+def test_one_target_per_chain(name):
+    """With chain_index=True chain c samples N(c, 0.5^2): one batched run serves many
+    posteriors (as NLE over many observations)."""
+    rng = np.random.default_rng(21)
+    centres = np.arange(6.0)
+
+    def lp(x, chains):
+        return -0.5 * np.sum((x - centres[chains, None]) ** 2, axis=1) / 0.25
+
+    def grad(x, chains):
+        return -(x - centres[chains, None]) / 0.25
+
+    x0 = np.repeat(centres[:, None], 2, 1)
+    if name == "rwm":
+        res = random_walk_metropolis(lp, x0, 1200, rng, n_warmup=300, chain_index=True)
+    elif name == "slice":
+        res = slice_sampling(lp, x0, 300, rng, n_warmup=30, chain_index=True)
+    else:
+        res = hmc(lp, grad, x0, 300, rng, n_warmup=100, chain_index=True)
+    means = res.samples.mean(axis=1)                       # (chains, 2)
+    ess = np.array([effective_sample_size(res.samples[c:c + 1]) for c in range(6)])
+    assert np.all(np.abs(means - centres[:, None]) < 4.5 * 0.5 / np.sqrt(ess)), means

@@ -1,0 +1,169 @@
+"""Figures for simulation-based inference: pair plots, P-P plots, SBC ranks, TARP and coverage.
+
+Every function returns a matplotlib ``Figure`` (the caller saves or closes it) and draws the
+reference a calibrated posterior should follow: the diagonal with a 99 % band for P-P, coverage
+and TARP curves; the binomial 99 % band for SBC rank histograms.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+from nprefgen._validation import check_array, check_int
+
+_COLORS = ["C0", "C1", "C2", "C3", "C4", "C5"]
+
+
+def _as_dict(samples, name="samples"):
+    if isinstance(samples, dict):
+        return {k: check_array(v, f"{name}[{k!r}]", ndim=2) for k, v in samples.items()}
+    return {"": check_array(samples, name, ndim=2)}
+
+
+def pair_plot(samples, theta_true=None, labels=None, limits=None, max_points: int = 3000,
+              bins: int = 40, title: str | None = None):
+    """Corner plot of posterior draws: histograms on the diagonal, scatter below it.
+
+    samples : (n, p) or {name: (n, p)} (several posteriors overlaid, e.g. reference vs NPE).
+    theta_true : (p,) drawn as lines and a star. labels : p axis names. limits : (p, 2).
+    """
+    import matplotlib.pyplot as plt
+
+    sets = _as_dict(samples)
+    p = next(iter(sets.values())).shape[1]
+    for k, v in sets.items():
+        if v.shape[1] != p:
+            raise ValueError(f"samples[{k!r}]: expected {p} columns, got shape {v.shape}")
+    labels = list(labels) if labels is not None else [f"$\\theta_{i + 1}$" for i in range(p)]
+    if limits is None:
+        allv = np.concatenate(list(sets.values()))
+        lo, hi = np.percentile(allv, 0.5, axis=0), np.percentile(allv, 99.5, axis=0)
+        pad = 0.05 * (hi - lo + 1e-12)
+        limits = np.stack([lo - pad, hi + pad], axis=1)
+    limits = check_array(limits, "limits", shape=(p, 2))
+    truth = None if theta_true is None else check_array(theta_true, "theta_true", shape=(p,))
+    size = min(2.2 * p, 12.0)
+    fig, axes = plt.subplots(p, p, figsize=(size + 1, size), squeeze=False)
+    for i in range(p):
+        for j in range(p):
+            ax = axes[i, j]
+            if j > i:
+                ax.axis("off")
+                continue
+            for c, (name, v) in enumerate(sets.items()):
+                color = _COLORS[c % len(_COLORS)]
+                if i == j:
+                    ax.hist(v[:, i], bins=bins, range=tuple(limits[i]), density=True,
+                            histtype="step", color=color, label=name or None)
+                else:
+                    sub = v[:max_points]
+                    ax.scatter(sub[:, j], sub[:, i], s=2, alpha=0.25, color=color, rasterized=True)
+            if truth is not None:
+                ax.axvline(truth[j], color="k", lw=0.8, ls="--")
+                if i != j:
+                    ax.axhline(truth[i], color="k", lw=0.8, ls="--")
+                    ax.plot(truth[j], truth[i], "k*", ms=9)
+            ax.set_xlim(limits[j])
+            if i != j:
+                ax.set_ylim(limits[i])
+            else:
+                ax.set_yticks([])
+            if i == p - 1:
+                ax.set_xlabel(labels[j])
+            if j == 0 and i > 0:
+                ax.set_ylabel(labels[i])
+    if len(sets) > 1 or next(iter(sets)):
+        handles = [plt.Line2D([], [], color=_COLORS[c % len(_COLORS)]) for c in range(len(sets))]
+        fig.legend(handles, list(sets), loc="upper right")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def _diagonal_band(ax, n: int, level: float = 0.99):
+    """The KS band of the empirical CDF of n uniform values around the diagonal."""
+    a = np.linspace(0, 1, 101)
+    eps = stats.kstwo.ppf(level, n)
+    ax.fill_between(a, np.clip(a - eps, 0, 1), np.clip(a + eps, 0, 1), color="0.85",
+                    label=f"{int(level * 100)}% band")
+    ax.plot(a, a, "k--", lw=0.8)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_aspect("equal")
+
+
+def pp_plot(u, labels=None, title: str = "P-P plot"):
+    """The empirical CDF of PIT values (SBI.13) per marginal against alpha, with a 99 % KS band.
+
+    u : (N, p) PIT values, or {name: (N, p)}.
+    """
+    import matplotlib.pyplot as plt
+
+    sets = _as_dict(u, "u")
+    fig, ax = plt.subplots(figsize=(4.2, 4.2))
+    n = next(iter(sets.values())).shape[0]
+    _diagonal_band(ax, n)
+    a = np.linspace(0, 1, 101)
+    c = 0
+    for name, vals in sets.items():
+        for k in range(vals.shape[1]):
+            lab = (labels[k] if labels is not None else f"$\\theta_{k + 1}$")
+            lab = f"{name} {lab}".strip()
+            ax.plot(a, np.mean(vals[:, k][None, :] <= a[:, None], axis=1),
+                    color=_COLORS[c % len(_COLORS)], lw=1.3, label=lab)
+            c += 1
+    ax.set_xlabel("alpha (nominal quantile)")
+    ax.set_ylabel("empirical CDF of PIT")
+    ax.set_title(title)
+    ax.legend(fontsize=7, loc="upper left")
+    return fig
+
+
+def coverage_plot(alphas, coverage, n: int, title: str = "expected coverage"):
+    """Expected coverage curves (SBI.14), {name: (len(alphas),)}, with the 99 % band for ``n``."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.2, 4.2))
+    _diagonal_band(ax, check_int(n, "n", low=1))
+    for c, (name, cov) in enumerate(coverage.items()):
+        ax.plot(alphas, cov, color=_COLORS[c % len(_COLORS)], lw=1.5, label=name)
+    ax.set_xlabel("credibility level")
+    ax.set_ylabel("empirical coverage")
+    ax.set_title(title)
+    ax.legend(fontsize=7, loc="upper left")
+    return fig
+
+
+def tarp_plot(alphas, ecp, n: int, title: str = "TARP"):
+    """TARP expected coverage probability curves (SBI.16), {name: (len(alphas),)}."""
+    fig = coverage_plot(alphas, ecp, n, title=title)
+    fig.axes[0].set_ylabel("expected coverage probability")
+    return fig
+
+
+def sbc_rank_plot(ranks, n_draws: int, n_bins: int = 20, labels=None, title: str = "SBC ranks"):
+    """Histograms of SBC ranks (SBI.15) per parameter with the 99 % binomial band of a uniform."""
+    import matplotlib.pyplot as plt
+
+    r = check_array(ranks, "ranks", ndim=2)
+    L = check_int(n_draws, "n_draws", low=1)
+    n_bins = check_int(n_bins, "n_bins", low=2, high=L + 1)
+    n, p = r.shape
+    fig, axes = plt.subplots(1, p, figsize=(3.0 * p, 2.6), squeeze=False)
+    edges = np.floor(np.linspace(0, L + 1, n_bins + 1)) - 0.5
+    widths = np.diff(edges)
+    for k in range(p):
+        ax = axes[0, k]
+        prob = widths / (L + 1.0)
+        lo = stats.binom.ppf(0.005, n, prob)
+        hi = stats.binom.ppf(0.995, n, prob)
+        centers = 0.5 * (edges[1:] + edges[:-1])
+        ax.fill_between(centers, lo, hi, step="mid", color="0.85")
+        ax.hist(r[:, k], bins=edges, color="C0", alpha=0.8)
+        ax.axhline(n * prob.mean(), color="k", lw=0.8, ls="--")
+        ax.set_xlabel(labels[k] if labels is not None else f"rank of $\\theta_{k + 1}$")
+    axes[0, 0].set_ylabel("count")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
