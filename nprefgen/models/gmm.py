@@ -22,7 +22,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg import solve_triangular
+from scipy.linalg.lapack import dpotrf, dtrtri
 
 from nprefgen._validation import (
     check_array, check_choice, check_int, check_rng, check_scalar,
@@ -62,17 +62,16 @@ def precision_cholesky(covariances: np.ndarray, covariance_type: str) -> np.ndar
     if covariance_type == "full":
         K, d, _ = covariances.shape
         out = np.empty_like(covariances)
-        eye = np.eye(d)
         for k in range(K):
             big = float(np.max(np.diagonal(covariances[k])))
-            try:
-                C = np.linalg.cholesky(covariances[k])
-            except np.linalg.LinAlgError:
-                raise ValueError(msg.format(k=k, piv=float("nan"), big=big)) from None
+            C, info = dpotrf(covariances[k], lower=1, clean=1)      # LAPACK Cholesky, lower
+            if info != 0:
+                raise ValueError(msg.format(k=k, piv=float("nan"), big=big))
             piv = float(np.min(np.diagonal(C))) ** 2
             if not piv > d * eps * big:
                 raise ValueError(msg.format(k=k, piv=piv, big=big))
-            out[k] = solve_triangular(C, eye, lower=True).T              # C^{-T}, upper
+            C_inv, info = dtrtri(C, lower=1)                         # triangular inverse
+            out[k] = C_inv.T                                          # U = C^{-T}, upper
         return out
     var = covariances.reshape(covariances.shape[0], -1)                   # (K, d) or (K, 1)
     big = np.max(var, axis=1)
@@ -92,11 +91,10 @@ def precision_cholesky_from_precisions(precisions: np.ndarray, covariance_type: 
     if covariance_type == "full":
         out = np.empty_like(precisions)
         for k in range(precisions.shape[0]):
-            try:
-                L = np.linalg.cholesky(precisions[k][::-1, ::-1])
-            except np.linalg.LinAlgError:
+            L, info = dpotrf(np.ascontiguousarray(precisions[k][::-1, ::-1]), lower=1, clean=1)
+            if info != 0:
                 raise ValueError(f"precisions_init: expected symmetric positive-definite "
-                                 f"matrices, component {k} is not") from None
+                                 f"matrices, component {k} is not")
             out[k] = L[::-1, ::-1]
         return out
     return np.sqrt(precisions)
@@ -151,7 +149,7 @@ def e_step(X: np.ndarray, weights: np.ndarray, means: np.ndarray, prec_chol: np.
 
 def m_step(X: np.ndarray, resp: np.ndarray, covariance_type: str,
            reg_covar: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(GMM.5)-(GMM.9) Maximise the lower bound (GMM.10) over the parameters for fixed r.
+    """(GMM.5)-(GMM.9b) Maximise the lower bound (GMM.10) over the parameters for fixed r.
 
     X: (n, d), resp: (n, K) -> weights (K,), means (K, d), covariances (K, d, d) | (K, d) | (K,).
     N_k gets 10 eps added (as scikit-learn) so that an empty component divides by a positive
@@ -164,6 +162,7 @@ def m_step(X: np.ndarray, resp: np.ndarray, covariance_type: str,
     if covariance_type == "full":
         S = weighted_scatter_full(X, resp, means)      # (GMM.6) centred scatter
         cov = S / nk[:, None, None]                    # (GMM.8)
+        cov = 0.5 * (cov + np.swapaxes(cov, 1, 2))     # exactly symmetric despite BLAS rounding
         d = X.shape[1]
         cov[:, np.arange(d), np.arange(d)] += reg_covar
     else:
