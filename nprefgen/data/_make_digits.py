@@ -10,7 +10,8 @@ taken from the scikit-learn 1.9.1 wheel; scikit-learn itself is not needed, only
     python -m nprefgen.data._make_digits /tmp/src/sklearn/datasets/data/digits.csv.gz
 
 The output is written reproducibly (fixed zip timestamps, fixed member order), so running the
-script again on the same CSV (with the same zlib) gives a byte-identical ``digits.npz`` whose SHA-256 matches
+script again on the same CSV (with the same zlib) gives a byte-identical ``digits.npz`` whose
+SHA-256 matches
 ``nprefgen.data.digits.DIGITS_SHA256`` and DIGITS.md. Attribution and licence: DIGITS.md.
 """
 from __future__ import annotations

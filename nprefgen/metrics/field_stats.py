@@ -87,9 +87,10 @@ def power_spectrum(field, box_size: float = 1.0, n_bins: int = 16, spacing: str 
     """Radially averaged power spectrum (DATA.12).
 
     P_hat_b = (1 / N_b) sum_{k in bin b} L^2 |FFT(delta)_k|^2 / N^4, averaged over the fields too.
-    Its mean is the bin average of P(k) (DATA.13) and its variance 2 sum_b P(k)^2 / n_modes^2
-    (DATA.14): about P / sqrt(n_modes / 2), the error of a mean of n_modes / 2 independent
-    chi-square(2)/2 variables (modes k and -k are complex conjugates, so only half are free).
+    Its mean is the bin average of P(k) (DATA.13) and its variance 2 sum P(k)^2 / n_modes^2,
+    the sum running over the n_modes (mode, field) terms of the bin (DATA.14): about
+    P / sqrt(n_modes / 2), the error of a mean of n_modes / 2 independent P chi-square(2)/2
+    variables (modes k and -k are complex conjugates, so only half of them are free).
 
     Parameters
     ----------
@@ -127,10 +128,11 @@ def binned_power_spectrum(power_fn, n_side: int, box_size: float = 1.0, n_bins: 
                           spacing: str = "log", n_fields: int = 1):
     """What :func:`power_spectrum` estimates for a field of spectrum ``power_fn``.
 
-    Returns the mean of P(|k|) over the modes of each bin (DATA.13), its standard error
-    sqrt(2 sum_bin P^2) / n_modes for ``n_fields`` fields (DATA.14) and ``n_modes``, on the same
-    non-empty bins as :func:`power_spectrum`: a PowerSpectrum-like triple ``(k, power, sigma)``
-    plus ``n_modes``.
+    Returns ``(k, power, sigma, n_modes)`` on the same non-empty bins as
+    :func:`power_spectrum`: the mean |k| of each bin's modes, the mean of P(|k|) over them
+    (DATA.13), the standard error of the estimate from ``n_fields`` fields,
+    sigma = sqrt(2 F sum_{k in bin} P(|k|)^2) / n_modes (DATA.14), and n_modes = F x (grid
+    points in the bin).
     """
     n_side = check_int(n_side, "n_side", low=2)
     n_fields = check_int(n_fields, "n_fields", low=1)

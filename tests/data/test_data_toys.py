@@ -108,8 +108,11 @@ def test_ring_radius_sampler_matches_its_cdf(r, sigma):
     assert rho.min() > 0
     a = r / sigma
     phi = lambda t: np.exp(-0.5 * t * t) / np.sqrt(2 * np.pi)             # noqa: E731
-    cdf = lambda p: ((r * (ndtr((p - r) / sigma) - ndtr(-a)) + sigma * (phi(a) - phi((p - r) / sigma)))
-                     / (r * ndtr(a) + sigma * phi(a)))                     # noqa: E731
+
+    def cdf(p):
+        u = (p - r) / sigma
+        return (r * (ndtr(u) - ndtr(-a)) + sigma * (phi(a) - phi(u))) / (r * ndtr(a) + sigma * phi(a))
+
     assert stats.kstest(rho, cdf).pvalue > 1e-4
     # the plain normal (no rho factor, no truncation) is rejected for the truncated case
     if a < 1:

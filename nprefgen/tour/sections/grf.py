@@ -37,7 +37,8 @@ def build(report) -> None:
         pc = peak_counts(delta, bins=np.linspace(0.0, 4.0, 17))
         peaks[label] = (pc.centres, pc.values)
     report.figure(plot_fields(fields), "fields",
-                  f"one {n_side}x{n_side} field per slope, amplitude set for unit pixel variance (DATA.11)")
+                  f"one {n_side}x{n_side} field per slope, amplitude set for unit pixel "
+                  "variance (DATA.11)")
     report.figure(plot_power_spectra(curves), "pk",
                   f"measured P(k) ({n_fields} fields, error bars: DATA.14) vs the input "
                   "spectrum averaged over the same modes (DATA.13)")
