@@ -1,1 +1,36 @@
-"""Normalizing flows: bijectors with exact log-determinants (derivations/flows.md)."""
+"""Normalizing flows: bijectors with exact log-determinants (derivations/flows.md).
+
+Every bijector maps data x to a base variable z: ``z, log_det = b.forward(x, context)``,
+``x, log_det_inv = b.inverse(z, context)``; ``forward_cached``/``backward`` train it.
+A :class:`Flow` is a chain of them with a standard normal base: ``log_prob``, ``sample``, ``fit``.
+
+>>> import numpy as np
+>>> from nprefgen.flows import realnvp
+>>> rng = np.random.default_rng(0)
+>>> flow = realnvp(2, n_layers=4, hidden=32, rng=rng)
+>>> x = rng.standard_normal((500, 2)) * [1.0, 0.5]
+>>> history = flow.fit(x, rng=rng, epochs=3, progress=False)
+>>> flow.log_prob(x[:3]).shape
+(3,)
+"""
+from nprefgen.flows.autoregressive import IAF, MAF
+from nprefgen.flows.base import Bijector
+from nprefgen.flows.builders import maf, realnvp, register_builder
+from nprefgen.flows.chain import Chain
+from nprefgen.flows.coupling import AffineCoupling, alternating_mask, checkerboard_mask, half_mask
+from nprefgen.flows.elementwise import ActNorm, ElementwiseAffine, Standardize
+from nprefgen.flows.flow import Flow, load_flow, normal_log_prob
+from nprefgen.flows.logit import (
+    LogitTransform, bits_per_dim, data_log_prob_from_logit, dequantize, log_prob_from_bits_per_dim,
+)
+from nprefgen.flows.made import MADE, made_degrees, made_masks
+from nprefgen.flows.permutation import Permutation
+
+__all__ = [
+    "Bijector", "Chain", "Flow", "load_flow", "normal_log_prob", "realnvp", "maf", "register_builder",
+    "AffineCoupling", "half_mask", "alternating_mask", "checkerboard_mask",
+    "MADE", "made_degrees", "made_masks", "MAF", "IAF", "Permutation",
+    "ElementwiseAffine", "ActNorm", "Standardize",
+    "LogitTransform", "dequantize", "bits_per_dim", "log_prob_from_bits_per_dim",
+    "data_log_prob_from_logit",
+]
