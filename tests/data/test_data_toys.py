@@ -111,7 +111,8 @@ def test_ring_radius_sampler_matches_its_cdf(r, sigma):
 
     def cdf(p):
         u = (p - r) / sigma
-        return (r * (ndtr(u) - ndtr(-a)) + sigma * (phi(a) - phi(u))) / (r * ndtr(a) + sigma * phi(a))
+        norm = r * ndtr(a) + sigma * phi(a)
+        return (r * (ndtr(u) - ndtr(-a)) + sigma * (phi(a) - phi(u))) / norm
 
     assert stats.kstest(rho, cdf).pvalue > 1e-4
     # the plain normal (no rho factor, no truncation) is rejected for the truncated case
