@@ -143,7 +143,8 @@ def e_step(X: np.ndarray, weights: np.ndarray, means: np.ndarray, prec_chol: np.
     """
     with np.errstate(divide="ignore"):                 # a zero weight gives log pi_k = -inf
         log_w = np.log(weights)
-    a = log_gaussian_prob(X, means, prec_chol, covariance_type) + log_w[None, :]
+    a = log_gaussian_prob(X, means, prec_chol, covariance_type)          # (n, K), fresh array
+    a += log_w[None, :]                                # in place: no second (n, K) temporary
     return log_responsibilities(a)
 
 
