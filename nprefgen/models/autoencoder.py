@@ -23,9 +23,10 @@ import numpy as np
 
 from nprefgen._validation import check_array, check_choice, check_int, check_rng, check_scalar
 from nprefgen.nn import (
-    Adam, Conv2d, ConvTranspose2d, Flatten, Linear, MLP, Module, ReLU, Reshape, Sequential,
+    Adam, Conv2d, ConvTranspose2d, Flatten, Linear, MLP, Module, Reshape, Sequential,
     bce_with_logits_loss, mse_loss, sigmoid,
 )
+from nprefgen.nn.activations import ACTIVATIONS
 
 LOSSES = ("mse", "bce")
 
@@ -181,6 +182,8 @@ def dense_autoencoder(in_features: int, latent_dim: int, hidden: Sequence[int] =
     The latent layer and the decoder output are linear (logits for ``loss="bce"``).
     """
     check_rng(rng)
+    in_features = check_int(in_features, "in_features", low=1)
+    latent_dim = check_int(latent_dim, "latent_dim", low=1)
     hidden = [check_int(h, "hidden", low=1) for h in hidden]
     enc = MLP(in_features, hidden, latent_dim, rng=rng, activation=activation)
     dec = MLP(latent_dim, hidden[::-1], in_features, rng=rng, activation=activation)
@@ -196,18 +199,22 @@ def linear_autoencoder(in_features: int, latent_dim: int, *, rng: np.random.Gene
     subspace (REP.8).
     """
     check_rng(rng)
+    in_features = check_int(in_features, "in_features", low=1)
+    latent_dim = check_int(latent_dim, "latent_dim", low=1)
     enc = Linear(in_features, latent_dim, rng=rng, bias=bias)
     dec = Linear(latent_dim, in_features, rng=rng, bias=bias)
     return Autoencoder(enc, dec, in_features=in_features, latent_dim=latent_dim, loss="mse")
 
 
 def conv_autoencoder(image_shape: Sequence[int], latent_dim: int, channels: Sequence[int] = (16, 32),
-                     *, rng: np.random.Generator, loss: str = "mse") -> Autoencoder:
+                     *, rng: np.random.Generator, loss: str = "mse",
+                     activation: str = "relu") -> Autoencoder:
     """Convolutional autoencoder for ``(c, h, w)`` images with h and w divisible by 4.
 
-    Encoder: Reshape(c, h, w) -> [Conv2d(3x3, stride 2, padding 1) -> ReLU] x 2 -> Flatten ->
-    Linear(latent). Decoder: Linear -> ReLU -> Reshape -> ConvTranspose2d(3x3, stride 2,
-    padding 1, output_padding 1) -> ReLU -> ConvTranspose2d -> Flatten. Each stride-2 layer halves
+    Encoder: Reshape(c, h, w) -> [Conv2d(3x3, stride 2, padding 1) -> act] x 2 -> Flatten ->
+    Linear(latent). Decoder: Linear -> act -> Reshape -> ConvTranspose2d(3x3, stride 2,
+    padding 1, output_padding 1) -> act -> ConvTranspose2d -> Flatten. ``activation`` names an
+    entry of ``nprefgen.nn.activations.ACTIVATIONS`` (ReLU by default). Each stride-2 layer halves
     (or doubles) the spatial size, so 8x8 -> 4x4 -> 2x2 and 28x28 -> 14x14 -> 7x7.
     Inputs and outputs are flat (n, c h w) rows.
     """
@@ -217,20 +224,23 @@ def conv_autoencoder(image_shape: Sequence[int], latent_dim: int, channels: Sequ
     c, h, w = (check_int(s, "image_shape", low=1) for s in image_shape)
     if h % 4 or w % 4:
         raise ValueError(f"image_shape: expected height and width divisible by 4, got {(h, w)}")
+    if len(channels) != 2:
+        raise ValueError(f"channels: expected two channel counts, got {tuple(channels)}")
     c1, c2 = (check_int(ch, "channels", low=1) for ch in channels)
     latent_dim = check_int(latent_dim, "latent_dim", low=1)
+    act = ACTIVATIONS[check_choice(activation, "activation", ACTIVATIONS)]
     flat = c2 * (h // 4) * (w // 4)
     enc = Sequential(
         Reshape(c, h, w),
-        Conv2d(c, c1, 3, stride=2, padding=1, rng=rng), ReLU(),       # (c1, h/2, w/2)
-        Conv2d(c1, c2, 3, stride=2, padding=1, rng=rng), ReLU(),      # (c2, h/4, w/4)
+        Conv2d(c, c1, 3, stride=2, padding=1, rng=rng), act(),        # (c1, h/2, w/2)
+        Conv2d(c1, c2, 3, stride=2, padding=1, rng=rng), act(),       # (c2, h/4, w/4)
         Flatten(),
         Linear(flat, latent_dim, rng=rng),
     )
     dec = Sequential(
-        Linear(latent_dim, flat, rng=rng), ReLU(),
+        Linear(latent_dim, flat, rng=rng), act(),
         Reshape(c2, h // 4, w // 4),
-        ConvTranspose2d(c2, c1, 3, stride=2, padding=1, output_padding=1, rng=rng), ReLU(),
+        ConvTranspose2d(c2, c1, 3, stride=2, padding=1, output_padding=1, rng=rng), act(),
         ConvTranspose2d(c1, c, 3, stride=2, padding=1, output_padding=1, rng=rng),
         Flatten(),
     )

@@ -24,10 +24,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from nprefgen._validation import check_array, check_int, check_rng, check_scalar
+from nprefgen._validation import check_array, check_choice, check_int, check_rng, check_scalar
 from nprefgen.kernels.ntxent import ntxent, ntxent_numpy
 from nprefgen.models.autoencoder import minibatches, progress_bar
-from nprefgen.nn import MLP, Adam, Conv2d, Flatten, Linear, Module, ReLU, Reshape, Sequential
+from nprefgen.nn import MLP, Adam, Conv2d, Flatten, Linear, Module, Reshape, Sequential
+from nprefgen.nn.activations import ACTIVATIONS
 
 
 def ntxent_loss(z_a, z_b, tau: float = 0.5, *, use_kernel: bool = True):
@@ -176,20 +177,23 @@ def dense_simclr(in_features: int, feature_dim: int = 32, hidden: Sequence[int] 
 
 def conv_simclr(image_shape: Sequence[int], feature_dim: int = 32, channels: Sequence[int] = (16, 32),
                 proj_dim: int = 32, proj_hidden: int = 64, *, rng: np.random.Generator,
-                tau: float = 0.5) -> SimCLR:
+                tau: float = 0.5, activation: str = "relu") -> SimCLR:
     """Convolutional encoder for ``(c, h, w)`` images (h, w divisible by 4), flat (n, c h w)
-    inputs: two 3x3 stride-2 Conv2d + ReLU, Flatten, Linear(feature_dim); MLP head."""
+    inputs: two 3x3 stride-2 Conv2d + activation, Flatten, Linear(feature_dim); MLP head."""
     check_rng(rng)
     if len(image_shape) != 3:
         raise ValueError(f"image_shape: expected (channels, height, width), got {tuple(image_shape)}")
     c, h, w = (check_int(s, "image_shape", low=1) for s in image_shape)
     if h % 4 or w % 4:
         raise ValueError(f"image_shape: expected height and width divisible by 4, got {(h, w)}")
+    if len(channels) != 2:
+        raise ValueError(f"channels: expected two channel counts, got {tuple(channels)}")
     c1, c2 = (check_int(ch, "channels", low=1) for ch in channels)
+    act = ACTIVATIONS[check_choice(activation, "activation", ACTIVATIONS)]
     enc = Sequential(
         Reshape(c, h, w),
-        Conv2d(c, c1, 3, stride=2, padding=1, rng=rng), ReLU(),
-        Conv2d(c1, c2, 3, stride=2, padding=1, rng=rng), ReLU(),
+        Conv2d(c, c1, 3, stride=2, padding=1, rng=rng), act(),
+        Conv2d(c1, c2, 3, stride=2, padding=1, rng=rng), act(),
         Flatten(),
         Linear(c2 * (h // 4) * (w // 4), feature_dim, rng=rng),
     )

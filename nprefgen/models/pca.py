@@ -101,6 +101,26 @@ def reconstruction_error(X: np.ndarray, X_hat: np.ndarray) -> float:
     return float(np.sum(R * R))
 
 
+def principal_angles(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """(REP.8) Principal angles between the column spaces of A: (d, k) and B: (d, l).
+
+    With Q_A, Q_B orthonormal bases (thin QR), cos(theta_i) = sigma_i(Q_A^T Q_B); returns the
+    min(k, l) angles in radians, largest first. Small angles are computed from
+    sin(theta) = sigma(Q_B - Q_A Q_A^T Q_B) instead, which keeps angles near 0 accurate (the
+    cosine form loses them below ~1e-8), as scipy.linalg.subspace_angles does.
+    """
+    A = check_array(A, "A", ndim=2, dtype=np.float64)
+    B = check_array(B, "B", shape=(A.shape[0], None), dtype=np.float64)
+    QA, _ = np.linalg.qr(A)
+    QB, _ = np.linalg.qr(B)
+    if QA.shape[1] < QB.shape[1]:
+        QA, QB = QB, QA
+    cos = np.clip(np.linalg.svd(QA.T @ QB, compute_uv=False), -1.0, 1.0)   # descending
+    sin = np.clip(np.linalg.svd(QB - QA @ (QA.T @ QB), compute_uv=False), -1.0, 1.0)
+    angles = np.where(cos * cos < 0.5, np.arccos(cos), np.arcsin(sin[::-1]))
+    return np.sort(angles)[::-1]
+
+
 class PCA:
     """Principal component analysis (thin estimator over :func:`pca_fit`).
 

@@ -171,7 +171,8 @@ class KNNClassifier:
 
     def predict(self, F) -> np.ndarray:
         """(REP.18) F: (n, m) -> labels (n,)."""
-        return knn_vote(self.y_[self.kneighbors(F)], self.n_classes_)
+        idx = self.kneighbors(F)
+        return knn_vote(self.y_[idx], self.n_classes_)
 
     def score(self, F, y) -> float:
         """Accuracy on (F, y)."""
