@@ -27,10 +27,10 @@ def _logsumexp_rows(a, out):
         for j in range(k):
             if a[i, j] > m:
                 m = a[i, j]
-        if not np.isfinite(m):
-            m_safe = 0.0
-        else:
-            m_safe = m
+        if m == -np.inf or m == np.inf:
+            out[i] = m          # an empty row (all -inf) or an infinite entry
+            continue
+        m_safe = m
         s = 0.0
         for j in range(k):
             s += np.exp(a[i, j] - m_safe)
