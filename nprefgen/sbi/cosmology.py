@@ -118,15 +118,22 @@ class GaussianSummaryLikelihood:
         self.log_norm = -0.5 * cov.shape[0] * np.log(2 * np.pi) - float(np.sum(np.log(np.diag(chol))))
 
     def log_prob_and_grad(self, theta, s_obs) -> tuple[np.ndarray, np.ndarray]:
-        """theta: (m, p); s_obs: (B,) or (n_iid, B) -> log L: (m,), d log L / d theta: (m, p)."""
-        s = check_array(s_obs, "s_obs", ndim=(1, 2))
+        """theta: (m, p); s_obs: (B,), (n_iid, B) shared by all rows, or (m, n_iid, B) one set
+        per row -> log L: (m,), d log L / d theta: (m, p)."""
+        s = check_array(s_obs, "s_obs", ndim=(1, 2, 3))
         s = s[None] if s.ndim == 1 else s
         mu, jac = self.mean_fn(theta)
-        r = s[None, :, :] - mu[:, None, :]                       # (m, n_iid, B)
+        s = s[None, :, :] if s.ndim == 2 else s
+        r = s - mu[:, None, :]                                   # (m, n_iid, B)
         pr = r @ self.prec                                       # C^{-1} r
         lp = np.sum(self.log_norm - 0.5 * np.sum(r * pr, axis=2), axis=1)
         grad = np.einsum("mib,mbp->mp", pr, jac)                 # sum_i J^T C^{-1} r_i
         return lp, grad
+
+    def __call__(self, theta, x):
+        """The :class:`nprefgen.sbi.posterior.MCMCPosterior` likelihood interface:
+        theta: (m, p), x: (m, n_iid, B) -> (log L (m,), gradient (m, p))."""
+        return self.log_prob_and_grad(theta, x)
 
 
 def estimate_covariance(simulator, theta_fid, n: int, rng: np.random.Generator) -> np.ndarray:

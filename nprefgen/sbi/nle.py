@@ -1,0 +1,91 @@
+"""Neural likelihood estimation (derivations/sbi.md, SBI.11).
+
+Train a conditional flow q_phi(x | theta) on the same pairs as NPE (the argument of (SBI.8)
+with the roles of theta and x swapped: the minimiser is the likelihood p(x | theta) on the prior's
+support), then sample the posterior by MCMC on
+
+(SBI.11)  log p(theta | x_1..N) = sum_i log q_phi(x_i | theta) + log p(theta) + const,
+
+which accepts any number of iid observations without retraining (NPE would need a network that
+takes sets). (SBI.11a) HMC needs grad_theta log q(x | theta): the flow's hand-written gradient with
+respect to its context, ``Flow.grad_log_prob(x, context)[1]``, summed over the observations.
+Slice sampling (the ``sbi`` package's default) needs no gradient.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from nprefgen._validation import check_choice, check_int, check_rng, check_scalar
+from nprefgen.sbi.npe import build_flow, check_training_pairs
+from nprefgen.sbi.posterior import MCMCPosterior
+
+
+class FlowLikelihood:
+    """(SBI.11) sum_i log q(x_i | theta) from a flow over x with context theta, and its gradient
+    in theta (SBI.11a). Both take theta (m, p), x (m, n_iid, dx)."""
+
+    def __init__(self, flow) -> None:
+        self.flow = flow
+
+    @staticmethod
+    def _rows(theta, x_rows):
+        m, n_iid, dx = x_rows.shape
+        # row i * n_iid + j pairs observation j of set i with theta_i
+        return x_rows.reshape(m * n_iid, dx), np.repeat(theta, n_iid, axis=0), m, n_iid
+
+    def __call__(self, theta, x_rows) -> np.ndarray:
+        """(SBI.11) -> (m,)."""
+        x_flat, theta_rep, m, n_iid = self._rows(theta, x_rows)
+        return self.flow.log_prob(x_flat, theta_rep).reshape(m, n_iid).sum(axis=1)
+
+    def grad(self, theta, x_rows) -> np.ndarray:
+        """(SBI.11a) sum_i grad_theta log q(x_i | theta) via the flow's context gradient. (m, p)."""
+        x_flat, theta_rep, m, n_iid = self._rows(theta, x_rows)
+        _, d_theta = self.flow.grad_log_prob(x_flat, theta_rep)
+        return d_theta.reshape(m, n_iid, -1).sum(axis=1)
+
+
+class NLE:
+    """Neural likelihood estimation: ``NLE(prior).train(theta, x, rng)`` -> MCMCPosterior.
+
+    Parameters as :class:`nprefgen.sbi.npe.NPE`; ``method`` ("slice", "hmc", "rwm") and the
+    MCMC settings are those of the returned posterior (sbi's defaults: slice, 20 chains, 200
+    warm-up steps, start by likelihood-weighted resampling of prior draws).
+    """
+
+    def __init__(self, prior, *, flow: str = "maf", n_transforms: int = 5, hidden=50,
+                 activation: str = "tanh", method: str = "slice", n_chains: int = 20,
+                 n_warmup: int = 200, thin: int = 1) -> None:
+        self.prior = prior
+        self.flow_kind = check_choice(flow, "flow", ("maf", "realnvp"))
+        self.n_transforms = check_int(n_transforms, "n_transforms", low=1)
+        self.hidden = hidden
+        self.activation = activation
+        self.method = check_choice(method, "method", ("slice", "hmc", "rwm"))
+        self.mcmc = dict(n_chains=n_chains, n_warmup=n_warmup, thin=thin)
+        self.flow = None
+        self.history: dict | None = None
+
+    def train(self, theta, x, rng: np.random.Generator, *, batch_size: int = 200,
+              lr: float = 5e-4, validation_fraction: float = 0.1, patience: int = 20,
+              max_epochs: int = 1000, clip: float | None = 5.0,
+              progress: bool = False) -> MCMCPosterior:
+        """Fit q(x | theta) by maximum likelihood; returns the MCMC posterior (SBI.11)."""
+        theta, x = check_training_pairs(theta, x, self.prior)
+        check_rng(rng)
+        check_scalar(lr, "lr", low=0.0, low_inclusive=False)
+        self.flow = build_flow(self.flow_kind, x.shape[1], theta.shape[1], self.n_transforms,
+                               self.hidden, rng, x, theta, self.activation)
+        self.history = self.flow.fit(x, theta, rng=rng, epochs=max_epochs, batch_size=batch_size,
+                                     lr=lr, validation_fraction=validation_fraction,
+                                     patience=patience, clip=clip, progress=progress)
+        return self.posterior()
+
+    def posterior(self, method: str | None = None) -> MCMCPosterior:
+        """The MCMC posterior of the trained likelihood; ``method`` overrides the default."""
+        if self.flow is None:
+            raise ValueError("flow: train() first")
+        method = self.method if method is None else method
+        like = FlowLikelihood(self.flow)
+        return MCMCPosterior(self.prior, like, self.flow.dim, grad_log_likelihood=like.grad,
+                             method=method, **self.mcmc)

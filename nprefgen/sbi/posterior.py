@@ -1,0 +1,267 @@
+"""Posterior objects: ``sample(n, rng, x)``, ``sample_batched(xs, n, rng)``, ``log_prob(theta, x)``.
+
+* :class:`DirectPosterior` (NPE): a conditional flow q(theta | x) restricted to the prior support
+  (SBI.10); exact sampling by rejection, with the acceptance rate reported.
+* :class:`MCMCPosterior`: any explicit (or learned) likelihood times the prior, sampled by MCMC
+  (SBI.11): the Gaussian-likelihood baseline and NLE. Slice sampling by default, HMC when the
+  likelihood returns its gradient; many observations are sampled in one batched run.
+
+Observations: ``x`` is one observation (dx,) or a set of iid observations (n_iid, dx) (MCMC
+posteriors only: NPE's q(theta | x) is conditioned on one x). ``sample_batched`` takes many
+observations (N, dx) (or (N, n_iid, dx)) and returns draws (N, n, p).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from nprefgen._validation import check_array, check_choice, check_int, check_rng
+from nprefgen.samplers import hmc, random_walk_metropolis, slice_sampling
+from nprefgen.sbi.priors import check_theta
+
+
+def _one_x(x, dim_x: int, default, name: str = "x") -> np.ndarray:
+    if x is None:
+        if default is None:
+            raise ValueError(f"{name}: expected an observation of shape ({dim_x},), got None "
+                             f"(pass x or call set_default_x)")
+        return default
+    x = check_array(x, name, ndim=(1, 2), dtype=np.float64)
+    if x.ndim == 2 and x.shape[0] == 1:
+        x = x[0]
+    if x.shape != (dim_x,):
+        raise ValueError(f"{name}: expected one observation of shape ({dim_x},), got {x.shape}")
+    return x
+
+
+class DirectPosterior:
+    """(SBI.10) q(theta | x) 1[theta in supp p] / Z(x), Z(x) = P_q(theta in supp | x).
+
+    Parameters
+    ----------
+    flow : conditional :class:`nprefgen.flows.Flow` over theta with context x.
+    prior : the prior (its support truncates q).
+    """
+
+    def __init__(self, flow, prior, max_rounds: int = 100) -> None:
+        self.flow = flow
+        self.prior = prior
+        self.dim_theta = flow.dim
+        self.dim_x = flow.context_dim
+        self.default_x = None
+        self.max_rounds = max_rounds
+        self.acceptance_rate: float | None = None     # of the last sample() / sample_batched()
+
+    def set_default_x(self, x) -> "DirectPosterior":
+        self.default_x = _one_x(x, self.dim_x, None)
+        return self
+
+    def sample(self, n: int, rng: np.random.Generator, x=None) -> np.ndarray:
+        """n draws (n, p) for one observation x (dx,); outside-prior draws are rejected."""
+        return self.sample_batched(_one_x(x, self.dim_x, self.default_x)[None], n, rng)[0]
+
+    def sample_batched(self, xs, n: int, rng: np.random.Generator) -> np.ndarray:
+        """n draws for each of N observations xs (N, dx) -> (N, n, p), in vectorised rounds."""
+        xs = check_array(xs, "xs", ndim=2, dtype=np.float64)
+        if xs.shape[1] != self.dim_x:
+            raise ValueError(f"xs: expected shape (N, {self.dim_x}), got {xs.shape}")
+        n = check_int(n, "n", low=1)
+        check_rng(rng)
+        n_obs = xs.shape[0]
+        out = np.empty((n_obs, n, self.dim_theta))
+        have = np.zeros(n_obs, dtype=int)
+        drawn = accepted = 0
+        rate = np.ones(n_obs)
+        for _ in range(self.max_rounds):
+            need = n - have
+            active = np.flatnonzero(need > 0)
+            if active.size == 0:
+                break
+            per = np.minimum(np.ceil(1.2 * need[active] / np.maximum(rate[active], 1e-3)) + 2,
+                             50 * n).astype(int)
+            context = np.repeat(xs[active], per, axis=0)
+            theta = self.flow.sample(context.shape[0], rng, context)
+            ok = self.prior.in_support(theta)                 # (SBI.10) rejection
+            drawn += theta.shape[0]
+            accepted += int(ok.sum())
+            owner = np.repeat(active, per)
+            for j, i in enumerate(active):
+                rows = theta[(owner == i) & ok]
+                rate[i] = max(rows.shape[0] / per[j], 1e-3)
+                take = min(rows.shape[0], need[i])
+                out[i, have[i]:have[i] + take] = rows[:take]
+                have[i] += take
+        else:
+            raise ValueError(f"prior: fewer than n={n} of the posterior draws fell inside the "
+                             f"prior support after {self.max_rounds} rounds (acceptance "
+                             f"{accepted / max(drawn, 1):.2e}); the estimator leaks its mass")
+        self.acceptance_rate = accepted / max(drawn, 1)
+        return out
+
+    def estimate_acceptance(self, x, rng: np.random.Generator, n: int = 10000) -> float:
+        """(SBI.10) Z(x) by Monte Carlo: the fraction of n draws of q(.|x) inside the prior."""
+        x = _one_x(x, self.dim_x, self.default_x)
+        theta = self.flow.sample(check_int(n, "n", low=1), check_rng(rng), x)
+        return float(np.mean(self.prior.in_support(theta)))
+
+    def log_prob(self, theta, x=None, log_normalizer: float = 0.0) -> np.ndarray:
+        """(SBI.10) log q(theta | x) - log Z, -inf outside the prior. theta: (m, p) -> (m,).
+
+        ``log_normalizer`` = log Z(x) (e.g. ``np.log(post.estimate_acceptance(x, rng))``);
+        0 leaves the truncated density unnormalised (exact when no mass leaks).
+        """
+        theta = check_theta(theta, self.dim_theta)
+        x = _one_x(x, self.dim_x, self.default_x)
+        out = np.full(theta.shape[0], -np.inf)
+        ok = self.prior.in_support(theta)
+        if np.any(ok):
+            out[ok] = self.flow.log_prob(theta[ok], x) - log_normalizer
+        return out
+
+    def log_prob_pairs(self, theta, xs) -> np.ndarray:
+        """log q(theta_i | x_i) row by row (the held-out log-likelihood, SBI.12). -> (m,)."""
+        theta = check_theta(theta, self.dim_theta)
+        xs = check_array(xs, "xs", shape=(theta.shape[0], self.dim_x))
+        out = np.full(theta.shape[0], -np.inf)
+        ok = self.prior.in_support(theta)
+        if np.any(ok):
+            out[ok] = self.flow.log_prob(theta[ok], xs[ok])
+        return out
+
+
+class MCMCPosterior:
+    """(SBI.11) p(theta | x_1..N) proportional to p(theta) prod_i L(x_i | theta), sampled by MCMC.
+
+    Parameters
+    ----------
+    prior : the prior.
+    log_likelihood : callable (theta: (m, p), x: (m, n_iid, dx)) -> log L: (m,) summed over the
+        iid observations.
+    dim_x : int, dx.
+    grad_log_likelihood : callable, same arguments -> d log L / d theta: (m, p) (for "hmc").
+    method : "slice" (default), "hmc" or "rwm".
+    n_chains, n_warmup, thin : per observation; warm-up states are discarded.
+    init : "resample" (draw ``n_init`` prior points, start the chains at a resample of them
+        weighted by the likelihood, as sbi does) or "prior".
+    """
+
+    def __init__(self, prior, log_likelihood, dim_x: int, *, grad_log_likelihood=None,
+                 method: str = "slice", n_chains: int = 20, n_warmup: int = 200, thin: int = 1,
+                 init: str = "resample", n_init: int = 1000) -> None:
+        if not callable(log_likelihood):
+            raise ValueError("log_likelihood: expected a callable (theta, x) -> log L")
+        self.prior = prior
+        self.log_likelihood = log_likelihood
+        self.dim_theta = prior.dim
+        self.dim_x = check_int(dim_x, "dim_x", low=1)
+        self.grad_log_likelihood = grad_log_likelihood
+        self.method = check_choice(method, "method", ("slice", "hmc", "rwm"))
+        if self.method == "hmc" and grad_log_likelihood is None:
+            raise ValueError("method: 'hmc' needs grad_log_likelihood")
+        self.n_chains = check_int(n_chains, "n_chains", low=1)
+        self.n_warmup = check_int(n_warmup, "n_warmup", low=0)
+        self.thin = check_int(thin, "thin", low=1)
+        self.init = check_choice(init, "init", ("resample", "prior"))
+        self.n_init = check_int(n_init, "n_init", low=1)
+        self.default_x = None
+        self.mcmc_result = None          # the MCMCResult of the last run (R-hat, ESS, ...)
+
+    # -- observations ---------------------------------------------------------------------------
+    def _x_set(self, x, name: str = "x") -> np.ndarray:
+        """One observation (dx,) or an iid set (n_iid, dx) -> (n_iid, dx)."""
+        if x is None:
+            if self.default_x is None:
+                raise ValueError(f"{name}: expected observations of shape ({self.dim_x},) or "
+                                 f"(n_iid, {self.dim_x}), got None (pass x or call set_default_x)")
+            return self.default_x
+        x = check_array(x, name, ndim=(1, 2), dtype=np.float64)
+        x = x[None] if x.ndim == 1 else x
+        if x.shape[1] != self.dim_x:
+            raise ValueError(f"{name}: expected shape ({self.dim_x},) or (n_iid, {self.dim_x}), "
+                             f"got {x.shape}")
+        return x
+
+    def set_default_x(self, x) -> "MCMCPosterior":
+        self.default_x = self._x_set(x)
+        return self
+
+    # -- the target -----------------------------------------------------------------------------
+    def potential(self, theta, x_rows) -> np.ndarray:
+        """(SBI.11) log p(theta) + sum_i log L(x_i | theta), -inf outside the prior.
+
+        theta: (m, p), x_rows: (m, n_iid, dx) -> (m,)."""
+        lp = self.prior.log_prob(theta)
+        ok = np.isfinite(lp)
+        if np.any(ok):
+            lp[ok] += np.asarray(self.log_likelihood(theta[ok], x_rows[ok]), dtype=np.float64)
+        return lp
+
+    def grad_potential(self, theta, x_rows) -> np.ndarray:
+        """(SBI.11a) grad_theta of the potential: prior gradient + likelihood gradient. (m, p)."""
+        return self.prior.grad_log_prob(theta) + np.asarray(
+            self.grad_log_likelihood(theta, x_rows), dtype=np.float64)
+
+    def log_prob(self, theta, x=None) -> np.ndarray:
+        """The *unnormalised* log posterior (SBI.11) at theta (m, p) for one observation set."""
+        theta = check_theta(theta, self.dim_theta)
+        xs = self._x_set(x)
+        rows = np.broadcast_to(xs, (theta.shape[0],) + xs.shape)
+        return self.potential(theta, rows)
+
+    # -- sampling -------------------------------------------------------------------------------
+    def _initial(self, x_sets, rng):
+        """Chain starts: n_chains per observation set, (N * n_chains, p)."""
+        n_obs = x_sets.shape[0]
+        starts = np.empty((n_obs, self.n_chains, self.dim_theta))
+        for i in range(n_obs):
+            cand = self.prior.sample(self.n_init if self.init == "resample" else self.n_chains, rng)
+            if self.init == "prior":
+                starts[i] = cand
+                continue
+            rows = np.broadcast_to(x_sets[i], (cand.shape[0],) + x_sets[i].shape)
+            lp = self.potential(cand, rows)
+            w = np.exp(lp - np.max(lp))
+            w = w / w.sum()
+            starts[i] = cand[rng.choice(cand.shape[0], self.n_chains, p=w)]
+        return starts.reshape(-1, self.dim_theta)
+
+    def sample(self, n: int, rng: np.random.Generator, x=None) -> np.ndarray:
+        """n draws (n, p) given one observation or an iid set x."""
+        return self.sample_batched(self._x_set(x)[None], n, rng)[0]
+
+    def sample_batched(self, xs, n: int, rng: np.random.Generator) -> np.ndarray:
+        """n draws for each of N observations: xs (N, dx) or (N, n_iid, dx) -> (N, n, p).
+
+        All N * n_chains chains run in one lock-step MCMC run, chain c targeting the posterior
+        of observation c // n_chains (``chain_index``)."""
+        xs = check_array(xs, "xs", ndim=(2, 3), dtype=np.float64)
+        xs = xs[:, None, :] if xs.ndim == 2 else xs
+        if xs.shape[2] != self.dim_x:
+            raise ValueError(f"xs: expected shape (N, {self.dim_x}) or (N, n_iid, {self.dim_x}), "
+                             f"got {xs.shape}")
+        n = check_int(n, "n", low=1)
+        check_rng(rng)
+        n_obs, k = xs.shape[0], self.n_chains
+        per_chain = int(np.ceil(n / k))
+        x0 = self._initial(xs, rng)
+
+        def lp(theta, chains):
+            return self.potential(theta, xs[chains // k])
+
+        def grad(theta, chains):
+            return self.grad_potential(theta, xs[chains // k])
+
+        steps = per_chain * self.thin
+        if self.method == "slice":
+            res = slice_sampling(lp, x0, steps, rng, n_warmup=self.n_warmup, thin=self.thin,
+                                 chain_index=True, width=self.prior.std)
+        elif self.method == "hmc":
+            res = hmc(lp, grad, x0, steps, rng, n_warmup=self.n_warmup, thin=self.thin,
+                      chain_index=True, step_size=0.1 * float(np.min(self.prior.std)))
+        else:
+            res = random_walk_metropolis(lp, x0, steps, rng, n_warmup=self.n_warmup,
+                                         thin=self.thin, chain_index=True, scale=self.prior.std)
+        self.mcmc_result = res
+        draws = res.samples.reshape(n_obs, k, per_chain, self.dim_theta)
+        # interleave chains so that the first n draws come from every chain
+        draws = draws.transpose(0, 2, 1, 3).reshape(n_obs, k * per_chain, self.dim_theta)
+        return draws[:, :n]
