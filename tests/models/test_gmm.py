@@ -456,3 +456,29 @@ def test_bad_inputs_name_the_argument(rng):
         model.predict(np.zeros((3, 5)))
     with pytest.raises(ValueError, match="n"):
         model.sample(0, rng)
+
+
+# --------------------------------------------------------------------------------------------
+# plots and tour sections
+# --------------------------------------------------------------------------------------------
+def test_ellipse_points_lie_on_the_contour(rng):
+    """The drawn n-sigma ellipse of N(mu, Sigma) is the set (x - mu)^T Sigma^{-1} (x - mu) = n^2."""
+    from nprefgen.plots.gmm import ellipse_points
+
+    A = rng.standard_normal((2, 2))
+    cov = A @ A.T + 0.1 * np.eye(2)
+    mu = rng.standard_normal(2)
+    e = ellipse_points(mu, cov, n_std=2.0, n_points=50) - mu
+    np.testing.assert_allclose(np.einsum("ni,ij,nj->n", e, np.linalg.inv(cov), e), 4.0,
+                               rtol=1e-10)
+
+
+@pytest.mark.parametrize("section", ["gmm_toys", "gmm_latent"])
+def test_tour_section_quick(section, tmp_path):
+    """The tour sections build in quick mode and write their figures."""
+    from nprefgen.tour import run_tour
+
+    index = run_tour(tmp_path, quick=True, only=[section], progress=False, strict=True)
+    pngs = sorted(p.name for p in tmp_path.glob(f"{section}-*.png"))
+    assert len(pngs) >= 3, pngs
+    assert "FAIL" not in open(index, encoding="utf-8").read()
