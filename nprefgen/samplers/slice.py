@@ -25,20 +25,27 @@ from nprefgen._validation import check_array, check_int
 from nprefgen.samplers.mcmc import CountingLogProb, MCMCResult, check_run_args, check_start
 
 
-def _step_out(lp_fn, x, j, log_y, edge, w, budget, direction):
-    """Move ``edge`` (m,) by ``direction * w`` while p(edge) is above the slice height (MCMC.4)."""
-    active = budget > 0
-    while np.any(active):
-        idx = np.flatnonzero(active)
-        trial = x[idx].copy()
-        trial[:, j] = edge[idx]
-        inside = lp_fn(trial, idx) > log_y[idx]
-        grow = idx[inside]
-        edge[grow] += direction * w
-        budget[grow] -= 1
-        active[:] = False
-        active[grow] = budget[grow] > 0
-    return edge
+def _step_out(lp_fn, x, j, log_y, left, right, w, n_left, n_right):
+    """(MCMC.4) widen [left, right] by w on each side while that end is still in the slice.
+
+    Both ends of every chain are tested in one ``log_prob`` call per round (rows stacked), so the
+    number of calls is the longest walk, not the sum of both sides'."""
+    go_left, go_right = n_left > 0, n_right > 0
+    while np.any(go_left) or np.any(go_right):
+        il, ir = np.flatnonzero(go_left), np.flatnonzero(go_right)
+        trial = np.concatenate([x[il], x[ir]])
+        trial[:, j] = np.concatenate([left[il], right[ir]])
+        inside = lp_fn(trial, np.concatenate([il, ir])) > np.concatenate([log_y[il], log_y[ir]])
+        grow_l, grow_r = il[inside[:il.size]], ir[inside[il.size:]]
+        left[grow_l] -= w
+        right[grow_r] += w
+        n_left[grow_l] -= 1
+        n_right[grow_r] -= 1
+        go_left[:] = False
+        go_right[:] = False
+        go_left[grow_l] = n_left[grow_l] > 0
+        go_right[grow_r] = n_right[grow_r] > 0
+    return left, right
 
 
 def slice_update(lp_fn, x, lp, j, w, rng, max_step_out=20, max_shrink=200):
@@ -54,8 +61,7 @@ def slice_update(lp_fn, x, lp, j, w, rng, max_step_out=20, max_shrink=200):
     right = left + w
     n_left = np.floor(max_step_out * rng.uniform(size=m)).astype(int)
     n_right = (max_step_out - 1) - n_left
-    left = _step_out(lp_fn, x, j, log_y, left, w, n_left, -1.0)
-    right = _step_out(lp_fn, x, j, log_y, right, w, n_right, +1.0)
+    left, right = _step_out(lp_fn, x, j, log_y, left, right, w, n_left, n_right)
     width = right - left
     x_new, lp_new = x.copy(), lp.copy()
     first_try = np.zeros(m, dtype=bool)

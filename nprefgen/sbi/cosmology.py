@@ -130,10 +130,14 @@ class GaussianSummaryLikelihood:
         grad = np.einsum("mib,mbp->mp", pr, jac)                 # sum_i J^T C^{-1} r_i
         return lp, grad
 
-    def __call__(self, theta, x):
-        """The :class:`nprefgen.sbi.posterior.MCMCPosterior` likelihood interface:
-        theta: (m, p), x: (m, n_iid, B) -> (log L (m,), gradient (m, p))."""
-        return self.log_prob_and_grad(theta, x)
+    def __call__(self, theta, x) -> np.ndarray:
+        """log L (m,): the :class:`nprefgen.sbi.posterior.MCMCPosterior` likelihood interface,
+        theta: (m, p), x: (m, n_iid, B)."""
+        return self.log_prob_and_grad(theta, x)[0]
+
+    def grad(self, theta, x) -> np.ndarray:
+        """d log L / d theta (m, p), same arguments (``grad_log_likelihood`` for HMC)."""
+        return self.log_prob_and_grad(theta, x)[1]
 
 
 def estimate_covariance(simulator, theta_fid, n: int, rng: np.random.Generator) -> np.ndarray:
