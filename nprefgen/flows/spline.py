@@ -26,8 +26,10 @@ import numpy as np
 
 from nprefgen._validation import check_array, check_choice, check_int, check_rng, check_scalar
 from nprefgen.flows.base import Bijector
-from nprefgen.kernels.softplus import softplus, softplus_grad
-from nprefgen.kernels.spline import rq_spline_backward, rq_spline_forward, rq_spline_inverse
+from nprefgen.kernels.spline import (
+    rq_parameters_backward_numpy, rq_parameters_numpy, rq_spline_theta_backward,
+    rq_spline_theta_forward, rq_spline_theta_inverse,
+)
 from nprefgen.nn.activations import ACTIVATIONS
 from nprefgen.nn.containers import MLP
 
@@ -44,11 +46,6 @@ DEFAULT_MIN_DERIVATIVE = 1e-3
 def n_spline_params(n_bins: int) -> int:
     """3K - 1 unconstrained numbers per spline: K widths, K heights, K - 1 interior derivatives."""
     return 3 * check_int(n_bins, "n_bins", low=1) - 1
-
-
-def _softmax(a: np.ndarray) -> np.ndarray:
-    e = np.exp(a - np.max(a, axis=-1, keepdims=True))
-    return e / np.sum(e, axis=-1, keepdims=True)
 
 
 def _check_minimums(n_bins: int, min_width: float, min_height: float, min_derivative: float):
@@ -86,19 +83,11 @@ def spline_parameters(theta, bound: float, min_width: float = DEFAULT_MIN_WIDTH,
         raise ValueError(f"theta: expected a last axis of 3K-1 entries (K >= 1 bins), got {p}")
     n_bins = (p + 1) // 3
     _check_minimums(n_bins, min_width, min_height, min_derivative)
-    p_w = _softmax(theta[..., :n_bins])
-    p_h = _softmax(theta[..., n_bins:2 * n_bins])
-    scale_w = 2.0 * bound * (1.0 - n_bins * min_width)
-    scale_h = 2.0 * bound * (1.0 - n_bins * min_height)
-    widths = 2.0 * bound * min_width + scale_w * p_w                       # (SPL.2)
-    heights = 2.0 * bound * min_height + scale_h * p_h                     # (SPL.2)
-    # (SPL.3) shift so that theta = 0 gives derivative exactly 1: softplus(c) = 1 - min_derivative
-    shift = np.log(np.expm1(1.0 - min_derivative))
-    pre = theta[..., 2 * n_bins:] + shift
-    derivatives = np.ones(theta.shape[:-1] + (n_bins + 1,), dtype=theta.dtype)
-    derivatives[..., 1:-1] = min_derivative + softplus(pre)
-    cache = (p_w, p_h, pre, scale_w, scale_h, n_bins)
-    return widths, heights, derivatives, cache
+    # (SPL.2) softmax sizes with a minimum; (SPL.3) softplus derivatives shifted so theta = 0
+    # gives 1, boundary derivatives 1
+    widths, heights, derivatives, pcache = rq_parameters_numpy(theta, bound, min_width, min_height,
+                                                               min_derivative)
+    return widths, heights, derivatives, (pcache, bound, min_width, min_height)
 
 
 def spline_parameters_backward(cache, d_widths, d_heights, d_derivatives) -> np.ndarray:
@@ -107,16 +96,10 @@ def spline_parameters_backward(cache, d_widths, d_heights, d_derivatives) -> np.
     d_widths, d_heights: (..., K), d_derivatives: (..., K+1) -> d_theta: (..., 3K-1). The
     boundary derivatives are constants, so their gradient is dropped.
     """
-    p_w, p_h, pre, scale_w, scale_h, n_bins = cache
-    d_pw = scale_w * d_widths
-    d_ph = scale_h * d_heights
-    d_theta = np.empty(p_w.shape[:-1] + (3 * n_bins - 1,), dtype=p_w.dtype)
-    # (SPL.10) softmax VJP: p * (g - <g, p>)
-    d_theta[..., :n_bins] = p_w * (d_pw - np.sum(d_pw * p_w, axis=-1, keepdims=True))
-    d_theta[..., n_bins:2 * n_bins] = p_h * (d_ph - np.sum(d_ph * p_h, axis=-1, keepdims=True))
-    # (SPL.11) softplus' = sigmoid
-    d_theta[..., 2 * n_bins:] = softplus_grad(pre) * d_derivatives[..., 1:-1]
-    return d_theta
+    pcache, bound, min_width, min_height = cache
+    # (SPL.10) softmax VJP p * (g - <g, p>); (SPL.11) softplus' = sigmoid
+    return rq_parameters_backward_numpy(pcache, bound, min_width, min_height, d_widths, d_heights,
+                                        d_derivatives)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -130,25 +113,26 @@ def _flat_spline_inputs(v, theta, bound, mins, name):
     if theta.shape[:2] != v.shape:
         raise ValueError(f"theta: expected shape ({v.shape[0]}, {v.shape[1]}, 3K-1) to match "
                          f"{name}, got {theta.shape}")
-    widths, heights, derivatives, pcache = spline_parameters(theta, bound, *mins)
-    k = widths.shape[-1]
-    flat = (v.reshape(-1), widths.reshape(-1, k), heights.reshape(-1, k),
-            derivatives.reshape(-1, k + 1))
-    return v, flat, pcache
+    p = theta.shape[-1]
+    if p < 2 or (p + 1) % 3 != 0:
+        raise ValueError(f"theta: expected a last axis of 3K-1 entries (K >= 1 bins), got {p}")
+    _check_minimums((p + 1) // 3, *mins)
+    return v, v.reshape(-1), theta.reshape(-1, p)
 
 
 def spline_forward(x, theta, bound: float, min_width: float = DEFAULT_MIN_WIDTH,
                    min_height: float = DEFAULT_MIN_HEIGHT,
                    min_derivative: float = DEFAULT_MIN_DERIVATIVE):
-    """Elementwise RQ spline y = g(x; theta) with linear tails (SPL.4-SPL.6).
+    """Elementwise RQ spline y = g(x; theta) with linear tails (SPL.2-SPL.6).
 
     x: (n, d), theta: (n, d, 3K-1) -> y: (n, d), log_deriv: (n, d) = log g'(x), cache.
+    One fused numba pass builds each element's knots from theta and evaluates the spline.
     """
     bound = check_scalar(bound, "bound", low=0.0, low_inclusive=False)
     mins = (min_width, min_height, min_derivative)
-    x, flat, pcache = _flat_spline_inputs(x, theta, bound, mins, "x")
-    y, log_deriv = rq_spline_forward(*flat, bound)
-    return y.reshape(x.shape), log_deriv.reshape(x.shape), (flat, pcache, bound, x.shape)
+    x, x_flat, theta_flat = _flat_spline_inputs(x, theta, bound, mins, "x")
+    y, log_deriv = rq_spline_theta_forward(x_flat, theta_flat, bound, *mins)
+    return y.reshape(x.shape), log_deriv.reshape(x.shape), (x_flat, theta_flat, bound, mins, theta.shape)
 
 
 def spline_inverse(y, theta, bound: float, min_width: float = DEFAULT_MIN_WIDTH,
@@ -160,8 +144,8 @@ def spline_inverse(y, theta, bound: float, min_width: float = DEFAULT_MIN_WIDTH,
     """
     bound = check_scalar(bound, "bound", low=0.0, low_inclusive=False)
     mins = (min_width, min_height, min_derivative)
-    y, flat, _ = _flat_spline_inputs(y, theta, bound, mins, "y")
-    x, log_deriv_inv = rq_spline_inverse(*flat, bound)
+    y, y_flat, theta_flat = _flat_spline_inputs(y, theta, bound, mins, "y")
+    x, log_deriv_inv = rq_spline_theta_inverse(y_flat, theta_flat, bound, *mins)
     return x.reshape(y.shape), log_deriv_inv.reshape(y.shape)
 
 
@@ -170,15 +154,13 @@ def spline_backward(cache, d_y, d_log_deriv):
 
     d_y, d_log_deriv: (n, d) -> d_x: (n, d), d_theta: (n, d, 3K-1).
     """
-    flat, pcache, bound, shape = cache
+    x_flat, theta_flat, bound, mins, theta_shape = cache
+    shape = theta_shape[:2]
     d_y = check_array(d_y, "d_y", shape=shape)
     d_log_deriv = check_array(d_log_deriv, "d_log_deriv", shape=shape)
-    d_x, d_w, d_h, d_d = rq_spline_backward(*flat, bound, d_y.reshape(-1), d_log_deriv.reshape(-1))
-    k = d_w.shape[1]
-    d_theta = spline_parameters_backward(pcache, d_w.reshape(shape + (k,)),
-                                         d_h.reshape(shape + (k,)),
-                                         d_d.reshape(shape + (k + 1,)))
-    return d_x.reshape(shape), d_theta
+    d_x, d_theta = rq_spline_theta_backward(x_flat, theta_flat, bound, *mins, d_y.reshape(-1),
+                                            np.ascontiguousarray(d_log_deriv).reshape(-1))
+    return d_x.reshape(shape), d_theta.reshape(theta_shape)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -304,3 +286,80 @@ class SplineCoupling(Bijector):
     def __repr__(self) -> str:
         return (f"SplineCoupling(dim={self.dim}, transformed={self.idx_b.size}, n_bins={self.n_bins}, "
                 f"bound={self.bound}, context_dim={self.context_dim})")
+
+
+# ---------------------------------------------------------------------------------------------
+# the builder
+# ---------------------------------------------------------------------------------------------
+
+
+def spline_flow(dim: int, n_layers: int, hidden, *, rng: np.random.Generator, context_dim: int = 0,
+                n_bins: int = 8, bound: float = 3.0, mask: str = "alternating", image_shape=None,
+                activation: str = "relu", actnorm: bool = False, standardize=None,
+                standardize_context=None):
+    """A neural spline flow: ``n_layers`` :class:`SplineCoupling` layers (SPL.12), masks flipping
+    between layers, as :func:`nprefgen.flows.realnvp` builds affine ones.
+
+    Parameters
+    ----------
+    dim : int, D >= 2 (D = 1 only for a conditional flow: the single coordinate is transformed
+        with the context as the conditioner's only input)
+    n_layers : int, number of spline couplings
+    hidden : int (two hidden layers of that width) or sequence of widths, per conditioner
+    rng : numpy.random.Generator
+    context_dim : int, C for a conditional flow
+    n_bins, bound : K and B of each spline (identity outside [-B, B])
+    mask : "alternating", "half" or "checkerboard" (needs ``image_shape`` with prod = D)
+    activation : conditioner activation
+    actnorm : an ActNorm (FLOW.18) before every coupling
+    standardize, standardize_context : as in :func:`nprefgen.flows.realnvp`
+
+    Returns a :class:`nprefgen.flows.Flow` whose ``config`` rebuilds it (builder name "spline",
+    registered with :func:`nprefgen.flows.register_builder` when this module is imported).
+    """
+    from nprefgen.flows.builders import _finish, _hidden, _prefix
+    from nprefgen.flows.coupling import alternating_mask, checkerboard_mask, half_mask
+    from nprefgen.flows.elementwise import ActNorm
+    from nprefgen.flows.flow import Flow
+
+    dim = check_int(dim, "dim", low=1)
+    n_layers = check_int(n_layers, "n_layers", low=1)
+    context_dim = check_int(context_dim, "context_dim", low=0)
+    if dim == 1 and context_dim == 0:
+        raise ValueError("dim: expected >= 2 for an unconditional spline flow (a coupling needs a "
+                         "coordinate to condition on), got 1")
+    widths = _hidden(hidden)
+    check_rng(rng)
+    check_choice(mask, "mask", ("alternating", "half", "checkerboard"))
+    if mask == "checkerboard" and (image_shape is None or int(np.prod(image_shape)) != dim):
+        raise ValueError(f"image_shape: expected a shape with {dim} pixels for a checkerboard "
+                         f"mask, got {image_shape}")
+    layers = _prefix(dim, standardize)
+    for k in range(n_layers):
+        if dim == 1:
+            m = np.zeros(1)
+        elif mask == "alternating":
+            m = alternating_mask(dim, parity=k % 2)
+        elif mask == "half":
+            m = half_mask(dim, flip=bool(k % 2))
+        else:
+            m = checkerboard_mask(image_shape, parity=k % 2)
+        if actnorm:
+            layers.append(ActNorm(dim))
+        layers.append(SplineCoupling(dim, m, widths, n_bins, bound, rng=rng, context_dim=context_dim,
+                                     activation=activation))
+    config = dict(builder="spline", dim=dim, n_layers=n_layers, hidden=widths,
+                  context_dim=context_dim, n_bins=int(n_bins), bound=float(bound), mask=mask,
+                  image_shape=None if image_shape is None else [int(s) for s in image_shape],
+                  activation=activation, actnorm=bool(actnorm),
+                  standardize=standardize is not None and standardize is not False)
+    return _finish(Flow(layers, context_dim=context_dim), config, standardize_context)
+
+
+def _register() -> None:
+    from nprefgen.flows.builders import register_builder
+
+    register_builder("spline", spline_flow)
+
+
+_register()

@@ -218,72 +218,81 @@ def _left_knot(sizes, i, k, bound):
 
 
 @kernel
+def _forward_row(v, widths, heights, derivatives, r, bound):
+    """(SPL.4-SPL.6) One element with the spline in row r: -> (y, log g')."""
+    if v < -bound or v > bound:
+        return v, 0.0
+    k, xk = _bin_and_left_knot(widths, r, v, bound)
+    yk = _left_knot(heights, r, k, bound)
+    w = widths[r, k]
+    h = heights[r, k]
+    dy, ld = _rq_eval_jit((v - xk) / w, h / w, h, derivatives[r, k], derivatives[r, k + 1])
+    return yk + dy, ld
+
+
+@kernel
+def _inverse_row(v, widths, heights, derivatives, r, bound):
+    """(SPL.7-SPL.8) One element with the spline in row r: -> (x, -log g'(x))."""
+    if v < -bound or v > bound:
+        return v, 0.0
+    k, yk = _bin_and_left_knot(heights, r, v, bound)
+    xk = _left_knot(widths, r, k, bound)
+    w = widths[r, k]
+    h = heights[r, k]
+    s = h / w
+    d0 = derivatives[r, k]
+    d1 = derivatives[r, k + 1]
+    xi = _rq_solve_jit(v - yk, s, h, d0, d1)
+    return xk + xi * w, -_rq_eval_jit(xi, s, h, d0, d1)[1]
+
+
+@kernel
+def _backward_row(v, widths, heights, derivatives, r, bound, gy, gl,
+                  d_widths, d_heights, d_derivatives, rd):
+    """(SPL.9a-SPL.9e) One element: writes row rd of the knot gradients, returns d_x."""
+    for j in range(widths.shape[1]):
+        d_widths[rd, j] = 0.0
+        d_heights[rd, j] = 0.0
+    for j in range(derivatives.shape[1]):
+        d_derivatives[rd, j] = 0.0
+    if v < -bound or v > bound:
+        return gy
+    k, xk = _bin_and_left_knot(widths, r, v, bound)
+    w = widths[r, k]
+    h = heights[r, k]
+    s = h / w
+    xi = (v - xk) / w
+    g_xi, g_s, g_h, g_d0, g_d1 = _rq_partials_jit(xi, s, h, derivatives[r, k],
+                                                  derivatives[r, k + 1], gy, gl)
+    d_xk = -g_xi / w
+    for j in range(k):
+        d_widths[rd, j] = d_xk
+        d_heights[rd, j] = gy
+    d_widths[rd, k] = -g_xi * xi / w - g_s * s / w
+    d_heights[rd, k] = g_h + g_s / w
+    d_derivatives[rd, k] = g_d0
+    d_derivatives[rd, k + 1] = g_d1
+    return g_xi / w
+
+
+@kernel
 def _rq_forward_loop(x, widths, heights, derivatives, bound, y, log_deriv):
     for i in range(x.shape[0]):
-        v = x[i]
-        if v < -bound or v > bound:
-            y[i] = v
-            log_deriv[i] = 0.0
-            continue
-        k, xk = _bin_and_left_knot(widths, i, v, bound)
-        yk = _left_knot(heights, i, k, bound)
-        w = widths[i, k]
-        h = heights[i, k]
-        dy, ld = _rq_eval_jit((v - xk) / w, h / w, h, derivatives[i, k], derivatives[i, k + 1])
-        y[i] = yk + dy
-        log_deriv[i] = ld
+        y[i], log_deriv[i] = _forward_row(x[i], widths, heights, derivatives, i, bound)
 
 
 @kernel
 def _rq_inverse_loop(y, widths, heights, derivatives, bound, x, log_deriv_inv):
     for i in range(y.shape[0]):
-        v = y[i]
-        if v < -bound or v > bound:
-            x[i] = v
-            log_deriv_inv[i] = 0.0
-            continue
-        k, yk = _bin_and_left_knot(heights, i, v, bound)
-        xk = _left_knot(widths, i, k, bound)
-        w = widths[i, k]
-        h = heights[i, k]
-        s = h / w
-        d0 = derivatives[i, k]
-        d1 = derivatives[i, k + 1]
-        xi = _rq_solve_jit(v - yk, s, h, d0, d1)
-        x[i] = xk + xi * w
-        log_deriv_inv[i] = -_rq_eval_jit(xi, s, h, d0, d1)[1]
+        x[i], log_deriv_inv[i] = _inverse_row(y[i], widths, heights, derivatives, i, bound)
 
 
 @kernel
 def _rq_backward_loop(x, widths, heights, derivatives, bound, d_y, d_log_deriv,
                       d_x, d_widths, d_heights, d_derivatives):
     for i in range(x.shape[0]):
-        v = x[i]
-        for j in range(widths.shape[1]):
-            d_widths[i, j] = 0.0
-            d_heights[i, j] = 0.0
-        for j in range(derivatives.shape[1]):
-            d_derivatives[i, j] = 0.0
-        if v < -bound or v > bound:
-            d_x[i] = d_y[i]
-            continue
-        k, xk = _bin_and_left_knot(widths, i, v, bound)
-        w = widths[i, k]
-        h = heights[i, k]
-        s = h / w
-        xi = (v - xk) / w
-        gy = d_y[i]
-        g_xi, g_s, g_h, g_d0, g_d1 = _rq_partials_jit(xi, s, h, derivatives[i, k],
-                                                      derivatives[i, k + 1], gy, d_log_deriv[i])
-        d_x[i] = g_xi / w
-        d_xk = -g_xi / w
-        for j in range(k):
-            d_widths[i, j] = d_xk
-            d_heights[i, j] = gy
-        d_widths[i, k] = -g_xi * xi / w - g_s * s / w
-        d_heights[i, k] = g_h + g_s / w
-        d_derivatives[i, k] = g_d0
-        d_derivatives[i, k + 1] = g_d1
+        d_x[i] = _backward_row(x[i], widths, heights, derivatives, i, bound, d_y[i],
+                               d_log_deriv[i], d_widths, d_heights, d_derivatives, i)
 
 
 def rq_spline_forward(x, widths, heights, derivatives, bound):
@@ -311,3 +320,187 @@ def rq_spline_backward(x, widths, heights, derivatives, bound, d_y, d_log_deriv)
     _rq_backward_loop(x, widths, heights, derivatives, float(bound), d_y, d_log_deriv,
                       d_x, d_widths, d_heights, d_derivatives)
     return d_x, d_widths, d_heights, d_derivatives
+
+
+# ---------------------------------------------------------------------------------------------
+# fused: unconstrained parameters theta -> spline (SPL.2-SPL.3, SPL.10-SPL.11) in one pass
+# ---------------------------------------------------------------------------------------------
+#
+# theta: (m, 3K-1) per element, laid out [K width logits, K height logits, K-1 derivative
+# pre-activations]; mins = (min_width, min_height, min_derivative). The NumPy twins are the
+# composition of rq_parameters_numpy with the knot-level twins above; the numba loops build
+# each element's knots in scratch rows and reuse the row helpers.
+
+
+def derivative_shift(min_derivative: float) -> float:
+    """(SPL.3) c0 = log(e^{1 - min_derivative} - 1): softplus(c0) + min_derivative = 1."""
+    return float(np.log(np.expm1(1.0 - min_derivative)))
+
+
+def rq_parameters_numpy(theta, bound, min_width, min_height, min_derivative):
+    """(SPL.2-SPL.3) theta: (..., 3K-1) -> widths (..., K), heights (..., K), derivatives (..., K+1),
+    and the cache (p_w, p_h, pre) for :func:`rq_parameters_backward_numpy`."""
+    n_bins = (theta.shape[-1] + 1) // 3
+    a_w = theta[..., :n_bins]
+    a_h = theta[..., n_bins:2 * n_bins]
+    e_w = np.exp(a_w - np.max(a_w, axis=-1, keepdims=True))
+    e_h = np.exp(a_h - np.max(a_h, axis=-1, keepdims=True))
+    p_w = e_w / np.sum(e_w, axis=-1, keepdims=True)
+    p_h = e_h / np.sum(e_h, axis=-1, keepdims=True)
+    widths = 2.0 * bound * min_width + 2.0 * bound * (1.0 - n_bins * min_width) * p_w
+    heights = 2.0 * bound * min_height + 2.0 * bound * (1.0 - n_bins * min_height) * p_h
+    pre = theta[..., 2 * n_bins:] + derivative_shift(min_derivative)
+    derivatives = np.ones(theta.shape[:-1] + (n_bins + 1,), dtype=theta.dtype)
+    derivatives[..., 1:-1] = min_derivative + np.logaddexp(0.0, pre)
+    return widths, heights, derivatives, (p_w, p_h, pre)
+
+
+def rq_parameters_backward_numpy(cache, bound, min_width, min_height, d_widths, d_heights,
+                                 d_derivatives):
+    """(SPL.10-SPL.11) VJP of :func:`rq_parameters_numpy`: -> d_theta (..., 3K-1)."""
+    p_w, p_h, pre = cache
+    n_bins = p_w.shape[-1]
+    d_pw = 2.0 * bound * (1.0 - n_bins * min_width) * d_widths
+    d_ph = 2.0 * bound * (1.0 - n_bins * min_height) * d_heights
+    d_theta = np.empty(p_w.shape[:-1] + (3 * n_bins - 1,), dtype=p_w.dtype)
+    d_theta[..., :n_bins] = p_w * (d_pw - np.sum(d_pw * p_w, axis=-1, keepdims=True))
+    d_theta[..., n_bins:2 * n_bins] = p_h * (d_ph - np.sum(d_ph * p_h, axis=-1, keepdims=True))
+    e = np.exp(-np.abs(pre))
+    sig = np.where(pre >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    d_theta[..., 2 * n_bins:] = sig * d_derivatives[..., 1:-1]
+    return d_theta
+
+
+def rq_spline_theta_forward_numpy(x, theta, bound, min_width, min_height, min_derivative):
+    """(SPL.2-SPL.6) x: (m,), theta: (m, 3K-1) -> y: (m,), log_deriv: (m,)."""
+    w, h, d, _ = rq_parameters_numpy(theta, bound, min_width, min_height, min_derivative)
+    return rq_spline_forward_numpy(x, w, h, d, bound)
+
+
+def rq_spline_theta_inverse_numpy(y, theta, bound, min_width, min_height, min_derivative):
+    """(SPL.2-SPL.3, SPL.7-SPL.8) y: (m,), theta: (m, 3K-1) -> x: (m,), log_deriv_inv: (m,)."""
+    w, h, d, _ = rq_parameters_numpy(theta, bound, min_width, min_height, min_derivative)
+    return rq_spline_inverse_numpy(y, w, h, d, bound)
+
+
+def rq_spline_theta_backward_numpy(x, theta, bound, min_width, min_height, min_derivative,
+                                   d_y, d_log_deriv):
+    """(SPL.9a-SPL.11) VJP of the fused forward: -> d_x: (m,), d_theta: (m, 3K-1)."""
+    w, h, d, cache = rq_parameters_numpy(theta, bound, min_width, min_height, min_derivative)
+    d_x, d_w, d_h, d_d = rq_spline_backward_numpy(x, w, h, d, bound, d_y, d_log_deriv)
+    return d_x, rq_parameters_backward_numpy(cache, bound, min_width, min_height, d_w, d_h, d_d)
+
+
+@kernel
+def _params_row(theta, i, bound, min_w, min_h, min_d, shift, w, h, d, p_w, p_h):
+    """(SPL.2-SPL.3) Row i of theta -> row 0 of the scratch knots w, h, d (and the softmaxes)."""
+    n_bins = w.shape[1]
+    for off, p, minimum in ((0, p_w, min_w), (n_bins, p_h, min_h)):
+        m = theta[i, off]
+        for j in range(1, n_bins):
+            m = max(m, theta[i, off + j])
+        total = 0.0
+        for j in range(n_bins):
+            p[j] = np.exp(theta[i, off + j] - m)
+            total += p[j]
+        for j in range(n_bins):
+            p[j] = p[j] / total
+    for j in range(n_bins):
+        w[0, j] = 2.0 * bound * min_w + 2.0 * bound * (1.0 - n_bins * min_w) * p_w[j]
+        h[0, j] = 2.0 * bound * min_h + 2.0 * bound * (1.0 - n_bins * min_h) * p_h[j]
+    d[0, 0] = 1.0
+    d[0, n_bins] = 1.0
+    for j in range(1, n_bins):
+        pre = theta[i, 2 * n_bins + j - 1] + shift
+        d[0, j] = min_d + (max(pre, 0.0) + np.log1p(np.exp(-abs(pre))))
+
+
+@kernel
+def _scratch(theta):
+    n_bins = (theta.shape[1] + 1) // 3
+    dt = theta.dtype
+    return (np.empty((1, n_bins), dt), np.empty((1, n_bins), dt), np.empty((1, n_bins + 1), dt),
+            np.empty(n_bins, dt), np.empty(n_bins, dt))
+
+
+@kernel
+def _rq_theta_forward_loop(x, theta, bound, min_w, min_h, min_d, shift, y, log_deriv):
+    w, h, d, p_w, p_h = _scratch(theta)
+    for i in range(x.shape[0]):
+        if x[i] < -bound or x[i] > bound:
+            y[i] = x[i]
+            log_deriv[i] = 0.0
+            continue
+        _params_row(theta, i, bound, min_w, min_h, min_d, shift, w, h, d, p_w, p_h)
+        y[i], log_deriv[i] = _forward_row(x[i], w, h, d, 0, bound)
+
+
+@kernel
+def _rq_theta_inverse_loop(y, theta, bound, min_w, min_h, min_d, shift, x, log_deriv_inv):
+    w, h, d, p_w, p_h = _scratch(theta)
+    for i in range(y.shape[0]):
+        if y[i] < -bound or y[i] > bound:
+            x[i] = y[i]
+            log_deriv_inv[i] = 0.0
+            continue
+        _params_row(theta, i, bound, min_w, min_h, min_d, shift, w, h, d, p_w, p_h)
+        x[i], log_deriv_inv[i] = _inverse_row(y[i], w, h, d, 0, bound)
+
+
+@kernel
+def _rq_theta_backward_loop(x, theta, bound, min_w, min_h, min_d, shift, d_y, d_log_deriv,
+                            d_x, d_theta):
+    w, h, d, p_w, p_h = _scratch(theta)
+    d_w, d_h, d_d = np.empty_like(w), np.empty_like(h), np.empty_like(d)
+    n_bins = w.shape[1]
+    for i in range(x.shape[0]):
+        if x[i] < -bound or x[i] > bound:
+            d_x[i] = d_y[i]
+            for j in range(theta.shape[1]):
+                d_theta[i, j] = 0.0
+            continue
+        _params_row(theta, i, bound, min_w, min_h, min_d, shift, w, h, d, p_w, p_h)
+        d_x[i] = _backward_row(x[i], w, h, d, 0, bound, d_y[i], d_log_deriv[i], d_w, d_h, d_d, 0)
+        # (SPL.10) softmax VJP for widths and heights
+        for off, p, dk, minimum in ((0, p_w, d_w, min_w), (n_bins, p_h, d_h, min_h)):
+            scale = 2.0 * bound * (1.0 - n_bins * minimum)
+            dot = 0.0
+            for j in range(n_bins):
+                dot += scale * dk[0, j] * p[j]
+            for j in range(n_bins):
+                d_theta[i, off + j] = p[j] * (scale * dk[0, j] - dot)
+        # (SPL.11) softplus' = sigmoid
+        for j in range(1, n_bins):
+            pre = theta[i, 2 * n_bins + j - 1] + shift
+            e = np.exp(-abs(pre))
+            sig = 1.0 / (1.0 + e) if pre >= 0 else e / (1.0 + e)
+            d_theta[i, 2 * n_bins + j - 1] = sig * d_d[0, j]
+
+
+def rq_spline_theta_forward(x, theta, bound, min_width, min_height, min_derivative):
+    """(SPL.2-SPL.6) Numba kernel; same contract as ``rq_spline_theta_forward_numpy``."""
+    y = np.empty_like(x)
+    log_deriv = np.empty_like(x)
+    _rq_theta_forward_loop(x, theta, float(bound), float(min_width), float(min_height),
+                           float(min_derivative), derivative_shift(min_derivative), y, log_deriv)
+    return y, log_deriv
+
+
+def rq_spline_theta_inverse(y, theta, bound, min_width, min_height, min_derivative):
+    """(SPL.2-SPL.3, SPL.7-SPL.8) Numba kernel; same contract as ``rq_spline_theta_inverse_numpy``."""
+    x = np.empty_like(y)
+    log_deriv_inv = np.empty_like(y)
+    _rq_theta_inverse_loop(y, theta, float(bound), float(min_width), float(min_height),
+                           float(min_derivative), derivative_shift(min_derivative), x, log_deriv_inv)
+    return x, log_deriv_inv
+
+
+def rq_spline_theta_backward(x, theta, bound, min_width, min_height, min_derivative, d_y,
+                             d_log_deriv):
+    """(SPL.9a-SPL.11) Numba kernel; same contract as ``rq_spline_theta_backward_numpy``."""
+    d_x = np.empty_like(x)
+    d_theta = np.empty_like(theta)
+    _rq_theta_backward_loop(x, theta, float(bound), float(min_width), float(min_height),
+                            float(min_derivative), derivative_shift(min_derivative), d_y,
+                            d_log_deriv, d_x, d_theta)
+    return d_x, d_theta

@@ -51,6 +51,16 @@ def _maybe_strided(a, rng, strided):
     return view
 
 
+def _assert_inverse_parity(want, got):
+    """x and log dx/dy at rtol 1e-12 plus the inverse's own conditioning: a 1-ulp difference in
+    the knots (numba's exp vs NumPy's) moves x by about dx/dy = exp(log_deriv_inv) ulps of y."""
+    (x_a, ld_a), (x_b, ld_b) = want, got
+    cond = np.maximum(1.0, np.exp(ld_a))
+    tol = 1e-12 * np.abs(x_a) + 1e-13 * cond
+    assert np.all(np.abs(x_b - x_a) <= tol), np.max(np.abs(x_b - x_a) / tol)
+    assert np.all(np.abs(ld_b - ld_a) <= 1e-12 * np.abs(ld_a) + 1e-13 * cond)
+
+
 @pytest.mark.kernels
 @given(seed=seeds(), m=st.integers(1, 40), n_bins=st.integers(1, 9), strided=st.booleans())
 def test_kernel_parity(seed, m, n_bins, strided):
@@ -64,14 +74,37 @@ def test_kernel_parity(seed, m, n_bins, strided):
     np.testing.assert_allclose(y_nb, y_np, rtol=1e-12, atol=1e-13)
     np.testing.assert_allclose(l_nb, l_np, rtol=1e-12, atol=1e-13)
     yv = _maybe_strided(y_np, rng, strided)
-    for a, b in zip(ks.rq_spline_inverse_numpy(yv, w, h, d, bound),
-                    ks.rq_spline_inverse(yv, w, h, d, bound)):
-        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-13)
+    _assert_inverse_parity(ks.rq_spline_inverse_numpy(yv, w, h, d, bound),
+                           ks.rq_spline_inverse(yv, w, h, d, bound))
     gy = _maybe_strided(rng.standard_normal(m), rng, strided)
     gl = _maybe_strided(rng.standard_normal(m), rng, strided)
     for a, b in zip(ks.rq_spline_backward_numpy(x, w, h, d, bound, gy, gl),
                     ks.rq_spline_backward(x, w, h, d, bound, gy, gl)):
         np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.kernels
+@given(seed=seeds(), m=st.integers(1, 40), n_bins=st.integers(1, 9), strided=st.booleans(),
+       scale=st.floats(0.0, 2.5))
+def test_fused_kernel_parity(seed, m, n_bins, strided, scale):
+    """(SPL.2)-(SPL.3), (SPL.10)-(SPL.11) the fused theta -> spline kernels == their NumPy twins
+    (parameterisation then knot-level twins) at rtol 1e-12, contiguous and strided (the inverse
+    with its conditioning allowance)."""
+    rng = np.random.default_rng(seed)
+    bound, mins = 2.5, (1e-3, 2e-3, 5e-3)
+    theta = _maybe_strided(scale * rng.standard_normal((m, n_spline_params(n_bins))), rng, strided)
+    x = _maybe_strided(rng.uniform(-3.5, 3.5, m), rng, strided)
+    gy = _maybe_strided(rng.standard_normal(m), rng, strided)
+    gl = _maybe_strided(rng.standard_normal(m), rng, strided)
+    y_np, l_np = ks.rq_spline_theta_forward_numpy(x, theta, bound, *mins)
+    _assert_inverse_parity(ks.rq_spline_theta_inverse_numpy(y_np, theta, bound, *mins),
+                           ks.rq_spline_theta_inverse(y_np, theta, bound, *mins))
+    pairs = [((y_np, l_np), ks.rq_spline_theta_forward(x, theta, bound, *mins)),
+             (ks.rq_spline_theta_backward_numpy(x, theta, bound, *mins, gy, gl),
+              ks.rq_spline_theta_backward(x, theta, bound, *mins, gy, gl))]
+    for want, got in pairs:
+        for a, b in zip(want, got):
+            np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-13)
 
 
 @pytest.mark.kernels
@@ -339,7 +372,7 @@ def test_wrong_log_derivative_is_caught(rng, monkeypatch):
         return dy, ld + 2.0 * np.log(s + (d0 + d1 - 2.0 * s) * t)
 
     monkeypatch.setattr(ks, "_rq_eval", wrong_eval)
-    monkeypatch.setattr(fs, "rq_spline_forward", ks.rq_spline_forward_numpy)
+    monkeypatch.setattr(fs, "rq_spline_theta_forward", ks.rq_spline_theta_forward_numpy)
     failures = bijector_report(b, x, c, rng=rng, jacobian_step=STEP, grad_step=STEP).failures
     assert any(f.startswith("log-det vs finite-difference") for f in failures), failures
     assert any("inverse log-det" in f for f in failures), failures
