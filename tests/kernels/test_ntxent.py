@@ -15,7 +15,7 @@ TAUS = st.sampled_from([0.05, 0.1, 0.5, 1.0, 0.002])   # 0.002 < 1/350: the per-
 
 
 def direct_loss(h: np.ndarray, tau: float) -> float:
-    """(REP.12-REP.13) written with explicit loops: -log(exp(s_ip) / sum_{k != i} exp(s_ik))."""
+    """(REP.12) normalise, (REP.13) the loss, written with explicit loops: -log(exp(s_ip) / sum_{k != i} exp(s_ik))."""
     n2 = h.shape[0]
     z = [row / np.sqrt(np.sum(row * row)) for row in h]
     total = 0.0

@@ -14,7 +14,7 @@ from nprefgen.testing import gradcheck
 
 
 def test_linear_autoencoder_spans_pca_subspace():
-    """(REP.7, REP.8) a linear AE trained by squared error on the centred digits: the decoder's
+    """(REP.7) a linear AE trained by squared error on the centred digits; (REP.8) the decoder's
     column space is the top-k PCA subspace (all principal angles < 1e-2 rad) and the
     reconstruction error reaches PCA's, the sum of the discarded eigenvalues (REP.5)."""
     X, _ = load_digits("train")
