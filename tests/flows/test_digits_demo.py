@@ -18,13 +18,13 @@ def test_preprocess_round_trip_and_log_jacobian(rng):
     (a central difference along the noise)."""
     v = rng.integers(0, 17, (20, 64)).astype(float)
     noise = rng.random(v.shape) * 0.98 + 0.01
-    y, log_jac = demos.preprocess(v, 17, noise=noise)
+    y, log_jac = demos.preprocess(v, 17, rng=rng, noise=noise)
     assert y.shape == v.shape and log_jac.shape == (20,)
     assert np.all(np.abs(y) <= np.log(0.95 / 0.05) + 1e-12)
     np.testing.assert_array_equal(demos.postprocess(y, 17), v)
     h = 1e-6
-    yp, _ = demos.preprocess(v, 17, noise=noise + h)
-    ym, _ = demos.preprocess(v, 17, noise=noise - h)
+    yp, _ = demos.preprocess(v, 17, rng=rng, noise=noise + h)
+    ym, _ = demos.preprocess(v, 17, rng=rng, noise=noise - h)
     fd = np.sum(np.log((yp - ym) / (2 * h)), axis=1)
     np.testing.assert_allclose(log_jac, fd, rtol=1e-7)
     y2, _ = demos.preprocess(v, 17, rng=np.random.default_rng(1))
@@ -39,7 +39,8 @@ def test_pixel_density_integrates_to_one():
     levels = 17
     grid = np.linspace(0, levels, 200_001)[1:-1]
     v = np.floor(grid)[:, None]
-    y, log_jac = demos.preprocess(v, levels, noise=(grid - v[:, 0])[:, None])
+    y, log_jac = demos.preprocess(v, levels, rng=np.random.default_rng(0),
+                                  noise=(grid - v[:, 0])[:, None])
     log_p = demos.pixel_log_likelihood(stats.norm.logpdf(y[:, 0]), log_jac)
     edge = np.log(0.95 / 0.05)
     mass = stats.norm.cdf(edge) - stats.norm.cdf(-edge)
@@ -47,9 +48,15 @@ def test_pixel_density_integrates_to_one():
 
 
 def test_bits_per_dim_of_uniform_is_log2_levels():
-    """(SPL.16) a uniform density on [0, 17)^64 scores log2(17) bits per dimension."""
+    """(SPL.16) a uniform density on [0, 17)^64 scores log2(17) bits per dimension, and the
+    pixel-unit form agrees with FLOW.21's [0, 1)-unit form."""
+    from nprefgen.flows.logit import bits_per_dim as bpd_unit
+
     log_p = np.full(3, -64 * np.log(17.0))
     np.testing.assert_allclose(demos.bits_per_dim(log_p, 64), np.log2(17.0), rtol=1e-14)
+    lp = np.array([-150.0, -80.0])
+    np.testing.assert_allclose(demos.bits_per_dim(lp, 64), bpd_unit(lp + 64 * np.log(17.0), 64, 17),
+                               rtol=1e-13)
 
 
 def test_gaussian_baseline_matches_scipy_and_conditions(rng):
@@ -82,7 +89,7 @@ def test_bad_inputs_raise(rng):
     with pytest.raises(ValueError, match="v"):
         demos.preprocess(np.array([[1.5]]), 17, rng=rng)
     with pytest.raises(ValueError, match="rng"):
-        demos.preprocess(np.array([[1.0]]), 17)
+        demos.preprocess(np.array([[1.0]]), 17, rng=None)
     with pytest.raises(ValueError, match="alpha"):
         demos.preprocess(np.array([[1.0]]), 17, 0.5, rng=rng)
     with pytest.raises(ValueError, match="levels"):
@@ -90,3 +97,93 @@ def test_bad_inputs_raise(rng):
     with pytest.raises(ValueError, match="context"):
         demos.GaussianBaseline().fit(np.zeros((5, 2)) + rng.standard_normal((5, 2))).log_prob(
             np.zeros((1, 2)), np.zeros((1, 1)))
+
+
+# ------------------------------------------------------------------------------------------------
+# the experiments, in quick mode
+# ------------------------------------------------------------------------------------------------
+
+TINY = demos.FlowConfig(n_layers={"realnvp": 2, "maf": 2, "spline": 2}, hidden=16, n_bins=4,
+                        epochs=4, batch_size=128, lr=3e-3, patience=4)
+
+
+@pytest.fixture(scope="module")
+def small_digits():
+    return demos.load_image_data("digits", max_train=400, max_test=120)
+
+
+def test_data_and_centre():
+    """The bundled split (1,078 / 359 / 360 images of 64 integer pixels in 0..16) and the
+    central 2x2 block of an 8x8 image."""
+    data = demos.load_image_data()
+    assert (data.train.shape, data.val.shape, data.test.shape) == ((1078, 64), (359, 64), (360, 64))
+    assert data.levels == 17 and data.side == 8 and data.train.max() == 16
+    np.testing.assert_array_equal(demos.central_indices(8, 2), [27, 28, 35, 36])
+    np.testing.assert_array_equal(demos.central_indices(28, 2), [13 * 28 + 13, 13 * 28 + 14,
+                                                                 14 * 28 + 13, 14 * 28 + 14])
+    with pytest.raises(ValueError, match="mnist_root"):
+        demos.load_image_data("mnist")
+    with pytest.raises(ValueError, match="dataset"):
+        demos.load_image_data("cifar")
+
+
+def test_trained_flow_beats_untrained_on_held_out_data(small_digits, rng):
+    """(SPL.14)-(SPL.15) a few epochs of maximum likelihood raise the held-out log-likelihood of
+    a spline flow well above its identity initialisation, and the validation loss is recorded."""
+    data = small_digits
+    y_test, jac = demos.preprocess(data.test, 17, rng=np.random.default_rng(1))
+    flow = demos.build_flow("spline", 64, rng=rng, config=TINY, side=8)
+    before = demos.pixel_log_likelihood(flow.log_prob(y_test), jac).mean()
+    hist = demos.fit_dequantized(flow, data.train, data.val, 17, rng=rng, config=TINY)
+    after = demos.pixel_log_likelihood(flow.log_prob(y_test), jac).mean()
+    assert len(hist["val_loss"]) == hist["epochs"] <= TINY.epochs
+    assert hist["val_loss"][hist["best_epoch"]] == min(hist["val_loss"])
+    assert after > before + 20.0, (before, after)
+
+
+def test_quick_unconditional_run(small_digits, rng):
+    """(SPL.16)-(SPL.17) every model gives a finite score with a small standard error; bits/dim
+    lie between 0 and log2(17) for the fitted Gaussian; samples are integer images in 0..16;
+    the fitted Gaussian beats a standard normal in logit space (a sanity ordering)."""
+    res = demos.run_unconditional(small_digits, rng=rng, config=TINY, n_samples=6)
+    names = [s.name for s in res.scores]
+    assert names == list(demos.MODELS)
+    for s in res.scores:
+        assert np.isfinite(s.test_nats) and 0 < s.test_se < 5 and s.n_params > 0
+        np.testing.assert_allclose(s.bits_per_dim, -s.test_nats / (64 * np.log(2)), rtol=1e-12)
+    gauss = res.scores[0]
+    assert 0 < gauss.bits_per_dim < np.log2(17)
+    y_test, jac = demos.preprocess(small_digits.test, 17, rng=np.random.default_rng(demos.TEST_NOISE_SEED))
+    std_normal = demos.pixel_log_likelihood(stats.norm.logpdf(y_test).sum(1), jac).mean()
+    assert gauss.test_nats > std_normal
+    for name, s in res.samples.items():
+        assert s.shape == (6, 64) and np.all(s == np.round(s)) and s.min() >= 0 and s.max() <= 16
+    rows = demos.score_rows(res.scores)
+    assert len(rows) == 4 and len(rows[0]) == len(demos.SCORE_HEADER)
+
+
+def test_quick_conditional_run(small_digits, rng):
+    """(SPL.18) the conditional Gaussian scores above the marginal one (the centre carries
+    information); samples carry exactly the centres they were drawn at, the first all zero."""
+    res = demos.run_conditional(small_digits, rng=rng, config=TINY, n_centres=3, n_per_centre=4)
+    marginal, conditional, flow = res.scores
+    assert conditional.test_nats > marginal.test_nats
+    assert np.isfinite(flow.test_nats)
+    assert res.samples.shape == (3, 4, 64)
+    assert not np.any(res.centres[0]) and np.all(np.any(res.centres[1:] > 0, axis=1))
+    for k in range(3):
+        np.testing.assert_array_equal(res.samples[k][:, res.centre_idx], np.tile(res.centres[k], (4, 1)))
+    given = np.array([[0, 0, 0, 0], [16, 16, 16, 16.0]])
+    res2 = demos.run_conditional(small_digits, rng=rng, config=TINY, centres=given, n_per_centre=2)
+    np.testing.assert_array_equal(res2.samples[1][:, res2.centre_idx], 16.0)
+
+
+@pytest.mark.parametrize("section", ["flows_digits", "flows_conditional"])
+def test_tour_section_quick(tmp_path, section):
+    """The tour sections run in quick mode and write their table and figures."""
+    from nprefgen.tour import run_tour
+
+    path = run_tour(tmp_path, quick=True, only=[section], progress=False, strict=True)
+    page = open(path, encoding="utf-8").read()
+    assert "nats/image" in page and "<table>" in page
+    assert (tmp_path / f"{section}-samples.png").exists()
