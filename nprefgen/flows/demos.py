@@ -527,18 +527,23 @@ def tile(images, side: int, n_cols: int, pad: float = np.nan) -> np.ndarray:
     return out
 
 
-def plot_sample_grids(samples: dict, side: int, levels: int, n_cols: int = 8, titles: dict | None = None):
+def plot_sample_grids(samples: dict, side: int, levels: int, n_cols: int = 8,
+                      titles: dict | None = None, panels_per_row: int = 3):
     """One panel per model: its samples as a grid of images (grey levels 0..L-1, white = 0)."""
     import matplotlib.pyplot as plt
 
     names = list(samples)
-    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.4), squeeze=False)
+    n_rows = -(-len(names) // panels_per_row)
+    n_cols_fig = min(len(names), panels_per_row)
+    fig, axes = plt.subplots(n_rows, n_cols_fig, figsize=(3.6 * n_cols_fig, 2.2 * n_rows + 0.4),
+                             squeeze=False)
     cmap = plt.get_cmap("gray_r").copy()
     cmap.set_bad("white")
-    for ax, name in zip(axes[0], names):
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, name in zip(axes.ravel(), names):
         ax.imshow(tile(samples[name], side, n_cols), cmap=cmap, vmin=0, vmax=levels - 1)
         ax.set_title((titles or {}).get(name, name), fontsize=10)
-        ax.axis("off")
     fig.tight_layout()
     return fig
 
