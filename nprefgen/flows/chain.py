@@ -34,7 +34,8 @@ class Chain(Bijector):
         if context_dim is None:
             context_dim = max(ctx) if ctx else 0
         if ctx - {context_dim}:
-            raise ValueError(f"bijectors: expected context_dim 0 or {context_dim} for every bijector, "
+            want = "0 (an unconditional chain)" if context_dim == 0 else f"0 or {context_dim}"
+            raise ValueError(f"bijectors: expected context_dim {want} for every bijector, "
                              f"got {[b.context_dim for b in bijectors]}")
         super().__init__(dims.pop(), context_dim)
         self.bijectors = bijectors

@@ -97,6 +97,23 @@ class Flow(Chain):
                              f"({self.context_dim},), got {context.shape}")
         return context, False
 
+    def _rows(self, x, context):
+        """x: (n, D), or one (D,) row broadcast over the rows of a (n, C) context (NLE: one
+        observation, many parameters). -> x, context, x_broadcast, context_broadcast."""
+        x = check_array(x, "x", ndim=(1, 2))
+        if x.ndim == 2:
+            x = self._check_x(x)
+            context, c_b = self._context_rows(context, x.shape[0])
+            return x, context, False, c_b
+        if x.shape != (self.dim,):
+            raise ValueError(f"x: expected shape (n, {self.dim}) or ({self.dim},), got {x.shape}")
+        if context is None or np.ndim(context) != 2:
+            raise ValueError(f"x: a single ({self.dim},) row needs a (n, {self.context_dim}) context "
+                             f"to broadcast over, got context of shape {np.shape(context)}")
+        n = np.shape(context)[0]
+        context, _ = self._context_rows(context, n)
+        return np.broadcast_to(x, (n, self.dim)), context, True, False
+
     # -- the bijector contract (context standardised first) -----------------------------------
     def _scaled(self, context):
         return None if context is None else (context - self.context_mean) / self.context_std
@@ -120,37 +137,43 @@ class Flow(Chain):
 
     # -- densities ----------------------------------------------------------------------------
     def log_prob(self, x, context=None) -> np.ndarray:
-        """(FLOW.1) log p(x | c) per sample. x: (n, D), context: (n, C) or (C,) -> (n,)."""
-        x = self._check_x(x)
-        context, _ = self._context_rows(context, x.shape[0])
+        """(FLOW.1) log p(x | c) per sample. x: (n, D), context: (n, C) or (C,) -> (n,).
+
+        One row of either is broadcast over the rows of the other: x (n, D) with context (C,)
+        (iid observations, one parameter), or x (D,) with context (n, C) (one observation, many
+        parameters, as NLE needs).
+        """
+        x, context, _, _ = self._rows(x, context)
         z, log_det = self.forward(x, context)
         return normal_log_prob(z) + log_det
 
     def log_prob_and_grad(self, x, context=None, weights=None):
         """log p per sample and the gradients of  S = sum_i w_i log p(x_i | c_i)  (FLOW.22).
 
-        x: (n, D); context: (n, C) or (C,); weights: (n,) (default ones). Parameter gradients of S
-        are *added* into ``grads`` (call ``zero_grad`` first). Returns
-        ``(log_prob: (n,), d_x: (n, D), d_context: (n, C), or (C,) summed over rows when the
-        context was one broadcast row, or None)``. Training uses ``weights = -1/n`` (mean NLL).
+        x: (n, D) or (D,); context: (n, C) or (C,) (broadcast as in :meth:`log_prob`); weights:
+        (n,) (default ones). Parameter gradients of S are *added* into ``grads`` (call
+        ``zero_grad`` first). Returns ``(log_prob: (n,), d_x, d_context)`` with each gradient
+        shaped like its argument: a broadcast row gets the sum over rows, and d_context is None
+        for an unconditional flow. Training uses ``weights = -1/n`` (mean NLL).
         """
-        x = self._check_x(x)
+        x, context, x_broadcast, broadcast = self._rows(x, context)
         n = x.shape[0]
-        context, broadcast = self._context_rows(context, n)
         w = np.ones(n) if weights is None else check_array(weights, "weights", shape=(n,))
         z, log_det, cache = self.forward_cached(x, context)
         log_prob = normal_log_prob(z) + log_det
         d_x, d_context = self.backward(cache, -w[:, None] * z, w)       # (FLOW.22), (FLOW.3)
         if broadcast:
             d_context = d_context.sum(axis=0)
+        if x_broadcast:
+            d_x = d_x.sum(axis=0)
         return log_prob, d_x, d_context
 
     def grad_log_prob(self, x, context=None):
         """Gradients of log p(x_i | c_i) with respect to x and the context, per sample.
 
-        x: (n, D), context: (n, C) or (C,) -> d_x: (n, D), d_context: (n, C) (or (C,), the sum
-        over rows, for a broadcast row) or None. Parameter gradients are left as they were (for
-        HMC in NLE, score checks).
+        x: (n, D) or (D,), context: (n, C) or (C,) -> d_x, d_context shaped like their arguments
+        (a broadcast row gets the sum over rows; d_context None without a context). Parameter
+        gradients are left as they were (for HMC in NLE, score checks).
         """
         saved = [g.copy() for _, g in self.parameters()]
         try:

@@ -266,3 +266,22 @@ def test_flow_bad_inputs(rng):
         flow.log_prob_and_grad(x, np.ones(1), weights=np.ones(3))
     with pytest.raises(ValueError, match="trainable"):
         Flow([Standardize(np.zeros(2), np.ones(2))]).fit(x, rng=rng)
+
+
+def test_one_observation_many_contexts(rng):
+    """NLE's case: one x row broadcast over n contexts; log p and gradients match the tiled call,
+    d_x is the sum over rows (FLOW.22)."""
+    flow = _random_flow("maf", 2, 3, rng)
+    x_o, thetas = rng.standard_normal(2), rng.standard_normal((5, 3))
+    tiled = np.tile(x_o, (5, 1))
+    np.testing.assert_array_equal(flow.log_prob(x_o, thetas), flow.log_prob(tiled, thetas))
+    d_x, d_c = flow.grad_log_prob(x_o, thetas)
+    d_x_t, d_c_t = flow.grad_log_prob(tiled, thetas)
+    assert d_x.shape == (2,)
+    np.testing.assert_allclose(d_x, d_x_t.sum(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(d_c, d_c_t, rtol=1e-12)
+    check_vjp(lambda t: flow.log_prob(x_o, t), lambda v: v[:, None] * d_c, thetas, rng=rng)
+    with pytest.raises(ValueError, match="x"):
+        flow.log_prob(x_o, thetas[0])
+    with pytest.raises(ValueError, match="x"):
+        flow.log_prob(np.ones(3), thetas)
