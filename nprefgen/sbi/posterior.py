@@ -261,7 +261,21 @@ class MCMCPosterior:
             res = random_walk_metropolis(lp, x0, steps, rng, n_warmup=self.n_warmup,
                                          thin=self.thin, chain_index=True, scale=self.prior.std)
         self.mcmc_result = res
+        self._n_obs = n_obs
         draws = res.samples.reshape(n_obs, k, per_chain, self.dim_theta)
         # interleave chains so that the first n draws come from every chain
         draws = draws.transpose(0, 2, 1, 3).reshape(n_obs, k * per_chain, self.dim_theta)
         return draws[:, :n]
+
+    def convergence(self) -> dict:
+        """Split R-hat (MCMC.8) and ESS (MCMC.9) of the last run, per observation: each
+        observation's chains are a group of their own (chains of different observations target
+        different posteriors). -> {"rhat": (N, p), "ess": (N, p)}."""
+        from nprefgen.samplers import effective_sample_size, split_rhat
+
+        if self.mcmc_result is None:
+            raise ValueError("mcmc_result: sample first")
+        s = self.mcmc_result.samples
+        groups = s.reshape(self._n_obs, self.n_chains, s.shape[1], s.shape[2])
+        return {"rhat": np.stack([split_rhat(g) for g in groups]),
+                "ess": np.stack([effective_sample_size(g) for g in groups])}

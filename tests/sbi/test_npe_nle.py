@@ -123,6 +123,9 @@ def test_batched_posteriors(trained):
     assert a.shape == (3, 2000, 2) and b.shape == (3, 300, 2)
     assert np.all(np.abs(a.mean(1) - mu) < 0.25 * SD_POST)
     assert np.all(np.abs(b.mean(1) - mu) < 0.35 * SD_POST)
+    conv = nle_post.convergence()
+    assert conv["rhat"].shape == (3, 2) and np.all(conv["rhat"] < 1.1)
+    assert np.all(conv["ess"] > 50)
 
 
 def test_truncation_to_the_prior_support():
