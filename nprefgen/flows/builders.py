@@ -5,6 +5,8 @@ can rebuild the flow from a saved file (the weights and buffers then overwrite t
 """
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 
 from nprefgen._validation import check_array, check_choice, check_int, check_rng
@@ -141,5 +143,12 @@ def register_builder(name: str, builder) -> None:
 def from_config(config: dict) -> Flow:
     """Rebuild an (untrained) flow from ``flow.config``; a fixed rng, as the weights get loaded."""
     config = dict(config)
-    name = check_choice(config.pop("builder", None), "config['builder']", BUILDERS)
+    name = config.pop("builder", None)
+    if name not in BUILDERS and isinstance(name, str) and name.isidentifier():
+        # families defined in their own module register on import, e.g. nprefgen.flows.spline
+        try:
+            importlib.import_module(f"nprefgen.flows.{name}")
+        except ImportError:
+            pass
+    check_choice(name, "config['builder']", BUILDERS)
     return BUILDERS[name](rng=np.random.default_rng(0), **config)

@@ -285,3 +285,30 @@ def test_one_observation_many_contexts(rng):
         flow.log_prob(x_o, thetas[0])
     with pytest.raises(ValueError, match="x"):
         flow.log_prob(np.ones(3), thetas)
+
+
+def test_registered_builders_rebuild(tmp_path, rng):
+    """register_builder makes a new flow family loadable by load_flow; unknown names raise."""
+    from nprefgen.flows import register_builder
+    from nprefgen.flows.builders import BUILDERS
+
+    def tiny(dim, *, rng):
+        flow = Flow([ElementwiseAffine(dim), Permutation.random(dim, rng)])
+        flow.config = {"builder": "tiny_test_family", "dim": dim}
+        return flow
+
+    register_builder("tiny_test_family", tiny)
+    try:
+        flow = tiny(3, rng=rng)
+        randomize_parameters(flow, rng)
+        flow.save(tmp_path / "tiny.npz")
+        x = rng.standard_normal((4, 3))
+        np.testing.assert_array_equal(load_flow(tmp_path / "tiny.npz").log_prob(x), flow.log_prob(x))
+        flow.config = {"builder": "no_such_family"}
+        flow.save(tmp_path / "bad.npz")
+        with pytest.raises(ValueError, match="builder"):
+            load_flow(tmp_path / "bad.npz")
+    finally:
+        BUILDERS.pop("tiny_test_family")
+    with pytest.raises(ValueError, match="builder"):
+        register_builder("x", 3)
