@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from nprefgen.data import load_digits
-from nprefgen.models.autoencoder import conv_autoencoder, dense_autoencoder, linear_autoencoder
+from nprefgen.models.autoencoder import (
+    conv_autoencoder, dense_autoencoder, linear_autoencoder, one_blas_thread,
+)
 from nprefgen.models.pca import PCA, principal_angles
 from nprefgen.plots.representation import (
     plot_latent_maps, plot_loss_curves, plot_reconstructions, plot_subspace_angles,
@@ -28,6 +30,11 @@ def _linear_ae_angles(Xc, Vk, steps, every, rng):
 
 
 def build(report) -> None:
+    with one_blas_thread():                 # small matrices: threads only cost (see docstring)
+        _build(report)
+
+
+def _build(report) -> None:
     rng = report.rng("autoencoder")
     quick = report.quick
     X, y = load_digits("train")

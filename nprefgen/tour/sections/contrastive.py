@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from nprefgen.data import load_digits
+from nprefgen.models.autoencoder import one_blas_thread
 from nprefgen.models.augment import Augment
 from nprefgen.models.contrastive import dense_simclr
 from nprefgen.models.pca import PCA
@@ -55,6 +56,11 @@ def compare_representations(rng: np.random.Generator, epochs: int = 150, probe_e
 
 
 def build(report) -> None:
+    with one_blas_thread():                 # small matrices: threads only cost (see docstring)
+        _build(report)
+
+
+def _build(report) -> None:
     rng = report.rng("contrastive")
     quick = report.quick
     X, _ = load_digits("train")

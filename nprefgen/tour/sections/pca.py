@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from nprefgen.data import load_digits
+from nprefgen.models.autoencoder import one_blas_thread
 from nprefgen.models.pca import PCA, pca_inverse_transform, pca_transform, reconstruction_error
 from nprefgen.plots.representation import (
     plot_components, plot_explained_variance, plot_latent_map, plot_reconstructions,
@@ -14,6 +15,11 @@ TITLE = "Representation: PCA"
 
 
 def build(report) -> None:
+    with one_blas_thread():                 # small matrices: threads only cost (see docstring)
+        _build(report)
+
+
+def _build(report) -> None:
     rng = report.rng("pca")
     X, y = load_digits("train")
     X_test, y_test = load_digits("test")
