@@ -55,6 +55,17 @@ class DirectPosterior:
         self.default_x = _one_x(x, self.dim_x, None)
         return self
 
+    def save(self, path) -> None:
+        """Save the trained flow (weights, z-scoring buffers, configuration) to ``.npz``."""
+        self.flow.save(path)
+
+    @classmethod
+    def load(cls, path, prior) -> "DirectPosterior":
+        """Rebuild a posterior saved by :meth:`save`; the prior is passed again (it is code)."""
+        from nprefgen.flows import load_flow
+
+        return cls(load_flow(path), prior)
+
     def sample(self, n: int, rng: np.random.Generator, x=None) -> np.ndarray:
         """n draws (n, p) for one observation x (dx,); outside-prior draws are rejected."""
         return self.sample_batched(_one_x(x, self.dim_x, self.default_x)[None], n, rng)[0]

@@ -111,6 +111,20 @@ def test_nle_gradient_and_hmc(trained):
     _close_to_analytic(draws, x_obs, np.min(post.mcmc_result.ess()))
 
 
+def test_save_and_load(trained, tmp_path):
+    """A trained NPE posterior survives a round trip through .npz: same log q, same draws."""
+    from nprefgen.sbi.posterior import DirectPosterior
+
+    task, post, _, _ = trained
+    post.save(tmp_path / "npe.npz")
+    again = DirectPosterior.load(tmp_path / "npe.npz", task.prior)
+    theta = 0.2 * np.random.default_rng(0).standard_normal((5, 2))
+    x_obs = np.array([0.1, 0.2])
+    np.testing.assert_array_equal(post.log_prob(theta, x_obs), again.log_prob(theta, x_obs))
+    np.testing.assert_array_equal(post.sample(10, np.random.default_rng(1), x_obs),
+                                  again.sample(10, np.random.default_rng(1), x_obs))
+
+
 def test_batched_posteriors(trained):
     """Many observations at once: NPE's (N, n, p) draws and NLE's batched chains (one target per
     chain group) give each observation its own posterior mean."""
