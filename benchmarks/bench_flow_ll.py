@@ -7,13 +7,15 @@ log-densities of the (once, fixed-seed) dequantized test images in pixel units (
 image and bits/dim; the standard error is over test images.
 
 Models (issue 3): the full-covariance Gaussian in logit space, nprefgen's RealNVP (5 checkerboard
-couplings), MAF (5 MADE layers, random orders) and, with ``--spline``, its spline flow (4 spline
+couplings, as the tour; "realnvp-alt": the same with the MAF paper's vector masks, alternating
+coordinates), MAF (5 MADE layers, random orders) and, with ``--spline``, its spline flow (4 spline
 couplings, 8 bins); zuko's ``MAF`` with the same size (5 transforms, MADE hidden (128, 128), ReLU,
 random orders). Both libraries use the same training budget: Adam lr 1e-3, batch 128, gradient-norm
 clip 5, at most 50 epochs, patience 10, best validation weights restored.
 
 Targets: |zuko MAF - nprefgen MAF| <= 1 nat/image, and Gaussian < RealNVP <= MAF (MAF paper,
-Table 1 ordering). One seed per run; ``--seeds 0,1,2`` repeats (each run ~1-2 min on 2 idle cores).
+Table 1 ordering). Paired differences over the same test images are printed with their standard
+errors, since the models' scores are strongly correlated across images. One seed per run; ``--seeds 0,1,2`` repeats (each run ~1-2 min on 2 idle cores).
 
     python benchmarks/bench_flow_ll.py                  # gaussian, realnvp, maf, zuko maf
     python benchmarks/bench_flow_ll.py --spline --seeds 0,1
@@ -77,7 +79,8 @@ def zuko_maf_score(data, seed: int, config=CONFIG):
     with torch.no_grad():
         log_q = flow().log_prob(torch.from_numpy(y_test)).numpy()
     n_params = sum(p.numel() for p in flow.parameters())
-    return demos._score("zuko maf", log_q, jac, data.dim, n_params, seconds, epochs)
+    score = demos._score("zuko maf", log_q, jac, data.dim, n_params, seconds, epochs)
+    return score, demos.pixel_log_likelihood(log_q, jac)
 
 
 def main(argv=None) -> int:
@@ -104,24 +107,52 @@ def main(argv=None) -> int:
           f"load average {os.getloadavg()[0]:.2f}; {args.threads} thread(s) each")
     data = demos.load_image_data()
     models = ["gaussian", "realnvp", "maf"] + (["spline"] if args.spline else [])
-    header = f"{'seed':>4s}  {'model':10s} {'params':>8s} {'test nats/image':>18s} {'bits/dim':>9s} {'epochs':>6s} {'s':>6s}"
+    header = f"{'seed':>4s}  {'model':11s} {'params':>8s} {'test nats/image':>18s} {'bits/dim':>9s} {'epochs':>6s} {'s':>6s}"
     print(header)
+    y_test, jac = demos.preprocess(data.test, data.levels,
+                                   rng=np.random.default_rng(demos.TEST_NOISE_SEED))
     for seed in (int(s) for s in args.seeds.split(",")):
-        res = demos.run_unconditional(data, rng=np.random.default_rng(seed), config=CONFIG,
-                                      models=models, n_samples=1, n_blas_threads=args.threads)
+        rng = np.random.default_rng(seed)
+        res = demos.run_unconditional(data, rng=rng, config=CONFIG, models=models, n_samples=1,
+                                      n_blas_threads=args.threads)
         scores = list(res.scores)
+        per_image = {name: demos.pixel_log_likelihood(m.log_prob(y_test), jac)
+                     for name, m in res.models.items()}
+        # RealNVP with the MAF paper's vector masks (alternating coordinates) instead of checkerboards
+        t0 = time.perf_counter()
+        flow = demos.build_flow("realnvp", data.dim, rng=rng, config=CONFIG)
+        hist = demos.fit_dequantized(flow, data.train, data.val, data.levels, rng=rng, config=CONFIG,
+                                     n_blas_threads=args.threads)
+        lq = flow.log_prob(y_test)
+        scores.append(demos._score("realnvp-alt", lq, jac, data.dim, flow.num_parameters(),
+                                   time.perf_counter() - t0, hist["epochs"]))
+        per_image["realnvp-alt"] = demos.pixel_log_likelihood(lq, jac)
         if torch is not None:
-            scores.append(zuko_maf_score(data, seed))
+            score, lp = zuko_maf_score(data, seed)
+            scores.append(score)
+            per_image["zuko maf"] = lp
         for s in scores:
-            print(f"{seed:4d}  {s.name:10s} {s.n_params:8d} {s.test_nats:10.2f} +- {s.test_se:4.2f} "
+            print(f"{seed:4d}  {s.name:11s} {s.n_params:8d} {s.test_nats:10.2f} +- {s.test_se:4.2f} "
                   f"{s.bits_per_dim:9.3f} {s.epochs:6d} {s.seconds:6.1f}")
         by = {s.name: s.test_nats for s in scores}
         order = by["gaussian"] < by["realnvp"] <= by["maf"]
-        line = f"      ordering gaussian < realnvp <= maf: {'yes' if order else 'NO'}"
+        print(f"      ordering gaussian < realnvp <= maf: {'yes' if order else 'NO'} (checkerboard "
+              f"RealNVP); with vector masks: "
+              f"{'yes' if by['gaussian'] < by['realnvp-alt'] <= by['maf'] else 'NO'}")
+
+        def paired(a, b):
+            d = per_image[a] - per_image[b]
+            return f"{a} - {b} = {d.mean():+.2f} +- {d.std() / np.sqrt(d.size):.2f}"
+
+        pairs = [("maf", "realnvp"), ("maf", "realnvp-alt"), ("realnvp", "gaussian")]
+        if "zuko maf" in per_image:
+            pairs.append(("maf", "zuko maf"))
+        print("      paired differences (nats/image, +- s.e. over test images): "
+              + "; ".join(paired(a, b) for a, b in pairs))
         if "zuko maf" in by:
             gap = by["maf"] - by["zuko maf"]
-            line += f"; nprefgen maf - zuko maf = {gap:+.2f} nats ({'within' if abs(gap) <= 1 else 'OUTSIDE'} 1 nat)"
-        print(line)
+            print(f"      nprefgen maf - zuko maf = {gap:+.2f} nats "
+                  f"({'within' if abs(gap) <= 1 else 'OUTSIDE'} the 1-nat target)")
     return 0
 
 

@@ -9,8 +9,9 @@ written out below with the same parameter names, and starts from nprefgen's weig
 script first checks that both give the same loss and parameters after three steps.
 
 Timings are interleaved (one nprefgen step, one torch step, ...) so load from other processes
-hits both alike; the median over the timed steps after a warm-up is reported, and the ratio
-nprefgen / torch (issue 3's target: <= 0.7). Torch gets as many intra-op threads as numpy's BLAS.
+hits both alike; the median (and min) over the timed steps after a warm-up is reported, and the
+ratio nprefgen / torch (issue 3's target: <= 0.7). Torch gets as many intra-op threads as numpy's
+BLAS (``--threads 1`` pins both to one; on a shared machine that is the fair comparison).
 
     python benchmarks/bench_realnvp.py                       # both dtypes, 40 timed steps each
     python benchmarks/bench_realnvp.py --dtypes float64 --repeats 100 --profile
@@ -28,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from nprefgen.flows.coupling import AffineCoupling, checkerboard_mask  # noqa: E402
+from nprefgen.flows import realnvp  # noqa: E402
 from nprefgen.nn import Adam  # noqa: E402
 
 DIM, N_COUPLINGS, HIDDEN, BATCH, BOUND, LR = 64, 5, (256, 256), 256, 3.0, 1e-3
@@ -58,40 +59,33 @@ def digits_batch(dtype, seed: int = 0) -> np.ndarray:
 
 # -- nprefgen ---------------------------------------------------------------------------------
 def make_nprefgen(dtype, seed: int = 0):
-    """The flow as nprefgen's Flow of AffineCouplings (falls back to a bare list of couplings)."""
+    """``nprefgen.flows.realnvp`` with checkerboard masks; returns the Flow (last layers randomised slightly)."""
     rng = np.random.default_rng(seed)
-    couplings = [AffineCoupling(checkerboard_mask((8, 8), parity=i % 2), HIDDEN, rng=rng,
-                                bound=BOUND, zero_init=False) for i in range(N_COUPLINGS)]
-    for b in couplings:
-        b.astype(dtype)
-    return couplings
+    flow = realnvp(DIM, N_COUPLINGS, list(HIDDEN), rng=rng, mask="checkerboard", image_shape=(8, 8),
+                   bound=BOUND)
+    for b in flow.bijectors:      # start away from the zero-initialised identity
+        last = b.net.layers[-1]
+        last.params["weight"][...] = 0.01 * rng.standard_normal(last.params["weight"].shape)
+    flow.astype(dtype)
+    return flow
 
 
-def nprefgen_stepper(couplings, x):
-    """forward, NLL, backward, Adam; written against the Bijector contract."""
-    params = [pg for b in couplings for pg in b.parameters()]
-    opt = Adam(params, lr=LR)
-    n, d = x.shape
+def nprefgen_stepper(flow, x):
+    """One step as Flow.fit takes it: log_prob_and_grad with weights -1/n (FLOW.22), Adam."""
+    opt = Adam(flow.parameters(), lr=LR)
+    n = x.shape[0]
+    weights = np.full(n, -1.0 / n, dtype=x.dtype)
 
     def step() -> float:
-        opt.zero_grad()
-        z, log_det, caches = x, np.zeros(n, dtype=x.dtype), []
-        for b in couplings:
-            z, ld, cache = b.forward_cached(z)
-            log_det += ld
-            caches.append(cache)
-        loss = float(np.mean(0.5 * np.sum(z * z, axis=1) - log_det)) + 0.5 * d * LOG_2PI
-        d_z = z / n
-        d_ld = np.full(n, -1.0 / n, dtype=x.dtype)
-        for b, cache in zip(reversed(couplings), reversed(caches)):
-            d_z, _ = b.backward(cache, d_z, d_ld)
+        flow.zero_grad()
+        lp, _, _ = flow.log_prob_and_grad(x, weights=weights)
         opt.step()
-        return loss
+        return -float(np.mean(lp))
     return step
 
 
 # -- PyTorch, the same architecture -------------------------------------------------------------
-def make_torch(torch, couplings_np, dtype):
+def make_torch(torch, flow_np, dtype):
     nn = torch.nn
 
     class Coupling(nn.Module):
@@ -120,7 +114,7 @@ def make_torch(torch, couplings_np, dtype):
     class RealNVP(nn.Module):
         def __init__(self):
             super().__init__()
-            self.couplings = nn.ModuleList([Coupling(b.mask.copy()) for b in couplings_np])
+            self.couplings = nn.ModuleList([Coupling(b.mask.copy()) for b in flow_np.bijectors])
 
         def log_prob(self, x):
             log_det = torch.zeros(x.shape[0], dtype=x.dtype)
@@ -131,7 +125,7 @@ def make_torch(torch, couplings_np, dtype):
 
     model = RealNVP()
     with torch.no_grad():
-        for c_t, c_np in zip(model.couplings, couplings_np):
+        for c_t, c_np in zip(model.couplings, flow_np.bijectors):
             c_t.net.load_state_dict({k: torch.from_numpy(v.copy())
                                      for k, v in c_np.net.state_dict().items()})
     return model
@@ -153,12 +147,12 @@ def torch_stepper(torch, model, x):
 def agreement(torch, dtype, n_steps: int = 3):
     """Relative loss difference and max |parameter difference| after n identical steps."""
     x = digits_batch(dtype)
-    couplings = make_nprefgen(dtype)
-    model = make_torch(torch, couplings, {np.float32: torch.float32, np.float64: torch.float64}[dtype])
-    s_np, s_t = nprefgen_stepper(couplings, x), torch_stepper(torch, model, x)
+    flow = make_nprefgen(dtype)
+    model = make_torch(torch, flow, {np.float32: torch.float32, np.float64: torch.float64}[dtype])
+    s_np, s_t = nprefgen_stepper(flow, x), torch_stepper(torch, model, x)
     losses = [(s_np(), s_t()) for _ in range(n_steps)]
     diff = 0.0
-    for c_t, c_np in zip(model.couplings, couplings):
+    for c_t, c_np in zip(model.couplings, flow.bijectors):
         state = {k: v.detach().numpy() for k, v in c_t.net.state_dict().items()}
         diff = max(diff, max(float(np.max(np.abs(p - state[k])))
                              for k, p in c_np.net.state_dict().items()))
@@ -166,7 +160,7 @@ def agreement(torch, dtype, n_steps: int = 3):
 
 
 def time_steps(steppers: dict, warmup: int, repeats: int) -> dict:
-    """Median seconds per step of each stepper, interleaved."""
+    """(median, min) seconds per step of each stepper, interleaved."""
     for _ in range(warmup):
         for step in steppers.values():
             step()
@@ -176,7 +170,7 @@ def time_steps(steppers: dict, warmup: int, repeats: int) -> dict:
             t0 = time.perf_counter()
             step()
             times[k].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
+    return {k: (statistics.median(v), min(v)) for k, v in times.items()}
 
 
 def profile_nprefgen(dtype, repeats: int) -> None:
@@ -229,12 +223,13 @@ def main(argv=None) -> int:
             torch.set_num_threads(n_blas)
         print(f"torch {torch.__version__}, intra-op threads {torch.get_num_threads()}")
     print()
-    print(f"{'dtype':8s} {'nprefgen ms':>12s} {'torch ms':>10s} {'ratio':>7s}   agreement after 3 steps")
+    print(f"{'dtype':8s} {'nprefgen ms (min)':>18s} {'torch ms (min)':>16s} {'ratio':>6s} {'min':>5s}"
+          f"   agreement after 3 steps")
     for name in args.dtypes.split(","):
         dtype = {"float32": np.float32, "float64": np.float64}[name.strip()]
         x = digits_batch(dtype)
-        couplings = make_nprefgen(dtype)
-        steppers = {"nprefgen": nprefgen_stepper(couplings, x)}
+        flow = make_nprefgen(dtype)
+        steppers = {"nprefgen": nprefgen_stepper(flow, x)}
         check = ""
         if torch is not None:
             tdtype = {np.float32: torch.float32, np.float64: torch.float64}[dtype]
@@ -242,12 +237,13 @@ def main(argv=None) -> int:
             loss_diff, p_diff = agreement(torch, dtype)
             check = f"loss rel. diff {loss_diff:.1e}, max |param diff| {p_diff:.1e}"
         med = time_steps(steppers, args.warmup, args.repeats)
-        t_np = 1e3 * med["nprefgen"]
+        t_np, m_np = (1e3 * v for v in med["nprefgen"])
         if torch is not None:
-            t_t = 1e3 * med["torch"]
-            print(f"{name:8s} {t_np:12.3f} {t_t:10.3f} {t_np / t_t:7.2f}   {check}")
+            t_t, m_t = (1e3 * v for v in med["torch"])
+            print(f"{name:8s} {t_np:9.2f} ({m_np:6.2f}) {t_t:8.2f} ({m_t:6.2f}) {t_np / t_t:6.2f} "
+                  f"{m_np / m_t:5.2f}   {check}")
         else:
-            print(f"{name:8s} {t_np:12.3f} {'-':>10s} {'-':>7s}")
+            print(f"{name:8s} {t_np:9.2f} ({m_np:6.2f})")
     if args.profile:
         for name in args.dtypes.split(","):
             profile_nprefgen({"float32": np.float32, "float64": np.float64}[name.strip()], args.repeats)
