@@ -70,38 +70,44 @@ class CosmologyGRFSimulator:
         return self.summarize(self.fields(theta, rng))
 
     # --- the Gaussian-likelihood model (SBI.21) ----------------------------------------------
-    def _modes(self):
-        """(bin index per mode, |k| per mode) for the modes inside the binned range."""
-        from nprefgen.metrics.field_stats import _bins
+    def _bin_weights(self):
+        """The distinct |k| of the binned modes, (U,), and weights (U, B) that average a
+        function of |k| over each bin's modes (multiplicity / modes in the bin); cached."""
+        if getattr(self, "_weights", None) is None:
+            from nprefgen.metrics.field_stats import _bins
 
-        idx, kmag, _ = _bins(self.n_side, BOX_SIZE, self.n_bins, "linear")
-        ok = idx >= 0
-        return idx[ok], kmag[ok]
+            idx, kmag, _ = _bins(self.n_side, BOX_SIZE, self.n_bins, "linear")
+            ok = idx >= 0
+            idx, kmag = idx[ok], kmag[ok]
+            counts = np.bincount(idx, minlength=self.n_bins).astype(np.float64)
+            # modes with equal integer |m|^2 share |k|: group them (rounding guards float noise)
+            k_unique, inverse = np.unique(np.round(kmag, 10), return_inverse=True)
+            weights = np.zeros((k_unique.size, self.n_bins))
+            np.add.at(weights, (inverse, idx), 1.0)
+            self._weights = (k_unique, weights / counts, counts)
+        return self._weights
 
-    def mean_summary(self, theta) -> tuple[np.ndarray, np.ndarray]:
-        """(SBI.21) mu(theta): (m, B) and its Jacobian d mu / d theta: (m, B, 2)."""
+    def mean_summary(self, theta, jacobian: bool = True):
+        """(SBI.21) mu(theta): (m, B) and, if ``jacobian``, d mu / d theta: (m, B, 2)."""
         theta = check_theta(theta, 2)
-        idx, k = self._modes()
-        counts = np.bincount(idx, minlength=self.n_bins).astype(np.float64)
+        k, average, counts = self._bin_weights()
         a, n = theta[:, :1], theta[:, 1:]
         logk = np.log(k)[None, :]
-        signal = a * np.exp(-n * logk)                                         # (m, K)
-        total = signal + self.noise_power
-
-        def bin_mean(v):
-            return np.stack([np.bincount(idx, weights=row, minlength=self.n_bins) for row in v]) / counts
-
-        pbar = bin_mean(total)
+        signal = a * np.exp(-n * logk)                                         # (m, U)
+        pbar = (signal + self.noise_power) @ average                           # (m, B)
         mu = np.log(pbar) - 1.0 / counts
-        d_a = bin_mean(signal / a) / pbar
-        d_n = bin_mean(-signal * logk) / pbar
+        if not jacobian:
+            return mu
+        d_a = (signal / a) @ average / pbar
+        d_n = (-signal * logk) @ average / pbar
         return mu, np.stack([d_a, d_n], axis=2)
 
 
 class GaussianSummaryLikelihood:
     """(SBI.21) log N(s_obs; mu(theta), C) for one or several iid summaries, and its gradient.
 
-    mean_fn : theta (m, p) -> (mu (m, B), d mu / d theta (m, B, p)); cov : (B, B).
+    mean_fn : theta (m, p) -> (mu (m, B), d mu / d theta (m, B, p)), and with
+        ``jacobian=False`` -> mu only; cov : (B, B).
     """
 
     def __init__(self, mean_fn, cov) -> None:
@@ -132,8 +138,10 @@ class GaussianSummaryLikelihood:
 
     def __call__(self, theta, x) -> np.ndarray:
         """log L (m,): the :class:`nprefgen.sbi.posterior.MCMCPosterior` likelihood interface,
-        theta: (m, p), x: (m, n_iid, B)."""
-        return self.log_prob_and_grad(theta, x)[0]
+        theta: (m, p), x: (m, n_iid, B). No Jacobian is computed."""
+        s = check_array(x, "x", ndim=3)
+        r = s - self.mean_fn(theta, jacobian=False)[:, None, :]
+        return np.sum(self.log_norm - 0.5 * np.sum(r * (r @ self.prec), axis=2), axis=1)
 
     def grad(self, theta, x) -> np.ndarray:
         """d log L / d theta (m, p), same arguments (``grad_log_likelihood`` for HMC)."""

@@ -42,6 +42,11 @@ def test_gradients_are_exact(task):
     res = check_vjp(lambda t: like.log_prob_and_grad(t, s_obs)[0],
                     lambda v: v[:, None] * like.log_prob_and_grad(theta, s_obs)[1], theta, rng=rng)
     assert all(r.ok for r in res), [str(r) for r in res]
+    # the MCMCPosterior interface: values without the Jacobian, gradient separately
+    rows = np.broadcast_to(s_obs, (2, 1, 5))
+    np.testing.assert_allclose(like(theta, rows), like.log_prob_and_grad(theta, s_obs)[0], rtol=1e-12)
+    np.testing.assert_allclose(like.grad(theta, rows), like.log_prob_and_grad(theta, s_obs)[1],
+                               rtol=1e-12)
 
 
 def test_gaussian_likelihood_mcmc_recovers_theta(task):

@@ -21,8 +21,8 @@ def _settings(quick: bool) -> dict:
     if quick:
         return dict(n_side=16, n_bins=5, n_cov=40, n_sim=400, flow=dict(n_transforms=2, hidden=16),
                     epochs=5, n_post=400, n_test=12, n_draws=30, chains=4, warmup=15)
-    return dict(n_side=32, n_bins=8, n_cov=300, n_sim=3000, flow=dict(n_transforms=3, hidden=32),
-                epochs=40, n_post=2000, n_test=60, n_draws=80, chains=4, warmup=60)
+    return dict(n_side=32, n_bins=8, n_cov=300, n_sim=4000, flow=dict(n_transforms=4, hidden=32),
+                epochs=100, n_post=2000, n_test=100, n_draws=100, chains=8, warmup=200)
 
 
 def _field_figure(sim, theta, rng):
@@ -74,7 +74,7 @@ def build(report) -> None:
     t_sim = time.perf_counter() - t0
     t0 = time.perf_counter()
     npe = NPE(prior, **cfg["flow"]).train(sims.theta, sims.x, rng, max_epochs=cfg["epochs"],
-                                          patience=10)
+                                          patience=15, lr=1e-3)
     t_npe = time.perf_counter() - t0
 
     theta_obs = np.array([1.3, 2.0])
