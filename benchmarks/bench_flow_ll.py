@@ -15,7 +15,8 @@ clip 5, at most 50 epochs, patience 10, best validation weights restored.
 
 Targets: |zuko MAF - nprefgen MAF| <= 1 nat/image, and Gaussian < RealNVP <= MAF (MAF paper,
 Table 1 ordering). Paired differences over the same test images are printed with their standard
-errors, since the models' scores are strongly correlated across images. One seed per run; ``--seeds 0,1,2`` repeats (each run ~1-2 min on 2 idle cores).
+errors, since the models' scores are strongly correlated across images. One seed per run;
+``--seeds 0,1,2`` repeats (each run ~1-2 min on 2 idle cores).
 
     python benchmarks/bench_flow_ll.py                  # gaussian, realnvp, maf, zuko maf
     python benchmarks/bench_flow_ll.py --spline --seeds 0,1
@@ -48,7 +49,8 @@ def zuko_maf_score(data, seed: int, config=CONFIG):
     flow = zuko.flows.MAF(data.dim, 0, transforms=config.n_layers["maf"], randperm=True,
                           hidden_features=(config.hidden, config.hidden)).double()
     opt = torch.optim.Adam(flow.parameters(), lr=config.lr)
-    y_val, _ = demos.preprocess(data.val, data.levels, rng=np.random.default_rng(demos.TEST_NOISE_SEED + 1))
+    y_val, _ = demos.preprocess(data.val, data.levels,
+                                rng=np.random.default_rng(demos.TEST_NOISE_SEED + 1))
     y_val = torch.from_numpy(y_val)
     best, best_state, since, epochs = np.inf, copy.deepcopy(flow.state_dict()), 0, 0
     t0 = time.perf_counter()
@@ -75,7 +77,8 @@ def zuko_maf_score(data, seed: int, config=CONFIG):
                 break
     flow.load_state_dict(best_state)
     seconds = time.perf_counter() - t0
-    y_test, jac = demos.preprocess(data.test, data.levels, rng=np.random.default_rng(demos.TEST_NOISE_SEED))
+    y_test, jac = demos.preprocess(data.test, data.levels,
+                                   rng=np.random.default_rng(demos.TEST_NOISE_SEED))
     with torch.no_grad():
         log_q = flow().log_prob(torch.from_numpy(y_test)).numpy()
     n_params = sum(p.numel() for p in flow.parameters())
@@ -107,7 +110,8 @@ def main(argv=None) -> int:
           f"load average {os.getloadavg()[0]:.2f}; {args.threads} thread(s) each")
     data = demos.load_image_data()
     models = ["gaussian", "realnvp", "maf"] + (["spline"] if args.spline else [])
-    header = f"{'seed':>4s}  {'model':11s} {'params':>8s} {'test nats/image':>18s} {'bits/dim':>9s} {'epochs':>6s} {'s':>6s}"
+    header = (f"{'seed':>4s}  {'model':11s} {'params':>8s} {'test nats/image':>18s} "
+              f"{'bits/dim':>9s} {'epochs':>6s} {'s':>6s}")
     print(header)
     y_test, jac = demos.preprocess(data.test, data.levels,
                                    rng=np.random.default_rng(demos.TEST_NOISE_SEED))

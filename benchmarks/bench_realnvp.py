@@ -59,7 +59,7 @@ def digits_batch(dtype, seed: int = 0) -> np.ndarray:
 
 # -- nprefgen ---------------------------------------------------------------------------------
 def make_nprefgen(dtype, seed: int = 0):
-    """``nprefgen.flows.realnvp`` with checkerboard masks; returns the Flow (last layers randomised slightly)."""
+    """``nprefgen.flows.realnvp`` with checkerboard masks (last layers randomised slightly)."""
     rng = np.random.default_rng(seed)
     flow = realnvp(DIM, N_COUPLINGS, list(HIDDEN), rng=rng, mask="checkerboard", image_shape=(8, 8),
                    bound=BOUND)

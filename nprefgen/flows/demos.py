@@ -337,7 +337,8 @@ def fit_dequantized(flow, v_train, v_val, levels: int, *, rng: np.random.Generat
             idx = perm[s:s + config.batch_size]
             flow.zero_grad()
             c = None if context_train is None else context_train[idx]
-            lp, _, _ = flow.log_prob_and_grad(y_train[idx], c, weights=np.full(idx.size, -1.0 / idx.size))
+            weights = np.full(idx.size, -1.0 / idx.size)          # mean NLL (FLOW.22)
+            lp, _, _ = flow.log_prob_and_grad(y_train[idx], c, weights=weights)
             if not np.all(np.isfinite(lp)):
                 flow.load_state_dict(best_state)
                 raise RuntimeError(f"fit_dequantized: a non-finite log-likelihood in epoch {epoch}; "

@@ -42,7 +42,8 @@ def _rq_eval(xi, s, h, d0, d1):
 
 
 def _rq_solve(dy, s, h, d0, d1):
-    """(SPL.7)-(SPL.8) The xi in [0, 1] with y - y_k = dy: the stable root 2c / (-b - sqrt(b^2 - 4ac))."""
+    """(SPL.7)-(SPL.8) The xi in [0, 1] with y - y_k = dy, by the stable root
+    2c / (-b - sqrt(b^2 - 4ac))."""
     m = d0 + d1 - 2.0 * s
     a = h * (s - d0) + dy * m
     b = h * d0 - dy * m

@@ -153,7 +153,8 @@ def test_quick_unconditional_run(small_digits, rng):
         np.testing.assert_allclose(s.bits_per_dim, -s.test_nats / (64 * np.log(2)), rtol=1e-12)
     gauss = res.scores[0]
     assert 0 < gauss.bits_per_dim < np.log2(17)
-    y_test, jac = demos.preprocess(small_digits.test, 17, rng=np.random.default_rng(demos.TEST_NOISE_SEED))
+    y_test, jac = demos.preprocess(small_digits.test, 17,
+                                   rng=np.random.default_rng(demos.TEST_NOISE_SEED))
     std_normal = demos.pixel_log_likelihood(stats.norm.logpdf(y_test).sum(1), jac).mean()
     assert gauss.test_nats > std_normal
     for name, s in res.samples.items():
