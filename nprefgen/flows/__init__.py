@@ -25,6 +25,7 @@ from nprefgen.flows.logit import (
 )
 from nprefgen.flows.made import MADE, made_degrees, made_masks
 from nprefgen.flows.permutation import Permutation
+from nprefgen.flows.spline import SplineCoupling, spline_flow
 
 __all__ = [
     "Bijector", "Chain", "Flow", "load_flow", "normal_log_prob", "realnvp", "maf", "register_builder",
@@ -32,5 +33,5 @@ __all__ = [
     "MADE", "made_degrees", "made_masks", "MAF", "IAF", "Permutation",
     "ElementwiseAffine", "ActNorm", "Standardize",
     "LogitTransform", "dequantize", "bits_per_dim", "log_prob_from_bits_per_dim",
-    "data_log_prob_from_logit",
+    "data_log_prob_from_logit", "SplineCoupling", "spline_flow",
 ]
