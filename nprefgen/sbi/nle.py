@@ -81,11 +81,13 @@ class NLE:
                                      patience=patience, clip=clip, progress=progress)
         return self.posterior()
 
-    def posterior(self, method: str | None = None) -> MCMCPosterior:
-        """The MCMC posterior of the trained likelihood; ``method`` overrides the default."""
+    def posterior(self, method: str | None = None, **mcmc) -> MCMCPosterior:
+        """The MCMC posterior of the trained likelihood; ``method`` and ``mcmc`` (n_chains,
+        n_warmup, thin) override the defaults, e.g. fewer chains per observation for a batched
+        calibration run."""
         if self.flow is None:
             raise ValueError("flow: train() first")
         method = self.method if method is None else method
         like = FlowLikelihood(self.flow)
         return MCMCPosterior(self.prior, like, self.flow.dim, grad_log_likelihood=like.grad,
-                             method=method, **self.mcmc)
+                             method=method, **{**self.mcmc, **mcmc})

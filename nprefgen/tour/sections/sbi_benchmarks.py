@@ -20,7 +20,7 @@ def _settings(quick: bool) -> dict:
         return dict(n_sim=500, flow=dict(n_transforms=2, hidden=16), epochs=5, n_post=200,
                     c2st_epochs=10, n_test=10, n_draws=20, chains=10, warmup=10, gl_dim=2)
     return dict(n_sim=3000, flow=dict(n_transforms=3, hidden=32), epochs=60, n_post=1000,
-                c2st_epochs=40, n_test=40, n_draws=60, chains=20, warmup=40, gl_dim=3)
+                c2st_epochs=40, n_test=30, n_draws=40, chains=20, warmup=40, gl_dim=3)
 
 
 def _abc_batched(task, theta, x, xs, n, rng, n_keep):
@@ -75,7 +75,8 @@ def _run_task(report, task, cfg, rng):
     # calibration over many test observations: PIT values per marginal (SBI.13)
     theta_t, x_t = task.observations(cfg["n_test"], rng)
     pit = {"NPE": dg.pit_values(npe.sample_batched(x_t, cfg["n_draws"], rng), theta_t, rng),
-           "NLE": dg.pit_values(nle.sample_batched(x_t, cfg["n_draws"], rng), theta_t, rng),
+           "NLE": dg.pit_values(nle_model.posterior(n_chains=4, n_warmup=30).sample_batched(
+               x_t, cfg["n_draws"], rng), theta_t, rng),
            "ABC": dg.pit_values(_abc_batched(task, sims.theta, sims.x, x_t, cfg["n_draws"], rng,
                                              n_keep), theta_t, rng)}
     report.figure(pp_plot(pit, title=f"{task.name}: P-P plot ({cfg['n_test']} test observations)"),
