@@ -195,3 +195,21 @@ def test_abc_bad_inputs(rng):
         rejection_abc(np.zeros(3), theta, x, n_keep=2, distance="cosine")
     with pytest.raises(ValueError, match="eps"):
         rejection_abc(np.ones(3), theta, x, eps=0.1)
+
+
+def test_cv_bandwidth(rng):
+    """(SBI.7) cross-validated bandwidth: near Scott's factor for a Gaussian sample, much
+    narrower than it for two well-separated clusters (where Cov is dominated by the gap)."""
+    from nprefgen.sbi.abc import cv_bandwidth, scott_bandwidth
+
+    g = rng.standard_normal((300, 2))
+    ratio = np.sqrt(np.diag(cv_bandwidth(g)) / np.diag(scott_bandwidth(g)))
+    assert np.all((ratio > 0.5) & (ratio < 2.0)), ratio
+    two = np.concatenate([rng.standard_normal((150, 2)) * 0.05, 5 + rng.standard_normal((150, 2)) * 0.05])
+    ratio = np.sqrt(np.diag(cv_bandwidth(two)) / np.diag(scott_bandwidth(two)))
+    assert np.all(ratio < 0.3), ratio
+    kept = rejection_abc(np.zeros(2), two, two, n_keep=300)
+    draws = ABCPosterior(kept, bandwidth="cv").sample(2000, rng)
+    assert np.mean(np.min(np.abs(draws[:, :1] - np.array([0.0, 5.0])), axis=1) < 0.5) > 0.95
+    with pytest.raises(ValueError, match="bandwidth"):
+        ABCPosterior(kept, bandwidth="silverman")
