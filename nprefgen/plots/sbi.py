@@ -74,7 +74,7 @@ def pair_plot(samples, theta_true=None, labels=None, limits=None, max_points: in
                 ax.set_ylabel(labels[i])
     if len(sets) > 1 or next(iter(sets)):
         handles = [plt.Line2D([], [], color=_COLORS[c % len(_COLORS)]) for c in range(len(sets))]
-        fig.legend(handles, list(sets), loc="upper right")
+        fig.legend(handles, list(sets), loc="upper right", bbox_to_anchor=(0.98, 0.88))
     if title:
         fig.suptitle(title)
     fig.tight_layout()

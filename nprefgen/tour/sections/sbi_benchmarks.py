@@ -28,7 +28,7 @@ def _abc_batched(task, theta, x, xs, n, rng, n_keep):
     out = np.empty((xs.shape[0], n, task.dim_theta))
     for i, xo in enumerate(xs):
         res = rejection_abc(xo, theta, x, n_keep=n_keep, scale=None)
-        out[i] = ABCPosterior(res, task.prior).sample(n, rng)
+        out[i] = ABCPosterior(res, task.prior, bandwidth="cv").sample(n, rng)
     return out
 
 
@@ -57,9 +57,9 @@ def _run_task(report, task, cfg, rng):
     n_keep = max(20, cfg["n_sim"] // 50)
     t0 = time.perf_counter()
     abc_res = rejection_abc(x_obs[0], sims.theta, sims.x, n_keep=n_keep, scale=None)
-    draws["ABC"] = ABCPosterior(abc_res, task.prior).sample(cfg["n_post"], rng)
+    draws["ABC"] = ABCPosterior(abc_res, task.prior, bandwidth="cv").sample(cfg["n_post"], rng)
     timings["ABC"] = time.perf_counter() - t0
-    extra["ABC"] = f"keep {n_keep} closest (eps {abc_res.eps:.3g}), KDE"
+    extra["ABC"] = f"keep {n_keep} closest (eps {abc_res.eps:.3g}), cross-validated KDE"
 
     rows = []
     for name in ("NPE", "NLE", "ABC"):
