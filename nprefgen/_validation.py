@@ -26,6 +26,7 @@ def check_array(
     shape: tuple | None = None,
     dtype=None,
     finite: bool = True,
+    allow_inf: bool = False,
     allow_empty: bool = False,
     copy: bool = False,
 ) -> np.ndarray:
@@ -44,6 +45,8 @@ def check_array(
         Target dtype. By default float64, except that float32 input stays float32.
     finite : bool
         Reject NaN and inf.
+    allow_inf : bool
+        With ``finite``, reject only NaN: +-inf are valid values (e.g. log-probabilities).
     allow_empty : bool
         Accept arrays with zero elements.
     """
@@ -74,7 +77,10 @@ def check_array(
             raise ValueError(f"{name}: expected shape {want}, got {arr.shape}")
     if not allow_empty and arr.size == 0:
         raise ValueError(f"{name}: expected a non-empty array, got shape {arr.shape}")
-    if finite and not np.all(np.isfinite(arr)):
+    if finite and allow_inf:
+        if np.isnan(arr).any():
+            raise ValueError(f"{name}: expected no NaN, got {int(np.isnan(arr).sum())} NaN entries")
+    elif finite and not np.all(np.isfinite(arr)):
         n_bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
         raise ValueError(f"{name}: expected finite values, got {n_bad} NaN/inf entries")
     return arr
@@ -120,8 +126,59 @@ def check_scalar(
 
 def check_choice(x, name: str, choices) -> str:
     """One of a fixed set of options."""
-    if x not in choices:
-        raise ValueError(f"{name}: expected one of {sorted(choices)}, got {x!r}")
+    try:
+        ok = x in choices
+    except TypeError:                    # an unhashable x against a dict or set of options
+        ok = False
+    if not ok:
+        raise ValueError(f"{name}: expected one of {sorted(choices)}, got {_describe(x)}")
+    return x
+
+
+def check_pair(x, name: str, *, low: int) -> tuple[int, int]:
+    """An int or a pair of ints (height, width), each >= ``low``: kernel sizes, strides, padding."""
+    if isinstance(x, (tuple, list, np.ndarray)):
+        if len(x) != 2:
+            raise ValueError(f"{name}: expected an int or a pair of ints, got {_describe(x)}")
+        return check_int(x[0], name, low=low), check_int(x[1], name, low=low)
+    v = check_int(x, name, low=low)
+    return v, v
+
+
+def check_shape(x, name: str, *, ndim: int | None = None, low: int = 0) -> tuple[int, ...]:
+    """A tuple of integer sizes >= ``low`` (an int is a 1-D shape), e.g. the shape to allocate."""
+    if isinstance(x, numbers.Integral) and not isinstance(x, bool):
+        x = (x,)
+    if not isinstance(x, (tuple, list)):
+        raise ValueError(f"{name}: expected a shape (a tuple of ints), got {_describe(x)}")
+    if ndim is not None and len(x) != ndim:
+        raise ValueError(f"{name}: expected a shape of {ndim} sizes, got {tuple(x)!r}")
+    return tuple(check_int(s, name, low=low) for s in x)
+
+
+def check_float_dtype(dtype, name: str = "dtype") -> np.dtype:
+    """float64 or float32, the two dtypes nprefgen computes in."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    # `is None` first: a dtype compares equal to None (NumPy reads None as float64)
+    if dt is None or dt not in (np.dtype(np.float64), np.dtype(np.float32)):
+        raise ValueError(f"{name}: expected float64 or float32, got {_describe(dtype)}")
+    return dt
+
+
+def check_callable(f, name: str):
+    """A callable (a function, a model's method, ...)."""
+    if not callable(f):
+        raise ValueError(f"{name}: expected a callable, got {_describe(f)}")
+    return f
+
+
+def check_str(x, name: str) -> str:
+    """A string."""
+    if not isinstance(x, str):
+        raise ValueError(f"{name}: expected a str, got {_describe(x)}")
     return x
 
 

@@ -34,7 +34,11 @@ def _gradcheck(args) -> int:
     from nprefgen.testing import DEFAULT_RTOL
     from nprefgen.tour.gradchecks import run_all_layer_checks
 
-    rows = run_all_layer_checks(seed=args.seed)
+    try:
+        rows = run_all_layer_checks(seed=args.seed)
+    except ValueError as exc:          # e.g. a negative --seed
+        print(f"nprefgen gradcheck: error: {exc}", file=sys.stderr)
+        return 2
     w_layer = max(len(r[0]) for r in rows)
     w_name = max(len(r[1]) for r in rows)
     worst = 0.0

@@ -8,7 +8,7 @@ fields (derivations/data.md).
 """
 from nprefgen.data.digits import load_digits, split_indices
 from nprefgen.data.grf import field_variance, gaussian_random_field, power_law
-from nprefgen.data.mnist import MNISTDownloadError, load_mnist, read_idx
+from nprefgen.data.mnist import MNISTDownloadError, MNISTNotFoundError, load_mnist, read_idx
 from nprefgen.data.toys import (
     TOYS, Toy, log_prob_8gaussians, log_prob_checkerboard, log_prob_rings, sample_8gaussians,
     sample_checkerboard, sample_pinwheel, sample_rings, sample_two_moons,
@@ -16,7 +16,7 @@ from nprefgen.data.toys import (
 
 __all__ = [
     "load_digits", "split_indices", "load_mnist", "read_idx", "MNISTDownloadError",
-    "TOYS", "Toy", "sample_two_moons", "sample_rings", "sample_checkerboard", "sample_8gaussians",
-    "sample_pinwheel", "log_prob_rings", "log_prob_checkerboard", "log_prob_8gaussians",
-    "gaussian_random_field", "field_variance", "power_law",
+    "MNISTNotFoundError", "TOYS", "Toy", "sample_two_moons", "sample_rings", "sample_checkerboard",
+    "sample_8gaussians", "sample_pinwheel", "log_prob_rings", "log_prob_checkerboard",
+    "log_prob_8gaussians", "gaussian_random_field", "field_variance", "power_law",
 ]

@@ -19,7 +19,7 @@ import pathlib
 
 import numpy as np
 
-from nprefgen._validation import check_choice
+from nprefgen._validation import check_choice, check_int
 
 DIGITS_PATH = pathlib.Path(__file__).resolve().parent / "digits.npz"
 DIGITS_SHA256 = "aa64e930663d6e9271e1566601d65e70236553f73ec6cb041a4ab37167cf1d04"
@@ -51,6 +51,9 @@ def read_digits_file(path=None) -> tuple[np.ndarray, np.ndarray]:
         If the file is missing, its digest differs from ``DIGITS_SHA256`` (corrupted or
         replaced), or its arrays do not have the documented shapes.
     """
+    if path is not None and not isinstance(path, (str, os.PathLike)):
+        raise ValueError(f"path: expected a file path (str or os.PathLike), got "
+                         f"{type(path).__name__}")
     path = DIGITS_PATH if path is None else pathlib.Path(os.fspath(path))
     try:
         blob = path.read_bytes()
@@ -84,6 +87,10 @@ def split_indices(labels: np.ndarray, seed: int = SPLIT_SEED) -> dict[str, np.nd
     round(0.2 n_c) to val, the rest to test (round half up).
     """
     labels = np.asarray(labels)
+    if labels.ndim != 1 or labels.size == 0 or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"labels: expected a non-empty 1-D array of integer class labels, got "
+                         f"{labels.dtype} array of shape {labels.shape}")
+    seed = check_int(seed, "seed", low=0)
     keys = np.random.PCG64(seed).random_raw(labels.shape[0])   # (n,) uint64, version-stable
     parts: dict[str, list] = {"train": [], "val": [], "test": []}
     for c in np.unique(labels):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from nprefgen._validation import check_int, check_rng, check_scalar
-from nprefgen.metrics.field_stats import wavenumber_grid
+from nprefgen.metrics.field_stats import _evaluate_power, wavenumber_grid
 
 
 def power_law(amplitude: float = 1.0, slope: float = 2.0):
@@ -37,7 +37,8 @@ def field_variance(power_spectrum, n_side: int, box_size: float = 1.0) -> float:
     n_side = check_int(n_side, "n_side", low=2)
     box_size = check_scalar(box_size, "box_size", low=0.0, low_inclusive=False)
     k = wavenumber_grid(n_side, box_size)                                  # (N, N) full plane
-    return float(np.sum(power_spectrum(k[k > 0])) / box_size**2)
+    return float(np.sum(_evaluate_power(power_spectrum, k[k > 0], "power_spectrum"))
+                 / box_size**2)
 
 
 def gaussian_random_field(n_side: int, power_spectrum, rng: np.random.Generator,
@@ -62,23 +63,10 @@ def gaussian_random_field(n_side: int, power_spectrum, rng: np.random.Generator,
     rng = check_rng(rng)
     box_size = check_scalar(box_size, "box_size", low=0.0, low_inclusive=False)
     n_fields = check_int(n_fields, "n_fields", low=1)
-    if not callable(power_spectrum):
-        raise ValueError(f"power_spectrum: expected a callable P(k), got "
-                         f"{type(power_spectrum).__name__}")
     k = wavenumber_grid(n_side, box_size, half=True)                      # (N, N//2 + 1)
     p = np.zeros_like(k)
     nonzero = k > 0
-    with np.errstate(all="ignore"):
-        p_k = np.asarray(power_spectrum(k[nonzero]), dtype=np.float64)
-    n_k = int(nonzero.sum())
-    if p_k.shape != (n_k,):
-        raise ValueError(f"power_spectrum: expected an array of shape ({n_k},) for k of that "
-                         f"shape, got shape {p_k.shape}")
-    if not np.all(np.isfinite(p_k)) or np.any(p_k < 0):
-        n_bad = int(np.sum(~np.isfinite(p_k)) + np.sum(p_k < 0))
-        raise ValueError(f"power_spectrum: expected finite non-negative P(k) for k > 0, got "
-                         f"{n_bad} negative or non-finite values")
-    p[nonzero] = p_k
+    p[nonzero] = _evaluate_power(power_spectrum, k[nonzero], "power_spectrum")
     amplitude = n_side * np.sqrt(p) / box_size                            # (DATA.10), A_0 = 0
     white = rng.standard_normal((n_fields, n_side, n_side))
     modes = np.fft.rfft2(white, axes=(1, 2)) * amplitude                   # Hermitian half plane

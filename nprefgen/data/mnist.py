@@ -30,7 +30,7 @@ import zlib
 
 import numpy as np
 
-from nprefgen._validation import check_choice, check_scalar
+from nprefgen._validation import check_choice, check_int, check_scalar, check_str
 
 # IDX dtype codes -> big-endian NumPy dtypes
 IDX_DTYPES = {
@@ -65,13 +65,39 @@ class MNISTDownloadError(OSError):
     """No mirror delivered a file with the expected size and digest (offline, blocked, moved)."""
 
 
+class MNISTNotFoundError(FileNotFoundError, ValueError):
+    """An MNIST file is missing from ``root`` (and ``download=False``): a FileNotFoundError, and
+    a ValueError naming ``root`` like every other bad argument."""
+
+
+def _check_path(path, name: str = "path") -> pathlib.Path:
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError(f"{name}: expected a file path (str or os.PathLike), got "
+                         f"{type(path).__name__}")
+    return pathlib.Path(os.fspath(path))
+
+
+def _check_digest(sha256) -> str:
+    if not (isinstance(sha256, str) and len(sha256) == 64
+            and all(c in "0123456789abcdef" for c in sha256.lower())):
+        raise ValueError(f"sha256: expected 64 hexadecimal digits, got {sha256!r}")
+    return sha256.lower()
+
+
 def parse_idx(blob: bytes, name: str = "<bytes>") -> np.ndarray:
     """Decode the bytes of an (uncompressed) IDX file. ``name`` is used in error messages.
 
     Returns an array of the file's shape in native byte order (uint8 for MNIST).
     """
+    if not isinstance(blob, (bytes, bytearray, memoryview)):
+        raise ValueError(f"blob: expected the bytes of an IDX file, got {type(blob).__name__}")
+    return _parse_idx(bytes(blob), name, "blob")
+
+
+def _parse_idx(blob: bytes, name: str, arg: str) -> np.ndarray:
+    """:func:`parse_idx`, its errors naming ``arg`` (``blob``, or ``path`` for :func:`read_idx`)."""
     def bad(what: str) -> ValueError:
-        return ValueError(f"path: IDX file {name!r} {what}")
+        return ValueError(f"{arg}: IDX file {name!r} {what}")
 
     if len(blob) < 4:
         raise bad(f"is too short for the 4-byte magic number ({len(blob)} bytes)")
@@ -117,7 +143,7 @@ def read_idx(path) -> np.ndarray:
         Naming the file: unreadable, a broken gzip stream, wrong magic number, unknown dtype
         code, truncated header or data, trailing bytes.
     """
-    path = pathlib.Path(os.fspath(path))
+    path = _check_path(path)
     try:
         blob = path.read_bytes()
     except OSError as exc:
@@ -128,21 +154,31 @@ def read_idx(path) -> np.ndarray:
         except (OSError, EOFError, zlib.error) as exc:
             raise ValueError(f"path: IDX file {str(path)!r} is a corrupted or truncated gzip "
                              f"stream: {exc}") from exc
-    return parse_idx(blob, str(path))
+    return _parse_idx(blob, str(path), "path")
 
 
 def sha256_file(path) -> str:
     """Hex SHA-256 of a file's bytes."""
+    path = _check_path(path)
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
+    try:
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    except OSError as exc:
+        raise ValueError(f"path: cannot read {str(path)!r}: {exc}") from exc
     return h.hexdigest()
 
 
 def verify_file(path, size: int, sha256: str) -> None:
     """Raise ``ValueError`` if ``path`` does not have the given size and SHA-256."""
-    actual = os.path.getsize(path)
+    path = _check_path(path)
+    size = check_int(size, "size", low=0)
+    sha256 = _check_digest(sha256)
+    try:
+        actual = os.path.getsize(path)
+    except OSError as exc:
+        raise ValueError(f"path: cannot read {str(path)!r}: {exc}") from exc
     if actual != size:
         raise ValueError(f"path: {str(path)!r} has {actual} bytes, expected {size} "
                          "(incomplete download or a different file)")
@@ -165,7 +201,13 @@ def download_file(filename: str, root, size: int, sha256: str, mirrors=MNIST_MIR
         Listing every mirror tried and why it failed, when none delivered the file.
     """
     timeout = check_scalar(timeout, "timeout", low=0.0, low_inclusive=False)
-    root = pathlib.Path(os.fspath(root))
+    check_str(filename, "filename")
+    if not filename or os.path.basename(filename) != filename or filename in (".", ".."):
+        raise ValueError(f"filename: expected a plain file name, got {filename!r}")
+    root = _check_path(root, "root")
+    size = check_int(size, "size", low=0)
+    sha256 = _check_digest(sha256)
+    mirrors = _check_mirrors(mirrors)
     failures = []
     for mirror in mirrors:
         url = mirror + filename
@@ -190,6 +232,13 @@ def download_file(filename: str, root, size: int, sha256: str, mirrors=MNIST_MIR
         f"could not download {filename}: no mirror delivered it (is this machine offline?). "
         f"Tried:\n  " + "\n  ".join(failures) +
         f"\nDownload the file by hand into {str(root)!r} and call load_mnist again.")
+
+
+def _check_mirrors(mirrors) -> tuple[str, ...]:
+    if isinstance(mirrors, str) or not isinstance(mirrors, (tuple, list)) or not mirrors or \
+            not all(isinstance(m, str) for m in mirrors):
+        raise ValueError(f"mirrors: expected a non-empty list of base URLs, got {mirrors!r}")
+    return tuple(mirrors)
 
 
 def _find(root: pathlib.Path, gz_name: str) -> pathlib.Path | None:
@@ -229,20 +278,26 @@ def load_mnist(root, split: str = "train", download: bool = False, scale: str = 
         raise ValueError(f"dtype: expected float64 or float32, got {np.dtype(dtype)}")
     if not isinstance(flatten, (bool, np.bool_)):
         raise ValueError(f"flatten: expected True or False, got {flatten!r}")
-    root = pathlib.Path(os.fspath(root))
+    root = _check_path(root, "root")
+    if download:
+        check_scalar(timeout, "timeout", low=0.0, low_inclusive=False)
+        _check_mirrors(mirrors)
     arrays = {}
     for part in ("images", "labels"):
         name, size, digest, shape = MNIST_FILES[(split, part)]
         path = _find(root, name)
         if path is None:
             if not download:
-                raise FileNotFoundError(
+                raise MNISTNotFoundError(
                     f"root: {name} (or {name[:-3]}) not found in {str(root)!r}; pass "
                     "download=True to fetch it, or copy the MNIST IDX files there")
             path = download_file(name, root, size, digest, mirrors=mirrors, timeout=timeout)
-        if verify and path.name.endswith(".gz"):
-            verify_file(path, size, digest)
-        arr = read_idx(path)
+        try:
+            if verify and path.name.endswith(".gz"):
+                verify_file(path, size, digest)
+            arr = read_idx(path)
+        except ValueError as exc:          # a corrupt or different file in root
+            raise ValueError(f"root: {exc}") from exc
         if verify and (arr.shape != shape or arr.dtype != np.uint8):
             raise ValueError(f"root: {str(path)!r} holds {arr.dtype} of shape {arr.shape}, "
                              f"expected uint8 of shape {shape}")

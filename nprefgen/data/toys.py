@@ -29,7 +29,7 @@ from typing import Callable
 import numpy as np
 from scipy.special import ndtr
 
-from nprefgen._validation import check_array, check_int, check_rng, check_scalar
+from nprefgen._validation import check_array, check_callable, check_int, check_rng, check_scalar
 from nprefgen.kernels import logsumexp_rows_numpy
 
 _LOG_2PI = np.log(2.0 * np.pi)
@@ -218,6 +218,15 @@ class Toy:
     log_prob_fn: Callable | None
     bounds: tuple
     params: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_callable(self.sampler, "sampler")
+        if self.log_prob_fn is not None:
+            check_callable(self.log_prob_fn, "log_prob_fn")
+        check_array(self.bounds, "bounds", shape=(2, 2))
+        if not isinstance(self.params, dict):
+            raise ValueError(f"params: expected a dict of keyword arguments, got "
+                             f"{type(self.params).__name__}")
 
     @property
     def has_log_prob(self) -> bool:

@@ -22,11 +22,59 @@ from __future__ import annotations
 
 import numpy as np
 
+from nprefgen._validation import check_array
 from nprefgen.kernels._jit import kernel
 from nprefgen.kernels.logsumexp import _logsumexp_rows, logsumexp_rows_numpy
 
 _BLOCK = 2048  # rows per BLAS block in the full-covariance kernels
 _LOG_2PI = float(np.log(2.0 * np.pi))
+
+
+# --------------------------------------------------------------------------------------------
+# Input checks, shared by each NumPy twin and its numba kernel (which must never see arrays of
+# mismatched shapes: numba does not check bounds)
+# --------------------------------------------------------------------------------------------
+def _check_gaussian(X, means, prec_chol, full: bool):
+    """X: (n, d), means: (K, d), prec_chol: (K, d, d) upper-triangular (``full``) or (K, d),
+    with a positive diagonal. Also returns log|U_k| = sum_j log U_k[j, j] (K,) (GMM.3)."""
+    X = check_array(X, "X", ndim=2)
+    means = check_array(means, "means", shape=(None, X.shape[1]))
+    K, d = means.shape
+    prec_chol = check_array(prec_chol, "prec_chol", shape=(K, d, d) if full else (K, d))
+    diag = np.diagonal(prec_chol, axis1=1, axis2=2) if full else prec_chol       # (K, d)
+    if not np.all(diag > 0):
+        raise ValueError(f"prec_chol: expected Cholesky factors with a positive diagonal, got "
+                         f"a diagonal entry {diag.min():.4g}")
+    if full and np.any(np.tril(prec_chol, -1)):
+        raise ValueError("prec_chol: expected upper-triangular factors U_k (Sigma_k^{-1} = "
+                         "U_k U_k^T), got non-zero entries below the diagonal")
+    return X, means, prec_chol, np.sum(np.log(diag), axis=1)
+
+
+def _check_weighted_log_prob(a) -> np.ndarray:
+    """a: (n, K) log-densities: -inf (a zero weight) is valid, NaN and +inf are not."""
+    a = check_array(a, "weighted_log_prob", ndim=2, allow_inf=True)
+    if np.any(a == np.inf):
+        raise ValueError("weighted_log_prob: expected log-densities below +inf, got +inf entries")
+    return a
+
+
+def _check_log_norm(log_norm: np.ndarray) -> np.ndarray:
+    """A row of -inf (zero density under every component) has no responsibilities."""
+    if not np.all(np.isfinite(log_norm)):
+        i = int(np.flatnonzero(~np.isfinite(log_norm))[0])
+        raise ValueError(f"weighted_log_prob: row {i} is -inf in every component, so its "
+                         f"responsibilities (GMM.4) are undefined")
+    return log_norm
+
+
+def _check_stats(X, resp, means=None):
+    """X: (n, d), resp: (n, K), means: (K, d) when given."""
+    X = check_array(X, "X", ndim=2)
+    resp = check_array(resp, "resp", shape=(X.shape[0], None))
+    if means is None:
+        return X, resp
+    return X, resp, check_array(means, "means", shape=(resp.shape[1], X.shape[1]))
 
 
 # --------------------------------------------------------------------------------------------
@@ -38,25 +86,21 @@ def log_gaussian_prob_full_numpy(X: np.ndarray, means: np.ndarray,
 
     log N(x | mu_k, Sigma_k) = -d/2 log(2 pi) + sum_j log U_k[j, j] - 1/2 ||(x - mu_k)^T U_k||^2.
     """
+    X, means, prec_chol, log_det = _check_gaussian(X, means, prec_chol, full=True)
     n, d = X.shape
     K = means.shape[0]
     out = np.empty((n, K), dtype=np.float64)
     for k in range(K):
         y = (X - means[k]) @ prec_chol[k]                       # (n, d)
-        log_det = np.sum(np.log(np.diagonal(prec_chol[k])))     # log|U_k| = -1/2 log|Sigma_k|
-        out[:, k] = -0.5 * d * _LOG_2PI + log_det - 0.5 * np.sum(y * y, axis=1)
+        out[:, k] = -0.5 * d * _LOG_2PI + log_det[k] - 0.5 * np.sum(y * y, axis=1)
     return out
 
 
 @kernel
-def _log_gaussian_prob_full(X, means, prec_chol, out):
+def _log_gaussian_prob_full(X, means, prec_chol, log_det, out):
     n, d = X.shape
     K = means.shape[0]
     c0 = -0.5 * d * np.log(2.0 * np.pi)
-    log_det = np.zeros(K)
-    for k in range(K):
-        for j in range(d):
-            log_det[k] += np.log(prec_chol[k, j, j])
     diff = np.empty((min(n, _BLOCK), d))
     for start in range(0, n, _BLOCK):
         stop = min(start + _BLOCK, n)
@@ -76,8 +120,9 @@ def _log_gaussian_prob_full(X, means, prec_chol, out):
 
 def log_gaussian_prob_full(X: np.ndarray, means: np.ndarray, prec_chol: np.ndarray) -> np.ndarray:
     """(GMM.3) Numba kernel; same contract as ``log_gaussian_prob_full_numpy``."""
+    X, means, prec_chol, log_det = _check_gaussian(X, means, prec_chol, full=True)
     out = np.empty((X.shape[0], means.shape[0]), dtype=np.float64)
-    _log_gaussian_prob_full(X, means, prec_chol, out)
+    _log_gaussian_prob_full(X, means, prec_chol, log_det, out)
     return out
 
 
@@ -87,21 +132,17 @@ def log_gaussian_prob_diag_numpy(X: np.ndarray, means: np.ndarray,
 
     Evaluated in the centred form sum_j ((x_j - mu_kj) / sigma_kj)^2 (no cancellation).
     """
+    X, means, prec_chol, log_det = _check_gaussian(X, means, prec_chol, full=False)   # (K,)
     d = X.shape[1]
     y = (X[:, None, :] - means[None, :, :]) * prec_chol[None, :, :]   # (n, K, d)
-    log_det = np.sum(np.log(prec_chol), axis=1)                        # (K,)
     return -0.5 * d * _LOG_2PI + log_det[None, :] - 0.5 * np.sum(y * y, axis=2)
 
 
 @kernel
-def _log_gaussian_prob_diag(X, means, prec_chol, out):
+def _log_gaussian_prob_diag(X, means, prec_chol, log_det, out):
     n, d = X.shape
     K = means.shape[0]
     c0 = -0.5 * d * np.log(2.0 * np.pi)
-    log_det = np.zeros(K)
-    for k in range(K):
-        for j in range(d):
-            log_det[k] += np.log(prec_chol[k, j])
     for i in range(n):
         for k in range(K):
             s = 0.0
@@ -113,8 +154,9 @@ def _log_gaussian_prob_diag(X, means, prec_chol, out):
 
 def log_gaussian_prob_diag(X: np.ndarray, means: np.ndarray, prec_chol: np.ndarray) -> np.ndarray:
     """(GMM.3) Numba kernel; same contract as ``log_gaussian_prob_diag_numpy``."""
+    X, means, prec_chol, log_det = _check_gaussian(X, means, prec_chol, full=False)
     out = np.empty((X.shape[0], means.shape[0]), dtype=np.float64)
-    _log_gaussian_prob_diag(X, means, prec_chol, out)
+    _log_gaussian_prob_diag(X, means, prec_chol, log_det, out)
     return out
 
 
@@ -125,9 +167,11 @@ def log_responsibilities_numpy(weighted_log_prob: np.ndarray) -> tuple[np.ndarra
     """(GMM.4) a: (n, K) with a_ik = log pi_k + log N(x_i | mu_k, Sigma_k).
 
     Returns ``log_norm`` (n,) = log p(x_i) = logsumexp_k a_ik (NN.20) and
-    ``log_resp`` (n, K) = a_ik - log_norm_i.
+    ``log_resp`` (n, K) = a_ik - log_norm_i. Entries may be -inf (a zero weight), but every row
+    needs a finite entry.
     """
-    log_norm = logsumexp_rows_numpy(weighted_log_prob)
+    weighted_log_prob = _check_weighted_log_prob(weighted_log_prob)
+    log_norm = _check_log_norm(logsumexp_rows_numpy(weighted_log_prob))
     return log_norm, weighted_log_prob - log_norm[:, None]
 
 
@@ -142,11 +186,12 @@ def _log_responsibilities(a, log_norm, log_resp):
 
 def log_responsibilities(weighted_log_prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(GMM.4) Numba kernel; same contract as ``log_responsibilities_numpy``."""
+    weighted_log_prob = _check_weighted_log_prob(weighted_log_prob)
     n, K = weighted_log_prob.shape
     log_norm = np.empty(n, dtype=np.float64)
     log_resp = np.empty((n, K), dtype=np.float64)
     _log_responsibilities(weighted_log_prob, log_norm, log_resp)
-    return log_norm, log_resp
+    return _check_log_norm(log_norm), log_resp
 
 
 # --------------------------------------------------------------------------------------------
@@ -154,6 +199,7 @@ def log_responsibilities(weighted_log_prob: np.ndarray) -> tuple[np.ndarray, np.
 # --------------------------------------------------------------------------------------------
 def weighted_sums_numpy(X: np.ndarray, resp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(GMM.5) X: (n, d), resp: (n, K) -> N_k = sum_i r_ik (K,), s_k = sum_i r_ik x_i (K, d)."""
+    X, resp = _check_stats(X, resp)
     return resp.sum(axis=0), resp.T @ X
 
 
@@ -173,6 +219,7 @@ def _weighted_sums(X, resp, nk, sx):
 
 def weighted_sums(X: np.ndarray, resp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(GMM.5) Numba kernel; same contract as ``weighted_sums_numpy``."""
+    X, resp = _check_stats(X, resp)
     K = resp.shape[1]
     nk = np.empty(K, dtype=np.float64)
     sx = np.empty((K, X.shape[1]), dtype=np.float64)
@@ -183,6 +230,7 @@ def weighted_sums(X: np.ndarray, resp: np.ndarray) -> tuple[np.ndarray, np.ndarr
 def weighted_scatter_full_numpy(X: np.ndarray, resp: np.ndarray, means: np.ndarray) -> np.ndarray:
     """(GMM.6) X: (n, d), resp: (n, K), means: (K, d) -> S: (K, d, d),
     S_k = sum_i r_ik (x_i - mu_k)(x_i - mu_k)^T (centred, two-pass)."""
+    X, resp, means = _check_stats(X, resp, means)
     K, d = means.shape
     S = np.empty((K, d, d), dtype=np.float64)
     for k in range(K):
@@ -214,6 +262,7 @@ def _weighted_scatter_full(X, resp, means, S):
 
 def weighted_scatter_full(X: np.ndarray, resp: np.ndarray, means: np.ndarray) -> np.ndarray:
     """(GMM.6) Numba kernel; same contract as ``weighted_scatter_full_numpy``."""
+    X, resp, means = _check_stats(X, resp, means)
     K, d = means.shape
     S = np.empty((K, d, d), dtype=np.float64)
     _weighted_scatter_full(X, resp, means, S)
@@ -223,6 +272,7 @@ def weighted_scatter_full(X: np.ndarray, resp: np.ndarray, means: np.ndarray) ->
 def weighted_scatter_diag_numpy(X: np.ndarray, resp: np.ndarray, means: np.ndarray) -> np.ndarray:
     """(GMM.6) Diagonal of S_k: X: (n, d), resp: (n, K), means: (K, d) -> (K, d),
     sum_i r_ik (x_ij - mu_kj)^2."""
+    X, resp, means = _check_stats(X, resp, means)
     diff = X[:, None, :] - means[None, :, :]                     # (n, K, d)
     return np.einsum("nk,nkd->kd", resp, diff * diff)
 
@@ -242,6 +292,7 @@ def _weighted_scatter_diag(X, resp, means, S):
 
 def weighted_scatter_diag(X: np.ndarray, resp: np.ndarray, means: np.ndarray) -> np.ndarray:
     """(GMM.6) Numba kernel; same contract as ``weighted_scatter_diag_numpy``."""
+    X, resp, means = _check_stats(X, resp, means)
     S = np.empty(means.shape, dtype=np.float64)
     _weighted_scatter_diag(X, resp, means, S)
     return S

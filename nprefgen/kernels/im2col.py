@@ -22,25 +22,42 @@ from __future__ import annotations
 
 import numpy as np
 
+from nprefgen._validation import check_array, check_int, check_pair, check_shape
 from nprefgen.kernels._jit import kernel
 
 
 def conv_output_size(size: int, kernel_size: int, stride: int, padding: int) -> int:
     """(NN.21) Number of kernel positions along one axis: floor((size + 2 p - k) / s) + 1."""
+    size, kernel_size = check_int(size, "size", low=1), check_int(kernel_size, "kernel_size", low=1)
+    stride, padding = check_int(stride, "stride", low=1), check_int(padding, "padding", low=0)
     return (size + 2 * padding - kernel_size) // stride + 1
 
 
-def _geometry(x_shape, kernel_size, stride, padding):
-    n, c, h, w = x_shape
-    kh, kw = kernel_size
-    sh, sw = stride
-    ph, pw = padding
+def _geometry(x_shape, kernel_size, stride, padding, shape_name="x"):
+    """Validated geometry ``(n, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow)`` (NN.21)."""
+    n, c, h, w = check_shape(x_shape, shape_name, ndim=4, low=1)
+    kh, kw = check_pair(kernel_size, "kernel_size", low=1)
+    sh, sw = check_pair(stride, "stride", low=1)
+    ph, pw = check_pair(padding, "padding", low=0)
     oh = conv_output_size(h, kh, sh, ph)
     ow = conv_output_size(w, kw, sw, pw)
     if oh < 1 or ow < 1:
         raise ValueError(f"kernel_size: expected a kernel that fits the padded input "
                          f"({h + 2 * ph} x {w + 2 * pw}), got {kh} x {kw}")
     return n, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow
+
+
+def _check_x(x, kernel_size, stride, padding):
+    """x: (n, c, h, w) finite, and its geometry; the one check both im2col twins run."""
+    x = check_array(x, "x", ndim=4)
+    return x, _geometry(x.shape, kernel_size, stride, padding)
+
+
+def _check_cols(cols, x_shape, kernel_size, stride, padding):
+    """cols: (n oh ow, c kh kw) finite, for images of shape x_shape; both col2im twins run it."""
+    g = _geometry(x_shape, kernel_size, stride, padding, "x_shape")
+    n, c, _, _, kh, kw, _, _, _, _, oh, ow = g
+    return check_array(cols, "cols", shape=(n * oh * ow, c * kh * kw)), g
 
 
 # -- NumPy twins (the oracles) ------------------------------------------------------------------
@@ -50,7 +67,7 @@ def im2col_numpy(x: np.ndarray, kernel_size, stride, padding) -> np.ndarray:
 
     ``kernel_size``, ``stride``, ``padding`` are pairs of ints (height, width).
     """
-    n, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow = _geometry(x.shape, kernel_size, stride, padding)
+    x, (n, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow) = _check_x(x, kernel_size, stride, padding)
     xp = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=x.dtype)
     xp[:, :, ph:ph + h, pw:pw + w] = x
     cols = np.empty((n, oh, ow, c, kh, kw), dtype=x.dtype)
@@ -64,9 +81,8 @@ def im2col_numpy(x: np.ndarray, kernel_size, stride, padding) -> np.ndarray:
 
 def col2im_numpy(cols: np.ndarray, x_shape, kernel_size, stride, padding) -> np.ndarray:
     """(NN.23) X: (n oh ow, c kh kw) -> x: x_shape = (n, c, h, w), summing overlaps. The oracle."""
-    n, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow = _geometry(tuple(x_shape), kernel_size, stride, padding)
-    if cols.shape != (n * oh * ow, c * kh * kw):
-        raise ValueError(f"cols: expected shape {(n * oh * ow, c * kh * kw)}, got {cols.shape}")
+    cols, (n, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow) = _check_cols(cols, x_shape, kernel_size,
+                                                                     stride, padding)
     c6 = cols.reshape(n, oh, ow, c, kh, kw)
     xp = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)
     for p in range(kh):
@@ -117,7 +133,7 @@ def _col2im(cols, kh, kw, sh, sw, ph, pw, oh, ow, out):
 
 def im2col(x: np.ndarray, kernel_size, stride, padding) -> np.ndarray:
     """(NN.22) Numba kernel; same contract as ``im2col_numpy``. Accepts strided ``x``."""
-    n, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow = _geometry(x.shape, kernel_size, stride, padding)
+    x, (n, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow) = _check_x(x, kernel_size, stride, padding)
     out = np.empty((n * oh * ow, c * kh * kw), dtype=x.dtype)
     _im2col(x, kh, kw, sh, sw, ph, pw, oh, ow, out)
     return out
@@ -125,9 +141,8 @@ def im2col(x: np.ndarray, kernel_size, stride, padding) -> np.ndarray:
 
 def col2im(cols: np.ndarray, x_shape, kernel_size, stride, padding) -> np.ndarray:
     """(NN.23) Numba kernel; same contract as ``col2im_numpy`` (the adjoint of ``im2col``)."""
-    n, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow = _geometry(tuple(x_shape), kernel_size, stride, padding)
-    if cols.shape != (n * oh * ow, c * kh * kw):
-        raise ValueError(f"cols: expected shape {(n * oh * ow, c * kh * kw)}, got {cols.shape}")
+    cols, (n, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow) = _check_cols(cols, x_shape, kernel_size,
+                                                                     stride, padding)
     out = np.zeros((n, c, h, w), dtype=cols.dtype)
     _col2im(cols, kh, kw, sh, sw, ph, pw, oh, ow, out)
     return out

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from nprefgen._validation import check_array
 from nprefgen.kernels._jit import kernel
 
 
 def _as_float(x) -> np.ndarray:
-    """float32/float64 input keeps its dtype; anything else (ints, bools, lists) becomes float64."""
-    x = np.asarray(x)
-    return x if x.dtype in (np.float32, np.float64) else x.astype(np.float64)
+    """Finite, non-empty x of any shape; float32/float64 keep their dtype, anything else (ints,
+    bools, lists) becomes float64."""
+    return check_array(x, "x")
 
 
 def softplus_numpy(x: np.ndarray) -> np.ndarray:

@@ -47,6 +47,38 @@ def _check_fields(field, name: str = "field") -> np.ndarray:
     return x
 
 
+def _evaluate_power(power_fn, k: np.ndarray, name: str) -> np.ndarray:
+    """P(k) for an array k > 0, checked: a callable returning finite, non-negative values of k's
+    shape (shared by the field generator and the binned expectation)."""
+    if not callable(power_fn):
+        raise ValueError(f"{name}: expected a callable P(k), got {type(power_fn).__name__}")
+    with np.errstate(all="ignore"):
+        p = np.asarray(power_fn(k), dtype=np.float64)
+    if p.shape != k.shape:
+        raise ValueError(f"{name}: expected an array of shape {k.shape} for k of that shape, "
+                         f"got shape {p.shape}")
+    if not np.all(np.isfinite(p)) or np.any(p < 0):
+        n_bad = int(np.sum(~np.isfinite(p)) + np.sum(p < 0))
+        raise ValueError(f"{name}: expected finite non-negative P(k) for k > 0, got {n_bad} "
+                         f"negative or non-finite values")
+    return p
+
+
+def _check_bins(bins, range):
+    """``bins``: an int >= 1 or (b + 1,) finite increasing edges; ``range``: None or a finite
+    (lo, hi) with lo < hi (numpy.histogram's arguments, checked with their names)."""
+    if np.ndim(bins) == 0:
+        check_int(bins, "bins", low=1)
+    else:
+        edges = check_array(bins, "bins", ndim=1)
+        if edges.size < 2 or np.any(np.diff(edges) <= 0):
+            raise ValueError(f"bins: expected at least two increasing edges, got {edges}")
+    if range is not None:
+        lo_hi = check_array(range, "range", shape=(2,))
+        if not lo_hi[0] < lo_hi[1]:
+            raise ValueError(f"range: expected (lo, hi) with lo < hi, got {tuple(lo_hi)}")
+
+
 def wavenumber_grid(n_side: int, box_size: float = 1.0, half: bool = False) -> np.ndarray:
     """|k| on the Fourier grid: k = 2 pi (m_x, m_y) / L (DATA.8).
 
@@ -137,11 +169,9 @@ def binned_power_spectrum(power_fn, n_side: int, box_size: float = 1.0, n_bins: 
     n_side = check_int(n_side, "n_side", low=2)
     n_fields = check_int(n_fields, "n_fields", low=1)
     box_size = check_scalar(box_size, "box_size", low=0.0, low_inclusive=False)
-    if not callable(power_fn):
-        raise ValueError(f"power_fn: expected a callable P(k), got {type(power_fn).__name__}")
     idx, kmag, _ = _bins(n_side, box_size, n_bins, spacing)
     ok = idx >= 0
-    p = np.asarray(power_fn(kmag[ok]), dtype=np.float64)
+    p = _evaluate_power(power_fn, kmag[ok], "power_fn")
     counts = np.bincount(idx[ok], minlength=n_bins)
     keep = counts > 0
     mean_p = np.bincount(idx[ok], weights=p, minlength=n_bins)[keep] / counts[keep]
@@ -161,6 +191,7 @@ def pixel_histogram(field, bins=50, range=None, density: bool = True) -> Histogr
     x = _check_fields(field)
     if np.any(x <= -1.0):
         raise ValueError(f"field: log10(x + 1) needs x > -1, got min {x.min():.4g}")
+    _check_bins(bins, range)
     v = np.log10(1.0 + x).ravel()                                            # (DATA.15)
     hist, edges = np.histogram(v, bins=bins, range=range, density=density)
     return Histogram(0.5 * (edges[:-1] + edges[1:]), hist.astype(np.float64), edges)
@@ -201,6 +232,7 @@ def peak_counts(field, bins=20, range=None, size: int = 5, periodic: bool = True
     field : (n, n) or (F, n, n); bins : int or (b + 1,) edges; range : (lo, hi) of the heights.
     """
     x = _check_fields(field)
+    _check_bins(bins, range)
     mask = find_peaks(x, size=size, periodic=periodic)
     heights = x[mask]
     if heights.size == 0 and range is None and np.ndim(bins) == 0:

@@ -43,6 +43,45 @@ class NotFittedError(ValueError, AttributeError):
 
 
 # --------------------------------------------------------------------------------------------
+# Input checks of the pure functions below (the estimator checks its own arguments)
+# --------------------------------------------------------------------------------------------
+_NDIM = {"full": 3, "diag": 2, "spherical": 1}
+
+
+def _check_type(covariance_type) -> str:
+    return check_choice(covariance_type, "covariance_type", COVARIANCE_TYPES)
+
+
+def _check_components(a, name: str, covariance_type: str, K: int | None = None,
+                      d: int | None = None) -> np.ndarray:
+    """Per-component (co)variances, precisions or Cholesky factors: (K, d, d) for "full",
+    (K, d) for "diag", (K,) for "spherical"; finite float64."""
+    a = check_array(a, name, ndim=_NDIM[covariance_type], dtype=np.float64)
+    want = {"full": (K, d, d), "diag": (K, d), "spherical": (K,)}[covariance_type]
+    if covariance_type == "full" and a.shape[1] != a.shape[2]:
+        raise ValueError(f"{name}: expected square (K, d, d) matrices, got shape {a.shape}")
+    if any(w is not None and w != s for w, s in zip(want, a.shape)):
+        shape = tuple("*" if w is None else w for w in want)
+        raise ValueError(f"{name}: expected shape {shape} for covariance_type="
+                         f"{covariance_type!r}, got {a.shape}")
+    return a
+
+
+def _check_weights(weights, K: int) -> np.ndarray:
+    """Mixture weights: (K,), non-negative, not all zero."""
+    w = check_array(weights, "weights", shape=(K,), dtype=np.float64)
+    if np.any(w < 0) or not w.sum() > 0:
+        raise ValueError(f"weights: expected non-negative weights with a positive sum, got "
+                         f"minimum {w.min():.4g} and sum {w.sum():.4g}")
+    return w
+
+
+def _check_X_means(X, means) -> tuple[np.ndarray, np.ndarray]:
+    X = check_array(X, "X", ndim=2, dtype=np.float64)
+    return X, check_array(means, "means", shape=(None, X.shape[1]), dtype=np.float64)
+
+
+# --------------------------------------------------------------------------------------------
 # Parameters: covariances <-> Cholesky factors of the precisions
 # --------------------------------------------------------------------------------------------
 def precision_cholesky(covariances: np.ndarray, covariance_type: str) -> np.ndarray:
@@ -52,8 +91,20 @@ def precision_cholesky(covariances: np.ndarray, covariance_type: str) -> np.ndar
 
     Raises ``ValueError`` naming ``reg_covar`` when a covariance is (numerically) singular: a
     Cholesky pivot C_jj^2 at or below d * eps * max_j Sigma_jj (pivots bound the smallest
-    eigenvalue from above), e.g. collinear data fitted with ``reg_covar=0``.
+    eigenvalue from above), e.g. collinear data fitted with ``reg_covar=0``. Covariances that
+    EM cannot produce (a negative variance, an asymmetric matrix) raise naming ``covariances``.
     """
+    covariance_type = _check_type(covariance_type)
+    covariances = _check_components(covariances, "covariances", covariance_type)
+    variances = (np.diagonal(covariances, axis1=1, axis2=2) if covariance_type == "full"
+                 else covariances)
+    if np.any(variances < 0):
+        raise ValueError(f"covariances: expected non-negative variances, got {variances.min():.4g}")
+    if covariance_type == "full":
+        asym = np.abs(covariances - np.swapaxes(covariances, 1, 2)).max()
+        if asym > 1e-10 * np.abs(covariances).max():
+            raise ValueError(f"covariances: expected symmetric matrices, got an asymmetry of "
+                             f"{asym:.3g}")
     eps = np.finfo(np.float64).eps
     msg = ("reg_covar: component {k} has a singular covariance (smallest Cholesky pivot^2 "
            "{piv:.3g} vs largest variance {big:.3g}): collinear data or a collapsed component; "
@@ -88,12 +139,16 @@ def precision_cholesky_from_precisions(precisions: np.ndarray, covariance_type: 
     With J the exchange matrix (ones on the anti-diagonal), J Lambda J = L L^T (lower Cholesky)
     gives Lambda = (J L J)(J L J)^T and J L J is upper-triangular. precisions: like covariances.
     """
+    covariance_type = _check_type(covariance_type)
+    precisions = _check_components(precisions, "precisions", covariance_type)
+    if covariance_type != "full" and np.any(precisions <= 0):
+        raise ValueError("precisions: expected positive precisions")
     if covariance_type == "full":
         out = np.empty_like(precisions)
         for k in range(precisions.shape[0]):
             L, info = dpotrf(np.ascontiguousarray(precisions[k][::-1, ::-1]), lower=1, clean=1)
             if info != 0:
-                raise ValueError(f"precisions_init: expected symmetric positive-definite "
+                raise ValueError(f"precisions: expected symmetric positive-definite "
                                  f"matrices, component {k} is not")
             out[k] = L[::-1, ::-1]
         return out
@@ -102,13 +157,22 @@ def precision_cholesky_from_precisions(precisions: np.ndarray, covariance_type: 
 
 def covariance_cholesky(covariances: np.ndarray, covariance_type: str) -> np.ndarray:
     """C_k with C_k C_k^T = Sigma_k, used by (GMM.14): (K, d, d) lower, or sigma (K, d) | (K,)."""
+    covariance_type = _check_type(covariance_type)
+    covariances = _check_components(covariances, "covariances", covariance_type)
     if covariance_type == "full":
-        return np.linalg.cholesky(covariances)
+        try:
+            return np.linalg.cholesky(covariances)
+        except np.linalg.LinAlgError as exc:
+            raise ValueError(f"covariances: expected positive-definite matrices ({exc})") from exc
+    if np.any(covariances <= 0):
+        raise ValueError(f"covariances: expected positive variances, got {covariances.min():.4g}")
     return np.sqrt(covariances)
 
 
 def precisions_from_cholesky(prec_chol: np.ndarray, covariance_type: str) -> np.ndarray:
     """Lambda_k = U_k U_k^T (full) or U_k^2 (diag, spherical)."""
+    covariance_type = _check_type(covariance_type)
+    prec_chol = _check_components(prec_chol, "prec_chol", covariance_type)
     if covariance_type == "full":
         return prec_chol @ np.swapaxes(prec_chol, 1, 2)
     return prec_chol ** 2
@@ -116,7 +180,9 @@ def precisions_from_cholesky(prec_chol: np.ndarray, covariance_type: str) -> np.
 
 def n_parameters(n_components: int, n_features: int, covariance_type: str) -> int:
     """(GMM.12) Free parameters: K - 1 weights, K d means, and K d(d+1)/2 | K d | K covariances."""
-    K, d = n_components, n_features
+    K = check_int(n_components, "n_components", low=1)
+    d = check_int(n_features, "n_features", low=1)
+    covariance_type = _check_type(covariance_type)
     cov = {"full": K * d * (d + 1) // 2, "diag": K * d, "spherical": K}[covariance_type]
     return (K - 1) + K * d + cov
 
@@ -127,6 +193,9 @@ def n_parameters(n_components: int, n_features: int, covariance_type: str) -> in
 def log_gaussian_prob(X: np.ndarray, means: np.ndarray, prec_chol: np.ndarray,
                       covariance_type: str) -> np.ndarray:
     """(GMM.3) log N(x_i | mu_k, Sigma_k). X: (n, d), means: (K, d) -> (n, K)."""
+    covariance_type = _check_type(covariance_type)
+    X, means = _check_X_means(X, means)
+    prec_chol = _check_components(prec_chol, "prec_chol", covariance_type, *means.shape)
     if covariance_type == "full":
         return log_gaussian_prob_full(X, means, np.ascontiguousarray(prec_chol))
     if covariance_type == "spherical":
@@ -141,6 +210,8 @@ def e_step(X: np.ndarray, weights: np.ndarray, means: np.ndarray, prec_chol: np.
     a_ik = log pi_k + log N(x_i | mu_k, Sigma_k); log p(x_i) = logsumexp_k a_ik (GMM.1);
     log r_ik = a_ik - log p(x_i).
     """
+    X, means = _check_X_means(X, means)
+    weights = _check_weights(weights, means.shape[0])
     with np.errstate(divide="ignore"):                 # a zero weight gives log pi_k = -inf
         log_w = np.log(weights)
     a = log_gaussian_prob(X, means, prec_chol, covariance_type)          # (n, K), fresh array
@@ -156,6 +227,8 @@ def m_step(X: np.ndarray, resp: np.ndarray, covariance_type: str,
     N_k gets 10 eps added (as scikit-learn) so that an empty component divides by a positive
     number; the floor ``reg_covar`` is added to every variance.
     """
+    covariance_type = _check_type(covariance_type)
+    reg_covar = check_scalar(reg_covar, "reg_covar", low=0.0)
     nk, sx = weighted_sums(X, resp)                    # (GMM.5)
     nk = nk + _NK_EPS
     means = sx / nk[:, None]                           # (GMM.7)
@@ -198,6 +271,10 @@ def em(X: np.ndarray, weights: np.ndarray, means: np.ndarray, prec_chol: np.ndar
     stops when |l_t - l_{t-1}| < tol (GMM.17). This is scikit-learn's bookkeeping exactly, so the
     histories of the two can be compared entry by entry.
     """
+    covariance_type = _check_type(covariance_type)
+    reg_covar = check_scalar(reg_covar, "reg_covar", low=0.0)
+    max_iter = check_int(max_iter, "max_iter", low=1)
+    tol = check_scalar(tol, "tol", low=0.0)
     lower_bound = -np.inf
     history = []
     converged = False
@@ -234,7 +311,12 @@ def initial_responsibilities(X: np.ndarray, n_components: int, init_params: str,
       instead gives responsibility only to the K seed points themselves).
     - ``"random"``: rows of uniform draws normalised to sum to 1.
     """
-    n, K = X.shape[0], n_components
+    X = check_array(X, "X", ndim=2, dtype=np.float64)
+    K = check_int(n_components, "n_components", low=1, high=X.shape[0])
+    init_params = check_choice(init_params, "init_params", INIT_PARAMS)
+    rng = check_rng(rng)
+    kmeans_iter = check_int(kmeans_iter, "kmeans_iter", low=0)
+    n = X.shape[0]
     if init_params == "random":
         resp = rng.uniform(size=(n, K))
         return resp / resp.sum(axis=1, keepdims=True)
@@ -254,7 +336,13 @@ def sample_mixture(n: int, weights: np.ndarray, means: np.ndarray, covariances: 
 
     Returns x: (n, d) and the component labels z: (n,), in draw order (not grouped).
     """
+    n = check_int(n, "n", low=1)
+    covariance_type = _check_type(covariance_type)
+    means = check_array(means, "means", ndim=2, dtype=np.float64)
     K, d = means.shape
+    weights = _check_weights(weights, K)
+    covariances = _check_components(covariances, "covariances", covariance_type, K, d)
+    rng = check_rng(rng)
     labels = rng.choice(K, size=n, p=weights / weights.sum())
     eps = rng.standard_normal((n, d))
     chol = covariance_cholesky(covariances, covariance_type)
@@ -335,7 +423,10 @@ class GaussianMixture:
                 raise ValueError("precisions_init: expected symmetric matrices")
             if ct != "full" and np.any(p <= 0):
                 raise ValueError("precisions_init: expected positive precisions")
-            p = precision_cholesky_from_precisions(p, ct)                 # (GMM.3b)
+            try:
+                p = precision_cholesky_from_precisions(p, ct)             # (GMM.3b)
+            except ValueError as exc:
+                raise ValueError(f"precisions_init: {exc}") from exc
         return w, m, p
 
     def fit(self, X, rng: np.random.Generator) -> "GaussianMixture":

@@ -19,6 +19,8 @@ from nprefgen._validation import check_array, check_int, check_rng
 
 def squared_distances(X: np.ndarray, centers: np.ndarray) -> np.ndarray:
     """||x_i - m_k||^2. X: (n, d), centers: (K, d) -> (n, K), clipped at 0 (BLAS expansion)."""
+    X = check_array(X, "X", ndim=2, dtype=np.float64)
+    centers = check_array(centers, "centers", shape=(None, X.shape[1]), dtype=np.float64)
     d2 = (np.sum(X * X, axis=1)[:, None] - 2.0 * (X @ centers.T)
           + np.sum(centers * centers, axis=1)[None, :])
     return np.maximum(d2, 0.0)

@@ -63,8 +63,8 @@ class Tanh(_Elementwise):
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
-    """(NN.7) sigmoid(x) = 1 / (1 + e^{-x}) without overflow (it is softplus')."""
-    return softplus_grad(x)
+    """(NN.7) sigmoid(x) = 1 / (1 + e^{-x}) without overflow (it is softplus'). x: any shape."""
+    return softplus_grad(check_array(x, "x"))
 
 
 class Sigmoid(_Elementwise):

@@ -13,11 +13,12 @@ move between nprefgen and PyTorch by name; see :mod:`nprefgen.nn.io`.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Iterator
 
 import numpy as np
 
-from nprefgen._validation import check_array
+from nprefgen._validation import check_array, check_float_dtype, check_str
 
 
 class Module:
@@ -43,15 +44,19 @@ class Module:
 
     # -- parameters --------------------------------------------------------------------------
     def add_param(self, name: str, value: np.ndarray) -> np.ndarray:
-        """Register a parameter and its zero gradient."""
+        """Register a parameter and its zero gradient. value: a finite float array (any shape)."""
+        check_str(name, "name")
+        value = check_array(value, "value", allow_empty=True)
         self.params[name] = value
         self.grads[name] = np.zeros_like(value)
         return value
 
     def add_child(self, name: str, module: "Module") -> "Module":
         """Register a sub-module; its parameters appear as ``name.<param>``."""
+        check_str(name, "name")
         if not isinstance(module, Module):
-            raise ValueError(f"{name}: expected an nprefgen.nn.Module, got {type(module).__name__}")
+            raise ValueError(f"module: expected an nprefgen.nn.Module for child {name!r}, "
+                             f"got {type(module).__name__}")
         self._children[name] = module
         return module
 
@@ -82,6 +87,9 @@ class Module:
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         """Copy arrays into the parameters in place; names and shapes must match exactly."""
+        if not isinstance(state, Mapping):
+            raise ValueError(f"state: expected a dict of arrays by parameter name, "
+                             f"got {type(state).__name__}")
         own = {name: p for name, p, _ in self.named_parameters()}
         missing = sorted(set(own) - set(state))
         unexpected = sorted(set(state) - set(own))
@@ -100,7 +108,8 @@ class Module:
             p[...] = values[name]
 
     def astype(self, dtype) -> "Module":
-        """Cast every parameter (and gradient) to ``dtype`` in place; returns self."""
+        """Cast every parameter (and gradient) to ``dtype`` (float64 or float32); returns self."""
+        dtype = check_float_dtype(dtype)
         for mod in self.modules():
             for name in list(mod.params):
                 mod.params[name] = mod.params[name].astype(dtype)

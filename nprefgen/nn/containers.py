@@ -22,6 +22,10 @@ class Sequential(Module):
         super().__init__()
         if len(layers) == 0:
             raise ValueError("layers: expected at least one layer, got none")
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Module):
+                raise ValueError(f"layers: expected nprefgen.nn.Module layers, got "
+                                 f"{type(layer).__name__} at position {i}")
         self.layers = list(layers)
         for i, layer in enumerate(self.layers):
             self.add_child(str(i), layer)
@@ -36,6 +40,11 @@ class Sequential(Module):
 
     def backward(self, caches, d_y):
         """(NN.10) reverse-mode chain rule through the layers."""
+        if not isinstance(caches, (list, tuple)) or len(caches) != len(self.layers):
+            got = (f"{len(caches)} caches" if isinstance(caches, (list, tuple))
+                   else type(caches).__name__)
+            raise ValueError(f"caches: expected the list of {len(self.layers)} caches that "
+                             f"forward returned, got {got}")
         for layer, c in zip(reversed(self.layers), reversed(caches)):
             d_y = layer.backward(c, d_y)
         return d_y
@@ -65,6 +74,8 @@ def MLP(in_features: int, hidden: SequenceT[int], out_features: int, *, rng: np.
     if out_activation is not None:
         check_choice(out_activation, "out_activation", ACTIVATIONS)
     check_rng(rng)
+    if not isinstance(hidden, (list, tuple, range, np.ndarray)):
+        raise ValueError(f"hidden: expected a sequence of hidden widths, got {hidden!r}")
     widths = [in_features] + [check_int(h, "hidden", low=1) for h in hidden] + [out_features]
     layers: list[Module] = []
     for i in range(len(widths) - 1):
@@ -93,6 +104,8 @@ class Reshape(Module):
 
     def __init__(self, *shape: int) -> None:
         super().__init__()
+        if not shape:
+            raise ValueError("shape: expected at least one size, got none")
         self.shape = tuple(check_int(s, "shape", low=1) for s in shape)
 
     def forward(self, x):

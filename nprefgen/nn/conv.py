@@ -14,20 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from nprefgen._validation import check_int, check_rng
+from nprefgen._validation import check_array, check_int, check_pair, check_rng, check_shape
 from nprefgen.kernels.im2col import col2im, conv_output_size, im2col
 from nprefgen.nn.base import Module, check_cotangent, check_input
-from nprefgen.nn.init import init_weight
-
-
-def _pair(value, name: str, low: int) -> tuple[int, int]:
-    """An int or a pair of ints (height, width), each >= low."""
-    if isinstance(value, (tuple, list)):
-        if len(value) != 2:
-            raise ValueError(f"{name}: expected an int or a pair of ints, got {value!r}")
-        return check_int(value[0], name, low=low), check_int(value[1], name, low=low)
-    v = check_int(value, name, low=low)
-    return v, v
+from nprefgen.nn.init import init_weight_and_bias
 
 
 def _rows_to_image(y_rows: np.ndarray, n: int, oh: int, ow: int) -> np.ndarray:
@@ -40,6 +30,20 @@ def _image_to_rows(y: np.ndarray) -> np.ndarray:
     return y.transpose(0, 2, 3, 1).reshape(-1, y.shape[1])
 
 
+def _check_weight_input(W, b, x, transposed: bool = False):
+    """W: (out, c, kh, kw), or (c, out, kh, kw) if ``transposed``; x: (n, c, h, w); b: (out,) or
+    None."""
+    W = check_array(W, "W", ndim=4)
+    x = check_array(x, "x", ndim=4)
+    c, out = (W.shape[0], W.shape[1]) if transposed else (W.shape[1], W.shape[0])
+    if x.shape[1] != c:
+        raise ValueError(f"x: expected {c} channels on axis 1 for a weight of shape {W.shape}, "
+                         f"got shape {x.shape}")
+    if b is not None:
+        b = check_array(b, "b", shape=(out,))
+    return W, b, x
+
+
 # -- Conv2d: pure functions ---------------------------------------------------------------------
 
 def conv2d_forward(W: np.ndarray, b: np.ndarray | None, x: np.ndarray, stride, padding):
@@ -48,11 +52,13 @@ def conv2d_forward(W: np.ndarray, b: np.ndarray | None, x: np.ndarray, stride, p
     W: (out, c, kh, kw), b: (out,) or None, x: (n, c, h, w) -> y: (n, out, oh, ow) with oh, ow
     from (NN.21); also returns the cache X = im2col(x): (n oh ow, c kh kw).
     """
+    W, b, x = _check_weight_input(W, b, x)
+    stride, padding = check_pair(stride, "stride", low=1), check_pair(padding, "padding", low=0)
     n, _, h, w = x.shape
     kh, kw = W.shape[2:]
+    X = im2col(x, (kh, kw), stride, padding)               # (NN.22) (n oh ow, c kh kw)
     oh = conv_output_size(h, kh, stride[0], padding[0])
     ow = conv_output_size(w, kw, stride[1], padding[1])
-    X = im2col(x, (kh, kw), stride, padding)               # (NN.22) (n oh ow, c kh kw)
     y_rows = X @ W.reshape(W.shape[0], -1).T               # (NN.25) (n oh ow, out)
     if b is not None:
         y_rows += b
@@ -61,7 +67,17 @@ def conv2d_forward(W: np.ndarray, b: np.ndarray | None, x: np.ndarray, stride, p
 
 def conv2d_backward(W: np.ndarray, X: np.ndarray, x_shape, d_y: np.ndarray, stride, padding):
     """VJP of (NN.25). d_y: (n, out, oh, ow) -> d_x: x_shape (NN.26a), d_W: W.shape (NN.26b),
-    d_b: (out,) (NN.26c)."""
+    d_b: (out,) (NN.26c).
+
+    X is the cache of :func:`conv2d_forward` (im2col of a checked input): its shape is checked,
+    its values are not scanned again."""
+    W = check_array(W, "W", ndim=4)
+    n, c, h, w = check_shape(x_shape, "x_shape", ndim=4, low=1)
+    stride, padding = check_pair(stride, "stride", low=1), check_pair(padding, "padding", low=0)
+    oh = conv_output_size(h, W.shape[2], stride[0], padding[0])
+    ow = conv_output_size(w, W.shape[3], stride[1], padding[1])
+    X = check_array(X, "X", shape=(n * oh * ow, W[0].size), finite=False)
+    d_y = check_array(d_y, "d_y", shape=(n, W.shape[0], oh, ow))
     d_rows = _image_to_rows(d_y)                           # (n oh ow, out)
     W_mat = W.reshape(W.shape[0], -1)                      # (out, c kh kw)
     d_X = d_rows @ W_mat                                   # (n oh ow, c kh kw)
@@ -76,6 +92,9 @@ def conv2d_backward(W: np.ndarray, X: np.ndarray, x_shape, d_y: np.ndarray, stri
 def conv_transpose_output_size(size: int, kernel_size: int, stride: int, padding: int,
                                output_padding: int) -> int:
     """(NN.27) PyTorch's formula: (size - 1) s - 2 p + k + output_padding."""
+    size, kernel_size = check_int(size, "size", low=1), check_int(kernel_size, "kernel_size", low=1)
+    stride, padding = check_int(stride, "stride", low=1), check_int(padding, "padding", low=0)
+    output_padding = check_int(output_padding, "output_padding", low=0)
     return (size - 1) * stride - 2 * padding + kernel_size + output_padding
 
 
@@ -85,11 +104,21 @@ def conv_transpose2d_forward(W: np.ndarray, b: np.ndarray | None, x: np.ndarray,
 
     W: (c_in, c_out, kh, kw), b: (c_out,) or None, x: (n, c_in, h, w) -> y: (n, c_out, H, W_)
     with H, W_ from (NN.27); also returns the cache x_rows: (n h w, c_in).
+    ``output_padding`` must be smaller than ``stride`` (as in PyTorch).
     """
+    W, b, x = _check_weight_input(W, b, x, transposed=True)
+    stride, padding = check_pair(stride, "stride", low=1), check_pair(padding, "padding", low=0)
+    output_padding = check_pair(output_padding, "output_padding", low=0)
+    if output_padding[0] >= stride[0] or output_padding[1] >= stride[1]:
+        raise ValueError(f"output_padding: expected values smaller than stride {stride}, "
+                         f"got {output_padding}")
     n, c_in, h, w = x.shape
     c_out, kh, kw = W.shape[1:]
     out_h = conv_transpose_output_size(h, kh, stride[0], padding[0], output_padding[0])
     out_w = conv_transpose_output_size(w, kw, stride[1], padding[1], output_padding[1])
+    if out_h < 1 or out_w < 1:
+        raise ValueError(f"x: spatial size {x.shape[2:]} gives an empty output "
+                         f"({out_h} x {out_w}) for kernel {(kh, kw)} and padding {padding}")
     x_rows = _image_to_rows(x)                             # (n h w, c_in)
     cols = x_rows @ W.reshape(c_in, -1)                    # (n h w, c_out kh kw)
     y = col2im(cols, (n, c_out, out_h, out_w), (kh, kw), stride, padding)   # (NN.28)
@@ -101,8 +130,23 @@ def conv_transpose2d_forward(W: np.ndarray, b: np.ndarray | None, x: np.ndarray,
 def conv_transpose2d_backward(W: np.ndarray, x_rows: np.ndarray, x_shape, d_y: np.ndarray,
                               stride, padding):
     """VJP of (NN.28), a Conv2d forward of d_y. d_y: (n, c_out, H, W_) -> d_x: x_shape (NN.29a),
-    d_W: W.shape (NN.29b), d_b: (c_out,) (NN.29c)."""
-    n, c_in, h, w = x_shape
+    d_W: W.shape (NN.29b), d_b: (c_out,) (NN.29c).
+
+    x_rows is the cache of :func:`conv_transpose2d_forward`: its shape is checked, its values
+    are not scanned again. d_y's spatial size must give back (h, w) under (NN.21)."""
+    W = check_array(W, "W", ndim=4)
+    n, c_in, h, w = check_shape(x_shape, "x_shape", ndim=4, low=1)
+    if c_in != W.shape[0]:
+        raise ValueError(f"x_shape: expected {W.shape[0]} channels for a weight of shape "
+                         f"{W.shape}, got {tuple(x_shape)}")
+    x_rows = check_array(x_rows, "x_rows", shape=(n * h * w, c_in), finite=False)
+    d_y = check_array(d_y, "d_y", ndim=4)
+    stride, padding = check_pair(stride, "stride", low=1), check_pair(padding, "padding", low=0)
+    sizes = [conv_output_size(s, k, st, p) if s >= 1 else 0 for s, k, st, p in
+             zip(d_y.shape[2:], W.shape[2:], stride, padding)]
+    if d_y.shape[:2] != (n, W.shape[1]) or sizes != [h, w]:
+        raise ValueError(f"d_y: expected shape ({n}, {W.shape[1]}, H, W) with H, W mapped back "
+                         f"to ({h}, {w}) by (NN.21), got {d_y.shape}")
     d_Y = im2col(d_y, W.shape[2:], stride, padding)        # (n h w, c_out kh kw)
     W_mat = W.reshape(c_in, -1)                            # (c_in, c_out kh kw)
     d_x = _rows_to_image(d_Y @ W_mat.T, n, h, w)           # (NN.29a) Conv2d forward with weight W
@@ -114,14 +158,35 @@ def conv_transpose2d_backward(W: np.ndarray, x_rows: np.ndarray, x_shape, d_y: n
 # -- layers -------------------------------------------------------------------------------------
 
 class _ConvBase(Module):
-    def _init_params(self, weight_shape, fan_in, fan_out, rng, bias, init, dtype):
+    """What Conv2d and ConvTranspose2d share: geometry, parameters, gradient accumulation.
+
+    ``weight`` is ``(out, in, kh, kw)`` (Conv2d) or ``(in, out, kh, kw)`` (``transposed``); in
+    both layouts PyTorch's fan_in is ``weight.shape[1] kh kw``, fan_out ``weight.shape[0] kh kw``.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride, padding, rng, bias, init,
+                 dtype, transposed: bool) -> None:
+        super().__init__()
+        self.in_channels = check_int(in_channels, "in_channels", low=1)
+        self.out_channels = check_int(out_channels, "out_channels", low=1)
+        self.kernel_size = check_pair(kernel_size, "kernel_size", low=1)
+        self.stride = check_pair(stride, "stride", low=1)
+        self.padding = check_pair(padding, "padding", low=0)
         check_rng(rng)
-        self.add_param("weight", init_weight(init, weight_shape, fan_in, fan_out, rng, dtype))
-        self.has_bias = bool(bias)
+        kh, kw = self.kernel_size
+        c0, c1 = ((self.in_channels, self.out_channels) if transposed
+                  else (self.out_channels, self.in_channels))
+        weight, b = init_weight_and_bias(init, (c0, c1, kh, kw), self.out_channels, c1 * kh * kw,
+                                         c0 * kh * kw, rng, bias, dtype)
+        self.add_param("weight", weight)
+        self.has_bias = b is not None
         if self.has_bias:
-            bias_init = "zeros" if init == "zeros" else "torch"
-            # PyTorch draws the bias from U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with the weight's fan_in
-            self.add_param("bias", init_weight(bias_init, (self.out_channels,), fan_in, fan_out, rng, dtype))
+            self.add_param("bias", b)
+
+    def _accumulate(self, d_W: np.ndarray, d_b: np.ndarray) -> None:
+        self.grads["weight"] += d_W
+        if self.has_bias:
+            self.grads["bias"] += d_b
 
     def __repr__(self) -> str:
         extra = f", output_padding={self.output_padding}" if hasattr(self, "output_padding") else ""
@@ -150,18 +215,12 @@ class Conv2d(_ConvBase):
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, *,
                  rng: np.random.Generator, bias: bool = True, init: str = "torch",
                  dtype=np.float64) -> None:
-        super().__init__()
-        self.in_channels = check_int(in_channels, "in_channels", low=1)
-        self.out_channels = check_int(out_channels, "out_channels", low=1)
-        self.kernel_size = _pair(kernel_size, "kernel_size", 1)
-        self.stride = _pair(stride, "stride", 1)
-        self.padding = _pair(padding, "padding", 0)
-        kh, kw = self.kernel_size
-        self._init_params((self.out_channels, self.in_channels, kh, kw), self.in_channels * kh * kw,
-                          self.out_channels * kh * kw, rng, bias, init, dtype)
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, rng, bias, init,
+                         dtype, transposed=False)
 
     def output_shape(self, h: int, w: int) -> tuple[int, int]:
         """(NN.21) spatial size of the output for an (h, w) input."""
+        h, w = check_int(h, "h", low=1), check_int(w, "w", low=1)
         return (conv_output_size(h, self.kernel_size[0], self.stride[0], self.padding[0]),
                 conv_output_size(w, self.kernel_size[1], self.stride[1], self.padding[1]))
 
@@ -183,9 +242,7 @@ class Conv2d(_ConvBase):
         d_y = check_cotangent(d_y, (x_shape[0], self.out_channels, oh, ow))
         d_x, d_W, d_b = conv2d_backward(self.params["weight"], X, x_shape, d_y, self.stride,
                                         self.padding)
-        self.grads["weight"] += d_W
-        if self.has_bias:
-            self.grads["bias"] += d_b
+        self._accumulate(d_W, d_b)
         return d_x
 
 
@@ -210,23 +267,17 @@ class ConvTranspose2d(_ConvBase):
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
                  output_padding=0, *, rng: np.random.Generator, bias: bool = True,
                  init: str = "torch", dtype=np.float64) -> None:
-        super().__init__()
-        self.in_channels = check_int(in_channels, "in_channels", low=1)
-        self.out_channels = check_int(out_channels, "out_channels", low=1)
-        self.kernel_size = _pair(kernel_size, "kernel_size", 1)
-        self.stride = _pair(stride, "stride", 1)
-        self.padding = _pair(padding, "padding", 0)
-        self.output_padding = _pair(output_padding, "output_padding", 0)
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, rng, bias, init,
+                         dtype, transposed=True)
+        self.output_padding = check_pair(output_padding, "output_padding", low=0)
         for op, s in zip(self.output_padding, self.stride):
             if op >= s:
                 raise ValueError(f"output_padding: expected values smaller than stride {self.stride}, "
                                  f"got {self.output_padding}")
-        kh, kw = self.kernel_size
-        self._init_params((self.in_channels, self.out_channels, kh, kw), self.out_channels * kh * kw,
-                          self.in_channels * kh * kw, rng, bias, init, dtype)
 
     def output_shape(self, h: int, w: int) -> tuple[int, int]:
         """(NN.27) spatial size of the output for an (h, w) input."""
+        h, w = check_int(h, "h", low=1), check_int(w, "w", low=1)
         return tuple(conv_transpose_output_size(s, k, st, p, op) for s, k, st, p, op in zip(
             (h, w), self.kernel_size, self.stride, self.padding, self.output_padding))
 
@@ -247,7 +298,5 @@ class ConvTranspose2d(_ConvBase):
         d_y = check_cotangent(d_y, (x_shape[0], self.out_channels) + self.output_shape(*x_shape[2:]))
         d_x, d_W, d_b = conv_transpose2d_backward(self.params["weight"], x_rows, x_shape, d_y,
                                                   self.stride, self.padding)
-        self.grads["weight"] += d_W
-        if self.has_bias:
-            self.grads["bias"] += d_b
+        self._accumulate(d_W, d_b)
         return d_x

@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from nprefgen._validation import check_choice, check_int, check_rng
+from nprefgen._validation import (
+    check_choice, check_float_dtype, check_int, check_rng, check_scalar, check_shape,
+)
+
+
+def _check(shape, rng, dtype):
+    return check_shape(shape, "shape"), check_rng(rng), check_float_dtype(dtype)
 
 
 def torch_default(shape, fan_in: int, rng: np.random.Generator, dtype=np.float64) -> np.ndarray:
     """U(-1/sqrt(fan_in), 1/sqrt(fan_in)) of the given shape."""
-    check_rng(rng)
+    shape, rng, dtype = _check(shape, rng, dtype)
     bound = 1.0 / np.sqrt(check_int(fan_in, "fan_in", low=1))
     return rng.uniform(-bound, bound, size=shape).astype(dtype)
 
@@ -21,7 +27,8 @@ def torch_default(shape, fan_in: int, rng: np.random.Generator, dtype=np.float64
 def xavier_uniform(shape, fan_in: int, fan_out: int, rng: np.random.Generator, gain=1.0,
                    dtype=np.float64) -> np.ndarray:
     """Glorot & Bengio (2010): U(-a, a), a = gain * sqrt(6 / (fan_in + fan_out))."""
-    check_rng(rng)
+    shape, rng, dtype = _check(shape, rng, dtype)
+    gain = check_scalar(gain, "gain", low=0.0, low_inclusive=False)
     a = gain * np.sqrt(6.0 / (check_int(fan_in, "fan_in", low=1) + check_int(fan_out, "fan_out", low=1)))
     return rng.uniform(-a, a, size=shape).astype(dtype)
 
@@ -29,7 +36,8 @@ def xavier_uniform(shape, fan_in: int, fan_out: int, rng: np.random.Generator, g
 def kaiming_normal(shape, fan_in: int, rng: np.random.Generator, gain=np.sqrt(2.0),
                    dtype=np.float64) -> np.ndarray:
     """He et al. (2015): N(0, gain^2 / fan_in), the ReLU default gain sqrt(2)."""
-    check_rng(rng)
+    shape, rng, dtype = _check(shape, rng, dtype)
+    gain = check_scalar(gain, "gain", low=0.0, low_inclusive=False)
     std = gain / np.sqrt(check_int(fan_in, "fan_in", low=1))
     return (std * rng.standard_normal(shape)).astype(dtype)
 
@@ -38,12 +46,27 @@ INITIALIZERS = ("torch", "xavier", "kaiming", "zeros")
 
 
 def init_weight(kind: str, shape, fan_in: int, fan_out: int, rng, dtype=np.float64) -> np.ndarray:
-    """Dispatch by name: one of ``INITIALIZERS``."""
-    check_choice(kind, "init", INITIALIZERS)
+    """Dispatch by name: one of ``INITIALIZERS`` (the ``init`` argument of the layers)."""
+    check_choice(kind, "kind", INITIALIZERS)
     if kind == "torch":
         return torch_default(shape, fan_in, rng, dtype)
     if kind == "xavier":
         return xavier_uniform(shape, fan_in, fan_out, rng, dtype=dtype)
     if kind == "kaiming":
         return kaiming_normal(shape, fan_in, rng, dtype=dtype)
+    shape, _, dtype = _check(shape, rng, dtype)
     return np.zeros(shape, dtype=dtype)
+
+
+def init_weight_and_bias(init: str, weight_shape, n_bias: int, fan_in: int, fan_out: int, rng,
+                         bias: bool = True, dtype=np.float64):
+    """A layer's ``(weight, bias)``: the weight by ``init``; the bias, ``(n_bias,)``, as PyTorch
+    draws it, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with the weight's fan_in, or zeros when
+    ``init="zeros"``; ``None`` without ``bias``."""
+    check_choice(init, "init", INITIALIZERS)
+    weight = init_weight(init, weight_shape, fan_in, fan_out, rng, dtype)
+    if not bias:
+        return weight, None
+    n_bias = check_int(n_bias, "n_bias", low=1)
+    return weight, init_weight("zeros" if init == "zeros" else "torch", (n_bias,), fan_in,
+                               fan_out, rng, dtype)

@@ -16,14 +16,35 @@ import zlib
 
 import numpy as np
 
+from nprefgen._validation import check_array
 from nprefgen.nn.base import Module
 
 META_PREFIX = "__meta__."
 
 
+def _check_path(path):
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError(f"path: expected a file path (str or os.PathLike), got "
+                         f"{type(path).__name__}")
+    return path
+
+
+def _check_module(module) -> Module:
+    if not isinstance(module, Module):
+        raise ValueError(f"module: expected an nprefgen.nn.Module, got {type(module).__name__}")
+    return module
+
+
 def save_npz(path, module: Module, meta: dict | None = None) -> None:
-    """Write ``module.state_dict()`` (plus ``meta`` entries) to a compressed ``.npz``."""
-    arrays = dict(module.state_dict())
+    """Write ``module.state_dict()`` (plus ``meta`` entries) to a compressed ``.npz``.
+
+    Non-finite parameters are refused (``load_npz`` would refuse them anyway)."""
+    _check_path(path)
+    arrays = {name: check_array(p, f"module: parameter {name!r}", allow_empty=True)
+              for name, p in _check_module(module).state_dict().items()}
+    if meta is not None and not isinstance(meta, dict):
+        raise ValueError(f"meta: expected a dict of numeric or string values, got "
+                         f"{type(meta).__name__}")
     for key, value in (meta or {}).items():
         arr = np.asarray(value)
         if arr.dtype == object:
@@ -34,7 +55,7 @@ def save_npz(path, module: Module, meta: dict | None = None) -> None:
 
 def read_npz(path) -> dict[str, np.ndarray]:
     """Read every array of an ``.npz`` with ``allow_pickle=False``; corrupt files raise ValueError."""
-    if not os.path.exists(path):
+    if not os.path.exists(_check_path(path)):
         raise ValueError(f"path: expected an existing .npz file, got {os.fspath(path)!r}")
     try:
         with np.load(path, allow_pickle=False) as f:
@@ -44,9 +65,16 @@ def read_npz(path) -> dict[str, np.ndarray]:
 
 
 def load_npz(path, module: Module) -> dict:
-    """Load parameters saved by :func:`save_npz` into ``module`` in place; returns the meta dict."""
+    """Load parameters saved by :func:`save_npz` into ``module`` in place; returns the meta dict.
+
+    A file whose parameter names, shapes or values do not fit ``module`` raises ValueError naming
+    ``path`` (and the mismatch); ``module`` is left unchanged."""
+    _check_module(module)
     arrays = read_npz(path)
     meta = {k[len(META_PREFIX):]: v for k, v in arrays.items() if k.startswith(META_PREFIX)}
     state = {k: v for k, v in arrays.items() if not k.startswith(META_PREFIX)}
-    module.load_state_dict(state)
+    try:
+        module.load_state_dict(state)
+    except ValueError as exc:
+        raise ValueError(f"path: {os.fspath(path)!r} does not fit the module: {exc}") from exc
     return meta

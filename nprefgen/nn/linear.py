@@ -9,11 +9,19 @@ import numpy as np
 
 from nprefgen._validation import check_array, check_int, check_rng
 from nprefgen.nn.base import Module, check_cotangent, check_input
-from nprefgen.nn.init import init_weight
+from nprefgen.nn.init import init_weight_and_bias
+
+
+def _check_W_x(W, x):
+    W = check_array(W, "W", ndim=2)
+    return W, check_array(x, "x", shape=(None, W.shape[1]))
 
 
 def linear_forward(W: np.ndarray, b: np.ndarray | None, x: np.ndarray) -> np.ndarray:
     """(NN.1) y = x W^T + b. x: (n, d_in), W: (d_out, d_in), b: (d_out,) -> y: (n, d_out)"""
+    W, x = _check_W_x(W, x)
+    if b is not None:
+        b = check_array(b, "b", shape=(W.shape[0],))
     y = x @ W.T
     if b is not None:
         y += b
@@ -22,6 +30,8 @@ def linear_forward(W: np.ndarray, b: np.ndarray | None, x: np.ndarray) -> np.nda
 
 def linear_backward(W: np.ndarray, x: np.ndarray, d_y: np.ndarray):
     """VJP of (NN.1). d_y: (n, d_out) -> d_x (NN.2a), d_W (NN.2b), d_b (NN.2c)."""
+    W, x = _check_W_x(W, x)
+    d_y = check_array(d_y, "d_y", shape=(x.shape[0], W.shape[0]))
     d_x = d_y @ W            # (NN.2a)  (n, d_in)
     d_W = d_y.T @ x          # (NN.2b)  (d_out, d_in)
     d_b = d_y.sum(axis=0)    # (NN.2c)  (d_out,)
@@ -47,13 +57,13 @@ class Linear(Module):
         self.in_features = check_int(in_features, "in_features", low=1)
         self.out_features = check_int(out_features, "out_features", low=1)
         check_rng(rng)
-        shape = (self.out_features, self.in_features)
-        self.add_param("weight", init_weight(init, shape, self.in_features, self.out_features, rng, dtype))
-        self.has_bias = bool(bias)
+        weight, b = init_weight_and_bias(init, (self.out_features, self.in_features),
+                                         self.out_features, self.in_features, self.out_features,
+                                         rng, bias, dtype)
+        self.add_param("weight", weight)
+        self.has_bias = b is not None
         if self.has_bias:
-            bias_init = "zeros" if init == "zeros" else "torch"
-            self.add_param("bias", init_weight(bias_init, (self.out_features,), self.in_features,
-                                               self.out_features, rng, dtype))
+            self.add_param("bias", b)
 
     def _effective_weight(self) -> np.ndarray:
         return self.params["weight"]

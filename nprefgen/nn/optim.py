@@ -10,14 +10,27 @@ import numpy as np
 from nprefgen._validation import check_scalar
 
 
+def _check_pairs(params) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(param, grad)`` array pairs of equal shape, e.g. ``module.parameters()``."""
+    try:
+        pairs = list(params)
+    except TypeError:
+        raise ValueError(f"params: expected an iterable of (param, grad) pairs, got "
+                         f"{type(params).__name__}") from None
+    for i, pair in enumerate(pairs):
+        ok = isinstance(pair, (tuple, list)) and len(pair) == 2 and all(
+            isinstance(a, np.ndarray) for a in pair) and pair[0].shape == pair[1].shape
+        if not ok:
+            raise ValueError(f"params: expected (param, grad) array pairs of equal shape, got "
+                             f"{type(pair).__name__} at position {i}")
+    return [tuple(pair) for pair in pairs]
+
+
 class Optimizer:
     def __init__(self, params) -> None:
-        self.params = list(params)
+        self.params = _check_pairs(params)
         if not self.params:
             raise ValueError("params: expected at least one (param, grad) pair, got none")
-        for p, g in self.params:
-            if not (isinstance(p, np.ndarray) and isinstance(g, np.ndarray)) or p.shape != g.shape:
-                raise ValueError("params: expected (param, grad) array pairs of equal shape")
 
     def zero_grad(self) -> None:
         for _, g in self.params:
@@ -28,9 +41,12 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    """(NN.15) v <- mu v + g (+ weight_decay p); p <- p - lr v  (PyTorch's SGD, dampening 0)."""
+    """(NN.15) v <- mu v + g (+ weight_decay p); p <- p - lr v  (PyTorch's SGD, dampening 0).
 
-    def __init__(self, params, lr: float = 1e-2, momentum: float = 0.0,
+    Defaults as ``torch.optim.SGD`` (lr 1e-3 since PyTorch 2.2, no momentum, no weight decay).
+    """
+
+    def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0,
                  weight_decay: float = 0.0) -> None:
         super().__init__(params)
         self.lr = check_scalar(lr, "lr", low=0.0, low_inclusive=False)
@@ -63,7 +79,7 @@ class Adam(Optimizer):
                  weight_decay: float = 0.0) -> None:
         super().__init__(params)
         self.lr = check_scalar(lr, "lr", low=0.0, low_inclusive=False)
-        if len(betas) != 2:
+        if not isinstance(betas, (tuple, list, np.ndarray)) or len(betas) != 2:
             raise ValueError(f"betas: expected two numbers, got {betas!r}")
         self.b1 = check_scalar(betas[0], "betas[0]", low=0.0, high=1.0, high_inclusive=False)
         self.b2 = check_scalar(betas[1], "betas[1]", low=0.0, high=1.0, high_inclusive=False)
@@ -96,7 +112,7 @@ def clip_grad_norm(params, max_norm: float) -> float:
     Returns the norm before clipping (as ``torch.nn.utils.clip_grad_norm_``).
     """
     max_norm = check_scalar(max_norm, "max_norm", low=0.0, low_inclusive=False)
-    grads = [g for _, g in params]
+    grads = [g for _, g in _check_pairs(params)]
     total = float(np.sqrt(sum(float(np.sum(g * g)) for g in grads)))
     if not np.isfinite(total):
         raise ValueError(f"params: expected finite gradients to clip, got norm {total}")

@@ -32,7 +32,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from nprefgen._validation import check_array, check_int, check_rng, check_scalar
+from nprefgen._validation import check_array, check_callable, check_int, check_rng, check_scalar
 
 DEFAULT_RTOL = 1e-8
 DEFAULT_STEP = 1e-3
@@ -75,7 +75,12 @@ def directional_derivative(fun: Callable, x: np.ndarray, u: np.ndarray, step: fl
     """(NN.19) J u of ``fun`` at ``x`` along ``u`` by the fourth-order central difference.
 
     ``fun`` may return an array or a tuple of arrays; the result has the same structure (tuple).
+    x and u: float64 arrays of the same shape.
     """
+    check_callable(fun, "fun")
+    x = check_array(x, "x", dtype=np.float64)
+    u = check_array(u, "u", shape=x.shape, dtype=np.float64)
+    check_scalar(step, "step", low=0.0, low_inclusive=False)
     return _stencil(fun, x, u, step)[0]
 
 
@@ -104,9 +109,12 @@ def vjp_error(fun: Callable, vjp: Callable, x, *, rng: np.random.Generator, step
         Draws the directions u and v (standard normal).
     v : optional cotangent(s) to use instead of random ones.
     """
+    check_callable(fun, "fun")
+    check_callable(vjp, "vjp")
     check_rng(rng)
     x = check_array(x, "x", dtype=np.float64)
     check_scalar(step, "step", low=0.0, low_inclusive=False)
+    check_scalar(rtol, "rtol", low=0.0, low_inclusive=False)
     y = _as_tuple(fun(x))
     if v is None:
         v = tuple(rng.standard_normal(a.shape) for a in y)
@@ -143,8 +151,14 @@ def check_vjp(fun: Callable, vjp: Callable, x, *, rng: np.random.Generator, n_di
 
 
 def gradcheck(fun: Callable, grad: Callable, x, *, rng: np.random.Generator, **kwargs) -> list[VJPResult]:
-    """Scalar-valued special case: ``grad(x)`` is the gradient of ``fun(x)`` (a float)."""
-    return check_vjp(fun, lambda v: float(v) * np.asarray(grad(x)), x, rng=rng, **kwargs)
+    """Scalar-valued special case: ``grad(x)`` is the gradient of ``fun(x)`` (a float), shaped
+    like ``x``."""
+    check_callable(grad, "grad")
+    x = check_array(x, "x", dtype=np.float64)
+    g = np.asarray(grad(x), dtype=np.float64)
+    if g.shape != x.shape:
+        raise ValueError(f"grad: expected a gradient of shape {x.shape}, got {g.shape}")
+    return check_vjp(fun, lambda v: float(v) * g, x, rng=rng, **kwargs)
 
 
 def layer_vjp_errors(layer, x, *, rng: np.random.Generator, step: float = DEFAULT_STEP,
@@ -154,8 +168,14 @@ def layer_vjp_errors(layer, x, *, rng: np.random.Generator, step: float = DEFAUL
     The layer must be float64. Parameters are perturbed in place and restored; the layer's
     gradients are zeroed before and after. Returns one result per input/parameter (no raising).
     """
+    lacking = [a for a in ("forward", "backward", "named_parameters", "zero_grad")
+               if not callable(getattr(layer, a, None))]
+    if lacking:
+        raise ValueError(f"layer: expected an object with the nprefgen.nn.Module contract, got "
+                         f"{type(layer).__name__} without {lacking}")
     check_rng(rng)
     x = check_array(x, "x", dtype=np.float64)
+    check_scalar(rtol, "rtol", low=0.0, low_inclusive=False)
     named = list(layer.named_parameters())
     for pname, p, _ in named:
         if p.dtype != np.float64:

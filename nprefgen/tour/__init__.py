@@ -42,10 +42,13 @@ def discover_sections(only=None):
     if only is not None:
         if isinstance(only, str):
             only = [only]
-        only = [str(k).strip() for k in only if str(k).strip()]
+        if not isinstance(only, (list, tuple, set)) or not all(isinstance(k, str) for k in only):
+            raise ValueError(f"only: expected a list of section names, got {only!r}")
+        only = [k.strip() for k in only if k.strip()]
         missing = sorted(set(only) - set(available))
         if missing:
-            raise ValueError(f"sections: expected names from {available}, got unknown {missing}")
+            raise ValueError(f"only: unknown tour sections: {missing}; expected names from "
+                             f"{available}")
     found = []
     for name in available:
         if only is not None and name not in only:
@@ -71,8 +74,8 @@ def build_tour(outdir, seed: int = 0, quick: bool = False, only=None, progress: 
     """
     from tqdm import tqdm
 
+    sections = discover_sections(only)          # unknown names raise before anything is written
     report = Report(outdir, seed=seed, quick=quick)
-    sections = discover_sections(only)
     t_all = time.perf_counter()
     bar = tqdm(sections, desc="nprefgen tour", unit="section", disable=not progress)
     for key, mod in bar:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 import nprefgen.nn as nn
-from nprefgen._validation import check_int, check_rng
+from nprefgen._validation import check_int, check_rng, check_scalar
 from nprefgen.nn import losses
 from nprefgen.testing import DEFAULT_RTOL, layer_vjp_errors, vjp_error
 
@@ -123,6 +123,7 @@ def run_all_layer_checks(seed: int = 0, *, rng: np.random.Generator | None = Non
     -------
     list of ``(layer description, parameter name or "input", relative error, ok)``.
     """
+    check_scalar(rtol, "rtol", low=0.0, low_inclusive=False)
     if rng is None:
         rng = np.random.default_rng(check_int(seed, "seed", low=0))
     check_rng(rng)
@@ -151,6 +152,7 @@ def planted_bug_checks(seed: int = 0, *, rng: np.random.Generator | None = None,
     Shows that the dot-product test can fail: a backward that is wrong by a factor of two in
     one parameter is caught, and the other rows localise the bug to that parameter.
     """
+    check_scalar(rtol, "rtol", low=0.0, low_inclusive=False)
     if rng is None:
         rng = np.random.default_rng(check_int(seed, "seed", low=0))
     check_rng(rng)

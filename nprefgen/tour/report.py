@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from nprefgen._validation import check_int, check_scalar, check_str
+
 _CSS = """
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em;
        color: #222; line-height: 1.45; }
@@ -48,9 +50,12 @@ class Report:
     """
 
     def __init__(self, outdir, seed: int = 0, quick: bool = False) -> None:
+        if not isinstance(outdir, (str, os.PathLike)):
+            raise ValueError(f"outdir: expected a folder path (str or os.PathLike), got "
+                             f"{type(outdir).__name__}")
+        self.seed = check_int(seed, "seed", low=0)
         self.outdir = os.fspath(outdir)
         os.makedirs(self.outdir, exist_ok=True)
-        self.seed = int(seed)
         self.quick = bool(quick)
         self.sections: list[_Section] = []
         self._current: _Section | None = None
@@ -59,32 +64,42 @@ class Report:
 
     # -- used by the tour driver ---------------------------------------------------------------
     def begin(self, key: str, title: str) -> None:
-        self._current = _Section(key, title)
+        self._current = _Section(check_str(key, "key"), check_str(title, "title"))
         self.sections.append(self._current)
 
     def fail(self, key: str, trace: str) -> None:
         """Record that section ``key`` raised; its traceback is shown in place of the rest."""
-        self.failures.append((key, trace))
+        self.failures.append((check_str(key, "key"), check_str(trace, "trace")))
         self._current.parts.append("<pre class='fail'>" + html.escape(trace) + "</pre>")
 
     # -- used by sections ----------------------------------------------------------------------
     def rng(self, name: str) -> np.random.Generator:
         """An independent generator for ``name``, fixed by the master seed."""
+        check_str(name, "name")
         words = [int.from_bytes(name.encode()[i:i + 4].ljust(4, b"\0"), "little")
                  for i in range(0, max(len(name.encode()), 1), 4)]
         return np.random.default_rng([self.seed, *words])
 
     def text(self, paragraph: str) -> None:
         """A paragraph of plain text (escaped)."""
-        self._current.parts.append(f"<p>{html.escape(paragraph)}</p>")
+        self._current.parts.append(f"<p>{html.escape(check_str(paragraph, 'paragraph'))}</p>")
 
     def html(self, fragment: str) -> None:
         """Raw HTML (the caller escapes)."""
-        self._current.parts.append(fragment)
+        self._current.parts.append(check_str(fragment, "fragment"))
 
     def table(self, header, rows, caption: str | None = None, status_col: int | None = None) -> None:
         """A table; numbers are formatted with 4 significant digits. ``status_col`` marks a
-        column of booleans shown as ok / FAIL."""
+        column of booleans shown as ok / FAIL. Every row has one cell per header entry."""
+        header, rows = list(header), [list(row) for row in rows]
+        if not header:
+            raise ValueError("header: expected at least one column name, got none")
+        bad = [i for i, row in enumerate(rows) if len(row) != len(header)]
+        if bad:
+            raise ValueError(f"rows: expected {len(header)} cells per row (one per header "
+                             f"entry), got {len(rows[bad[0]])} in row {bad[0]}")
+        if status_col is not None:
+            check_int(status_col, "status_col", low=0, high=len(header) - 1)
         out = ["<table>"]
         if caption:
             out.append(f"<caption>{html.escape(caption)}</caption>")
@@ -106,6 +121,11 @@ class Report:
         """Save a matplotlib figure as ``<section>-<name>.png`` and show it; closes the figure."""
         import matplotlib.pyplot as plt
 
+        if not callable(getattr(fig, "savefig", None)):
+            raise ValueError(f"fig: expected a matplotlib Figure, got {type(fig).__name__}")
+        check_str(name, "name")
+        if not name or os.sep in name or "/" in name:
+            raise ValueError(f"name: expected a plain file-name stem, got {name!r}")
         fname = f"{self._current.key}-{name}.png"
         fig.savefig(os.path.join(self.outdir, fname), dpi=90, bbox_inches="tight")
         plt.close(fig)
@@ -117,6 +137,8 @@ class Report:
     # -- output --------------------------------------------------------------------------------
     def write(self, total_seconds: float | None = None) -> str:
         """Write ``index.html``; returns its path."""
+        if total_seconds is not None:
+            total_seconds = check_scalar(total_seconds, "total_seconds", low=0.0)
         nav = " ".join(f'<a href="#{s.key}">{html.escape(s.title)}</a>' for s in self.sections)
         if self.failures:
             names = ", ".join(k for k, _ in self.failures)
