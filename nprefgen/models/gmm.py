@@ -45,9 +45,6 @@ class NotFittedError(ValueError, AttributeError):
 # --------------------------------------------------------------------------------------------
 # Input checks of the pure functions below (the estimator checks its own arguments)
 # --------------------------------------------------------------------------------------------
-_NDIM = {"full": 3, "diag": 2, "spherical": 1}
-
-
 def _check_type(covariance_type) -> str:
     return check_choice(covariance_type, "covariance_type", COVARIANCE_TYPES)
 
@@ -56,14 +53,10 @@ def _check_components(a, name: str, covariance_type: str, K: int | None = None,
                       d: int | None = None) -> np.ndarray:
     """Per-component (co)variances, precisions or Cholesky factors: (K, d, d) for "full",
     (K, d) for "diag", (K,) for "spherical"; finite float64."""
-    a = check_array(a, name, ndim=_NDIM[covariance_type], dtype=np.float64)
-    want = {"full": (K, d, d), "diag": (K, d), "spherical": (K,)}[covariance_type]
+    shape = {"full": (K, d, d), "diag": (K, d), "spherical": (K,)}[covariance_type]
+    a = check_array(a, name, shape=shape, dtype=np.float64)
     if covariance_type == "full" and a.shape[1] != a.shape[2]:
         raise ValueError(f"{name}: expected square (K, d, d) matrices, got shape {a.shape}")
-    if any(w is not None and w != s for w, s in zip(want, a.shape)):
-        shape = tuple("*" if w is None else w for w in want)
-        raise ValueError(f"{name}: expected shape {shape} for covariance_type="
-                         f"{covariance_type!r}, got {a.shape}")
     return a
 
 
@@ -415,15 +408,11 @@ class GaussianMixture:
         if self.means_init is not None:
             m = check_array(self.means_init, "means_init", shape=(K, d), dtype=np.float64)
         if self.precisions_init is not None:
-            shape = {"full": (K, d, d), "diag": (K, d), "spherical": (K,)}[ct]
-            p = check_array(self.precisions_init, "precisions_init", shape=shape,
-                            dtype=np.float64)
+            p = _check_components(self.precisions_init, "precisions_init", ct, K, d)
             if ct == "full" and not np.allclose(p, np.swapaxes(p, 1, 2), rtol=0, atol=1e-12 *
                                                 np.abs(p).max()):
                 raise ValueError("precisions_init: expected symmetric matrices")
-            if ct != "full" and np.any(p <= 0):
-                raise ValueError("precisions_init: expected positive precisions")
-            try:
+            try:                                    # (and positive definite / positive)
                 p = precision_cholesky_from_precisions(p, ct)             # (GMM.3b)
             except ValueError as exc:
                 raise ValueError(f"precisions_init: {exc}") from exc

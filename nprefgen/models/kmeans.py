@@ -70,7 +70,9 @@ def lloyd(X: np.ndarray, centers: np.ndarray, max_iter: int = 20
           ) -> tuple[np.ndarray, np.ndarray, float, int]:
     """(GMM.16) Lloyd's iterations from ``centers`` until the labels stop changing.
 
-    An emptied cluster is moved to the point farthest from its centre, as scikit-learn does.
+    An emptied cluster is moved to the point farthest from its centre, which leaves its old
+    cluster (sums and counts), as scikit-learn does; only clusters of two or more points give
+    one up, so no cluster is emptied in turn.
 
     Parameters
     ----------
@@ -85,6 +87,8 @@ def lloyd(X: np.ndarray, centers: np.ndarray, max_iter: int = 20
                           copy=True)
     max_iter = check_int(max_iter, "max_iter", low=0)
     K = centers.shape[0]
+    if K > X.shape[0]:
+        raise ValueError(f"centers: expected at most n_samples = {X.shape[0]} centres, got {K}")
     d2 = squared_distances(X, centers)
     labels = np.argmin(d2, axis=1)
     n_iter = 0
@@ -93,10 +97,13 @@ def lloyd(X: np.ndarray, centers: np.ndarray, max_iter: int = 20
         one_hot = np.zeros((X.shape[0], K))
         one_hot[np.arange(X.shape[0]), labels] = 1.0
         sums = one_hot.T @ X                                      # (K, d) cluster sums
+        dist = d2[np.arange(X.shape[0]), labels]                 # to the centre, (n,)
         for k in np.flatnonzero(counts == 0):                     # relocate empty clusters
-            far = int(np.argmax(d2[np.arange(X.shape[0]), labels]))
-            sums[k], counts[k] = X[far], 1
-            d2[far, labels[far]] = 0.0
+            far = int(np.argmax(np.where(counts[labels] > 1, dist, -1.0)))
+            old = labels[far]
+            sums[old] -= X[far]                                   # it leaves its old cluster
+            counts[old] -= 1
+            sums[k], counts[k], labels[far], dist[far] = X[far], 1, k, -1.0
         centers = sums / counts[:, None]
         d2 = squared_distances(X, centers)
         new_labels = np.argmin(d2, axis=1)
