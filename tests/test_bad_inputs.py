@@ -977,16 +977,7 @@ EXEMPT = {
 
 # -- the tests -------------------------------------------------------------------------------------
 def _resolve(path: str):
-    parts = ("nprefgen." + path).split(".")
-    for i in range(len(parts), 0, -1):
-        try:
-            obj = importlib.import_module(".".join(parts[:i]))
-        except ImportError:
-            continue
-        for attr in parts[i:]:
-            obj = getattr(obj, attr)
-        return obj
-    raise LookupError(path)
+    return pkgutil.resolve_name("nprefgen." + path)
 
 
 def _owner(cls, name):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pathlib
+import pkgutil
 import re
 
 import pytest
@@ -98,24 +99,9 @@ def test_readme_python_examples_run(index, capsys):
         assert "caught: x:" in capsys.readouterr().out     # the wrong VJP was caught
 
 
-def _resolve(dotted: str):
-    import importlib
-
-    parts = dotted.split(".")
-    for i in range(len(parts), 0, -1):
-        try:
-            obj = importlib.import_module(".".join(parts[:i]))
-        except ImportError:
-            continue
-        for attr in parts[i:]:
-            obj = getattr(obj, attr)
-        return obj
-    raise ImportError(dotted)
-
-
 def test_dotted_names_in_the_readme_exist():
     """`nprefgen.testing.check_layer` and the like name real modules and functions."""
     names = set(re.findall(r"`(nprefgen(?:\.\w+)+)", README))
     assert "nprefgen.testing.check_layer" in names
     for name in sorted(names):
-        _resolve(name)
+        pkgutil.resolve_name(name)                 # raises if a module or attribute is missing

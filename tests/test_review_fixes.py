@@ -68,7 +68,7 @@ def test_lloyd_relocation_matches_scikit_learn():
 def test_log_responsibilities_of_an_empty_row_raise_instead_of_nan(fn):
     """(GMM.4) A row that is -inf in every component has no responsibilities: before the fix the
     kernel returned NaN rows silently; a -inf entry beside finite ones stays valid."""
-    a = np.log(np.array([[0.5, 0.5], [1.0, 0.0]]))                      # a zero weight: -inf
+    a = np.array([[np.log(0.5), np.log(0.5)], [0.0, -np.inf]])         # a zero weight: -inf
     log_norm, log_resp = fn(a)
     np.testing.assert_allclose(np.exp(log_resp).sum(axis=1), 1.0, rtol=1e-15)
     with pytest.raises(ValueError, match="^weighted_log_prob: row 1"):

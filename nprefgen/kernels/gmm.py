@@ -52,20 +52,16 @@ def _check_gaussian(X, means, prec_chol, full: bool):
 
 
 def _check_weighted_log_prob(a) -> np.ndarray:
-    """a: (n, K) log-densities: -inf (a zero weight) is valid, NaN and +inf are not."""
+    """a: (n, K) log-densities: -inf (a zero weight) is valid, NaN and +inf are not, and a row
+    of -inf (zero density under every component) has no responsibilities (GMM.4)."""
     a = check_array(a, "weighted_log_prob", ndim=2, allow_inf=True)
     if np.any(a == np.inf):
         raise ValueError("weighted_log_prob: expected log-densities below +inf, got +inf entries")
+    empty = np.flatnonzero(np.max(a, axis=1) == -np.inf)
+    if empty.size:
+        raise ValueError(f"weighted_log_prob: row {int(empty[0])} is -inf in every component, "
+                         f"so its responsibilities (GMM.4) are undefined")
     return a
-
-
-def _check_log_norm(log_norm: np.ndarray) -> np.ndarray:
-    """A row of -inf (zero density under every component) has no responsibilities."""
-    if not np.all(np.isfinite(log_norm)):
-        i = int(np.flatnonzero(~np.isfinite(log_norm))[0])
-        raise ValueError(f"weighted_log_prob: row {i} is -inf in every component, so its "
-                         f"responsibilities (GMM.4) are undefined")
-    return log_norm
 
 
 def _check_stats(X, resp, means=None):
@@ -171,7 +167,7 @@ def log_responsibilities_numpy(weighted_log_prob: np.ndarray) -> tuple[np.ndarra
     needs a finite entry.
     """
     weighted_log_prob = _check_weighted_log_prob(weighted_log_prob)
-    log_norm = _check_log_norm(logsumexp_rows_numpy(weighted_log_prob))
+    log_norm = logsumexp_rows_numpy(weighted_log_prob)
     return log_norm, weighted_log_prob - log_norm[:, None]
 
 
@@ -191,7 +187,7 @@ def log_responsibilities(weighted_log_prob: np.ndarray) -> tuple[np.ndarray, np.
     log_norm = np.empty(n, dtype=np.float64)
     log_resp = np.empty((n, K), dtype=np.float64)
     _log_responsibilities(weighted_log_prob, log_norm, log_resp)
-    return _check_log_norm(log_norm), log_resp
+    return log_norm, log_resp
 
 
 # --------------------------------------------------------------------------------------------
