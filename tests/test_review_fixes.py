@@ -1,7 +1,7 @@
 """Regression tests for the bugs the review of the finished parts found (each failed before its
 fix): a default that differed from the PyTorch it claims parity with, a "smooth" strategy that
 drew a non-smooth activation, k-means relocation that double-counted a point, and the kernel
-contract of log_responsibilities."""
+contract of log_responsibilities, and a save path that load could not read back."""
 from __future__ import annotations
 
 import inspect
@@ -12,7 +12,7 @@ import pytest
 
 from nprefgen.kernels.gmm import log_responsibilities, log_responsibilities_numpy
 from nprefgen.models.kmeans import lloyd
-from nprefgen.nn import SGD
+from nprefgen.nn import MLP, SGD, load_npz, save_npz
 from nprefgen.nn.activations import ACTIVATIONS
 from nprefgen.testing.strategies import mlp_configs
 
@@ -73,3 +73,15 @@ def test_log_responsibilities_of_an_empty_row_raise_instead_of_nan(fn):
     np.testing.assert_allclose(np.exp(log_resp).sum(axis=1), 1.0, rtol=1e-15)
     with pytest.raises(ValueError, match="^weighted_log_prob: row 1"):
         fn(np.array([[0.0, 0.0], [-np.inf, -np.inf]]))
+
+
+def test_save_npz_writes_the_path_load_npz_reads(tmp_path):
+    """save_npz(path) then load_npz(path) round-trips for a path without ".npz": numpy.savez
+    appended the suffix, so the file landed at path + ".npz" and load_npz(path) failed."""
+    src = MLP(2, [3], 1, rng=np.random.default_rng(0))
+    dst = MLP(2, [3], 1, rng=np.random.default_rng(1))
+    save_npz(tmp_path / "model", src)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    load_npz(tmp_path / "model", dst)
+    for name, p in src.state_dict().items():
+        np.testing.assert_array_equal(dst.state_dict()[name], p)

@@ -36,7 +36,9 @@ def _check_module(module) -> Module:
 
 
 def save_npz(path, module: Module, meta: dict | None = None) -> None:
-    """Write ``module.state_dict()`` (plus ``meta`` entries) to a compressed ``.npz``.
+    """Write ``module.state_dict()`` (plus ``meta`` entries) to a compressed ``.npz`` at exactly
+    ``path`` (numpy.savez would append ``.npz`` to a name without it, which ``load_npz(path)``
+    then could not find).
 
     Non-finite parameters are refused (``load_npz`` would refuse them anyway)."""
     _check_path(path)
@@ -50,7 +52,8 @@ def save_npz(path, module: Module, meta: dict | None = None) -> None:
         if arr.dtype == object:
             raise ValueError(f"meta[{key!r}]: expected a numeric or string value, got an object")
         arrays[META_PREFIX + key] = arr
-    np.savez_compressed(path, **arrays)
+    with open(path, "wb") as f:
+        np.savez_compressed(f, **arrays)
 
 
 def read_npz(path) -> dict[str, np.ndarray]:
