@@ -36,13 +36,10 @@ def density_grid(flow, bounds, n_grid: int = 200, context=None, batch_size: int 
     return gx, gy, log_p.reshape(n_grid, n_grid)
 
 
-def draw_density(ax, flow, bounds, n_grid: int = 200, context=None, title: str | None = None,
-                 cmap: str = "magma", gamma: float = 0.5) -> np.ndarray:
-    """The learned density exp(log p) as an image over ``bounds`` (colour ~ density^gamma, so
-    low-density bridges between modes stay visible); returns log p on the grid."""
+def _draw_log_p(ax, gx, gy, log_p, title, cmap, gamma) -> None:
+    """exp(log p) on a grid as an image; colour ~ density^gamma."""
     from matplotlib.colors import PowerNorm
 
-    gx, gy, log_p = density_grid(flow, bounds, n_grid, context)
     ax.imshow(np.exp(log_p), origin="lower", extent=(gx[0], gx[-1], gy[0], gy[-1]),
               aspect="auto", cmap=cmap, interpolation="bilinear", norm=PowerNorm(gamma))
     ax.set_xlim(gx[0], gx[-1])
@@ -51,6 +48,14 @@ def draw_density(ax, flow, bounds, n_grid: int = 200, context=None, title: str |
     ax.set_yticks([])
     if title:
         ax.set_title(title, fontsize=9)
+
+
+def draw_density(ax, flow, bounds, n_grid: int = 200, context=None, title: str | None = None,
+                 cmap: str = "magma", gamma: float = 0.5) -> np.ndarray:
+    """The learned density exp(log p) as an image over ``bounds`` (colour ~ density^gamma, so
+    low-density bridges between modes stay visible); returns log p on the grid."""
+    gx, gy, log_p = density_grid(flow, bounds, n_grid, context)
+    _draw_log_p(ax, gx, gy, log_p, title, cmap, gamma)
     return log_p
 
 
@@ -69,10 +74,12 @@ def draw_samples(ax, x, bounds, title: str | None = None, color: str = "tab:blue
 
 
 def plot_toy_flows(data, flows: dict, bounds, *, rng: np.random.Generator, n_samples: int = 2000,
-                   n_grid: int = 200, title: str | None = None):
-    """Data, then for each named flow its density and its samples, in one row of panels.
+                   n_grid: int = 200, title: str | None = None, true_log_prob=None):
+    """Two rows of panels: the data and each named flow's density on top, below them the true
+    density (when ``true_log_prob`` is given) and each flow's samples x = f^-1(z).
 
-    data: (n, 2); flows: {name: Flow}; returns the Figure.
+    data: (n, 2); flows: {name: Flow}; true_log_prob: None or a callable x (m, 2) -> (m,).
+    Returns the Figure.
     """
     import matplotlib.pyplot as plt
 
@@ -80,12 +87,24 @@ def plot_toy_flows(data, flows: dict, bounds, *, rng: np.random.Generator, n_sam
     data = check_array(data, "data", shape=(None, 2))
     if not flows:
         raise ValueError("flows: expected at least one named flow, got none")
-    n_cols = 1 + 2 * len(flows)
-    fig, axes = plt.subplots(1, n_cols, figsize=(2.2 * n_cols, 2.4))
-    draw_samples(axes[0], data[:n_samples], bounds, "data", color="black")
+    if true_log_prob is not None and not callable(true_log_prob):
+        raise ValueError(f"true_log_prob: expected None or a callable x (m, 2) -> (m,), got "
+                         f"{type(true_log_prob).__name__}")
+    n_cols = 1 + len(flows)
+    fig, axes = plt.subplots(2, n_cols, figsize=(2.3 * n_cols, 4.6), squeeze=False)
+    draw_samples(axes[0, 0], data[:n_samples], bounds, "data", color="black")
+    if true_log_prob is None:
+        axes[1, 0].axis("off")
+    else:
+        b = _bounds(bounds)
+        n = check_int(n_grid, "n_grid", low=2)
+        gx, gy = np.linspace(*b[0], n), np.linspace(*b[1], n)
+        xx, yy = np.meshgrid(gx, gy)
+        log_p = np.asarray(true_log_prob(np.column_stack([xx.ravel(), yy.ravel()])), dtype=np.float64)
+        _draw_log_p(axes[1, 0], gx, gy, log_p.reshape(n, n), "true density", "magma", 0.5)
     for k, (name, flow) in enumerate(flows.items()):
-        draw_density(axes[1 + 2 * k], flow, bounds, n_grid, title=f"{name}: density")
-        draw_samples(axes[2 + 2 * k], flow.sample(n_samples, rng), bounds, f"{name}: samples",
+        draw_density(axes[0, 1 + k], flow, bounds, n_grid, title=f"{name}: density")
+        draw_samples(axes[1, 1 + k], flow.sample(n_samples, rng), bounds, f"{name}: samples",
                      color=f"C{k}")
     if title:
         fig.suptitle(title, fontsize=10)
@@ -107,6 +126,20 @@ def plot_histories(histories: dict, ylabel: str = "mean NLL (nats)"):
             ax.plot(h["best_epoch"] + 1, h["val_loss"][h["best_epoch"]], "o", color=line.get_color())
         else:
             line.set_label(name)
+    values = np.concatenate([np.asarray(h["val_loss"] or h["train_loss"], dtype=np.float64)
+                             for h in histories.values()] or [np.zeros(0)])
+    values = values[np.isfinite(values)]
+    if values.size:
+        # one diverging Adam step can send a training loss to 1e4 nats and flatten every curve:
+        # clip the axis at the 95th percentile of the validation curves and say so
+        lo, hi = float(np.min(values)), float(np.quantile(values, 0.95))
+        pad = 0.1 * max(hi - lo, 1e-3)
+        ax.set_ylim(lo - pad, hi + 2 * pad)
+        top = max((np.nanmax(np.asarray(h["train_loss"] + h["val_loss"], dtype=np.float64))
+                   for h in histories.values() if h["train_loss"]), default=-np.inf)
+        if top > hi + 2 * pad:
+            ax.set_title(f"y axis clipped to the bulk of the curves (largest value {top:.3g})",
+                         fontsize=8, color="0.4")
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=8)
