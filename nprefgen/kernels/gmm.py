@@ -52,25 +52,42 @@ def _check_gaussian(X, means, prec_chol, full: bool):
 
 
 def _check_weighted_log_prob(a) -> np.ndarray:
-    """a: (n, K) log-densities: -inf (a zero weight) is valid, NaN and +inf are not, and a row
-    of -inf (zero density under every component) has no responsibilities (GMM.4)."""
+    """a: (n, K) log-densities: -inf (a zero weight) is valid, NaN and +inf are not."""
     a = check_array(a, "weighted_log_prob", ndim=2, allow_inf=True)
     if np.any(a == np.inf):
         raise ValueError("weighted_log_prob: expected log-densities below +inf, got +inf entries")
-    empty = np.flatnonzero(np.max(a, axis=1) == -np.inf)
-    if empty.size:
-        raise ValueError(f"weighted_log_prob: row {int(empty[0])} is -inf in every component, "
-                         f"so its responsibilities (GMM.4) are undefined")
     return a
 
 
-def _check_stats(X, resp, means=None):
-    """X: (n, d), resp: (n, K), means: (K, d) when given."""
-    X = check_array(X, "X", ndim=2)
-    resp = check_array(resp, "resp", shape=(X.shape[0], None))
+def _check_log_norm(log_norm: np.ndarray) -> np.ndarray:
+    """A row of -inf (zero density under every component) has log p = -inf and no
+    responsibilities (GMM.4); checked on log p (n,) rather than by row maxima of a (slow)."""
+    empty = np.flatnonzero(log_norm == -np.inf)
+    if empty.size:
+        raise ValueError(f"weighted_log_prob: row {int(empty[0])} is -inf in every component, "
+                         f"so its responsibilities (GMM.4) are undefined")
+    return log_norm
+
+
+def _check_stats(X, resp, means=None, finite: bool = True):
+    """X: (n, d), resp: (n, K), means: (K, d) when given. The numba paths pass
+    ``finite=False`` and check their result instead (:func:`_check_result`)."""
+    X = check_array(X, "X", ndim=2, finite=finite)
+    resp = check_array(resp, "resp", shape=(X.shape[0], None), finite=finite)
     if means is None:
         return X, resp
-    return X, resp, check_array(means, "means", shape=(resp.shape[1], X.shape[1]))
+    return X, resp, check_array(means, "means", shape=(resp.shape[1], X.shape[1]), finite=finite)
+
+
+def _check_result(out, X, resp, means=None):
+    """The kernels' sums are non-finite exactly when an input is (NaN and inf propagate, and
+    0 * inf is NaN in their explicit loops), so checking the (K, ...) result replaces two
+    passes over the (n, d) and (n, K) inputs in every EM iteration; on failure the inputs are
+    scanned to name the culprit."""
+    if all(np.all(np.isfinite(o)) for o in out):
+        return out
+    _check_stats(X, resp, means)
+    raise ValueError("X: the statistics overflowed for finite inputs; rescale X")
 
 
 # --------------------------------------------------------------------------------------------
@@ -167,7 +184,7 @@ def log_responsibilities_numpy(weighted_log_prob: np.ndarray) -> tuple[np.ndarra
     needs a finite entry.
     """
     weighted_log_prob = _check_weighted_log_prob(weighted_log_prob)
-    log_norm = logsumexp_rows_numpy(weighted_log_prob)
+    log_norm = _check_log_norm(logsumexp_rows_numpy(weighted_log_prob))
     return log_norm, weighted_log_prob - log_norm[:, None]
 
 
@@ -186,8 +203,9 @@ def log_responsibilities(weighted_log_prob: np.ndarray) -> tuple[np.ndarray, np.
     n, K = weighted_log_prob.shape
     log_norm = np.empty(n, dtype=np.float64)
     log_resp = np.empty((n, K), dtype=np.float64)
-    _log_responsibilities(weighted_log_prob, log_norm, log_resp)
-    return log_norm, log_resp
+    with np.errstate(invalid="ignore"):    # (-inf) - (-inf) in an empty row, refused next
+        _log_responsibilities(weighted_log_prob, log_norm, log_resp)
+    return _check_log_norm(log_norm), log_resp
 
 
 # --------------------------------------------------------------------------------------------
@@ -215,12 +233,13 @@ def _weighted_sums(X, resp, nk, sx):
 
 def weighted_sums(X: np.ndarray, resp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(GMM.5) Numba kernel; same contract as ``weighted_sums_numpy``."""
-    X, resp = _check_stats(X, resp)
+    X, resp = _check_stats(X, resp, finite=False)
     K = resp.shape[1]
     nk = np.empty(K, dtype=np.float64)
     sx = np.empty((K, X.shape[1]), dtype=np.float64)
-    _weighted_sums(X, resp, nk, sx)
-    return nk, sx
+    with np.errstate(all="ignore"):   # bad values surface in the result, checked next
+        _weighted_sums(X, resp, nk, sx)
+    return _check_result((nk, sx), X, resp)
 
 
 def weighted_scatter_full_numpy(X: np.ndarray, resp: np.ndarray, means: np.ndarray) -> np.ndarray:
@@ -258,11 +277,12 @@ def _weighted_scatter_full(X, resp, means, S):
 
 def weighted_scatter_full(X: np.ndarray, resp: np.ndarray, means: np.ndarray) -> np.ndarray:
     """(GMM.6) Numba kernel; same contract as ``weighted_scatter_full_numpy``."""
-    X, resp, means = _check_stats(X, resp, means)
+    X, resp, means = _check_stats(X, resp, means, finite=False)
     K, d = means.shape
     S = np.empty((K, d, d), dtype=np.float64)
-    _weighted_scatter_full(X, resp, means, S)
-    return S
+    with np.errstate(all="ignore"):   # bad values surface in the result, checked next
+        _weighted_scatter_full(X, resp, means, S)
+    return _check_result((S,), X, resp, means)[0]
 
 
 def weighted_scatter_diag_numpy(X: np.ndarray, resp: np.ndarray, means: np.ndarray) -> np.ndarray:
@@ -288,7 +308,8 @@ def _weighted_scatter_diag(X, resp, means, S):
 
 def weighted_scatter_diag(X: np.ndarray, resp: np.ndarray, means: np.ndarray) -> np.ndarray:
     """(GMM.6) Numba kernel; same contract as ``weighted_scatter_diag_numpy``."""
-    X, resp, means = _check_stats(X, resp, means)
+    X, resp, means = _check_stats(X, resp, means, finite=False)
     S = np.empty(means.shape, dtype=np.float64)
-    _weighted_scatter_diag(X, resp, means, S)
-    return S
+    with np.errstate(all="ignore"):   # bad values surface in the result, checked next
+        _weighted_scatter_diag(X, resp, means, S)
+    return _check_result((S,), X, resp, means)[0]

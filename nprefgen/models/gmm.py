@@ -70,8 +70,10 @@ def _check_weights(weights, K: int) -> np.ndarray:
 
 
 def _check_X_means(X, means) -> tuple[np.ndarray, np.ndarray]:
-    X = check_array(X, "X", ndim=2, dtype=np.float64)
-    return X, check_array(means, "means", shape=(None, X.shape[1]), dtype=np.float64)
+    """Shapes only: the GMM kernels check the values (one pass over X per E-step)."""
+    X = check_array(X, "X", ndim=2, dtype=np.float64, finite=False)
+    return X, check_array(means, "means", shape=(None, X.shape[1]), dtype=np.float64,
+                          finite=False)
 
 
 # --------------------------------------------------------------------------------------------
