@@ -22,9 +22,10 @@ _TOYS = ("two_moons", "8gaussians")
 
 
 def _small_matrix_blas():
-    """One BLAS thread while fitting: the 2-D flows multiply (256, 64) matrices, far too small for
-    threads to pay off, and on a busy machine OpenBLAS threads waiting for each other made a step
-    10x slower. Uses threadpoolctl when it is installed, else changes nothing."""
+    """One BLAS thread while fitting and drawing: the 2-D flows multiply (256, 64) matrices, far too
+    small for threads to pay off, and on a busy machine OpenBLAS threads waiting for each other made
+    a step 10x slower (the (20000, 64) products of the density grids ran 2-3x slower too). Uses
+    threadpoolctl when it is installed, else changes nothing."""
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - optional
@@ -88,7 +89,8 @@ def build(report) -> None:
         f"best weights. Budget: {n_train} training points, at most {fit_kw['epochs']} epochs "
         f"(patience {fit_kw['patience']}) per flow, the same depth and width for all three; "
         + ("quick mode shrinks everything to a few seconds." if quick else
-           "the whole section takes about a minute on 2 cores (quick mode: a few seconds)."))
+           "the whole section takes under a minute on 2 cores (56 s measured on a shared, busy "
+           "machine; quick mode: a few seconds)."))
 
     report.table(["bijector", "round trip", "log-det vs FD Jacobian", "inverse log-det",
                   "worst dot-product error", "gradient checks", "status"],
@@ -100,32 +102,32 @@ def build(report) -> None:
                          "context (bar 1e-8)")
 
     rows, histories = [], {}
-    for toy_name in _TOYS:
-        toy = TOYS[toy_name]
-        x, x_test = toy.sample(n_train, rng), toy.sample(n_test, rng)
-        flows = {}
-        for name, build_flow, extra in builders:
-            flow = build_flow(2, layers, hidden, rng=rng, actnorm=True, **extra)
-            t0 = time.perf_counter()
-            with _small_matrix_blas():
+    with _small_matrix_blas():          # fits, test log p and the density grids alike
+        for toy_name in _TOYS:
+            toy = TOYS[toy_name]
+            x, x_test = toy.sample(n_train, rng), toy.sample(n_test, rng)
+            flows = {}
+            for name, build_flow, extra in builders:
+                flow = build_flow(2, layers, hidden, rng=rng, actnorm=True, **extra)
+                t0 = time.perf_counter()
                 hist = flow.fit(x, rng=rng, **fit_kw)
-            seconds = time.perf_counter() - t0
-            flows[name] = flow
-            histories[f"{name}, {toy_name}"] = hist
-            test = -flow.mean_nll(x_test)
-            true = float(np.mean(toy.log_prob(x_test))) if toy.has_log_prob else None
-            rows.append([toy_name, name, flow.num_parameters(), hist["epochs"], hist["best_epoch"] + 1,
-                         test, "-" if true is None else true, "-" if true is None else true - test,
-                         seconds])
-        report.figure(plot_toy_flows(x, flows, toy.bounds, rng=rng,
-                                     n_samples=1000 if quick else 3000, n_grid=80 if quick else 200,
-                                     title=toy_name,
-                                     true_log_prob=toy.log_prob if toy.has_log_prob else None),
-                      f"{toy_name}", f"{toy_name}: {n_train} training points (top left), the "
-                                     "learned densities (FLOW.1, top) and samples x = f^-1(z) "
-                                     "(bottom) of RealNVP, MAF and the spline flow"
-                                     + ("; bottom left the true density (closed form)"
-                                        if toy.has_log_prob else ""))
+                seconds = time.perf_counter() - t0
+                flows[name] = flow
+                histories[f"{name}, {toy_name}"] = hist
+                test = -flow.mean_nll(x_test)
+                true = float(np.mean(toy.log_prob(x_test))) if toy.has_log_prob else None
+                rows.append([toy_name, name, flow.num_parameters(), hist["epochs"],
+                             hist["best_epoch"] + 1, test, "-" if true is None else true,
+                             "-" if true is None else true - test, seconds])
+            fig = plot_toy_flows(x, flows, toy.bounds, rng=rng, n_samples=1000 if quick else 3000,
+                                 n_grid=80 if quick else 200, title=toy_name,
+                                 true_log_prob=toy.log_prob if toy.has_log_prob else None)
+            report.figure(fig,
+                          f"{toy_name}", f"{toy_name}: {n_train} training points (top left), the "
+                                         "learned densities (FLOW.1, top) and samples x = f^-1(z) "
+                                         "(bottom) of RealNVP, MAF and the spline flow"
+                                         + ("; bottom left the true density (closed form)"
+                                            if toy.has_log_prob else ""))
     report.table(["toy", "flow", "parameters", "epochs", "best epoch", "test mean log p",
                   "true mean log p", "gap (KL estimate)", "fit seconds"], rows,
                  caption=f"{layers} layers with ActNorm, conditioners of two hidden layers of {hidden} "
