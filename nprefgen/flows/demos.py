@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from nprefgen._threads import blas_threads as _blas_threads
 from nprefgen._validation import check_array, check_choice, check_int, check_rng, check_scalar
 from nprefgen.flows.logit import dequantize, logit_forward
 
@@ -274,23 +275,11 @@ def build_flow(kind: str, dim: int, *, rng: np.random.Generator, context_dim: in
 
 
 def blas_threads(n: int | None):
-    """Context manager limiting numpy's BLAS to ``n`` threads (None: leave it alone).
-
-    The demo networks multiply (128 x 128)-sized matrices, where one BLAS thread is as fast as
-    two; on a shared machine OpenBLAS's spinning worker threads also steal the core that the
-    numba kernels and the rest of the step need (measured: a spline-flow step 31 ms with one
-    thread, 250 ms with two under load 6). Uses ``threadpoolctl`` when it is installed (it
-    comes with scikit-learn); otherwise does nothing.
-    """
-    from contextlib import nullcontext
-
-    if n is None:
-        return nullcontext()
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return nullcontext()
-    return threadpool_limits(limits=check_int(n, "blas_threads", low=1), user_api="blas")
+    """Context manager limiting numpy's BLAS to ``n`` threads (None: leave it alone); see
+    :func:`nprefgen._threads.blas_threads` for why the demos use one thread."""
+    if n is not None:
+        check_int(n, "blas_threads", low=1)
+    return _blas_threads(n)
 
 
 def _limit_blas(fun):

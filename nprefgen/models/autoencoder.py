@@ -21,6 +21,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from nprefgen._threads import blas_threads
 from nprefgen._validation import check_array, check_choice, check_int, check_rng, check_scalar
 from nprefgen.nn import (
     Adam, Conv2d, ConvTranspose2d, Flatten, Linear, MLP, Module, Reshape, Sequential,
@@ -43,21 +44,9 @@ def progress_bar(iterable: Iterable, progress: bool | None, desc: str, total: in
 
 
 def one_blas_thread():
-    """Context manager: numpy's BLAS limited to one thread while small networks train.
-
-    The digits networks multiply (64 x 256)-sized matrices, too small for BLAS threads to pay
-    off; on a shared machine OpenBLAS's spinning worker threads made the tour's autoencoder and
-    contrastive sections about 10x slower (24 s vs 200 s, and 20 s vs 258 s, under load 7 on 2
-    cores). Uses ``threadpoolctl`` when it is installed (it comes with scikit-learn); otherwise
-    changes nothing.
-    """
-    from contextlib import nullcontext
-
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
+    """Context manager: numpy's BLAS limited to one thread while small networks train
+    (see :mod:`nprefgen._threads` for the measurements behind it)."""
+    return blas_threads(1)
 
 
 def minibatches(n: int, batch_size: int | None, rng: np.random.Generator) -> list[np.ndarray]:

@@ -2,11 +2,11 @@
 the bijector battery (derivations/flows.md, derivations/splines.md)."""
 from __future__ import annotations
 
-import contextlib
 import time
 
 import numpy as np
 
+from nprefgen._threads import blas_threads
 from nprefgen.data.toys import TOYS
 from nprefgen.flows import (
     IAF, MAF, ActNorm, AffineCoupling, LogitTransform, Permutation, SplineCoupling, Standardize,
@@ -22,15 +22,9 @@ _TOYS = ("two_moons", "8gaussians")
 
 
 def _small_matrix_blas():
-    """One BLAS thread while fitting and drawing: the 2-D flows multiply (256, 64) matrices, far too
-    small for threads to pay off, and on a busy machine OpenBLAS threads waiting for each other made
-    a step 10x slower (the (20000, 64) products of the density grids ran 2-3x slower too). Uses
-    threadpoolctl when it is installed, else changes nothing."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - optional
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
+    """One BLAS thread while fitting and drawing (the 2-D flows multiply (256, 64) matrices; the
+    density grids' (20000, 64) products also ran 2-3x faster so on a busy machine)."""
+    return blas_threads(1)
 
 
 def _battery_rows(rng):
