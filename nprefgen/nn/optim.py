@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from nprefgen._validation import check_scalar
+from nprefgen.kernels.adam import adam_update
 
 
 def _check_pairs(params) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -93,17 +94,9 @@ class Adam(Optimizer):
         self.t += 1
         c1 = 1.0 - self.b1 ** self.t
         c2 = 1.0 - self.b2 ** self.t
-        step = self.lr / c1
         for (p, g), m, v in zip(self.params, self.m, self.v):
-            if self.weight_decay:
-                g = g + self.weight_decay * p
-            m *= self.b1
-            m += (1.0 - self.b1) * g
-            v *= self.b2
-            v += (1.0 - self.b2) * (g * g)
-            denom = np.sqrt(v / c2)
-            denom += self.eps
-            p -= step * (m / denom)
+            # (NN.16) one fused pass per array (kernels/adam.py; NumPy twin adam_update_numpy)
+            adam_update(p, g, m, v, self.lr, self.b1, self.b2, self.eps, c1, c2, self.weight_decay)
 
 
 def clip_grad_norm(params, max_norm: float) -> float:
