@@ -9,8 +9,9 @@ with s = b tanh(raw_s / b) a bounded scale (FLOW.5): |s| < b keeps every step's 
 within e^{+-b d_B}, which is what keeps early training from blowing up (the tanh soft clamp of
 Glow/FrEIA; ``bound=None`` removes it). The Jacobian is block triangular with diagonal
 (1, ..., 1, e^{s_1}, ..., e^{s_dB}), so log|det| = sum s (FLOW.6) and the inverse needs one
-conditioner pass (FLOW.7). The elementwise transform and its VJP (FLOW.8) are the numba kernels in
-:mod:`nprefgen.kernels.coupling`; the conditioner is an :func:`nprefgen.nn.MLP` fed
+conditioner pass (FLOW.7). The elementwise transform and its VJP (FLOW.8) live in
+:mod:`nprefgen.kernels.coupling` (training keeps s and e = exp(s) in the cache, so the backward
+kernel evaluates no tanh or exp); the conditioner is an :func:`nprefgen.nn.MLP` fed
 ``[x_A, context]`` and outputting ``[raw_s, t]`` (2 d_B units), its last layer zero-initialised so
 that a fresh coupling is the identity.
 
@@ -23,7 +24,7 @@ import numpy as np
 from nprefgen._validation import check_array, check_choice, check_int, check_rng, check_scalar
 from nprefgen.flows.base import Bijector
 from nprefgen.kernels.coupling import (
-    affine_coupling_backward, affine_coupling_forward, affine_coupling_inverse,
+    affine_coupling_backward_saved, affine_coupling_forward_saved, affine_coupling_inverse,
 )
 from nprefgen.nn import MLP
 from nprefgen.nn.activations import ACTIVATIONS
@@ -140,10 +141,10 @@ class AffineCoupling(Bijector):
         h, net_cache = self.net.forward(self._conditioner_input(x[:, self._sel_a], context))
         raw_s, t = h[:, : self._d_b], h[:, self._d_b:]          # (n, d_B) column views
         x_b = x[:, self._sel_b]
-        y_b, log_det = affine_coupling_forward(x_b, raw_s, t, self.bound)
+        y_b, log_det, s, e = affine_coupling_forward_saved(x_b, raw_s, t, self.bound)
         z = x.copy()
         z[:, self._sel_b] = y_b
-        return z, log_det, (x_b, raw_s, net_cache, context is not None)
+        return z, log_det, (x_b, s, e, net_cache, context is not None)
 
     def inverse(self, z, context=None):
         """(FLOW.7) z: (n, D) -> x: (n, D), log_det_inv: (n,). One conditioner pass."""
@@ -158,10 +159,10 @@ class AffineCoupling(Bijector):
 
     def backward(self, cache, d_z, d_log_det):
         """(FLOW.8) d_z: (n, D), d_log_det: (n,) -> d_x: (n, D), d_context: (n, C) or None."""
-        x_b, raw_s, net_cache, has_context = cache
+        x_b, s, e, net_cache, has_context = cache
         d_z, d_log_det = self._check_cotangents(d_z, d_log_det, x_b.shape[0])
-        d_x_b, d_raw_s, d_t = affine_coupling_backward(x_b, raw_s, self.bound, d_z[:, self._sel_b],
-                                                       d_log_det)
+        d_x_b, d_raw_s, d_t = affine_coupling_backward_saved(x_b, s, e, self.bound,
+                                                             d_z[:, self._sel_b], d_log_det)
         d_in = self.net.backward(net_cache, np.concatenate([d_raw_s, d_t], axis=1))
         d_x = d_z.copy()
         d_x[:, self._sel_b] = d_x_b

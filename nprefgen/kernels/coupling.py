@@ -12,6 +12,12 @@ With the conditioner's raw outputs ``raw_s, t: (n, d_B)`` for the transformed pa
 
 Each ``<fn>_numpy`` is the readable oracle; ``<fn>`` is the numba kernel with the same contract,
 accepting strided (non-contiguous) inputs such as column slices of the conditioner's output.
+
+Training uses the *saved* pair: ``affine_coupling_forward_saved`` also returns s and e = exp(s),
+and ``affine_coupling_backward_saved`` (kernel, twin ``..._numpy``) takes them instead of raw_s, so
+(FLOW.8) needs no transcendental at all. The saved forward is written with NumPy ufuncs on purpose:
+their SIMD tanh and exp are 5-10x faster than the scalar libm calls inside a numba loop (about
+25 us against 200 us for 256 x 32 float32 values), the rest of it is two passes.
 """
 from __future__ import annotations
 
@@ -51,6 +57,33 @@ def affine_coupling_backward_numpy(x_b, raw_s, bound: float, d_y, d_log_det):
     e = np.exp(s)
     d_s = d_y * x_b * e + d_log_det[:, None]
     return d_y * e, d_s * ds_draw, d_y
+
+
+def affine_coupling_backward_saved_numpy(x_b, s, e, bound: float, d_y, d_log_det):
+    """(FLOW.8) from the saved s = b tanh(raw_s / b) and e = exp(s): no tanh, no exp.
+
+    x_b, s, e, d_y: (n, d_B), d_log_det: (n,) -> d_x_b, d_raw_s, d_t: (n, d_B) (d_t is d_y).
+    """
+    ds_draw = 1.0 - (s / bound) ** 2 if bound > 0 else 1.0      # (FLOW.5) derivative
+    d_s = d_y * x_b * e + d_log_det[:, None]
+    return d_y * e, d_s * ds_draw, d_y
+
+
+def affine_coupling_forward_saved(x_b, raw_s, t, bound: float):
+    """(FLOW.4)-(FLOW.6) x_b, raw_s, t: (n, d_B) -> y_b, log_det: (n,), s, e = exp(s): (n, d_B).
+
+    The same values as ``affine_coupling_forward_numpy`` (same operations) plus what
+    ``affine_coupling_backward_saved`` needs. float32 inputs are computed in float32.
+    """
+    if bound > 0:
+        s = np.tanh(raw_s / bound)                  # (FLOW.5)
+        s *= bound
+    else:
+        s = np.array(raw_s)
+    e = np.exp(s)
+    y_b = x_b * e                                   # (FLOW.4)
+    y_b += t
+    return y_b, s.sum(axis=1), s, e                 # (FLOW.6)
 
 
 # -- numba kernels --------------------------------------------------------------------------------
@@ -97,6 +130,19 @@ def _backward(x_b, raw_s, bound, d_y, d_log_det, d_x_b, d_raw_s):
             d_raw_s[i, j] = (d_y[i, j] * x_b[i, j] * e + d_log_det[i]) * ds_draw
 
 
+@kernel
+def _backward_saved(x_b, s, e, bound, d_y, d_log_det, d_x_b, d_raw_s):
+    n, d = x_b.shape
+    for i in range(n):
+        for j in range(d):
+            ds_draw = 1.0
+            if bound > 0:
+                q = s[i, j] / bound
+                ds_draw = 1.0 - q * q
+            d_x_b[i, j] = d_y[i, j] * e[i, j]
+            d_raw_s[i, j] = (d_y[i, j] * x_b[i, j] * e[i, j] + d_log_det[i]) * ds_draw
+
+
 def _out(*arrays):
     return np.result_type(*arrays)
 
@@ -125,4 +171,13 @@ def affine_coupling_backward(x_b, raw_s, bound: float, d_y, d_log_det):
     d_x_b = np.empty(x_b.shape, dtype=dt)
     d_raw_s = np.empty(x_b.shape, dtype=dt)
     _backward(x_b, raw_s, float(bound), d_y, d_log_det, d_x_b, d_raw_s)
+    return d_x_b, d_raw_s, d_y
+
+
+def affine_coupling_backward_saved(x_b, s, e, bound: float, d_y, d_log_det):
+    """(FLOW.8) Numba kernel; same contract as ``affine_coupling_backward_saved_numpy``."""
+    dt = _out(x_b, s, e, d_y)
+    d_x_b = np.empty(x_b.shape, dtype=dt)
+    d_raw_s = np.empty(x_b.shape, dtype=dt)
+    _backward_saved(x_b, s, e, dt.type(bound), d_y, d_log_det, d_x_b, d_raw_s)
     return d_x_b, d_raw_s, d_y
