@@ -117,6 +117,18 @@ class Bijector(Module):
         """x: (n, D), context: (n, C) or None -> z: (n, D), log_det: (n,), cache."""
         raise NotImplementedError
 
+    # -- unchecked variants for trusted internal callers ----------------------------------------
+    # A chain validates its input once; its bijectors then get arrays nprefgen code produced and
+    # run ``_forward_cached``/``_backward`` without re-checking them. The defaults fall back to the
+    # checked methods, so a bijector that implements only the public contract works in any chain.
+    def _forward_cached(self, x, context=None) -> tuple[np.ndarray, np.ndarray, Any]:
+        """``forward_cached`` without input checks (x, context validated by the caller)."""
+        return self.forward_cached(x, context)
+
+    def _backward(self, cache, d_z: np.ndarray, d_log_det: np.ndarray):
+        """``backward`` without cotangent checks (d_z, d_log_det produced by nprefgen code)."""
+        return self.backward(cache, d_z, d_log_det)
+
     def forward(self, x, context=None) -> tuple[np.ndarray, np.ndarray]:
         """z = f(x), log|det df/dx| per sample."""
         z, log_det, _ = self.forward_cached(x, context)

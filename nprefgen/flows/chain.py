@@ -48,11 +48,13 @@ class Chain(Bijector):
     def forward_cached(self, x, context=None):
         """(FLOW.2) x: (n, D) -> z: (n, D), log_det: (n,) summed over the bijectors, caches."""
         x = self._check_x(x)
-        context = self._check_context(context, x.shape[0])
+        return self._forward_cached(x, self._check_context(context, x.shape[0]))
+
+    def _forward_cached(self, x, context=None):
         log_det = np.zeros(x.shape[0], dtype=x.dtype)
         caches = []
         for b in self.bijectors:
-            x, ld, c = b.forward_cached(x, self._ctx(b, context))
+            x, ld, c = b._forward_cached(x, self._ctx(b, context))
             log_det += ld
             caches.append(c)
         return x, log_det, (caches, x.shape[0])
@@ -69,11 +71,14 @@ class Chain(Bijector):
 
     def backward(self, cache, d_z, d_log_det):
         """(FLOW.2) reverse-mode through the chain: d_z: (n, D), d_log_det: (n,) -> d_x, d_context."""
+        d_z, d_log_det = self._check_cotangents(d_z, d_log_det, cache[1])
+        return self._backward(cache, d_z, d_log_det)
+
+    def _backward(self, cache, d_z, d_log_det):
         caches, n = cache
-        d_z, d_log_det = self._check_cotangents(d_z, d_log_det, n)
         d_context = np.zeros((n, self.context_dim)) if self.context_dim else None
         for b, c in zip(reversed(self.bijectors), reversed(caches)):
-            d_z, d_c = b.backward(c, d_z, d_log_det)
+            d_z, d_c = b._backward(c, d_z, d_log_det)
             if d_c is not None:
                 d_context += d_c
         return d_z, d_context

@@ -137,8 +137,10 @@ class AffineCoupling(Bijector):
     def forward_cached(self, x, context=None):
         """(FLOW.4)-(FLOW.6) x: (n, D), context: (n, C) or None -> z: (n, D), log_det: (n,), cache."""
         x = self._check_x(x)
-        context = self._check_context(context, x.shape[0])
-        h, net_cache = self.net.forward(self._conditioner_input(x[:, self._sel_a], context))
+        return self._forward_cached(x, self._check_context(context, x.shape[0]))
+
+    def _forward_cached(self, x, context=None):
+        h, net_cache = self.net._forward(self._conditioner_input(x[:, self._sel_a], context))
         raw_s, t = h[:, : self._d_b], h[:, self._d_b:]          # (n, d_B) column views
         x_b = x[:, self._sel_b]
         y_b, log_det, s, e = affine_coupling_forward_saved(x_b, raw_s, t, self.bound)
@@ -159,11 +161,14 @@ class AffineCoupling(Bijector):
 
     def backward(self, cache, d_z, d_log_det):
         """(FLOW.8) d_z: (n, D), d_log_det: (n,) -> d_x: (n, D), d_context: (n, C) or None."""
+        d_z, d_log_det = self._check_cotangents(d_z, d_log_det, cache[0].shape[0])
+        return self._backward(cache, d_z, d_log_det)
+
+    def _backward(self, cache, d_z, d_log_det):
         x_b, s, e, net_cache, has_context = cache
-        d_z, d_log_det = self._check_cotangents(d_z, d_log_det, x_b.shape[0])
         d_x_b, d_raw_s, d_t = affine_coupling_backward_saved(x_b, s, e, self.bound,
                                                              d_z[:, self._sel_b], d_log_det)
-        d_in = self.net.backward(net_cache, np.concatenate([d_raw_s, d_t], axis=1))
+        d_in = self.net._backward(net_cache, np.concatenate([d_raw_s, d_t], axis=1))
         d_x = d_z.copy()
         d_x[:, self._sel_b] = d_x_b
         d_x[:, self._sel_a] += d_in[:, : self._d_a]            # x_A also feeds the conditioner

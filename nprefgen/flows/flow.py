@@ -118,19 +118,19 @@ class Flow(Chain):
     def _scaled(self, context):
         return None if context is None else (context - self.context_mean) / self.context_std
 
-    def forward_cached(self, x, context=None):
+    # Chain.forward_cached / Chain.backward check their arguments and then call these two, which
+    # standardise the context on the way in and scale its gradient back on the way out.
+    def _forward_cached(self, x, context=None):
         """(FLOW.2) x: (n, D), context: (n, C) -> z: (n, D), log_det: (n,), cache."""
-        x = self._check_x(x)
-        context = self._check_context(context, x.shape[0])
-        return super().forward_cached(x, self._scaled(context))
+        return super()._forward_cached(x, self._scaled(context))
 
     def inverse(self, z, context=None):
         z = self._check_x(z, "z")
         context = self._check_context(context, z.shape[0])
         return super().inverse(z, self._scaled(context))
 
-    def backward(self, cache, d_z, d_log_det):
-        d_x, d_context = super().backward(cache, d_z, d_log_det)
+    def _backward(self, cache, d_z, d_log_det):
+        d_x, d_context = super()._backward(cache, d_z, d_log_det)
         if d_context is not None:
             d_context = d_context / self.context_std
         return d_x, d_context
@@ -143,8 +143,8 @@ class Flow(Chain):
         (iid observations, one parameter), or x (D,) with context (n, C) (one observation, many
         parameters, as NLE needs).
         """
-        x, context, _, _ = self._rows(x, context)
-        z, log_det = self.forward(x, context)
+        x, context, _, _ = self._rows(x, context)            # checks x and the context
+        z, log_det, _ = self._forward_cached(x, context)
         return normal_log_prob(z) + log_det
 
     def log_prob_and_grad(self, x, context=None, weights=None):
@@ -159,9 +159,9 @@ class Flow(Chain):
         x, context, x_broadcast, broadcast = self._rows(x, context)
         n = x.shape[0]
         w = np.ones(n) if weights is None else check_array(weights, "weights", shape=(n,))
-        z, log_det, cache = self.forward_cached(x, context)
+        z, log_det, cache = self._forward_cached(x, context)     # checked by _rows above
         log_prob = normal_log_prob(z) + log_det
-        d_x, d_context = self.backward(cache, -w[:, None] * z, w)       # (FLOW.22), (FLOW.3)
+        d_x, d_context = self._backward(cache, -w[:, None] * z, w)      # (FLOW.22), (FLOW.3)
         if broadcast:
             d_context = d_context.sum(axis=0)
         if x_broadcast:

@@ -17,13 +17,17 @@ class _Elementwise(Module):
         return check_array(x, "x")
 
     def backward(self, cache, d_y):
+        return self._backward(cache, check_cotangent(d_y, cache[0].shape))
+
+    def _backward(self, cache, d_y):
         x, y = cache
-        d_y = check_cotangent(d_y, x.shape)
         return d_y * self._derivative(x, y)
 
     def forward(self, x):
         """x: any shape -> y: same shape."""
-        x = self._check(x)
+        return self._forward(self._check(x))
+
+    def _forward(self, x):
         y = self._value(x)
         return y, (x, y)
 
@@ -32,10 +36,13 @@ class ReLU(_Elementwise):
     """(NN.4) y = max(x, 0); dy/dx = 1[x > 0]."""
 
     def _value(self, x):
-        return np.maximum(x, 0.0).astype(x.dtype, copy=False)
+        return np.maximum(x, 0)          # the int 0 keeps float32 x float32
 
     def _derivative(self, x, y):
         return (x > 0).astype(x.dtype)
+
+    def _backward(self, cache, d_y):
+        return np.multiply(d_y, cache[0] > 0)     # d_y 1[x > 0] without a float mask
 
 
 class LeakyReLU(_Elementwise):

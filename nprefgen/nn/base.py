@@ -38,6 +38,20 @@ class Module:
         """Return ``d_x`` and accumulate parameter gradients into ``self.grads``."""
         raise NotImplementedError
 
+    # -- unchecked variants for trusted internal callers ----------------------------------------
+    # ``forward``/``backward`` validate their arguments (a ValueError naming the argument). Inside
+    # a composition whose input was already validated (a Sequential past its first layer, a
+    # bijector's conditioner), the checks would re-scan arrays that nprefgen code just produced;
+    # containers call ``_forward``/``_backward`` instead. The defaults fall back to the checked
+    # methods, so a layer that overrides only forward/backward keeps working everywhere.
+    def _forward(self, x: np.ndarray) -> tuple[np.ndarray, Any]:
+        """``forward`` without input checks (x already validated by the caller)."""
+        return self.forward(x)
+
+    def _backward(self, cache: Any, d_y: np.ndarray) -> np.ndarray:
+        """``backward`` without cotangent checks (d_y produced by nprefgen code)."""
+        return self.backward(cache, d_y)
+
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """Forward pass without the cache (inference)."""
         return self.forward(x)[0]

@@ -31,10 +31,21 @@ class Sequential(Module):
             self.add_child(str(i), layer)
 
     def forward(self, x):
-        """x -> y through every layer; cache: the list of per-layer caches."""
-        caches = []
-        for layer in self.layers:
-            x, c = layer.forward(x)
+        """x -> y through every layer; cache: the list of per-layer caches.
+
+        The first layer checks x; the later ones get arrays the earlier layers produced and run
+        unchecked (``_forward``).
+        """
+        x, c = self.layers[0].forward(x)
+        return self._forward_from(x, [c])
+
+    def _forward(self, x):
+        x, c = self.layers[0]._forward(x)
+        return self._forward_from(x, [c])
+
+    def _forward_from(self, x, caches):
+        for layer in self.layers[1:]:
+            x, c = layer._forward(x)
             caches.append(c)
         return x, caches
 
@@ -45,8 +56,17 @@ class Sequential(Module):
                    else type(caches).__name__)
             raise ValueError(f"caches: expected the list of {len(self.layers)} caches that "
                              f"forward returned, got {got}")
-        for layer, c in zip(reversed(self.layers), reversed(caches)):
-            d_y = layer.backward(c, d_y)
+        d_y = self.layers[-1].backward(caches[-1], d_y)      # checks d_y
+        return self._backward_from(caches, d_y)
+
+    def _backward(self, caches, d_y):
+        d_y = self.layers[-1]._backward(caches[-1], d_y)
+        return self._backward_from(caches, d_y)
+
+    def _backward_from(self, caches, d_y):
+        """(NN.10) the layers before the last, in reverse, unchecked."""
+        for layer, c in zip(reversed(self.layers[:-1]), reversed(caches[:-1])):
+            d_y = layer._backward(c, d_y)
         return d_y
 
     def __len__(self) -> int:

@@ -22,6 +22,11 @@ def linear_forward(W: np.ndarray, b: np.ndarray | None, x: np.ndarray) -> np.nda
     W, x = _check_W_x(W, x)
     if b is not None:
         b = check_array(b, "b", shape=(W.shape[0],))
+    return _linear_forward(W, b, x)
+
+
+def _linear_forward(W, b, x):
+    """(NN.1) without checks (arguments validated by the caller)."""
     y = x @ W.T
     if b is not None:
         y += b
@@ -32,6 +37,11 @@ def linear_backward(W: np.ndarray, x: np.ndarray, d_y: np.ndarray):
     """VJP of (NN.1). d_y: (n, d_out) -> d_x (NN.2a), d_W (NN.2b), d_b (NN.2c)."""
     W, x = _check_W_x(W, x)
     d_y = check_array(d_y, "d_y", shape=(x.shape[0], W.shape[0]))
+    return _linear_backward(W, x, d_y)
+
+
+def _linear_backward(W, x, d_y):
+    """VJP of (NN.1) without checks (arguments validated by the caller)."""
     d_x = d_y @ W            # (NN.2a)  (n, d_in)
     d_W = d_y.T @ x          # (NN.2b)  (d_out, d_in)
     d_b = d_y.sum(axis=0)    # (NN.2c)  (d_out,)
@@ -70,14 +80,18 @@ class Linear(Module):
 
     def forward(self, x):
         """x: (n, in_features) -> y: (n, out_features); cache is x."""
-        x = check_input(x, "x", self.in_features, self)
-        y = linear_forward(self._effective_weight(), self.params.get("bias"), x)
-        return y, x
+        return self._forward(check_input(x, "x", self.in_features, self))
+
+    def _forward(self, x):
+        # the parameters were checked when registered and are only changed by optimizers
+        return _linear_forward(self._effective_weight(), self.params.get("bias"), x), x
 
     def backward(self, x, d_y):
         """d_y: (n, out_features) -> d_x: (n, in_features); accumulates weight/bias grads."""
-        d_y = check_cotangent(d_y, (x.shape[0], self.out_features))
-        d_x, d_W, d_b = linear_backward(self._effective_weight(), x, d_y)
+        return self._backward(x, check_cotangent(d_y, (x.shape[0], self.out_features)))
+
+    def _backward(self, x, d_y):
+        d_x, d_W, d_b = _linear_backward(self._effective_weight(), x, d_y)
         self._accumulate_weight_grad(d_W)
         if self.has_bias:
             self.grads["bias"] += d_b
