@@ -1,7 +1,9 @@
-"""Softplus and its derivative, elementwise (derivations/nn.md, NN.8).
+"""Softplus and its derivative, elementwise (derivations/nn.md, NN.8), and ReLU's VJP (NN.4).
 
 (NN.8) softplus(x) = log(1 + e^x) = max(x, 0) + log1p(e^{-|x|});
        softplus'(x) = sigmoid(x) = 1 / (1 + e^{-x}), evaluated without overflow.
+(NN.4) relu(x) = max(x, 0); its VJP d_x = d_y 1[x > 0] as one select per element (the NumPy
+       twin multiplies by a boolean mask, two passes and a temporary).
 """
 from __future__ import annotations
 
@@ -64,3 +66,23 @@ def softplus(x: np.ndarray) -> np.ndarray:
 def softplus_grad(x: np.ndarray) -> np.ndarray:
     """(NN.8) Numba kernel; same contract as ``softplus_grad_numpy``."""
     return _elementwise(_softplus_grad_flat, x)
+
+
+def _relu_backward_numpy(x: np.ndarray, d_y: np.ndarray) -> np.ndarray:
+    """(NN.4) d_x = d_y 1[x > 0]. x, d_y: same shape (any) -> d_x: d_y's shape and dtype.
+    Unchecked (the ReLU layer checks); internal fast path of ``ReLU.backward``."""
+    return np.multiply(d_y, x > 0)
+
+
+@kernel
+def _relu_backward_flat(x, d_y, out):
+    for i in range(x.shape[0]):
+        out[i] = d_y[i] if x[i] > 0 else 0.0
+
+
+def _relu_backward(x: np.ndarray, d_y: np.ndarray) -> np.ndarray:
+    """(NN.4) Numba kernel; same contract as ``_relu_backward_numpy``. Internal: no input checks
+    (underscored so the public-input contract does not apply), called by ``ReLU`` after its own."""
+    out = np.empty(d_y.shape, dtype=d_y.dtype)
+    _relu_backward_flat(x.reshape(-1), d_y.reshape(-1), out.reshape(-1))
+    return out
