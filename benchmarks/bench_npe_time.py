@@ -12,6 +12,7 @@ sbi: ``sbi.inference.NPE(prior)`` with its defaults (MAF, 5 transforms, 50 hidde
 training settings), ``posterior.sample``. Torch gets as many threads as numpy's BLAS.
 
     python benchmarks/bench_npe_time.py                    # 10^4 simulations
+    python benchmarks/bench_npe_time.py --threads 1           # both single-threaded
     python benchmarks/bench_npe_time.py --sims 3000 --skip-sbi
 
 If ``sbi`` is not importable (it needs ``pip install sbi --no-deps`` plus nflows, zuko, skorch,
@@ -95,9 +96,15 @@ def main(argv=None):
     ap.add_argument("--max-epochs", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip-sbi", action="store_true")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="pin numpy's BLAS and torch to this many threads (default: BLAS's own)")
     args = ap.parse_args(argv)
 
-    threads = blas_threads()
+    if args.threads is not None:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(args.threads)
+    threads = blas_threads() if args.threads is None else args.threads
     task = two_moons()
     rng = np.random.default_rng(args.seed)
     sims = simulate_from_prior(task.prior, task.simulator, args.sims, rng)
