@@ -527,8 +527,7 @@ def plot_sample_grids(samples: dict, side: int, levels: int, n_cols: int = 8,
     n_cols_fig = min(len(names), panels_per_row)
     fig, axes = plt.subplots(n_rows, n_cols_fig, figsize=(3.6 * n_cols_fig, 2.2 * n_rows + 0.4),
                              squeeze=False)
-    cmap = plt.get_cmap("gray_r").copy()
-    cmap.set_bad("white")
+    cmap = plt.get_cmap("gray_r").with_extremes(bad="white")
     for ax in axes.ravel():
         ax.axis("off")
     for ax, name in zip(axes.ravel(), names):
