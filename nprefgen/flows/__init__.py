@@ -17,7 +17,9 @@ from nprefgen.flows.autoregressive import IAF, MAF
 from nprefgen.flows.base import Bijector
 from nprefgen.flows.builders import maf, realnvp, register_builder
 from nprefgen.flows.chain import Chain
-from nprefgen.flows.coupling import AffineCoupling, alternating_mask, checkerboard_mask, half_mask
+from nprefgen.flows.coupling import (
+    AffineCoupling, alternating_mask, checkerboard_mask, coupling_masks, half_mask,
+)
 from nprefgen.flows.elementwise import ActNorm, ElementwiseAffine, Standardize
 from nprefgen.flows.flow import Flow, load_flow, normal_log_prob
 from nprefgen.flows.logit import (
@@ -29,7 +31,7 @@ from nprefgen.flows.spline import SplineCoupling, spline_flow
 
 __all__ = [
     "Bijector", "Chain", "Flow", "load_flow", "normal_log_prob", "realnvp", "maf", "register_builder",
-    "AffineCoupling", "half_mask", "alternating_mask", "checkerboard_mask",
+    "AffineCoupling", "half_mask", "alternating_mask", "checkerboard_mask", "coupling_masks",
     "MADE", "made_degrees", "made_masks", "MAF", "IAF", "Permutation",
     "ElementwiseAffine", "ActNorm", "Standardize",
     "LogitTransform", "dequantize", "bits_per_dim", "log_prob_from_bits_per_dim",

@@ -11,7 +11,7 @@ import numpy as np
 
 from nprefgen._validation import check_array, check_choice, check_int, check_rng
 from nprefgen.flows.autoregressive import IAF, MAF
-from nprefgen.flows.coupling import AffineCoupling, alternating_mask, checkerboard_mask, half_mask
+from nprefgen.flows.coupling import AffineCoupling, coupling_masks
 from nprefgen.flows.elementwise import ActNorm, Standardize
 from nprefgen.flows.flow import Flow
 from nprefgen.flows.permutation import Permutation
@@ -72,19 +72,9 @@ def realnvp(dim: int, n_layers: int, hidden, *, rng: np.random.Generator, contex
     n_layers = check_int(n_layers, "n_layers", low=1)
     widths = _hidden(hidden)
     check_rng(rng)
-    check_choice(mask, "mask", ("alternating", "half", "checkerboard"))
-    if mask == "checkerboard":
-        if image_shape is None or int(np.prod(image_shape)) != dim:
-            raise ValueError(f"image_shape: expected a shape with {dim} pixels for a checkerboard "
-                             f"mask, got {image_shape}")
+    masks = coupling_masks(mask, dim, n_layers, image_shape)
     layers = _prefix(dim, standardize)
-    for k in range(n_layers):
-        if mask == "alternating":
-            m = alternating_mask(dim, parity=k % 2)
-        elif mask == "half":
-            m = half_mask(dim, flip=bool(k % 2))
-        else:
-            m = checkerboard_mask(image_shape, parity=k % 2)
+    for m in masks:
         if actnorm:
             layers.append(ActNorm(dim))
         layers.append(AffineCoupling(m, widths, rng=rng, context_dim=context_dim,

@@ -64,6 +64,26 @@ def checkerboard_mask(shape, parity: int = 0) -> np.ndarray:
     return np.broadcast_to(board, shape).reshape(-1).copy()
 
 
+def coupling_masks(kind: str, dim: int, n_layers: int, image_shape=None) -> list[np.ndarray]:
+    """The masks of ``n_layers`` stacked couplings, alternating which part is transformed.
+
+    kind : "alternating" (even/odd coordinates), "half" (first/second half) or "checkerboard"
+        (needs ``image_shape`` (h, w) or (c, h, w) with D pixels). For D = 1 (a conditional
+        flow of one variable) every mask is all zero: the conditioner sees only the context.
+    """
+    check_choice(kind, "mask", ("alternating", "half", "checkerboard"))
+    if kind == "checkerboard" and (image_shape is None or int(np.prod(image_shape)) != dim):
+        raise ValueError(f"image_shape: expected a shape with {dim} pixels for a checkerboard "
+                         f"mask, got {image_shape}")
+    if dim == 1:
+        return [np.zeros(1) for _ in range(n_layers)]
+    if kind == "alternating":
+        return [alternating_mask(dim, parity=k % 2) for k in range(n_layers)]
+    if kind == "half":
+        return [half_mask(dim, flip=bool(k % 2)) for k in range(n_layers)]
+    return [checkerboard_mask(image_shape, parity=k % 2) for k in range(n_layers)]
+
+
 def _selector(idx: np.ndarray):
     """A basic slice when ``idx`` is an arithmetic progression (column views, no copies)."""
     if idx.size == 1:

@@ -318,7 +318,7 @@ def spline_flow(dim: int, n_layers: int, hidden, *, rng: np.random.Generator, co
     registered with :func:`nprefgen.flows.register_builder` when this module is imported).
     """
     from nprefgen.flows.builders import _finish, _hidden, _prefix
-    from nprefgen.flows.coupling import alternating_mask, checkerboard_mask, half_mask
+    from nprefgen.flows.coupling import coupling_masks
     from nprefgen.flows.elementwise import ActNorm
     from nprefgen.flows.flow import Flow
 
@@ -330,20 +330,9 @@ def spline_flow(dim: int, n_layers: int, hidden, *, rng: np.random.Generator, co
                          "coordinate to condition on), got 1")
     widths = _hidden(hidden)
     check_rng(rng)
-    check_choice(mask, "mask", ("alternating", "half", "checkerboard"))
-    if mask == "checkerboard" and (image_shape is None or int(np.prod(image_shape)) != dim):
-        raise ValueError(f"image_shape: expected a shape with {dim} pixels for a checkerboard "
-                         f"mask, got {image_shape}")
+    masks = coupling_masks(mask, dim, n_layers, image_shape)
     layers = _prefix(dim, standardize)
-    for k in range(n_layers):
-        if dim == 1:
-            m = np.zeros(1)
-        elif mask == "alternating":
-            m = alternating_mask(dim, parity=k % 2)
-        elif mask == "half":
-            m = half_mask(dim, flip=bool(k % 2))
-        else:
-            m = checkerboard_mask(image_shape, parity=k % 2)
+    for m in masks:
         if actnorm:
             layers.append(ActNorm(dim))
         layers.append(SplineCoupling(dim, m, widths, n_bins, bound, rng=rng, context_dim=context_dim,
