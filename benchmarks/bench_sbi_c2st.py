@@ -51,6 +51,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--hidden", type=int, default=50)
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--max-epochs", type=int, default=1000)
+    ap.add_argument("--abc-keep", type=int, default=100,
+                    help="REJ-ABC: number of closest simulations kept (sbibm's default 100)")
     ap.add_argument("--abc-bandwidth", choices=["cv", "scott"], default="cv",
                     help="KDE bandwidth for REJ-ABC (sbibm: cross-validated)")
     ap.add_argument("--seed", type=int, default=0)
@@ -77,8 +79,8 @@ def main(argv=None) -> dict:
             draws = posterior.sample(args.n_samples, rng, x_obs[i])
             acc.append(posterior.acceptance_rate)
         else:
-            kept = rejection_abc(x_obs[i], sims.theta, sims.x, n_keep=min(100, args.sims),
-                                 scale=None)
+            kept = rejection_abc(x_obs[i], sims.theta, sims.x,
+                                 n_keep=min(args.abc_keep, args.sims), scale=None)
             draws = ABCPosterior(kept, task.prior, bandwidth=args.abc_bandwidth).sample(
                 args.n_samples, rng)
         t_sample += time.perf_counter() - t0
@@ -87,7 +89,7 @@ def main(argv=None) -> dict:
         t_c2st += time.perf_counter() - t0
         print(f"  observation {i + 1}: C2ST {scores[-1]:.3f}", flush=True)
     if args.method == "rej_abc":
-        detail = f"100 closest + KDE ({args.abc_bandwidth} bandwidth)"
+        detail = f"{args.abc_keep} closest + KDE ({args.abc_bandwidth} bandwidth)"
     else:
         detail += f", acceptance {np.mean(acc):.3f}"
     published = PUBLISHED.get((args.task, args.method), {}).get(args.sims)
