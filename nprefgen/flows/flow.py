@@ -221,6 +221,7 @@ class Flow(Chain):
     def mean_nll(self, x, context=None, batch_size: int = 4096) -> float:
         """-(1/n) sum log p(x_i | c_i), evaluated in batches (no gradients)."""
         x = self._check_x(x)
+        batch_size = check_int(batch_size, "batch_size", low=1)
         context, _ = self._context_rows(context, x.shape[0])
         total = 0.0
         for s in range(0, x.shape[0], batch_size):

@@ -138,7 +138,7 @@ def bits_per_dim(log_prob, dim: int, levels: int = 256) -> np.ndarray:
     -log p / (D ln 2) + log2(L). log_prob: scalar or (n,) in nats -> same shape."""
     dim = check_int(dim, "dim", low=1)
     levels = check_int(levels, "levels", low=2)
-    lp = check_array(log_prob, "log_prob", ndim=(0, 1), finite=False)
+    lp = check_array(log_prob, "log_prob", ndim=(0, 1), allow_inf=True)
     return -lp / (dim * np.log(2.0)) + np.log2(levels)
 
 
