@@ -205,6 +205,186 @@ case("flows.data_log_prob_from_logit", "hyper", "lam",
 case("flows.load_flow", "corrupt", "path", lambda: F.load_flow("missing.npz"))
 
 
+# == samplers ===================================================================================
+X0 = np.zeros((4, 2))
+_SAMPLERS = {
+    "random_walk_metropolis": lambda **k: S.random_walk_metropolis(
+        k.pop("log_prob", lp), k.pop("x0", X0), k.pop("n_steps", 5), k.pop("rng", R()),
+        n_warmup=k.pop("n_warmup", 5), **k),
+    "slice_sampling": lambda **k: S.slice_sampling(
+        k.pop("log_prob", lp), k.pop("x0", X0), k.pop("n_steps", 5), k.pop("rng", R()),
+        n_warmup=k.pop("n_warmup", 5), **k),
+    "hmc": lambda **k: S.hmc(
+        k.pop("log_prob", lp), k.pop("grad_log_prob", glp), k.pop("x0", X0), k.pop("n_steps", 5),
+        k.pop("rng", R()), n_warmup=k.pop("n_warmup", 5), **k),
+}
+for _name, _run in _SAMPLERS.items():
+    _p = f"samplers.{_name}"
+    arrays(_p, "x0", lambda x, r=_run: r(x0=x), (4, 2), wrong=(2, 2, 2))
+    case(_p, "hyper", "n_steps", lambda r=_run: r(n_steps=0))
+    case(_p, "hyper", "n_steps", lambda r=_run: r(n_steps=2.5))
+    case(_p, "hyper", "n_warmup", lambda r=_run: r(n_warmup=-1))
+    case(_p, "hyper", "thin", lambda r=_run: r(thin=0))
+    case(_p, "type", "rng", lambda r=_run: r(rng=NOT_RNG))
+    case(_p, "type", "log_prob", lambda r=_run: r(log_prob="not callable"))
+case("samplers.random_walk_metropolis", "hyper", "step_size",
+     lambda: _SAMPLERS["random_walk_metropolis"](step_size=0.0))
+case("samplers.random_walk_metropolis", "hyper", "step_size",
+     lambda: _SAMPLERS["random_walk_metropolis"](step_size=np.nan))
+case("samplers.random_walk_metropolis", "hyper", "target_accept",
+     lambda: _SAMPLERS["random_walk_metropolis"](target_accept=1.5))
+case("samplers.random_walk_metropolis", "shape", "scale",
+     lambda: _SAMPLERS["random_walk_metropolis"](scale=np.ones(3)))
+case("samplers.slice_sampling", "hyper", "width", lambda: _SAMPLERS["slice_sampling"](width=-1.0))
+case("samplers.slice_sampling", "shape", "width",
+     lambda: _SAMPLERS["slice_sampling"](width=np.ones(3)))
+case("samplers.slice_sampling", "hyper", "max_step_out",
+     lambda: _SAMPLERS["slice_sampling"](max_step_out=-1))
+case("samplers.hmc", "hyper", "step_size", lambda: _SAMPLERS["hmc"](step_size=-0.1))
+case("samplers.hmc", "hyper", "n_leapfrog", lambda: _SAMPLERS["hmc"](n_leapfrog=0))
+case("samplers.hmc", "hyper", "target_accept", lambda: _SAMPLERS["hmc"](target_accept=0.0))
+case("samplers.hmc", "shape", "inv_mass", lambda: _SAMPLERS["hmc"](inv_mass=np.ones(3)))
+case("samplers.hmc", "hyper", "inv_mass", lambda: _SAMPLERS["hmc"](inv_mass=-np.ones(2)))
+case("samplers.hmc", "type", "grad_log_prob", lambda: _SAMPLERS["hmc"](grad_log_prob=3))
+case("samplers.random_walk_metropolis", "nan", "log_prob",
+     lambda: _SAMPLERS["random_walk_metropolis"](log_prob=lambda x: np.full(len(x), np.nan)))
+case("samplers.random_walk_metropolis", "shape", "log_prob",
+     lambda: _SAMPLERS["random_walk_metropolis"](log_prob=lambda x: np.zeros(len(x) + 1)))
+for _name, _f in (("split_rhat", S.split_rhat), ("effective_sample_size", S.effective_sample_size)):
+    arrays(f"samplers.{_name}", "samples", _f, (4, 20, 2), wrong=(20,), empty=(4, 0, 2))
+    case(f"samplers.{_name}", "shape", "samples", lambda f=_f: f(A(4, 2, 2)))
+
+# == sbi =========================================================================================
+TASK = sbi.gaussian_linear(dim=2)
+MOONS = sbi.two_moons()
+
+
+def _sim(theta, rng):
+    return np.asarray(theta) + rng.standard_normal(np.shape(theta))
+
+
+SIMS = sbi.simulate(_sim, R().standard_normal((60, 2)), R(1))
+
+case("sbi.gaussian_linear", "hyper", "dim", lambda: sbi.gaussian_linear(dim=0))
+case("sbi.gaussian_linear", "hyper", "prior_var", lambda: sbi.gaussian_linear(prior_var=-1.0))
+case("sbi.gaussian_linear", "hyper", "noise_var", lambda: sbi.gaussian_linear(noise_var=0.0))
+case("sbi.get_task", "hyper", "name", lambda: sbi.get_task("nope"))
+case("sbi.Task.observations", "hyper", "n", lambda: TASK.observations(-1, R()))
+case("sbi.Task.observations", "type", "rng", lambda: TASK.observations(2, NOT_RNG))
+arrays("sbi.Task.reference_posterior", "x_obs",
+       lambda x: TASK.reference_posterior(x, 5, R()), (2,), wrong=(3,), empty=(0,))
+case("sbi.Task.reference_posterior", "hyper", "n",
+     lambda: TASK.reference_posterior(np.zeros(2), 0, R()))
+arrays("sbi.two_moons.reference_posterior", "x_obs",
+       lambda x: MOONS.reference_posterior(x, 5, R()), (2,), wrong=(3,), empty=(0,))
+case("sbi.Prior.sample", "hyper", "n", lambda: TASK.prior.sample(-1, R()))
+case("sbi.Prior.sample", "type", "rng", lambda: TASK.prior.sample(3, NOT_RNG))
+arrays("sbi.Prior.log_prob", "theta", TASK.prior.log_prob, (3, 2), wrong=(3, 3))
+arrays("sbi.BoxUniform.log_prob", "theta", MOONS.prior.log_prob, (3, 2), wrong=(3, 3))
+case("sbi.BoxUniform", "hyper", "high", lambda: sbi.BoxUniform(np.ones(2), np.zeros(2)))
+case("sbi.BoxUniform", "nan", "low", lambda: sbi.BoxUniform(NAN(2), np.ones(2) * 9))
+case("sbi.Gaussian", "hyper", "cov", lambda: sbi.Gaussian(np.zeros(2), -np.eye(2)))
+
+arrays("sbi.simulate", "theta", lambda t: sbi.simulate(_sim, t, R()), (5, 2), wrong=(5,))
+case("sbi.simulate", "type", "simulator", lambda: sbi.simulate("nope", A(5, 2), R()))
+case("sbi.simulate", "type", "rng", lambda: sbi.simulate(_sim, A(5, 2), NOT_RNG))
+case("sbi.simulate", "hyper", "batch_size", lambda: sbi.simulate(_sim, A(5, 2), R(), batch_size=0))
+case("sbi.simulate_from_prior", "hyper", "n",
+     lambda: sbi.simulate_from_prior(TASK.prior, _sim, 0, R()))
+case("sbi.simulate_from_prior", "type", "rng",
+     lambda: sbi.simulate_from_prior(TASK.prior, _sim, 5, NOT_RNG))
+
+_abc = lambda **k: sbi.rejection_abc(k.pop("x_obs", np.zeros(2)), k.pop("theta", SIMS.theta),
+                                     k.pop("x", SIMS.x), **({"n_keep": 10} | k))
+arrays("sbi.rejection_abc", "x_obs", lambda v: _abc(x_obs=v), (2,), wrong=(3,), empty=(0,))
+arrays("sbi.rejection_abc", "theta", lambda v: _abc(theta=v), (60, 2), wrong=(60, 2, 1))
+arrays("sbi.rejection_abc", "x", lambda v: _abc(x=v), (60, 2), wrong=(60, 2, 1))
+case("sbi.rejection_abc", "shape", "x", lambda: _abc(x=A(59, 2)))      # rows must match theta
+case("sbi.rejection_abc", "shape", "x_obs", lambda: _abc(x=A(60, 3)))  # columns must match x
+case("sbi.rejection_abc", "hyper", "distance", lambda: _abc(distance="cosine"))
+case("sbi.rejection_abc", "hyper", "scale", lambda: _abc(scale="std"))
+case("sbi.rejection_abc", "hyper", "n_keep", lambda: _abc(n_keep=0))
+case("sbi.rejection_abc", "hyper", "n_keep", lambda: _abc(n_keep=1000))
+case("sbi.rejection_abc", "hyper", "quantile", lambda: _abc(n_keep=None, quantile=1.5))
+case("sbi.rejection_abc", "hyper", "eps", lambda: _abc(n_keep=None, eps=-1.0))
+case("sbi.rejection_abc", "type", "summary", lambda: _abc(summary=3))
+case("sbi.ABCPosterior", "hyper", "bandwidth", lambda: sbi.ABCPosterior(_abc(), bandwidth="wide"))
+case("sbi.ABCPosterior.sample", "hyper", "n", lambda: sbi.ABCPosterior(_abc()).sample(-2, R()))
+case("sbi.ABCPosterior.sample", "type", "rng",
+     lambda: sbi.ABCPosterior(_abc()).sample(2, NOT_RNG))
+
+for _cls in (sbi.NPE, sbi.NLE):
+    _p = f"sbi.{_cls.__name__}"
+    case(_p, "hyper", "flow", lambda c=_cls: c(TASK.prior, flow="glow"))
+    case(_p, "hyper", "n_transforms", lambda c=_cls: c(TASK.prior, n_transforms=0))
+    case(_p, "hyper", "activation", lambda c=_cls: c(TASK.prior, activation="nope"))
+    _t = lambda c=_cls, **k: c(TASK.prior, n_transforms=1, hidden=4).train(
+        k.pop("theta", SIMS.theta), k.pop("x", SIMS.x), k.pop("rng", R()),
+        **({"max_epochs": 1} | k))
+    arrays(f"{_p}.train", "theta", lambda v, t=_t: t(theta=v), (60, 2), wrong=(60, 3))
+    arrays(f"{_p}.train", "x", lambda v, t=_t: t(x=v), (60, 2), wrong=(59, 2))
+    case(f"{_p}.train", "type", "rng", lambda t=_t: t(rng=NOT_RNG))
+    case(f"{_p}.train", "hyper", "lr", lambda t=_t: t(lr=0.0))
+    case(f"{_p}.train", "hyper", "batch_size", lambda t=_t: t(batch_size=0))
+    case(f"{_p}.train", "hyper", "max_epochs", lambda t=_t: t(max_epochs=0))
+case("sbi.NLE", "hyper", "method", lambda: sbi.NLE(TASK.prior, method="gibbs"))
+case("sbi.NLE", "hyper", "n_chains", lambda: sbi.NLE(TASK.prior, n_chains=0))
+
+_NPE_POST = []
+
+
+def npe_posterior():
+    if not _NPE_POST:
+        _NPE_POST.append(sbi.NPE(TASK.prior, n_transforms=1, hidden=4).train(
+            SIMS.theta, SIMS.x, R(), max_epochs=1))
+    return _NPE_POST[0]
+
+
+case("sbi.DirectPosterior.sample", "hyper", "n", lambda: npe_posterior().sample(-1, R(), np.zeros(2)))
+case("sbi.DirectPosterior.sample", "type", "rng",
+     lambda: npe_posterior().sample(3, NOT_RNG, np.zeros(2)))
+arrays("sbi.DirectPosterior.sample", "x", lambda v: npe_posterior().sample(3, R(), v), (2,),
+       wrong=(3,), empty=(0,))
+case("sbi.DirectPosterior.sample", "shape", "x", lambda: npe_posterior().sample(3, R()))
+arrays("sbi.DirectPosterior.log_prob", "theta",
+       lambda v: npe_posterior().log_prob(v, np.zeros(2)), (3, 2), wrong=(3, 3))
+arrays("sbi.DirectPosterior.log_prob", "x",
+       lambda v: npe_posterior().log_prob(A(3, 2), v), (2,), wrong=(3,), empty=(0,))
+arrays("sbi.DirectPosterior.sample_batched", "xs",
+       lambda v: npe_posterior().sample_batched(v, 3, R()), (4, 2), wrong=(4, 3))
+case("sbi.DirectPosterior.sample_batched", "hyper", "n",
+     lambda: npe_posterior().sample_batched(A(4, 2), 0, R()))
+
+# diagnostics
+from nprefgen.sbi import diagnostics as D  # noqa: E402
+
+arrays("sbi.diagnostics.pit_values", "samples", lambda v: D.pit_values(v, A(4, 2)), (4, 10, 2),
+       wrong=(10,), empty=(4, 0, 2))
+arrays("sbi.diagnostics.pit_values", "theta_true", lambda v: D.pit_values(A(4, 10, 2), v), (4, 2),
+       wrong=(5, 2))
+arrays("sbi.diagnostics.sbc_ranks", "samples", lambda v: D.sbc_ranks(v, A(4, 2)), (4, 10, 2),
+       wrong=(10,))
+arrays("sbi.diagnostics.tarp_fractions", "samples",
+       lambda v: D.tarp_fractions(v, A(4, 2), R()), (4, 10, 2), wrong=(10,))
+case("sbi.diagnostics.tarp_fractions", "type", "rng",
+     lambda: D.tarp_fractions(A(4, 10, 2), A(4, 2), NOT_RNG))
+case("sbi.diagnostics.sbc_uniformity", "hyper", "n_draws",
+     lambda: D.sbc_uniformity(np.zeros((4, 2)), 0, R()))
+case("sbi.diagnostics.sbc_uniformity", "hyper", "n_bins",
+     lambda: D.sbc_uniformity(np.zeros((4, 2)), 10, R(), n_bins=0))
+case("sbi.diagnostics.pp_curve", "nan", "u", lambda: D.pp_curve(NAN(4, 2)))
+case("sbi.diagnostics.calibration_flags", "hyper", "level",
+     lambda: D.calibration_flags(np.full((4, 2), 0.5), level=2.0))
+case("sbi.diagnostics.heldout_log_likelihood", "type", "log_prob",
+     lambda: D.heldout_log_likelihood(3, A(4, 2), A(4, 2)))
+case("sbi.diagnostics.heldout_log_likelihood", "shape", "x",
+     lambda: D.heldout_log_likelihood(lambda t, x: np.zeros(len(t)), A(4, 2), A(5, 2)))
+case("sbi.diagnostics.hpd_levels", "nan", "log_prob_true",
+     lambda: D.hpd_levels(A(4, 10), NAN(4)))
+case("sbi.diagnostics.tarp_test", "hyper", "level",
+     lambda: D.tarp_test(A(4, 10, 2), A(4, 2), R(), level=-0.1))
+
+
 @pytest.mark.parametrize("path, kind, arg, thunk", CASES,
                          ids=[f"{p}-{k}-{a}-{i}" for i, (p, k, a, _) in enumerate(CASES)])
 def test_bad_input_raises_value_error_naming_the_argument(path, kind, arg, thunk, tmp_path,

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nprefgen._validation import check_array, check_choice, check_int, check_rng, check_scalar
+from nprefgen._validation import check_array, check_callable, check_choice, check_int, check_rng, check_scalar
 
 
 def _distances(s_sim: np.ndarray, s_obs: np.ndarray, distance: str) -> np.ndarray:
@@ -77,6 +77,7 @@ def rejection_abc(x_obs, theta, x, *, summary=None, distance: str = "euclidean",
         raise ValueError("n_keep: expected exactly one of n_keep, quantile, eps to be given")
     s_sim, s_obs = x, x_obs[None, :]
     if summary is not None:
+        check_callable(summary, "summary")
         s_sim = check_array(summary(x), "summary(x)", ndim=2)
         s_obs = check_array(summary(x_obs[None, :]), "summary(x_obs)", ndim=2)
     if scale is not None:

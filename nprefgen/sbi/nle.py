@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from nprefgen._validation import check_choice, check_int, check_rng, check_scalar
+from nprefgen.nn.activations import ACTIVATIONS
 from nprefgen.sbi.npe import FLOWS, build_flow, check_training_pairs
 from nprefgen.sbi.posterior import MCMCPosterior
 
@@ -60,9 +61,11 @@ class NLE:
         self.flow_kind = check_choice(flow, "flow", FLOWS)
         self.n_transforms = check_int(n_transforms, "n_transforms", low=1)
         self.hidden = hidden
-        self.activation = activation
+        self.activation = check_choice(activation, "activation", ACTIVATIONS)
         self.method = check_choice(method, "method", ("slice", "hmc", "rwm"))
-        self.mcmc = dict(n_chains=n_chains, n_warmup=n_warmup, thin=thin)
+        self.mcmc = dict(n_chains=check_int(n_chains, "n_chains", low=1),
+                         n_warmup=check_int(n_warmup, "n_warmup", low=0),
+                         thin=check_int(thin, "thin", low=1))
         self.flow = None
         self.history: dict | None = None
 
@@ -74,6 +77,7 @@ class NLE:
         theta, x = check_training_pairs(theta, x, self.prior)
         check_rng(rng)
         check_scalar(lr, "lr", low=0.0, low_inclusive=False)
+        check_int(max_epochs, "max_epochs", low=1)
         self.flow = build_flow(self.flow_kind, x.shape[1], theta.shape[1], self.n_transforms,
                                self.hidden, rng, x, theta, self.activation)
         self.history = self.flow.fit(x, theta, rng=rng, epochs=max_epochs, batch_size=batch_size,

@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from nprefgen._validation import check_array, check_choice, check_int, check_rng, check_scalar
+from nprefgen.nn.activations import ACTIVATIONS
 from nprefgen.sbi.posterior import DirectPosterior
 from nprefgen.sbi.priors import check_theta
 
@@ -93,7 +94,7 @@ class NPE:
         self.flow_kind = check_choice(flow, "flow", FLOWS)
         self.n_transforms = check_int(n_transforms, "n_transforms", low=1)
         self.hidden = hidden
-        self.activation = activation
+        self.activation = check_choice(activation, "activation", ACTIVATIONS)
         self.z_score_theta = bool(z_score_theta)
         self.z_score_x = bool(z_score_x)
         self.flow = None
@@ -110,6 +111,7 @@ class NPE:
         theta, x = check_training_pairs(theta, x, self.prior)
         check_rng(rng)
         check_scalar(lr, "lr", low=0.0, low_inclusive=False)
+        check_int(max_epochs, "max_epochs", low=1)
         self.flow = build_flow(self.flow_kind, theta.shape[1], x.shape[1], self.n_transforms,
                                self.hidden, rng, theta if self.z_score_theta else None,
                                x if self.z_score_x else None, self.activation)

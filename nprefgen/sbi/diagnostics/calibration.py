@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from nprefgen._validation import check_array
+from nprefgen._validation import check_array, check_scalar
 from nprefgen.sbi.diagnostics._checks import check_draws
 
 ALPHAS = np.linspace(0.0, 1.0, 101)
@@ -65,8 +65,8 @@ def hpd_levels(log_prob_samples, log_prob_true) -> np.ndarray:
 
     log_prob_samples : (N, L) log q of each posterior draw; log_prob_true : (N,). -> (N,).
     """
-    lq = check_array(log_prob_samples, "log_prob_samples", ndim=2, finite=False)
-    lt = check_array(log_prob_true, "log_prob_true", ndim=1, finite=False)
+    lq = check_array(log_prob_samples, "log_prob_samples", ndim=2, allow_inf=True)
+    lt = check_array(log_prob_true, "log_prob_true", ndim=1, allow_inf=True)
     if lt.shape[0] != lq.shape[0]:
         raise ValueError(f"log_prob_true: expected {lq.shape[0]} values, got {lt.shape[0]}")
     return np.mean(lq > lt[:, None], axis=1)
@@ -82,6 +82,7 @@ def calibration_flags(u, level: float = 0.01) -> dict:
     """The KS p-values of the PIT (or HPD level) values and whether each passes at ``level``;
     also the signed largest gap of the P-P curve from the diagonal (negative: under it)."""
     u = check_array(u, "u", ndim=(1, 2))
+    check_scalar(level, "level", low=0.0, high=1.0, low_inclusive=False, high_inclusive=False)
     u = u[:, None] if u.ndim == 1 else u
     p = uniformity_pvalues(u)
     curve = pp_curve(u)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nprefgen._validation import check_array
+from nprefgen._validation import check_array, check_callable, check_int
 
 
 def heldout_log_likelihood(log_prob, theta, x, batch_size: int = 10000) -> dict:
@@ -22,6 +22,8 @@ def heldout_log_likelihood(log_prob, theta, x, batch_size: int = 10000) -> dict:
     theta : (N, p), x : (N, dx).
     Returns {"mean", "sem", "values": (N,)}; -inf values (outside the support) are kept.
     """
+    check_callable(log_prob, "log_prob")
+    batch_size = check_int(batch_size, "batch_size", low=1)
     theta = check_array(theta, "theta", ndim=2)
     x = check_array(x, "x", ndim=2)
     if x.shape[0] != theta.shape[0]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from nprefgen._validation import check_array, check_rng
+from nprefgen._validation import check_array, check_rng, check_scalar
 from nprefgen.sbi.diagnostics._checks import check_draws
 
 ALPHAS = np.linspace(0.0, 1.0, 101)
@@ -65,6 +65,7 @@ def tarp_area(ecp, alphas=ALPHAS) -> tuple[float, float]:
 
 def tarp_test(samples, theta_true, rng: np.random.Generator, level: float = 0.01) -> dict:
     """ECP curve, area criterion and KS p-value of f against U(0, 1) in one call."""
+    check_scalar(level, "level", low=0.0, high=1.0, low_inclusive=False, high_inclusive=False)
     f = tarp_fractions(samples, theta_true, rng)
     ecp = tarp_coverage(f)
     atc, signed = tarp_area(ecp)
