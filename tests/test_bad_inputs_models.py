@@ -385,6 +385,138 @@ case("sbi.diagnostics.tarp_test", "hyper", "level",
      lambda: D.tarp_test(A(4, 10, 2), A(4, 2), R(), level=-0.1))
 
 
+# == metrics: c2st, mmd ==========================================================================
+_c2 = lambda **k: C2.c2st(k.pop("x", A(20, 2)), k.pop("y", A(20, 2) + 1), k.pop("rng", R()),
+                          **({"max_epochs": 2, "n_folds": 2} | k))
+arrays("metrics.c2st", "x", lambda v: _c2(x=v), (20, 2), wrong=(20, 2, 1))
+case("metrics.c2st", "shape", "y", lambda: _c2(x=A(20, 3)))   # columns must match x
+arrays("metrics.c2st", "y", lambda v: _c2(y=v), (20, 2), wrong=(20, 2, 1))
+case("metrics.c2st", "type", "rng", lambda: _c2(rng=NOT_RNG))
+case("metrics.c2st", "hyper", "n_folds", lambda: _c2(n_folds=1))
+case("metrics.c2st", "hyper", "max_epochs", lambda: _c2(max_epochs=0))
+arrays("metrics.mmd2", "x", lambda v: MM.mmd2(v, A(10, 2)), (10, 2), wrong=(10, 2, 1))
+arrays("metrics.mmd2", "y", lambda v: MM.mmd2(A(10, 2), v), (10, 2), wrong=(10, 2, 1))
+case("metrics.mmd2", "hyper", "bandwidth", lambda: MM.mmd2(A(10, 2), A(10, 2), bandwidth=0.0))
+case("metrics.mmd2", "hyper", "bandwidth", lambda: MM.mmd2(A(10, 2), A(10, 2), bandwidth=np.inf))
+case("metrics.mmd2", "type", "rng", lambda: MM.mmd2(A(10, 2), A(10, 2), rng=NOT_RNG))
+case("metrics.mmd_permutation_test", "type", "rng",
+     lambda: MM.mmd_permutation_test(A(10, 2), A(10, 2), NOT_RNG))
+case("metrics.mmd_permutation_test", "hyper", "n_permutations",
+     lambda: MM.mmd_permutation_test(A(10, 2), A(10, 2), R(), n_permutations=0))
+case("metrics.mmd_permutation_test", "nan", "x",
+     lambda: MM.mmd_permutation_test(NAN(10, 2), A(10, 2), R()))
+case("metrics.median_bandwidth", "hyper", "max_points",
+     lambda: MM.median_bandwidth(A(10, 2), A(10, 2), max_points=1))
+case("metrics.median_bandwidth", "nan", "x", lambda: MM.median_bandwidth(NAN(10, 2), A(10, 2)))
+
+# == models: pca, autoencoder, augment, contrastive, probe =======================================
+arrays("models.pca_fit", "X", lambda v: PC.pca_fit(v, 2), (10, 3), wrong=(10,))
+case("models.pca_fit", "hyper", "n_components", lambda: PC.pca_fit(A(10, 3), 0))
+case("models.pca_fit", "hyper", "n_components", lambda: PC.pca_fit(A(10, 3), 4))
+case("models.PCA", "hyper", "n_components", lambda: PC.PCA(-1))
+arrays("models.PCA.fit", "X", lambda v: PC.PCA(2).fit(v), (10, 3), wrong=(10,))
+_PCA = PC.PCA(2).fit(A(10, 3))
+arrays("models.PCA.transform", "X", _PCA.transform, (4, 3), wrong=(4, 2))
+arrays("models.PCA.inverse_transform", "Z", _PCA.inverse_transform, (4, 2), wrong=(4, 3))
+arrays("models.principal_angles", "A", lambda v: PC.principal_angles(v, A(3, 2)), (3, 2),
+       wrong=(3,))
+case("models.reconstruction_error", "shape", "X_hat",
+     lambda: PC.reconstruction_error(A(4, 3), A(4, 2)))
+
+_AE = AE.dense_autoencoder(6, 2, (8,), rng=R())
+case("models.dense_autoencoder", "hyper", "latent_dim", lambda: AE.dense_autoencoder(6, 0, rng=R()))
+case("models.dense_autoencoder", "hyper", "in_features",
+     lambda: AE.dense_autoencoder(-6, 2, rng=R()))
+case("models.dense_autoencoder", "hyper", "activation",
+     lambda: AE.dense_autoencoder(6, 2, rng=R(), activation="nope"))
+case("models.dense_autoencoder", "hyper", "loss",
+     lambda: AE.dense_autoencoder(6, 2, rng=R(), loss="hinge"))
+case("models.dense_autoencoder", "type", "rng", lambda: AE.dense_autoencoder(6, 2, rng=NOT_RNG))
+case("models.linear_autoencoder", "hyper", "latent_dim",
+     lambda: AE.linear_autoencoder(6, -1, rng=R()))
+case("models.conv_autoencoder", "hyper", "image_shape",
+     lambda: AE.conv_autoencoder((0, 8, 8), 2, rng=R()))
+arrays("models.Autoencoder.encode", "X", _AE.encode, (4, 6), wrong=(4, 5))
+arrays("models.Autoencoder.decode", "Z", _AE.decode, (4, 2), wrong=(4, 3))
+arrays("models.Autoencoder.reconstruct", "X", _AE.reconstruct, (4, 6), wrong=(4, 5))
+arrays("models.Autoencoder.fit", "X", lambda v: _AE.fit(v, rng=R(), epochs=1, progress=False),
+       (8, 6), wrong=(8, 5))
+for _arg, _val in (("epochs", 0), ("batch_size", 0), ("lr", 0.0), ("lr", -1.0),
+                   ("weight_decay", -1.0)):
+    case("models.Autoencoder.fit", "hyper", _arg,
+         lambda a=_arg, v=_val: AE.dense_autoencoder(6, 2, (8,), rng=R()).fit(
+             A(8, 6), rng=R(), progress=False, **({"epochs": 1} | {a: v})))
+case("models.Autoencoder.fit", "type", "rng",
+     lambda: _AE.fit(A(8, 6), rng=NOT_RNG, epochs=1, progress=False))
+case("models.Autoencoder.fit", "shape", "X_val",
+     lambda: _AE.fit(A(8, 6), rng=R(), epochs=1, progress=False, X_val=A(4, 5)))
+
+IMG = R(2).uniform(size=(3, 8, 8))
+arrays("models.rotate", "images", lambda v: AU.rotate(v, np.zeros(3)), (3, 8, 8), wrong=(8,))
+case("models.rotate", "shape", "angles_deg", lambda: AU.rotate(IMG, np.zeros(4)))
+case("models.rotate", "nan", "angles_deg", lambda: AU.rotate(IMG, NAN(3)))
+case("models.zoom", "hyper", "factors", lambda: AU.zoom(IMG, -np.ones(3)))
+case("models.random_rotation", "type", "rng", lambda: AU.random_rotation(IMG, NOT_RNG))
+case("models.random_rotation", "hyper", "max_degrees",
+     lambda: AU.random_rotation(IMG, R(), max_degrees=-1.0))
+case("models.random_zoom", "hyper", "factors", lambda: AU.random_zoom(IMG, R(), factors=(1.1, 0.9)))
+case("models.random_resized_crop", "hyper", "scale",
+     lambda: AU.random_resized_crop(IMG, R(), scale=(0.0, 1.5)))
+case("models.random_resized_crop", "type", "rng", lambda: AU.random_resized_crop(IMG, NOT_RNG))
+case("models.random_brightness_contrast", "hyper", "brightness",
+     lambda: AU.random_brightness_contrast(IMG, R(), brightness=-0.1))
+case("models.gaussian_noise", "hyper", "sigma", lambda: AU.gaussian_noise(IMG, R(), sigma=-1.0))
+case("models.gaussian_noise", "nan", "images", lambda: AU.gaussian_noise(NAN(3, 8, 8), R()))
+case("models.random_flip", "hyper", "p", lambda: AU.random_flip(IMG, R(), p=1.5))
+case("models.random_flip", "hyper", "axis", lambda: AU.random_flip(IMG, R(), axis="diagonal"))
+case("models.sample_crop_boxes", "hyper", "n", lambda: AU.sample_crop_boxes(-1, 8, 8, R()))
+case("models.Augment", "hyper", "image_shape", lambda: AU.Augment((0, 8)))
+case("models.Augment", "hyper", "noise", lambda: AU.Augment((8, 8), noise=-1.0))
+
+arrays("models.ntxent_loss", "z_a", lambda v: CO.ntxent_loss(v, A(4, 3)), (4, 3), wrong=(4,))
+arrays("models.ntxent_loss", "z_b", lambda v: CO.ntxent_loss(A(4, 3), v), (4, 3), wrong=(5, 3))
+case("models.ntxent_loss", "hyper", "tau", lambda: CO.ntxent_loss(A(4, 3), A(4, 3), tau=0.0))
+case("models.dense_simclr", "hyper", "in_features", lambda: CO.dense_simclr(0, rng=R()))
+case("models.dense_simclr", "hyper", "tau", lambda: CO.dense_simclr(6, rng=R(), tau=-0.5))
+case("models.dense_simclr", "type", "rng", lambda: CO.dense_simclr(6, rng=NOT_RNG))
+_SC = CO.dense_simclr(6, 4, (8,), 4, 8, rng=R())
+arrays("models.SimCLR.features", "X", _SC.features, (4, 6), wrong=(4, 5))
+case("models.SimCLR.loss_and_grad", "hyper", "views",
+     lambda: _SC.loss_and_grad(A(4, 6), A(4, 6), views="one"))
+case("models.SimCLR.loss_and_grad", "shape", "x_b", lambda: _SC.loss_and_grad(A(4, 6), A(5, 6)))
+case("models.SimCLR.fit", "type", "augment",
+     lambda: _SC.fit(A(8, 6), 3, rng=R(), epochs=1, progress=False))
+case("models.SimCLR.fit", "hyper", "epochs",
+     lambda: _SC.fit(A(8, 6), lambda x, rng: x, rng=R(), epochs=0, progress=False))
+
+_Y = np.array([0, 1, 0, 1, 0, 1, 0, 1])
+case("models.LinearProbe", "hyper", "weight_decay", lambda: PR.LinearProbe(weight_decay=-1.0))
+arrays("models.LinearProbe.fit", "F", lambda v: PR.LinearProbe().fit(v, _Y, rng=R(), epochs=1),
+       (8, 3), wrong=(8,))
+case("models.LinearProbe.fit", "shape", "y",
+     lambda: PR.LinearProbe().fit(A(8, 3), _Y[:5], rng=R(), epochs=1))
+case("models.LinearProbe.fit", "hyper", "lr",
+     lambda: PR.LinearProbe().fit(A(8, 3), _Y, rng=R(), epochs=1, lr=0.0))
+case("models.LinearProbe.fit", "type", "rng",
+     lambda: PR.LinearProbe().fit(A(8, 3), _Y, rng=NOT_RNG, epochs=1))
+case("models.LinearProbe.fit", "hyper", "y",
+     lambda: PR.LinearProbe().fit(A(8, 3), _Y - 1, rng=R(), epochs=1))
+_LP = PR.LinearProbe().fit(A(8, 3), _Y, rng=R(), epochs=2)
+arrays("models.LinearProbe.predict", "F", _LP.predict, (4, 3), wrong=(4, 2))
+case("models.KNNClassifier", "hyper", "k", lambda: PR.KNNClassifier(k=0))
+case("models.KNNClassifier", "hyper", "metric", lambda: PR.KNNClassifier(metric="hamming"))
+arrays("models.KNNClassifier.fit", "F", lambda v: PR.KNNClassifier(k=3).fit(v, _Y), (8, 3),
+       wrong=(8,))
+case("models.KNNClassifier.fit", "shape", "y", lambda: PR.KNNClassifier(k=3).fit(A(8, 3), _Y[:3]))
+case("models.KNNClassifier.fit", "hyper", "k", lambda: PR.KNNClassifier(k=9).fit(A(8, 3), _Y))
+_KNN = PR.KNNClassifier(k=3).fit(A(8, 3), _Y)
+arrays("models.KNNClassifier.predict", "F", _KNN.predict, (4, 3), wrong=(4, 2))
+case("models.probe_accuracies", "type", "rng",
+     lambda: PR.probe_accuracies(A(8, 3), _Y, A(4, 3), _Y[:4], rng=NOT_RNG))
+case("models.probe_accuracies", "shape", "F_test",
+     lambda: PR.probe_accuracies(A(8, 3), _Y, A(4, 2), _Y[:4], rng=R()))
+
+
 @pytest.mark.parametrize("path, kind, arg, thunk", CASES,
                          ids=[f"{p}-{k}-{a}-{i}" for i, (p, k, a, _) in enumerate(CASES)])
 def test_bad_input_raises_value_error_naming_the_argument(path, kind, arg, thunk, tmp_path,

@@ -65,6 +65,9 @@ def kernel_sum(a: np.ndarray, b: np.ndarray, bandwidth: float, same: bool) -> fl
 def median_bandwidth(x: np.ndarray, y: np.ndarray, rng: np.random.Generator | None = None,
                      max_points: int = 1000) -> float:
     """The median pairwise distance of the pooled samples (a random subset of ``max_points``)."""
+    x = check_array(x, "x", ndim=2)
+    y = check_array(y, "y", shape=(None, x.shape[1]))
+    max_points = check_int(max_points, "max_points", low=2)
     z = np.concatenate([x, y])
     if z.shape[0] > max_points:
         rng = rng if rng is not None else np.random.default_rng(0)

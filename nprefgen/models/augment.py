@@ -146,6 +146,7 @@ def sample_crop_boxes(n: int, h: int, w: int, rng: np.random.Generator,
     ratio log-uniform in ``ratio``, position uniform inside the image. -> (n, 4) boxes
     (top, left, height, width), continuous."""
     check_rng(rng)
+    n = check_int(n, "n", low=0)
     s = rng.uniform(scale[0], scale[1], size=n)
     r = np.exp(rng.uniform(np.log(ratio[0]), np.log(ratio[1]), size=n))
     bh = np.minimum(h * np.sqrt(s / r), h)

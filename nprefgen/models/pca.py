@@ -97,6 +97,8 @@ def pca_inverse_transform(Z: np.ndarray, mean: np.ndarray, components: np.ndarra
 
 def reconstruction_error(X: np.ndarray, X_hat: np.ndarray) -> float:
     """(REP.5) sum_i ||x_i - x_hat_i||^2, the squared Frobenius norm of the residual."""
+    X = check_array(X, "X", ndim=2)
+    X_hat = check_array(X_hat, "X_hat", shape=X.shape)
     R = X - X_hat
     return float(np.sum(R * R))
 

@@ -184,6 +184,8 @@ def probe_accuracies(F_train, y_train, F_test, y_test, *, rng: np.random.Generat
                      epochs: int = 300) -> dict[str, float]:
     """Test accuracies of a linear probe and a k-NN classifier trained on (F_train, y_train).
     -> {"linear_probe": float, "knn": float}"""
+    F_train = check_array(F_train, "F_train", ndim=2)
+    F_test = check_array(F_test, "F_test", shape=(None, F_train.shape[1]))
     probe = LinearProbe().fit(F_train, y_train, rng=rng, epochs=epochs)
     knn = KNNClassifier(k=k, standardize=True).fit(F_train, y_train)
     return {"linear_probe": probe.score(F_test, y_test), "knn": knn.score(F_test, y_test)}
