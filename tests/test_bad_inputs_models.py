@@ -517,6 +517,42 @@ case("models.probe_accuracies", "shape", "F_test",
      lambda: PR.probe_accuracies(A(8, 3), _Y, A(4, 2), _Y[:4], rng=R()))
 
 
+# -- second pass: the remaining public helpers of metrics and models -----------------------------
+case("metrics.train_classifier", "hyper", "hidden",
+     lambda: C2.train_classifier(A(10, 2), np.arange(10) % 2, R(), hidden=0, max_epochs=1))
+case("metrics.train_classifier", "type", "rng",
+     lambda: C2.train_classifier(A(10, 2), np.arange(10) % 2, NOT_RNG, hidden=4, max_epochs=1))
+_FIT = PC.pca_fit(A(10, 3), 2)
+arrays("models.PCA.fit_transform", "X", PC.PCA(2).fit_transform, (10, 3), wrong=(10,))
+arrays("models.PCA.reconstruct", "X", _PCA.reconstruct, (4, 3), wrong=(4, 2))
+arrays("models.Autoencoder.evaluate", "X", _AE.evaluate, (4, 6), wrong=(4, 5))
+arrays("models.SimCLR.project", "X", _SC.project, (4, 6), wrong=(4, 5))
+case("models.conv_simclr", "hyper", "image_shape", lambda: CO.conv_simclr((0, 8, 8), rng=R()))
+arrays("models.warp_affine", "images",
+       lambda v: AU.warp_affine(v, np.tile(np.eye(2), (3, 1, 1)), np.zeros((3, 2))), (3, 8, 8),
+       wrong=(8,))
+case("models.warp_affine", "shape", "A",
+     lambda: AU.warp_affine(IMG, np.tile(np.eye(3), (3, 1, 1)), np.zeros((3, 2))))
+case("models.adjust_brightness_contrast", "shape", "brightness",
+     lambda: AU.adjust_brightness_contrast(IMG, np.zeros(4), np.ones(3)))
+arrays("models.LinearProbe.predict_proba", "F", _LP.predict_proba, (4, 3), wrong=(4, 2))
+case("models.LinearProbe.score", "shape", "y", lambda: _LP.score(A(4, 3), _Y[:3]))
+arrays("models.KNNClassifier.kneighbors", "F", _KNN.kneighbors, (4, 3), wrong=(4, 2))
+case("models.KNNClassifier.kneighbors", "hyper", "chunk", lambda: _KNN.kneighbors(A(4, 3), 0))
+case("models.KNNClassifier.score", "shape", "y", lambda: _KNN.score(A(4, 3), _Y[:3]))
+
+
+case("sbi.diagnostics.uniformity_pvalues", "nan", "u", lambda: D.uniformity_pvalues(NAN(4, 2)))
+case("sbi.diagnostics.marginal_coverage", "nan", "u", lambda: D.marginal_coverage(NAN(4, 2)))
+case("sbi.diagnostics.expected_coverage", "nan", "f", lambda: D.expected_coverage(NAN(4)))
+case("sbi.diagnostics.tarp_coverage", "nan", "f", lambda: D.tarp_coverage(NAN(4)))
+case("sbi.diagnostics.tarp_area", "nan", "ecp", lambda: D.tarp_area(NAN(len(D.ALPHAS))))
+case("sbi.diagnostics.run_sbc", "hyper", "n_sims",
+     lambda: D.run_sbc(lambda x, n, r: None, TASK.prior, _sim, 0, 5, R()))
+case("sbi.diagnostics.run_sbc", "type", "rng",
+     lambda: D.run_sbc(lambda x, n, r: None, TASK.prior, _sim, 3, 5, NOT_RNG))
+
+
 @pytest.mark.parametrize("path, kind, arg, thunk", CASES,
                          ids=[f"{p}-{k}-{a}-{i}" for i, (p, k, a, _) in enumerate(CASES)])
 def test_bad_input_raises_value_error_naming_the_argument(path, kind, arg, thunk, tmp_path,

@@ -161,6 +161,7 @@ class KNNClassifier:
         if not hasattr(self, "F_"):
             raise ValueError("self: this KNNClassifier is not fitted yet; call fit(F, y) first")
         F = self._prep(_check_features(F, "F", self.F_.shape[1]))
+        chunk = check_int(chunk, "chunk", low=1)
         out = np.empty((F.shape[0], self.k), dtype=np.int64)
         for s in range(0, F.shape[0], chunk):
             d2 = pairwise_sq_distances(F[s:s + chunk], self.F_)     # (c, n_train)
