@@ -553,6 +553,58 @@ case("sbi.diagnostics.run_sbc", "type", "rng",
      lambda: D.run_sbc(lambda x, n, r: None, TASK.prior, _sim, 3, 5, NOT_RNG))
 
 
+# -- MCMCPosterior (the NLE / explicit-likelihood posterior) and the remaining sbi entry points ---
+def _loglik(theta, x):
+    return -0.5 * ((np.asarray(x) - np.asarray(theta)[:, None, :]) ** 2).sum(axis=(1, 2))
+
+
+_MC = lambda **k: sbi.MCMCPosterior(TASK.prior, _loglik, 2, **({"n_chains": 2, "n_warmup": 2,
+                                                                 "n_init": 10} | k))
+case("sbi.MCMCPosterior", "hyper", "method", lambda: _MC(method="gibbs"))
+case("sbi.MCMCPosterior", "hyper", "n_chains", lambda: _MC(n_chains=0))
+case("sbi.MCMCPosterior", "hyper", "n_warmup", lambda: _MC(n_warmup=-1))
+case("sbi.MCMCPosterior", "hyper", "thin", lambda: _MC(thin=0))
+case("sbi.MCMCPosterior", "hyper", "init", lambda: _MC(init="zeros"))
+case("sbi.MCMCPosterior", "hyper", "dim_x", lambda: sbi.MCMCPosterior(TASK.prior, _loglik, 0))
+case("sbi.MCMCPosterior", "type", "log_likelihood",
+     lambda: sbi.MCMCPosterior(TASK.prior, 3, 2))
+case("sbi.MCMCPosterior", "hyper", "method", lambda: _MC(method="hmc"))  # hmc needs a gradient
+case("sbi.MCMCPosterior.sample", "hyper", "n", lambda: _MC().sample(-1, R(), np.zeros(2)))
+case("sbi.MCMCPosterior.sample", "type", "rng", lambda: _MC().sample(3, NOT_RNG, np.zeros(2)))
+arrays("sbi.MCMCPosterior.sample", "x", lambda v: _MC().sample(3, R(), v), (2,), wrong=(3,),
+       empty=(0,))
+arrays("sbi.MCMCPosterior.log_prob", "theta", lambda v: _MC().log_prob(v, np.zeros(2)), (3, 2),
+       wrong=(3, 3))
+arrays("sbi.MCMCPosterior.log_prob", "x", lambda v: _MC().log_prob(A(3, 2), v), (2,),
+       wrong=(3,), empty=(0,))
+arrays("sbi.MCMCPosterior.set_default_x", "x", lambda v: _MC().set_default_x(v), (2,),
+       wrong=(3,), empty=(0,))
+arrays("sbi.MCMCPosterior.sample_batched", "xs", lambda v: _MC().sample_batched(v, 3, R()),
+       (2, 2), wrong=(2, 3))
+arrays("sbi.DirectPosterior.set_default_x", "x", lambda v: npe_posterior().set_default_x(v),
+       (2,), wrong=(3,), empty=(0,))
+arrays("sbi.DirectPosterior.log_prob_pairs", "theta",
+       lambda v: npe_posterior().log_prob_pairs(v, A(3, 2)), (3, 2), wrong=(3, 3))
+arrays("sbi.DirectPosterior.log_prob_pairs", "xs",
+       lambda v: npe_posterior().log_prob_pairs(A(3, 2), v), (3, 2), wrong=(3, 3))
+case("sbi.DirectPosterior.estimate_acceptance", "hyper", "n",
+     lambda: npe_posterior().estimate_acceptance(np.zeros(2), R(), n=0))
+arrays("sbi.gaussian_linear_posterior", "x_obs",
+       lambda v: sbi.gaussian_linear_posterior(v, np.zeros(2), 0.1, 0.1), (3, 2), wrong=(3,))
+case("sbi.gaussian_linear_posterior", "hyper", "prior_var",
+     lambda: sbi.gaussian_linear_posterior(A(3, 2), np.zeros(2), -0.1, 0.1))
+case("sbi.gaussian_linear_posterior", "hyper", "noise_var",
+     lambda: sbi.gaussian_linear_posterior(A(3, 2), np.zeros(2), 0.1, 0.0))
+arrays("sbi.Gaussian.log_prob", "theta", sbi.Gaussian(np.zeros(2), np.eye(2)).log_prob, (3, 2),
+       wrong=(3, 3))
+case("sbi.Gaussian.sample", "type", "rng",
+     lambda: sbi.Gaussian(np.zeros(2), np.eye(2)).sample(3, NOT_RNG))
+case("sbi.BoxUniform.sample", "hyper", "n", lambda: MOONS.prior.sample(-3, R()))
+arrays("sbi.BoxUniform.in_support", "theta", MOONS.prior.in_support, (3, 2), wrong=(3, 3))
+case("sbi.Prior.check_in_support", "hyper", "theta",
+     lambda: MOONS.prior.check_in_support(np.full((3, 2), 5.0)))
+
+
 @pytest.mark.parametrize("path, kind, arg, thunk", CASES,
                          ids=[f"{p}-{k}-{a}-{i}" for i, (p, k, a, _) in enumerate(CASES)])
 def test_bad_input_raises_value_error_naming_the_argument(path, kind, arg, thunk, tmp_path,

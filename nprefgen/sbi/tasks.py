@@ -88,7 +88,10 @@ def gaussian_linear_posterior(x_obs, prior_mean, prior_var: float, noise_var: fl
 
     x_obs: (N, p) -> mu_N: (p,), var_N: float.
     """
-    x = np.asarray(x_obs, dtype=np.float64)
+    x = check_array(x_obs, "x_obs", ndim=2)
+    prior_mean = check_array(prior_mean, "prior_mean", ndim=(0, 1))
+    check_scalar(prior_var, "prior_var", low=0.0, low_inclusive=False)
+    check_scalar(noise_var, "noise_var", low=0.0, low_inclusive=False)
     n = x.shape[0]
     var_n = 1.0 / (1.0 / prior_var + n / noise_var)
     mu_n = var_n * (np.asarray(prior_mean) / prior_var + x.sum(axis=0) / noise_var)
