@@ -205,6 +205,21 @@ case("flows.data_log_prob_from_logit", "hyper", "lam",
 case("flows.load_flow", "corrupt", "path", lambda: F.load_flow("missing.npz"))
 
 
+# -- the remaining Flow methods and the MADE helpers ---------------------------------------------
+arrays("flows.Flow.log_prob_and_grad", "x", FLOW.log_prob_and_grad, (5, 2), wrong=(5, 3))
+case("flows.Flow.log_prob_and_grad", "shape", "weights",
+     lambda: FLOW.log_prob_and_grad(A(5, 2), weights=np.ones(4)))
+arrays("flows.Flow.grad_log_prob", "x", FLOW.grad_log_prob, (5, 2), wrong=(5, 3))
+arrays("flows.Flow.initialize", "x", lambda v: _flow().initialize(v), (5, 2), wrong=(5, 3))
+arrays("flows.Flow.standardize_context", "context",
+       lambda v: _flow(context_dim=3).standardize_context(v), (5, 3), wrong=(5, 2))
+case("flows.made_degrees", "hyper", "dim", lambda: F.made_degrees(0, [8]))
+case("flows.made_degrees", "hyper", "order", lambda: F.made_degrees(3, [8], order=[0, 0, 1]))
+case("flows.MADE", "hyper", "dim", lambda: F.MADE(0, (8,), rng=R()))
+case("flows.MADE", "type", "rng", lambda: F.MADE(3, (8,), rng=NOT_RNG))
+case("flows.register_builder", "type", "builder", lambda: F.register_builder("mine", 3))
+
+
 # == samplers ===================================================================================
 X0 = np.zeros((4, 2))
 _SAMPLERS = {
