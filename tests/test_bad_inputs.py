@@ -38,6 +38,8 @@ from nprefgen.tour import gradchecks as TG
 from nprefgen.tour import report as REP
 import nprefgen.tour as tour
 
+from bad_input_table import A, E, INF, NAN, R, make_table
+
 nn = nprefgen.nn
 
 # the packages re-export functions named like their modules (im2col, softplus, gradcheck)
@@ -63,50 +65,7 @@ def finished_modules() -> list[str]:
     return names
 
 
-# -- inputs ---------------------------------------------------------------------------------------
-def R(seed: int = 0) -> np.random.Generator:
-    return np.random.default_rng(seed)
-
-
-def A(*shape) -> np.ndarray:
-    return R(1).standard_normal(shape)
-
-
-def NAN(*shape) -> np.ndarray:
-    a = A(*shape)
-    a.flat[-1] = np.nan
-    return a
-
-
-def INF(*shape) -> np.ndarray:
-    a = A(*shape)
-    a.flat[0] = np.inf
-    return a
-
-
-def E(*shape) -> np.ndarray:
-    return np.zeros(shape)
-
-
-CASES: list[tuple[str, str, str, object]] = []
-
-
-def case(path: str, kind: str, arg: str, thunk) -> None:
-    CASES.append((path, kind, arg, thunk))
-
-
-def arrays(path, arg, call, good, wrong=None, empty=None, inf=True):
-    """The shape / nan / inf / empty rows of one array argument: ``call(array)``.
-
-    ``wrong=None``: any shape is valid (elementwise functions); ``inf=False``: +-inf is part of
-    the documented contract (say why at the call)."""
-    good = tuple(good)
-    if wrong is not None:
-        case(path, "shape", arg, lambda: call(A(*wrong)))
-    case(path, "nan", arg, lambda: call(NAN(*good)))
-    if inf:
-        case(path, "inf", arg, lambda: call(INF(*good)))
-    case(path, "empty", arg, lambda: call(E(*(empty or (0,) + good[1:]))))
+CASES, case, arrays = make_table()
 
 
 def backward_rows(path, make, x):

@@ -25,47 +25,10 @@ from nprefgen.models import contrastive as CO
 from nprefgen.models import pca as PC
 from nprefgen.models import probe as PR
 
-
-def R(seed: int = 0) -> np.random.Generator:
-    return np.random.default_rng(seed)
+from bad_input_table import A, E, INF, NAN, R, make_table
 
 
-def A(*shape) -> np.ndarray:
-    return R(1).standard_normal(shape)
-
-
-def NAN(*shape) -> np.ndarray:
-    a = A(*shape)
-    a.flat[-1] = np.nan
-    return a
-
-
-def INF(*shape) -> np.ndarray:
-    a = A(*shape)
-    a.flat[0] = np.inf
-    return a
-
-
-def E(*shape) -> np.ndarray:
-    return np.zeros(shape)
-
-
-CASES: list[tuple[str, str, str, object]] = []
-
-
-def case(path: str, kind: str, arg: str, thunk) -> None:
-    CASES.append((path, kind, arg, thunk))
-
-
-def arrays(path, arg, call, good, wrong=None, empty=None, inf=True):
-    """The shape / nan / inf / empty rows of one array argument: ``call(array)``."""
-    good = tuple(good)
-    if wrong is not None:
-        case(path, "shape", arg, lambda: call(A(*wrong)))
-    case(path, "nan", arg, lambda: call(NAN(*good)))
-    if inf:
-        case(path, "inf", arg, lambda: call(INF(*good)))
-    case(path, "empty", arg, lambda: call(E(*(empty or (0,) + good[1:]))))
+CASES, case, arrays = make_table()
 
 
 NOT_RNG = 42    # an int seed is not a Generator: the package takes Generators only
