@@ -65,11 +65,19 @@ def run_sbi(theta, x, x_o, args, threads):
     prior = BoxUniform(low=-torch.ones(2), high=torch.ones(2))
     th = torch.as_tensor(theta, dtype=torch.float32)
     xx = torch.as_tensor(x, dtype=torch.float32)
-    t0 = time.perf_counter()
-    inference = SbiNPE(prior=prior, show_progress_bars=False)
-    estimator = inference.append_simulations(th, xx).train(max_num_epochs=args.max_epochs)
-    posterior = inference.build_posterior(estimator)
-    t_train = time.perf_counter() - t0
+    import tempfile
+
+    cwd = os.getcwd()
+    with tempfile.TemporaryDirectory() as tmp:     # sbi writes tensorboard logs to ./sbi-logs
+        os.chdir(tmp)
+        try:
+            t0 = time.perf_counter()
+            inference = SbiNPE(prior=prior, show_progress_bars=False)
+            estimator = inference.append_simulations(th, xx).train(max_num_epochs=args.max_epochs)
+            posterior = inference.build_posterior(estimator)
+            t_train = time.perf_counter() - t0
+        finally:
+            os.chdir(cwd)
     t0 = time.perf_counter()
     posterior.sample((args.draws,), x=torch.as_tensor(x_o, dtype=torch.float32),
                      show_progress_bars=False)
