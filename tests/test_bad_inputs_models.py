@@ -611,7 +611,7 @@ EXEMPT = {
     "reconstruction_loss", "minibatches", "Autoencoder.loss_and_grad", "SimCLR.forward_view",
     "SimCLR.backward_view",
     # no array or hyper-parameter input
-    "progress_bar", "one_blas_thread", "Autoencoder.parameters", "Autoencoder.zero_grad",
+    "progress_bar", "Autoencoder.parameters", "Autoencoder.zero_grad",
     "Autoencoder.num_parameters", "SimCLR.parameters", "SimCLR.zero_grad",
     "SimCLR.num_parameters", "ALPHAS",
 }

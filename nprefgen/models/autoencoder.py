@@ -21,7 +21,6 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from nprefgen._threads import blas_threads
 from nprefgen._validation import check_array, check_choice, check_int, check_rng, check_scalar
 from nprefgen.nn import (
     Adam, Conv2d, ConvTranspose2d, Flatten, Linear, MLP, Module, Reshape, Sequential,
@@ -41,12 +40,6 @@ def progress_bar(iterable: Iterable, progress: bool | None, desc: str, total: in
     from tqdm import tqdm
 
     return tqdm(iterable, desc=desc, total=total, leave=False)
-
-
-def one_blas_thread():
-    """Context manager: numpy's BLAS limited to one thread while small networks train
-    (see :mod:`nprefgen._threads` for the measurements behind it)."""
-    return blas_threads(1)
 
 
 def minibatches(n: int, batch_size: int | None, rng: np.random.Generator) -> list[np.ndarray]:

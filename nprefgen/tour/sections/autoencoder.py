@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from nprefgen._threads import blas_threads
 from nprefgen.data import load_digits
 from nprefgen.models.autoencoder import (
-    conv_autoencoder, dense_autoencoder, linear_autoencoder, one_blas_thread,
+    conv_autoencoder, dense_autoencoder, linear_autoencoder,
 )
 from nprefgen.models.pca import PCA, principal_angles
 from nprefgen.plots.representation import (
@@ -30,7 +31,7 @@ def _linear_ae_angles(Xc, Vk, steps, every, rng):
 
 
 def build(report) -> None:
-    with one_blas_thread():                 # small matrices: threads only cost (see docstring)
+    with blas_threads(1):                   # small matrices: threads only cost (nprefgen/_threads.py)
         _build(report)
 
 

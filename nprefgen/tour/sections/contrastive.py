@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from nprefgen._threads import blas_threads
 from nprefgen.data import load_digits
-from nprefgen.models.autoencoder import one_blas_thread
 from nprefgen.models.augment import Augment
 from nprefgen.models.contrastive import dense_simclr
 from nprefgen.models.pca import PCA
@@ -56,7 +56,7 @@ def compare_representations(rng: np.random.Generator, epochs: int = 150, probe_e
 
 
 def build(report) -> None:
-    with one_blas_thread():                 # small matrices: threads only cost (see docstring)
+    with blas_threads(1):                   # small matrices: threads only cost (nprefgen/_threads.py)
         _build(report)
 
 

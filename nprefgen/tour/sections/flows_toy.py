@@ -21,12 +21,6 @@ TITLE = "Normalizing flows: RealNVP, MAF and spline flows on 2-D toys"
 _TOYS = ("two_moons", "8gaussians")
 
 
-def _small_matrix_blas():
-    """One BLAS thread while fitting and drawing (the 2-D flows multiply (256, 64) matrices; the
-    density grids' (20000, 64) products also ran 2-3x faster so on a busy machine)."""
-    return blas_threads(1)
-
-
 def _battery_rows(rng):
     """Every bijector kind, random parameters, a conditional one where it applies."""
     d, n = 4, 6
@@ -96,7 +90,7 @@ def build(report) -> None:
                          "context (bar 1e-8)")
 
     rows, histories = [], {}
-    with _small_matrix_blas():          # fits, test log p and the density grids alike
+    with blas_threads(1):          # fits, test log p and the density grids alike
         for toy_name in _TOYS:
             toy = TOYS[toy_name]
             x, x_test = toy.sample(n_train, rng), toy.sample(n_test, rng)

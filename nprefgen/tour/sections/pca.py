@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from nprefgen._threads import blas_threads
 from nprefgen.data import load_digits
-from nprefgen.models.autoencoder import one_blas_thread
 from nprefgen.models.pca import PCA, pca_inverse_transform, pca_transform, reconstruction_error
 from nprefgen.plots.representation import (
     plot_components, plot_explained_variance, plot_latent_map, plot_reconstructions,
@@ -15,7 +15,7 @@ TITLE = "Representation: PCA"
 
 
 def build(report) -> None:
-    with one_blas_thread():                 # small matrices: threads only cost (see docstring)
+    with blas_threads(1):                   # small matrices: threads only cost (nprefgen/_threads.py)
         _build(report)
 
 
