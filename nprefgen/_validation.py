@@ -183,13 +183,23 @@ def check_str(x, name: str) -> str:
 
 
 def check_rng(rng, name: str = "rng") -> np.random.Generator:
-    """A ``numpy.random.Generator``: nprefgen never uses global random state."""
-    if not isinstance(rng, np.random.Generator):
-        raise ValueError(
-            f"{name}: expected a numpy.random.Generator (e.g. np.random.default_rng(0)), "
-            f"got {_describe(rng)}"
-        )
-    return rng
+    """Normalise ``rng`` as Scientific Python's SPEC 7 does: None (fresh OS entropy), an int seed
+    (or a ``SeedSequence``) or a ``numpy.random.Generator`` (used as is) -> a Generator.
+
+    nprefgen never uses global random state: the legacy ``RandomState`` and bools are refused.
+    """
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is None or isinstance(rng, np.random.SeedSequence):
+        return np.random.default_rng(rng)
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, (bool, np.bool_)):
+        if rng < 0:
+            raise ValueError(f"{name}: expected a non-negative int seed, got {rng}")
+        return np.random.default_rng(int(rng))
+    raise ValueError(
+        f"{name}: expected None, a non-negative int seed or a numpy.random.Generator "
+        f"(SPEC 7), got {_describe(rng)}"
+    )
 
 
 def check_same_length(a: np.ndarray, name_a: str, b: np.ndarray, name_b: str) -> None:

@@ -101,7 +101,7 @@ case(P + "check_scalar", "shape", "arg", lambda: V.check_scalar(A(2), "arg"))
 case(P + "check_scalar", "empty", "arg", lambda: V.check_scalar([], "arg"))
 case(P + "check_choice", "hyper", "arg", lambda: V.check_choice("z", "arg", ("a", "b")))
 case(P + "check_choice", "type", "arg", lambda: V.check_choice([1], "arg", {"a": 1}))
-case(P + "check_rng", "hyper", "rng", lambda: V.check_rng(0))
+case(P + "check_rng", "hyper", "rng", lambda: V.check_rng("0"))
 case(P + "check_rng", "hyper", "seed_rng",
      lambda: V.check_rng(np.random.RandomState(0), "seed_rng"))
 case(P + "check_pair", "hyper", "arg", lambda: V.check_pair((3, 0), "arg", low=1))
@@ -168,7 +168,7 @@ for cls, extra in ((linear.Linear, ()), (linear.MaskedLinear, (np.ones((2, 3)),)
     name = P + cls.__name__
     case(name, "hyper", "in_features", lambda cls=cls, e=extra: cls(0, 2, *e, rng=R()))
     case(name, "nan", "out_features", lambda cls=cls, e=extra: cls(3, np.nan, *e, rng=R()))
-    case(name, "hyper", "rng", lambda cls=cls, e=extra: cls(3, 2, *e, rng=0))
+    case(name, "hyper", "rng", lambda cls=cls, e=extra: cls(3, 2, *e, rng="0"))
     case(name, "hyper", "init", lambda cls=cls, e=extra: cls(3, 2, *e, rng=R(), init="nope"))
     case(name, "hyper", "dtype", lambda cls=cls, e=extra: cls(3, 2, *e, rng=R(), dtype=np.int64))
 arrays(P + "MaskedLinear", "mask", lambda m: linear.MaskedLinear(3, 2, m, rng=R()), (2, 3), (3, 2),
@@ -217,7 +217,7 @@ case(P + "MLP", "hyper", "out_activation",
      lambda: containers.MLP(3, [4], 2, rng=R(), out_activation="x"))
 case(P + "MLP", "hyper", "init", lambda: containers.MLP(3, [4], 2, rng=R(), init="x"))
 case(P + "MLP", "hyper", "dtype", lambda: containers.MLP(3, [4], 2, rng=R(), dtype=np.int32))
-case(P + "MLP", "hyper", "rng", lambda: containers.MLP(3, [4], 2, rng=None))
+case(P + "MLP", "hyper", "rng", lambda: containers.MLP(3, [4], 2, rng="x"))
 arrays(P + "Flatten.forward", "x", lambda x: nn.Flatten().forward(x), (2, 3, 2), (6,))
 backward_rows(P + "Flatten.backward", nn.Flatten, A(2, 3, 2))
 case(P + "Reshape", "hyper", "shape", lambda: containers.Reshape(3, 0))
@@ -235,7 +235,7 @@ for cls in (conv.Conv2d, conv.ConvTranspose2d):
     case(name, "shape", "kernel_size", lambda cls=cls: cls(2, 3, (3, 3, 3), rng=R()))
     case(name, "hyper", "stride", lambda cls=cls: cls(2, 3, 3, stride=0, rng=R()))
     case(name, "hyper", "padding", lambda cls=cls: cls(2, 3, 3, padding=-1, rng=R()))
-    case(name, "hyper", "rng", lambda cls=cls: cls(2, 3, 3, rng=1))
+    case(name, "hyper", "rng", lambda cls=cls: cls(2, 3, 3, rng="1"))
     case(name, "hyper", "dtype", lambda cls=cls: cls(2, 3, 3, rng=R(), dtype=np.int64))
     case(name, "hyper", "init", lambda cls=cls: cls(2, 3, 3, rng=R(), init="x"))
     arrays(name + ".forward", "x", lambda x, cls=cls: cls(2, 3, 3, padding=1, rng=R()).forward(x),
@@ -319,7 +319,7 @@ for fn, extra in ((init.torch_default, ()), (init.kaiming_normal, ())):
     case(P + fn.__name__, "nan", "fan_in", lambda fn=fn: fn((2, 3), np.nan, R()))
     case(P + fn.__name__, "shape", "shape", lambda fn=fn: fn((2, -3), 3, R()))
     case(P + fn.__name__, "type", "shape", lambda fn=fn: fn("abc", 3, R()))
-    case(P + fn.__name__, "hyper", "rng", lambda fn=fn: fn((2, 3), 3, None))
+    case(P + fn.__name__, "hyper", "rng", lambda fn=fn: fn((2, 3), 3, "x"))
     case(P + fn.__name__, "hyper", "dtype", lambda fn=fn: fn((2, 3), 3, R(), dtype=np.int64))
 case(P + "kaiming_normal", "nan", "gain", lambda: init.kaiming_normal((2, 3), 3, R(), gain=np.nan))
 case(P + "kaiming_normal", "hyper", "gain", lambda: init.kaiming_normal((2, 3), 3, R(), gain=-1.0))
@@ -528,7 +528,7 @@ for fn in (GC.vjp_error, GC.check_vjp):
     case(name, "shape", "vjp", lambda fn=fn: fn(np.sin, lambda v: v[0], _x0, rng=R()))
     case(name, "type", "fun", lambda fn=fn: fn(None, _vjp, _x0, rng=R()))
     case(name, "type", "vjp", lambda fn=fn: fn(np.sin, None, _x0, rng=R()))
-    case(name, "hyper", "rng", lambda fn=fn: fn(np.sin, _vjp, _x0, rng=0))
+    case(name, "hyper", "rng", lambda fn=fn: fn(np.sin, _vjp, _x0, rng="0"))
     case(name, "hyper", "step", lambda fn=fn: fn(np.sin, _vjp, _x0, rng=R(), step=-1e-3))
     case(name, "nan", "rtol", lambda fn=fn: fn(np.sin, _vjp, _x0, rng=R(), rtol=np.nan))
     case(name, "hyper", "rtol", lambda fn=fn: fn(np.sin, _vjp, _x0, rng=R(), rtol=-1.0))
@@ -548,7 +548,7 @@ for fn in (GC.layer_vjp_errors, GC.check_layer):
     case(name, "type", "layer", lambda fn=fn: fn("abc", _x0, rng=R()))
     case(name, "hyper", "layer", lambda fn=fn: fn(_lin(dtype=np.float32), _x0, rng=R()))
     case(name, "nan", "rtol", lambda fn=fn: fn(nn.Tanh(), _x0, rng=R(), rtol=np.nan))
-    case(name, "hyper", "rng", lambda fn=fn: fn(nn.Tanh(), _x0, rng=None))
+    case(name, "hyper", "rng", lambda fn=fn: fn(nn.Tanh(), _x0, rng="x"))
 
 P = "testing.strategies."
 for fn in (ST.batch_shapes, ST.image_shapes):
@@ -607,7 +607,7 @@ case(P + "field_variance", "hyper", "n_side", lambda: grf.field_variance(_PL, 1)
 case(P + "gaussian_random_field", "hyper", "n_side", lambda: grf.gaussian_random_field(1, _PL, R()))
 case(P + "gaussian_random_field", "hyper", "n_fields",
      lambda: grf.gaussian_random_field(8, _PL, R(), n_fields=0))
-case(P + "gaussian_random_field", "hyper", "rng", lambda: grf.gaussian_random_field(8, _PL, 0))
+case(P + "gaussian_random_field", "hyper", "rng", lambda: grf.gaussian_random_field(8, _PL, "0"))
 
 P = "data.mnist."
 _IDX = bytes([0, 0, 8, 1, 0, 0, 0, 3, 1, 2, 3])                   # a valid 1-D uint8 IDX file
@@ -670,7 +670,7 @@ for fn in (toys.sample_two_moons, toys.sample_rings, toys.sample_checkerboard,
            toys.sample_8gaussians, toys.sample_pinwheel):
     case(P + fn.__name__, "hyper", "n", lambda fn=fn: fn(0, R()))
     case(P + fn.__name__, "nan", "n", lambda fn=fn: fn(np.nan, R()))
-    case(P + fn.__name__, "hyper", "rng", lambda fn=fn: fn(5, 0))
+    case(P + fn.__name__, "hyper", "rng", lambda fn=fn: fn(5, "0"))
 case(P + "sample_two_moons", "nan", "noise", lambda: toys.sample_two_moons(5, R(), noise=np.nan))
 case(P + "sample_two_moons", "inf", "noise", lambda: toys.sample_two_moons(5, R(), noise=np.inf))
 case(P + "sample_8gaussians", "hyper", "sigma", lambda: toys.sample_8gaussians(5, R(), sigma=0.0))
@@ -702,7 +702,7 @@ case(P + "Toy", "nan", "bounds",
 case(P + "Toy", "type", "params",
      lambda: toys.Toy("t", toys.sample_two_moons, None, ((0, 1), (0, 1)), params=[1]))
 case(P + "Toy.sample", "hyper", "n", lambda: toys.TOYS["rings"].sample(0, R()))
-case(P + "Toy.sample", "hyper", "rng", lambda: toys.TOYS["rings"].sample(5, None))
+case(P + "Toy.sample", "hyper", "rng", lambda: toys.TOYS["rings"].sample(5, "x"))
 arrays(P + "Toy.log_prob", "x", toys.TOYS["8gaussians"].log_prob, (4, 2), (4, 3))
 
 # -- metrics.field_stats ---------------------------------------------------------------------------
@@ -805,7 +805,7 @@ case(P + "initial_responsibilities", "hyper", "n_components",
 case(P + "initial_responsibilities", "hyper", "kmeans_iter",
      lambda: G.initial_responsibilities(A(6, 2), 2, "kmeans", R(), kmeans_iter=-1))
 case(P + "initial_responsibilities", "hyper", "rng",
-     lambda: G.initial_responsibilities(A(6, 2), 2, "random", 0))
+     lambda: G.initial_responsibilities(A(6, 2), 2, "random", "0"))
 
 
 def _sm(**kw):
@@ -819,7 +819,7 @@ arrays(P + "sample_mixture", "weights", lambda w: _sm(weights=w), (3,), (4,))
 case(P + "sample_mixture", "hyper", "weights", lambda: _sm(weights=-_W3))
 arrays(P + "sample_mixture", "means", lambda m: _sm(means=m), (3, 2), (3,))
 arrays(P + "sample_mixture", "covariances", lambda c: _sm(covariances=c), (3, 2, 2), (3, 2))
-case(P + "sample_mixture", "hyper", "rng", lambda: _sm(rng=1))
+case(P + "sample_mixture", "hyper", "rng", lambda: _sm(rng="1"))
 case(P + "sample_mixture", "hyper", "covariance_type", lambda: _sm(covariance_type="x"))
 
 GM = G.GaussianMixture
@@ -832,7 +832,7 @@ case(P + "GaussianMixture", "nan", "tol", lambda: GM(tol=np.nan))
 _XG = np.concatenate([A(10, 2), A(10, 2) + 5.0])
 arrays(P + "GaussianMixture.fit", "X", lambda X: GM(2).fit(X, R()), (20, 2), (20,))
 case(P + "GaussianMixture.fit", "hyper", "n_components", lambda: GM(30).fit(_XG, R()))
-case(P + "GaussianMixture.fit", "hyper", "rng", lambda: GM(2).fit(_XG, 0))
+case(P + "GaussianMixture.fit", "hyper", "rng", lambda: GM(2).fit(_XG, "0"))
 case(P + "GaussianMixture.fit", "shape", "weights_init",
      lambda: GM(2, weights_init=_W3).fit(_XG, R()))
 case(P + "GaussianMixture.fit", "nan", "means_init",
@@ -843,7 +843,7 @@ _GM_FITTED = GM(2, max_iter=5).fit(_XG, R())
 for meth in ("score_samples", "score", "predict_proba", "predict", "bic", "aic"):
     arrays(P + "GaussianMixture." + meth, "X", getattr(_GM_FITTED, meth), (4, 2), (4, 3))
 case(P + "GaussianMixture.sample", "hyper", "n", lambda: _GM_FITTED.sample(0, R()))
-case(P + "GaussianMixture.sample", "hyper", "rng", lambda: _GM_FITTED.sample(3, None))
+case(P + "GaussianMixture.sample", "hyper", "rng", lambda: _GM_FITTED.sample(3, "x"))
 
 P = "models.kmeans."
 arrays(P + "squared_distances", "X", lambda X: KM.squared_distances(X, A(3, 2)), (6, 2), (6,))
@@ -853,7 +853,7 @@ arrays(P + "kmeans_plusplus", "X", lambda X: KM.kmeans_plusplus(X, 2, R()), (6, 
 case(P + "kmeans_plusplus", "hyper", "n_clusters", lambda: KM.kmeans_plusplus(A(6, 2), 7, R()))
 case(P + "kmeans_plusplus", "hyper", "n_local_trials",
      lambda: KM.kmeans_plusplus(A(6, 2), 2, R(), n_local_trials=0))
-case(P + "kmeans_plusplus", "hyper", "rng", lambda: KM.kmeans_plusplus(A(6, 2), 2, None))
+case(P + "kmeans_plusplus", "hyper", "rng", lambda: KM.kmeans_plusplus(A(6, 2), 2, "x"))
 arrays(P + "lloyd", "X", lambda X: KM.lloyd(X, A(2, 2)), (6, 2), (6,))
 arrays(P + "lloyd", "centers", lambda c: KM.lloyd(A(6, 2), c), (2, 2), (2, 3))
 case(P + "lloyd", "hyper", "max_iter", lambda: KM.lloyd(A(6, 2), A(2, 2), max_iter=-1))
@@ -893,11 +893,11 @@ case(P + "Report.write", "nan", "total_seconds", lambda: _rep().write(np.nan))
 case(P + "Report.write", "hyper", "total_seconds", lambda: _rep().write(-1.0))
 P = "tour.gradchecks."
 for fn in (TG.layer_cases, TG.loss_cases):
-    case(P + fn.__name__, "hyper", "rng", lambda fn=fn: fn(0))
+    case(P + fn.__name__, "hyper", "rng", lambda fn=fn: fn("0"))
 for fn in (TG.run_all_layer_checks, TG.planted_bug_checks):
     case(P + fn.__name__, "hyper", "seed", lambda fn=fn: fn(-1))
     case(P + fn.__name__, "nan", "seed", lambda fn=fn: fn(np.nan))
-    case(P + fn.__name__, "hyper", "rng", lambda fn=fn: fn(rng=3))
+    case(P + fn.__name__, "hyper", "rng", lambda fn=fn: fn(rng="3"))
     case(P + fn.__name__, "nan", "rtol", lambda fn=fn: fn(rtol=np.nan))
     case(P + fn.__name__, "hyper", "rtol", lambda fn=fn: fn(rtol=0.0))
 

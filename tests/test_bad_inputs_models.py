@@ -31,7 +31,7 @@ from bad_input_table import A, E, INF, NAN, R, make_table
 CASES, case, arrays = make_table()
 
 
-NOT_RNG = 42    # an int seed is not a Generator: the package takes Generators only
+NOT_RNG = "42"   # a string is not an rng (SPEC 7 takes None, an int seed or a Generator)
 
 
 def lp(x):

@@ -209,7 +209,7 @@ def test_gradchecks_bad_arguments():
     with pytest.raises(ValueError, match="seed"):
         run_all_layer_checks(seed=-1)
     with pytest.raises(ValueError, match="rng"):
-        run_all_layer_checks(rng=42)
+        run_all_layer_checks(rng="42")
 
 
 def test_gradchecks_section_quick(tmp_path):

@@ -37,7 +37,7 @@ class _MADEBijector(Bijector):
 
     def __init__(self, dim, hidden, *, rng, context_dim, order, activation, bound, zero_init):
         super().__init__(dim, context_dim)
-        check_rng(rng)
+        rng = check_rng(rng)
         self.bound = 0.0 if bound is None else check_scalar(bound, "bound", low=0.0, low_inclusive=False)
         self.made = self.add_child("made", MADE(dim, hidden, rng=rng, context_dim=context_dim,
                                                 order=order, activation=activation,

@@ -71,7 +71,7 @@ def realnvp(dim: int, n_layers: int, hidden, *, rng: np.random.Generator, contex
     dim = check_int(dim, "dim", low=2)
     n_layers = check_int(n_layers, "n_layers", low=1)
     widths = _hidden(hidden)
-    check_rng(rng)
+    rng = check_rng(rng)
     masks = coupling_masks(mask, dim, n_layers, image_shape)
     layers = _prefix(dim, standardize)
     for m in masks:
@@ -100,7 +100,7 @@ def maf(dim: int, n_layers: int, hidden, *, rng: np.random.Generator, context_di
     dim = check_int(dim, "dim", low=1)
     n_layers = check_int(n_layers, "n_layers", low=1)
     widths = _hidden(hidden)
-    check_rng(rng)
+    rng = check_rng(rng)
     check_choice(permutation, "permutation", ("reverse", "random"))
     cls = IAF if inverse_autoregressive else MAF
     layers = _prefix(dim, standardize)

@@ -124,7 +124,7 @@ class AffineCoupling(Bijector):
         if not np.all((mask == 0) | (mask == 1)):
             raise ValueError("mask: expected entries in {0, 1}, got other values")
         super().__init__(mask.size, context_dim)
-        check_rng(rng)
+        rng = check_rng(rng)
         check_choice(activation, "activation", ACTIVATIONS)
         self.bound = 0.0 if bound is None else check_scalar(bound, "bound", low=0.0, low_inclusive=False)
         d_a, d_b = int(mask.sum()), int(mask.size - mask.sum())

@@ -310,7 +310,7 @@ def fit_dequantized(flow, v_train, v_val, levels: int, *, rng: np.random.Generat
 
     from nprefgen.nn import Adam, clip_grad_norm
 
-    check_rng(rng)
+    rng = check_rng(rng)
     v_train = check_array(v_train, "v_train", ndim=2)
     y_val, _ = preprocess(v_val, levels, alpha, rng=np.random.default_rng(TEST_NOISE_SEED + 1))
     params = flow.parameters()
@@ -403,7 +403,7 @@ def run_unconditional(data: ImageData | None = None, *, rng: np.random.Generator
     """
     import time
 
-    check_rng(rng)
+    rng = check_rng(rng)
     data = load_image_data() if data is None else data
     for m in models:
         check_choice(m, "models", MODELS)
@@ -456,7 +456,7 @@ def run_conditional(data: ImageData | None = None, *, rng: np.random.Generator, 
     """
     import time
 
-    check_rng(rng)
+    rng = check_rng(rng)
     data = load_image_data() if data is None else data
     c_idx = central_indices(data.side, centre_size)
     rest = np.setdiff1d(np.arange(data.dim), c_idx)

@@ -194,7 +194,7 @@ class Flow(Chain):
         -> x: (n, D), log_prob: (n,).
         """
         n = check_int(n, "n", low=1)
-        check_rng(rng)
+        rng = check_rng(rng)
         context, _ = self._context_rows(context, n)
         z = rng.standard_normal((n, self.dim))
         x, log_det_inv = self.inverse(z, context)
@@ -254,7 +254,7 @@ class Flow(Chain):
         """
         from tqdm.auto import tqdm
 
-        check_rng(rng)
+        rng = check_rng(rng)
         x = self._check_x(x)
         n = x.shape[0]
         context, _ = self._context_rows(context, n)

@@ -105,7 +105,7 @@ def dequantize(pixels, rng: np.random.Generator, levels: int = 256, noise=None) 
 
     ``noise``: optional u of the same shape in [0, 1) (tests fix it); drawn from ``rng`` otherwise.
     """
-    check_rng(rng)
+    rng = check_rng(rng)
     levels = check_int(levels, "levels", low=2)
     k = check_array(pixels, "pixels", ndim=2, dtype=np.float64)
     if np.any(k != np.round(k)) or np.any(k < 0) or np.any(k > levels - 1):

@@ -89,7 +89,7 @@ class MADE(Module):
         super().__init__()
         self.dim = check_int(dim, "dim", low=1)
         self.context_dim = check_int(context_dim, "context_dim", low=0)
-        check_rng(rng)
+        rng = check_rng(rng)
         check_choice(activation, "activation", ACTIVATIONS)
         self.hidden = [check_int(h, "hidden", low=1) for h in hidden]
         self.degrees = made_degrees(self.dim, self.hidden, order)

@@ -208,7 +208,7 @@ class SplineCoupling(Bijector):
                  min_derivative: float = DEFAULT_MIN_DERIVATIVE, zero_init: bool = True,
                  dtype=np.float64) -> None:
         super().__init__(dim, context_dim)
-        check_rng(rng)
+        rng = check_rng(rng)
         self.n_bins = check_int(n_bins, "n_bins", low=1)
         self.bound = check_scalar(bound, "bound", low=0.0, low_inclusive=False)
         _check_minimums(self.n_bins, min_width, min_height, min_derivative)
@@ -329,7 +329,7 @@ def spline_flow(dim: int, n_layers: int, hidden, *, rng: np.random.Generator, co
         raise ValueError("dim: expected >= 2 for an unconditional spline flow (a coupling needs a "
                          "coordinate to condition on), got 1")
     widths = _hidden(hidden)
-    check_rng(rng)
+    rng = check_rng(rng)
     masks = coupling_masks(mask, dim, n_layers, image_shape)
     layers = _prefix(dim, standardize)
     for m in masks:

@@ -94,7 +94,7 @@ def c2st(x, y, rng: np.random.Generator, *, n_folds: int = 5, z_score: bool = Tr
     y = check_array(y, "y", ndim=2)
     if y.shape[1] != x.shape[1]:
         raise ValueError(f"y: expected {x.shape[1]} columns to match x, got shape {y.shape}")
-    check_rng(rng)
+    rng = check_rng(rng)
     n_folds = check_int(n_folds, "n_folds", low=2)
     max_epochs = check_int(max_epochs, "max_epochs", low=1)
     if min(x.shape[0], y.shape[0]) < n_folds:

@@ -92,7 +92,7 @@ def mmd2(x, y, bandwidth: float | None = None, rng: np.random.Generator | None =
     if x.shape[0] < 2 or y.shape[0] < 2:
         raise ValueError(f"x: expected at least 2 samples in each set, got {x.shape[0]} and {y.shape[0]}")
     if rng is not None:
-        check_rng(rng)
+        rng = check_rng(rng)
     h = median_bandwidth(x, y, rng) if bandwidth is None else check_scalar(
         bandwidth, "bandwidth", low=0.0, low_inclusive=False)
     ksum = kernel_sum if use_kernel else kernel_sum_numpy
@@ -109,7 +109,7 @@ def mmd_permutation_test(x, y, rng: np.random.Generator, n_permutations: int = 2
     """MMD^2_u and its permutation p-value (the pooled samples relabelled at random)."""
     x = check_array(x, "x", ndim=2, dtype=np.float64)
     y = check_array(y, "y", ndim=2, dtype=np.float64)
-    check_rng(rng)
+    rng = check_rng(rng)
     n_permutations = check_int(n_permutations, "n_permutations", low=1)
     h = median_bandwidth(x, y, rng) if bandwidth is None else bandwidth
     observed = mmd2(x, y, bandwidth=h)

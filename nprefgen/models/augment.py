@@ -145,7 +145,7 @@ def sample_crop_boxes(n: int, h: int, w: int, rng: np.random.Generator,
     """Random resized crop boxes as in Inception / SimCLR: area fraction ~ U(scale), aspect
     ratio log-uniform in ``ratio``, position uniform inside the image. -> (n, 4) boxes
     (top, left, height, width), continuous."""
-    check_rng(rng)
+    rng = check_rng(rng)
     n = check_int(n, "n", low=0)
     s = rng.uniform(scale[0], scale[1], size=n)
     r = np.exp(rng.uniform(np.log(ratio[0]), np.log(ratio[1]), size=n))
@@ -171,7 +171,7 @@ def random_rotation(images, rng: np.random.Generator, max_degrees: float = 15.0,
                     fill: float = 0.0) -> np.ndarray:
     """Rotate each image by an angle ~ U(-max_degrees, max_degrees)."""
     x, _ = _as_nchw(images)
-    check_rng(rng)
+    rng = check_rng(rng)
     max_degrees = check_scalar(max_degrees, "max_degrees", low=0.0, high=180.0)
     return rotate(images, rng.uniform(-max_degrees, max_degrees, size=x.shape[0]), fill)
 
@@ -179,7 +179,7 @@ def random_rotation(images, rng: np.random.Generator, max_degrees: float = 15.0,
 def random_zoom(images, rng: np.random.Generator, factors=(0.9, 1.1), fill: float = 0.0) -> np.ndarray:
     """Zoom each image by a factor ~ U(factors)."""
     x, _ = _as_nchw(images)
-    check_rng(rng)
+    rng = check_rng(rng)
     lo, hi = _check_range(factors, "factors", 1e-6)
     return zoom(images, rng.uniform(lo, hi, size=x.shape[0]), fill)
 
@@ -203,7 +203,7 @@ def random_brightness_contrast(images, rng: np.random.Generator, brightness: flo
                                contrast: float = 0.2) -> np.ndarray:
     """(REP.11) with brightness ~ U(-brightness, brightness), contrast ~ U(1 - c, 1 + c)."""
     x = check_array(images, "images", ndim=(2, 3, 4))
-    check_rng(rng)
+    rng = check_rng(rng)
     brightness = check_scalar(brightness, "brightness", low=0.0)
     contrast = check_scalar(contrast, "contrast", low=0.0, high=1.0)
     n = x.shape[0]
@@ -215,7 +215,7 @@ def random_brightness_contrast(images, rng: np.random.Generator, brightness: flo
 def gaussian_noise(images, rng: np.random.Generator, sigma: float = 0.05) -> np.ndarray:
     """x + sigma * standard normal noise, independent per pixel."""
     x = check_array(images, "images", ndim=(2, 3, 4))
-    check_rng(rng)
+    rng = check_rng(rng)
     sigma = check_scalar(sigma, "sigma", low=0.0)
     return x + sigma * rng.standard_normal(x.shape)
 
@@ -224,7 +224,7 @@ def random_flip(images, rng: np.random.Generator, p: float = 0.5, axis: str = "h
     """Mirror each image with probability p (left-right for "horizontal", up-down for
     "vertical"). For natural images, not for digits or text."""
     x, had_c = _as_nchw(images)
-    check_rng(rng)
+    rng = check_rng(rng)
     p = check_scalar(p, "p", low=0.0, high=1.0)
     if axis not in ("horizontal", "vertical"):
         raise ValueError(f"axis: expected 'horizontal' or 'vertical', got {axis!r}")
@@ -277,7 +277,7 @@ class Augment:
 
     def __call__(self, X, rng: np.random.Generator) -> np.ndarray:
         """X: (n, c h w) flat rows or (n, [c,] h, w) images -> a random view, same shape."""
-        check_rng(rng)
+        rng = check_rng(rng)
         X = check_array(X, "X", ndim=(2, 3, 4))
         c, h, w = self.image_shape
         n = X.shape[0]

@@ -145,7 +145,7 @@ class Autoencoder:
                              f"[{X.min():.3g}, {X.max():.3g}]")
         if X_val is not None:
             X_val = self._check_X(X_val, "X_val")
-        check_rng(rng)
+        rng = check_rng(rng)
         epochs = check_int(epochs, "epochs", low=1)
         if batch_size is not None:
             batch_size = check_int(batch_size, "batch_size", low=1)
@@ -181,7 +181,7 @@ def dense_autoencoder(in_features: int, latent_dim: int, hidden: Sequence[int] =
 
     The latent layer and the decoder output are linear (logits for ``loss="bce"``).
     """
-    check_rng(rng)
+    rng = check_rng(rng)
     in_features = check_int(in_features, "in_features", low=1)
     latent_dim = check_int(latent_dim, "latent_dim", low=1)
     hidden = [check_int(h, "hidden", low=1) for h in hidden]
@@ -198,7 +198,7 @@ def linear_autoencoder(in_features: int, latent_dim: int, *, rng: np.random.Gene
     (weight W_d: (D, k)). At a global minimum the columns of W_d span the top-k principal
     subspace (REP.8).
     """
-    check_rng(rng)
+    rng = check_rng(rng)
     in_features = check_int(in_features, "in_features", low=1)
     latent_dim = check_int(latent_dim, "latent_dim", low=1)
     enc = Linear(in_features, latent_dim, rng=rng, bias=bias)
@@ -218,7 +218,7 @@ def conv_autoencoder(image_shape: Sequence[int], latent_dim: int, channels: Sequ
     (or doubles) the spatial size, so 8x8 -> 4x4 -> 2x2 and 28x28 -> 14x14 -> 7x7.
     Inputs and outputs are flat (n, c h w) rows.
     """
-    check_rng(rng)
+    rng = check_rng(rng)
     if len(image_shape) != 3:
         raise ValueError(f"image_shape: expected (channels, height, width), got {tuple(image_shape)}")
     c, h, w = (check_int(s, "image_shape", low=1) for s in image_shape)

@@ -134,7 +134,7 @@ class SimCLR:
         X = self._check_X(X)
         if not callable(augment):
             raise ValueError(f"augment: expected a callable (x, rng) -> x', got {type(augment).__name__}")
-        check_rng(rng)
+        rng = check_rng(rng)
         epochs = check_int(epochs, "epochs", low=1)
         batch_size = check_int(batch_size, "batch_size", low=2)
         if not hasattr(self, "_opt") or self._opt.lr != lr or self._opt.weight_decay != weight_decay:
@@ -169,7 +169,7 @@ def dense_simclr(in_features: int, feature_dim: int = 32, hidden: Sequence[int] 
                  tau: float = 0.5, activation: str = "relu") -> SimCLR:
     """MLP encoder ``D -> hidden -> feature_dim`` and MLP head ``feature_dim -> proj_hidden ->
     proj_dim`` (SimCLR's non-linear projection head)."""
-    check_rng(rng)
+    rng = check_rng(rng)
     enc = MLP(in_features, list(hidden), feature_dim, rng=rng, activation=activation)
     head = MLP(feature_dim, [proj_hidden], proj_dim, rng=rng, activation="relu")
     return SimCLR(enc, head, in_features=in_features, tau=tau)
@@ -180,7 +180,7 @@ def conv_simclr(image_shape: Sequence[int], feature_dim: int = 32, channels: Seq
                 tau: float = 0.5, activation: str = "relu") -> SimCLR:
     """Convolutional encoder for ``(c, h, w)`` images (h, w divisible by 4), flat (n, c h w)
     inputs: two 3x3 stride-2 Conv2d + activation, Flatten, Linear(feature_dim); MLP head."""
-    check_rng(rng)
+    rng = check_rng(rng)
     if len(image_shape) != 3:
         raise ValueError(f"image_shape: expected (channels, height, width), got {tuple(image_shape)}")
     c, h, w = (check_int(s, "image_shape", low=1) for s in image_shape)

@@ -63,7 +63,7 @@ class LinearProbe:
         """F: (n, m) features, y: (n,) integer labels in [0, n_classes) -> self."""
         F = _check_features(F, "F")
         y = _check_labels(y, F.shape[0])
-        check_rng(rng)
+        rng = check_rng(rng)
         epochs = check_int(epochs, "epochs", low=1)
         lr = check_scalar(lr, "lr", low=0.0, low_inclusive=False)
         self.n_classes_ = int(y.max()) + 1

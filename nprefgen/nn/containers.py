@@ -93,7 +93,7 @@ def MLP(in_features: int, hidden: SequenceT[int], out_features: int, *, rng: np.
     check_choice(activation, "activation", ACTIVATIONS)
     if out_activation is not None:
         check_choice(out_activation, "out_activation", ACTIVATIONS)
-    check_rng(rng)
+    rng = check_rng(rng)
     if not isinstance(hidden, (list, tuple, range, np.ndarray)):
         raise ValueError(f"hidden: expected a sequence of hidden widths, got {hidden!r}")
     widths = [in_features] + [check_int(h, "hidden", low=1) for h in hidden] + [out_features]

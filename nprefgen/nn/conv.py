@@ -172,7 +172,7 @@ class _ConvBase(Module):
         self.kernel_size = check_pair(kernel_size, "kernel_size", low=1)
         self.stride = check_pair(stride, "stride", low=1)
         self.padding = check_pair(padding, "padding", low=0)
-        check_rng(rng)
+        rng = check_rng(rng)
         kh, kw = self.kernel_size
         c0, c1 = ((self.in_channels, self.out_channels) if transposed
                   else (self.out_channels, self.in_channels))

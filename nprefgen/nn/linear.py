@@ -66,7 +66,7 @@ class Linear(Module):
         super().__init__()
         self.in_features = check_int(in_features, "in_features", low=1)
         self.out_features = check_int(out_features, "out_features", low=1)
-        check_rng(rng)
+        rng = check_rng(rng)
         weight, b = init_weight_and_bias(init, (self.out_features, self.in_features),
                                          self.out_features, self.in_features, self.out_features,
                                          rng, bias, dtype)

@@ -83,7 +83,7 @@ def plot_toy_flows(data, flows: dict, bounds, *, rng: np.random.Generator, n_sam
     """
     import matplotlib.pyplot as plt
 
-    check_rng(rng)
+    rng = check_rng(rng)
     data = check_array(data, "data", shape=(None, 2))
     if not flows:
         raise ValueError("flows: expected at least one named flow, got none")

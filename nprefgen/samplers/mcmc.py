@@ -116,7 +116,7 @@ def check_run_args(x0, n_steps, n_warmup, thin, rng):
     n_steps = check_int(n_steps, "n_steps", low=1)
     n_warmup = check_int(n_warmup, "n_warmup", low=0)
     thin = check_int(thin, "thin", low=1)
-    check_rng(rng)
+    rng = check_rng(rng)
     return x0, n_steps, n_warmup, thin
 
 

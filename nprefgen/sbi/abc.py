@@ -154,7 +154,7 @@ class ABCPosterior:
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         n = check_int(n, "n", low=1)
-        check_rng(rng)
+        rng = check_rng(rng)
         out, have = [], 0
         for _ in range(1000):
             m = 2 * (n - have) + 10

@@ -53,7 +53,7 @@ class CosmologyGRFSimulator:
         from nprefgen.data.grf import gaussian_random_field
 
         theta = check_theta(theta, 2)
-        check_rng(rng)
+        rng = check_rng(rng)
         out = np.empty((theta.shape[0], self.n_side, self.n_side))
         for i, (a, n) in enumerate(theta):
             out[i] = gaussian_random_field(self.n_side, _power_law(a, n), rng, box_size=BOX_SIZE)[0]

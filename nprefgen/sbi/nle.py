@@ -75,7 +75,7 @@ class NLE:
               progress: bool = False) -> MCMCPosterior:
         """Fit q(x | theta) by maximum likelihood; returns the MCMC posterior (SBI.11)."""
         theta, x = check_training_pairs(theta, x, self.prior)
-        check_rng(rng)
+        rng = check_rng(rng)
         check_scalar(lr, "lr", low=0.0, low_inclusive=False)
         check_int(max_epochs, "max_epochs", low=1)
         self.flow = build_flow(self.flow_kind, x.shape[1], theta.shape[1], self.n_transforms,

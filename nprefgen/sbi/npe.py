@@ -109,7 +109,7 @@ class NPE:
         theta : (n, p) inside the prior; x : (n, dx) finite (see ``simulate``'s NaN dropping).
         """
         theta, x = check_training_pairs(theta, x, self.prior)
-        check_rng(rng)
+        rng = check_rng(rng)
         check_scalar(lr, "lr", low=0.0, low_inclusive=False)
         check_int(max_epochs, "max_epochs", low=1)
         self.flow = build_flow(self.flow_kind, theta.shape[1], x.shape[1], self.n_transforms,

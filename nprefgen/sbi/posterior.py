@@ -76,7 +76,7 @@ class DirectPosterior:
         if xs.shape[1] != self.dim_x:
             raise ValueError(f"xs: expected shape (N, {self.dim_x}), got {xs.shape}")
         n = check_int(n, "n", low=1)
-        check_rng(rng)
+        rng = check_rng(rng)
         n_obs = xs.shape[0]
         out = np.empty((n_obs, n, self.dim_theta))
         have = np.zeros(n_obs, dtype=int)
@@ -250,7 +250,7 @@ class MCMCPosterior:
             raise ValueError(f"xs: expected shape (N, {self.dim_x}) or (N, n_iid, {self.dim_x}), "
                              f"got {xs.shape}")
         n = check_int(n, "n", low=1)
-        check_rng(rng)
+        rng = check_rng(rng)
         n_obs, k = xs.shape[0], self.n_chains
         per_chain = int(np.ceil(n / k))
         x0 = self._initial(xs, rng)

@@ -66,7 +66,7 @@ class BoxUniform(Prior):
 
     def sample(self, n, rng):
         n = check_int(n, "n", low=0)
-        check_rng(rng)
+        rng = check_rng(rng)
         return self.low + (self.high - self.low) * rng.uniform(size=(n, self.dim))
 
     def in_support(self, theta):
@@ -106,7 +106,7 @@ class Gaussian(Prior):
 
     def sample(self, n, rng):
         n = check_int(n, "n", low=0)
-        check_rng(rng)
+        rng = check_rng(rng)
         return self.mean + rng.standard_normal((n, self.dim)) @ self.chol.T
 
     def log_prob(self, theta):

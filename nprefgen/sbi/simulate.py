@@ -77,7 +77,7 @@ def simulate(simulator, theta, rng: np.random.Generator, executor=None,
     if not callable(simulator):
         raise ValueError(f"simulator: expected a callable (theta, rng) -> x, got {type(simulator).__name__}")
     theta = check_array(theta, "theta", ndim=2, dtype=np.float64)
-    check_rng(rng)
+    rng = check_rng(rng)
     batch_size = check_int(batch_size, "batch_size", low=1)
     if executor is not None and not hasattr(executor, "submit"):
         raise ValueError(f"executor: expected None or an object with submit(fn, *args), "

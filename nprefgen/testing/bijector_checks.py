@@ -124,7 +124,7 @@ def backward_errors(b, x, context=None, *, rng: np.random.Generator, step: float
     One result for the input, one for the context (when given) and one per parameter. The
     bijector's parameters are perturbed in place and restored; its gradients are left zero.
     """
-    check_rng(rng)
+    rng = check_rng(rng)
     x, context = _inputs(b, x, context)
     z0, ld0 = b.forward(x, context)
     cot = (rng.standard_normal(np.shape(z0)), rng.standard_normal(np.shape(ld0)))  # (v, w)
@@ -234,7 +234,7 @@ def randomize_parameters(module, rng: np.random.Generator, scale: float = 0.5) -
     Flows start near the identity (zero-initialised last layers), where many gradients are
     exactly zero; tests randomise the parameters first so that every check has something to see.
     """
-    check_rng(rng)
+    rng = check_rng(rng)
     check_scalar(scale, "scale", low=0.0)
     for _, p, _ in module.named_parameters():
         p[...] = scale * rng.standard_normal(p.shape)

@@ -111,7 +111,7 @@ def vjp_error(fun: Callable, vjp: Callable, x, *, rng: np.random.Generator, step
     """
     check_callable(fun, "fun")
     check_callable(vjp, "vjp")
-    check_rng(rng)
+    rng = check_rng(rng)
     x = check_array(x, "x", dtype=np.float64)
     check_scalar(step, "step", low=0.0, low_inclusive=False)
     check_scalar(rtol, "rtol", low=0.0, low_inclusive=False)
@@ -173,7 +173,7 @@ def layer_vjp_errors(layer, x, *, rng: np.random.Generator, step: float = DEFAUL
     if lacking:
         raise ValueError(f"layer: expected an object with the nprefgen.nn.Module contract, got "
                          f"{type(layer).__name__} without {lacking}")
-    check_rng(rng)
+    rng = check_rng(rng)
     x = check_array(x, "x", dtype=np.float64)
     check_scalar(rtol, "rtol", low=0.0, low_inclusive=False)
     named = list(layer.named_parameters())

@@ -31,7 +31,7 @@ def layer_cases(rng: np.random.Generator) -> list[tuple[str, nn.Module, np.ndarr
     Small float64 problems (a few dozen numbers each) with inputs drawn from ``rng``.
     Conv2d and ConvTranspose2d are included when :mod:`nprefgen.nn` provides them.
     """
-    check_rng(rng)
+    rng = check_rng(rng)
     n = 4
     x3 = _away_from_zero(rng.standard_normal((n, 3)))
     cases: list[tuple[str, nn.Module, np.ndarray]] = [
@@ -82,7 +82,7 @@ def loss_cases(rng: np.random.Generator):
     ``f(x)`` is the loss as a function of one argument, the others fixed; ``gradient`` the
     analytic gradient returned by the loss at ``x``.
     """
-    check_rng(rng)
+    rng = check_rng(rng)
     n, k = 5, 3
     pred, target = rng.standard_normal((n, k)), rng.standard_normal((n, k))
     prob = rng.uniform(0.0, 1.0, (n, k))
@@ -126,7 +126,7 @@ def run_all_layer_checks(seed: int = 0, *, rng: np.random.Generator | None = Non
     check_scalar(rtol, "rtol", low=0.0, low_inclusive=False)
     if rng is None:
         rng = np.random.default_rng(check_int(seed, "seed", low=0))
-    check_rng(rng)
+    rng = check_rng(rng)
     rows: list[tuple[str, str, float, bool]] = []
     for desc, layer, x in layer_cases(rng):
         for r in layer_vjp_errors(layer, x, rng=rng, rtol=rtol):
@@ -155,7 +155,7 @@ def planted_bug_checks(seed: int = 0, *, rng: np.random.Generator | None = None,
     check_scalar(rtol, "rtol", low=0.0, low_inclusive=False)
     if rng is None:
         rng = np.random.default_rng(check_int(seed, "seed", low=0))
-    check_rng(rng)
+    rng = check_rng(rng)
     layer = BrokenLinear(3, 4, rng=rng)
     x = rng.standard_normal((4, 3))
     desc = "planted bug: Linear(3, 4) with weight gradient x2"

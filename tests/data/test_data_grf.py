@@ -132,7 +132,7 @@ def test_determinism_and_independence():
     ({"power_spectrum": lambda k: -k}, "power_spectrum"),
     ({"power_spectrum": lambda k: k * np.nan}, "power_spectrum"),
     ({"power_spectrum": lambda k: 1.0}, "power_spectrum"),
-    ({"rng": 0}, "rng"),
+    ({"rng": "0"}, "rng"),
     ({"box_size": 0.0}, "box_size"),
     ({"n_fields": 0}, "n_fields"),
 ])

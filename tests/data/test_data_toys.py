@@ -199,7 +199,7 @@ def test_sample_shapes(n, name, seed):
 @pytest.mark.parametrize("call,arg", [
     (lambda: toys.sample_rings(0, np.random.default_rng(0)), "n"),
     (lambda: toys.sample_8gaussians(2.5, np.random.default_rng(0)), "n"),
-    (lambda: toys.sample_two_moons(10, 0), "rng"),
+    (lambda: toys.sample_two_moons(10, "0"), "rng"),
     (lambda: toys.log_prob_rings(np.zeros((3, 3))), "x"),
     (lambda: toys.log_prob_8gaussians(np.full((2, 2), np.nan)), "x"),
     (lambda: toys.sample_rings(5, np.random.default_rng(0), sigma=-1.0), "sigma"),

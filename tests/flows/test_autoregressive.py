@@ -140,7 +140,7 @@ def test_autoregressive_bad_inputs(rng):
     with pytest.raises(ValueError, match="bound"):
         IAF(2, [3], rng=rng, bound=0.0)
     with pytest.raises(ValueError, match="rng"):
-        MAF(2, [3], rng=0)
+        MAF(2, [3], rng="0")
     b = MAF(2, [3], rng=rng, context_dim=1)
     with pytest.raises(ValueError, match="context"):
         b.forward(np.ones((2, 2)))

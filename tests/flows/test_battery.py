@@ -137,6 +137,6 @@ def test_battery_bad_inputs(rng):
     with pytest.raises(ValueError, match="context"):
         check_bijector(b, np.ones((3, 2)), np.ones((2, 1)), rng=rng)
     with pytest.raises(ValueError, match="rng"):
-        check_bijector(b, np.ones((3, 2)), rng=1)
+        check_bijector(b, np.ones((3, 2)), rng="1")
     with pytest.raises(ValueError, match="x"):
         check_bijector(b, np.ones(3), rng=rng)

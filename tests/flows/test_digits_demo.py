@@ -89,7 +89,7 @@ def test_bad_inputs_raise(rng):
     with pytest.raises(ValueError, match="v"):
         demos.preprocess(np.array([[1.5]]), 17, rng=rng)
     with pytest.raises(ValueError, match="rng"):
-        demos.preprocess(np.array([[1.0]]), 17, rng=None)
+        demos.preprocess(np.array([[1.0]]), 17, rng="x")
     with pytest.raises(ValueError, match="alpha"):
         demos.preprocess(np.array([[1.0]]), 17, 0.5, rng=rng)
     with pytest.raises(ValueError, match="levels"):

@@ -125,7 +125,7 @@ def test_elementwise_bad_inputs(rng):
     with pytest.raises(ValueError, match="perm"):
         Permutation([0.0, 1.0])
     with pytest.raises(ValueError, match="rng"):
-        Permutation.random(3, 0)
+        Permutation.random(3, "0")
     with pytest.raises(ValueError, match="std"):
         Standardize(np.zeros(2), np.array([1.0, 0.0]))
     with pytest.raises(ValueError, match="std"):

@@ -251,7 +251,7 @@ def test_flow_bad_inputs(rng):
     with pytest.raises(ValueError, match="n"):
         flow.sample(0, rng, np.ones(1))
     with pytest.raises(ValueError, match="rng"):
-        flow.sample(3, 0, np.ones(1))
+        flow.sample(3, "0", np.ones(1))
     with pytest.raises(ValueError, match="context"):
         realnvp(2, 1, 3, rng=rng).log_prob(x, np.ones(1))
     with pytest.raises(ValueError, match="epochs"):

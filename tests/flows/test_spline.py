@@ -416,7 +416,7 @@ def test_bad_inputs_raise(rng):
     with pytest.raises(ValueError, match="min_width"):
         SplineCoupling(3, [0, 1, 1], 8, 4, 1.0, rng=rng, min_width=0.3)
     with pytest.raises(ValueError, match="rng"):
-        SplineCoupling(3, [0, 1, 1], 8, 4, 1.0, rng=0)
+        SplineCoupling(3, [0, 1, 1], 8, 4, 1.0, rng="0")
     with pytest.raises(ValueError, match="theta"):
         spline_parameters(np.zeros((2, 4)), 1.0)
     with pytest.raises(ValueError, match="theta"):

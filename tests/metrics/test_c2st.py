@@ -76,6 +76,6 @@ def test_bad_inputs_raise(rng):
     with pytest.raises(ValueError, match="x"):
         c2st(x[:3], x[:3], rng)
     with pytest.raises(ValueError, match="rng"):
-        c2st(x, x, 0)
+        c2st(x, x, "0")
     with pytest.raises(ValueError, match="x"):
         c2st(np.full((10, 2), np.nan), x, rng)

@@ -185,7 +185,7 @@ def test_augment_bad_inputs(rng):
     with pytest.raises(ValueError, match="sigma"):
         gaussian_noise(x, rng, -0.1)
     with pytest.raises(ValueError, match="rng"):
-        gaussian_noise(x, 3)
+        gaussian_noise(x, "3")
     with pytest.raises(ValueError, match="axis"):
         random_flip(x, rng, axis="diagonal")
     with pytest.raises(ValueError, match="image_shape"):

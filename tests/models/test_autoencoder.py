@@ -127,7 +127,7 @@ def test_autoencoder_bad_inputs(rng):
     with pytest.raises(ValueError, match="X: loss='bce' expects data in"):
         ae.fit(np.full((4, 64), 2.0), rng=rng, progress=False)
     with pytest.raises(ValueError, match="rng"):
-        ae.fit(np.zeros((4, 64)), rng=0, progress=False)
+        ae.fit(np.zeros((4, 64)), rng="0", progress=False)
     with pytest.raises(ValueError, match="epochs"):
         ae.fit(np.zeros((4, 64)), rng=rng, epochs=0, progress=False)
     with pytest.raises(ValueError, match="lr"):

@@ -444,7 +444,7 @@ def test_bad_inputs_name_the_argument(rng):
     with pytest.raises(ValueError, match="precisions_init"):
         GaussianMixture(2, precisions_init=np.stack([np.eye(2), -np.eye(2)])).fit(X, rng)
     with pytest.raises(ValueError, match="rng"):
-        GaussianMixture(2).fit(X, 0)
+        GaussianMixture(2).fit(X, "0")
     model = GaussianMixture(2)
     for call in (lambda: model.sample(3, rng), lambda: model.predict(X),
                  lambda: model.score_samples(X), lambda: model.bic(X)):

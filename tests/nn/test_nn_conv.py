@@ -219,7 +219,7 @@ def test_bad_inputs_raise(rng):
     with pytest.raises(ValueError, match="in_channels"):
         Conv2d(0, 4, 3, rng=rng)
     with pytest.raises(ValueError, match="rng"):
-        Conv2d(3, 4, 3, rng=0)
+        Conv2d(3, 4, 3, rng="0")
     with pytest.raises(ValueError, match="output_padding"):
         ConvTranspose2d(3, 4, 3, stride=2, output_padding=2, rng=rng)
     ct = ConvTranspose2d(3, 4, 3, stride=2, padding=1, output_padding=1, rng=rng)

@@ -190,7 +190,7 @@ def test_bad_inputs_raise_naming_the_argument(rng):
     with pytest.raises(ValueError, match="grad_log_prob"):
         hmc(gauss_lp, lambda x: np.zeros((1, 2)), x0, 5, rng)
     with pytest.raises(ValueError, match="rng"):
-        hmc(gauss_lp, gauss_grad, x0, 5, 0)
+        hmc(gauss_lp, gauss_grad, x0, 5, "0")
     with pytest.raises(ValueError, match="x0"):
         hmc(gauss_lp, gauss_grad, np.zeros(2), 5, rng)
     with pytest.raises(ValueError, match="width"):

@@ -107,7 +107,7 @@ def test_bad_inputs_raise(rng):
     with pytest.raises(ValueError, match="n_directions"):
         check_vjp(np.sin, lambda v: v, x, rng=rng, n_directions=0)
     with pytest.raises(ValueError, match="rng"):
-        check_vjp(np.sin, lambda v: v, x, rng=1)
+        check_vjp(np.sin, lambda v: v, x, rng="1")
     with pytest.raises(ValueError, match="x: expected finite"):
         check_vjp(np.sin, lambda v: v, np.array([np.nan]), rng=rng)
     with pytest.raises(ValueError, match="float64"):

@@ -37,7 +37,7 @@ def sbc_uniformity(ranks, n_draws: int, rng: np.random.Generator, n_bins: int = 
     r = check_array(ranks, "ranks", ndim=(1, 2))
     r = r[:, None] if r.ndim == 1 else r
     L = check_int(n_draws, "n_draws", low=1)
-    check_rng(rng)
+    rng = check_rng(rng)
     if np.any(r < 0) or np.any(r > L):
         raise ValueError(f"ranks: expected values in [0, {L}], got [{r.min()}, {r.max()}]")
     n_bins = check_int(n_bins, "n_bins", low=2, high=L + 1)
@@ -62,7 +62,7 @@ def run_sbc(sample_posterior, prior, simulator, n_sims: int, n_draws: int, rng: 
     """
     n_sims = check_int(n_sims, "n_sims", low=1)
     n_draws = check_int(n_draws, "n_draws", low=1)
-    check_rng(rng)
+    rng = check_rng(rng)
     theta = prior.sample(n_sims, rng)
     x = np.asarray(simulator(theta, rng), dtype=np.float64)
     samples = np.asarray(sample_posterior(x, n_draws, rng), dtype=np.float64)

@@ -33,7 +33,7 @@ def tarp_fractions(samples, theta_true, rng: np.random.Generator, references=Non
     """(SBI.16) f_i: (N, L, p), (N, p) -> (N,). ``references`` (N, p) in the scaled space, or
     None for uniform points on the unit box drawn from ``rng``."""
     s, t = check_draws(samples, theta_true)
-    check_rng(rng)
+    rng = check_rng(rng)
     if normalize:
         lo, hi = t.min(axis=0), t.max(axis=0)
         span = np.where(hi > lo, hi - lo, 1.0)
