@@ -594,7 +594,7 @@ case(P + "power_law", "hyper", "amplitude", lambda: grf.power_law(amplitude=-1.0
 case(P + "power_law", "nan", "slope", lambda: grf.power_law(slope=np.nan))
 case(P + "power_law", "inf", "amplitude", lambda: grf.power_law(amplitude=np.inf))
 for fn, call in ((grf.field_variance, lambda fn, ps, **kw: fn(ps, 8, **kw)),
-                 (grf.gaussian_random_field, lambda fn, ps, **kw: fn(8, ps, R(), **kw))):
+                 (grf.gaussian_random_field, lambda fn, ps, **kw: fn(8, ps, rng=R(), **kw))):
     name = P + fn.__name__
     case(name, "type", "power_spectrum", lambda fn=fn, c=call: c(fn, 3))
     case(name, "nan", "power_spectrum", lambda fn=fn, c=call: c(fn, lambda k: np.nan * k))
@@ -604,10 +604,10 @@ for fn, call in ((grf.field_variance, lambda fn, ps, **kw: fn(ps, 8, **kw)),
     case(name, "hyper", "box_size", lambda fn=fn, c=call: c(fn, _PL, box_size=0.0))
     case(name, "nan", "box_size", lambda fn=fn, c=call: c(fn, _PL, box_size=np.nan))
 case(P + "field_variance", "hyper", "n_side", lambda: grf.field_variance(_PL, 1))
-case(P + "gaussian_random_field", "hyper", "n_side", lambda: grf.gaussian_random_field(1, _PL, R()))
+case(P + "gaussian_random_field", "hyper", "n_side", lambda: grf.gaussian_random_field(1, _PL, rng=R()))
 case(P + "gaussian_random_field", "hyper", "n_fields",
-     lambda: grf.gaussian_random_field(8, _PL, R(), n_fields=0))
-case(P + "gaussian_random_field", "hyper", "rng", lambda: grf.gaussian_random_field(8, _PL, "0"))
+     lambda: grf.gaussian_random_field(8, _PL, rng=R(), n_fields=0))
+case(P + "gaussian_random_field", "hyper", "rng", lambda: grf.gaussian_random_field(8, _PL, rng="0"))
 
 P = "data.mnist."
 _IDX = bytes([0, 0, 8, 1, 0, 0, 0, 3, 1, 2, 3])                   # a valid 1-D uint8 IDX file

@@ -28,7 +28,7 @@ def _settings(quick: bool) -> dict:
 def _field_figure(sim, theta, rng):
     import matplotlib.pyplot as plt
 
-    fields = sim.fields(theta, rng)
+    fields = sim.fields(theta, rng=rng)
     fig, axes = plt.subplots(1, len(theta) + 1, figsize=(3.2 * (len(theta) + 1), 3.0))
     for ax, f, t in zip(axes, fields, theta):
         ax.imshow(f, cmap="RdBu_r")
@@ -64,7 +64,7 @@ def build(report) -> None:
     report.figure(_field_figure(sim, np.array([[1.0, 1.5], [1.0, 2.8]]), rng), "fields",
                   f"two noisy fields (box side {BOX_SIZE:.3g}) and their summaries")
 
-    cov = estimate_covariance(sim, prior.mean, cfg["n_cov"], rng)
+    cov = estimate_covariance(sim, prior.mean, cfg["n_cov"], rng=rng)
     like = GaussianSummaryLikelihood(sim.mean_summary, cov)
 
     gauss = MCMCPosterior(prior, like, sim.n_bins, grad_log_likelihood=like.grad,
