@@ -1,4 +1,4 @@
-"""The public API: every subpackage exports its names, and randomness is a keyword-only ``rng=None``.
+"""The public API: every subpackage exports its names; randomness is a keyword-only ``rng=None``.
 
 Issue 8 ("One API, following the ecosystem's conventions"): ``from nprefgen.models import
 GaussianMixture`` works, and every public function or method that draws random numbers takes
@@ -23,7 +23,7 @@ SUBPACKAGES = ["data", "flows", "kernels", "metrics", "models", "nn", "samplers"
                "sbi.diagnostics", "testing"]
 
 # Callables whose ``rng`` is positional by protocol: nprefgen calls them as ``f(theta, rng)`` with a
-# Generator, and users write their own (the simulator, reference-sampler and augmentation protocols).
+# Generator, and users write their own (simulator, reference-sampler and augmentation protocols).
 PROTOCOL = {
     "nprefgen.sbi.tasks.GaussianLinearSimulator.__call__",
     "nprefgen.sbi.tasks.TwoMoonsSimulator.__call__",
@@ -232,14 +232,14 @@ def _spec7_cases():
     task = two_moons()
     abc = ABCPosterior(rejection_abc(np.zeros(2), X, X + 0.1, n_keep=20))
     return [
-        ("GaussianMixture.fit", lambda rng: models.GaussianMixture(2, max_iter=3, init_params="random")
-         .fit(X, rng=rng).means_),
+        ("GaussianMixture.fit", lambda rng: models.GaussianMixture(
+            2, max_iter=3, init_params="random").fit(X, rng=rng).means_),
         ("GaussianMixture.sample", lambda rng: gmm.sample(5, rng=rng)),
         ("kmeans_plusplus", lambda rng: models.kmeans_plusplus(X, 3, rng=rng)[0]),
         ("Augment", lambda rng: models.Augment((8, 8))(img, rng=rng)),
         ("random_rotation", lambda rng: models.random_rotation(img, rng=rng)),
-        ("LinearProbe.fit", lambda rng: models.LinearProbe().fit(X, (X[:, 0] > 0).astype(int), rng=rng,
-                                                                 epochs=2).predict_proba(X)),
+        ("LinearProbe.fit", lambda rng: models.LinearProbe().fit(
+            X, (X[:, 0] > 0).astype(int), rng=rng, epochs=2).predict_proba(X)),
         ("c2st", lambda rng: np.array(metrics.c2st(X, X + 1, rng=rng, max_epochs=2))),
         ("sample_two_moons", lambda rng: data.sample_two_moons(5, rng=rng)),
         ("Toy.sample", lambda rng: data.TOYS["rings"].sample(5, rng=rng)),

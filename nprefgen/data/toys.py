@@ -1,7 +1,7 @@
 """Two-dimensional toy densities: two moons, concentric rings, checkerboard, 8 Gaussians, pinwheel.
 
-Each toy has a sampler ``sample_<name>(n, *, rng=None, ...) -> (n, 2)`` and, where the density has a closed
-form, ``log_prob_<name>(x, ...) -> (n,)`` (derivations/data.md, DATA.1-DATA.7):
+Each toy has a sampler ``sample_<name>(n, *, rng=None, ...) -> (n, 2)`` and, where the density has
+a closed form, ``log_prob_<name>(x, ...) -> (n,)`` (derivations/data.md, DATA.1-DATA.7):
 
 ============  =====================================================  ==========================
 toy           definition                                             exact ``log_prob``
@@ -17,10 +17,10 @@ pinwheel      rotated, warped Gaussian arms (Johnson et al. 2016)     none (the 
               (DATA.7)                                               closed-form inverse)
 ============  =====================================================  ==========================
 
-``TOYS[name]`` holds a :class:`Toy` with the default parameters: ``TOYS["rings"].sample(n, rng=rng)``,
-``TOYS["rings"].log_prob(x)``, ``TOYS["rings"].has_log_prob``, ``TOYS["rings"].bounds`` (a box
-holding essentially all the mass, for plots and grids). ``rng`` is keyword-only everywhere:
-None, an int seed or a Generator (SPEC 7).
+``TOYS[name]`` holds a :class:`Toy` with the default parameters:
+``TOYS["rings"].sample(n, rng=rng)``, ``TOYS["rings"].log_prob(x)``, ``TOYS["rings"].has_log_prob``,
+``TOYS["rings"].bounds`` (a box holding essentially all the mass, for plots and grids). ``rng`` is
+keyword-only everywhere: None, an int seed or a Generator (SPEC 7).
 """
 from __future__ import annotations
 

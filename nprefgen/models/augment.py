@@ -254,8 +254,9 @@ class Augment:
     hflip : bool, random left-right flips (p = 0.5); off by default (digits)
     clip : (low, high) or None, the value range enforced at the end (data in [0, 1] by default)
 
-    ``aug(X, rng)`` returns an array of X's shape (``rng``: None, an int seed or a Generator,
-    SPEC 7; positional too, since :meth:`SimCLR.fit` calls any ``augment(x, rng)`` callable). Defaults suit the 8x8 digits and MNIST.
+    ``aug(X, rng)`` returns an array of X's shape. ``rng`` is None, an int seed or a Generator
+    (SPEC 7), and may be passed positionally: :meth:`SimCLR.fit` calls any ``augment(x, rng)``
+    callable. Defaults suit the 8x8 digits and MNIST.
     """
 
     def __init__(self, image_shape: Sequence[int], *, rotation: float = 15.0,

@@ -46,7 +46,8 @@ def kaiming_normal(shape, fan_in: int, *, rng=None, gain=np.sqrt(2.0),
 INITIALIZERS = ("torch", "xavier", "kaiming", "zeros")
 
 
-def init_weight(kind: str, shape, fan_in: int, fan_out: int, *, rng=None, dtype=np.float64) -> np.ndarray:
+def init_weight(kind: str, shape, fan_in: int, fan_out: int, *, rng=None,
+                dtype=np.float64) -> np.ndarray:
     """Dispatch by name: one of ``INITIALIZERS`` (the ``init`` argument of the layers)."""
     check_choice(kind, "kind", INITIALIZERS)
     if kind == "torch":

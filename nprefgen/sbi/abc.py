@@ -153,6 +153,8 @@ class ABCPosterior:
             self.chol = np.linalg.cholesky(h)
 
     def sample(self, n: int, *, rng=None) -> np.ndarray:
+        """n draws (n, p) for the observation the ABC run was made for; ``rng``: None, an int
+        seed or a Generator (SPEC 7)."""
         n = check_int(n, "n", low=1)
         rng = check_rng(rng)
         out, have = [], 0
