@@ -75,8 +75,6 @@ IN_FLIGHT = {
     "nprefgen.testing.gradcheck.check_layer", "nprefgen.testing.gradcheck.check_vjp",
     "nprefgen.testing.gradcheck.gradcheck", "nprefgen.testing.gradcheck.layer_vjp_errors",
     "nprefgen.testing.gradcheck.vjp_error",
-    # "tourdocs" helper: tour sections
-    "nprefgen.tour.sections.contrastive.compare_representations",
 }
 
 
