@@ -143,3 +143,23 @@ def test_bad_inputs_raise():
         dg.hpd_levels(np.zeros((5, 3)), np.zeros(4))
     with pytest.raises(ValueError, match="x"):
         dg.heldout_log_likelihood(lambda t, x: t[:, 0], np.zeros((5, 2)), np.zeros((4, 2)))
+
+
+def test_pit_ties_random_or_half():
+    """(SBI.13) with discrete draws: ties="half" counts each tie as 1/2 (deterministic); the
+    default ties="random" splits them by U(0, 1) from rng (an int seed repeats), within
+    [#below, #below + #ties] / L and with mean #below + #ties / 2 over many observations."""
+    rng = np.random.default_rng(0)
+    s = rng.integers(0, 3, size=(4000, 10, 1)).astype(float)
+    t = rng.integers(0, 3, size=(4000, 1)).astype(float)
+    n_below, n_tied = np.sum(s < t[:, None, :], axis=1), np.sum(s == t[:, None, :], axis=1)
+    np.testing.assert_array_equal(dg.pit_values(s, t, ties="half"), (n_below + 0.5 * n_tied) / 10)
+    below, tied = n_below / 10, n_tied / 10
+    u = dg.pit_values(s, t, rng=1)
+    np.testing.assert_array_equal(u, dg.pit_values(s, t, rng=1))
+    assert np.all((u >= below - 1e-15) & (u <= below + tied + 1e-15))
+    assert not np.allclose(u, below + 0.5 * tied)
+    frac = (u - below)[tied > 0] / tied[tied > 0]           # U(0, 1): mean 1/2, sd 1/sqrt(12 m)
+    assert abs(frac.mean() - 0.5) < 4.0 / np.sqrt(12 * frac.size)
+    with pytest.raises(ValueError, match="^ties"):
+        dg.pit_values(s, t, ties="third")

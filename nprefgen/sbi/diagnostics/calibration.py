@@ -33,11 +33,11 @@ def pit_values(samples, theta_true, *, rng=None, ties: str = "random") -> np.nda
     ``ties="half"`` (deterministic, ``rng`` unused). Without ties both give the same values.
     """
     s, t = check_draws(samples, theta_true)
-    ties_mode = check_choice(ties, "ties", ("random", "half"))
+    ties = check_choice(ties, "ties", ("random", "half"))
     below = np.sum(s < t[:, None, :], axis=1)
-    ties = np.sum(s == t[:, None, :], axis=1)
-    frac = check_rng(rng).uniform(size=below.shape) if ties_mode == "random" else 0.5
-    return (below + frac * ties) / s.shape[1]
+    tied = np.sum(s == t[:, None, :], axis=1)
+    frac = check_rng(rng).uniform(size=below.shape) if ties == "random" else 0.5
+    return (below + frac * tied) / s.shape[1]
 
 
 def pp_curve(u, alphas=ALPHAS) -> np.ndarray:
