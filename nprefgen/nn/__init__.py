@@ -12,10 +12,12 @@ from nprefgen.nn.losses import (
     bce_with_logits_loss, gaussian_nll_loss, mse_loss, softmax, softmax_cross_entropy_loss,
 )
 from nprefgen.nn.optim import SGD, Adam, Optimizer, clip_grad_norm
+from nprefgen.nn.train import TrainingDivergedError, fit_loop, validation_split
 
 __all__ = [
     "Module", "Linear", "MaskedLinear", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "Softplus", "ELU",
     "Identity", "sigmoid", "Sequential", "MLP", "Flatten", "Reshape", "Conv2d", "ConvTranspose2d",
     "mse_loss", "bce_with_logits_loss", "gaussian_nll_loss", "softmax_cross_entropy_loss", "softmax",
     "SGD", "Adam", "Optimizer", "clip_grad_norm", "save_npz", "load_npz", "read_npz",
+    "TrainingDivergedError", "fit_loop", "validation_split",
 ]

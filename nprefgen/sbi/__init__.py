@@ -18,7 +18,7 @@ the answer can be trusted.
 >>> rng = np.random.default_rng(0)
 >>> task = two_moons()
 >>> sims = simulate_from_prior(task.prior, task.simulator, 1000, rng)
->>> posterior = NPE(task.prior, n_transforms=2, hidden=16).train(sims.theta, sims.x, rng, max_epochs=2)
+>>> posterior = NPE(task.prior, n_transforms=2, hidden=16).train(sims.theta, sims.x, rng=rng, max_epochs=2)
 >>> posterior.sample(5, rng, np.zeros(2)).shape
 (5, 2)
 """

@@ -107,7 +107,7 @@ def test_linear_maf_recovers_a_3d_gaussian():
     rng = np.random.default_rng(11)
     mean, cov, x = _gaussian(3, 3000, rng)
     flow = maf(3, 1, [], rng=rng, bound=None)
-    hist = flow.fit(x, rng=rng, epochs=150, batch_size=500, lr=2e-2, patience=15, progress=False)
+    hist = flow.fit(x, rng=rng, epochs=150, batch_size=500, lr=2e-2, patience=15, progress=False).history_
     assert hist["val_loss"][hist["best_epoch"]] < hist["val_loss"][0]
     _assert_moments(flow.sample(40000, rng), mean, cov, x.shape[0])
     # (FLOW.1) at the optimum the mean NLL is the Gaussian entropy up to sampling error
@@ -132,7 +132,7 @@ def test_fit_restores_the_best_weights_and_stops_early(capsys):
     x = rng.standard_normal((30, 2))
     flow = realnvp(2, 4, 32, rng=np.random.default_rng(0))
     hist = flow.fit(x, rng=np.random.default_rng(7), epochs=300, batch_size=8, lr=3e-2,
-                    validation_fraction=0.2, patience=5, progress=True)
+                    validation_fraction=0.2, patience=5, progress=True).history_
     assert hist["epochs"] < 300 and len(hist["train_loss"]) == len(hist["val_loss"]) == hist["epochs"]
     assert hist["best_epoch"] == int(np.argmin(hist["val_loss"]))
     assert hist["epochs"] - 1 - hist["best_epoch"] == 5
@@ -143,12 +143,21 @@ def test_fit_restores_the_best_weights_and_stops_early(capsys):
     assert flow.history_ is hist
 
 
-def test_fit_initialises_actnorm_on_the_first_batch(rng):
-    """(FLOW.18) fit calls initialize before training; fitting without a validation split works."""
+def test_fit_initialises_actnorm_on_the_whole_training_split(rng):
+    """(FLOW.18) fit initialises an ActNorm from the WHOLE training split (not the first batch,
+    never the validation rows) before training: with lr tiny, its shift and scale are the
+    training split's standardisation. Fitting without a validation split works too."""
     x = rng.standard_normal((64, 2)) * 10.0 + 3.0
     flow = realnvp(2, 2, 8, rng=rng, actnorm=True)
     assert flow.needs_initialization()
-    hist = flow.fit(x, rng=rng, epochs=1, batch_size=64, validation_fraction=0.0, progress=False)
+    flow.fit(x, rng=np.random.default_rng(3), epochs=1, batch_size=8, lr=1e-12, progress=False)
+    train = np.random.default_rng(3).permutation(64)[6:]                 # the split fit made
+    mean, std = x[train].mean(axis=0), x[train].std(axis=0)
+    np.testing.assert_allclose(np.exp(-flow[0].params["log_scale"]), std + flow[0].eps, rtol=1e-9)
+    np.testing.assert_allclose(flow[0].params["shift"], -mean / (std + flow[0].eps), rtol=1e-9)
+    flow = realnvp(2, 2, 8, rng=rng, actnorm=True)
+    hist = flow.fit(x, rng=rng, epochs=1, batch_size=64, validation_fraction=0.0,
+                    progress=False).history_
     assert not flow.needs_initialization() and hist["val_loss"] == []
     assert flow[0].initialized
 

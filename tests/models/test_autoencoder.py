@@ -92,17 +92,18 @@ def test_dense_autoencoder_trains_on_digits():
     rng = np.random.default_rng(3)
     ae = dense_autoencoder(64, 2, hidden=(64,), rng=rng, loss="bce")
     start = ae.evaluate(X_val)
-    hist = ae.fit(X, rng=rng, epochs=8, batch_size=64, lr=3e-3, X_val=X_val, progress=False)
-    assert len(hist["loss"]) == 8 and len(hist["val_loss"]) == 8
+    assert ae.fit(X, rng=rng, epochs=8, batch_size=64, lr=3e-3, X_val=X_val, progress=False) is ae
+    hist = ae.history_
+    assert len(hist["train_loss"]) == 8 and len(hist["val_loss"]) == 8
     assert hist["val_loss"][-1] < 0.75 * start
     Z = ae.encode(X_val)
     assert Z.shape == (X_val.shape[0], 2)
     X_hat = ae.decode(Z)
     assert X_hat.shape == X_val.shape and X_hat.min() >= 0 and X_hat.max() <= 1
     np.testing.assert_array_equal(ae.reconstruct(X_val), X_hat)
-    # fit continues the history
+    # a second fit continues from the current weights; history_ describes that call
     ae.fit(X, rng=rng, epochs=1, progress=False)
-    assert len(ae.history_["loss"]) == 9
+    assert len(ae.history_["train_loss"]) == 1 and ae.history_["val_loss"] == []
 
 
 def test_conv_autoencoder_digits_and_mnist_shapes(rng):

@@ -32,9 +32,9 @@ def trained():
     task = gaussian_linear(dim=2)
     theta = task.prior.sample(3000, rng)
     x = task.simulator(theta, rng)
-    npe_post = NPE(task.prior, **SMALL).train(theta, x, rng, **FIT)
+    npe_post = NPE(task.prior, **SMALL).train(theta, x, rng=rng, **FIT)
     nle = NLE(task.prior, n_chains=10, n_warmup=60, **SMALL)
-    nle_post = nle.train(theta, x, rng, **FIT)
+    nle_post = nle.train(theta, x, rng=rng, **FIT)
     return task, npe_post, nle, nle_post
 
 
@@ -152,7 +152,7 @@ def test_truncation_to_the_prior_support():
     theta = task.prior.sample(500, rng)
     # the default spline flow
     post = NPE(task.prior, n_transforms=2, hidden=16).train(theta, task.simulator(theta, rng),
-                                                             rng, max_epochs=5)
+                                                             rng=rng, max_epochs=5)
     draws = post.sample(500, rng, np.array([0.0, 0.0]))
     assert np.all(task.prior.in_support(draws))
     assert 0.0 < post.acceptance_rate <= 1.0
@@ -167,17 +167,17 @@ def test_bad_training_inputs():
     theta = task.prior.sample(20, rng)
     x = task.simulator(theta, rng)
     with pytest.raises(ValueError, match="x"):
-        NPE(task.prior).train(theta, x[:10], rng)
+        NPE(task.prior).train(theta, x[:10], rng=rng)
     with pytest.raises(ValueError, match="theta"):
-        NPE(task.prior).train(np.zeros((0, 2)), np.zeros((0, 2)), rng)
+        NPE(task.prior).train(np.zeros((0, 2)), np.zeros((0, 2)), rng=rng)
     with pytest.raises(ValueError, match="x"):
-        NLE(task.prior).train(theta, np.where(x > 0, np.nan, x), rng)
+        NLE(task.prior).train(theta, np.where(x > 0, np.nan, x), rng=rng)
     from nprefgen.sbi.tasks import two_moons
 
     box = two_moons()
     with pytest.raises(ValueError, match="theta"):
-        NPE(box.prior).train(np.full((5, 2), 3.0), np.zeros((5, 2)), rng)
+        NPE(box.prior).train(np.full((5, 2), 3.0), np.zeros((5, 2)), rng=rng)
     with pytest.raises(ValueError, match="theta"):
-        NLE(box.prior).train(np.full((5, 2), 3.0), np.zeros((5, 2)), rng)
+        NLE(box.prior).train(np.full((5, 2), 3.0), np.zeros((5, 2)), rng=rng)
     with pytest.raises(ValueError, match="method"):
         NLE(task.prior, method="nuts")
