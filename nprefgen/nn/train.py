@@ -38,6 +38,12 @@ is raised (or a warning given, ``on_divergence="warn"``) when
    that rises from 2 to 11 nats per sample or from -100 to +203, rises that training at a sane
    learning rate does not produce (the training loss, unlike the validation loss, does not rise
    when a model overfits).
+
+The parameters restored on divergence are those of the best epoch (lowest monitored loss), checked
+once more, since an epoch can end on the bad step whose loss only the next epoch sees: if their
+loss (on the validation data, else on one minibatch) is not finite or lies beyond the same margin
+above the reference loss (the initial validation loss, else the first minibatch's loss), the
+initial parameters are restored instead.
 """
 from __future__ import annotations
 
@@ -154,7 +160,7 @@ def fit_loop(model, loss_and_grad, train_data, *, rng=None, evaluate=None, val_d
     -------
     history : dict with ``train_loss`` and ``val_loss`` (one mean loss per epoch; ``val_loss``
         empty without validation data), ``best_epoch`` (from 0; the epoch whose parameters are
-        restored), ``epochs`` (epochs run), ``stopped`` ("max_epochs", "early_stopping" or
+        restored; -1: the initial ones, see the divergence rules), ``epochs`` (epochs run), ``stopped`` ("max_epochs", "early_stopping" or
         "diverged") and ``message`` (why training diverged, else "").
     """
     rng = check_rng(rng)
@@ -188,17 +194,45 @@ def fit_loop(model, loss_and_grad, train_data, *, rng=None, evaluate=None, val_d
         weight_decay = check_scalar(weight_decay, "weight_decay", low=0.0)
     opt = _make_optimizer(optimizer, params, lr, weight_decay)
 
-    history = {"train_loss": [], "val_loss": [], "best_epoch": 0, "epochs": 0,
+    n = next(a.shape[0] for a in train_data if a is not None)
+    history = {"train_loss": [], "val_loss": [], "best_epoch": -1, "epochs": 0,
                "stopped": "max_epochs", "message": ""}
-    best_state = [p.copy() for p, _ in params]        # the initial parameters until an epoch wins
+    initial = [p.copy() for p, _ in params]
+    best_state = initial                               # the initial parameters until an epoch wins
     best, best_train, since_best, steps = np.inf, np.inf, 0, 0
+    reference = np.inf                                 # the loss a sane model stays near:
+    if val_data is not None:                           # the initial validation loss, else the
+        reference = float(evaluate(*val_data))         # first minibatch's (set below)
+
+    def sane(loss) -> bool:
+        """Rule 2: finite and not far above the reference loss."""
+        return bool(np.isfinite(loss)) and not (
+            np.isfinite(reference) and loss - reference > divergence_tol * (1.0 + abs(reference)))
+
+    def check_restored() -> bool:
+        """Is the restored best state sane? (An epoch can end on a bad step whose loss is only
+        seen in the next epoch.) Evaluated on the validation data, else on one batch."""
+        try:
+            if val_data is not None:
+                return sane(float(evaluate(*val_data)))
+            rows = np.arange(min(n, batch_size or n))
+            loss = loss_and_grad(*take(train_data, rows))
+            return sane(float(loss[0] if isinstance(loss, tuple) else loss))
+        except (ValueError, FloatingPointError):
+            return False
+        finally:
+            model.zero_grad()
 
     def diverged(epoch: int, what: str, cause: Exception | None = None) -> dict:
         for (p, _), s in zip(params, best_state):
             p[...] = s
+        if best_state is not initial and not check_restored():
+            for (p, _), s in zip(params, initial):
+                p[...] = s
+            history["best_epoch"] = -1
         model.zero_grad()
         kept = (f"the parameters of epoch {history['best_epoch']} (the best so far)"
-                if np.isfinite(best) else "the initial parameters")
+                if history["best_epoch"] >= 0 else "the initial parameters")
         message = (f"{desc}: training diverged in epoch {epoch} ({what}) with lr={lr:g}; "
                    f"{kept} were restored. Try a smaller learning rate (e.g. lr={lr / 10:g})"
                    + (" or a gradient clip (e.g. clip=5.0)." if clip is None else
@@ -237,9 +271,13 @@ def fit_loop(model, loss_and_grad, train_data, *, rng=None, evaluate=None, val_d
                 except (ValueError, FloatingPointError) as err:
                     if steps == 0:
                         raise
-                    return diverged(epoch, f"the loss failed: {err}", err)
+                    # the batch was valid at step 0, so the updated parameters made the model
+                    # overflow inside (the error is chained as the cause)
+                    return diverged(epoch, "the model overflowed to non-finite values inside", err)
                 if steps == 0 and np.isfinite(loss):
                     best_train = loss          # the loss at the initial parameters (rule 2)
+                    if val_data is None:
+                        reference = loss
                 if not np.isfinite(loss):
                     return diverged(epoch, f"minibatch loss {loss}")
                 norm = grad_norm(params)
@@ -261,7 +299,9 @@ def fit_loop(model, loss_and_grad, train_data, *, rng=None, evaluate=None, val_d
                 try:
                     val_loss = float(evaluate(*val_data))
                 except (ValueError, FloatingPointError) as err:
-                    return diverged(epoch, f"the validation loss failed: {err}", err)
+                    if steps == 0:
+                        raise
+                    return diverged(epoch, "the validation loss overflowed inside the model", err)
                 if not np.isfinite(val_loss):
                     return diverged(epoch, f"validation loss {val_loss}")
                 history["val_loss"].append(val_loss)

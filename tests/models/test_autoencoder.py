@@ -149,3 +149,31 @@ def test_autoencoder_tour_section_quick(tmp_path):
     path = run_tour(tmp_path, quick=True, only=["autoencoder"], progress=False, strict=True)
     text = open(path, encoding="utf-8").read()
     assert "autoencoder-" in text and "<table>" in text
+
+
+@pytest.mark.parametrize("loss", ["mse", "bce"])
+def test_a_diverging_autoencoder_raises_and_keeps_finite_weights(loss):
+    """Issue 13 class 6: lr=1e4 explodes the reconstruction loss in the first epoch; fit restores
+    the initial weights and raises TrainingDivergedError naming the lr."""
+    from nprefgen.nn.train import TrainingDivergedError
+
+    X = np.random.default_rng(0).random((100, 6))
+    ae = dense_autoencoder(6, 2, (8,), rng=0, loss=loss)
+    start = [p.copy() for p, _ in ae.parameters()]
+    with pytest.raises(TrainingDivergedError, match=r"diverged.*lr=10000\b"):
+        ae.fit(X, rng=1, lr=1e4, epochs=10)
+    assert all(np.array_equal(p, s) for (p, _), s in zip(ae.parameters(), start))
+    assert ae.history_ is None                             # no successful fit yet
+
+
+def test_fit_holds_out_a_validation_fraction_and_stops_early(rng):
+    """validation_fraction and patience come from the shared loop: the held-out rows are
+    monitored and the best epoch's weights are kept."""
+    X = rng.random((60, 6))
+    ae = dense_autoencoder(6, 2, (8,), rng=0)
+    assert ae.fit(X, rng=2, epochs=6, batch_size=16, lr=1e-2, validation_fraction=0.25,
+                  patience=2) is ae
+    hist = ae.history_
+    assert len(hist["val_loss"]) == hist["epochs"] and hist["epochs"] <= 6
+    assert hist["val_loss"][hist["best_epoch"]] == min(hist["val_loss"])
+    assert ae.evaluate(X[np.random.default_rng(2).permutation(60)[:15]]) == min(hist["val_loss"])
