@@ -265,8 +265,10 @@ class Flow(Chain):
             ``(x_val, context_val)``
         patience : stop after this many epochs without a better validation loss (None: never)
         clip : global gradient-norm clip (NN.17) or None
-        hook : ``(epoch, rng) -> None | x | (x, context)``, called before every epoch; it may
-            return new training data (e.g. fresh dequantization noise, SPL.14)
+        hook : ``(epoch, rng) -> None | x | (x, context)``, called before every epoch (epoch
+            0's call comes before the initialisation below); it may return new training data
+            that replaces the training part (e.g. fresh dequantization noise, SPL.14; give
+            ``validation_data`` then, so the validation set stays fixed)
         on_divergence : "raise" a :class:`nprefgen.nn.train.TrainingDivergedError` (default) or
             "warn"; either way the best weights are restored
         progress : a tqdm bar on a terminal (never when stderr is not a tty)
@@ -296,21 +298,28 @@ class Flow(Chain):
             else:
                 val_data = self._data(validation_data, None, name="validation_data")
             train_data = (x, context)
-        if self.needs_initialization():
-            self.initialize(*train_data)                  # the whole training part (FLOW.18)
 
-        def hook_data(epoch, rng):
-            new = hook(epoch, rng)
+        def checked(new):
+            """What the hook returned, as (x, context) training data, or None."""
             if new is None:
                 return None
-            return self._data(*new, name="hook") if isinstance(new, (tuple, list)) else \
-                self._data(new, train_data[1], name="hook")
+            if isinstance(new, (tuple, list)):
+                return self._data(*new, name="hook")
+            return self._data(new, train_data[1], name="hook")
+
+        if hook is not None:                   # epoch 0's data first: the initialisation sees it
+            first = checked(hook(0, rng))
+            train_data = train_data if first is None else first
+        if self.needs_initialization():
+            self.initialize(*train_data)       # on the whole training part (FLOW.18)
 
         self.history_ = fit_loop(
             self, self.nll_and_grad, train_data, rng=rng, val_data=val_data,
             evaluate=self.mean_nll, epochs=epochs, batch_size=batch_size, lr=lr,
             weight_decay=weight_decay, clip=clip, patience=patience,
-            hook=None if hook is None else hook_data, on_divergence=on_divergence,
+            hook=None if hook is None else (
+                lambda epoch, rng: None if epoch == 0 else checked(hook(epoch, rng))),
+            on_divergence=on_divergence,
             progress=progress, desc="Flow.fit")
         return self
 

@@ -399,3 +399,23 @@ def test_fit_with_a_hook_redraws_the_training_data_each_epoch(rng):
     for k, w in flow.state_dict().items():
         np.testing.assert_array_equal(w, best_state[k])
     assert min(flow.history_["val_loss"]) == best
+
+
+def test_fit_initialises_on_the_hooks_first_data_and_calls_it_once_per_epoch(rng):
+    """With a hook, epoch 0's data come from the hook before the data-dependent initialisation
+    (FLOW.18), so ActNorm standardises the redrawn data, not the placeholder passed as x."""
+    x = rng.standard_normal((50, 2))
+    calls = []
+
+    def hook(epoch, rng_):
+        calls.append(epoch)
+        return 5.0 + 3.0 * x + 0.1 * rng_.standard_normal(x.shape)
+
+    flow = realnvp(2, 2, 8, rng=rng, actnorm=True)
+    first = hook(0, np.random.default_rng(4))
+    calls.clear()
+    flow.fit(np.zeros_like(x) + np.arange(2), rng=np.random.default_rng(4), epochs=3, lr=1e-12,
+             validation_data=x, patience=None, hook=hook, progress=False)
+    assert calls == [0, 1, 2]
+    np.testing.assert_allclose(flow[0].params["shift"],
+                               -first.mean(axis=0) / (first.std(axis=0) + flow[0].eps), rtol=1e-9)
