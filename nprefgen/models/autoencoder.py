@@ -26,7 +26,7 @@ from nprefgen.nn import (
     bce_with_logits_loss, mse_loss, sigmoid,
 )
 from nprefgen.nn.activations import ACTIVATIONS
-from nprefgen.nn.train import fit_loop, validation_split
+from nprefgen.nn.train import TrainingDivergedError, fit_loop, validation_split
 
 LOSSES = ("mse", "bce")
 
@@ -142,11 +142,17 @@ class Autoencoder:
             X, X_val = X[train], (X[val] if val.size else None)
         if not hasattr(self, "_opt") or self._opt.lr != lr or self._opt.weight_decay != weight_decay:
             self._opt = Adam(self.parameters(), lr=lr, weight_decay=weight_decay)
-        self.history_ = fit_loop(
-            self, self.loss_and_grad, (X,), rng=rng, evaluate=self.evaluate,
-            val_data=None if X_val is None else (X_val,), epochs=epochs, batch_size=batch_size,
-            optimizer=self._opt, clip=clip, patience=patience, on_divergence=on_divergence,
-            progress=progress, desc="Autoencoder.fit")
+        try:
+            self.history_ = fit_loop(
+                self, self.loss_and_grad, (X,), rng=rng, evaluate=self.evaluate,
+                val_data=None if X_val is None else (X_val,), epochs=epochs, batch_size=batch_size,
+                optimizer=self._opt, clip=clip, patience=patience, on_divergence=on_divergence,
+                progress=progress, desc="Autoencoder.fit")
+        except TrainingDivergedError:
+            del self._opt                      # its moments saw the diverging steps
+            raise
+        if self.history_["stopped"] == "diverged":
+            del self._opt
         return self
 
     def __repr__(self) -> str:

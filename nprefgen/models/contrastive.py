@@ -28,7 +28,7 @@ from nprefgen._validation import check_array, check_choice, check_int, check_rng
 from nprefgen.kernels.ntxent import ntxent, ntxent_numpy
 from nprefgen.nn import MLP, Adam, Conv2d, Flatten, Linear, Module, Reshape, Sequential
 from nprefgen.nn.activations import ACTIVATIONS
-from nprefgen.nn.train import fit_loop
+from nprefgen.nn.train import TrainingDivergedError, fit_loop
 
 
 def ntxent_loss(z_a, z_b, tau: float = 0.5, *, use_kernel: bool = True):
@@ -149,10 +149,16 @@ class SimCLR:
             """(REP.16) two fresh views of the batch x: (N, D), their NT-Xent and gradient."""
             return self.loss_and_grad(augment(x, rng), augment(x, rng))
 
-        self.history_ = fit_loop(
-            self, views_loss_and_grad, (X,), rng=rng, epochs=epochs, batch_size=batch_size,
-            optimizer=self._opt, clip=clip, patience=patience, min_batch_size=2,
-            on_divergence=on_divergence, progress=progress, desc="SimCLR.fit")
+        try:
+            self.history_ = fit_loop(
+                self, views_loss_and_grad, (X,), rng=rng, epochs=epochs, batch_size=batch_size,
+                optimizer=self._opt, clip=clip, patience=patience, min_batch_size=2,
+                on_divergence=on_divergence, progress=progress, desc="SimCLR.fit")
+        except TrainingDivergedError:
+            del self._opt                      # its moments saw the diverging steps
+            raise
+        if self.history_["stopped"] == "diverged":
+            del self._opt
         return self
 
     def __repr__(self) -> str:

@@ -164,6 +164,13 @@ def test_a_diverging_autoencoder_raises_and_keeps_finite_weights(loss):
         ae.fit(X, rng=1, lr=1e4, epochs=10)
     assert all(np.array_equal(p, s) for (p, _), s in zip(ae.parameters(), start))
     assert ae.history_ is None                             # no successful fit yet
+    # the optimizer that saw the diverging steps is dropped: a second try repeats the first
+    with pytest.raises(TrainingDivergedError) as again:
+        ae.fit(X, rng=1, lr=1e4, epochs=10)
+    fresh = dense_autoencoder(6, 2, (8,), rng=0, loss=loss)
+    with pytest.raises(TrainingDivergedError) as first:
+        fresh.fit(X, rng=1, lr=1e4, epochs=10)
+    assert again.value.history == first.value.history
 
 
 def test_fit_holds_out_a_validation_fraction_and_stops_early(rng):

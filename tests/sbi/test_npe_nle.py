@@ -265,3 +265,16 @@ def test_rejection_sampling_that_accepts_nothing_is_a_runtime_error():
         post.sample(5, rng, np.zeros(2))
     assert not isinstance(err.value, ValueError)
     assert post.acceptance_rate == 0.0
+
+
+def test_mcmc_without_a_finite_starting_point_is_a_runtime_error():
+    """A likelihood that is -inf (or NaN) at every prior draw leaves MCMC no starting point: a
+    RuntimeError that says so (it was a ValueError from rng.choice about NaN probabilities)."""
+    from nprefgen.sbi.posterior import MCMCPosterior
+
+    task = gaussian_linear(dim=2)
+    for value in (-np.inf, np.nan):
+        post = MCMCPosterior(task.prior, lambda theta, x, v=value: np.full(theta.shape[0], v), 2,
+                             n_chains=2, n_warmup=0, n_init=20)
+        with pytest.raises(RuntimeError, match="no starting point"):
+            post.sample(4, np.random.default_rng(0), np.zeros(2))
