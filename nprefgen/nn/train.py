@@ -56,7 +56,6 @@ from nprefgen._validation import check_array, check_choice, check_int, check_rng
 from nprefgen.nn.optim import SGD, Adam, Optimizer, clip_grad_norm
 
 OPTIMIZERS = {"adam": Adam, "sgd": SGD}
-STOPPED = ("max_epochs", "early_stopping", "diverged")
 
 
 class TrainingDivergedError(RuntimeError):
