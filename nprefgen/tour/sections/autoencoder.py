@@ -50,7 +50,7 @@ def _build(report) -> None:
         "with Adam to reconstruct the input (REP.9; binary cross-entropy on [0, 1] pixels). With "
         "a 2-D code the latent space can be drawn.")
     ae2 = dense_autoencoder(64, 2, hidden=(128, 64), rng=rng, loss="bce")
-    h2 = ae2.fit(X, rng=rng, epochs=epochs, batch_size=64, lr=2e-3, X_val=X_val, progress=False)
+    h2 = ae2.fit(X, rng=rng, epochs=epochs, batch_size=64, lr=2e-3, X_val=X_val, progress=False).history_
     k = 8
     pca8 = PCA(k).fit(X)
     Z_pca = pca8.transform(X_test)[:, :2]                   # the first 2 of 8 components = PCA(2)
@@ -63,9 +63,9 @@ def _build(report) -> None:
                 f"(two stride-2 3x3 convolutions 8x8 -> 4x4 -> 2x2, and transposed convolutions "
                 f"back), and PCA with {k} components.")
     ae8 = dense_autoencoder(64, k, hidden=(128, 64), rng=rng, loss="bce")
-    h8 = ae8.fit(X, rng=rng, epochs=epochs, batch_size=64, lr=2e-3, X_val=X_val, progress=False)
+    h8 = ae8.fit(X, rng=rng, epochs=epochs, batch_size=64, lr=2e-3, X_val=X_val, progress=False).history_
     cae = conv_autoencoder((1, 8, 8), k, channels=(16, 32), rng=rng, loss="bce")
-    hc = cae.fit(X, rng=rng, epochs=epochs, batch_size=64, lr=2e-3, X_val=X_val, progress=False)
+    hc = cae.fit(X, rng=rng, epochs=epochs, batch_size=64, lr=2e-3, X_val=X_val, progress=False).history_
     rows = []
     for name, model_rec, n_par in (
             ("dense AE, 2-D code", ae2.reconstruct, ae2.num_parameters()),
@@ -80,9 +80,9 @@ def _build(report) -> None:
         "AE 2-D": ae2.reconstruct(X_test[pick]), f"AE {k}-D": ae8.reconstruct(X_test[pick]),
         f"conv {k}-D": cae.reconstruct(X_test[pick]), f"PCA {k}": pca8.reconstruct(X_test[pick])}),
         "reconstructions", "test digits and their reconstructions")
-    report.figure(plot_loss_curves({"2-D train": h2["loss"], "2-D val": h2["val_loss"],
-                                    f"{k}-D train": h8["loss"], f"{k}-D val": h8["val_loss"],
-                                    f"conv {k}-D train": hc["loss"], f"conv {k}-D val": hc["val_loss"]},
+    report.figure(plot_loss_curves({"2-D train": h2["train_loss"], "2-D val": h2["val_loss"],
+                                    f"{k}-D train": h8["train_loss"], f"{k}-D val": h8["val_loss"],
+                                    f"conv {k}-D train": hc["train_loss"], f"conv {k}-D val": hc["val_loss"]},
                                    ylabel="binary cross-entropy per pixel"), "loss",
                   "training and validation loss per epoch")
 

@@ -42,7 +42,7 @@ def compare_representations(*, rng=None, epochs: int = 150, probe_epochs: int = 
     model = dense_simclr(64, FEATURE_DIM, rng=np.random.default_rng(seed), tau=tau)
     untrained = dense_simclr(64, FEATURE_DIM, rng=np.random.default_rng(seed), tau=tau)
     hist = model.fit(X, digits_augment(), rng=rng, epochs=epochs, batch_size=128, lr=2e-3,
-                     progress=False)
+                     progress=False).history_
     pca = PCA(FEATURE_DIM).fit(X)
     feats = {
         f"SimCLR encoder, trained ({epochs} epochs)": (model.features(X), model.features(X_test)),
@@ -86,7 +86,7 @@ def _build(report) -> None:
                  caption="test-split accuracy of a softmax-regression probe (REP.17) and a "
                          "5-nearest-neighbour vote (REP.18), both fitted on the training labels "
                          "of frozen features")
-    report.figure(plot_loss_curves({"NT-Xent (training views)": hist["loss"]}), "loss",
+    report.figure(plot_loss_curves({"NT-Xent (training views)": hist["train_loss"]}), "loss",
                   "NT-Xent per epoch; the minimum possible is 0, a random embedding gives about "
                   "log(2N - 1)")
     maps = {}

@@ -98,7 +98,7 @@ def build(report) -> None:
             for name, build_flow, extra in builders:
                 flow = build_flow(2, layers, hidden, rng=rng, actnorm=True, **extra)
                 t0 = time.perf_counter()
-                hist = flow.fit(x, rng=rng, **fit_kw)
+                hist = flow.fit(x, rng=rng, **fit_kw).history_
                 seconds = time.perf_counter() - t0
                 flows[name] = flow
                 histories[f"{name}, {toy_name}"] = hist

@@ -44,7 +44,7 @@ def build(report) -> None:
     ae = dense_autoencoder(64, LATENT_DIM, hidden=(128, 64), rng=rng, loss="bce")
     epochs, batch = (3, 256) if quick else (60, 64)
     hist = ae.fit(X, rng=rng, epochs=epochs, batch_size=batch, lr=2e-3, X_val=X_test,
-                  progress=False)
+                  progress=False).history_
     Z, Z_test = ae.encode(X), ae.encode(X_test)
     # standardise the codes so that reg_covar means the same thing in every direction
     z_mean, z_std = Z.mean(0), Z.std(0) + 1e-12
@@ -106,9 +106,9 @@ def build(report) -> None:
     report.table(
         ["model", "final training loss (BCE)", "validation loss", "K", "latent test mean log p",
          "latent train mean log p"],
-        [["autoencoder + GMM", hist["loss"][-1], hist["val_loss"][-1], K_best,
+        [["autoencoder + GMM", hist["train_loss"][-1], hist["val_loss"][-1], K_best,
           gmm.score(S_test), gmm.score(S)],
-         ["autoencoder + one Gaussian", hist["loss"][-1], hist["val_loss"][-1], 1,
+         ["autoencoder + one Gaussian", hist["train_loss"][-1], hist["val_loss"][-1], 1,
           one.score(S_test), one.score(S)]],
         caption="log-densities of the standardised codes (higher is better); the mixture beats "
                 "one Gaussian on held-out codes")

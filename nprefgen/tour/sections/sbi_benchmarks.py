@@ -40,14 +40,14 @@ def _run_task(report, task, cfg, rng):
     timings, draws, extra = {}, {"reference": reference}, {}
 
     t0 = time.perf_counter()
-    npe = NPE(task.prior, **cfg["flow"]).train(sims.theta, sims.x, rng, **fit)
+    npe = NPE(task.prior, **cfg["flow"]).train(sims.theta, sims.x, rng=rng, **fit)
     draws["NPE"] = npe.sample(cfg["n_post"], rng, x_obs[0])
     timings["NPE"] = time.perf_counter() - t0
     extra["NPE"] = f"acceptance {npe.acceptance_rate:.3f}"
 
     t0 = time.perf_counter()
     nle_model = NLE(task.prior, n_chains=cfg["chains"], n_warmup=cfg["warmup"], **cfg["flow"])
-    nle = nle_model.train(sims.theta, sims.x, rng, **fit)
+    nle = nle_model.train(sims.theta, sims.x, rng=rng, **fit)
     draws["NLE"] = nle.sample(cfg["n_post"], rng, x_obs[0])
     timings["NLE"] = time.perf_counter() - t0
     res = nle.mcmc_result

@@ -73,7 +73,7 @@ def build(report) -> None:
     sims = simulate_from_prior(prior, sim, cfg["n_sim"], rng)
     t_sim = time.perf_counter() - t0
     t0 = time.perf_counter()
-    npe = NPE(prior, **cfg["flow"]).train(sims.theta, sims.x, rng, max_epochs=cfg["epochs"],
+    npe = NPE(prior, **cfg["flow"]).train(sims.theta, sims.x, rng=rng, max_epochs=cfg["epochs"],
                                           patience=15, lr=1e-3)
     t_npe = time.perf_counter() - t0
 
