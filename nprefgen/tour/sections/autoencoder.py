@@ -104,12 +104,17 @@ def _build(report) -> None:
         err_ae = float(np.sum((ae_lin.reconstruct(Xc) - Xc) ** 2))
         err_pca = float(np.sum((Xc - Xc @ Vk @ Vk.T) ** 2))    # (REP.4)-(REP.5)
         rows.append([kk, float(lam[kk - 1] / lam[kk]), angles[-1], err_ae, err_pca,
-                     bool(angles[-1] < 1e-2)])
+                     report.check(f"linear AE, k = {kk}: largest angle to the PCA subspace",
+                                  float(angles[-1]), "angle < 1e-2 rad after training",
+                                  bool(angles[-1] < 1e-2), show=False),
+                     report.check(f"linear AE, k = {kk}: error not below PCA's (Eckart-Young)",
+                                  err_ae / err_pca, "AE error / PCA error >= 1 - 1e-10",
+                                  bool(err_ae >= err_pca * (1 - 1e-10)), show=False)])
     report.figure(plot_subspace_angles(marks, curves), "angles",
                   "largest principal angle between the linear decoder's columns and the top-k "
                   "PCA subspace during training (log scale)")
     report.table(["k", "lambda_k / lambda_{k+1}", "largest angle (rad)", "AE sum ||x - x_hat||^2",
-                  "PCA sum ||x - x_hat||^2", "angle < 1e-2"], rows,
+                  "PCA sum ||x - x_hat||^2", "angle < 1e-2", "AE error >= PCA error"], rows,
                  caption=f"linear autoencoder vs PCA after {steps} full-batch Adam steps "
                          f"(lr 1e-2): the smaller the eigen-gap, the slower the convergence",
-                 status_col=5)
+                 status_col=[5, 6])
