@@ -11,8 +11,9 @@ from nprefgen.models.autoencoder import (
 )
 from nprefgen.models.pca import PCA, principal_angles
 from nprefgen.plots.representation import (
-    plot_latent_maps, plot_loss_curves, plot_reconstructions, plot_subspace_angles,
+    plot_latent_maps, plot_reconstructions, plot_subspace_angles,
 )
+from nprefgen.plots.training import plot_training_history
 
 ORDER = 22
 TITLE = "Representation: autoencoders"
@@ -80,11 +81,12 @@ def _build(report) -> None:
         "AE 2-D": ae2.reconstruct(X_test[pick]), f"AE {k}-D": ae8.reconstruct(X_test[pick]),
         f"conv {k}-D": cae.reconstruct(X_test[pick]), f"PCA {k}": pca8.reconstruct(X_test[pick])}),
         "reconstructions", "test digits and their reconstructions")
-    report.figure(plot_loss_curves({"2-D train": h2["loss"], "2-D val": h2["val_loss"],
-                                    f"{k}-D train": h8["loss"], f"{k}-D val": h8["val_loss"],
-                                    f"conv {k}-D train": hc["loss"], f"conv {k}-D val": hc["val_loss"]},
-                                   ylabel="binary cross-entropy per pixel"), "loss",
-                  "training and validation loss per epoch")
+    report.figure(plot_training_history(
+        {"dense, 2-D code": {"train": h2["loss"], "val": h2["val_loss"]},
+         f"dense, {k}-D code": {"train": h8["loss"], "val": h8["val_loss"]},
+         f"conv, {k}-D code": {"train": hc["loss"], "val": hc["val_loss"]}},
+        ylabel="binary cross-entropy per pixel"), "loss",
+        "training (dashed) and validation (solid) loss per epoch, one colour per autoencoder")
 
     report.text(
         "What if the autoencoder has no activation functions? Then x_hat = W_d W_e x and the "

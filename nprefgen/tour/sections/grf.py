@@ -43,7 +43,7 @@ def build(report) -> None:
         rows.append([label, n_side, n_fields, len(k), chi2.value, chi2, z_max, zc])
         pc = peak_counts(delta, bins=np.linspace(0.0, 4.0, 17))
         peaks[label] = (pc.centres, pc.values)
-    report.figure(plot_fields(fields), "fields",
+    report.figure(plot_fields(fields, cbar_label="delta (pixel std. units)"), "fields",
                   f"one {n_side}x{n_side} field per slope, amplitude set for unit pixel "
                   "variance (DATA.11)")
     report.figure(plot_power_spectra(curves), "pk",

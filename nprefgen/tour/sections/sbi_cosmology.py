@@ -6,7 +6,7 @@ import time
 import matplotlib
 import numpy as np
 
-from nprefgen.plots.sbi import coverage_plot, pair_plot
+from nprefgen.plots.sbi import coverage_plot, fields_and_summaries_plot, pair_plot
 from nprefgen.sbi import NPE, MCMCPosterior, simulate_from_prior
 from nprefgen.sbi import diagnostics as dg
 from nprefgen.sbi.cosmology import (
@@ -27,25 +27,11 @@ def _settings(quick: bool) -> dict:
 
 
 def _field_figure(sim, theta, rng):
-    import matplotlib.pyplot as plt
-
+    """Noisy fields at each theta (k, 2) and their summaries against mu(theta)."""
     fields = sim.fields(theta, rng)
-    fig, axes = plt.subplots(1, len(theta) + 1, figsize=(3.2 * (len(theta) + 1), 3.0))
-    for ax, f, t in zip(axes, fields, theta):
-        ax.imshow(f, cmap="RdBu_r")
-        ax.set_title(f"A = {t[0]:.2f}, n = {t[1]:.2f}", fontsize=9)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    s = sim.summarize(fields)
     mu, _ = sim.mean_summary(theta)
-    for c, (si, mi) in enumerate(zip(s, mu)):
-        axes[-1].plot(np.arange(sim.n_bins), si, "o", color=f"C{c}")
-        axes[-1].plot(np.arange(sim.n_bins), mi, "-", color=f"C{c}")
-    axes[-1].set_xlabel("k bin")
-    axes[-1].set_ylabel("log P(k)")
-    axes[-1].set_title("summaries (dots) vs mu(theta)", fontsize=9)
-    fig.tight_layout()
-    return fig
+    return fields_and_summaries_plot(fields, [f"A = {t[0]:.2f}, n = {t[1]:.2f}" for t in theta],
+                                     sim.summarize(fields), mu)
 
 
 def build(report) -> None:
