@@ -1,1 +1,1 @@
-"""nprefgen.metrics (see DESIGN.md)."""
+"""nprefgen.metrics (the layers and contracts: derivations/README.md)."""

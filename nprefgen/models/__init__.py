@@ -1,1 +1,1 @@
-"""nprefgen.models (see DESIGN.md)."""
+"""nprefgen.models (the layers and contracts: derivations/README.md)."""
