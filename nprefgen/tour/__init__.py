@@ -3,6 +3,11 @@
 Sections are discovered in :mod:`nprefgen.tour.sections`: every module there with ``ORDER``,
 ``TITLE`` and ``build(report)`` becomes one section, sorted by ``ORDER`` (the lecture order:
 10s foundations, 20s representation learning, 30s sampling, 40s flows, 50s SBI, 60s score models).
+``nprefgen tour --help`` lists them (:func:`section_titles` reads ``ORDER`` and ``TITLE`` from the
+sources without importing them). A section states every claim it makes about a number through
+``report.check(name, value, rule, passed)`` (:mod:`nprefgen.tour.report`; the shared rules for
+diagnostics are in :mod:`nprefgen.tour.rules`), so nothing is marked ok that was not checked and
+every flagged diagnostic is listed at the top of the page.
 
 :func:`build_tour` returns the :class:`Report` (``report.failures`` lists the sections that raised,
 ``report.index_path`` the page); :func:`run_tour` returns just the path of ``index.html``.

@@ -39,7 +39,7 @@ table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.92em; }
 td, th { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
 th { background: #f2f2f2; } td:first-child, th:first-child { text-align: left; }
 .fail { color: #b00; font-weight: bold; } .ok { color: #070; } .na { color: #888; }
-.check { margin: 0.3em 0; } .rule { color: #555; font-size: 0.9em; }
+.check { margin: 0.3em 0; } .rule { color: #555; font-size: 0.9em; } .good { color: #070; }
 .summary { border: 1px solid #ccc; background: #fafafa; padding: 0.4em 1em; margin: 1em 0; }
 .summary li { margin: 0.15em 0; }
 nav a { margin-right: 1em; } .meta { color: #777; font-size: 0.85em; }
@@ -282,7 +282,7 @@ class Report:
         head = (f"<b>Checks:</b> {len(checks)} recorded in {n_sec} of {len(self.sections)} "
                 f"section(s); ")
         if not flagged:
-            return f'<div class="summary">{head}<span class="ok">none flagged</span>.</div>'
+            return f'<div class="summary">{head}<span class="good">none flagged</span>.</div>'
         items = "".join(
             f'<li><a href="#{c.anchor}">{html.escape(c.title)}: {html.escape(c.name)}</a> = '
             f'{html.escape(_fmt(c.value))} <span class="rule">(rule: {html.escape(c.rule)})'
