@@ -72,13 +72,13 @@ class Check:
     def status(self) -> str:
         return "ok" if self.passed else "FLAGGED"
 
-    def cell(self) -> str:
+    def _cell(self) -> str:
         """The ``<td>`` of a table's status column: ok / FLAGGED, the rule as a tooltip."""
         cls = "ok" if self.passed else "fail"
         tip = html.escape(f"{self.name} = {_fmt(self.value)}; rule: {self.rule}", quote=True)
         return f'<td class="{cls}" id="{self.anchor}" title="{tip}">{self.status}</td>'
 
-    def line(self) -> str:
+    def _line(self) -> str:
         """A one-line rendering: status, name, value and rule."""
         cls = "ok" if self.passed else "fail"
         return (f'<p class="check" id="{self.anchor}"><span class="{cls}">{self.status}</span> '
@@ -161,7 +161,7 @@ class Report:
         sec.checks.append(c)
         if show:
             c.shown = True
-            sec.parts.append(c.line())
+            sec.parts.append(c._line())
         return c
 
     def rng(self, name: str) -> np.random.Generator:
@@ -214,7 +214,7 @@ class Report:
             cells = []
             for j, v in enumerate(row):
                 if isinstance(v, Check):
-                    cells.append(v.cell())
+                    cells.append(v._cell())
                 elif j in status:
                     cells.append('<td class="na">not checked</td>')
                 else:
@@ -260,7 +260,7 @@ class Report:
             rest = [c for c in s.checks if not c.shown]
             if rest:
                 body.append("<p>Further checks of this section:</p>")
-                body.extend(c.line() for c in rest)
+                body.extend(c._line() for c in rest)
             body.append(f'<p class="meta">section time {s.seconds:.1f} s</p>')
         stamp = time.strftime("%Y-%m-%d %H:%M")
         total = f", {total_seconds:.0f} s in all" if total_seconds is not None else ""
