@@ -55,10 +55,13 @@ def test_training_history_pairs_train_and_validation_by_colour():
     assert ax.get_yscale() == "linear"
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert labels == ["a", "b", "training", "validation"]
+    b_line = [ln for ln in lines if to_rgba(ln.get_color()) == to_rgba("C1")]
+    assert [ln.get_linestyle() for ln in b_line] == ["-"]      # training alone: solid
     plt.close(fig)
     # a loss spanning more than a factor of ten gets a log axis; a negative one never does
     fig = plot_training_history({"m": {"train": [100.0, 10.0, 1.0]}})
     assert fig.axes[0].get_yscale() == "log"
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["m"]
     plt.close(fig)
     assert not wants_log_scale([np.array([-5.0, 100.0])])
     with pytest.raises(ValueError, match="train"):

@@ -1,7 +1,8 @@
 """Training histories: the loss per epoch on the training and the validation data.
 
-One colour per model; the training loss thin and dashed, the validation loss thick and solid, a
-dot at the epoch whose parameters were kept (early stopping). The y axis turns logarithmic when
+One colour per model; the training loss thin and dashed, the validation loss thick and solid
+(a model without a validation curve has its training loss solid), a dot at the epoch whose
+parameters were kept (early stopping). The y axis turns logarithmic when
 the losses are positive and span more than a factor of ten, so the late epochs stay readable.
 """
 from __future__ import annotations
@@ -49,10 +50,12 @@ def plot_training_history(histories: Mapping[str, Mapping], ylabel: str = "loss"
         color = f"C{i % 10}"
         train = _curve(h["train"], f"histories[{name!r}]['train']")
         ep = np.arange(1, train.size + 1)
-        ax.plot(ep, train, ls="--", lw=1.0, color=color, alpha=0.8)
-        curves.append(train)
         val = h.get("val")
-        if val is not None and len(val):
+        alone = val is None or not len(val)          # no validation curve: train drawn solid
+        ax.plot(ep, train, ls="-" if alone else "--", lw=1.8 if alone else 1.0, color=color,
+                alpha=1.0 if alone else 0.8)
+        curves.append(train)
+        if not alone:
             has_val = True
             val = _curve(val, f"histories[{name!r}]['val']")
             ax.plot(np.arange(1, val.size + 1), val, ls="-", lw=2.0, color=color)
@@ -69,8 +72,8 @@ def plot_training_history(histories: Mapping[str, Mapping], ylabel: str = "loss"
         ax.set_title(title, fontsize=10)
     handles = [Line2D([], [], color=f"C{i % 10}", lw=2.0, label=name)
                for i, name in enumerate(histories)]
-    handles.append(Line2D([], [], color="0.3", ls="--", lw=1.0, label="training"))
     if has_val:
+        handles.append(Line2D([], [], color="0.3", ls="--", lw=1.0, label="training"))
         handles.append(Line2D([], [], color="0.3", ls="-", lw=2.0, label="validation"))
     ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     ax.grid(alpha=0.3, which="both")
