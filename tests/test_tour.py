@@ -88,7 +88,8 @@ def test_report_writes_index_with_figures_and_tables(tmp_path):
     # the summary at the top links to the flagged check only
     top = page.split("<nav>")[0]
     assert "2 recorded in 1 of 1 section(s)" in top and "1 flagged" in top
-    assert '<a href="#demo-check-2">Demo &lt;section&gt;: beta small</a>' in top
+    assert '<li><a href="#demo">Demo &lt;section&gt;</a>: 1 flagged' in top
+    assert '<a href="#demo-check-2">beta small</a> = 2 <span class="rule">(rule: beta &lt; 1)' in top
     assert "demo-check-1" not in top
     assert rep.flagged == [bad] and rep.checks == [good, bad]
     assert "a &lt; b &amp; c" in page and "Demo &lt;section&gt;" in page   # escaped

@@ -255,7 +255,9 @@ class Report:
                    f"{html.escape(names)} (tracebacks below)</p>{nav}")
         body = []
         for s in self.sections:
-            body.append(f'<h2 id="{s.key}">{html.escape(s.title)}</h2>')
+            n_bad = sum(not c.passed for c in s.checks)
+            badge = f' <span class="fail">({n_bad} flagged)</span>' if n_bad else ""
+            body.append(f'<h2 id="{s.key}">{html.escape(s.title)}{badge}</h2>')
             body.extend(s.parts)
             rest = [c for c in s.checks if not c.shown]
             if rest:
@@ -283,10 +285,17 @@ class Report:
                 f"section(s); ")
         if not flagged:
             return f'<div class="summary">{head}<span class="good">none flagged</span>.</div>'
-        items = "".join(
-            f'<li><a href="#{c.anchor}">{html.escape(c.title)}: {html.escape(c.name)}</a> = '
-            f'{html.escape(_fmt(c.value))} <span class="rule">(rule: {html.escape(c.rule)})'
-            f"</span></li>" for c in flagged)
+        items = []
+        for s in self.sections:                      # grouped by section, in page order
+            bad = [c for c in s.checks if not c.passed]
+            if bad:
+                inner = "".join(
+                    f'<li><a href="#{c.anchor}">{html.escape(c.name)}</a> = '
+                    f'{html.escape(_fmt(c.value))} <span class="rule">(rule: '
+                    f"{html.escape(c.rule)})</span></li>" for c in bad)
+                items.append(f'<li><a href="#{s.key}">{html.escape(s.title)}</a>: {len(bad)} '
+                             f"flagged<ul>{inner}</ul></li>")
+        items = "".join(items)
         note = (" Quick mode trains on small budgets, so some diagnostics are expected to miss "
                 "their bars." if self.quick else "")
         return (f'<div class="summary">{head}<span class="fail">{len(flagged)} flagged</span>.'
