@@ -927,6 +927,9 @@ case(P + "Report.table", "shape", "rows", lambda: _rep().table(["a", "b"], [[1, 
 case(P + "Report.table", "empty", "header", lambda: _rep().table([], [[1]]))
 case(P + "Report.table", "hyper", "status_col", lambda: _rep().table(["a"], [[True]], status_col=3))
 case(P + "Report.figure", "type", "fig", lambda: _rep().figure("abc", "f"))
+case(P + "Report.check", "type", "name", lambda: _rep().check(3, 1.0, "x < 2", True))
+case(P + "Report.check", "type", "rule", lambda: _rep().check("x", 1.0, None, True))
+case(P + "Report.check", "type", "passed", lambda: _rep().check("x", 1.0, "x < 2", "yes"))
 case(P + "Report.write", "nan", "total_seconds", lambda: _rep().write(np.nan))
 case(P + "Report.write", "hyper", "total_seconds", lambda: _rep().write(-1.0))
 P = "tour.gradchecks."
@@ -961,6 +964,7 @@ EXEMPT = {
     "testing.strategies.seeds": "no arguments",
     "testing.strategies.rngs": "no arguments",
     "cli.build_parser": "no arguments",
+    "tour.section_titles": "no arguments",
     # abstract methods of the contract: subclasses implement (and validate) them
     "nn.base.Module.forward": "abstract (raises NotImplementedError)",
     "nn.base.Module.backward": "abstract (raises NotImplementedError)",
@@ -969,6 +973,7 @@ EXEMPT = {
     "metrics.field_stats.PowerSpectrum": "a result record (NamedTuple)",
     "metrics.field_stats.Histogram": "a result record (NamedTuple)",
     "models.gmm.EMResult": "a result record returned by em()",
+    "tour.report.Check": "a result record returned by Report.check",
     # a command line reports bad arguments as argparse usage errors (exit status 2), the CLI
     # convention; tests/test_cli.py and test_cli_reports_bad_seed_as_usage_error check them
     "cli.main": "argparse: usage error, exit status 2",

@@ -11,8 +11,9 @@ from nprefgen.models.autoencoder import (
 )
 from nprefgen.models.pca import PCA, principal_angles
 from nprefgen.plots.representation import (
-    plot_latent_maps, plot_loss_curves, plot_reconstructions, plot_subspace_angles,
+    plot_latent_maps, plot_reconstructions, plot_subspace_angles,
 )
+from nprefgen.plots.training import plot_training_history
 
 ORDER = 22
 TITLE = "Representation: autoencoders"
@@ -80,11 +81,12 @@ def _build(report) -> None:
         "AE 2-D": ae2.reconstruct(X_test[pick]), f"AE {k}-D": ae8.reconstruct(X_test[pick]),
         f"conv {k}-D": cae.reconstruct(X_test[pick]), f"PCA {k}": pca8.reconstruct(X_test[pick])}),
         "reconstructions", "test digits and their reconstructions")
-    report.figure(plot_loss_curves({"2-D train": h2["train_loss"], "2-D val": h2["val_loss"],
-                                    f"{k}-D train": h8["train_loss"], f"{k}-D val": h8["val_loss"],
-                                    f"conv {k}-D train": hc["train_loss"], f"conv {k}-D val": hc["val_loss"]},
-                                   ylabel="binary cross-entropy per pixel"), "loss",
-                  "training and validation loss per epoch")
+    report.figure(plot_training_history(
+        {"dense, 2-D code": {"train": h2["train_loss"], "val": h2["val_loss"]},
+         f"dense, {k}-D code": {"train": h8["train_loss"], "val": h8["val_loss"]},
+         f"conv, {k}-D code": {"train": hc["train_loss"], "val": hc["val_loss"]}},
+        ylabel="binary cross-entropy per pixel"), "loss",
+        "training (dashed) and validation (solid) loss per epoch, one colour per autoencoder")
 
     report.text(
         "What if the autoencoder has no activation functions? Then x_hat = W_d W_e x and the "
@@ -104,12 +106,17 @@ def _build(report) -> None:
         err_ae = float(np.sum((ae_lin.reconstruct(Xc) - Xc) ** 2))
         err_pca = float(np.sum((Xc - Xc @ Vk @ Vk.T) ** 2))    # (REP.4)-(REP.5)
         rows.append([kk, float(lam[kk - 1] / lam[kk]), angles[-1], err_ae, err_pca,
-                     bool(angles[-1] < 1e-2)])
+                     report.check(f"linear AE, k = {kk}: largest angle to the PCA subspace",
+                                  float(angles[-1]), "angle < 1e-2 rad after training",
+                                  bool(angles[-1] < 1e-2), show=False),
+                     report.check(f"linear AE, k = {kk}: error not below PCA's (Eckart-Young)",
+                                  err_ae / err_pca, "AE error / PCA error >= 1 - 1e-10",
+                                  bool(err_ae >= err_pca * (1 - 1e-10)), show=False)])
     report.figure(plot_subspace_angles(marks, curves), "angles",
                   "largest principal angle between the linear decoder's columns and the top-k "
                   "PCA subspace during training (log scale)")
     report.table(["k", "lambda_k / lambda_{k+1}", "largest angle (rad)", "AE sum ||x - x_hat||^2",
-                  "PCA sum ||x - x_hat||^2", "angle < 1e-2"], rows,
+                  "PCA sum ||x - x_hat||^2", "angle < 1e-2", "AE error >= PCA error"], rows,
                  caption=f"linear autoencoder vs PCA after {steps} full-batch Adam steps "
                          f"(lr 1e-2): the smaller the eigen-gap, the slower the convergence",
-                 status_col=5)
+                 status_col=[5, 6])

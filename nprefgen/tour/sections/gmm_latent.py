@@ -95,14 +95,25 @@ def build(report) -> None:
 
     # how far are the samples from the training set? (memorisation check) and the test fit
     rows = []
+    ref = float(np.median(_nearest_distance(X_test[:n_show], X)))
     for name, imgs in [("AE latent GMM", images_ae), ("AE latent, K = 1", images_one),
                        ("PCA GMM", images_pca), ("pixel GMM", images_pix),
                        ("test digits (reference)", X_test[:n_show])]:
         dist = _nearest_distance(imgs, X)
-        rows.append([name, float(np.median(dist)), float(dist.min())])
-    report.table(["images", "median distance to nearest training digit", "minimum"], rows,
-                 caption="distances in pixel space (values in [0, 1]); samples that are much "
-                         "closer to the training set than test digits are would be copies")
+        med = float(np.median(dist))
+        copies = None if name.startswith("test") else report.check(
+            f"{name}: samples are not copies", med / ref,
+            "median distance / test digits' median >= 0.5", bool(med >= 0.5 * ref), show=False)
+        rows.append([name, med, float(dist.min()), copies])
+    report.table(["images", "median distance to nearest training digit", "minimum",
+                  "not copies"], rows, status_col=3,
+                 caption="distances in pixel space (values in [0, 1]); samples whose median "
+                         "distance to the training set is under half that of the test digits "
+                         "would be copies")
+    report.check(f"the K = {K_best} mixture beats one Gaussian on held-out codes",
+                 float(gmm.score(S_test) - one.score(S_test)),
+                 "test mean log p (mixture) - test mean log p (one Gaussian) > 0",
+                 bool(gmm.score(S_test) > one.score(S_test)))
     report.table(
         ["model", "final training loss (BCE)", "validation loss", "K", "latent test mean log p",
          "latent train mean log p"],
