@@ -242,12 +242,21 @@ def _layer_dot(c: _LayerCase):
 def _layer_bad_x(c: _LayerCase):
     for kind in ("nan", "inf", "empty"):
         expect_value_error(lambda: c.layer.forward(_bad(c.x, kind)), "x", f"forward({kind} x)")
-    # a wrong trailing size is either part of the contract (elementwise layers) or refused
-    wide = c.rng(3).standard_normal(c.x.shape[:-1] + (c.x.shape[-1] + 1,))
-    try:
-        c.layer.forward(wide)
-    except Exception:   # noqa: BLE001
-        expect_value_error(lambda: c.layer.forward(wide), "x", "forward(x of the wrong shape)")
+    # a layer that declares its input size (in_features: the last axis; in_channels: axis 1 of
+    # (n, c, h, w)) refuses any other size and any other number of dimensions; for the others
+    # (elementwise layers) any shape is part of the contract, or refused with a ValueError
+    shape = list(c.x.shape)
+    axis = -1 if hasattr(c.layer, "in_features") else 1 if hasattr(c.layer, "in_channels") else None
+    shape[-1 if axis is None else axis] += 1
+    wide = c.rng(3).standard_normal(shape)
+    for bad, what in ((wide, "x with a wrong input size"), (c.x[0], "x without its batch axis")):
+        if axis is None:
+            try:
+                c.layer.forward(bad)
+                continue
+            except Exception:   # noqa: BLE001
+                pass
+        expect_value_error(lambda: c.layer.forward(bad), "x", f"forward({what})")
     expect_value_error(lambda: c.layer.forward("abc"), "x", "forward(a string)")
 
 
@@ -785,6 +794,10 @@ def _pe_bad(c):
         expect_value_error(lambda: c.train(theta=_bad(c.theta, kind)), "theta", f"train({kind} theta)")
         expect_value_error(lambda: c.train(x=_bad(c.x, kind)), "x", f"train({kind} x)")
     expect_value_error(lambda: c.train(x=c.x[:-1]), "x", "train(x with one row less than theta)")
+    expect_value_error(lambda: c.train(theta=np.concatenate([c.theta, c.theta[:, :1]], axis=1)),
+                       "theta", "train(theta with p + 1 columns)")
+    expect_value_error(lambda: c.train(theta=c.theta[:0], x=c.x[:0]), "theta", "train(empty theta)")
+    expect_value_error(lambda: c.train(theta="abc"), "theta", "train(a string as theta)")
     expect_value_error(lambda: c.train(rng=NOT_AN_RNG), "rng", "train(rng='42')")
 
 
@@ -803,3 +816,61 @@ def check_posterior_estimator(factory, theta, x, *, train_kwargs=None, n_samples
                                                                   train_kwargs=train_kwargs,
                                                                   n_samples=n_samples),
                 getattr(factory, "__name__", repr(factory)))
+
+
+# ================================================================================================
+# one array argument of any function: bad values derived from one valid input
+# ================================================================================================
+def array_argument_checks(call: Callable, arg: str, good, *, wrong=None, empty=None,
+                          allow_inf: bool = False, any_shape: bool = False
+                          ) -> Iterator[tuple[str, Callable[[], None]]]:
+    """Bad-input checks of one array argument, derived from a valid value of it.
+
+    call: ``value -> result``, the function with every other argument fixed (e.g.
+    ``lambda x: my_fn(x, 3)``); arg: the argument's name, which every ValueError must start with;
+    good: a valid value (an array, or a shape tuple for standard normal draws);
+    wrong: a shape that is invalid (default: one more trailing column, unless ``any_shape``);
+    empty: the shape of an empty value (default: zero rows); allow_inf: +-inf is valid.
+
+    Sub-checks: ``accepts_valid`` (the call with ``good`` succeeds), ``nan``, ``inf``, ``empty``,
+    ``shape``, ``string`` -> ValueError naming ``arg``.
+    """
+    check_callable(call, "call")
+    if isinstance(good, tuple):
+        good = np.random.default_rng(1).standard_normal(good)
+    good = np.asarray(good, dtype=np.float64)
+    if wrong is None and not any_shape and good.ndim:
+        wrong = good.shape[:-1] + (good.shape[-1] + 1,)
+    empty = (0,) + good.shape[1:] if empty is None else tuple(empty)
+
+    def accepts_valid():
+        try:
+            call(good.copy())
+        except Exception as err:   # noqa: BLE001
+            raise AssertionError(f"the valid {arg} of shape {good.shape} raised "
+                                 f"{type(err).__name__}: {str(err)[:200]}") from None
+
+    yield "accepts_valid", accepts_valid
+    yield "nan", lambda: expect_value_error(lambda: call(_bad(good, "nan")), arg, f"{arg} with a NaN")
+    if not allow_inf:
+        yield "inf", lambda: expect_value_error(lambda: call(_bad(good, "inf")), arg, f"{arg} with an inf")
+    yield "empty", lambda: expect_value_error(lambda: call(np.zeros(empty)), arg, f"empty {arg} {empty}")
+    if wrong is not None:
+        bad = np.random.default_rng(2).standard_normal(wrong)
+        yield "shape", lambda: expect_value_error(lambda: call(bad), arg, f"{arg} of shape {tuple(wrong)}")
+    yield "string", lambda: expect_value_error(lambda: call("abc"), arg, f"a string as {arg}")
+
+
+def check_array_argument(call: Callable, arg: str, good, **options) -> list[str]:
+    """Run :func:`array_argument_checks`; raise AssertionError naming every failed sub-check.
+
+    >>> import numpy as np
+    >>> from nprefgen.nn import sigmoid
+    >>> check_array_argument(sigmoid, "x", (4, 3), any_shape=True)
+    ['accepts_valid', 'nan', 'inf', 'empty', 'string']
+    """
+    return _run("array argument", array_argument_checks(call, arg, good, **options), arg)
+
+
+for _n in ("accepts_valid", "nan", "inf", "empty", "shape", "string"):
+    _check("array_argument", _n)(None)
