@@ -22,3 +22,10 @@ settings.load_profile("nprefgen")
 def rng() -> np.random.Generator:
     """A fresh generator with a fixed seed for each test."""
     return np.random.default_rng(20261127)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark the tests listed in tests/slow_tests.py ``slow`` (``-m "not slow"``: the fast subset)."""
+    from slow_tests import mark_slow
+    config.slow_unmatched = mark_slow(items, pytest.mark.slow)
+    config.slow_collected_all = len(items) > 1000

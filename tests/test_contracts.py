@@ -643,3 +643,11 @@ def test_every_public_callable_is_covered():
     stale = sorted(k for k in CALLABLE_EXEMPT if not any(_exempt(n) and (n == k or n.startswith(k))
                                                          for n in required.values()))
     assert not stale, f"exemptions naming no public callable: {stale}"
+
+
+def test_every_slow_pattern_matches_a_test(request):
+    """tests/slow_tests.py names tests that exist (checked when the whole suite is collected)."""
+    config = request.config
+    if not getattr(config, "slow_collected_all", False) or config.getoption("-m"):
+        pytest.skip("only meaningful when the whole suite is collected")
+    assert not config.slow_unmatched, f"slow patterns matching no test: {sorted(config.slow_unmatched)}"

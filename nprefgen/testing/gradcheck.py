@@ -143,6 +143,7 @@ def check_vjp(fun: Callable, vjp: Callable, x, *, rng=None, n_directions: int = 
     Returns the results, so callers can report the errors (the tour prints them as a table).
     """
     check_int(n_directions, "n_directions", low=1)
+    rng = check_rng(rng)                  # once: an int seed must not repeat the same directions
     results = [vjp_error(fun, vjp, x, rng=rng, step=step, rtol=rtol, name=name) for _ in range(n_directions)]
     bad = [r for r in results if not r.ok]
     if bad:
