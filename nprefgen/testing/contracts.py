@@ -285,7 +285,8 @@ def _layer_float32(c: _LayerCase):
         _close(y32, y64, FLOAT32_RTOL, "a float32 layer against float64")
         d_x = layer32.backward(cache, np.ones_like(y32))
         if np.asarray(d_x).dtype != np.float32:
-            raise AssertionError(f"a float32 layer's backward: expected float32 d_x, got {np.asarray(d_x).dtype}")
+            raise AssertionError(f"a float32 layer's backward: expected float32 d_x, got "
+                                 f"{np.asarray(d_x).dtype}")
 
 
 def layer_checks(layer, x=None, *, rng=None) -> Iterator[tuple[str, Callable[[], None]]]:
@@ -419,7 +420,8 @@ def _bij_bad(c):
         expect_value_error(lambda: b.forward(x, np.zeros((x.shape[0], 1))), "context",
                            "forward(x, context) of an unconditional bijector")
     else:
-        expect_value_error(lambda: b.forward(x, None), "context", "forward(x, None) of a conditional bijector")
+        expect_value_error(lambda: b.forward(x, None), "context",
+                           "forward(x, None) of a conditional bijector")
         expect_value_error(lambda: b.forward(x, _bad(ctx, "nan")), "context", "forward(x, nan context)")
         expect_value_error(lambda: b.forward(x, ctx[:-1]), "context", "forward(x, context with one row less)")
     _, _, cache = b.forward_cached(x, ctx)
@@ -656,7 +658,8 @@ def check_model(factory, X, y=None, *, fit_kwargs=None, output=None) -> list[str
                 getattr(factory, "__name__", repr(factory)))
 
 
-def density_model_checks(factory, X, *, fit_kwargs=None, n_samples: int = 7) -> Iterator[tuple[str, Callable]]:
+def density_model_checks(factory, X, *, fit_kwargs=None,
+                         n_samples: int = 7) -> Iterator[tuple[str, Callable]]:
     """The density-model battery (the model battery plus log_prob, sample, float32).
 
     factory: ``() -> model`` building a fresh, identically initialised model each call;
@@ -767,7 +770,8 @@ def _pe_shapes(c):
                              f"{c.theta.shape[1]}), got {np.shape(s)}")
     lp = post.log_prob(s, x=c.x_o)
     if np.shape(lp) != (c.n,) or not np.all(np.isfinite(lp)):
-        raise AssertionError(f"posterior.log_prob(theta, x=x_o): expected finite ({c.n},), got {np.shape(lp)}")
+        raise AssertionError(f"posterior.log_prob(theta, x=x_o): expected finite ({c.n},), got "
+                             f"{np.shape(lp)}")
     _same(post.sample(c.n, x=c.x_o, rng=0), s, "posterior.sample with rng=0 twice")
     if np.array_equal(post.sample(c.n, x=c.x_o, rng=1), s):
         raise AssertionError("posterior.sample with rng=0 and rng=1 gave the same draws")
