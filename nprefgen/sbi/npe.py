@@ -36,7 +36,7 @@ from nprefgen.sbi.priors import check_theta
 
 def check_training_pairs(theta, x, prior=None):
     """theta (n, p), x (n, dx): finite, matching rows, non-empty, theta inside the prior."""
-    if np.size(theta) == 0 or np.shape(theta)[0] == 0:
+    if np.size(theta) == 0 or np.shape(theta)[:1] == (0,):
         raise ValueError(f"theta: expected a non-empty training set, got shape {np.shape(theta)}")
     theta = check_array(theta, "theta", ndim=2, dtype=np.float64)
     x = check_array(x, "x", ndim=2, dtype=np.float64)
