@@ -28,7 +28,7 @@ import nprefgen.data
 import nprefgen.nn
 from nprefgen import _validation as V
 from nprefgen import cli
-from nprefgen.data import digits, grf, mnist, toys
+from nprefgen.data import digits, grf, images, mnist, toys
 from nprefgen.metrics import field_stats as FS
 from nprefgen.models import gmm as G
 from nprefgen.models import kmeans as KM
@@ -704,6 +704,12 @@ case(P + "Toy", "type", "params",
 case(P + "Toy.sample", "hyper", "n", lambda: toys.TOYS["rings"].sample(0, R()))
 case(P + "Toy.sample", "hyper", "rng", lambda: toys.TOYS["rings"].sample(5, "x"))
 arrays(P + "Toy.log_prob", "x", toys.TOYS["8gaussians"].log_prob, (4, 2), (4, 3))
+case("data.images.load_image_data", "hyper", "dataset", lambda: images.load_image_data("cifar"))
+case("data.images.load_image_data", "type", "mnist_root", lambda: images.load_image_data("mnist"))
+case("data.images.load_image_data", "hyper", "max_train",
+     lambda: images.load_image_data(max_train=1))
+case("data.images.central_indices", "hyper", "side", lambda: images.central_indices(1))
+case("data.images.central_indices", "hyper", "size", lambda: images.central_indices(8, 8))
 
 # -- metrics.field_stats ---------------------------------------------------------------------------
 P = "metrics.field_stats."
@@ -918,6 +924,7 @@ EXEMPT = {
     "nn.optim.Adam.step": "no arguments (a non-finite gradient reaches the next loss check)",
     "models.gmm.GaussianMixture.n_parameters": "no arguments",
     "testing.strategies.seeds": "no arguments",
+    "data.images.ImageData": "a plain record (dataclass) that load_image_data fills",
     "testing.strategies.rngs": "no arguments",
     "cli.build_parser": "no arguments",
     # abstract methods of the contract: subclasses implement (and validate) them
