@@ -713,6 +713,11 @@ case("data.images.central_indices", "hyper", "size", lambda: images.central_indi
 
 # -- metrics.field_stats ---------------------------------------------------------------------------
 P = "metrics.field_stats."
+case(P + "evaluate_power", "type", "power_fn", lambda: FS.evaluate_power(3, np.ones(2)))
+case(P + "evaluate_power", "shape", "power_fn", lambda: FS.evaluate_power(lambda k: k[:1], np.ones(2)))
+case(P + "evaluate_power", "nan", "power_fn", lambda: FS.evaluate_power(lambda k: k * np.nan, np.ones(2)))
+case(P + "power_spectrum_bins", "hyper", "n_bins", lambda: FS.power_spectrum_bins(8, 1.0, 0))
+case(P + "power_spectrum_bins", "hyper", "spacing", lambda: FS.power_spectrum_bins(8, 1.0, 4, "cubic"))
 for fn in (FS.power_spectrum, FS.pixel_histogram, FS.peak_counts):
     arrays(P + fn.__name__, "field", fn, (2, 8, 8), (2, 8, 7), empty=(0, 8, 8))
     case(P + fn.__name__, "shape", "field", lambda fn=fn: fn(A(8)))
@@ -925,6 +930,9 @@ EXEMPT = {
     "models.gmm.GaussianMixture.n_parameters": "no arguments",
     "testing.strategies.seeds": "no arguments",
     "data.images.ImageData": "a plain record (dataclass) that load_image_data fills",
+    # unchecked kernels: ReLU.backward validates x and d_y before calling them
+    "kernels.softplus.relu_backward": "unchecked kernel behind ReLU.backward (which checks)",
+    "kernels.softplus.relu_backward_numpy": "unchecked NumPy twin of relu_backward",
     "testing.strategies.rngs": "no arguments",
     "cli.build_parser": "no arguments",
     # abstract methods of the contract: subclasses implement (and validate) them

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nprefgen.kernels._jit import kernel
+from nprefgen.kernels.jit import kernel
 
 # ---------------------------------------------------------------------------------------------
 # the per-element formulas (shared by both paths)
