@@ -156,7 +156,7 @@ def maf(dim: int, n_layers: int, hidden, *, rng=None, context_dim: int = 0,
     for k in range(n_layers):
         if k > 0 and dim > 1:
             layers.append(Permutation.reverse(dim) if permutation == "reverse"
-                          else Permutation.random(dim, rng))
+                          else Permutation.random(dim, rng=rng))
         if actnorm:
             layers.append(ActNorm(dim))
         layers.append(cls(dim, widths, rng=rng, context_dim=context_dim, activation=activation,

@@ -31,7 +31,7 @@ class Permutation(Bijector):
         return cls(np.arange(check_int(dim, "dim", low=1))[::-1].copy())
 
     @classmethod
-    def random(cls, dim: int, rng: np.random.Generator) -> "Permutation":
+    def random(cls, dim: int, *, rng=None) -> "Permutation":
         """A uniformly random permutation drawn from ``rng`` (sbi's choice between layers)."""
         return cls(check_rng(rng).permutation(check_int(dim, "dim", low=1)))
 

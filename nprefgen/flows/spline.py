@@ -262,16 +262,16 @@ class SplineCoupling(Coupling):
                  dtype=np.float64) -> None:
         dim = check_int(dim, "dim", low=1)
         context_dim = check_int(context_dim, "context_dim", low=0)
-        transform = SplineTransform(n_bins, bound, min_width, min_height, min_derivative)
         mask = check_mask(mask, context_dim, dim)
         d_a, d_b = int(mask.sum()), int(mask.size - mask.sum())
         widths = hidden_widths(hidden)
-        # name the argument that makes the conditioner too large: the bins, or the widths
-        one_bin = mlp_parameter_count([d_a + context_dim, *widths, 2 * d_b])
-        check_parameter_count(one_bin, "SplineCoupling conditioner")
+        # sizes first, naming the argument that makes the conditioner too large
+        check_parameter_count(mlp_parameter_count([d_a + context_dim, *widths, 2 * d_b]),
+                              "SplineCoupling conditioner")
         check_parameter_count(mlp_parameter_count([d_a + context_dim, *widths,
-                                                   d_b * transform.n_params]),
+                                                   d_b * n_spline_params(n_bins)]),
                               "SplineCoupling conditioner", name="n_bins")
+        transform = SplineTransform(n_bins, bound, min_width, min_height, min_derivative)
         super().__init__(mask, transform, widths, rng=rng, context_dim=context_dim,
                          activation=activation, zero_init=zero_init, dtype=dtype)
 

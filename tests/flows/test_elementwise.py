@@ -23,7 +23,7 @@ def test_permutations_pass_the_battery(case):
     d, n, seed = case
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, d))
-    for b in (Permutation.reverse(d), Permutation.random(d, rng)):
+    for b in (Permutation.reverse(d), Permutation.random(d, rng=rng)):
         check_bijector(b, x, rng=rng)
         np.testing.assert_array_equal(b.forward(x)[0], x[:, b.perm])
 
@@ -125,7 +125,7 @@ def test_elementwise_bad_inputs(rng):
     with pytest.raises(ValueError, match="perm"):
         Permutation([0.0, 1.0])
     with pytest.raises(ValueError, match="rng"):
-        Permutation.random(3, "0")
+        Permutation.random(3, rng="0")
     with pytest.raises(ValueError, match="std"):
         Standardize(np.zeros(2), np.array([1.0, 0.0]))
     with pytest.raises(ValueError, match="std"):

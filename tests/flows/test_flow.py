@@ -294,7 +294,7 @@ def test_registered_builders_rebuild(tmp_path, rng):
     from nprefgen.flows.builders import BUILDERS
 
     def tiny(dim, *, rng):
-        flow = Flow([ElementwiseAffine(dim), Permutation.random(dim, rng)])
+        flow = Flow([ElementwiseAffine(dim), Permutation.random(dim, rng=rng)])
         flow.config = {"builder": "tiny_test_family", "dim": dim}
         return flow
 
