@@ -31,9 +31,6 @@ from nprefgen.flows.flow import Flow
 from nprefgen.flows.permutation import Permutation
 from nprefgen.flows.spline import SplineCoupling, n_spline_params
 
-# kept for code importing the old private name
-_hidden = hidden_widths
-
 
 def _prefix(dim, standardize):
     """The Standardize in front: True -> unfitted (fitted by the first fit/initialize or load);

@@ -73,7 +73,7 @@ def draw_samples(ax, x, bounds, title: str | None = None, color: str = "tab:blue
         ax.set_title(title, fontsize=9)
 
 
-def plot_toy_flows(data, flows: dict, bounds, *, rng: np.random.Generator, n_samples: int = 2000,
+def plot_toy_flows(data, flows: dict, bounds, *, rng=None, n_samples: int = 2000,
                    n_grid: int = 200, title: str | None = None, true_log_prob=None):
     """Two rows of panels: the data and each named flow's density on top, below them the true
     density (when ``true_log_prob`` is given) and each flow's samples x = f^-1(z).

@@ -31,7 +31,7 @@ TEST_NOISE_SEED = 20_190_917  # the test set's one fixed dequantization (SPL.14)
 MODELS = ("gaussian", "realnvp", "maf", "spline")
 
 
-def preprocess(v, levels: int, *, rng) -> tuple[np.ndarray, np.ndarray]:
+def preprocess(v, levels: int, *, rng=None) -> tuple[np.ndarray, np.ndarray]:
     """(SPL.14) :func:`pixels_to_logit` with the experiments' lambda = 0.05."""
     return pixels_to_logit(v, levels, LAMBDA, rng=rng)
 
