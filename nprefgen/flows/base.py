@@ -79,6 +79,9 @@ class Bijector(Module):
         super().__init__()
         self.dim = check_int(dim, "dim", low=1)
         self.context_dim = check_int(context_dim, "context_dim", low=0)
+        # every bijector holds arrays of size D (masks, scales, permutations): bound D up front
+        check_parameter_count(self.dim + self.context_dim, f"a {type(self).__name__} of dim {self.dim}",
+                              name="dim")
         self.buffers: dict[str, np.ndarray] = {}
 
     # -- buffers: fixed (non-trained) arrays that define the bijector ---------------------------

@@ -110,6 +110,7 @@ def realnvp(dim: int, n_layers: int, hidden, *, rng=None, context_dim: int = 0,
     dim = check_int(dim, "dim", low=2)
     n_layers = check_int(n_layers, "n_layers", low=1)
     context_dim = check_int(context_dim, "context_dim", low=0)
+    check_parameter_count(dim + context_dim, f"a flow of dim {dim}", name="dim")
     widths = hidden_widths(hidden)
     rng = check_rng(rng)
     check_choice(mask, "mask", ("alternating", "half", "checkerboard"))
@@ -143,6 +144,7 @@ def maf(dim: int, n_layers: int, hidden, *, rng=None, context_dim: int = 0,
     dim = check_int(dim, "dim", low=1)
     n_layers = check_int(n_layers, "n_layers", low=1)
     context_dim = check_int(context_dim, "context_dim", low=0)
+    check_parameter_count(dim + context_dim, f"a flow of dim {dim}", name="dim")
     widths = hidden_widths(hidden)
     rng = check_rng(rng)
     check_choice(permutation, "permutation", ("reverse", "random"))
@@ -195,6 +197,7 @@ def spline_flow(dim: int, n_layers: int, hidden, *, rng=None, context_dim: int =
     dim = check_int(dim, "dim", low=1)
     n_layers = check_int(n_layers, "n_layers", low=1)
     context_dim = check_int(context_dim, "context_dim", low=0)
+    check_parameter_count(dim + context_dim, f"a flow of dim {dim}", name="dim")
     if dim == 1 and context_dim == 0:
         raise ValueError("dim: expected >= 2 for an unconditional spline flow (a coupling needs a "
                          "coordinate to condition on), got 1")

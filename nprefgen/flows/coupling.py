@@ -90,6 +90,7 @@ def coupling_masks(kind: str, dim: int, n_layers: int, image_shape=None) -> list
     check_choice(kind, "mask", ("alternating", "half", "checkerboard"))
     dim = check_int(dim, "dim", low=1)
     n_layers = check_int(n_layers, "n_layers", low=1)
+    check_parameter_count(dim * n_layers, f"{n_layers} masks of {dim} entries", name="n_layers")
     if kind == "checkerboard" and (image_shape is None or int(np.prod(image_shape)) != dim):
         raise ValueError(f"image_shape: expected a shape with {dim} pixels for a checkerboard "
                          f"mask, got {image_shape}")

@@ -90,6 +90,7 @@ class MADE(Module):
         super().__init__()
         self.dim = check_int(dim, "dim", low=1)
         self.context_dim = check_int(context_dim, "context_dim", low=0)
+        check_parameter_count(self.dim + self.context_dim, f"a MADE of dim {self.dim}", name="dim")
         rng = check_rng(rng)
         check_choice(activation, "activation", ACTIVATIONS)
         self.hidden = hidden_widths(list(hidden) if isinstance(hidden, (tuple, range)) else hidden)

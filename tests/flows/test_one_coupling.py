@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from nprefgen.flows import (
-    BUILDERS, AffineCoupling, AffineTransform, Coupling, ElementwiseTransform, Flow,
+    BUILDERS, MADE, ActNorm, AffineCoupling, Permutation, coupling_masks, AffineTransform, Coupling, ElementwiseTransform, Flow,
     SplineCoupling, SplineTransform, Standardize, TailBoundWarning, alternating_mask, load_flow, maf,
     realnvp, spline_flow,
 )
@@ -182,14 +182,21 @@ def test_standardised_spline_flow_models_the_blob(rng):
     ("hidden", lambda: maf(3, 2, 10**9)),
     ("n_bins", lambda: spline_flow(2, 2, 8, n_bins=10**9)),
     ("n_layers", lambda: spline_flow(2, 10**9, 8)),
-    ("hidden", lambda: spline_flow(10**9, 2, 8)),
+    ("dim", lambda: spline_flow(10**9, 2, 8)),
+    ("dim", lambda: realnvp(10**9, 2, 8)),
+    ("dim", lambda: Permutation.reverse(10**9)),
+    ("dim", lambda: ActNorm(10**9)),
+    ("dim", lambda: Standardize(dim=10**9)),
+    ("dim", lambda: MADE(10**9, [2])),
+    ("n_layers", lambda: coupling_masks("alternating", 10**5, 10**5)),
     ("hidden", lambda: AffineCoupling(alternating_mask(4), 10**9)),
     ("n_bins", lambda: SplineCoupling(4, alternating_mask(4), 8, 10**9)),
     ("hidden", lambda: SplineCoupling(4, alternating_mask(4), [10**9])),
 ])
 def test_absurd_sizes_are_refused_up_front(arg, make):
     """Issue 13 class 7: models above MAX_PARAMETERS are refused before allocating, in well under
-    a second, with a ValueError naming the argument and the estimated size."""
+    a second, with a ValueError naming the argument and the estimated size (without the checks,
+    Permutation.reverse(10**9) alone takes 8 GB before failing)."""
     t0 = time.perf_counter()
     with pytest.raises(ValueError, match=rf"^{arg}: .*parameters.*cap"):
         make()
