@@ -23,7 +23,7 @@ import nprefgen.data
 import nprefgen.nn
 from nprefgen import _validation as V
 from nprefgen import cli
-from nprefgen.data import digits, grf, mnist, toys
+from nprefgen.data import digits, grf, images, mnist, toys
 from nprefgen.metrics import field_stats as FS
 from nprefgen.models import gmm as G
 from nprefgen.models import kmeans as KM
@@ -686,9 +686,20 @@ case(P + "Toy", "type", "params",
 case(P + "Toy.sample", "hyper", "n", lambda: toys.TOYS["rings"].sample(0, rng=R()))
 case(P + "Toy.sample", "hyper", "rng", lambda: toys.TOYS["rings"].sample(5, rng="x"))
 arrays(P + "Toy.log_prob", "x", toys.TOYS["8gaussians"].log_prob, (4, 2), (4, 3))
+case("data.images.load_image_data", "hyper", "dataset", lambda: images.load_image_data("cifar"))
+case("data.images.load_image_data", "type", "mnist_root", lambda: images.load_image_data("mnist"))
+case("data.images.load_image_data", "hyper", "max_train",
+     lambda: images.load_image_data(max_train=1))
+case("data.images.central_indices", "hyper", "side", lambda: images.central_indices(1))
+case("data.images.central_indices", "hyper", "size", lambda: images.central_indices(8, 8))
 
 # -- metrics.field_stats ---------------------------------------------------------------------------
 P = "metrics.field_stats."
+case(P + "evaluate_power", "type", "power_fn", lambda: FS.evaluate_power(3, np.ones(2)))
+case(P + "evaluate_power", "shape", "power_fn", lambda: FS.evaluate_power(lambda k: k[:1], np.ones(2)))
+case(P + "evaluate_power", "nan", "power_fn", lambda: FS.evaluate_power(lambda k: k * np.nan, np.ones(2)))
+case(P + "power_spectrum_bins", "hyper", "n_bins", lambda: FS.power_spectrum_bins(8, 1.0, 0))
+case(P + "power_spectrum_bins", "hyper", "spacing", lambda: FS.power_spectrum_bins(8, 1.0, 4, "cubic"))
 for fn in (FS.power_spectrum, FS.pixel_histogram, FS.peak_counts):
     arrays(P + fn.__name__, "field", fn, np.abs(A(2, 8, 8)), (2, 8, 7), empty=(0, 8, 8))
     case(P + fn.__name__, "shape", "field", lambda fn=fn: fn(A(8)))

@@ -183,14 +183,16 @@ class Flow(Chain):
         return d_x, d_context
 
     # -- sampling -----------------------------------------------------------------------------
-    def sample(self, n: int, rng: np.random.Generator, context=None) -> np.ndarray:
-        """x = f^{-1}(z), z ~ N(0, I). n: int; context: (n, C) or one (C,) row -> x: (n, D)."""
-        return self.sample_and_log_prob(n, rng, context)[0]
+    def sample(self, n: int, context=None, *, rng=None) -> np.ndarray:
+        """x = f^{-1}(z), z ~ N(0, I). n: int; context: (n, C) or one (C,) row; rng: None, int
+        or Generator (SPEC 7) -> x: (n, D)."""
+        return self.sample_and_log_prob(n, context, rng=rng)[0]
 
-    def sample_and_log_prob(self, n: int, rng: np.random.Generator, context=None):
+    def sample_and_log_prob(self, n: int, context=None, *, rng=None):
         """Samples and their log-densities in one pass: log p(x) = log N(z) - log_det_inv (FLOW.1).
 
-        -> x: (n, D), log_prob: (n,).
+        n: int; context: (n, C) or one (C,) row; rng: None, int or Generator -> x: (n, D),
+        log_prob: (n,).
         """
         n = check_int(n, "n", low=1)
         rng = check_rng(rng)
@@ -199,16 +201,38 @@ class Flow(Chain):
         x, log_det_inv = self.inverse(z, context)
         return x, normal_log_prob(z) - log_det_inv
 
-    # -- data-dependent initialisation (ActNorm) ----------------------------------------------
+    # -- data-dependent initialisation (Standardize, ActNorm) and data checks ----------------
     def initialize(self, x, context=None) -> "Flow":
         """Push ``x`` through the chain, calling ``initialize`` on every bijector that has one and
-        is not yet initialised (ActNorm, FLOW.18), on its own input."""
+        is not yet initialised (an unfitted Standardize, ActNorm FLOW.18), on its own input, and
+        ``check_fit_data`` on every bijector (a spline coupling warns about its tail bound)."""
         x = self._check_x(x)
         context, _ = self._context_rows(context, x.shape[0])
         context = self._scaled(context)
         for b in self.bijectors:
             if hasattr(b, "initialize") and not getattr(b, "initialized", True):
                 b.initialize(x)
+            b.check_fit_data(x, self._ctx(b, context))
+            x, _ = b.forward(x, self._ctx(b, context))
+        return self
+
+    def check_data(self, x, context=None) -> "Flow":
+        """Push training data ``x: (n, D)`` through the chain and let every bijector warn about
+        data it cannot model (``check_fit_data``). Stops at a bijector not yet initialised, and,
+        when no ``context: (n, C)`` is given to a conditional flow, after the first conditional
+        bijector."""
+        x = self._check_x(x)
+        if context is None and self.context_dim:
+            context, partial = None, True
+        else:
+            context, _ = self._context_rows(context, x.shape[0])
+            context, partial = self._scaled(context), False
+        for b in self.bijectors:
+            if not getattr(b, "initialized", True):
+                break
+            b.check_fit_data(x, self._ctx(b, context))
+            if partial and b.context_dim:
+                break
             x, _ = b.forward(x, self._ctx(b, context))
         return self
 

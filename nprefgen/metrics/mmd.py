@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from nprefgen._validation import check_array, check_int, check_rng, check_scalar
-from nprefgen.kernels._jit import kernel
+from nprefgen.kernels.jit import kernel
 
 
 def kernel_sum_numpy(a: np.ndarray, b: np.ndarray, bandwidth: float, same: bool) -> float:

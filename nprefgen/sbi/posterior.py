@@ -90,7 +90,7 @@ class DirectPosterior:
             per = np.minimum(np.ceil(1.2 * need[active] / np.maximum(rate[active], 1e-3)) + 2,
                              50 * n).astype(int)
             context = np.repeat(xs[active], per, axis=0)
-            theta = self.flow.sample(context.shape[0], rng, context)
+            theta = self.flow.sample(context.shape[0], context, rng=rng)
             ok = self.prior.in_support(theta)                 # (SBI.10) rejection
             drawn += theta.shape[0]
             accepted += int(ok.sum())
@@ -116,7 +116,7 @@ class DirectPosterior:
     def estimate_acceptance(self, x, rng: np.random.Generator, n: int = 10000) -> float:
         """(SBI.10) Z(x) by Monte Carlo: the fraction of n draws of q(.|x) inside the prior."""
         x = _one_x(x, self.dim_x, self.default_x)
-        theta = self.flow.sample(check_int(n, "n", low=1), check_rng(rng), x)
+        theta = self.flow.sample(check_int(n, "n", low=1), x, rng=check_rng(rng))
         return float(np.mean(self.prior.in_support(theta)))
 
     def log_prob(self, theta, x=None, log_normalizer: float = 0.0) -> np.ndarray:
