@@ -361,6 +361,11 @@ def _write(name: str, blob: bytes) -> str:
     return name
 
 
+def _saved(module) -> str:
+    io.save_npz("saved.npz", module)
+    return "saved.npz"
+
+
 case(P + "save_npz", "type", "module", lambda: io.save_npz("m.npz", "abc"))
 case(P + "save_npz", "nan", "module", lambda: io.save_npz("m.npz", _lin_nan()))
 case(P + "save_npz", "type", "meta", lambda: io.save_npz("m.npz", _lin(), meta=[1, 2]))
@@ -371,11 +376,9 @@ case(P + "read_npz", "corrupt", "path",
 case(P + "read_npz", "empty", "path", lambda: io.read_npz(_write("empty.npz", b"")))
 case(P + "read_npz", "corrupt", "path", lambda: io.read_npz("missing.npz"))
 case(P + "read_npz", "type", "path", lambda: io.read_npz(None))
-
-
-def _saved(module) -> str:
-    io.save_npz("saved.npz", module)
-    return "saved.npz"
+case(P + "read_npz", "hyper", "max_bytes", lambda: io.read_npz(_saved(_lin()), max_bytes=-1))
+case(P + "atomic_write", "type", "path", lambda: io.atomic_write(None).__enter__())
+case(P + "atomic_write", "hyper", "path", lambda: io.atomic_write(".").__enter__())
 
 
 case(P + "load_npz", "corrupt", "path", lambda: io.load_npz(_write("bad.npz", b"garbage"), _lin()))

@@ -77,6 +77,12 @@ class ActNorm(ElementwiseAffine):
         self.eps = check_scalar(eps, "eps", low=0.0)
         self._flag = self.register_buffer("initialized", np.zeros(1))
 
+    def validate_buffers(self, buffers) -> None:
+        super().validate_buffers(buffers)
+        if np.asarray(buffers["initialized"])[0] not in (0.0, 1.0):
+            raise ValueError(f"buffers['initialized']: expected 0 or 1, got "
+                             f"{np.asarray(buffers['initialized']).tolist()}")
+
     @property
     def initialized(self) -> bool:
         return bool(self._flag[0])
@@ -112,6 +118,12 @@ class Standardize(Bijector):
         super().__init__(mean.size)
         self.mean = self.register_buffer("mean", mean.copy())
         self.std = self.register_buffer("std", std.copy())
+
+    def validate_buffers(self, buffers) -> None:
+        super().validate_buffers(buffers)
+        if not np.all(np.asarray(buffers["std"]) > 0):
+            raise ValueError(f"buffers['std']: expected positive entries, got min "
+                             f"{np.min(buffers['std'])}")
 
     @classmethod
     def from_data(cls, x, min_std: float = 1e-12) -> "Standardize":

@@ -233,6 +233,14 @@ class SplineCoupling(Bijector):
                 p[...] = 0.0
         self.net = self.add_child("net", net)
 
+    def validate_buffers(self, buffers) -> None:
+        super().validate_buffers(buffers)
+        mask = np.asarray(buffers["mask"])
+        if not np.all((mask == 0) | (mask == 1)) or int(mask.sum()) != self.idx_a.size:
+            raise ValueError(f"buffers['mask']: expected entries in {{0, 1}} with "
+                             f"{self.idx_a.size} ones (the coupling's split), got "
+                             f"{mask.tolist()}"[:300])
+
     def _buffers_loaded(self) -> None:
         self.idx_a = np.flatnonzero(self.buffers["mask"] == 1)
         self.idx_b = np.flatnonzero(self.buffers["mask"] == 0)
