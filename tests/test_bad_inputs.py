@@ -118,6 +118,13 @@ case(P + "check_callable", "type", "arg", lambda: V.check_callable(3, "arg"))
 case(P + "check_str", "type", "arg", lambda: V.check_str(3, "arg"))
 case(P + "check_same_length", "shape", "b", lambda: V.check_same_length(A(3), "a", A(4), "b"))
 case(P + "check_same_length", "empty", "b", lambda: V.check_same_length(A(3), "a", E(0), "b"))
+case(P + "check_spd", "shape", "arg", lambda: V.check_spd(A(2, 3), "arg"))
+case(P + "check_spd", "nan", "arg", lambda: V.check_spd(NAN(2, 2), "arg"))
+case(P + "check_spd", "hyper", "arg", lambda: V.check_spd([[1.0, 0.5], [0.0, 1.0]], "arg"))
+case(P + "check_spd", "hyper", "arg", lambda: V.check_spd([[1.0, 2.0], [2.0, 1.0]], "arg"))
+case(P + "check_alloc", "hyper", "arg", lambda: V.check_alloc((10 ** 6, 10 ** 6), "arg"))
+case(P + "check_finite_result", "inf", "arg",
+     lambda: V.check_finite_result(INF(2), "arg", "square", A(2)))
 
 # -- nn.base --------------------------------------------------------------------------------------
 P = "nn.base."

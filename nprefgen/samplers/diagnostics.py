@@ -2,12 +2,17 @@
 
 Gelman et al., Bayesian Data Analysis (3rd ed.), section 11.4-11.5; Stan reference manual.
 Both take ``samples: (n_chains, n, d)`` and return one value per dimension.
+
+Degenerate input says so: a coordinate that is constant over every chain and draw has no
+effective sample size (0/0), so :func:`effective_sample_size` raises a ValueError naming it (the
+chains never moved), and :func:`split_rhat` returns inf where the within-chain variance is zero.
+Draws so large that their variances overflow float64 raise a ValueError about their scale.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from nprefgen._validation import check_array
+from nprefgen._validation import check_array, check_finite_result
 
 
 def _check_chains(samples, min_length: int) -> np.ndarray:
@@ -33,13 +38,17 @@ def split_rhat(samples) -> np.ndarray:
     n_half = s.shape[1] // 2
     halves = np.concatenate([s[:, :n_half], s[:, -n_half:]], axis=0)   # (2M, N, d)
     n = halves.shape[1]
-    means = halves.mean(axis=1)
-    w = halves.var(axis=1, ddof=1).mean(axis=0)
-    b_over_n = means.var(axis=0, ddof=1)
-    var_plus = (n - 1) / n * w + b_over_n
+    with np.errstate(over="ignore", invalid="ignore"):
+        means = halves.mean(axis=1)
+        w = halves.var(axis=1, ddof=1).mean(axis=0)
+        b_over_n = means.var(axis=0, ddof=1)
+        var_plus = (n - 1) / n * w + b_over_n
+    check_finite_result(var_plus, "samples", "variance", s)
+    # exactly constant within every half-chain: W = 0 (not the ~1e-31 that rounding leaves)
+    stuck = np.all(halves == halves[:, :1], axis=(0, 1))
     with np.errstate(divide="ignore", invalid="ignore"):
         r = np.sqrt(var_plus / w)
-    return np.where(w > 0, r, np.inf)
+    return np.where((w > 0) & ~stuck, r, np.inf)
 
 
 def autocovariance(x: np.ndarray) -> np.ndarray:
@@ -62,17 +71,22 @@ def effective_sample_size(samples) -> np.ndarray:
     """
     s = _check_chains(samples, 4)
     m, n, d = s.shape
-    acov = autocovariance(s)                              # (m, n, d)
-    chain_var = acov[:, 0] * n / (n - 1.0)                # (m, d)
-    w = chain_var.mean(axis=0)
-    var_plus = w * (n - 1.0) / n
-    if m > 1:
-        var_plus = var_plus + s.mean(axis=1).var(axis=0, ddof=1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        acov = autocovariance(s)                          # (m, n, d)
+        chain_var = acov[:, 0] * n / (n - 1.0)            # (m, d)
+        w = chain_var.mean(axis=0)
+        var_plus = w * (n - 1.0) / n
+        if m > 1:
+            var_plus = var_plus + s.mean(axis=1).var(axis=0, ddof=1)
+    check_finite_result(acov, "samples", "autocovariance", s)
+    check_finite_result(var_plus, "samples", "variance", s)
+    constant = np.flatnonzero(np.all(s == s[:1, :1], axis=(0, 1)))     # exactly, not ~1e-29
+    if constant.size:
+        raise ValueError(f"samples: coordinates {constant[:10].tolist()} are constant over all "
+                         f"{m} chains and {n} draws, so their effective sample size is undefined "
+                         f"(0/0); the chains never moved there")
     ess = np.empty(d)
     for k in range(d):
-        if not var_plus[k] > 0:
-            ess[k] = np.nan
-            continue
         rho = 1.0 - (w[k] - acov[:, :, k].mean(axis=0)) / var_plus[k]
         rho[0] = 1.0
         n_pairs = n // 2
