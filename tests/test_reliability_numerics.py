@@ -140,8 +140,16 @@ def test_ess_of_a_constant_chain_says_so():
     with pytest.raises(ValueError, match=r"samples: coordinates \[1\] are constant"):
         effective_sample_size(s)
     assert split_rhat(s)[1] == np.inf
-    with pytest.raises(ValueError, match="samples: .*scale"):
-        effective_sample_size(np.random.default_rng(0).standard_normal((2, 20)) * 1e200)
+
+
+def test_ess_and_rhat_of_huge_or_tiny_draws_are_those_of_ordinary_draws():
+    """Both are scale-invariant; the variances of 1e200 or 1e-300 draws overflowed or underflowed
+    (NaN before)."""
+    s = np.random.default_rng(0).standard_normal((3, 40, 2))
+    for scale in (1e-300, 1e200, 2.0 ** 900):
+        np.testing.assert_allclose(effective_sample_size(s * scale), effective_sample_size(s),
+                                   rtol=1e-12)
+        np.testing.assert_allclose(split_rhat(s * scale), split_rhat(s), rtol=1e-12)
 
 
 def test_hmc_with_a_non_finite_gradient_says_so(rng):
@@ -219,3 +227,11 @@ def test_absurd_sizes_are_refused_up_front(rng, alarm):
     x = rng.standard_normal((10, 2))
     with pytest.raises(ValueError, match="max_points: expected a size"):
         median_bandwidth(np.repeat(x, 10 ** 5, axis=0)[:600_000], x, max_points=10 ** 6)
+
+
+def test_samplers_take_an_int_seed():
+    """SPEC 7: check_run_args normalised rng but the samplers kept the raw int (AttributeError)."""
+    lp = lambda x: -0.5 * np.sum(x * x, axis=1)      # noqa: E731
+    for run in (lambda r: random_walk_metropolis(lp, np.zeros((2, 2)), 5, r, n_warmup=2),
+                lambda r: hmc(lp, lambda x: -x, np.zeros((2, 2)), 5, r, n_warmup=2)):
+        np.testing.assert_array_equal(run(7).samples, run(np.random.default_rng(7)).samples)

@@ -6,7 +6,9 @@ Both take ``samples: (n_chains, n, d)`` and return one value per dimension.
 Degenerate input says so: a coordinate that is constant over every chain and draw has no
 effective sample size (0/0), so :func:`effective_sample_size` raises a ValueError naming it (the
 chains never moved), and :func:`split_rhat` returns inf where the within-chain variance is zero.
-Draws so large that their variances overflow float64 raise a ValueError about their scale.
+Both diagnostics are invariant to the scale of each coordinate, so draws are first scaled by a
+power of two per coordinate (exact: values for ordinary draws are bit-identical), which keeps
+the variances of draws of any magnitude, 1e-300 or 1e300, inside float64.
 """
 from __future__ import annotations
 
@@ -25,6 +27,14 @@ def _check_chains(samples, min_length: int) -> np.ndarray:
     return s
 
 
+def _unit_scale(s: np.ndarray) -> np.ndarray:
+    """Each coordinate scaled by the power of two that brings its largest |value| into
+    [0.5, 1): exact, and R-hat and ESS are scale-invariant. (m, n, d) -> (m, n, d)."""
+    top = np.max(np.abs(s), axis=(0, 1))
+    _, exponent = np.frexp(np.where(top > 0, top, 1.0))
+    return np.ldexp(s, -exponent)
+
+
 def split_rhat(samples) -> np.ndarray:
     """(MCMC.8) split R-hat: each chain is cut in two halves, then, over the 2M half-chains of
     length N, with W the mean within-chain variance and B/N the variance of the chain means,
@@ -34,7 +44,7 @@ def split_rhat(samples) -> np.ndarray:
     samples: (n_chains, n) or (n_chains, n, d) -> (d,). Near 1 (< 1.01-1.05) for mixed chains;
     a chain stuck elsewhere, or a trend inside a chain, pushes it up.
     """
-    s = _check_chains(samples, 4)
+    s = _unit_scale(_check_chains(samples, 4))
     n_half = s.shape[1] // 2
     halves = np.concatenate([s[:, :n_half], s[:, -n_half:]], axis=0)   # (2M, N, d)
     n = halves.shape[1]
@@ -53,6 +63,7 @@ def split_rhat(samples) -> np.ndarray:
 
 def autocovariance(x: np.ndarray) -> np.ndarray:
     """Biased autocovariance of each column along axis 1 via the FFT. x: (m, n, d) -> (m, n, d)."""
+    x = check_array(x, "x", ndim=3)
     m, n, d = x.shape
     xc = x - x.mean(axis=1, keepdims=True)
     size = 1 << int(np.ceil(np.log2(2 * n)))
@@ -69,7 +80,7 @@ def effective_sample_size(samples) -> np.ndarray:
     while positive and forced non-increasing. samples: (n_chains, n[, d]) -> (d,).
     For independent draws ESS ~ M N.
     """
-    s = _check_chains(samples, 4)
+    s = _unit_scale(_check_chains(samples, 4))
     m, n, d = s.shape
     with np.errstate(over="ignore", invalid="ignore"):
         acov = autocovariance(s)                          # (m, n, d)

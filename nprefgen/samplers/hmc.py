@@ -73,7 +73,7 @@ def hmc(log_prob, grad_log_prob, x0, n_steps: int, rng: np.random.Generator, *,
     chain_index : call ``log_prob(x, chains)`` and ``grad_log_prob(x, chains)`` with the chain of
         each row (one target per chain).
     """
-    x, n_steps, n_warmup, thin = check_run_args(x0, n_steps, n_warmup, thin, rng)
+    x, n_steps, n_warmup, thin, rng = check_run_args(x0, n_steps, n_warmup, thin, rng)
     n_chains, d = x.shape
     eps0 = check_scalar(step_size, "step_size", low=0.0, low_inclusive=False)
     n_leapfrog = check_int(n_leapfrog, "n_leapfrog", low=1)

@@ -122,7 +122,8 @@ def real_output(out, name: str) -> np.ndarray:
 
 
 def check_run_args(x0, n_steps, n_warmup, thin, rng):
-    """Validate the arguments every sampler takes; returns ``x0`` as (n_chains, d) float64.
+    """Validate the arguments every sampler takes -> (x0 as (n_chains, d) float64, n_steps,
+    n_warmup, thin, rng as a Generator (SPEC 7: None, an int seed or a Generator)).
 
     The kept states, (n_chains, n_steps // thin, d), must fit in memory (refused up front)."""
     x0 = check_array(x0, "x0", ndim=2, dtype=np.float64, copy=True)
@@ -131,7 +132,7 @@ def check_run_args(x0, n_steps, n_warmup, thin, rng):
     thin = check_int(thin, "thin", low=1)
     check_alloc((x0.shape[0], n_steps // thin, x0.shape[1] + 1), "n_steps")
     rng = check_rng(rng)
-    return x0, n_steps, n_warmup, thin
+    return x0, n_steps, n_warmup, thin, rng
 
 
 def check_start(lp0: np.ndarray) -> None:

@@ -45,7 +45,7 @@ def random_walk_metropolis(log_prob, x0, n_steps: int, rng: np.random.Generator,
     -------
     MCMCResult with samples (n_chains, n_steps // thin, d).
     """
-    x, n_steps, n_warmup, thin = check_run_args(x0, n_steps, n_warmup, thin, rng)
+    x, n_steps, n_warmup, thin, rng = check_run_args(x0, n_steps, n_warmup, thin, rng)
     n_chains, d = x.shape
     s0 = check_scalar(step_size, "step_size", low=0.0, low_inclusive=False)
     target_accept = check_scalar(target_accept, "target_accept", low=0.0, high=1.0,
