@@ -76,8 +76,10 @@ def _writers(rng):
     ]
 
 
-def test_a_save_that_raises_midway_leaves_the_old_file(tmp_path, rng, monkeypatch):
-    """The second array written raises: the target keeps its old bytes, no temporary remains."""
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
+def test_a_save_that_raises_midway_leaves_the_old_file(tmp_path, rng, monkeypatch, error):
+    """The second array written raises (an error, or Ctrl-C): the target keeps its old bytes, no
+    temporary remains."""
     import numpy.lib.format as fmt
 
     for name, make, save in _writers(rng):
@@ -92,11 +94,11 @@ def test_a_save_that_raises_midway_leaves_the_old_file(tmp_path, rng, monkeypatc
         def failing(*args, **kwargs):
             calls.append(1)
             if len(calls) == 2:
-                raise RuntimeError("disk went away")
+                raise error("disk went away")
             return real(*args, **kwargs)
 
         monkeypatch.setattr(fmt, "write_array", failing)
-        with pytest.raises(RuntimeError, match="disk went away"):
+        with pytest.raises(error, match="disk went away"):
             save(make(2), path)
         monkeypatch.setattr(fmt, "write_array", real)
         assert len(calls) == 2, name
@@ -336,3 +338,10 @@ def test_truncated_and_bit_flipped_files_give_a_value_error(tmp_path, rng):
         except ValueError as exc:
             assert "path" in str(exc)
             assert _snapshot(target) == before
+
+
+def test_direct_posterior_load_refuses_a_flow_that_does_not_fit_the_prior(tmp_path, rng):
+    path = tmp_path / "post.npz"
+    _flow(rng, 0).save(path)                         # unconditional, 3 parameters
+    with pytest.raises(ValueError, match="path.*conditional flow over 2"):
+        DirectPosterior.load(path, BoxUniform(-np.ones(2), np.ones(2)))
