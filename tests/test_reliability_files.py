@@ -345,3 +345,14 @@ def test_direct_posterior_load_refuses_a_flow_that_does_not_fit_the_prior(tmp_pa
     _flow(rng, 0).save(path)                         # unconditional, 3 parameters
     with pytest.raises(ValueError, match="path.*conditional flow over 2"):
         DirectPosterior.load(path, BoxUniform(-np.ones(2), np.ones(2)))
+
+
+def test_a_save_through_a_symlink_replaces_the_file_it_points_to(tmp_path):
+    real = tmp_path / "real.npz"
+    save_npz(real, MLP(2, [3], 1, rng=np.random.default_rng(0)))
+    link = tmp_path / "link.npz"
+    link.symlink_to(real)
+    net = MLP(2, [3], 1, rng=np.random.default_rng(1))
+    save_npz(link, net)
+    assert link.is_symlink()
+    np.testing.assert_array_equal(read_npz(real)["0.weight"], net.state_dict()["0.weight"])

@@ -76,7 +76,7 @@ def _fsync_dir(folder: str) -> None:
 def atomic_write(path):
     """Open a binary file that replaces ``path`` only if the ``with`` block completes.
 
-    The file object is a temporary file in the same folder (same file system, so the final
+    The file object is a temporary file in the target's folder (same file system, so the final
     ``os.replace`` is atomic); on success it is flushed, fsynced and renamed over ``path`` (with
     the old file's permissions, or the default ones for a new file). On any exception, including
     KeyboardInterrupt, the temporary is removed and ``path`` is left byte-identical::
@@ -84,7 +84,7 @@ def atomic_write(path):
         with atomic_write("model.npz") as f:
             np.savez_compressed(f, **arrays)
     """
-    target = os.path.abspath(os.fspath(_check_path(path)))
+    target = os.path.realpath(os.fspath(_check_path(path)))     # through symlinks
     folder, base = os.path.split(target)
     if os.path.isdir(target):
         raise ValueError(f"path: expected a file path, got the folder {os.fspath(path)!r}")
