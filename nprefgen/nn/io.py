@@ -36,6 +36,7 @@ META_PREFIX = "__meta__."
 MAX_BYTES = 1 << 30          # default bound on the decompressed size of one file (1 GiB)
 META_BYTES = 1 << 24         # what load_npz allows beyond the parameters (metadata, buffers)
 _MAX_RATIO = 1100            # deflate expands at most ~1032:1; a larger claim is a tampered size
+_CHUNK = 1 << 22             # bytes decompressed per read
 _KINDS = "biufU"             # bool, int, uint, float, unicode: what a checkpoint may hold
 
 
@@ -193,11 +194,12 @@ def _read_member(zf: zipfile.ZipFile, m: _Member) -> np.ndarray:
         if m.nbytes:
             view = memoryview(flat.view(np.uint8))
             got = 0
-            while got < m.nbytes:
-                k = f.readinto(view[got:])
-                if not k:
+            while got < m.nbytes:                    # chunks: no second full-size buffer
+                chunk = f.read(min(_CHUNK, m.nbytes - got))
+                if not chunk:
                     raise EOFError(f"expected {m.nbytes} data bytes, got {got}")
-                got += k
+                view[got:got + len(chunk)] = chunk
+                got += len(chunk)
         f.read(1)                                    # reach the end: zipfile checks the CRC
     return flat.reshape(m.shape, order="F" if m.fortran else "C")
 
