@@ -355,8 +355,8 @@ class Flow(Chain):
         """Load parameters and buffers saved by :meth:`save` into this (identically built) flow.
 
         All or nothing: parameter names, shapes, dtypes and values, every buffer's invariants
-        (:meth:`Bijector.validate_buffers`) and the stored configuration (equal to this flow's,
-        when both exist) are checked before anything is assigned; a bad file raises ValueError
+        (:meth:`Bijector.validate_buffers`) and the stored configuration (equal to this flow's in
+        every key both have) are checked before anything is assigned; a bad file raises ValueError
         naming ``path`` and leaves the flow unchanged.
         """
         checked = {}
@@ -370,9 +370,13 @@ class Flow(Chain):
             if "flow_config" in meta and self.config is not None:
                 stored = _parse_config(path, meta["flow_config"])
                 own = json.loads(json.dumps(self.config))
-                if stored != own:
+                # keys one side lacks (a builder argument added or retired since) are not compared
+                differ = sorted(k for k in set(stored) & set(own) if stored[k] != own[k])
+                if differ:
                     raise ValueError(f"path: {_name(path)} was saved from another flow: "
-                                     f"flow_config {stored} differs from this flow's {own}"[:600])
+                                     f"flow_config differs in {differ} (file "
+                                     f"{[stored[k] for k in differ]}, this flow "
+                                     f"{[own[k] for k in differ]})"[:600])
 
         before = (self.state_dict(), self.buffer_dict())
         n_values = self.num_parameters() + sum(b.size for _, b in self.named_buffers())

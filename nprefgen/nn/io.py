@@ -188,7 +188,7 @@ def _parse_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path) -> _Member:
 
 def _read_member(zf: zipfile.ZipFile, m: _Member) -> np.ndarray:
     count = int(np.prod(m.shape, dtype=object))
-    flat = np.empty(count, m.dtype)                  # m.nbytes, bounded by _open_members
+    flat = np.empty(count, m.dtype)                  # m.nbytes, bounded by read_npz
     with zf.open(m.info) as f:
         f.seek(m.header_len)
         if m.nbytes:
