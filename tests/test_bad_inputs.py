@@ -83,6 +83,13 @@ case(P + "check_callable", "type", "arg", lambda: V.check_callable(3, "arg"))
 case(P + "check_str", "type", "arg", lambda: V.check_str(3, "arg"))
 case(P + "check_same_length", "shape", "b", lambda: V.check_same_length(A(3), "a", A(4), "b"))
 case(P + "check_same_length", "empty", "b", lambda: V.check_same_length(A(3), "a", E(0), "b"))
+case(P + "check_spd", "shape", "arg", lambda: V.check_spd(A(2, 3), "arg"))
+case(P + "check_spd", "nan", "arg", lambda: V.check_spd(NAN(2, 2), "arg"))
+case(P + "check_spd", "hyper", "arg", lambda: V.check_spd([[1.0, 0.5], [0.0, 1.0]], "arg"))
+case(P + "check_spd", "hyper", "arg", lambda: V.check_spd([[1.0, 2.0], [2.0, 1.0]], "arg"))
+case(P + "check_alloc", "hyper", "arg", lambda: V.check_alloc((10 ** 6, 10 ** 6), "arg"))
+case(P + "check_finite_result", "inf", "arg",
+     lambda: V.check_finite_result(INF(2), "arg", "square", A(2)))
 
 # -- nn.base --------------------------------------------------------------------------------------
 P = "nn.base."
@@ -305,6 +312,11 @@ def _write(name: str, blob: bytes) -> str:
     return name
 
 
+def _saved(module) -> str:
+    io.save_npz("saved.npz", module)
+    return "saved.npz"
+
+
 case(P + "save_npz", "type", "module", lambda: io.save_npz("m.npz", "abc"))
 case(P + "save_npz", "nan", "module", lambda: io.save_npz("m.npz", _lin_nan()))
 case(P + "save_npz", "type", "meta", lambda: io.save_npz("m.npz", _lin(), meta=[1, 2]))
@@ -315,11 +327,9 @@ case(P + "read_npz", "corrupt", "path",
 case(P + "read_npz", "empty", "path", lambda: io.read_npz(_write("empty.npz", b"")))
 case(P + "read_npz", "corrupt", "path", lambda: io.read_npz("missing.npz"))
 case(P + "read_npz", "type", "path", lambda: io.read_npz(None))
-
-
-def _saved(module) -> str:
-    io.save_npz("saved.npz", module)
-    return "saved.npz"
+case(P + "read_npz", "hyper", "max_bytes", lambda: io.read_npz(_saved(_lin()), max_bytes=-1))
+case(P + "atomic_write", "type", "path", lambda: io.atomic_write(None).__enter__())
+case(P + "atomic_write", "hyper", "path", lambda: io.atomic_write(".").__enter__())
 
 
 case(P + "load_npz", "corrupt", "path", lambda: io.load_npz(_write("bad.npz", b"garbage"), _lin()))

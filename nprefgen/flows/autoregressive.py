@@ -44,6 +44,12 @@ class _MADEBijector(Bijector):
                                                 zero_init=zero_init))
         self.order = self.register_buffer("order", self.made.degrees[0].astype(np.float64))
 
+    def validate_buffers(self, buffers) -> None:
+        super().validate_buffers(buffers)
+        if sorted(np.asarray(buffers["order"]).tolist()) != list(range(1, self.dim + 1)):
+            raise ValueError(f"buffers['order']: expected a permutation of 1..{self.dim}, "
+                             f"got {np.asarray(buffers['order']).tolist()}"[:300])
+
     def _buffers_loaded(self) -> None:
         order = self.order.astype(np.int64)
         if sorted(order.tolist()) != list(range(1, self.dim + 1)):

@@ -105,8 +105,38 @@ class Bijector(Module):
         """Copies of all buffers keyed by name."""
         return {name: b.copy() for name, b in self.named_buffers()}
 
-    def load_buffer_dict(self, state: dict[str, np.ndarray]) -> None:
-        """Copy arrays into the buffers in place; names and shapes must match exactly."""
+    def _buffer_owners(self, prefix: str = ""):
+        """Yield ``(prefix, bijector)`` for this bijector and its bijector children."""
+        yield prefix, self
+        for cname, child in self._children.items():
+            if isinstance(child, Bijector):
+                yield from child._buffer_owners(prefix + cname + ".")
+
+    def validate_buffers(self, buffers: dict[str, np.ndarray]) -> None:
+        """Check candidate values for this bijector's *own* buffers (keyed by name, children
+        excluded) before anything is loaded; raise ValueError naming the buffer.
+
+        The default checks what holds for every buffer: the registered shape, a numeric dtype,
+        finite values that the buffer's dtype represents exactly. Subclasses with invariants (a
+        permutation, a 0/1 mask, a positive scale) extend it and call ``super()`` first.
+        """
+        for name, current in getattr(self, "buffers", {}).items():
+            value = np.asarray(buffers[name])
+            where = f"buffers[{name!r}] of {type(self).__name__}"
+            if value.dtype.kind not in "biuf":
+                raise ValueError(f"{where}: expected a numeric array, got dtype {value.dtype}")
+            if value.shape != current.shape:
+                raise ValueError(f"{where}: expected shape {current.shape}, got {value.shape}")
+            if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
+                raise ValueError(f"{where}: expected finite values, got NaN/inf")
+            with np.errstate(all="ignore"):
+                if not np.array_equal(value.astype(current.dtype), value):
+                    raise ValueError(f"{where}: expected values that {current.dtype} holds "
+                                     f"exactly, got {value.ravel()[:5].tolist()}")
+
+    def check_buffer_dict(self, state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Validate a whole ``buffer_dict``-like mapping without assigning anything: the exact
+        names, then every bijector's :meth:`validate_buffers`. -> {name: array}."""
         own = dict(self.named_buffers())
         state = dict(state)
         for name, value in self._legacy_fill(set(own) - set(state)).items():
@@ -116,11 +146,22 @@ class Bijector(Module):
         if missing or unexpected:
             raise ValueError(f"buffers: expected names {sorted(own)}, missing {missing}, "
                              f"unexpected {unexpected}")
-        for name, b in own.items():
-            value = np.asarray(state[name])
-            if value.shape != b.shape:
-                raise ValueError(f"buffers[{name!r}]: expected shape {b.shape}, got {value.shape}")
-            b[...] = value
+        for prefix, b in self._buffer_owners():
+            mine = {name: np.asarray(state[prefix + name]) for name in getattr(b, "buffers", {})}
+            if mine:
+                try:
+                    b.validate_buffers(mine)
+                except ValueError as exc:
+                    where = f"bijector {prefix[:-1]}" if prefix else type(self).__name__
+                    raise ValueError(f"{where}: {exc}") from exc
+        return {name: np.asarray(state[name]) for name in own}
+
+    def load_buffer_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Copy arrays into the buffers in place, after :meth:`check_buffer_dict` passed (all or
+        nothing)."""
+        values = self.check_buffer_dict(state)
+        for name, b in self.named_buffers():
+            b[...] = values[name]
         for mod in self.modules():
             if isinstance(mod, Bijector):
                 mod._buffers_loaded()

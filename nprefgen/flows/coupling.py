@@ -242,6 +242,13 @@ class Coupling(Bijector):
                 p[...] = 0.0
         self._buffers_loaded()
 
+    def validate_buffers(self, buffers) -> None:
+        super().validate_buffers(buffers)
+        mask = np.asarray(buffers["mask"])
+        if not np.all((mask == 0) | (mask == 1)) or int(mask.sum()) != self._d_a:
+            raise ValueError(f"buffers['mask']: expected entries in {{0, 1}} with {self._d_a} ones "
+                             f"(the coupling's split), got {mask.tolist()}"[:300])
+
     def _buffers_loaded(self) -> None:
         idx_a = np.flatnonzero(self.mask == 1)
         idx_b = np.flatnonzero(self.mask == 0)

@@ -78,6 +78,12 @@ class ActNorm(ElementwiseAffine):
         self.eps = check_scalar(eps, "eps", low=0.0)
         self._flag = self.register_buffer("initialized", np.zeros(1))
 
+    def validate_buffers(self, buffers) -> None:
+        super().validate_buffers(buffers)
+        if np.asarray(buffers["initialized"])[0] not in (0.0, 1.0):
+            raise ValueError(f"buffers['initialized']: expected 0 or 1, got "
+                             f"{np.asarray(buffers['initialized']).tolist()}")
+
     @property
     def initialized(self) -> bool:
         return bool(self._flag[0])
@@ -149,6 +155,12 @@ class Standardize(Bijector):
         mean = x.mean(axis=0)
         std = np.sqrt(((x - mean) ** 2).mean(axis=0))
         return mean, np.maximum(std, min_std)
+
+    def validate_buffers(self, buffers) -> None:
+        super().validate_buffers(buffers)
+        if not np.all(np.asarray(buffers["std"]) > 0):
+            raise ValueError(f"buffers['std']: expected positive entries, got min "
+                             f"{np.min(buffers['std'])}")
 
     @classmethod
     def from_data(cls, x, min_std: float = 1e-12) -> "Standardize":

@@ -41,6 +41,12 @@ class Permutation(Bijector):
         """A uniformly random permutation drawn from ``rng`` (sbi's choice between layers)."""
         return cls(check_rng(rng).permutation(_dim(dim)))
 
+    def validate_buffers(self, buffers) -> None:
+        super().validate_buffers(buffers)
+        if sorted(np.asarray(buffers["perm"]).tolist()) != list(range(self.dim)):
+            raise ValueError(f"buffers['perm']: expected a permutation of 0..{self.dim - 1}, "
+                             f"got {np.asarray(buffers['perm']).tolist()}"[:300])
+
     def _buffers_loaded(self) -> None:
         if sorted(self.perm.tolist()) != list(range(self.dim)):
             raise ValueError(f"buffers['perm']: expected a permutation of 0..{self.dim - 1}, "

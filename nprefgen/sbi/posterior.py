@@ -56,15 +56,25 @@ class DirectPosterior:
         return self
 
     def save(self, path) -> None:
-        """Save the trained flow (weights, z-scoring buffers, configuration) to ``.npz``."""
+        """Save the trained flow (weights, z-scoring buffers, configuration) to ``.npz``,
+        atomically: a failed save leaves an existing file byte-identical (Flow.save)."""
         self.flow.save(path)
 
     @classmethod
     def load(cls, path, prior) -> "DirectPosterior":
-        """Rebuild a posterior saved by :meth:`save`; the prior is passed again (it is code)."""
+        """Rebuild a posterior saved by :meth:`save`; the prior is passed again (it is code).
+
+        A file that is not a conditional flow over the prior's parameters raises ValueError
+        naming ``path`` (corrupt files too, see :func:`nprefgen.flows.load_flow`)."""
         from nprefgen.flows import load_flow
 
-        return cls(load_flow(path), prior)
+        flow = load_flow(path)
+        dim = getattr(prior, "dim", None)
+        if not flow.context_dim or (dim is not None and flow.dim != dim):
+            raise ValueError(f"path: {str(path)!r} holds a flow over {flow.dim} parameters with "
+                             f"context size {flow.context_dim}; a posterior for this prior needs "
+                             f"a conditional flow over {dim} parameters")
+        return cls(flow, prior)
 
     def sample(self, n: int, rng: np.random.Generator, x=None) -> np.ndarray:
         """n draws (n, p) for one observation x (dx,); outside-prior draws are rejected."""
