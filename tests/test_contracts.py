@@ -435,6 +435,8 @@ CALLABLE_EXEMPT = {
     "nprefgen.nn.train.TrainingDivergedError": "an exception the loop raises, not an input",
     "nprefgen.nn.train.grad_norm": "reads the (param, grad) pairs of model.parameters() inside the loop",
     "nprefgen.nn.train.take": "row indexing with indices from validation_split / the loop's shuffle",
+    "nprefgen.nn.train.fit_loop_keeping_adam": "shared body of Autoencoder.fit/SimCLR.fit (their "
+                                               "batteries and rows); its arguments go to fit_loop",
     "nprefgen.sbi.npe.fit_conditional_flow": "shared body of NPE.train/NLE.train (their battery and rows)",
     "nprefgen.flows.coupling.ElementwiseTransform.": "abstract interface; every concrete transform "
                                                      "runs inside a Coupling battery",
@@ -451,6 +453,12 @@ CALLABLE_EXEMPT = {
     "nprefgen.flows.logit.": "pixel <-> logit maths (tests/flows/test_elementwise.py, test_digits_demo.py)",
     "nprefgen.kernels.softplus.relu_backward": "unchecked kernel behind ReLU.backward (which checks)",
     "nprefgen.kernels.softplus.relu_backward_numpy": "NumPy twin of relu_backward",
+    **{f"nprefgen.flows.{name}.validate_buffers": "buffer invariants run by load/save before any "
+       "assignment (tests/test_reliability_files.py: bad buffers leave the flow unchanged)"
+       for name in ("autoregressive._MADEBijector", "coupling.Coupling", "elementwise.ActNorm",
+                    "elementwise.Standardize", "flow.Flow", "permutation.Permutation")},
+    "nprefgen.samplers.mcmc.real_output": "checks a user log_prob's output inside the samplers "
+                                          "(tests/test_reliability_numerics.py)",
     "nprefgen.sbi.nle.NLE.posterior": "overrides go to MCMCPosterior, whose constructor has rows",
     "nprefgen.sbi.posterior.DirectPosterior.save": "file handling: helper reliability's tests",
     "nprefgen.sbi.posterior.DirectPosterior.load": "file handling: helper reliability's tests",

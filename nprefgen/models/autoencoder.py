@@ -22,11 +22,11 @@ import numpy as np
 
 from nprefgen._validation import check_array, check_choice, check_int, check_rng, check_scalar
 from nprefgen.nn import (
-    Adam, Conv2d, ConvTranspose2d, Flatten, Linear, MLP, Module, Reshape, Sequential,
+    Conv2d, ConvTranspose2d, Flatten, Linear, MLP, Module, Reshape, Sequential,
     bce_with_logits_loss, mse_loss, sigmoid,
 )
 from nprefgen.nn.activations import ACTIVATIONS
-from nprefgen.nn.train import TrainingDivergedError, fit_loop, validation_split
+from nprefgen.nn.train import fit_loop_keeping_adam, validation_split
 
 LOSSES = ("mse", "bce")
 
@@ -140,19 +140,11 @@ class Autoencoder:
         if X_val is None:
             train, val = validation_split(X.shape[0], validation_fraction, rng=rng)
             X, X_val = X[train], (X[val] if val.size else None)
-        if not hasattr(self, "_opt") or self._opt.lr != lr or self._opt.weight_decay != weight_decay:
-            self._opt = Adam(self.parameters(), lr=lr, weight_decay=weight_decay)
-        try:
-            self.history_ = fit_loop(
-                self, self.loss_and_grad, (X,), rng=rng, evaluate=self.evaluate,
-                val_data=None if X_val is None else (X_val,), epochs=epochs, batch_size=batch_size,
-                optimizer=self._opt, clip=clip, patience=patience, on_divergence=on_divergence,
-                progress=progress, desc="Autoencoder.fit")
-        except TrainingDivergedError:
-            del self._opt                      # its moments saw the diverging steps
-            raise
-        if self.history_["stopped"] == "diverged":
-            del self._opt
+        self.history_ = fit_loop_keeping_adam(
+            self, self.loss_and_grad, (X,), lr=lr, weight_decay=weight_decay, rng=rng,
+            evaluate=self.evaluate, val_data=None if X_val is None else (X_val,), epochs=epochs,
+            batch_size=batch_size, clip=clip, patience=patience, on_divergence=on_divergence,
+            progress=progress, desc="Autoencoder.fit")
         return self
 
     def __repr__(self) -> str:

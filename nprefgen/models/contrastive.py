@@ -26,9 +26,9 @@ import numpy as np
 
 from nprefgen._validation import check_array, check_choice, check_int, check_rng, check_scalar
 from nprefgen.kernels.ntxent import ntxent, ntxent_numpy
-from nprefgen.nn import MLP, Adam, Conv2d, Flatten, Linear, Module, Reshape, Sequential
+from nprefgen.nn import MLP, Conv2d, Flatten, Linear, Module, Reshape, Sequential
 from nprefgen.nn.activations import ACTIVATIONS
-from nprefgen.nn.train import TrainingDivergedError, fit_loop
+from nprefgen.nn.train import fit_loop_keeping_adam
 
 
 def ntxent_loss(z_a, z_b, tau: float = 0.5, *, use_kernel: bool = True):
@@ -142,23 +142,14 @@ class SimCLR:
         check_int(epochs, "epochs", low=1)
         batch_size = check_int(batch_size, "batch_size", low=2)
         lr = check_scalar(lr, "lr", low=0.0, low_inclusive=False)
-        if not hasattr(self, "_opt") or self._opt.lr != lr or self._opt.weight_decay != weight_decay:
-            self._opt = Adam(self.parameters(), lr=lr, weight_decay=weight_decay)
-
         def views_loss_and_grad(x):
             """(REP.16) two fresh views of the batch x: (N, D), their NT-Xent and gradient."""
             return self.loss_and_grad(augment(x, rng), augment(x, rng))
 
-        try:
-            self.history_ = fit_loop(
-                self, views_loss_and_grad, (X,), rng=rng, epochs=epochs, batch_size=batch_size,
-                optimizer=self._opt, clip=clip, patience=patience, min_batch_size=2,
-                on_divergence=on_divergence, progress=progress, desc="SimCLR.fit")
-        except TrainingDivergedError:
-            del self._opt                      # its moments saw the diverging steps
-            raise
-        if self.history_["stopped"] == "diverged":
-            del self._opt
+        self.history_ = fit_loop_keeping_adam(
+            self, views_loss_and_grad, (X,), lr=lr, weight_decay=weight_decay, rng=rng,
+            epochs=epochs, batch_size=batch_size, clip=clip, patience=patience, min_batch_size=2,
+            on_divergence=on_divergence, progress=progress, desc="SimCLR.fit")
         return self
 
     def __repr__(self) -> str:
