@@ -155,11 +155,12 @@ class Autoencoder:
 # -- builders -----------------------------------------------------------------------------------
 
 def dense_autoencoder(in_features: int, latent_dim: int, hidden: Sequence[int] = (128, 64), *,
-                      rng: np.random.Generator, activation: str = "relu",
+                      rng=None, activation: str = "relu",
                       loss: str = "mse") -> Autoencoder:
     """MLP encoder ``in -> hidden -> latent`` and the mirrored MLP decoder.
 
-    The latent layer and the decoder output are linear (logits for ``loss="bce"``).
+    The latent layer and the decoder output are linear (logits for ``loss="bce"``). ``rng``:
+    None, an int seed or a Generator (SPEC 7), the initial weights.
     """
     rng = check_rng(rng)
     in_features = check_int(in_features, "in_features", low=1)
@@ -170,7 +171,7 @@ def dense_autoencoder(in_features: int, latent_dim: int, hidden: Sequence[int] =
     return Autoencoder(enc, dec, in_features=in_features, latent_dim=latent_dim, loss=loss)
 
 
-def linear_autoencoder(in_features: int, latent_dim: int, *, rng: np.random.Generator,
+def linear_autoencoder(in_features: int, latent_dim: int, *, rng=None,
                        bias: bool = True) -> Autoencoder:
     """(REP.7) x_hat = W_d (W_e x + b_e) + b_d: no activation functions, squared error.
 
@@ -187,7 +188,7 @@ def linear_autoencoder(in_features: int, latent_dim: int, *, rng: np.random.Gene
 
 
 def conv_autoencoder(image_shape: Sequence[int], latent_dim: int, channels: Sequence[int] = (16, 32),
-                     *, rng: np.random.Generator, loss: str = "mse",
+                     *, rng=None, loss: str = "mse",
                      activation: str = "relu") -> Autoencoder:
     """Convolutional autoencoder for ``(c, h, w)`` images with h and w divisible by 4.
 

@@ -160,10 +160,11 @@ class SimCLR:
 # -- builders -----------------------------------------------------------------------------------
 
 def dense_simclr(in_features: int, feature_dim: int = 32, hidden: Sequence[int] = (256,),
-                 proj_dim: int = 32, proj_hidden: int = 64, *, rng: np.random.Generator,
+                 proj_dim: int = 32, proj_hidden: int = 64, *, rng=None,
                  tau: float = 0.5, activation: str = "relu") -> SimCLR:
     """MLP encoder ``D -> hidden -> feature_dim`` and MLP head ``feature_dim -> proj_hidden ->
-    proj_dim`` (SimCLR's non-linear projection head)."""
+    proj_dim`` (SimCLR's non-linear projection head). ``rng``: None, an int seed or a Generator
+    (SPEC 7), the initial weights."""
     rng = check_rng(rng)
     enc = MLP(in_features, list(hidden), feature_dim, rng=rng, activation=activation)
     head = MLP(feature_dim, [proj_hidden], proj_dim, rng=rng, activation="relu")
@@ -171,7 +172,7 @@ def dense_simclr(in_features: int, feature_dim: int = 32, hidden: Sequence[int] 
 
 
 def conv_simclr(image_shape: Sequence[int], feature_dim: int = 32, channels: Sequence[int] = (16, 32),
-                proj_dim: int = 32, proj_hidden: int = 64, *, rng: np.random.Generator,
+                proj_dim: int = 32, proj_hidden: int = 64, *, rng=None,
                 tau: float = 0.5, activation: str = "relu") -> SimCLR:
     """Convolutional encoder for ``(c, h, w)`` images (h, w divisible by 4), flat (n, c h w)
     inputs: two 3x3 stride-2 Conv2d + activation, Flatten, Linear(feature_dim); MLP head."""
