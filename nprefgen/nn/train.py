@@ -127,6 +127,26 @@ def _make_optimizer(optimizer, params, lr, weight_decay) -> Optimizer:
     return OPTIMIZERS[kind](params, lr=lr, weight_decay=weight_decay)
 
 
+def fit_loop_keeping_adam(model, loss_and_grad, train_data, *, lr: float = 1e-3,
+                          weight_decay: float = 0.0, **fit_kwargs) -> dict:
+    """:func:`fit_loop` with an Adam kept on ``model`` (as ``model._opt``) across calls, so that a
+    second ``fit`` with the same ``lr`` and ``weight_decay`` continues with the same moment
+    estimates (a different lr or weight_decay starts a new Adam). After a divergence, raised or
+    warned, the optimizer is forgotten: its moments saw the diverging steps. ``fit_kwargs`` go
+    to :func:`fit_loop` (rng, epochs, batch_size, ...); returns its history."""
+    opt = getattr(model, "_opt", None)
+    if not isinstance(opt, Adam) or opt.lr != lr or opt.weight_decay != weight_decay:
+        opt = model._opt = Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    try:
+        history = fit_loop(model, loss_and_grad, train_data, optimizer=opt, **fit_kwargs)
+    except TrainingDivergedError:
+        del model._opt
+        raise
+    if history["stopped"] == "diverged":
+        del model._opt
+    return history
+
+
 def fit_loop(model, loss_and_grad, train_data, *, rng=None, evaluate=None, val_data=None,
              epochs: int = 100, batch_size: int | None = 256, lr: float = 1e-3,
              weight_decay: float = 0.0, optimizer="adam", clip: float | None = None,

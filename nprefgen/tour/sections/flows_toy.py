@@ -40,7 +40,7 @@ def _battery_rows(rng):
     ]
     rows = []
     for name, b, c_dim in cases:
-        randomize_parameters(b, rng, scale=0.4)
+        randomize_parameters(b, rng=rng, scale=0.4)
         x = rng.uniform(0.05, 0.95, (n, d)) if isinstance(b, LogitTransform) else rng.standard_normal((n, d))
         c = rng.standard_normal((n, c_dim)) if c_dim else None
         r = bijector_report(b, x, c, rng=rng)
