@@ -240,7 +240,6 @@ def test_a_file_of_another_model_names_the_class(tmp_path):
     _expect_bad(GaussianMixture(2), tmp_path / "pca.npz", "__meta__.class")
     _expect_bad(dense_autoencoder(4, 2, (6,), rng=0), tmp_path / "pca.npz", "path")
     _expect_bad(GaussianMixture(3).fit(X, rng=0), tmp_path / "missing.npz", "path")
-    (tmp_path / "plain.npy").write_bytes(b"")
     np.save(tmp_path / "plain.npy", np.zeros(3))
     _expect_bad(PCA(2), tmp_path / "plain.npy", "path")
     ae = _fitted("autoencoder")
@@ -331,3 +330,30 @@ def test_error_messages_name_path_first():
     with pytest.raises(ValueError) as info:
         PCA(2).load("no/such/file.npz")
     assert re.match(r"path\b", str(info.value))
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_random_byte_damage_gives_value_errors_and_changes_nothing(name, tmp_path):
+    """Bit flips and truncations of a valid file (40 seeded damages per model): a load succeeds
+    or raises ValueError, and a failed load leaves the model byte-identical."""
+    _, path = _good(name, tmp_path)
+    data = path.read_bytes()
+    target = _fitted(name)
+    snap = _snapshot(target)
+    rng = np.random.default_rng(11)
+    failures = 0
+    for _ in range(40):
+        damaged = bytearray(data)
+        for i in rng.integers(len(damaged), size=rng.integers(1, 4)):
+            damaged[i] = rng.integers(256)
+        if rng.random() < 0.3:
+            damaged = damaged[:rng.integers(len(damaged))]
+        (tmp_path / "damaged.npz").write_bytes(bytes(damaged))
+        try:
+            target.load(tmp_path / "damaged.npz")
+        except ValueError:
+            failures += 1
+            assert _snapshot(target) == snap
+        else:
+            snap = _snapshot(target)
+    assert failures > 0
