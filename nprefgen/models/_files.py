@@ -120,9 +120,9 @@ def read_model(path, kind: str, own_config: dict, required, optional=()) -> tupl
     missing = sorted(set(required) - set(state))
     unexpected = sorted(set(state) - set(required) - set(optional))
     if missing or unexpected:
-        raise ValueError(f"{where}: arrays: expected {sorted(required)}"
-                         f"{' (and optionally ' + str(sorted(optional)) + ')' if optional else ''}, "
-                         f"missing {missing}, unexpected {unexpected}")
+        also = f" (and optionally {sorted(optional)})" if optional else ""
+        raise ValueError(f"{where}: arrays: expected {sorted(required)}{also}, missing {missing}, "
+                         f"unexpected {unexpected}")
     return state, history
 
 
