@@ -247,17 +247,6 @@ CLASS_EXEMPT = {
 # Where today's main does not keep the final contract yet: "kind:Class::check".
 # xfail(strict=True): an entry whose class conforms fails the suite until it is removed.
 KNOWN_DEVIATIONS = {
-    # -- fit returns self / history_ (helper "train"; GMM, PCA, probes: no helper this round)
-    "density_model:GaussianMixture::fit_sets_history_": "no history_ of the EM log-likelihood yet",
-    "model:PCA::fit_sets_history_": "closed-form fit; no history_ yet",
-    "model:KNNClassifier::fit_sets_history_": "no training; no history_ yet",
-    # -- save/load on every model (DESIGN.md "Models"): only Flow has it today; no helper this round
-    "density_model:GaussianMixture::save_load_round_trip": "no save/load yet",
-    "model:PCA::save_load_round_trip": "no save/load yet",
-    "model:Autoencoder::save_load_round_trip": "no save/load yet",
-    "model:SimCLR::save_load_round_trip": "no save/load yet",
-    "model:LinearProbe::save_load_round_trip": "no save/load yet",
-    "model:KNNClassifier::save_load_round_trip": "no save/load yet",
 }
 
 
@@ -491,6 +480,15 @@ CALLABLE_EXEMPT = {
     "nprefgen.samplers.mcmc.CountingLogProb": "wrapper built by the samplers",
     "nprefgen.models.autoencoder.Autoencoder (constructor)": "built by dense/linear/conv_autoencoder (rows)",
     "nprefgen.models.contrastive.SimCLR (constructor)": "built by dense/conv_simclr (rows)",
+    # on main without an entry since the reliability merge (added by helper persist, who found
+    # the guard failing): buffer checks run by Flow.load/save on a file's buffers, and the check
+    # of the samplers' user callables' output
+    **{f"nprefgen.flows.{name}.validate_buffers": "run by Flow.load/save on a file's buffers "
+                                                 "(tests/test_reliability_files.py)"
+       for name in ("autoregressive._MADEBijector", "coupling.Coupling", "elementwise.ActNorm",
+                    "elementwise.Standardize", "flow.Flow", "permutation.Permutation")},
+    "nprefgen.samplers.mcmc.real_output": "check of the output of the samplers' user callables "
+                                          "(CountingLogProb, hmc's grad_log_prob)",
 }
 
 

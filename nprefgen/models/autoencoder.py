@@ -25,7 +25,9 @@ from nprefgen.nn import (
     Conv2d, ConvTranspose2d, Flatten, Linear, MLP, Module, Reshape, Sequential,
     bce_with_logits_loss, mse_loss, sigmoid,
 )
+from nprefgen.models._files import check_meta, meta_entries
 from nprefgen.nn.activations import ACTIVATIONS
+from nprefgen.nn.io import load_npz, save_npz
 from nprefgen.nn.train import fit_loop_keeping_adam, validation_split
 
 LOSSES = ("mse", "bce")
@@ -145,6 +147,42 @@ class Autoencoder:
             evaluate=self.evaluate, val_data=None if X_val is None else (X_val,), epochs=epochs,
             batch_size=batch_size, clip=clip, patience=patience, on_divergence=on_divergence,
             progress=progress, desc="Autoencoder.fit")
+        return self
+
+    # -- files -------------------------------------------------------------------------------
+    def _networks(self) -> Module:
+        """encoder and decoder as children of one module: state_dict names ``encoder.<name>``
+        and ``decoder.<name>`` (PyTorch's, for a module with these two attributes)."""
+        both = Module()
+        both.add_child("encoder", self.encoder)
+        both.add_child("decoder", self.decoder)
+        return both
+
+    def _config(self) -> dict:
+        return {"in_features": self.in_features, "latent_dim": self.latent_dim, "loss": self.loss}
+
+    def save(self, path) -> None:
+        """Write the weights of encoder and decoder, the hyper-parameters and ``history_`` to
+        ``.npz`` at ``path`` by :func:`nprefgen.nn.io.save_npz` (atomic: a failed save leaves an
+        existing file byte-identical; non-finite weights are refused). The optimizer state is
+        not saved: a ``fit`` after ``load`` starts a fresh Adam."""
+        save_npz(path, self._networks(), meta=meta_entries("Autoencoder", self._config(), self.history_))
+
+    def load(self, path) -> "Autoencoder":
+        """Load weights saved by :meth:`save` into this identically built model; returns self.
+
+        All or nothing (:func:`nprefgen.nn.io.load_npz`): parameter names, shapes, dtypes,
+        finite values, the class and the hyper-parameters are checked before any weight is
+        assigned; a bad file raises ValueError naming ``path`` and the field and leaves the
+        model unchanged."""
+        got = {}
+
+        def check(meta):
+            got["history"] = check_meta(path, "Autoencoder", meta, self._config())
+
+        load_npz(path, self._networks(), check_meta=check)
+        self.history_ = got["history"]
+        self.__dict__.pop("_opt", None)         # its moments belong to the replaced weights
         return self
 
     def __repr__(self) -> str:

@@ -27,7 +27,9 @@ import numpy as np
 from nprefgen._validation import check_array, check_choice, check_int, check_rng, check_scalar
 from nprefgen.kernels.ntxent import ntxent, ntxent_numpy
 from nprefgen.nn import MLP, Conv2d, Flatten, Linear, Module, Reshape, Sequential
+from nprefgen.models._files import check_meta, meta_entries
 from nprefgen.nn.activations import ACTIVATIONS
+from nprefgen.nn.io import load_npz, save_npz
 from nprefgen.nn.train import fit_loop_keeping_adam
 
 
@@ -150,6 +152,42 @@ class SimCLR:
             self, views_loss_and_grad, (X,), lr=lr, weight_decay=weight_decay, rng=rng,
             epochs=epochs, batch_size=batch_size, clip=clip, patience=patience, min_batch_size=2,
             on_divergence=on_divergence, progress=progress, desc="SimCLR.fit")
+        return self
+
+    # -- files -------------------------------------------------------------------------------
+    def _networks(self) -> Module:
+        """encoder and head as children of one module: state_dict names ``encoder.<name>``
+        and ``head.<name>`` (PyTorch's, for a module with these two attributes)."""
+        both = Module()
+        both.add_child("encoder", self.encoder)
+        both.add_child("head", self.head)
+        return both
+
+    def _config(self) -> dict:
+        return {"in_features": self.in_features, "tau": self.tau}
+
+    def save(self, path) -> None:
+        """Write the weights of encoder and head, the hyper-parameters and ``history_`` to
+        ``.npz`` at ``path`` by :func:`nprefgen.nn.io.save_npz` (atomic: a failed save leaves an
+        existing file byte-identical; non-finite weights are refused). The optimizer state is
+        not saved: a ``fit`` after ``load`` starts a fresh Adam."""
+        save_npz(path, self._networks(), meta=meta_entries("SimCLR", self._config(), self.history_))
+
+    def load(self, path) -> "SimCLR":
+        """Load weights saved by :meth:`save` into this identically built model; returns self.
+
+        All or nothing (:func:`nprefgen.nn.io.load_npz`): parameter names, shapes, dtypes,
+        finite values, the class and the hyper-parameters are checked before any weight is
+        assigned; a bad file raises ValueError naming ``path`` and the field and leaves the
+        model unchanged."""
+        got = {}
+
+        def check(meta):
+            got["history"] = check_meta(path, "SimCLR", meta, self._config())
+
+        load_npz(path, self._networks(), check_meta=check)
+        self.history_ = got["history"]
+        self.__dict__.pop("_opt", None)         # its moments belong to the replaced weights
         return self
 
     def __repr__(self) -> str:
