@@ -1,0 +1,340 @@
+"""Langevin and annealed Langevin dynamics with an MLP score evaluated inside the loop
+(derivations/score.md, SCORE.10, SCORE.12, SCORE.13).
+
+    (SCORE.10)  x <- x + (alpha/2) s(x, sigma) + sqrt(alpha) z,
+    (SCORE.12)  alpha_i = eps sigma_i^2 / sigma_L^2,  T steps at each level sigma_1 > ... > sigma_L,
+    (SCORE.13)  optionally a final denoising step x <- x + sigma_L^2 s(x, sigma_L) (Tweedie).
+
+The score is an MLP given as arrays, in the layout of :class:`nprefgen.nn.Linear` (``weights[l]``
+of shape ``(out, in)``, ``biases[l]`` of shape ``(out,)``), with one activation between layers,
+conditioned on the level as in (SCORE.7): ``"scale"`` gives s(x, sigma) = f(x) / sigma,
+``"concat"`` gives s(x, sigma) = f([x, log sigma]) (the first layer then has D + 1 inputs; its
+last column is folded into the bias once per level).
+
+``annealed_langevin_mlp_numpy`` is the oracle: one vectorised NumPy step for all particles at a
+time. ``annealed_langevin_mlp`` runs every step of a level inside one numba call: blocks of
+``_BLOCK`` particles stay in cache for all the steps of a noise block, the matrix products go to
+BLAS, and Python is re-entered once per block of noise, not once per step. Both draw the noise
+the same way (:func:`noise_blocks`), so with the same ``rng`` they follow the same chains.
+"""
+from __future__ import annotations
+
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from nprefgen._validation import (
+    check_array, check_choice, check_int, check_rng, check_scalar,
+)
+from nprefgen.kernels._jit import kernel
+
+ACTIVATION_CODES = {"identity": 0, "relu": 1, "tanh": 2, "softplus": 3, "sigmoid": 4, "elu": 5,
+                    "leaky_relu": 6}
+"""Activations the numba loop knows, with the defaults of :mod:`nprefgen.nn.activations`
+(ELU alpha 1, leaky slope 0.01)."""
+CONDITIONINGS = ("scale", "concat")
+_NOISE_BLOCK_VALUES = 1 << 20          # noise drawn per block: at most 8 MB of float64
+_BLOCK = 128                           # particles per cache block inside the numba loop
+
+
+def noise_blocks(rng: np.random.Generator, n_steps: int, n: int, d: int) -> Iterator[tuple[int, np.ndarray]]:
+    """Standard normal noise for ``n_steps`` steps of ``n`` particles in blocks of whole steps:
+    yields ``(first_step, z)`` with ``z: (m, n, d)``. Every Langevin loop in nprefgen draws its
+    noise through this function, so loops that share an ``rng`` share their noise."""
+    per_block = max(1, min(n_steps, _NOISE_BLOCK_VALUES // max(1, n * d)))
+    for t0 in range(0, n_steps, per_block):
+        m = min(per_block, n_steps - t0)
+        yield t0, rng.standard_normal((m, n, d))
+
+
+# -- checks shared by both loops and by nprefgen.samplers.langevin ---------------------------------
+def check_sigmas(sigmas, name: str = "sigmas") -> np.ndarray:
+    """A strictly decreasing schedule of positive noise levels, (L,)."""
+    sigmas = check_array(sigmas, name, ndim=1, dtype=np.float64)
+    if np.any(sigmas <= 0):
+        raise ValueError(f"{name}: expected noise levels > 0, got minimum {sigmas.min()}")
+    if np.any(np.diff(sigmas) >= 0):
+        raise ValueError(f"{name}: expected a strictly decreasing schedule sigma_1 > ... > sigma_L, "
+                         f"got {np.array2string(sigmas, precision=4)}")
+    return sigmas
+
+
+def check_particles(x0, name: str = "x0") -> np.ndarray:
+    """Finite starting particles (n, D), copied to a new C-contiguous float64 array."""
+    return np.ascontiguousarray(check_array(x0, name, ndim=2, dtype=np.float64, copy=True))
+
+
+def n_records(n_levels: int, n_steps_each: int, record_every: int) -> int:
+    """Rows of a recorded path: the start, then every ``record_every``-th step (0: none)."""
+    return 0 if record_every == 0 else 1 + (n_levels * n_steps_each) // record_every
+
+
+def divergence_message(level: int, n_levels: int, sigma: float, step: int, n_steps: int) -> str:
+    return (f"Langevin dynamics: particles became non-finite at level {level + 1} of {n_levels} "
+            f"(sigma = {sigma:.4g}), step {step + 1} of {n_steps}; reduce eps or check the score")
+
+
+def _check_mlp(weights, biases, d: int, conditioning: str):
+    if not isinstance(weights, (list, tuple)) or not isinstance(biases, (list, tuple)) \
+            or len(weights) == 0 or len(weights) != len(biases):
+        raise ValueError(f"weights: expected equally long non-empty sequences of weights and "
+                         f"biases, got {type(weights).__name__} and {type(biases).__name__}")
+    wts, bs = [], []
+    fan_in = d + (1 if conditioning == "concat" else 0)
+    for l, (w, b) in enumerate(zip(weights, biases)):
+        w = check_array(w, f"weights[{l}]", ndim=2, dtype=np.float64)
+        if w.shape[1] != fan_in:
+            raise ValueError(f"weights[{l}]: expected {fan_in} inputs (axis 1), got shape {w.shape}")
+        b = check_array(b, f"biases[{l}]", shape=(w.shape[0],), dtype=np.float64)
+        wts.append(np.ascontiguousarray(w.T))                       # (in, out) for x @ W^T
+        bs.append(np.ascontiguousarray(b))
+        fan_in = w.shape[0]
+    if fan_in != d:
+        raise ValueError(f"weights[{len(weights) - 1}]: expected {d} outputs (the score's "
+                         f"dimension), got {fan_in}")
+    return wts, bs
+
+
+def _level_mlp(wts, bs, d, sigma, conditioning):
+    """(SCORE.7) the MLP at one level: the weights, biases and output scale the loops use."""
+    if conditioning == "concat":                                    # f([x, log sigma])
+        first_b = bs[0] + np.log(sigma) * wts[0][d]
+        return (np.ascontiguousarray(wts[0][:d]),) + tuple(wts[1:]), (first_b,) + tuple(bs[1:]), 1.0
+    return tuple(wts), tuple(bs), 1.0 / sigma                       # f(x) / sigma
+
+
+# -- the NumPy twin ----------------------------------------------------------------------------
+def _activation_numpy(h, code):
+    if code == 1:
+        return np.maximum(h, 0.0)
+    if code == 2:
+        return np.tanh(h)
+    if code == 3:
+        return np.maximum(h, 0.0) + np.log1p(np.exp(-np.abs(h)))
+    if code == 4:
+        e = np.exp(-np.abs(h))
+        return np.where(h >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    if code == 5:
+        return np.where(h > 0, h, np.expm1(np.minimum(h, 0.0)))
+    if code == 6:
+        return np.where(h > 0, h, 0.01 * h)
+    return h
+
+
+def mlp_score_numpy(x, wts, bs, code, scale):
+    """The MLP's output times ``scale``: x: (n, D), wts[l]: (in, out) -> (n, D)."""
+    h = x
+    for l, (w, b) in enumerate(zip(wts, bs)):
+        h = h @ w + b
+        if l < len(wts) - 1:
+            h = _activation_numpy(h, code)
+    return h * scale
+
+
+def _steps_numpy(x, z, alpha, wts, bs, code, scale, path, record_every, step0):
+    """(SCORE.10) ``z.shape[0]`` steps on all particles; returns the first non-finite step or m."""
+    half, root = 0.5 * alpha, np.sqrt(alpha)
+    for t in range(z.shape[0]):
+        with np.errstate(over="ignore", invalid="ignore"):        # detected below, reported
+            x += half * mlp_score_numpy(x, wts, bs, code, scale) + root * z[t]
+        if not np.all(np.isfinite(x)):
+            return t
+        if record_every and (step0 + t + 1) % record_every == 0:
+            path[(step0 + t + 1) // record_every] = x
+    return z.shape[0]
+
+
+# -- the numba loop ----------------------------------------------------------------------------
+@kernel
+def _activate(h, code):
+    n, m = h.shape
+    for i in range(n):
+        for j in range(m):
+            v = h[i, j]
+            if code == 1:
+                h[i, j] = max(v, 0.0)
+            elif code == 2:
+                h[i, j] = np.tanh(v)
+            elif code == 3:
+                h[i, j] = max(v, 0.0) + np.log1p(np.exp(-abs(v)))
+            elif code == 4:
+                e = np.exp(-abs(v))
+                h[i, j] = 1.0 / (1.0 + e) if v >= 0 else e / (1.0 + e)
+            elif code == 5:
+                h[i, j] = v if v > 0 else np.expm1(v)
+            elif code == 6:
+                h[i, j] = v if v > 0 else 0.01 * v
+
+
+@kernel
+def _mlp_into(xb, wts, bs, code, bufs):
+    """The MLP on one block: bufs[-1] <- f(xb), hidden layers in bufs (no allocation)."""
+    n_layers = len(wts)
+    h = xb
+    for l in range(n_layers):
+        out = bufs[l]
+        np.dot(h, wts[l], out)                                      # BLAS gemm
+        b = bs[l]
+        for i in range(out.shape[0]):
+            for j in range(out.shape[1]):
+                out[i, j] += b[j]
+        if l < n_layers - 1:
+            _activate(out, code)
+        h = out
+    return h
+
+
+@kernel
+def _steps_numba(x, z, alpha, wts, bs, code, scale, path, record_every, step0):
+    """(SCORE.10) the same contract as ``_steps_numpy``, particle block by particle block."""
+    n, d = x.shape
+    m = z.shape[0]
+    half = 0.5 * alpha
+    root = np.sqrt(alpha)
+    first_bad = m
+    for p0 in range(0, n, _BLOCK):
+        p1 = min(n, p0 + _BLOCK)
+        nb = p1 - p0
+        xb = np.empty((nb, d))
+        for i in range(nb):
+            for k in range(d):
+                xb[i, k] = x[p0 + i, k]
+        bufs = [np.empty((nb, w.shape[1])) for w in wts]
+        for t in range(m):
+            s = _mlp_into(xb, wts, bs, code, bufs)
+            finite = True
+            for i in range(nb):
+                for k in range(d):
+                    v = xb[i, k] + half * (s[i, k] * scale) + root * z[t, p0 + i, k]
+                    xb[i, k] = v
+                    if not np.isfinite(v):
+                        finite = False
+            if not finite:
+                if t < first_bad:
+                    first_bad = t
+                break
+            if record_every > 0 and (step0 + t + 1) % record_every == 0:
+                r = (step0 + t + 1) // record_every
+                for i in range(nb):
+                    for k in range(d):
+                        path[r, p0 + i, k] = xb[i, k]
+        for i in range(nb):
+            for k in range(d):
+                x[p0 + i, k] = xb[i, k]
+    return first_bad
+
+
+@kernel
+def _score_numba(x, wts, bs, code, scale, out):
+    """out <- scale * f(x), block by block."""
+    n, d = x.shape
+    for p0 in range(0, n, _BLOCK):
+        p1 = min(n, p0 + _BLOCK)
+        xb = np.ascontiguousarray(x[p0:p1])
+        bufs = [np.empty((p1 - p0, w.shape[1])) for w in wts]
+        s = _mlp_into(xb, wts, bs, code, bufs)
+        for i in range(p1 - p0):
+            for k in range(d):
+                out[p0 + i, k] = s[i, k] * scale
+
+
+def _score_fast(x, wts, bs, code, scale):
+    out = np.empty_like(x)
+    _score_numba(x, wts, bs, code, scale, out)
+    return out
+
+
+# -- the whole loop ----------------------------------------------------------------------------
+def _annealed(steps, score_fn, x0, sigmas, weights, biases, activation, conditioning, eps,
+              n_steps_each, denoise, record_every, rng):
+    conditioning = check_choice(conditioning, "conditioning", CONDITIONINGS)
+    code = ACTIVATION_CODES[check_choice(activation, "activation", ACTIVATION_CODES)]
+    x = check_particles(x0)
+    sigmas = check_sigmas(sigmas)
+    eps = check_scalar(eps, "eps", low=0.0, low_inclusive=False)
+    n_steps_each = check_int(n_steps_each, "n_steps_each", low=1)
+    record_every = check_int(record_every, "record_every", low=0)
+    if not isinstance(denoise, (bool, np.bool_)):
+        raise ValueError(f"denoise: expected a bool, got {denoise!r}")
+    rng = check_rng(rng)
+    n, d = x.shape
+    wts, bs = _check_mlp(weights, biases, d, conditioning)
+    n_levels = len(sigmas)
+    path = np.empty((n_records(n_levels, n_steps_each, record_every), n, d))
+    if record_every:
+        path[0] = x
+    for i, sigma in enumerate(sigmas):
+        alpha = eps * sigma**2 / sigmas[-1] ** 2                    # (SCORE.12)
+        lw, lb, scale = _level_mlp(wts, bs, d, sigma, conditioning)
+        for t0, z in noise_blocks(rng, n_steps_each, n, d):
+            bad = steps(x, z, alpha, lw, lb, code, scale, path, record_every,
+                        i * n_steps_each + t0)
+            if bad < z.shape[0]:
+                raise RuntimeError(divergence_message(i, n_levels, sigma, t0 + bad, n_steps_each))
+    if denoise:                                                     # (SCORE.13) Tweedie
+        lw, lb, scale = _level_mlp(wts, bs, d, sigmas[-1], conditioning)
+        with np.errstate(over="ignore", invalid="ignore"):
+            x = x + sigmas[-1] ** 2 * score_fn(x, lw, lb, code, scale)
+        if not np.all(np.isfinite(x)):
+            raise RuntimeError("Langevin dynamics: the final denoising step gave non-finite "
+                               "particles; check the score at sigma_L")
+    return x, path
+
+
+def annealed_langevin_mlp_numpy(x0, sigmas, weights: Sequence, biases: Sequence, *,
+                                activation: str = "softplus", conditioning: str = "scale",
+                                eps: float, n_steps_each: int, denoise: bool = False,
+                                record_every: int = 0, rng=None) -> tuple[np.ndarray, np.ndarray]:
+    """Annealed Langevin dynamics (SCORE.12) with an MLP score, the NumPy oracle of the whole loop.
+
+    Parameters
+    ----------
+    x0 : (n, D) starting particles (not modified).
+    sigmas : (L,) strictly decreasing noise levels.
+    weights, biases : the MLP's layers, ``weights[l]: (out, in)``, ``biases[l]: (out,)``; the
+        first layer has D inputs ("scale") or D + 1 ("concat"), the last D outputs.
+    activation : one of ``ACTIVATION_CODES``, between layers.
+    conditioning : "scale" (f(x)/sigma) or "concat" (f([x, log sigma])), (SCORE.7).
+    eps : step size at the last level; level i uses eps sigma_i^2 / sigma_L^2.
+    n_steps_each : T, steps per level.
+    denoise : apply (SCORE.13) at the end.
+    record_every : k > 0 records the start and every k-th step in ``path``.
+    rng : SPEC 7 seed or Generator for the noise.
+
+    Returns
+    -------
+    x : (n, D) final particles; path : (1 + L T // k, n, D) recorded states ((0, n, D) if k = 0).
+
+    Raises RuntimeError naming the level and step when a particle becomes non-finite.
+    """
+    return _annealed(_steps_numpy, mlp_score_numpy, x0, sigmas, weights, biases, activation,
+                     conditioning, eps, n_steps_each, denoise, record_every, rng)
+
+
+def annealed_langevin_mlp(x0, sigmas, weights: Sequence, biases: Sequence, *,
+                          activation: str = "softplus", conditioning: str = "scale", eps: float,
+                          n_steps_each: int, denoise: bool = False, record_every: int = 0,
+                          rng=None) -> tuple[np.ndarray, np.ndarray]:
+    """Annealed Langevin dynamics (SCORE.12), (SCORE.13), numba loop; the contract of
+    :func:`annealed_langevin_mlp_numpy` (same arguments, same noise, same result)."""
+    return _annealed(_steps_numba, _score_fast, x0, sigmas, weights, biases, activation,
+                     conditioning, eps, n_steps_each, denoise, record_every, rng)
+
+
+def langevin_mlp_numpy(x0, weights: Sequence, biases: Sequence, *, sigma: float = 1.0,
+                       activation: str = "softplus", conditioning: str = "scale", eps: float,
+                       n_steps: int, record_every: int = 0, rng=None):
+    """Plain Langevin dynamics (SCORE.10) on the MLP score at one level ``sigma``, step ``eps``:
+    the annealed loop with L = 1. x0: (n, D) -> (x: (n, D), path)."""
+    return annealed_langevin_mlp_numpy(x0, [sigma], weights, biases, activation=activation,
+                                       conditioning=conditioning, eps=eps, n_steps_each=n_steps,
+                                       record_every=record_every, rng=rng)
+
+
+def langevin_mlp(x0, weights: Sequence, biases: Sequence, *, sigma: float = 1.0,
+                 activation: str = "softplus", conditioning: str = "scale", eps: float,
+                 n_steps: int, record_every: int = 0, rng=None):
+    """Plain Langevin dynamics (SCORE.10), numba loop; the contract of :func:`langevin_mlp_numpy`."""
+    return annealed_langevin_mlp(x0, [sigma], weights, biases, activation=activation,
+                                 conditioning=conditioning, eps=eps, n_steps_each=n_steps,
+                                 record_every=record_every, rng=rng)
