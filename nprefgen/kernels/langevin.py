@@ -16,13 +16,20 @@ time. ``annealed_langevin_mlp`` runs every step of a level inside one numba call
 ``_BLOCK`` particles stay in cache for all the steps of a noise block, the matrix products go to
 BLAS, and Python is re-entered once per block of noise, not once per step. Both draw the noise
 the same way (:func:`noise_blocks`), so with the same ``rng`` they follow the same chains.
+
+The numba loop limits BLAS to one thread while it runs: its products are (128 x width) blocks,
+for which OpenBLAS's threads only add synchronisation (measured on the shared 2-core machine: a
+2-thread BLAS made the loop 5-20x slower and erratic). scipy's BLAS, which numba calls, is
+imported here so that the limit reaches it.
 """
 from __future__ import annotations
 
 from typing import Iterator, Sequence
 
 import numpy as np
+import scipy.linalg  # noqa: F401  loads the BLAS that numba's np.dot calls, so thread limits see it
 
+from nprefgen._threads import blas_threads
 from nprefgen._validation import (
     check_array, check_choice, check_int, check_rng, check_scalar,
 )
@@ -35,6 +42,7 @@ ACTIVATION_CODES = {"identity": 0, "relu": 1, "tanh": 2, "softplus": 3, "sigmoid
 CONDITIONINGS = ("scale", "concat")
 _NOISE_BLOCK_VALUES = 1 << 20          # noise drawn per block: at most 8 MB of float64
 _BLOCK = 128                           # particles per cache block inside the numba loop
+_BLAS_MIN = 16                         # layers at least this wide on both sides use gemm
 
 
 def noise_blocks(rng: np.random.Generator, n_steps: int, n: int, d: int) -> Iterator[tuple[int, np.ndarray]]:
@@ -167,17 +175,35 @@ def _activate(h, code):
 
 
 @kernel
+def _dense(h, w, b, out):
+    """out <- h @ w + b; w: (in, out). Wide layers go to BLAS (gemm), then the bias; a narrow
+    input or output (the D-dimensional first and last layers) is a loop whose inner index runs
+    over the contiguous output axis."""
+    n, k_in = h.shape
+    m = w.shape[1]
+    if k_in >= _BLAS_MIN and m >= _BLAS_MIN:
+        np.dot(h, w, out)
+        for i in range(n):
+            for j in range(m):
+                out[i, j] += b[j]
+    else:
+        for i in range(n):
+            for j in range(m):
+                out[i, j] = b[j]
+            for k in range(k_in):
+                hik = h[i, k]
+                for j in range(m):
+                    out[i, j] += hik * w[k, j]
+
+
+@kernel
 def _mlp_into(xb, wts, bs, code, bufs):
     """The MLP on one block: bufs[-1] <- f(xb), hidden layers in bufs (no allocation)."""
     n_layers = len(wts)
     h = xb
     for l in range(n_layers):
         out = bufs[l]
-        np.dot(h, wts[l], out)                                      # BLAS gemm
-        b = bs[l]
-        for i in range(out.shape[0]):
-            for j in range(out.shape[1]):
-                out[i, j] += b[j]
+        _dense(h, wts[l], bs[l], out)
         if l < n_layers - 1:
             _activate(out, code)
         h = out
@@ -317,8 +343,9 @@ def annealed_langevin_mlp(x0, sigmas, weights: Sequence, biases: Sequence, *,
                           rng=None) -> tuple[np.ndarray, np.ndarray]:
     """Annealed Langevin dynamics (SCORE.12), (SCORE.13), numba loop; the contract of
     :func:`annealed_langevin_mlp_numpy` (same arguments, same noise, same result)."""
-    return _annealed(_steps_numba, _score_fast, x0, sigmas, weights, biases, activation,
-                     conditioning, eps, n_steps_each, denoise, record_every, rng)
+    with blas_threads(1):       # gemm on blocks of _BLOCK rows: threads cost more than they give
+        return _annealed(_steps_numba, _score_fast, x0, sigmas, weights, biases, activation,
+                         conditioning, eps, n_steps_each, denoise, record_every, rng)
 
 
 def langevin_mlp_numpy(x0, weights: Sequence, biases: Sequence, *, sigma: float = 1.0,
