@@ -67,7 +67,7 @@ def main(argv=None) -> None:
     act = acts[args.activation]
 
     d = 2
-    model = NCSN(d, hidden=tuple(args.hidden), activation=args.activation,
+    model = NCSN(d, hidden=tuple(args.hidden), activation=args.activation, conditioning="scale",
                  sigmas=geometric_sigmas(10.0, 0.1, args.levels), rng=0)
     w, b = model.mlp_arrays()
     params = [(torch.from_numpy(wi), torch.from_numpy(bi)) for wi, bi in zip(w, b)]

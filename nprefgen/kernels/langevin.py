@@ -8,8 +8,8 @@
 The score is an MLP given as arrays, in the layout of :class:`nprefgen.nn.Linear` (``weights[l]``
 of shape ``(out, in)``, ``biases[l]`` of shape ``(out,)``), with one activation between layers,
 conditioned on the level as in (SCORE.7): ``"scale"`` gives s(x, sigma) = f(x) / sigma,
-``"concat"`` gives s(x, sigma) = f([x, log sigma]) (the first layer then has D + 1 inputs; its
-last column is folded into the bias once per level).
+``"concat"`` gives s(x, sigma) = f([x, log sigma]) / sigma (the first layer then has D + 1
+inputs; its last column is folded into the bias once per level).
 
 ``annealed_langevin_mlp_numpy`` is the oracle: one vectorised NumPy step for all particles at a
 time. ``annealed_langevin_mlp`` runs every step of a level inside one numba call: blocks of
@@ -105,9 +105,10 @@ def _check_mlp(weights, biases, d: int, conditioning: str):
 
 def _level_mlp(wts, bs, d, sigma, conditioning):
     """(SCORE.7) the MLP at one level: the weights, biases and output scale the loops use."""
-    if conditioning == "concat":                                    # f([x, log sigma])
+    if conditioning == "concat":                                    # f([x, log sigma]) / sigma
         first_b = bs[0] + np.log(sigma) * wts[0][d]
-        return (np.ascontiguousarray(wts[0][:d]),) + tuple(wts[1:]), (first_b,) + tuple(bs[1:]), 1.0
+        return ((np.ascontiguousarray(wts[0][:d]),) + tuple(wts[1:]), (first_b,) + tuple(bs[1:]),
+                1.0 / sigma)
     return tuple(wts), tuple(bs), 1.0 / sigma                       # f(x) / sigma
 
 
@@ -320,7 +321,7 @@ def annealed_langevin_mlp_numpy(x0, sigmas, weights: Sequence, biases: Sequence,
     weights, biases : the MLP's layers, ``weights[l]: (out, in)``, ``biases[l]: (out,)``; the
         first layer has D inputs ("scale") or D + 1 ("concat"), the last D outputs.
     activation : one of ``ACTIVATION_CODES``, between layers.
-    conditioning : "scale" (f(x)/sigma) or "concat" (f([x, log sigma])), (SCORE.7).
+    conditioning : "scale" (f(x)/sigma) or "concat" (f([x, log sigma])/sigma), (SCORE.7).
     eps : step size at the last level; level i uses eps sigma_i^2 / sigma_L^2.
     n_steps_each : T, steps per level.
     denoise : apply (SCORE.13) at the end.

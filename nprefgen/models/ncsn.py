@@ -3,8 +3,11 @@
 
 One MLP f_theta serves every noise level of the geometric schedule (SCORE.8), conditioned as
 
-    (SCORE.7)  "scale":  s(x, sigma) = f(x) / sigma            (NCSNv2),
-               "concat": s(x, sigma) = f([x, log sigma]),
+    (SCORE.7)  "scale":  s(x, sigma) = f(x) / sigma                 (NCSNv2),
+               "concat": s(x, sigma) = f([x, log sigma]) / sigma,
+
+(in low dimension only the second can represent the score at every level: the perturbed data do
+not reveal sigma the way a high-dimensional image's norm does),
 
 and trained on the DSM loss (SCORE.5) with lambda(sigma) = sigma^2, one noise level drawn per
 sample. ``sample`` runs annealed Langevin dynamics (SCORE.12) with the network evaluated inside
@@ -68,7 +71,7 @@ class NCSN:
     ----------
     dim : int, D.
     hidden : widths of the MLP's hidden layers.
-    conditioning : "scale" (NCSNv2, f(x)/sigma) or "concat" (f([x, log sigma])), (SCORE.7).
+    conditioning : "scale" (NCSNv2, f(x)/sigma) or "concat" (f([x, log sigma])/sigma), (SCORE.7).
     activation : an activation the numba sampler knows (``ACTIVATION_CODES``); smooth ones
         (softplus, tanh, elu) give a smooth score.
     sigmas : (L,) decreasing noise levels; ``None``: set by ``fit`` from the data, sigma_1 by
@@ -76,7 +79,7 @@ class NCSN:
     rng : SPEC 7 seed or Generator for the initial weights.
     """
 
-    def __init__(self, dim: int, hidden: Sequence[int] = (128, 128), *, conditioning: str = "scale",
+    def __init__(self, dim: int, hidden: Sequence[int] = (128, 128), *, conditioning: str = "concat",
                  activation: str = "softplus", sigmas=None, n_levels: int = 10,
                  sigma_min: float = 0.01, rng=None) -> None:
         self.dim = check_int(dim, "dim", low=1)
@@ -106,8 +109,8 @@ class NCSN:
         """(SCORE.7) s(x, sigma) and the cache of the network. x: (n, D), sigma_rows: (n,)"""
         if self.conditioning == "concat":
             f, cache = self.net.forward(np.column_stack([x, np.log(sigma_rows)]))
-            return f, cache
-        f, cache = self.net.forward(x)
+        else:
+            f, cache = self.net.forward(x)
         return f * (1.0 / sigma_rows)[:, None], cache     # as the numba loop: times 1/sigma
 
     def score(self, x, sigma) -> np.ndarray:
@@ -128,17 +131,72 @@ class NCSN:
         sigmas = self._require_sigmas()
         x = check_array(x, "x", shape=(None, self.dim), dtype=np.float64)
         z = check_array(z, "z", shape=x.shape, dtype=np.float64)
-        levels = np.asarray(levels)
-        if levels.shape != (x.shape[0],) or not np.issubdtype(levels.dtype, np.integer) \
-                or levels.min() < 0 or levels.max() >= len(sigmas):
-            raise ValueError(f"levels: expected ({x.shape[0]},) integers in [0, {len(sigmas) - 1}], "
-                             f"got {levels!r}"[:300])
-        sigma = sigmas[levels]                                     # (n,)
+        sigma = sigmas[self._check_levels(levels, x.shape[0])]     # (n,)
         s, cache = self._forward(x + sigma[:, None] * z, sigma)    # s(x~, sigma)
         loss, d_s = dsm_loss(s, z, sigma)                          # (SCORE.5), (SCORE.6)
-        d_f = d_s if self.conditioning == "concat" else d_s * (1.0 / sigma)[:, None]   # (SCORE.7)
+        d_f = d_s * (1.0 / sigma)[:, None]                         # (SCORE.7) both forms
         self.net.backward(cache, d_f)
         return loss
+
+    def dsm_loss(self, x, z, levels) -> float:
+        """The DSM loss (SCORE.5) without gradients (validation); arguments as
+        :meth:`dsm_loss_and_grad`."""
+        sigmas = self._require_sigmas()
+        x = check_array(x, "x", shape=(None, self.dim), dtype=np.float64)
+        z = check_array(z, "z", shape=x.shape, dtype=np.float64)
+        sigma = sigmas[self._check_levels(levels, x.shape[0])]
+        s, _ = self._forward(x + sigma[:, None] * z, sigma)
+        return dsm_loss(s, z, sigma)[0]
+
+    def _check_levels(self, levels, n: int) -> np.ndarray:
+        levels = np.asarray(levels)
+        L = len(self._require_sigmas())
+        if levels.shape != (n,) or not np.issubdtype(levels.dtype, np.integer) \
+                or levels.min() < 0 or levels.max() >= L:
+            raise ValueError(f"levels: expected ({n},) integers in [0, {L - 1}], got {levels!r}"[:300])
+        return levels
+
+    # -- training --------------------------------------------------------------------------------
+    def parameters(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``(param, grad)`` pairs of the network, the optimizers' form."""
+        return self.net.parameters()
+
+    def zero_grad(self) -> None:
+        self.net.zero_grad()
+
+    def fit(self, x, *, rng=None, epochs: int = 200, batch_size: int = 128, lr: float = 1e-3,
+            validation_fraction: float = 0.1, patience: int | None = None,
+            clip: float | None = None, progress: bool | None = None) -> "NCSN":
+        """Train by denoising score matching (SCORE.5) on the shared loop
+        (:func:`nprefgen.nn.train.fit_loop`, Adam).
+
+        x: (n, D). Without a schedule, sets it from the training rows first (SCORE.8, SCORE.9).
+        Every minibatch draws fresh noise z and one level per sample from ``rng``; the validation
+        rows get one fixed draw, so the validation loss is comparable across epochs. Returns self;
+        ``history_`` holds the per-epoch training and validation losses.
+        """
+        from nprefgen.nn.train import fit_loop, validation_split
+
+        rng = check_rng(rng)
+        x = check_array(x, "x", shape=(None, self.dim), dtype=np.float64)
+        train_idx, val_idx = validation_split(x.shape[0], validation_fraction, rng=rng)
+        x_train = x[train_idx]
+        if self.sigmas is None:
+            self.set_schedule_from_data(x_train, rng=rng)
+        val_data = evaluate = None
+        if len(val_idx):
+            z_val, levels_val = self.draw_noise(len(val_idx), rng=rng)
+            val_data = (x[val_idx],)
+            evaluate = lambda xv: self.dsm_loss(xv, z_val, levels_val)
+
+        def loss_and_grad(xb):
+            z, levels = self.draw_noise(xb.shape[0], rng=rng)
+            return self.dsm_loss_and_grad(xb, z, levels)
+
+        self.history_ = fit_loop(self, loss_and_grad, (x_train,), rng=rng, evaluate=evaluate,
+                                 val_data=val_data, epochs=epochs, batch_size=batch_size, lr=lr,
+                                 patience=patience, clip=clip, progress=progress, desc="NCSN.fit")
+        return self
 
     def draw_noise(self, n: int, *, rng=None) -> tuple[np.ndarray, np.ndarray]:
         """z: (n, D) standard normal and levels: (n,) uniform over the L noise levels."""

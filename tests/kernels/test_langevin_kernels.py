@@ -103,7 +103,8 @@ def test_ncsn_sample_uses_the_numba_loop(rng):
     x0 = rng.standard_normal((20, 2))
     got = model.sample(20, x0=x0, eps=0.01, n_steps_each=3, denoise=False, rng=5)
     w, b = model.mlp_arrays()
-    ref = annealed_langevin_mlp_numpy(x0, model.sigmas, w, b, eps=0.01, n_steps_each=3, rng=5)[0]
+    ref = annealed_langevin_mlp_numpy(x0, model.sigmas, w, b, conditioning="concat", eps=0.01,
+                                      n_steps_each=3, rng=5)[0]
     np.testing.assert_allclose(got, ref, rtol=1e-12)
 
 

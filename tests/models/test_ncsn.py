@@ -41,14 +41,14 @@ def test_sigma_max_rule(rng):
 
 def test_conditioning_forms(rng):
     """(SCORE.7) "scale": s(x, sigma) = f(x) / sigma, so sigma s(x, sigma) does not depend on
-    sigma; "concat": s = f([x, log sigma]), the network's forward on the stacked input."""
+    sigma; "concat": s = f([x, log sigma]) / sigma, the network's forward on the stacked input."""
     x = rng.standard_normal((7, 2))
     m = NCSN(2, hidden=(8,), conditioning="scale", sigmas=[1.0, 0.1], rng=rng)
     np.testing.assert_allclose(0.1 * m.score(x, 0.1), 2.0 * m.score(x, 2.0), rtol=1e-14)
     np.testing.assert_allclose(m.score(x, 0.5), m.net(x) / 0.5, rtol=1e-14)
     c = NCSN(2, hidden=(8,), conditioning="concat", sigmas=[1.0, 0.1], rng=rng)
     sig = rng.uniform(0.1, 2.0, size=7)
-    np.testing.assert_allclose(c.score(x, sig), c.net(np.column_stack([x, np.log(sig)])),
+    np.testing.assert_allclose(c.score(x, sig), c.net(np.column_stack([x, np.log(sig)])) / sig[:, None],
                                rtol=1e-14)
     assert c.net.layers[0].params["weight"].shape == (8, 3)
 
@@ -99,7 +99,7 @@ def test_dsm_loss_equals_the_formula(rng):
 
 def test_wrong_conditioning_backward_is_caught(rng):
     """The check can fail: forgetting the 1/sigma of (SCORE.7) in the backward is detected."""
-    model = NCSN(2, hidden=(4,), sigmas=[2.0, 0.3], rng=rng)
+    model = NCSN(2, hidden=(4,), conditioning="scale", sigmas=[2.0, 0.3], rng=rng)
     x = rng.standard_normal((5, 2))
     z, levels = model.draw_noise(5, rng=rng)
     w = model.net.layers[-1].params["weight"]
