@@ -166,7 +166,8 @@ class NCSN:
 
     def fit(self, x, *, rng=None, epochs: int = 200, batch_size: int = 128, lr: float = 1e-3,
             validation_fraction: float = 0.1, patience: int | None = None,
-            clip: float | None = None, progress: bool | None = None) -> "NCSN":
+            clip: float | None = None, ema: float | None = None,
+            progress: bool | None = None) -> "NCSN":
         """Train by denoising score matching (SCORE.5) on the shared loop
         (:func:`nprefgen.nn.train.fit_loop`, Adam).
 
@@ -174,6 +175,10 @@ class NCSN:
         Every minibatch draws fresh noise z and one level per sample from ``rng``; the validation
         rows get one fixed draw, so the validation loss is comparable across epochs. Returns self;
         ``history_`` holds the per-epoch training and validation losses.
+
+        ``ema`` (NCSNv2 uses 0.999): keep an exponential moving average of the parameters,
+        updated once per minibatch, and end with the network set to it (the loop's best-epoch
+        restore is then overridden; ``history_["ema"]`` records the decay).
         """
         from nprefgen.nn.train import fit_loop, validation_split
 
@@ -189,13 +194,26 @@ class NCSN:
             val_data = (x[val_idx],)
             evaluate = lambda xv: self.dsm_loss(xv, z_val, levels_val)
 
+        params = [p for p, _ in self.parameters()]
+        average = None
+        if ema is not None:
+            ema = check_scalar(ema, "ema", low=0.0, high=1.0, high_inclusive=False)
+            average = [p.copy() for p in params]
+
         def loss_and_grad(xb):
+            if average is not None:          # the parameters after the previous step
+                for a, p in zip(average, params):
+                    a += (1.0 - ema) * (p - a)
             z, levels = self.draw_noise(xb.shape[0], rng=rng)
             return self.dsm_loss_and_grad(xb, z, levels)
 
         self.history_ = fit_loop(self, loss_and_grad, (x_train,), rng=rng, evaluate=evaluate,
                                  val_data=val_data, epochs=epochs, batch_size=batch_size, lr=lr,
                                  patience=patience, clip=clip, progress=progress, desc="NCSN.fit")
+        if average is not None:
+            for a, p in zip(average, params):
+                p[...] = a
+            self.history_["ema"] = ema
         return self
 
     def draw_noise(self, n: int, *, rng=None) -> tuple[np.ndarray, np.ndarray]:

@@ -83,16 +83,16 @@ def build(report) -> None:
                   "distance of the data")
 
     # a learned score: NCSN (scale form) trained by DSM on samples of the toy
-    n_train = 2000 if quick else 4000
+    n_train = 2000 if quick else 10_000
     x_train = toy.sample(n_train, rng=rng)
     sigma_1 = sigma_max_from_data(x_train, rng=rng)
     model = NCSN(2, hidden=(64, 64) if quick else (128, 128), conditioning="concat",
                  sigmas=geometric_sigmas(sigma_1, 1.0, 10), rng=rng)
     t0 = time.perf_counter()
     with blas_threads(1):
-        model.fit(x_train, rng=rng, epochs=15 if quick else 60, batch_size=128, lr=1e-3,
+        model.fit(x_train, rng=rng, epochs=15 if quick else 60, batch_size=256, lr=1e-3,
                   progress=False)
-        model.fit(x_train, rng=rng, epochs=5 if quick else 30, batch_size=128, lr=1e-4,
+        model.fit(x_train, rng=rng, epochs=5 if quick else 30, batch_size=256, lr=1e-4,
                   progress=False)
     t_fit = time.perf_counter() - t0
     t0 = time.perf_counter()
