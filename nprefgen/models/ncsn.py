@@ -91,8 +91,18 @@ class NCSN:
         rng = check_rng(rng)
         self.hidden = tuple(check_shape(tuple(hidden), "hidden", low=1))
         in_features = dim + (1 if self.conditioning == "concat" else 0)
-        self.net = MLP(in_features, list(self.hidden), dim, rng=rng, activation=activation)
+        self.net = self._build_net(in_features, rng)
         self.history_: dict[str, list] = {}
+
+    supports_numba = True
+    """The numba sampler can evaluate this network (an MLP) inside its loop."""
+
+    def _build_net(self, in_features: int, rng):
+        return MLP(in_features, list(self.hidden), self.dim, rng=rng, activation=self.activation)
+
+    def _backward(self, cache, d_f) -> None:
+        """The network's backward for d_f: (n, D), accumulating parameter gradients."""
+        self.net.backward(cache, d_f)
 
     # -- the score ---------------------------------------------------------------------------
     def _sigma_rows(self, sigma, n: int) -> np.ndarray:
@@ -135,7 +145,7 @@ class NCSN:
         s, cache = self._forward(x + sigma[:, None] * z, sigma)    # s(x~, sigma)
         loss, d_s = dsm_loss(s, z, sigma)                          # (SCORE.5), (SCORE.6)
         d_f = d_s * (1.0 / sigma)[:, None]                         # (SCORE.7) both forms
-        self.net.backward(cache, d_f)
+        self._backward(cache, d_f)
         return loss
 
     def dsm_loss(self, x, z, levels) -> float:
@@ -247,8 +257,9 @@ class NCSN:
     def sample(self, n: int, *, rng=None, eps: float = 2e-5, n_steps_each: int = 100,
                denoise: bool = True, x0=None, init_low=None, init_high=None,
                record_every: int = 0, return_path: bool = False):
-        """Annealed Langevin dynamics (SCORE.12) with this network, numba loop, then the
-        denoising step (SCORE.13).
+        """Annealed Langevin dynamics (SCORE.12) with this network, numba loop (the Python loop
+        of :mod:`nprefgen.samplers.langevin` for networks it cannot run), then the denoising
+        step (SCORE.13).
 
         Starts from ``x0: (n, D)`` or uniform in the box [init_low, init_high] (defaults: the
         box of half-width sigma_1 around 0). Returns x: (n, D), and the path
@@ -263,6 +274,12 @@ class NCSN:
             x0 = rng.uniform(lo, hi, size=(n, self.dim))
         else:
             x0 = check_array(x0, "x0", shape=(n, self.dim), dtype=np.float64)
+        if not self.supports_numba:            # any network: the Python-level loop
+            from nprefgen.samplers.langevin import annealed_langevin
+
+            res = annealed_langevin(self, x0, sigmas, eps=eps, n_steps_each=n_steps_each,
+                                    denoise=denoise, record_every=record_every, rng=rng)
+            return (res.samples, res.path) if return_path else res.samples
         w, b = self.mlp_arrays()
         x, path = annealed_langevin_mlp(x0, sigmas, w, b, activation=self.activation,
                                         conditioning=self.conditioning, eps=eps,

@@ -139,10 +139,10 @@ def annealed_langevin(score: Callable, x0, sigmas, *, eps: float, n_steps_each: 
         raise ValueError(f"denoise: expected a bool, got {denoise!r}")
     rng = check_rng(rng)
     step_sizes = eps * sigmas**2 / sigmas[-1] ** 2                  # (SCORE.12)
-    fast = callable(getattr(score, "mlp_arrays", None))
+    fast = getattr(score, "supports_numba", False) is True and callable(getattr(score, "mlp_arrays", None))
     if method == "numba" and not fast:
-        raise ValueError(f"method: 'numba' needs a score network with mlp_arrays() (an NCSN), "
-                         f"got {type(score).__name__}; use method='python'")
+        raise ValueError(f"method: 'numba' needs an MLP score network (an NCSN), got "
+                         f"{type(score).__name__}; use method='python'")
     if method != "python" and fast:
         w, b = score.mlp_arrays()
         x, path = annealed_langevin_mlp(x, sigmas, w, b, activation=score.activation,
