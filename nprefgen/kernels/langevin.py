@@ -42,7 +42,7 @@ ACTIVATION_CODES = {"identity": 0, "relu": 1, "tanh": 2, "softplus": 3, "sigmoid
 CONDITIONINGS = ("scale", "concat")
 _NOISE_BLOCK_VALUES = 1 << 20          # noise drawn per block: at most 8 MB of float64
 _BLOCK = 128                           # particles per cache block inside the numba loop
-_BLAS_MIN = 16                         # layers at least this wide on both sides use gemm
+_BLAS_MIN = 16                         # layers with at least this many inputs use gemm
 
 
 def noise_blocks(rng: np.random.Generator, n_steps: int, n: int, d: int) -> Iterator[tuple[int, np.ndarray]]:
@@ -155,42 +155,53 @@ def _steps_numpy(x, z, alpha, wts, bs, code, scale, path, record_every, step0):
 
 # -- the numba loop ----------------------------------------------------------------------------
 @kernel
-def _activate(h, code):
+def _bias_activate(h, b, code):
+    """h <- act(h + b) in one pass; the activation's branch is outside the loops, so the
+    cheap ones (relu, leaky relu, identity) vectorise."""
     n, m = h.shape
-    for i in range(n):
-        for j in range(m):
-            v = h[i, j]
-            if code == 1:
-                h[i, j] = max(v, 0.0)
-            elif code == 2:
-                h[i, j] = np.tanh(v)
-            elif code == 3:
-                h[i, j] = max(v, 0.0) + np.log1p(np.exp(-abs(v)))
-            elif code == 4:
-                e = np.exp(-abs(v))
-                h[i, j] = 1.0 / (1.0 + e) if v >= 0 else e / (1.0 + e)
-            elif code == 5:
-                h[i, j] = v if v > 0 else np.expm1(v)
-            elif code == 6:
-                h[i, j] = v if v > 0 else 0.01 * v
-
-
-@kernel
-def _dense(h, w, b, out):
-    """out <- h @ w + b; w: (in, out). Wide layers go to BLAS (gemm), then the bias; a narrow
-    input or output (the D-dimensional first and last layers) is a loop whose inner index runs
-    over the contiguous output axis."""
-    n, k_in = h.shape
-    m = w.shape[1]
-    if k_in >= _BLAS_MIN and m >= _BLAS_MIN:
-        np.dot(h, w, out)
+    if code == 1:
         for i in range(n):
             for j in range(m):
-                out[i, j] += b[j]
+                v = h[i, j] + b[j]
+                h[i, j] = v if v > 0.0 else 0.0
+    elif code == 6:
+        for i in range(n):
+            for j in range(m):
+                v = h[i, j] + b[j]
+                h[i, j] = v if v > 0.0 else 0.01 * v
+    elif code == 0:
+        for i in range(n):
+            for j in range(m):
+                h[i, j] += b[j]
     else:
         for i in range(n):
             for j in range(m):
-                out[i, j] = b[j]
+                v = h[i, j] + b[j]
+                if code == 2:
+                    v = np.tanh(v)
+                elif code == 3:
+                    v = max(v, 0.0) + np.log1p(np.exp(-abs(v)))
+                elif code == 4:
+                    e = np.exp(-abs(v))
+                    v = 1.0 / (1.0 + e) if v >= 0 else e / (1.0 + e)
+                elif code == 5:
+                    v = v if v > 0 else np.expm1(v)
+                h[i, j] = v
+
+
+@kernel
+def _dense(h, w, out):
+    """out <- h @ w; w: (in, out). Layers with a wide input go to BLAS (gemm); a narrow input
+    (the D-dimensional first layer) is a loop whose inner index runs over the contiguous output
+    axis (vectorised)."""
+    n, k_in = h.shape
+    m = w.shape[1]
+    if k_in >= _BLAS_MIN:
+        np.dot(h, w, out)
+    else:
+        for i in range(n):
+            for j in range(m):
+                out[i, j] = 0.0
             for k in range(k_in):
                 hik = h[i, k]
                 for j in range(m):
@@ -204,9 +215,8 @@ def _mlp_into(xb, wts, bs, code, bufs):
     h = xb
     for l in range(n_layers):
         out = bufs[l]
-        _dense(h, wts[l], bs[l], out)
-        if l < n_layers - 1:
-            _activate(out, code)
+        _dense(h, wts[l], out)
+        _bias_activate(out, bs[l], code if l < n_layers - 1 else 0)
         h = out
     return h
 
