@@ -33,3 +33,17 @@ def test_plot_helpers_check_inputs():
         plot_langevin_panels({"a": (np.zeros((3, 3)), None)})
     with pytest.raises(ValueError, match="^curves:"):
         plot_score_error_vs_density({})
+
+
+@pytest.mark.slow
+def test_score_toys_section_quick(tmp_path):
+    """Quick mode builds: one row per toy with a finite MMD^2, the digit grids are written."""
+    pytest.importorskip("nprefgen.nn.train")
+    from nprefgen.tour import run_tour
+
+    path = run_tour(tmp_path, quick=True, only=["score_toys"], progress=False, strict=True)
+    page = open(path, encoding="utf-8").read()
+    for toy in ("two_moons", "8gaussians", "checkerboard"):
+        row = re.search(rf"<tr><td>{toy}</td>((?:<td>[^<]*</td>)+)</tr>", page)
+        assert row is not None and np.isfinite(float(re.findall(r"<td>([^<]*)</td>", row.group(1))[1]))
+    assert (tmp_path / "score_toys-digits.png").exists()
