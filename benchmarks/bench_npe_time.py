@@ -46,12 +46,12 @@ def blas_threads() -> int:
 def run_nprefgen(task, theta, x, x_o, args, rng):
     t0 = time.perf_counter()
     npe = NPE(task.prior, flow=args.flow, n_transforms=args.transforms, hidden=args.hidden)
-    post = npe.train(theta, x, rng, lr=args.lr, max_epochs=args.max_epochs)
+    post = npe.train(theta, x, rng=rng, lr=args.lr, max_epochs=args.max_epochs)
     t_train = time.perf_counter() - t0
     t0 = time.perf_counter()
     post.sample(args.draws, rng, x_o)
     t_sample = time.perf_counter() - t0
-    info = f"{npe.history['epochs']} epochs, acceptance {post.acceptance_rate:.3f}"
+    info = f"{npe.history_['epochs']} epochs, acceptance {post.acceptance_rate:.3f}"
     return post, t_train, t_sample, info, lambda n, xo: post.sample(n, rng, xo)
 
 
@@ -116,7 +116,7 @@ def main(argv=None):
     task = two_moons()
     rng = np.random.default_rng(args.seed)
     sims = simulate_from_prior(task.prior, task.simulator, args.sims, rng)
-    theta_obs, x_obs = task.observations(args.n_obs, np.random.default_rng(12345))
+    theta_obs, x_obs = task.observations(args.n_obs, rng=np.random.default_rng(12345))
 
     post, tr, ts, info, ours = run_nprefgen(task, sims.theta, sims.x, x_obs[0], args, rng)
     print(f"nprefgen NPE ({args.flow}): train {tr:.1f} s + sample {ts:.1f} s = {tr + ts:.1f} s; "
@@ -132,9 +132,9 @@ def main(argv=None):
             print(f"sbi: not available ({exc})")
     scores = {k: [] for k in rows}
     for i in range(args.n_obs):
-        ref = task.reference_posterior(x_obs[i], args.c2st_samples, rng)
+        ref = task.reference_posterior(x_obs[i], args.c2st_samples, rng=rng)
         for k, (_, sampler) in rows.items():
-            scores[k].append(c2st(ref, sampler(args.c2st_samples, x_obs[i]), rng))
+            scores[k].append(c2st(ref, sampler(args.c2st_samples, x_obs[i]), rng=rng))
     for k in rows:
         print(f"{k}: end-to-end {rows[k][0]:.1f} s, C2ST {np.mean(scores[k]):.3f} "
               f"({', '.join(f'{s:.3f}' for s in scores[k])})")

@@ -5,12 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from nprefgen._threads import blas_threads
+from nprefgen._validation import check_rng
 from nprefgen.data import load_digits
 from nprefgen.models.augment import Augment
 from nprefgen.models.contrastive import dense_simclr
 from nprefgen.models.pca import PCA
 from nprefgen.models.probe import probe_accuracies
-from nprefgen.plots.representation import plot_latent_maps, plot_loss_curves, plot_views
+from nprefgen.plots.representation import plot_latent_maps, plot_views
+from nprefgen.plots.training import plot_training_history
 
 ORDER = 23
 TITLE = "Representation: contrastive learning"
@@ -26,13 +28,14 @@ def digits_augment() -> Augment:
     return Augment((8, 8), rotation=20.0, crop_scale=(0.4, 1.0))
 
 
-def compare_representations(rng: np.random.Generator, epochs: int = 150, probe_epochs: int = 300,
+def compare_representations(*, rng=None, epochs: int = 150, probe_epochs: int = 300,
                             k: int = 5, tau: float = 0.5, n_train: int | None = None):
     """Train a dense SimCLR encoder (64-256-32, head 32-64-32) on the unlabelled training
     digits, then fit a linear probe and k-NN on the training labels and score the test split,
     for: the trained encoder, the same architecture at random initialisation, PCA with the
     same dimension, and the raw pixels (``n_train`` limits the training images, for quick runs).
-    Returns (rows, model, untrained, history)."""
+    ``rng``: None, an int seed or a Generator (SPEC 7). Returns (rows, model, untrained, history)."""
+    rng = check_rng(rng)
     X, y = load_digits("train")
     X, y = X[:n_train], y[:n_train]
     X_test, y_test = load_digits("test")
@@ -40,7 +43,7 @@ def compare_representations(rng: np.random.Generator, epochs: int = 150, probe_e
     model = dense_simclr(64, FEATURE_DIM, rng=np.random.default_rng(seed), tau=tau)
     untrained = dense_simclr(64, FEATURE_DIM, rng=np.random.default_rng(seed), tau=tau)
     hist = model.fit(X, digits_augment(), rng=rng, epochs=epochs, batch_size=128, lr=2e-3,
-                     progress=False)
+                     progress=False).history_
     pca = PCA(FEATURE_DIM).fit(X)
     feats = {
         f"SimCLR encoder, trained ({epochs} epochs)": (model.features(X), model.features(X_test)),
@@ -78,14 +81,16 @@ def _build(report) -> None:
                   "top row: training digits; below: four random views of each")
 
     rows, model, untrained, hist = compare_representations(
-        rng, epochs=3 if quick else 150, probe_epochs=50 if quick else 300,
+        rng=rng, epochs=3 if quick else 150, probe_epochs=50 if quick else 300,
         n_train=300 if quick else None)
     report.table(["features", "dimension", "linear probe accuracy", "5-NN accuracy"], rows,
                  caption="test-split accuracy of a softmax-regression probe (REP.17) and a "
                          "5-nearest-neighbour vote (REP.18), both fitted on the training labels "
                          "of frozen features")
-    report.figure(plot_loss_curves({"NT-Xent (training views)": hist["loss"]}), "loss",
-                  "NT-Xent per epoch; the minimum possible is 0, a random embedding gives about "
+    report.figure(plot_training_history({"SimCLR encoder": {"train": hist["train_loss"]}},
+                                        ylabel="NT-Xent loss per view (nats)"), "loss",
+                  "NT-Xent on the training views per epoch (no validation split: the views are "
+                  "redrawn every epoch); the minimum possible is 0, a random embedding gives about "
                   "log(2N - 1)")
     maps = {}
     for name, m in (("trained SimCLR features", model), ("random-init features", untrained)):
