@@ -79,7 +79,7 @@ def main(argv=None) -> None:
     x_nb = annealed_langevin_mlp(x0, sigmas[:2], w, b, rng=7, **kw)[0]
     x_np = annealed_langevin_mlp_numpy(x0, sigmas[:2], w, b, rng=7, **kw)[0]
     gen = np.random.default_rng(7)
-    noise = [next(noise_blocks(gen, 3, args.n, d))[1] for _ in range(2)]
+    noise = [next(noise_blocks(3, args.n, d, rng=gen))[1] for _ in range(2)]
     x_t = torch_annealed(torch, params, x0, sigmas[:2], eps, 3, act, noise)
     scale = np.abs(x_t).max()
     err_nb, err_np = np.abs(x_nb - x_t).max() / scale, np.abs(x_np - x_t).max() / scale

@@ -37,7 +37,8 @@ def _check(s, z, sigma):
 
 
 def dsm_loss_numpy(s, z, sigma) -> tuple[float, np.ndarray]:
-    """DSM loss (SCORE.5) and its gradient (SCORE.6), the NumPy oracle.
+    """DSM loss (SCORE.5) and its gradient (SCORE.6), the NumPy oracle; -z/sigma is the score of
+    the perturbation kernel (SCORE.4).
 
     s: (n, D) network output at x~ = x + sigma z; z: (n, D) the noise; sigma: scalar or (n,)
     the noise level of each row, > 0 -> (loss: float, d_s: (n, D) float64)

@@ -45,10 +45,11 @@ _BLOCK = 128                           # particles per cache block inside the nu
 _BLAS_MIN = 16                         # layers with at least this many inputs use gemm
 
 
-def noise_blocks(rng: np.random.Generator, n_steps: int, n: int, d: int) -> Iterator[tuple[int, np.ndarray]]:
+def noise_blocks(n_steps: int, n: int, d: int, *, rng=None) -> Iterator[tuple[int, np.ndarray]]:
     """Standard normal noise for ``n_steps`` steps of ``n`` particles in blocks of whole steps:
     yields ``(first_step, z)`` with ``z: (m, n, d)``. Every Langevin loop in nprefgen draws its
     noise through this function, so loops that share an ``rng`` share their noise."""
+    rng = check_rng(rng)
     per_block = max(1, min(n_steps, _NOISE_BLOCK_VALUES // max(1, n * d)))
     for t0 in range(0, n_steps, per_block):
         m = min(per_block, n_steps - t0)
@@ -303,7 +304,7 @@ def _annealed(steps, score_fn, x0, sigmas, weights, biases, activation, conditio
     for i, sigma in enumerate(sigmas):
         alpha = eps * sigma**2 / sigmas[-1] ** 2                    # (SCORE.12)
         lw, lb, scale = _level_mlp(wts, bs, d, sigma, conditioning)
-        for t0, z in noise_blocks(rng, n_steps_each, n, d):
+        for t0, z in noise_blocks(n_steps_each, n, d, rng=rng):
             bad = steps(x, z, alpha, lw, lb, code, scale, path, record_every,
                         i * n_steps_each + t0)
             if bad < z.shape[0]:

@@ -29,6 +29,7 @@ from nprefgen.kernels.langevin import (
     ACTIVATION_CODES, CONDITIONINGS, annealed_langevin_mlp, check_sigmas,
 )
 from nprefgen.nn.containers import MLP
+from nprefgen.nn.io import META_PREFIX, load_npz, read_npz, save_npz
 
 
 def geometric_sigmas(sigma_1: float, sigma_L: float, n_levels: int) -> np.ndarray:
@@ -240,13 +241,36 @@ class NCSN:
 
     def set_schedule_from_data(self, x, *, rng=None) -> np.ndarray:
         """(SCORE.8), (SCORE.9) sigma_1 = the largest pairwise distance of x, geometric down to
-        ``sigma_min`` over ``n_levels`` levels; stores and returns the schedule."""
+        ``sigma_min`` over ``n_levels`` levels; stores and returns the schedule. x: (n, D)"""
+        x = check_array(x, "x", shape=(None, self.dim), dtype=np.float64)
         sigma_1 = sigma_max_from_data(x, rng=rng)
         if sigma_1 <= self.sigma_min:
             raise ValueError(f"x: expected data spread wider than sigma_min = {self.sigma_min}, "
                              f"got a largest pairwise distance of {sigma_1}")
         self.sigmas = geometric_sigmas(sigma_1, self.sigma_min, self.n_levels)
         return self.sigmas
+
+    # -- files ---------------------------------------------------------------------------------
+    def save(self, path) -> None:
+        """The network's parameters, the noise schedule and the conditioning to ``.npz``."""
+        meta = {"conditioning": np.array(self.conditioning), "activation": np.array(self.activation)}
+        if self.sigmas is not None:
+            meta["sigmas"] = self.sigmas
+        save_npz(path, self.net, meta=meta)
+
+    def load(self, path) -> "NCSN":
+        """Load what :meth:`save` wrote into this identically built model; everything is checked
+        before anything is assigned."""
+        meta = {k[len(META_PREFIX):]: v for k, v in read_npz(path).items()
+                if k.startswith(META_PREFIX)}
+        for key in ("conditioning", "activation"):
+            if str(meta.get(key, "")) != getattr(self, key):
+                raise ValueError(f"path: {path!r} holds an NCSN with {key} "
+                                 f"{str(meta.get(key, '?'))!r}, this one has {getattr(self, key)!r}")
+        sigmas = check_sigmas(meta["sigmas"], "path") if "sigmas" in meta else None
+        load_npz(path, self.net)                  # checks names and shapes before copying
+        self.sigmas = sigmas
+        return self
 
     # -- sampling ------------------------------------------------------------------------------
     def mlp_arrays(self) -> tuple[list[np.ndarray], list[np.ndarray]]:

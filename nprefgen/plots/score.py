@@ -62,7 +62,8 @@ def plot_sigma_schedule(sigmas, step_sizes):
     return fig
 
 
-def plot_score_error_vs_density(curves: dict):
+def plot_score_error_vs_density(curves: dict,
+                                ylabel: str = "sigma^2 ||s_theta - grad log p_sigma||^2 (bin mean)"):
     """The lecture's "score estimation is hard in low-density regions", measured.
 
     curves : {label: (log_p: (k,), error: (k,))}, binned mean squared error of a learned score
@@ -76,7 +77,7 @@ def plot_score_error_vs_density(curves: dict):
     for label, (lp, err) in curves.items():
         ax.semilogy(lp, err, "o-", ms=3, label=label)
     ax.set_xlabel("log p(x) of the data (binned)")
-    ax.set_ylabel("mean ||s_theta - s||^2 / mean ||s||^2")
+    ax.set_ylabel(ylabel, fontsize=8)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()

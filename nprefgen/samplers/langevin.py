@@ -70,7 +70,7 @@ def _python_loop(score, x, sigmas, step_sizes, n_steps_each, record_every, rng, 
     for i, alpha in enumerate(step_sizes):
         sigma = sigmas[i] if conditional else None
         half, root = 0.5 * alpha, np.sqrt(alpha)
-        for t0, z in noise_blocks(rng, n_steps_each, n, d):
+        for t0, z in noise_blocks(n_steps_each, n, d, rng=rng):
             for t in range(z.shape[0]):
                 s = _call_score(score, x, sigma, (n, d))
                 with np.errstate(over="ignore", invalid="ignore"):

@@ -80,7 +80,6 @@ def test_fit_with_ema(rng):
         NCSN(2, **kw).fit(x, epochs=1, ema=1.0)
 
 
-@pytest.mark.slow
 def test_learned_ncsn_recovers_the_mode_weights():
     """(SCORE.12) (SCORE.14) the lecture's toy with a learned score: an NCSN (concat form, 2 x 128,
     softplus) trained by DSM on 10,000 samples (60 epochs at lr 1e-3, 30 at 1e-4, batches of

@@ -10,7 +10,6 @@ import pytest
 from nprefgen.plots.score import plot_langevin_panels, plot_score_error_vs_density
 
 
-@pytest.mark.slow
 def test_score_section_quick(tmp_path):
     """(SCORE.12) (SCORE.14) quick mode: the exact-score rows say plain Langevin misses the
     weight 0.8 by many sd and annealed Langevin lands within 3 sd; figures are written."""
@@ -35,7 +34,6 @@ def test_plot_helpers_check_inputs():
         plot_score_error_vs_density({})
 
 
-@pytest.mark.slow
 def test_score_toys_section_quick(tmp_path):
     """Quick mode builds: one row per toy with a finite MMD^2, the digit grids are written."""
     pytest.importorskip("nprefgen.nn.train")

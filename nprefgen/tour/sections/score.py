@@ -74,9 +74,10 @@ def build(report) -> None:
     report.figure(plot_langevin_panels(
         {"start": (x0, None), "plain Langevin": (plain.samples, plain.path),
          "annealed Langevin": (annealed.samples, annealed.path)},
-        log_prob=toy.log_prob, bounds=((-_BOX - 2, _BOX + 2),) * 2), "exact",
-        "final particles (red) and the paths of 12 of them, over log p; the same start and the "
-        "same exact score for both samplers")
+        log_prob=toy.log_prob, bounds=((-_BOX - 2, _BOX + 2),) * 2, n_paths=6), "exact",
+        "final particles (red) and the paths of 6 of them (every 10th step), over log p; the same "
+        "start and the same exact score for both samplers; annealed paths make long jumps at the "
+        "large noise levels")
     report.figure(plot_sigma_schedule(sigmas, annealed.step_sizes), "schedule",
                   "the geometric schedule (SCORE.8) from sigma_1 = 20 to sigma_L = 1 and the step "
                   "sizes (SCORE.12); NCSNv2's rule (SCORE.9) puts sigma_1 at the largest pairwise "

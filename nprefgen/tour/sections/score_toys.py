@@ -53,7 +53,7 @@ def build(report) -> None:
     panels, rows = {}, []
     for name in ("two_moons", "8gaussians", "checkerboard"):
         toy = TOYS[name]
-        x = toy.sample(n_train, rng)
+        x = toy.sample(n_train, rng=rng)
         model = NCSN(2, hidden=(64, 64) if quick else (128, 128),
                      sigmas=geometric_sigmas(sigma_max_from_data(x, rng=rng), 0.01, 10), rng=rng)
         t0 = time.perf_counter()
@@ -66,7 +66,7 @@ def build(report) -> None:
         t0 = time.perf_counter()
         samples = model.sample(n_eval, x0=x0, eps=2e-5, n_steps_each=100, denoise=True, rng=rng)
         t_sample = time.perf_counter() - t0
-        fresh, fresh2 = toy.sample(n_eval, rng), toy.sample(n_eval, rng)
+        fresh, fresh2 = toy.sample(n_eval, rng=rng), toy.sample(n_eval, rng=rng)
         panels[name] = (samples, None)
         rows.append([name, model.sigmas[0], mmd2(samples, fresh, rng=rng),
                      mmd2(fresh2, fresh, rng=rng), t_fit, t_sample])
@@ -83,7 +83,7 @@ def build(report) -> None:
                      sigmas=geometric_sigmas(sigma_max_from_data(x), 0.01, 10), rng=rng)
     t0 = time.perf_counter()
     with blas_threads(1):
-        model.fit(x, rng=rng, epochs=3 if quick else 150, batch_size=128, lr=1e-3, progress=False)
+        model.fit(x, rng=rng, epochs=3 if quick else 100, batch_size=128, lr=1e-3, progress=False)
     t_fit = time.perf_counter() - t0
     n_img = 16 if quick else 64
     t0 = time.perf_counter()
