@@ -605,6 +605,7 @@ arrays("models.ncsn.NCSN.set_schedule_from_data", "x", lambda v: _NCSN().set_sch
 case("models.ncsn.NCSN.sample", "hyper", "n", lambda: _NCSN().sample(0))
 case("models.ncsn.NCSN.sample", "hyper", "eps", lambda: _NCSN().sample(3, eps=0.0))
 case("models.ncsn.NCSN.sample", "shape", "x0", lambda: _NCSN().sample(3, x0=A(2, 2)))
+case("models.ncsn.NCSN.sample", "hyper", "method", lambda: _NCSN().sample(3, method="gpu"))
 case("models.ncsn.NCSN.load", "corrupt", "path", lambda: _NCSN().load("missing.npz"))
 case("models.ncsn_conv.ConvNCSN", "hyper", "image_shape", lambda: NCC.ConvNCSN((8, 8)))
 case("models.ncsn_conv.ConvNCSN", "hyper", "channels", lambda: NCC.ConvNCSN((1, 4, 4), channels=0))

@@ -26,7 +26,8 @@ from nprefgen._validation import (
 )
 from nprefgen.kernels.dsm import dsm_loss
 from nprefgen.kernels.langevin import (
-    ACTIVATION_CODES, CONDITIONINGS, annealed_langevin_mlp, check_sigmas,
+    ACTIVATION_CODES, CONDITIONINGS, annealed_langevin_mlp, annealed_langevin_mlp_numpy,
+    check_sigmas,
 )
 from nprefgen.nn.containers import MLP
 from nprefgen.nn.io import META_PREFIX, load_npz, read_npz, save_npz
@@ -280,15 +281,18 @@ class NCSN:
 
     def sample(self, n: int, *, rng=None, eps: float = 2e-5, n_steps_each: int = 100,
                denoise: bool = True, x0=None, init_low=None, init_high=None,
-               record_every: int = 0, return_path: bool = False):
+               record_every: int = 0, return_path: bool = False, method: str = "numba"):
         """Annealed Langevin dynamics (SCORE.12) with this network, numba loop (the Python loop
         of :mod:`nprefgen.samplers.langevin` for networks it cannot run), then the denoising
         step (SCORE.13).
 
         Starts from ``x0: (n, D)`` or uniform in the box [init_low, init_high] (defaults: the
         box of half-width sigma_1 around 0). Returns x: (n, D), and the path
-        ((1 + L T // k, n, D)) when ``return_path``.
+        ((1 + L T // k, n, D)) when ``return_path``. ``method="numpy"`` runs the NumPy twin of the
+        loop instead, the same chains: faster with softplus/tanh/sigmoid/ELU, whose exponentials
+        numba evaluates one scalar at a time (benchmarks/RESULTS.md), slower with ReLU.
         """
+        method = check_choice(method, "method", ("numba", "numpy"))
         sigmas = self._require_sigmas()
         rng = check_rng(rng)
         n = check_int(n, "n", low=1)
@@ -305,10 +309,10 @@ class NCSN:
                                     denoise=denoise, record_every=record_every, rng=rng)
             return (res.samples, res.path) if return_path else res.samples
         w, b = self.mlp_arrays()
-        x, path = annealed_langevin_mlp(x0, sigmas, w, b, activation=self.activation,
-                                        conditioning=self.conditioning, eps=eps,
-                                        n_steps_each=n_steps_each, denoise=denoise,
-                                        record_every=record_every, rng=rng)
+        loop = annealed_langevin_mlp if method == "numba" else annealed_langevin_mlp_numpy
+        x, path = loop(x0, sigmas, w, b, activation=self.activation,
+                       conditioning=self.conditioning, eps=eps, n_steps_each=n_steps_each,
+                       denoise=denoise, record_every=record_every, rng=rng)
         return (x, path) if return_path else x
 
     def __repr__(self) -> str:

@@ -106,6 +106,8 @@ def test_ncsn_sample_uses_the_numba_loop(rng):
     ref = annealed_langevin_mlp_numpy(x0, model.sigmas, w, b, conditioning="concat", eps=0.01,
                                       n_steps_each=3, rng=5)[0]
     np.testing.assert_allclose(got, ref, rtol=1e-12)
+    twin = model.sample(20, x0=x0, eps=0.01, n_steps_each=3, denoise=False, rng=5, method="numpy")
+    np.testing.assert_array_equal(twin, ref)
 
 
 def test_divergence_names_level_and_step(rng):
