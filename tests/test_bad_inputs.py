@@ -23,7 +23,7 @@ import nprefgen.data
 import nprefgen.nn
 from nprefgen import _validation as V
 from nprefgen import cli
-from nprefgen.data import digits, grf, mnist, toys
+from nprefgen.data import digits, grf, images, mnist, toys
 from nprefgen.metrics import field_stats as FS
 from nprefgen.models import gmm as G
 from nprefgen.models import kmeans as KM
@@ -83,6 +83,13 @@ case(P + "check_callable", "type", "arg", lambda: V.check_callable(3, "arg"))
 case(P + "check_str", "type", "arg", lambda: V.check_str(3, "arg"))
 case(P + "check_same_length", "shape", "b", lambda: V.check_same_length(A(3), "a", A(4), "b"))
 case(P + "check_same_length", "empty", "b", lambda: V.check_same_length(A(3), "a", E(0), "b"))
+case(P + "check_spd", "shape", "arg", lambda: V.check_spd(A(2, 3), "arg"))
+case(P + "check_spd", "nan", "arg", lambda: V.check_spd(NAN(2, 2), "arg"))
+case(P + "check_spd", "hyper", "arg", lambda: V.check_spd([[1.0, 0.5], [0.0, 1.0]], "arg"))
+case(P + "check_spd", "hyper", "arg", lambda: V.check_spd([[1.0, 2.0], [2.0, 1.0]], "arg"))
+case(P + "check_alloc", "hyper", "arg", lambda: V.check_alloc((10 ** 6, 10 ** 6), "arg"))
+case(P + "check_finite_result", "inf", "arg",
+     lambda: V.check_finite_result(INF(2), "arg", "square", A(2)))
 
 # -- nn.base --------------------------------------------------------------------------------------
 P = "nn.base."
@@ -305,6 +312,11 @@ def _write(name: str, blob: bytes) -> str:
     return name
 
 
+def _saved(module) -> str:
+    io.save_npz("saved.npz", module)
+    return "saved.npz"
+
+
 case(P + "save_npz", "type", "module", lambda: io.save_npz("m.npz", "abc"))
 case(P + "save_npz", "nan", "module", lambda: io.save_npz("m.npz", _lin_nan()))
 case(P + "save_npz", "type", "meta", lambda: io.save_npz("m.npz", _lin(), meta=[1, 2]))
@@ -315,11 +327,9 @@ case(P + "read_npz", "corrupt", "path",
 case(P + "read_npz", "empty", "path", lambda: io.read_npz(_write("empty.npz", b"")))
 case(P + "read_npz", "corrupt", "path", lambda: io.read_npz("missing.npz"))
 case(P + "read_npz", "type", "path", lambda: io.read_npz(None))
-
-
-def _saved(module) -> str:
-    io.save_npz("saved.npz", module)
-    return "saved.npz"
+case(P + "read_npz", "hyper", "max_bytes", lambda: io.read_npz(_saved(_lin()), max_bytes=-1))
+case(P + "atomic_write", "type", "path", lambda: io.atomic_write(None).__enter__())
+case(P + "atomic_write", "hyper", "path", lambda: io.atomic_write(".").__enter__())
 
 
 case(P + "load_npz", "corrupt", "path", lambda: io.load_npz(_write("bad.npz", b"garbage"), _lin()))
@@ -686,9 +696,20 @@ case(P + "Toy", "type", "params",
 case(P + "Toy.sample", "hyper", "n", lambda: toys.TOYS["rings"].sample(0, rng=R()))
 case(P + "Toy.sample", "hyper", "rng", lambda: toys.TOYS["rings"].sample(5, rng="x"))
 arrays(P + "Toy.log_prob", "x", toys.TOYS["8gaussians"].log_prob, (4, 2), (4, 3))
+case("data.images.load_image_data", "hyper", "dataset", lambda: images.load_image_data("cifar"))
+case("data.images.load_image_data", "type", "mnist_root", lambda: images.load_image_data("mnist"))
+case("data.images.load_image_data", "hyper", "max_train",
+     lambda: images.load_image_data(max_train=1))
+case("data.images.central_indices", "hyper", "side", lambda: images.central_indices(1))
+case("data.images.central_indices", "hyper", "size", lambda: images.central_indices(8, 8))
 
 # -- metrics.field_stats ---------------------------------------------------------------------------
 P = "metrics.field_stats."
+case(P + "evaluate_power", "type", "power_fn", lambda: FS.evaluate_power(3, np.ones(2)))
+case(P + "evaluate_power", "shape", "power_fn", lambda: FS.evaluate_power(lambda k: k[:1], np.ones(2)))
+case(P + "evaluate_power", "nan", "power_fn", lambda: FS.evaluate_power(lambda k: k * np.nan, np.ones(2)))
+case(P + "power_spectrum_bins", "hyper", "n_bins", lambda: FS.power_spectrum_bins(8, 1.0, 0))
+case(P + "power_spectrum_bins", "hyper", "spacing", lambda: FS.power_spectrum_bins(8, 1.0, 4, "cubic"))
 for fn in (FS.power_spectrum, FS.pixel_histogram, FS.peak_counts):
     arrays(P + fn.__name__, "field", fn, np.abs(A(2, 8, 8)), (2, 8, 7), empty=(0, 8, 8))
     case(P + fn.__name__, "shape", "field", lambda fn=fn: fn(A(8)))

@@ -46,7 +46,7 @@ def glp(x):
 
 # == flows ======================================================================================
 def _flow(context_dim=0):
-    return F.realnvp(2, 2, 8, rng=R(), context_dim=context_dim)
+    return F.realnvp(2, 2, 8, rng=R(), context_dim=context_dim, standardize=False)
 
 
 FLOW = _flow()
@@ -57,11 +57,16 @@ CFLOW = _flow(context_dim=3)
 case("flows.Flow.log_prob", "shape", "context", lambda: CFLOW.log_prob(A(5, 2), A(5, 4)))
 case("flows.Flow.log_prob", "nan", "context", lambda: CFLOW.log_prob(A(5, 2), NAN(5, 3)))
 case("flows.Flow.log_prob", "shape", "context", lambda: CFLOW.log_prob(A(5, 2), A(4, 3)))
-case("flows.Flow.sample", "shape", "context", lambda: CFLOW.sample(3, R(), A(3, 5)))
-case("flows.Flow.sample", "nan", "context", lambda: CFLOW.sample(3, R(), NAN(3)))
+case("flows.Flow.sample", "hyper", "n", lambda: FLOW.sample(-1, rng=R()))
+case("flows.Flow.sample", "hyper", "n", lambda: FLOW.sample(2.5, rng=R()))
+case("flows.Flow.sample", "type", "rng", lambda: FLOW.sample(3, rng=NOT_RNG))
+case("flows.Flow.sample", "shape", "context", lambda: CFLOW.sample(3, A(3, 5), rng=R()))
+case("flows.Flow.sample", "nan", "context", lambda: CFLOW.sample(3, NAN(3), rng=R()))
 case("flows.Flow.sample_and_log_prob", "type", "rng",
-     lambda: FLOW.sample_and_log_prob(3, NOT_RNG))
-case("flows.Flow.sample_and_log_prob", "hyper", "n", lambda: FLOW.sample_and_log_prob(-3, R()))
+     lambda: FLOW.sample_and_log_prob(3, rng=NOT_RNG))
+case("flows.Flow.sample_and_log_prob", "hyper", "n", lambda: FLOW.sample_and_log_prob(-3, rng=R()))
+arrays("flows.Flow.fit", "x", lambda x: _flow().fit(x, rng=R(), epochs=1, progress=False),
+       (20, 2), wrong=(20, 3))
 case("flows.Flow.fit", "hyper", "epochs",
      lambda: _flow().fit(A(20, 2), rng=R(), epochs=0, progress=False))
 for _arg, _val in ( ("batch_size", 0), ("lr", 0.0), ("lr", -1e-3),
@@ -116,8 +121,8 @@ case("flows.Flow", "hyper", "context_dim", lambda: F.Flow([F.ElementwiseAffine(2
 arrays("flows.ActNorm.initialize", "x", lambda x: F.ActNorm(2).initialize(x), (5, 2), wrong=(5, 3))
 arrays("flows.Standardize.from_data", "x", F.Standardize.from_data, (5, 2), wrong=(5,))
 case("flows.Permutation.reverse", "hyper", "dim", lambda: F.Permutation.reverse(0))
-case("flows.Permutation.random", "hyper", "dim", lambda: F.Permutation.random(0, R()))
-case("flows.Permutation.random", "type", "rng", lambda: F.Permutation.random(3, NOT_RNG))
+case("flows.Permutation.random", "hyper", "dim", lambda: F.Permutation.random(0, rng=R()))
+case("flows.Permutation.random", "type", "rng", lambda: F.Permutation.random(3, rng=NOT_RNG))
 case("flows.SplineCoupling", "hyper", "n_bins",
      lambda: F.SplineCoupling(2, F.alternating_mask(2), 8, n_bins=0, rng=R()))
 case("flows.SplineCoupling", "hyper", "bound",
@@ -135,13 +140,13 @@ case("flows.LogitTransform.forward", "hyper", "x",
      lambda: F.LogitTransform(2).forward(np.full((3, 2), 2.0)))
 
 # logit helpers
-case("flows.dequantize", "type", "rng", lambda: F.dequantize(np.zeros((2, 3)), NOT_RNG))
-case("flows.dequantize", "hyper", "levels", lambda: F.dequantize(np.zeros((2, 3)), R(), levels=1))
-arrays("flows.dequantize", "pixels", lambda p: F.dequantize(p, R()),
+case("flows.dequantize", "type", "rng", lambda: F.dequantize(np.zeros((2, 3)), rng=NOT_RNG))
+case("flows.dequantize", "hyper", "levels", lambda: F.dequantize(np.zeros((2, 3)), levels=1, rng=R()))
+arrays("flows.dequantize", "pixels", lambda p: F.dequantize(p, rng=R()),
        np.array([[0.0, 3.0, 255.0], [10.0, 20.0, 30.0]]), wrong=(6,))
 case("flows.dequantize", "shape", "noise",
-     lambda: F.dequantize(np.zeros((2, 3)), R(), noise=np.zeros((3, 2))))
-case("flows.dequantize", "hyper", "pixels", lambda: F.dequantize(np.full((2, 3), 300.0), R()))
+     lambda: F.dequantize(np.zeros((2, 3)), rng=R(), noise=np.zeros((3, 2))))
+case("flows.dequantize", "hyper", "pixels", lambda: F.dequantize(np.full((2, 3), 300.0), rng=R()))
 case("flows.bits_per_dim", "hyper", "dim", lambda: F.bits_per_dim(np.zeros(3), 0))
 case("flows.bits_per_dim", "hyper", "levels", lambda: F.bits_per_dim(np.zeros(3), 4, levels=1))
 case("flows.bits_per_dim", "nan", "log_prob", lambda: F.bits_per_dim(NAN(3), 4))
@@ -222,6 +227,17 @@ case("samplers.random_walk_metropolis", "shape", "log_prob",
 for _name, _f in (("split_rhat", S.split_rhat), ("effective_sample_size", S.effective_sample_size)):
     arrays(f"samplers.{_name}", "samples", _f, (4, 20, 2), wrong=(20,), empty=(4, 0, 2))
     case(f"samplers.{_name}", "shape", "samples", lambda f=_f: f(A(4, 2, 2)))
+
+# one coupling, its transforms, the Gaussian baseline
+case("flows.Coupling", "hyper", "transform",
+     lambda: F.Coupling(F.alternating_mask(2), "affine", [4], rng=R()))
+case("flows.Coupling", "hyper", "mask",
+     lambda: F.Coupling(np.array([0.5, 1.0]), F.AffineTransform(), [4], rng=R()))
+case("flows.AffineTransform", "hyper", "bound", lambda: F.AffineTransform(bound=-1.0))
+case("flows.SplineTransform", "hyper", "n_bins", lambda: F.SplineTransform(n_bins=0))
+case("flows.SplineTransform", "hyper", "bound", lambda: F.SplineTransform(bound=0.0))
+case("models.GaussianDensity", "hyper", "ridge",
+     lambda: importlib.import_module("nprefgen.models").GaussianDensity(ridge=-1.0))
 
 # == sbi =========================================================================================
 TASK = sbi.gaussian_linear(dim=2)

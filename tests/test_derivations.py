@@ -131,14 +131,6 @@ def code_map_citation_failures() -> list[str]:
 # Rows failing today that another helper is fixing; the test wants exactly these (a fixed row
 # must leave this list, a new failure fails the test).
 PENDING = {
-    "flows.md: nprefgen/flows/coupling.py::AffineCoupling does not call affine_coupling_forward "
-    "(row ['FLOW.4', 'FLOW.6'])": "helper flows (one coupling class)",
-    "flows.md: nprefgen/flows/coupling.py::backward does not call affine_coupling_backward "
-    "(row ['FLOW.8'])": "helper flows (one coupling class)",
-    "representation.md: nprefgen/models/augment.py::rotation_matrices cites none of ['REP.10']":
-        "augment.py (helper spec7): cite (REP.10) in the docstring",
-    "representation.md: nprefgen/models/augment.py::crop_maps cites none of ['REP.10']":
-        "augment.py (helper spec7): cite (REP.10) in the docstring",
 }
 
 

@@ -57,12 +57,10 @@ def build_flow(kind: str, dim: int, context_dim: int, n_transforms: int, hidden,
                data, context, activation: str = "tanh", maf_bound: float | None = 3.0):
     """A conditional MAF, neural spline flow (coupling, 8 bins on [-4, 4]) or RealNVP; (SBI.9) z-scores the data by a fixed Standardize bijector
     and the context inside the flow."""
-    from nprefgen.flows import maf, realnvp
+    from nprefgen.flows import maf, realnvp, spline_flow
 
     check_choice(kind, "flow", FLOWS)
     if kind == "nsf":
-        from nprefgen.flows.spline import spline_flow
-
         return spline_flow(dim, n_transforms, hidden, rng=rng, context_dim=context_dim,
                            n_bins=8, bound=4.0, activation=activation, standardize=data,
                            standardize_context=context)
