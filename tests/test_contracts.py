@@ -434,6 +434,7 @@ CALLABLE_EXEMPT = {
         "kernels.langevin.check_particles", "kernels.langevin.check_sigmas",
         "kernels.langevin.divergence_message", "kernels.langevin.n_records",
         "kernels.langevin.noise_blocks", "kernels.langevin.mlp_score_numpy",
+        "kernels.langevin.call_score", "kernels.langevin.langevin_loop",
         "samplers.mcmc.check_run_args", "samplers.mcmc.check_start", "sbi.priors.check_theta",
         "sbi.tasks.check_x_obs", "sbi.npe.check_training_pairs", "sbi.npe.build_flow",
         "sbi.simulate.batch_seeds", "sbi.simulate.run_batch",

@@ -33,7 +33,7 @@ from nprefgen._threads import blas_threads
 from nprefgen._validation import (
     check_array, check_choice, check_int, check_rng, check_scalar,
 )
-from nprefgen.kernels._jit import kernel
+from nprefgen.kernels.jit import kernel
 
 ACTIVATION_CODES = {"identity": 0, "relu": 1, "tanh": 2, "softplus": 3, "sigmoid": 4, "elu": 5,
                     "leaky_relu": 6}
@@ -111,6 +111,45 @@ def _level_mlp(wts, bs, d, sigma, conditioning):
         return ((np.ascontiguousarray(wts[0][:d]),) + tuple(wts[1:]), (first_b,) + tuple(bs[1:]),
                 1.0 / sigma)
     return tuple(wts), tuple(bs), 1.0 / sigma                       # f(x) / sigma
+
+
+# -- the loop for any score callable (nprefgen.samplers.langevin, ConvNCSN.sample) ---------------
+def call_score(score, x, sigma, shape):
+    """``score(x)`` (sigma None) or ``score(x, sigma)``, checked to return ``shape``."""
+    s = score(x) if sigma is None else score(x, sigma)
+    s = np.asarray(s)
+    if s.shape != shape:
+        raise ValueError(f"score: expected the callable to return an array of shape {shape} "
+                         f"(one score per particle), got shape {s.shape}")
+    return s
+
+
+def langevin_loop(score, x, sigmas, step_sizes, n_steps_each: int, record_every: int = 0, *,
+                  conditional: bool = True, rng=None):
+    """(SCORE.10) / (SCORE.12) in Python, one ``score`` call per step for all particles, in place
+    on ``x: (n, D)`` (checked by the caller). ``conditional``: call ``score(x, sigmas[i])``, else
+    ``score(x)``. Noise from :func:`noise_blocks`, as the MLP loops. Returns (x, path)."""
+    rng = check_rng(rng)
+    n, d = x.shape
+    n_levels = len(step_sizes)
+    path = np.empty((n_records(n_levels, n_steps_each, record_every), n, d))
+    if record_every:
+        path[0] = x
+    for i, alpha in enumerate(step_sizes):
+        sigma = sigmas[i] if conditional else None
+        half, root = 0.5 * alpha, np.sqrt(alpha)
+        for t0, z in noise_blocks(n_steps_each, n, d, rng=rng):
+            for t in range(z.shape[0]):
+                s = call_score(score, x, sigma, (n, d))
+                with np.errstate(over="ignore", invalid="ignore"):
+                    x += half * s + root * z[t]                   # (SCORE.10) / (SCORE.12)
+                if not np.all(np.isfinite(x)):
+                    raise RuntimeError(divergence_message(i, n_levels, sigmas[i], t0 + t,
+                                                          n_steps_each))
+                step = i * n_steps_each + t0 + t + 1
+                if record_every and step % record_every == 0:
+                    path[step // record_every] = x
+    return x, path
 
 
 # -- the NumPy twin ----------------------------------------------------------------------------

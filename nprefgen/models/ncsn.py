@@ -27,7 +27,7 @@ from nprefgen._validation import (
 from nprefgen.kernels.dsm import dsm_loss
 from nprefgen.kernels.langevin import (
     ACTIVATION_CODES, CONDITIONINGS, annealed_langevin_mlp, annealed_langevin_mlp_numpy,
-    check_sigmas,
+    check_sigmas, langevin_loop,
 )
 from nprefgen.nn.containers import MLP
 from nprefgen.nn.io import META_PREFIX, load_npz, read_npz, save_npz
@@ -283,8 +283,8 @@ class NCSN:
                denoise: bool = True, x0=None, init_low=None, init_high=None,
                record_every: int = 0, return_path: bool = False, method: str = "numba"):
         """Annealed Langevin dynamics (SCORE.12) with this network, numba loop (the Python loop
-        of :mod:`nprefgen.samplers.langevin` for networks it cannot run), then the denoising
-        step (SCORE.13).
+        :func:`nprefgen.kernels.langevin.langevin_loop` for networks it cannot run), then the
+        denoising step (SCORE.13).
 
         Starts from ``x0: (n, D)`` or uniform in the box [init_low, init_high] (defaults: the
         box of half-width sigma_1 around 0). Returns x: (n, D), and the path
@@ -303,11 +303,15 @@ class NCSN:
         else:
             x0 = check_array(x0, "x0", shape=(n, self.dim), dtype=np.float64)
         if not self.supports_numba:            # any network: the Python-level loop
-            from nprefgen.samplers.langevin import annealed_langevin
-
-            res = annealed_langevin(self, x0, sigmas, eps=eps, n_steps_each=n_steps_each,
-                                    denoise=denoise, record_every=record_every, rng=rng)
-            return (res.samples, res.path) if return_path else res.samples
+            eps = check_scalar(eps, "eps", low=0.0, low_inclusive=False)
+            n_steps_each = check_int(n_steps_each, "n_steps_each", low=1)
+            record_every = check_int(record_every, "record_every", low=0)
+            x, path = langevin_loop(self, np.array(x0, dtype=np.float64), sigmas,
+                                    eps * sigmas**2 / sigmas[-1] ** 2, n_steps_each, record_every,
+                                    rng=rng)                       # (SCORE.12)
+            if denoise:                                            # (SCORE.13)
+                x = x + sigmas[-1] ** 2 * self.score(x, sigmas[-1])
+            return (x, path) if return_path else x
         w, b = self.mlp_arrays()
         loop = annealed_langevin_mlp if method == "numba" else annealed_langevin_mlp_numpy
         x, path = loop(x0, sigmas, w, b, activation=self.activation,

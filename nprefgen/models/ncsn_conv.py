@@ -7,7 +7,7 @@ network differs: three 3x3 convolutions with padding 1 (the receptive field cove
     (SCORE.7)  "concat": s(x, sigma) = f([x, log sigma 1]) / sigma   (log sigma as a constant channel),
                "scale":  s(x, sigma) = f(x) / sigma.
 
-Sampling runs the Python-level loop of :mod:`nprefgen.samplers.langevin` (the numba loop knows
+Sampling runs the Python-level loop :func:`nprefgen.kernels.langevin.langevin_loop` (the numba loop knows
 only MLPs).
 """
 from __future__ import annotations

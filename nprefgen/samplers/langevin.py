@@ -10,7 +10,7 @@ The score is any vectorised callable: ``score(x: (n, D)) -> (n, D)`` for plain L
 ``score(x, sigma) -> (n, D)`` for the annealed sampler; an exact one
 (:class:`nprefgen.models.score.GaussianMixtureScore`) or a learned one
 (:class:`nprefgen.models.ncsn.NCSN`). Here the loop runs in Python, one score call per step for
-all particles. For an NCSN, ``method="numba"`` (the default ``"auto"`` picks it) runs the whole
+all particles (:func:`nprefgen.kernels.langevin.langevin_loop`). For an NCSN, ``method="numba"`` (the default ``"auto"`` picks it) runs the whole
 loop in :mod:`nprefgen.kernels.langevin` with the network inside; both draw their noise through
 the same :func:`nprefgen.kernels.langevin.noise_blocks`, so the two paths give the same chains.
 """
@@ -23,8 +23,7 @@ import numpy as np
 
 from nprefgen._validation import check_callable, check_choice, check_int, check_rng, check_scalar
 from nprefgen.kernels.langevin import (
-    annealed_langevin_mlp, check_particles, check_sigmas, divergence_message, n_records,
-    noise_blocks,
+    annealed_langevin_mlp, call_score, check_particles, check_sigmas, langevin_loop,
 )
 
 METHODS = ("auto", "python", "numba")
@@ -52,38 +51,6 @@ class LangevinResult:
     method: str
 
 
-def _call_score(score, x, sigma, shape):
-    s = score(x) if sigma is None else score(x, sigma)
-    s = np.asarray(s)
-    if s.shape != shape:
-        raise ValueError(f"score: expected the callable to return an array of shape {shape} "
-                         f"(one score per particle), got shape {s.shape}")
-    return s
-
-
-def _python_loop(score, x, sigmas, step_sizes, n_steps_each, record_every, rng, conditional):
-    n, d = x.shape
-    n_levels = len(step_sizes)
-    path = np.empty((n_records(n_levels, n_steps_each, record_every), n, d))
-    if record_every:
-        path[0] = x
-    for i, alpha in enumerate(step_sizes):
-        sigma = sigmas[i] if conditional else None
-        half, root = 0.5 * alpha, np.sqrt(alpha)
-        for t0, z in noise_blocks(n_steps_each, n, d, rng=rng):
-            for t in range(z.shape[0]):
-                s = _call_score(score, x, sigma, (n, d))
-                with np.errstate(over="ignore", invalid="ignore"):
-                    x += half * s + root * z[t]                   # (SCORE.10) / (SCORE.12)
-                if not np.all(np.isfinite(x)):
-                    raise RuntimeError(divergence_message(i, n_levels, sigmas[i], t0 + t,
-                                                          n_steps_each))
-                step = i * n_steps_each + t0 + t + 1
-                if record_every and step % record_every == 0:
-                    path[step // record_every] = x
-    return x, path
-
-
 def langevin(score: Callable, x0, *, eps: float, n_steps: int, record_every: int = 0,
              rng=None) -> LangevinResult:
     """Plain (unadjusted) Langevin dynamics (SCORE.10).
@@ -102,7 +69,8 @@ def langevin(score: Callable, x0, *, eps: float, n_steps: int, record_every: int
     record_every = check_int(record_every, "record_every", low=0)
     rng = check_rng(rng)
     sigmas = np.array([np.nan])
-    x, path = _python_loop(score, x, sigmas, np.array([eps]), n_steps, record_every, rng, False)
+    x, path = langevin_loop(score, x, sigmas, np.array([eps]), n_steps, record_every,
+                            conditional=False, rng=rng)
     return LangevinResult(x, path, sigmas, np.array([eps]), n_steps, "python")
 
 
@@ -150,10 +118,10 @@ def annealed_langevin(score: Callable, x0, sigmas, *, eps: float, n_steps_each: 
                                         n_steps_each=n_steps_each, denoise=denoise,
                                         record_every=record_every, rng=rng)
         return LangevinResult(x, path, sigmas, step_sizes, n_steps_each, "numba")
-    x, path = _python_loop(score, x, sigmas, step_sizes, n_steps_each, record_every, rng, True)
+    x, path = langevin_loop(score, x, sigmas, step_sizes, n_steps_each, record_every, rng=rng)
     if denoise:                                                     # (SCORE.13) Tweedie
         with np.errstate(over="ignore", invalid="ignore"):
-            x = x + sigmas[-1] ** 2 * _call_score(score, x, sigmas[-1], x.shape)
+            x = x + sigmas[-1] ** 2 * call_score(score, x, sigmas[-1], x.shape)
         if not np.all(np.isfinite(x)):
             raise RuntimeError("Langevin dynamics: the final denoising step gave non-finite "
                                "particles; check the score at sigma_L")
