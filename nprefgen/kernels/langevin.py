@@ -344,8 +344,9 @@ def _annealed(steps, score_fn, x0, sigmas, weights, biases, activation, conditio
         alpha = eps * sigma**2 / sigmas[-1] ** 2                    # (SCORE.12)
         lw, lb, scale = _level_mlp(wts, bs, d, sigma, conditioning)
         for t0, z in noise_blocks(n_steps_each, n, d, rng=rng):
-            bad = steps(x, z, alpha, lw, lb, code, scale, path, record_every,
-                        i * n_steps_each + t0)
+            with np.errstate(over="ignore", invalid="ignore"):   # detected below, reported
+                bad = steps(x, z, alpha, lw, lb, code, scale, path, record_every,
+                            i * n_steps_each + t0)
             if bad < z.shape[0]:
                 raise RuntimeError(divergence_message(i, n_levels, sigma, t0 + bad, n_steps_each))
     if denoise:                                                     # (SCORE.13) Tweedie
