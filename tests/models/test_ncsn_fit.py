@@ -7,8 +7,6 @@ import pytest
 
 from nprefgen.models.ncsn import NCSN, sigma_max_from_data
 
-pytest.importorskip("nprefgen.nn.train")          # the shared loop (issue 8) lands with "train"
-
 
 def test_linear_ncsn_learns_the_perturbed_gaussian_score(rng):
     """(SCORE.4) (SCORE.5) a linear "scale" network f(x) = W x + b, so s(x, sigma) = (W x + b)/sigma,

@@ -13,7 +13,6 @@ from nprefgen.plots.score import plot_langevin_panels, plot_score_error_vs_densi
 def test_score_section_quick(tmp_path):
     """(SCORE.12) (SCORE.14) quick mode: the exact-score rows say plain Langevin misses the
     weight 0.8 by many sd and annealed Langevin lands within 3 sd; figures are written."""
-    pytest.importorskip("nprefgen.nn.train")
     from nprefgen.tour import run_tour
 
     path = run_tour(tmp_path, quick=True, only=["score"], progress=False, strict=True)
@@ -36,7 +35,6 @@ def test_plot_helpers_check_inputs():
 
 def test_score_toys_section_quick(tmp_path):
     """Quick mode builds: one row per toy with a finite MMD^2, the digit grids are written."""
-    pytest.importorskip("nprefgen.nn.train")
     from nprefgen.tour import run_tour
 
     path = run_tour(tmp_path, quick=True, only=["score_toys"], progress=False, strict=True)
