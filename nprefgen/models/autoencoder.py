@@ -22,11 +22,11 @@ import numpy as np
 
 from nprefgen._validation import check_array, check_choice, check_int, check_rng, check_scalar
 from nprefgen.nn import (
-    Adam, Conv2d, ConvTranspose2d, Flatten, Linear, MLP, Module, Reshape, Sequential,
+    Conv2d, ConvTranspose2d, Flatten, Linear, MLP, Module, Reshape, Sequential,
     bce_with_logits_loss, mse_loss, sigmoid,
 )
 from nprefgen.nn.activations import ACTIVATIONS
-from nprefgen.nn.train import TrainingDivergedError, fit_loop, validation_split
+from nprefgen.nn.train import fit_loop_keeping_adam, validation_split
 
 LOSSES = ("mse", "bce")
 
@@ -140,19 +140,11 @@ class Autoencoder:
         if X_val is None:
             train, val = validation_split(X.shape[0], validation_fraction, rng=rng)
             X, X_val = X[train], (X[val] if val.size else None)
-        if not hasattr(self, "_opt") or self._opt.lr != lr or self._opt.weight_decay != weight_decay:
-            self._opt = Adam(self.parameters(), lr=lr, weight_decay=weight_decay)
-        try:
-            self.history_ = fit_loop(
-                self, self.loss_and_grad, (X,), rng=rng, evaluate=self.evaluate,
-                val_data=None if X_val is None else (X_val,), epochs=epochs, batch_size=batch_size,
-                optimizer=self._opt, clip=clip, patience=patience, on_divergence=on_divergence,
-                progress=progress, desc="Autoencoder.fit")
-        except TrainingDivergedError:
-            del self._opt                      # its moments saw the diverging steps
-            raise
-        if self.history_["stopped"] == "diverged":
-            del self._opt
+        self.history_ = fit_loop_keeping_adam(
+            self, self.loss_and_grad, (X,), lr=lr, weight_decay=weight_decay, rng=rng,
+            evaluate=self.evaluate, val_data=None if X_val is None else (X_val,), epochs=epochs,
+            batch_size=batch_size, clip=clip, patience=patience, on_divergence=on_divergence,
+            progress=progress, desc="Autoencoder.fit")
         return self
 
     def __repr__(self) -> str:
@@ -163,11 +155,12 @@ class Autoencoder:
 # -- builders -----------------------------------------------------------------------------------
 
 def dense_autoencoder(in_features: int, latent_dim: int, hidden: Sequence[int] = (128, 64), *,
-                      rng: np.random.Generator, activation: str = "relu",
+                      rng=None, activation: str = "relu",
                       loss: str = "mse") -> Autoencoder:
     """MLP encoder ``in -> hidden -> latent`` and the mirrored MLP decoder.
 
-    The latent layer and the decoder output are linear (logits for ``loss="bce"``).
+    The latent layer and the decoder output are linear (logits for ``loss="bce"``). ``rng``:
+    None, an int seed or a Generator (SPEC 7), the initial weights.
     """
     rng = check_rng(rng)
     in_features = check_int(in_features, "in_features", low=1)
@@ -178,7 +171,7 @@ def dense_autoencoder(in_features: int, latent_dim: int, hidden: Sequence[int] =
     return Autoencoder(enc, dec, in_features=in_features, latent_dim=latent_dim, loss=loss)
 
 
-def linear_autoencoder(in_features: int, latent_dim: int, *, rng: np.random.Generator,
+def linear_autoencoder(in_features: int, latent_dim: int, *, rng=None,
                        bias: bool = True) -> Autoencoder:
     """(REP.7) x_hat = W_d (W_e x + b_e) + b_d: no activation functions, squared error.
 
@@ -195,7 +188,7 @@ def linear_autoencoder(in_features: int, latent_dim: int, *, rng: np.random.Gene
 
 
 def conv_autoencoder(image_shape: Sequence[int], latent_dim: int, channels: Sequence[int] = (16, 32),
-                     *, rng: np.random.Generator, loss: str = "mse",
+                     *, rng=None, loss: str = "mse",
                      activation: str = "relu") -> Autoencoder:
     """Convolutional autoencoder for ``(c, h, w)`` images with h and w divisible by 4.
 

@@ -26,9 +26,9 @@ import numpy as np
 
 from nprefgen._validation import check_array, check_choice, check_int, check_rng, check_scalar
 from nprefgen.kernels.ntxent import ntxent, ntxent_numpy
-from nprefgen.nn import MLP, Adam, Conv2d, Flatten, Linear, Module, Reshape, Sequential
+from nprefgen.nn import MLP, Conv2d, Flatten, Linear, Module, Reshape, Sequential
 from nprefgen.nn.activations import ACTIVATIONS
-from nprefgen.nn.train import TrainingDivergedError, fit_loop
+from nprefgen.nn.train import fit_loop_keeping_adam
 
 
 def ntxent_loss(z_a, z_b, tau: float = 0.5, *, use_kernel: bool = True):
@@ -142,23 +142,14 @@ class SimCLR:
         check_int(epochs, "epochs", low=1)
         batch_size = check_int(batch_size, "batch_size", low=2)
         lr = check_scalar(lr, "lr", low=0.0, low_inclusive=False)
-        if not hasattr(self, "_opt") or self._opt.lr != lr or self._opt.weight_decay != weight_decay:
-            self._opt = Adam(self.parameters(), lr=lr, weight_decay=weight_decay)
-
         def views_loss_and_grad(x):
             """(REP.16) two fresh views of the batch x: (N, D), their NT-Xent and gradient."""
             return self.loss_and_grad(augment(x, rng), augment(x, rng))
 
-        try:
-            self.history_ = fit_loop(
-                self, views_loss_and_grad, (X,), rng=rng, epochs=epochs, batch_size=batch_size,
-                optimizer=self._opt, clip=clip, patience=patience, min_batch_size=2,
-                on_divergence=on_divergence, progress=progress, desc="SimCLR.fit")
-        except TrainingDivergedError:
-            del self._opt                      # its moments saw the diverging steps
-            raise
-        if self.history_["stopped"] == "diverged":
-            del self._opt
+        self.history_ = fit_loop_keeping_adam(
+            self, views_loss_and_grad, (X,), lr=lr, weight_decay=weight_decay, rng=rng,
+            epochs=epochs, batch_size=batch_size, clip=clip, patience=patience, min_batch_size=2,
+            on_divergence=on_divergence, progress=progress, desc="SimCLR.fit")
         return self
 
     def __repr__(self) -> str:
@@ -169,10 +160,11 @@ class SimCLR:
 # -- builders -----------------------------------------------------------------------------------
 
 def dense_simclr(in_features: int, feature_dim: int = 32, hidden: Sequence[int] = (256,),
-                 proj_dim: int = 32, proj_hidden: int = 64, *, rng: np.random.Generator,
+                 proj_dim: int = 32, proj_hidden: int = 64, *, rng=None,
                  tau: float = 0.5, activation: str = "relu") -> SimCLR:
     """MLP encoder ``D -> hidden -> feature_dim`` and MLP head ``feature_dim -> proj_hidden ->
-    proj_dim`` (SimCLR's non-linear projection head)."""
+    proj_dim`` (SimCLR's non-linear projection head). ``rng``: None, an int seed or a Generator
+    (SPEC 7), the initial weights."""
     rng = check_rng(rng)
     enc = MLP(in_features, list(hidden), feature_dim, rng=rng, activation=activation)
     head = MLP(feature_dim, [proj_hidden], proj_dim, rng=rng, activation="relu")
@@ -180,7 +172,7 @@ def dense_simclr(in_features: int, feature_dim: int = 32, hidden: Sequence[int] 
 
 
 def conv_simclr(image_shape: Sequence[int], feature_dim: int = 32, channels: Sequence[int] = (16, 32),
-                proj_dim: int = 32, proj_hidden: int = 64, *, rng: np.random.Generator,
+                proj_dim: int = 32, proj_hidden: int = 64, *, rng=None,
                 tau: float = 0.5, activation: str = "relu") -> SimCLR:
     """Convolutional encoder for ``(c, h, w)`` images (h, w divisible by 4), flat (n, c h w)
     inputs: two 3x3 stride-2 Conv2d + activation, Flatten, Linear(feature_dim); MLP head."""
