@@ -68,8 +68,8 @@ def build(report) -> None:
         t_sample = time.perf_counter() - t0
         fresh, fresh2 = toy.sample(n_eval, rng=rng), toy.sample(n_eval, rng=rng)
         panels[name] = (samples, None)
-        rows.append([name, model.sigmas[0], mmd2(samples, fresh, rng=rng),
-                     mmd2(fresh2, fresh, rng=rng), t_fit, t_sample])
+        rows.append([name, model.sigmas[0], mmd2(samples, fresh),
+                     mmd2(fresh2, fresh), t_fit, t_sample])
     report.figure(plot_langevin_panels(panels, bounds=((-4.0, 4.0), (-4.0, 4.0))), "toys",
                   f"{n_eval} samples of each learned NCSN (annealed Langevin, denoised)")
     report.table(["toy", "sigma_1 (SCORE.9)", "MMD^2 samples vs data", "MMD^2 data vs data",
