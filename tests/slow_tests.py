@@ -27,6 +27,9 @@ SLOW = (
     "tests/flows/test_digits_demo.py::test_trained_flow_beats_untrained_on_held_out_data",
     "tests/test_tour.py::test_gradchecks_section_quick",
     "tests/test_cli.py::test_tour_quick_gradchecks_writes_the_report",
+    "tests/samplers/test_tour_score.py::test_score*_section_quick",
+    # score-based models: an NCSN trained on the lecture's toy, sampled by annealed Langevin
+    "tests/models/test_ncsn_fit.py::test_learned_ncsn_recovers_the_mode_weights",
     # classifiers and encoders trained to a statistical answer
     "tests/metrics/test_c2st.py::test_agrees_with_scikit_learn_classifier",
     "tests/models/test_contrastive.py::test_simclr_training_lowers_the_loss_on_digits",

@@ -569,6 +569,108 @@ case("sbi.Prior.check_in_support", "hyper", "theta",
      lambda: MOONS.prior.check_in_support(np.full((3, 2), 5.0)))
 
 
+# == score-based models (helper score): models.score/ncsn/ncsn_conv, samplers.langevin, kernels ===
+from nprefgen.kernels import dsm as KDSM  # noqa: E402
+from nprefgen.kernels import langevin as KLV  # noqa: E402
+from nprefgen.models import ncsn as NC  # noqa: E402
+from nprefgen.models import ncsn_conv as NCC  # noqa: E402
+from nprefgen.models import score as SC  # noqa: E402
+from nprefgen.samplers import langevin as SL  # noqa: E402
+
+_W, _MU, _COV = np.array([0.3, 0.7]), np.array([[0.0, 0.0], [1.0, 1.0]]), np.stack([np.eye(2)] * 2)
+for _f in ("mixture_log_prob", "mixture_score"):
+    arrays(f"models.score.{_f}", "x", lambda v, f=_f: getattr(SC, f)(v, _W, _MU, _COV), (4, 2),
+           wrong=(4, 3))
+    case(f"models.score.{_f}", "hyper", "weights",
+         lambda f=_f: getattr(SC, f)(A(4, 2), [0.5, 0.6], _MU, _COV))
+    case(f"models.score.{_f}", "hyper", "covs",
+         lambda f=_f: getattr(SC, f)(A(4, 2), _W, _MU, -_COV))
+    case(f"models.score.{_f}", "hyper", "sigma", lambda f=_f: getattr(SC, f)(A(4, 2), _W, _MU, _COV, -1.0))
+for _f in ("gaussian_log_prob", "gaussian_score"):
+    arrays(f"models.score.{_f}", "x", lambda v, f=_f: getattr(SC, f)(v, np.zeros(2), np.eye(2)),
+           (4, 2), wrong=(4, 3))
+    case(f"models.score.{_f}", "shape", "cov", lambda f=_f: getattr(SC, f)(A(4, 2), np.zeros(2), np.eye(3)))
+case("models.score.GaussianMixtureScore", "hyper", "weights",
+     lambda: SC.GaussianMixtureScore([0.5, 0.6], _MU, _COV))
+arrays("models.score.mode_weights", "x", lambda v: SC.mode_weights(v, _MU), (4, 2), wrong=(4, 3))
+case("models.ncsn.geometric_sigmas", "hyper", "sigma_L", lambda: NC.geometric_sigmas(1.0, 2.0, 3))
+case("models.ncsn.geometric_sigmas", "hyper", "n_levels", lambda: NC.geometric_sigmas(1.0, 0.1, 0))
+arrays("models.ncsn.sigma_max_from_data", "x", NC.sigma_max_from_data, (5, 2), wrong=(5,))
+case("models.ncsn.sigma_max_from_data", "hyper", "max_points",
+     lambda: NC.sigma_max_from_data(A(5, 2), max_points=1))
+_NCSN = lambda **k: NC.NCSN(2, **({"hidden": (4,), "sigmas": [1.0, 0.5], "rng": 0} | k))  # noqa: E731
+case("models.ncsn.NCSN", "hyper", "conditioning", lambda: _NCSN(conditioning="film"))
+case("models.ncsn.NCSN", "hyper", "activation", lambda: _NCSN(activation="gelu"))
+case("models.ncsn.NCSN", "hyper", "sigmas", lambda: _NCSN(sigmas=[0.5, 1.0]))
+case("models.ncsn.NCSN", "hyper", "sigma_min", lambda: _NCSN(sigma_min=0.0))
+case("models.ncsn.NCSN", "type", "rng", lambda: _NCSN(rng=NOT_RNG))
+arrays("models.ncsn.NCSN.score", "x", lambda v: _NCSN().score(v, 0.5), (4, 2), wrong=(4, 3))
+case("models.ncsn.NCSN.score", "hyper", "sigma", lambda: _NCSN().score(A(4, 2), 0.0))
+arrays("models.ncsn.NCSN.dsm_loss_and_grad", "z",
+       lambda v: _NCSN().dsm_loss_and_grad(A(4, 2), v, np.zeros(4, int)), (4, 2), wrong=(4, 3))
+case("models.ncsn.NCSN.dsm_loss_and_grad", "hyper", "levels",
+     lambda: _NCSN().dsm_loss_and_grad(A(4, 2), A(4, 2), np.full(4, 2)))
+arrays("models.ncsn.NCSN.dsm_loss", "x", lambda v: _NCSN().dsm_loss(v, A(4, 2), np.zeros(4, int)),
+       (4, 2), wrong=(4, 3))
+case("models.ncsn.NCSN.dsm_loss", "hyper", "levels",
+     lambda: _NCSN().dsm_loss(A(4, 2), A(4, 2), np.zeros(3, int)))
+case("models.ncsn.NCSN.draw_noise", "hyper", "n", lambda: _NCSN().draw_noise(0))
+arrays("models.ncsn.NCSN.set_schedule_from_data", "x", lambda v: _NCSN().set_schedule_from_data(v),
+       (5, 2), wrong=(5, 3))
+case("models.ncsn.NCSN.sample", "hyper", "n", lambda: _NCSN().sample(0))
+case("models.ncsn.NCSN.sample", "hyper", "eps", lambda: _NCSN().sample(3, eps=0.0))
+case("models.ncsn.NCSN.sample", "shape", "x0", lambda: _NCSN().sample(3, x0=A(2, 2)))
+case("models.ncsn.NCSN.sample", "hyper", "method", lambda: _NCSN().sample(3, method="gpu"))
+case("models.ncsn.NCSN.load", "corrupt", "path", lambda: _NCSN().load("missing.npz"))
+case("models.ncsn_conv.ConvNCSN", "hyper", "image_shape", lambda: NCC.ConvNCSN((8, 8)))
+case("models.ncsn_conv.ConvNCSN", "hyper", "channels", lambda: NCC.ConvNCSN((1, 4, 4), channels=0))
+_LV = lambda **k: SL.langevin(k.pop("score", glp), k.pop("x0", X0),  # noqa: E731
+                              **({"eps": 0.1, "n_steps": 2, "rng": R()} | k))
+arrays("samplers.langevin.langevin", "x0", lambda v: _LV(x0=v), (4, 2), wrong=(2, 2, 2))
+case("samplers.langevin.langevin", "hyper", "eps", lambda: _LV(eps=0.0))
+case("samplers.langevin.langevin", "hyper", "n_steps", lambda: _LV(n_steps=0))
+case("samplers.langevin.langevin", "hyper", "record_every", lambda: _LV(record_every=-1))
+case("samplers.langevin.langevin", "type", "score", lambda: _LV(score="not callable"))
+case("samplers.langevin.langevin", "shape", "score", lambda: _LV(score=lambda x: x[:, :1]))
+case("samplers.langevin.langevin", "type", "rng", lambda: _LV(rng=NOT_RNG))
+_ALV = lambda **k: SL.annealed_langevin(  # noqa: E731
+    k.pop("score", lambda x, s: -x), k.pop("x0", X0), k.pop("sigmas", [1.0, 0.5]),
+    **({"eps": 0.1, "n_steps_each": 2, "rng": R()} | k))
+arrays("samplers.langevin.annealed_langevin", "x0", lambda v: _ALV(x0=v), (4, 2), wrong=(2, 2, 2))
+arrays("samplers.langevin.annealed_langevin", "sigmas", lambda v: _ALV(sigmas=v), np.array([1.0, 0.5]),
+       wrong=(2, 2))
+case("samplers.langevin.annealed_langevin", "hyper", "sigmas", lambda: _ALV(sigmas=[0.5, 1.0]))
+case("samplers.langevin.annealed_langevin", "hyper", "sigmas", lambda: _ALV(sigmas=[1.0, -0.5]))
+case("samplers.langevin.annealed_langevin", "hyper", "eps", lambda: _ALV(eps=-1.0))
+case("samplers.langevin.annealed_langevin", "hyper", "n_steps_each", lambda: _ALV(n_steps_each=0))
+case("samplers.langevin.annealed_langevin", "hyper", "method", lambda: _ALV(method="gpu"))
+case("samplers.langevin.annealed_langevin", "hyper", "denoise", lambda: _ALV(denoise="yes"))
+case("samplers.langevin.annealed_langevin", "shape", "score", lambda: _ALV(score=lambda x, s: x[:-1]))
+case("samplers.langevin.annealed_langevin", "type", "rng", lambda: _ALV(rng=NOT_RNG))
+for _f in ("dsm_loss", "dsm_loss_numpy"):
+    arrays(f"kernels.dsm.{_f}", "s", lambda v, f=_f: getattr(KDSM, f)(v, A(4, 2), 1.0), (4, 2),
+           wrong=(4,))
+    arrays(f"kernels.dsm.{_f}", "z", lambda v, f=_f: getattr(KDSM, f)(A(4, 2), v, 1.0), (4, 2),
+           wrong=(4, 3))
+    case(f"kernels.dsm.{_f}", "hyper", "sigma", lambda f=_f: getattr(KDSM, f)(A(4, 2), A(4, 2), 0.0))
+    case(f"kernels.dsm.{_f}", "shape", "sigma", lambda f=_f: getattr(KDSM, f)(A(4, 2), A(4, 2), np.ones(3)))
+for _f in ("annealed_langevin_mlp", "annealed_langevin_mlp_numpy"):
+    _run_mlp = lambda f=_f, **k: getattr(KLV, f)(  # noqa: E731
+        k.pop("x0", X0), k.pop("sigmas", [1.0, 0.5]), k.pop("weights", [np.eye(2)]),
+        k.pop("biases", [np.zeros(2)]), **({"eps": 0.1, "n_steps_each": 2, "rng": R()} | k))
+    arrays(f"kernels.langevin.{_f}", "x0", lambda v, r=_run_mlp: r(x0=v), (4, 2), wrong=(2, 2, 2))
+    case(f"kernels.langevin.{_f}", "hyper", "sigmas", lambda r=_run_mlp: r(sigmas=[0.5, 1.0]))
+    case(f"kernels.langevin.{_f}", "hyper", "eps", lambda r=_run_mlp: r(eps=0.0))
+    case(f"kernels.langevin.{_f}", "hyper", "activation", lambda r=_run_mlp: r(activation="gelu"))
+    case(f"kernels.langevin.{_f}", "shape", "weights", lambda r=_run_mlp: r(weights=[np.eye(3)]))
+    case(f"kernels.langevin.{_f}", "type", "rng", lambda r=_run_mlp: r(rng=NOT_RNG))
+for _f in ("langevin_mlp", "langevin_mlp_numpy"):
+    case(f"kernels.langevin.{_f}", "hyper", "n_steps_each",
+         lambda f=_f: getattr(KLV, f)(X0, [np.eye(2)], [np.zeros(2)], eps=0.1, n_steps=0))
+    case(f"kernels.langevin.{_f}", "hyper", "sigmas",
+         lambda f=_f: getattr(KLV, f)(X0, [np.eye(2)], [np.zeros(2)], sigma=0.0, eps=0.1, n_steps=2))
+
+
 @pytest.mark.parametrize("path, kind, arg, thunk", CASES,
                          ids=[f"{p}-{k}-{a}-{i}" for i, (p, k, a, _) in enumerate(CASES)])
 def test_bad_input_raises_value_error_naming_the_argument(path, kind, arg, thunk, tmp_path,

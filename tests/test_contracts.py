@@ -151,7 +151,13 @@ def _models():
     def jitter(x, rng):
         return x + 0.1 * rng.standard_normal(x.shape)
 
+    from nprefgen.models.ncsn import NCSN
+    from nprefgen.models.ncsn_conv import ConvNCSN
     return {
+        "NCSN": (lambda: NCSN(2, hidden=(6,), n_levels=3, sigma_min=0.1, rng=0), DATA_2D, None,
+                 dict(epochs=2, progress=False)),
+        "ConvNCSN": (lambda: ConvNCSN((1, 3, 3), channels=2, n_levels=3, sigma_min=0.1, rng=0),
+                     _x(16, 9, seed=3), None, dict(epochs=2, progress=False)),
         "PCA": (lambda: PCA(2), X, None, {}),
         "Autoencoder": (lambda: dense_autoencoder(4, 2, (8,), rng=0), X, None,
                         dict(epochs=2, progress=False)),
@@ -177,8 +183,10 @@ def _posterior_estimators():
 
 
 def _distributions():
+    from nprefgen.models.score import song_ermon_mixture
     from nprefgen.sbi import BoxUniform, Gaussian
     return {
+        "GaussianMixtureScore": song_ermon_mixture,
         "BoxUniform": lambda: BoxUniform(-np.ones(2), np.array([1.0, 3.0])),
         "Gaussian": lambda: Gaussian(np.array([0.5, -1.0]), np.array([[1.0, 0.3], [0.3, 0.5]])),
     }
@@ -194,7 +202,9 @@ def _batteries():
     for name, (factory, X, kw) in _density_models().items():
         out["density_model", name] = lambda f=factory, X=X, kw=kw: C.density_model_checks(f, X, fit_kwargs=kw)
     for name, (factory, X, y, kw) in _models().items():
-        out["model", name] = lambda f=factory, X=X, y=y, kw=kw: C.model_checks(f, X, y, fit_kwargs=kw)
+        output = (lambda m, X: m.score(X, m.sigmas[-1])) if "NCSN" in name else None   # score nets
+        out["model", name] = lambda f=factory, X=X, y=y, kw=kw, o=output: \
+            C.model_checks(f, X, y, fit_kwargs=kw, output=o)
     for name, (factory, theta, x, kw) in _posterior_estimators().items():
         out["posterior_estimator", name] = lambda f=factory, t=theta, x=x, kw=kw: \
             C.posterior_estimator_checks(f, t, x, train_kwargs=kw)
@@ -232,7 +242,7 @@ CLASS_EXEMPT = {
     "CosmologyGRFSimulator": "tests/sbi/test_cosmology.py",
     "Augment": "tests/models/test_augment.py",
     # containers of results and records: no behaviour of their own
-    "EMResult": "record", "PCAFit": "record", "MCMCResult": "record", "ABCResult": "record",
+    "EMResult": "record", "PCAFit": "record", "LangevinResult": "record", "MCMCResult": "record", "ABCResult": "record",
     "Simulations": "record", "Task": "record", "Toy": "record", "PowerSpectrum": "record",
     "Histogram": "record", "BijectorReport": "record", "VJPResult": "record",
     "ImageData": "record",
@@ -432,6 +442,10 @@ CALLABLE_EXEMPT = {
         "sbi.abc.scott_bandwidth", "sbi.abc.cv_bandwidth")},
     # argument checks and plumbing shared by checked entry points (their rows exercise them)
     **{f"nprefgen.{name}": "shared check/plumbing of checked entry points" for name in (
+        "kernels.langevin.check_particles", "kernels.langevin.check_sigmas",
+        "kernels.langevin.divergence_message", "kernels.langevin.n_records",
+        "kernels.langevin.noise_blocks", "kernels.langevin.mlp_score_numpy",
+        "kernels.langevin.call_score", "kernels.langevin.langevin_loop",
         "samplers.mcmc.check_run_args", "samplers.mcmc.check_start", "sbi.priors.check_theta",
         "sbi.tasks.check_x_obs", "sbi.npe.check_training_pairs", "sbi.npe.build_flow",
         "sbi.simulate.batch_seeds", "sbi.simulate.run_batch",

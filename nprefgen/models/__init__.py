@@ -8,6 +8,8 @@
 - :class:`Autoencoder` and its builders (autoencoder.py), :class:`SimCLR` and its builders
   (contrastive.py) with the image augmentations of augment.py.
 - :class:`LinearProbe`, :class:`KNNClassifier` (probe.py): how good is a representation?
+- :class:`NCSN`, :class:`ConvNCSN` (ncsn.py, ncsn_conv.py, derivations/score.md): score networks
+  trained by denoising score matching; closed-form scores in score.py.
 
 Every ``fit`` returns self; randomness is a keyword-only ``rng`` (None, an int seed or a
 Generator, SPEC 7): ``GaussianMixture(3).fit(X, rng=0).sample(100, rng=1)``.
@@ -25,6 +27,11 @@ from nprefgen.models.gmm import EMResult, GaussianMixture, NotFittedError
 from nprefgen.models.kmeans import kmeans_plusplus, lloyd
 from nprefgen.models.pca import PCA, PCAFit, principal_angles
 from nprefgen.models.probe import KNNClassifier, LinearProbe, probe_accuracies
+from nprefgen.models.ncsn import NCSN, geometric_sigmas, sigma_max_from_data
+from nprefgen.models.ncsn_conv import ConvNCSN
+from nprefgen.models.score import (
+    GaussianMixtureScore, gaussian_score, mixture_score, mode_weights, song_ermon_mixture,
+)
 
 __all__ = [
     "GaussianDensity", "GaussianMixture", "EMResult", "NotFittedError", "kmeans_plusplus", "lloyd",
@@ -35,4 +42,6 @@ __all__ = [
     "random_zoom", "random_resized_crop", "random_brightness_contrast", "gaussian_noise",
     "random_flip",
     "LinearProbe", "KNNClassifier", "probe_accuracies",
+    "NCSN", "ConvNCSN", "geometric_sigmas", "sigma_max_from_data",
+    "GaussianMixtureScore", "gaussian_score", "mixture_score", "mode_weights", "song_ermon_mixture",
 ]
