@@ -575,7 +575,7 @@ from nprefgen.kernels import langevin as KLV  # noqa: E402
 from nprefgen.models import ncsn as NC  # noqa: E402
 from nprefgen.models import ncsn_conv as NCC  # noqa: E402
 from nprefgen.models import score as SC  # noqa: E402
-from nprefgen.samplers import langevin as SL  # noqa: E402
+SL = importlib.import_module("nprefgen.samplers.langevin")  # the module (the package exports the function)
 
 _W, _MU, _COV = np.array([0.3, 0.7]), np.array([[0.0, 0.0], [1.0, 1.0]]), np.stack([np.eye(2)] * 2)
 for _f in ("mixture_log_prob", "mixture_score"):

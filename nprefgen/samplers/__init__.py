@@ -2,14 +2,16 @@
 
 Every sampler runs many chains in lock step on a vectorised log-density
 ``log_prob(x: (m, d)) -> (m,)`` and returns an :class:`MCMCResult` with the kept states, the
-acceptance rate, split R-hat and effective sample size. Langevin samplers (plain and annealed)
-belong here too (a later issue).
+acceptance rate, split R-hat and effective sample size. The Langevin samplers (plain and annealed,
+derivations/score.md) follow a score function instead of a log-density and return a
+:class:`LangevinResult`.
 """
 from nprefgen.samplers.diagnostics import effective_sample_size, split_rhat
 from nprefgen.samplers.hmc import hmc
+from nprefgen.samplers.langevin import LangevinResult, annealed_langevin, langevin
 from nprefgen.samplers.mcmc import MCMCResult
 from nprefgen.samplers.metropolis import random_walk_metropolis
 from nprefgen.samplers.slice import slice_sampling
 
 __all__ = ["MCMCResult", "random_walk_metropolis", "slice_sampling", "hmc", "split_rhat",
-           "effective_sample_size"]
+           "effective_sample_size", "langevin", "annealed_langevin", "LangevinResult"]
