@@ -66,7 +66,7 @@ def sklearn_iteration(gm, X, params):
 def bench(name, X, reg_covar, repeats, sklearn_mixture):
     n, d = X.shape
     start = GaussianMixture(K, max_iter=5, tol=0.0, reg_covar=reg_covar).fit(
-        X, np.random.default_rng(0))
+        X, rng=np.random.default_rng(0))
     params = (start.weights_, start.means_, start.precisions_cholesky_)
     fns = {"nprefgen (numba kernels)": lambda: nprefgen_iteration(X, params, reg_covar),
            "nprefgen (NumPy twins)": lambda: numpy_twin_iteration(X, params, reg_covar)}

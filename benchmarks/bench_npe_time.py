@@ -116,7 +116,7 @@ def main(argv=None):
     task = two_moons()
     rng = np.random.default_rng(args.seed)
     sims = simulate_from_prior(task.prior, task.simulator, args.sims, rng)
-    theta_obs, x_obs = task.observations(args.n_obs, np.random.default_rng(12345))
+    theta_obs, x_obs = task.observations(args.n_obs, rng=np.random.default_rng(12345))
 
     post, tr, ts, info, ours = run_nprefgen(task, sims.theta, sims.x, x_obs[0], args, rng)
     print(f"nprefgen NPE ({args.flow}): train {tr:.1f} s + sample {ts:.1f} s = {tr + ts:.1f} s; "
@@ -132,9 +132,9 @@ def main(argv=None):
             print(f"sbi: not available ({exc})")
     scores = {k: [] for k in rows}
     for i in range(args.n_obs):
-        ref = task.reference_posterior(x_obs[i], args.c2st_samples, rng)
+        ref = task.reference_posterior(x_obs[i], args.c2st_samples, rng=rng)
         for k, (_, sampler) in rows.items():
-            scores[k].append(c2st(ref, sampler(args.c2st_samples, x_obs[i]), rng))
+            scores[k].append(c2st(ref, sampler(args.c2st_samples, x_obs[i]), rng=rng))
     for k in rows:
         print(f"{k}: end-to-end {rows[k][0]:.1f} s, C2ST {np.mean(scores[k]):.3f} "
               f"({', '.join(f'{s:.3f}' for s in scores[k])})")

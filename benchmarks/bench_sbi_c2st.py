@@ -60,7 +60,7 @@ def main(argv=None) -> dict:
 
     task = get_task(args.task)
     obs_rng = np.random.default_rng(12345)                 # the same observations in every run
-    theta_obs, x_obs = task.observations(args.n_obs, obs_rng)
+    theta_obs, x_obs = task.observations(args.n_obs, rng=obs_rng)
     rng = np.random.default_rng(args.seed)
     t0 = time.perf_counter()
     sims = simulate_from_prior(task.prior, task.simulator, args.sims, rng)
@@ -73,7 +73,7 @@ def main(argv=None) -> dict:
     t_train = time.perf_counter() - t0
     scores, t_sample, t_c2st, acc = [], 0.0, 0.0, []
     for i in range(args.n_obs):
-        reference = task.reference_posterior(x_obs[i], args.n_samples, rng)
+        reference = task.reference_posterior(x_obs[i], args.n_samples, rng=rng)
         t0 = time.perf_counter()
         if args.method == "npe":
             draws = posterior.sample(args.n_samples, rng, x_obs[i])
@@ -82,10 +82,10 @@ def main(argv=None) -> dict:
             kept = rejection_abc(x_obs[i], sims.theta, sims.x,
                                  n_keep=min(args.abc_keep, args.sims), scale=None)
             draws = ABCPosterior(kept, task.prior, bandwidth=args.abc_bandwidth).sample(
-                args.n_samples, rng)
+                args.n_samples, rng=rng)
         t_sample += time.perf_counter() - t0
         t0 = time.perf_counter()
-        scores.append(c2st(reference, draws, rng, max_epochs=args.c2st_epochs))
+        scores.append(c2st(reference, draws, rng=rng, max_epochs=args.c2st_epochs))
         t_c2st += time.perf_counter() - t0
         print(f"  observation {i + 1}: C2ST {scores[-1]:.3f}", flush=True)
     if args.method == "rej_abc":

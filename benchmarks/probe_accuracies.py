@@ -23,7 +23,7 @@ def main(argv=None) -> None:
     acc: dict[str, list[tuple[float, float]]] = {}
     for seed in range(args.seeds):
         t0 = time.perf_counter()
-        rows, *_ = compare_representations(np.random.default_rng(seed), epochs=args.epochs)
+        rows, *_ = compare_representations(rng=np.random.default_rng(seed), epochs=args.epochs)
         print(f"seed {seed} ({time.perf_counter() - t0:.1f} s)")
         for name, dim, lin, knn in rows:
             print(f"  {name:40s} dim {dim:3d}  linear probe {lin:.4f}  5-NN {knn:.4f}")

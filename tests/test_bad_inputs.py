@@ -315,36 +315,36 @@ case(P + "conv_transpose_output_size", "nan", "padding",
 # -- nn.init, io, losses, optim --------------------------------------------------------------------
 P = "nn.init."
 for fn, extra in ((init.torch_default, ()), (init.kaiming_normal, ())):
-    case(P + fn.__name__, "hyper", "fan_in", lambda fn=fn: fn((2, 3), 0, R()))
-    case(P + fn.__name__, "nan", "fan_in", lambda fn=fn: fn((2, 3), np.nan, R()))
-    case(P + fn.__name__, "shape", "shape", lambda fn=fn: fn((2, -3), 3, R()))
-    case(P + fn.__name__, "type", "shape", lambda fn=fn: fn("abc", 3, R()))
-    case(P + fn.__name__, "hyper", "rng", lambda fn=fn: fn((2, 3), 3, "x"))
-    case(P + fn.__name__, "hyper", "dtype", lambda fn=fn: fn((2, 3), 3, R(), dtype=np.int64))
-case(P + "kaiming_normal", "nan", "gain", lambda: init.kaiming_normal((2, 3), 3, R(), gain=np.nan))
-case(P + "kaiming_normal", "hyper", "gain", lambda: init.kaiming_normal((2, 3), 3, R(), gain=-1.0))
-case(P + "xavier_uniform", "hyper", "fan_out", lambda: init.xavier_uniform((2, 3), 3, 0, R()))
-case(P + "xavier_uniform", "shape", "shape", lambda: init.xavier_uniform((-2,), 3, 2, R()))
+    case(P + fn.__name__, "hyper", "fan_in", lambda fn=fn: fn((2, 3), 0, rng=R()))
+    case(P + fn.__name__, "nan", "fan_in", lambda fn=fn: fn((2, 3), np.nan, rng=R()))
+    case(P + fn.__name__, "shape", "shape", lambda fn=fn: fn((2, -3), 3, rng=R()))
+    case(P + fn.__name__, "type", "shape", lambda fn=fn: fn("abc", 3, rng=R()))
+    case(P + fn.__name__, "hyper", "rng", lambda fn=fn: fn((2, 3), 3, rng="x"))
+    case(P + fn.__name__, "hyper", "dtype", lambda fn=fn: fn((2, 3), 3, rng=R(), dtype=np.int64))
+case(P + "kaiming_normal", "nan", "gain", lambda: init.kaiming_normal((2, 3), 3, rng=R(), gain=np.nan))
+case(P + "kaiming_normal", "hyper", "gain", lambda: init.kaiming_normal((2, 3), 3, rng=R(), gain=-1.0))
+case(P + "xavier_uniform", "hyper", "fan_out", lambda: init.xavier_uniform((2, 3), 3, 0, rng=R()))
+case(P + "xavier_uniform", "shape", "shape", lambda: init.xavier_uniform((-2,), 3, 2, rng=R()))
 case(P + "xavier_uniform", "nan", "gain",
-     lambda: init.xavier_uniform((2, 3), 3, 2, R(), gain=np.nan))
+     lambda: init.xavier_uniform((2, 3), 3, 2, rng=R(), gain=np.nan))
 case(P + "xavier_uniform", "inf", "gain",
-     lambda: init.xavier_uniform((2, 3), 3, 2, R(), gain=np.inf))
+     lambda: init.xavier_uniform((2, 3), 3, 2, rng=R(), gain=np.inf))
 case(P + "xavier_uniform", "hyper", "dtype",
-     lambda: init.xavier_uniform((2, 3), 3, 2, R(), dtype=np.int8))
-case(P + "init_weight", "hyper", "kind", lambda: init.init_weight("nope", (2, 3), 3, 2, R()))
+     lambda: init.xavier_uniform((2, 3), 3, 2, rng=R(), dtype=np.int8))
+case(P + "init_weight", "hyper", "kind", lambda: init.init_weight("nope", (2, 3), 3, 2, rng=R()))
 case(P + "init_weight", "hyper", "dtype",
-     lambda: init.init_weight("zeros", (2, 3), 3, 2, R(), dtype=np.int64))
-case(P + "init_weight", "shape", "shape", lambda: init.init_weight("zeros", (2, -1), 3, 2, R()))
+     lambda: init.init_weight("zeros", (2, 3), 3, 2, rng=R(), dtype=np.int64))
+case(P + "init_weight", "shape", "shape", lambda: init.init_weight("zeros", (2, -1), 3, 2, rng=R()))
 case(P + "init_weight_and_bias", "hyper", "init",
-     lambda: init.init_weight_and_bias("nope", (2, 3), 2, 3, 2, R()))
+     lambda: init.init_weight_and_bias("nope", (2, 3), 2, 3, 2, rng=R()))
 case(P + "init_weight_and_bias", "hyper", "n_bias",
-     lambda: init.init_weight_and_bias("torch", (2, 3), 0, 3, 2, R()))
+     lambda: init.init_weight_and_bias("torch", (2, 3), 0, 3, 2, rng=R()))
 case(P + "init_weight_and_bias", "shape", "shape",
-     lambda: init.init_weight_and_bias("torch", (2, -3), 2, 3, 2, R()))
+     lambda: init.init_weight_and_bias("torch", (2, -3), 2, 3, 2, rng=R()))
 case(P + "init_weight_and_bias", "nan", "fan_in",
-     lambda: init.init_weight_and_bias("torch", (2, 3), 2, np.nan, 2, R()))
+     lambda: init.init_weight_and_bias("torch", (2, 3), 2, np.nan, 2, rng=R()))
 case(P + "init_weight_and_bias", "hyper", "dtype",
-     lambda: init.init_weight_and_bias("torch", (2, 3), 2, 3, 2, R(), dtype=np.int64))
+     lambda: init.init_weight_and_bias("torch", (2, 3), 2, 3, 2, rng=R(), dtype=np.int64))
 
 P = "nn.io."
 
@@ -594,7 +594,7 @@ case(P + "power_law", "hyper", "amplitude", lambda: grf.power_law(amplitude=-1.0
 case(P + "power_law", "nan", "slope", lambda: grf.power_law(slope=np.nan))
 case(P + "power_law", "inf", "amplitude", lambda: grf.power_law(amplitude=np.inf))
 for fn, call in ((grf.field_variance, lambda fn, ps, **kw: fn(ps, 8, **kw)),
-                 (grf.gaussian_random_field, lambda fn, ps, **kw: fn(8, ps, R(), **kw))):
+                 (grf.gaussian_random_field, lambda fn, ps, **kw: fn(8, ps, rng=R(), **kw))):
     name = P + fn.__name__
     case(name, "type", "power_spectrum", lambda fn=fn, c=call: c(fn, 3))
     case(name, "nan", "power_spectrum", lambda fn=fn, c=call: c(fn, lambda k: np.nan * k))
@@ -604,10 +604,10 @@ for fn, call in ((grf.field_variance, lambda fn, ps, **kw: fn(ps, 8, **kw)),
     case(name, "hyper", "box_size", lambda fn=fn, c=call: c(fn, _PL, box_size=0.0))
     case(name, "nan", "box_size", lambda fn=fn, c=call: c(fn, _PL, box_size=np.nan))
 case(P + "field_variance", "hyper", "n_side", lambda: grf.field_variance(_PL, 1))
-case(P + "gaussian_random_field", "hyper", "n_side", lambda: grf.gaussian_random_field(1, _PL, R()))
+case(P + "gaussian_random_field", "hyper", "n_side", lambda: grf.gaussian_random_field(1, _PL, rng=R()))
 case(P + "gaussian_random_field", "hyper", "n_fields",
-     lambda: grf.gaussian_random_field(8, _PL, R(), n_fields=0))
-case(P + "gaussian_random_field", "hyper", "rng", lambda: grf.gaussian_random_field(8, _PL, "0"))
+     lambda: grf.gaussian_random_field(8, _PL, rng=R(), n_fields=0))
+case(P + "gaussian_random_field", "hyper", "rng", lambda: grf.gaussian_random_field(8, _PL, rng="0"))
 
 P = "data.mnist."
 _IDX = bytes([0, 0, 8, 1, 0, 0, 0, 3, 1, 2, 3])                   # a valid 1-D uint8 IDX file
@@ -668,19 +668,19 @@ case(P + "load_mnist", "type", "root", lambda: mnist.load_mnist(None))
 P = "data.toys."
 for fn in (toys.sample_two_moons, toys.sample_rings, toys.sample_checkerboard,
            toys.sample_8gaussians, toys.sample_pinwheel):
-    case(P + fn.__name__, "hyper", "n", lambda fn=fn: fn(0, R()))
-    case(P + fn.__name__, "nan", "n", lambda fn=fn: fn(np.nan, R()))
-    case(P + fn.__name__, "hyper", "rng", lambda fn=fn: fn(5, "0"))
-case(P + "sample_two_moons", "nan", "noise", lambda: toys.sample_two_moons(5, R(), noise=np.nan))
-case(P + "sample_two_moons", "inf", "noise", lambda: toys.sample_two_moons(5, R(), noise=np.inf))
-case(P + "sample_8gaussians", "hyper", "sigma", lambda: toys.sample_8gaussians(5, R(), sigma=0.0))
-case(P + "sample_pinwheel", "inf", "rate", lambda: toys.sample_pinwheel(5, R(), rate=np.inf))
-case(P + "sample_pinwheel", "hyper", "n_arms", lambda: toys.sample_pinwheel(5, R(), n_arms=0))
+    case(P + fn.__name__, "hyper", "n", lambda fn=fn: fn(0, rng=R()))
+    case(P + fn.__name__, "nan", "n", lambda fn=fn: fn(np.nan, rng=R()))
+    case(P + fn.__name__, "hyper", "rng", lambda fn=fn: fn(5, rng="0"))
+case(P + "sample_two_moons", "nan", "noise", lambda: toys.sample_two_moons(5, rng=R(), noise=np.nan))
+case(P + "sample_two_moons", "inf", "noise", lambda: toys.sample_two_moons(5, rng=R(), noise=np.inf))
+case(P + "sample_8gaussians", "hyper", "sigma", lambda: toys.sample_8gaussians(5, rng=R(), sigma=0.0))
+case(P + "sample_pinwheel", "inf", "rate", lambda: toys.sample_pinwheel(5, rng=R(), rate=np.inf))
+case(P + "sample_pinwheel", "hyper", "n_arms", lambda: toys.sample_pinwheel(5, rng=R(), n_arms=0))
 case(P + "sample_checkerboard", "hyper", "n_side",
-     lambda: toys.sample_checkerboard(5, R(), n_side=3))
+     lambda: toys.sample_checkerboard(5, rng=R(), n_side=3))
 for fn in (toys.rings_log_normaliser, toys.sample_rings, toys.log_prob_rings):
     call = ((lambda r, fn=fn: fn(r, 0.1)) if fn is toys.rings_log_normaliser else
-            (lambda r, fn=fn: fn(5, R(), radii=r)) if fn is toys.sample_rings else
+            (lambda r, fn=fn: fn(5, rng=R(), radii=r)) if fn is toys.sample_rings else
             (lambda r, fn=fn: fn(A(4, 2), radii=r)))
     arrays(P + fn.__name__, "radii", call, (3,), (3, 1))
     case(P + fn.__name__, "hyper", "radii", lambda c=call: c(np.array([1.0, -1.0])))
@@ -701,8 +701,8 @@ case(P + "Toy", "nan", "bounds",
      lambda: toys.Toy("t", toys.sample_two_moons, None, ((0, np.nan), (0, 1))))
 case(P + "Toy", "type", "params",
      lambda: toys.Toy("t", toys.sample_two_moons, None, ((0, 1), (0, 1)), params=[1]))
-case(P + "Toy.sample", "hyper", "n", lambda: toys.TOYS["rings"].sample(0, R()))
-case(P + "Toy.sample", "hyper", "rng", lambda: toys.TOYS["rings"].sample(5, "x"))
+case(P + "Toy.sample", "hyper", "n", lambda: toys.TOYS["rings"].sample(0, rng=R()))
+case(P + "Toy.sample", "hyper", "rng", lambda: toys.TOYS["rings"].sample(5, rng="x"))
 arrays(P + "Toy.log_prob", "x", toys.TOYS["8gaussians"].log_prob, (4, 2), (4, 3))
 
 # -- metrics.field_stats ---------------------------------------------------------------------------
@@ -797,15 +797,15 @@ case(P + "em", "hyper", "reg_covar", lambda: _em(reg_covar=-1.0))
 case(P + "em", "hyper", "covariance_type", lambda: _em(covariance_type="x"))
 for init_params in ("kmeans", "random"):
     arrays(P + "initial_responsibilities", "X",
-           lambda X, ip=init_params: G.initial_responsibilities(X, 2, ip, R()), (6, 2), (6,))
+           lambda X, ip=init_params: G.initial_responsibilities(X, 2, ip, rng=R()), (6, 2), (6,))
 case(P + "initial_responsibilities", "hyper", "init_params",
-     lambda: G.initial_responsibilities(A(6, 2), 2, "kmeans+", R()))
+     lambda: G.initial_responsibilities(A(6, 2), 2, "kmeans+", rng=R()))
 case(P + "initial_responsibilities", "hyper", "n_components",
-     lambda: G.initial_responsibilities(A(6, 2), 7, "random", R()))
+     lambda: G.initial_responsibilities(A(6, 2), 7, "random", rng=R()))
 case(P + "initial_responsibilities", "hyper", "kmeans_iter",
-     lambda: G.initial_responsibilities(A(6, 2), 2, "kmeans", R(), kmeans_iter=-1))
+     lambda: G.initial_responsibilities(A(6, 2), 2, "kmeans", rng=R(), kmeans_iter=-1))
 case(P + "initial_responsibilities", "hyper", "rng",
-     lambda: G.initial_responsibilities(A(6, 2), 2, "random", "0"))
+     lambda: G.initial_responsibilities(A(6, 2), 2, "random", rng="0"))
 
 
 def _sm(**kw):
@@ -830,30 +830,30 @@ for arg, bad in (("n_components", 0), ("covariance_type", "tied"), ("tol", -1.0)
          lambda arg=arg, bad=bad: GM(**{arg: bad}))
 case(P + "GaussianMixture", "nan", "tol", lambda: GM(tol=np.nan))
 _XG = np.concatenate([A(10, 2), A(10, 2) + 5.0])
-arrays(P + "GaussianMixture.fit", "X", lambda X: GM(2).fit(X, R()), (20, 2), (20,))
-case(P + "GaussianMixture.fit", "hyper", "n_components", lambda: GM(30).fit(_XG, R()))
-case(P + "GaussianMixture.fit", "hyper", "rng", lambda: GM(2).fit(_XG, "0"))
+arrays(P + "GaussianMixture.fit", "X", lambda X: GM(2).fit(X, rng=R()), (20, 2), (20,))
+case(P + "GaussianMixture.fit", "hyper", "n_components", lambda: GM(30).fit(_XG, rng=R()))
+case(P + "GaussianMixture.fit", "hyper", "rng", lambda: GM(2).fit(_XG, rng="0"))
 case(P + "GaussianMixture.fit", "shape", "weights_init",
-     lambda: GM(2, weights_init=_W3).fit(_XG, R()))
+     lambda: GM(2, weights_init=_W3).fit(_XG, rng=R()))
 case(P + "GaussianMixture.fit", "nan", "means_init",
-     lambda: GM(2, means_init=NAN(2, 2)).fit(_XG, R()))
+     lambda: GM(2, means_init=NAN(2, 2)).fit(_XG, rng=R()))
 case(P + "GaussianMixture.fit", "hyper", "precisions_init",
-     lambda: GM(2, covariance_type="diag", precisions_init=-np.ones((2, 2))).fit(_XG, R()))
-_GM_FITTED = GM(2, max_iter=5).fit(_XG, R())
+     lambda: GM(2, covariance_type="diag", precisions_init=-np.ones((2, 2))).fit(_XG, rng=R()))
+_GM_FITTED = GM(2, max_iter=5).fit(_XG, rng=R())
 for meth in ("score_samples", "score", "predict_proba", "predict", "bic", "aic"):
     arrays(P + "GaussianMixture." + meth, "X", getattr(_GM_FITTED, meth), (4, 2), (4, 3))
-case(P + "GaussianMixture.sample", "hyper", "n", lambda: _GM_FITTED.sample(0, R()))
-case(P + "GaussianMixture.sample", "hyper", "rng", lambda: _GM_FITTED.sample(3, "x"))
+case(P + "GaussianMixture.sample", "hyper", "n", lambda: _GM_FITTED.sample(0, rng=R()))
+case(P + "GaussianMixture.sample", "hyper", "rng", lambda: _GM_FITTED.sample(3, rng="x"))
 
 P = "models.kmeans."
 arrays(P + "squared_distances", "X", lambda X: KM.squared_distances(X, A(3, 2)), (6, 2), (6,))
 arrays(P + "squared_distances", "centers",
        lambda c: KM.squared_distances(A(6, 2), c), (3, 2), (3, 3))
-arrays(P + "kmeans_plusplus", "X", lambda X: KM.kmeans_plusplus(X, 2, R()), (6, 2), (6,))
-case(P + "kmeans_plusplus", "hyper", "n_clusters", lambda: KM.kmeans_plusplus(A(6, 2), 7, R()))
+arrays(P + "kmeans_plusplus", "X", lambda X: KM.kmeans_plusplus(X, 2, rng=R()), (6, 2), (6,))
+case(P + "kmeans_plusplus", "hyper", "n_clusters", lambda: KM.kmeans_plusplus(A(6, 2), 7, rng=R()))
 case(P + "kmeans_plusplus", "hyper", "n_local_trials",
-     lambda: KM.kmeans_plusplus(A(6, 2), 2, R(), n_local_trials=0))
-case(P + "kmeans_plusplus", "hyper", "rng", lambda: KM.kmeans_plusplus(A(6, 2), 2, "x"))
+     lambda: KM.kmeans_plusplus(A(6, 2), 2, rng=R(), n_local_trials=0))
+case(P + "kmeans_plusplus", "hyper", "rng", lambda: KM.kmeans_plusplus(A(6, 2), 2, rng="x"))
 arrays(P + "lloyd", "X", lambda X: KM.lloyd(X, A(2, 2)), (6, 2), (6,))
 arrays(P + "lloyd", "centers", lambda c: KM.lloyd(A(6, 2), c), (2, 2), (2, 3))
 case(P + "lloyd", "hyper", "max_iter", lambda: KM.lloyd(A(6, 2), A(2, 2), max_iter=-1))
@@ -893,7 +893,7 @@ case(P + "Report.write", "nan", "total_seconds", lambda: _rep().write(np.nan))
 case(P + "Report.write", "hyper", "total_seconds", lambda: _rep().write(-1.0))
 P = "tour.gradchecks."
 for fn in (TG.layer_cases, TG.loss_cases):
-    case(P + fn.__name__, "hyper", "rng", lambda fn=fn: fn("0"))
+    case(P + fn.__name__, "hyper", "rng", lambda fn=fn: fn(rng="0"))
 for fn in (TG.run_all_layer_checks, TG.planted_bug_checks):
     case(P + fn.__name__, "hyper", "seed", lambda fn=fn: fn(-1))
     case(P + fn.__name__, "nan", "seed", lambda fn=fn: fn(np.nan))

@@ -8,6 +8,7 @@ nprefgen/_validation.py). Rows are ``(callable path, kind, argument, thunk)``.
 """
 from __future__ import annotations
 
+import importlib
 import re
 
 import numpy as np
@@ -17,7 +18,6 @@ from nprefgen import flows as F
 from nprefgen import samplers as S
 from nprefgen import sbi
 from nprefgen.flows import logit as LG
-from nprefgen.metrics import c2st as C2
 from nprefgen.metrics import mmd as MM
 from nprefgen.models import augment as AU
 from nprefgen.models import autoencoder as AE
@@ -26,6 +26,8 @@ from nprefgen.models import pca as PC
 from nprefgen.models import probe as PR
 
 from bad_input_table import A, E, INF, NAN, R, make_table
+
+C2 = importlib.import_module("nprefgen.metrics.c2st")   # nprefgen.metrics.c2st is the function
 
 
 CASES, case, arrays = make_table()
@@ -247,14 +249,14 @@ case("sbi.gaussian_linear", "hyper", "dim", lambda: sbi.gaussian_linear(dim=0))
 case("sbi.gaussian_linear", "hyper", "prior_var", lambda: sbi.gaussian_linear(prior_var=-1.0))
 case("sbi.gaussian_linear", "hyper", "noise_var", lambda: sbi.gaussian_linear(noise_var=0.0))
 case("sbi.get_task", "hyper", "name", lambda: sbi.get_task("nope"))
-case("sbi.Task.observations", "hyper", "n", lambda: TASK.observations(-1, R()))
-case("sbi.Task.observations", "type", "rng", lambda: TASK.observations(2, NOT_RNG))
+case("sbi.Task.observations", "hyper", "n", lambda: TASK.observations(-1, rng=R()))
+case("sbi.Task.observations", "type", "rng", lambda: TASK.observations(2, rng=NOT_RNG))
 arrays("sbi.Task.reference_posterior", "x_obs",
-       lambda x: TASK.reference_posterior(x, 5, R()), (2,), wrong=(3,), empty=(0,))
+       lambda x: TASK.reference_posterior(x, 5, rng=R()), (2,), wrong=(3,), empty=(0,))
 case("sbi.Task.reference_posterior", "hyper", "n",
-     lambda: TASK.reference_posterior(np.zeros(2), 0, R()))
+     lambda: TASK.reference_posterior(np.zeros(2), 0, rng=R()))
 arrays("sbi.two_moons.reference_posterior", "x_obs",
-       lambda x: MOONS.reference_posterior(x, 5, R()), (2,), wrong=(3,), empty=(0,))
+       lambda x: MOONS.reference_posterior(x, 5, rng=R()), (2,), wrong=(3,), empty=(0,))
 case("sbi.Prior.sample", "hyper", "n", lambda: TASK.prior.sample(-1, R()))
 case("sbi.Prior.sample", "type", "rng", lambda: TASK.prior.sample(3, NOT_RNG))
 arrays("sbi.Prior.log_prob", "theta", TASK.prior.log_prob, (3, 2), wrong=(3, 3))
@@ -287,9 +289,9 @@ case("sbi.rejection_abc", "hyper", "quantile", lambda: _abc(n_keep=None, quantil
 case("sbi.rejection_abc", "hyper", "eps", lambda: _abc(n_keep=None, eps=-1.0))
 case("sbi.rejection_abc", "type", "summary", lambda: _abc(summary=3))
 case("sbi.ABCPosterior", "hyper", "bandwidth", lambda: sbi.ABCPosterior(_abc(), bandwidth="wide"))
-case("sbi.ABCPosterior.sample", "hyper", "n", lambda: sbi.ABCPosterior(_abc()).sample(-2, R()))
+case("sbi.ABCPosterior.sample", "hyper", "n", lambda: sbi.ABCPosterior(_abc()).sample(-2, rng=R()))
 case("sbi.ABCPosterior.sample", "type", "rng",
-     lambda: sbi.ABCPosterior(_abc()).sample(2, NOT_RNG))
+     lambda: sbi.ABCPosterior(_abc()).sample(2, rng=NOT_RNG))
 
 for _cls in (sbi.NPE, sbi.NLE):
     _p = f"sbi.{_cls.__name__}"
@@ -343,13 +345,13 @@ arrays("sbi.diagnostics.pit_values", "theta_true", lambda v: D.pit_values(A(4, 1
 arrays("sbi.diagnostics.sbc_ranks", "samples", lambda v: D.sbc_ranks(v, A(4, 2)), (4, 10, 2),
        wrong=(10,))
 arrays("sbi.diagnostics.tarp_fractions", "samples",
-       lambda v: D.tarp_fractions(v, A(4, 2), R()), (4, 10, 2), wrong=(10,))
+       lambda v: D.tarp_fractions(v, A(4, 2), rng=R()), (4, 10, 2), wrong=(10,))
 case("sbi.diagnostics.tarp_fractions", "type", "rng",
-     lambda: D.tarp_fractions(A(4, 10, 2), A(4, 2), NOT_RNG))
+     lambda: D.tarp_fractions(A(4, 10, 2), A(4, 2), rng=NOT_RNG))
 case("sbi.diagnostics.sbc_uniformity", "hyper", "n_draws",
-     lambda: D.sbc_uniformity(np.zeros((4, 2)), 0, R()))
+     lambda: D.sbc_uniformity(np.zeros((4, 2)), 0, rng=R()))
 case("sbi.diagnostics.sbc_uniformity", "hyper", "n_bins",
-     lambda: D.sbc_uniformity(np.zeros((4, 2)), 10, R(), n_bins=0))
+     lambda: D.sbc_uniformity(np.zeros((4, 2)), 10, rng=R(), n_bins=0))
 case("sbi.diagnostics.pp_curve", "nan", "u", lambda: D.pp_curve(NAN(4, 2)))
 case("sbi.diagnostics.calibration_flags", "hyper", "level",
      lambda: D.calibration_flags(np.full((4, 2), 0.5), level=2.0))
@@ -360,11 +362,11 @@ case("sbi.diagnostics.heldout_log_likelihood", "shape", "x",
 case("sbi.diagnostics.hpd_levels", "nan", "log_prob_true",
      lambda: D.hpd_levels(A(4, 10), NAN(4)))
 case("sbi.diagnostics.tarp_test", "hyper", "level",
-     lambda: D.tarp_test(A(4, 10, 2), A(4, 2), R(), level=-0.1))
+     lambda: D.tarp_test(A(4, 10, 2), A(4, 2), rng=R(), level=-0.1))
 
 
 # == metrics: c2st, mmd ==========================================================================
-_c2 = lambda **k: C2.c2st(k.pop("x", A(20, 2)), k.pop("y", A(20, 2) + 1), k.pop("rng", R()),
+_c2 = lambda **k: C2.c2st(k.pop("x", A(20, 2)), k.pop("y", A(20, 2) + 1), rng=k.pop("rng", R()),
                           **({"max_epochs": 2, "n_folds": 2} | k))
 arrays("metrics.c2st", "x", lambda v: _c2(x=v), (20, 2), wrong=(20, 2, 1))
 case("metrics.c2st", "shape", "y", lambda: _c2(x=A(20, 3)))   # columns must match x
@@ -434,20 +436,20 @@ arrays("models.rotate", "images", lambda v: AU.rotate(v, np.zeros(3)), (3, 8, 8)
 case("models.rotate", "shape", "angles_deg", lambda: AU.rotate(IMG, np.zeros(4)))
 case("models.rotate", "nan", "angles_deg", lambda: AU.rotate(IMG, NAN(3)))
 case("models.zoom", "hyper", "factors", lambda: AU.zoom(IMG, -np.ones(3)))
-case("models.random_rotation", "type", "rng", lambda: AU.random_rotation(IMG, NOT_RNG))
+case("models.random_rotation", "type", "rng", lambda: AU.random_rotation(IMG, rng=NOT_RNG))
 case("models.random_rotation", "hyper", "max_degrees",
-     lambda: AU.random_rotation(IMG, R(), max_degrees=-1.0))
-case("models.random_zoom", "hyper", "factors", lambda: AU.random_zoom(IMG, R(), factors=(1.1, 0.9)))
+     lambda: AU.random_rotation(IMG, rng=R(), max_degrees=-1.0))
+case("models.random_zoom", "hyper", "factors", lambda: AU.random_zoom(IMG, rng=R(), factors=(1.1, 0.9)))
 case("models.random_resized_crop", "hyper", "scale",
-     lambda: AU.random_resized_crop(IMG, R(), scale=(0.0, 1.5)))
-case("models.random_resized_crop", "type", "rng", lambda: AU.random_resized_crop(IMG, NOT_RNG))
+     lambda: AU.random_resized_crop(IMG, rng=R(), scale=(0.0, 1.5)))
+case("models.random_resized_crop", "type", "rng", lambda: AU.random_resized_crop(IMG, rng=NOT_RNG))
 case("models.random_brightness_contrast", "hyper", "brightness",
-     lambda: AU.random_brightness_contrast(IMG, R(), brightness=-0.1))
-case("models.gaussian_noise", "hyper", "sigma", lambda: AU.gaussian_noise(IMG, R(), sigma=-1.0))
-case("models.gaussian_noise", "nan", "images", lambda: AU.gaussian_noise(NAN(3, 8, 8), R()))
-case("models.random_flip", "hyper", "p", lambda: AU.random_flip(IMG, R(), p=1.5))
-case("models.random_flip", "hyper", "axis", lambda: AU.random_flip(IMG, R(), axis="diagonal"))
-case("models.sample_crop_boxes", "hyper", "n", lambda: AU.sample_crop_boxes(-1, 8, 8, R()))
+     lambda: AU.random_brightness_contrast(IMG, rng=R(), brightness=-0.1))
+case("models.gaussian_noise", "hyper", "sigma", lambda: AU.gaussian_noise(IMG, rng=R(), sigma=-1.0))
+case("models.gaussian_noise", "nan", "images", lambda: AU.gaussian_noise(NAN(3, 8, 8), rng=R()))
+case("models.random_flip", "hyper", "p", lambda: AU.random_flip(IMG, rng=R(), p=1.5))
+case("models.random_flip", "hyper", "axis", lambda: AU.random_flip(IMG, rng=R(), axis="diagonal"))
+case("models.sample_crop_boxes", "hyper", "n", lambda: AU.sample_crop_boxes(-1, 8, 8, rng=R()))
 case("models.Augment", "hyper", "image_shape", lambda: AU.Augment((0, 8)))
 case("models.Augment", "hyper", "noise", lambda: AU.Augment((8, 8), noise=-1.0))
 
@@ -497,9 +499,9 @@ case("models.probe_accuracies", "shape", "F_test",
 
 # -- second pass: the remaining public helpers of metrics and models -----------------------------
 case("metrics.train_classifier", "hyper", "hidden",
-     lambda: C2.train_classifier(A(10, 2), np.arange(10) % 2, R(), hidden=0, max_epochs=1))
+     lambda: C2.train_classifier(A(10, 2), np.arange(10) % 2, rng=R(), hidden=0, max_epochs=1))
 case("metrics.train_classifier", "type", "rng",
-     lambda: C2.train_classifier(A(10, 2), np.arange(10) % 2, NOT_RNG, hidden=4, max_epochs=1))
+     lambda: C2.train_classifier(A(10, 2), np.arange(10) % 2, rng=NOT_RNG, hidden=4, max_epochs=1))
 _FIT = PC.pca_fit(A(10, 3), 2)
 arrays("models.PCA.fit_transform", "X", PC.PCA(2).fit_transform, (10, 3), wrong=(10,))
 arrays("models.PCA.reconstruct", "X", _PCA.reconstruct, (4, 3), wrong=(4, 2))
@@ -526,9 +528,9 @@ case("sbi.diagnostics.expected_coverage", "nan", "f", lambda: D.expected_coverag
 case("sbi.diagnostics.tarp_coverage", "nan", "f", lambda: D.tarp_coverage(NAN(4)))
 case("sbi.diagnostics.tarp_area", "nan", "ecp", lambda: D.tarp_area(NAN(len(D.ALPHAS))))
 case("sbi.diagnostics.run_sbc", "hyper", "n_sims",
-     lambda: D.run_sbc(lambda x, n, r: None, TASK.prior, _sim, 0, 5, R()))
+     lambda: D.run_sbc(lambda n, x, rng: None, TASK.prior, _sim, 0, 5, rng=R()))
 case("sbi.diagnostics.run_sbc", "type", "rng",
-     lambda: D.run_sbc(lambda x, n, r: None, TASK.prior, _sim, 3, 5, NOT_RNG))
+     lambda: D.run_sbc(lambda n, x, rng: None, TASK.prior, _sim, 3, 5, rng=NOT_RNG))
 
 
 # -- MCMCPosterior (the NLE / explicit-likelihood posterior) and the remaining sbi entry points ---

@@ -185,14 +185,14 @@ def test_every_layer_and_loss_passes_the_dot_product_test():
 def test_every_layer_type_of_nn_is_covered():
     classes = {obj for name in nn.__all__ for obj in [getattr(nn, name)]
                if inspect.isclass(obj) and issubclass(obj, nn.Module) and obj is not nn.Module}
-    covered = {type(m) for _, layer, _ in layer_cases(np.random.default_rng(0)) for m in layer.modules()}
+    covered = {type(m) for _, layer, _ in layer_cases(rng=np.random.default_rng(0)) for m in layer.modules()}
     assert classes - covered == set(), f"layers without a gradient check: {classes - covered}"
 
 
 def test_every_loss_is_covered():
     names = {name for name, f in inspect.getmembers(losses, inspect.isfunction)
              if name.endswith("_loss") and f.__module__ == losses.__name__}
-    covered = {desc.split()[0] for desc, *_ in loss_cases(np.random.default_rng(0))}
+    covered = {desc.split()[0] for desc, *_ in loss_cases(rng=np.random.default_rng(0))}
     assert names and names <= covered, f"losses without a gradient check: {names - covered}"
 
 

@@ -41,7 +41,7 @@ def field_variance(power_spectrum, n_side: int, box_size: float = 1.0) -> float:
                  / box_size**2)
 
 
-def gaussian_random_field(n_side: int, power_spectrum, rng: np.random.Generator,
+def gaussian_random_field(n_side: int, power_spectrum, *, rng=None,
                           box_size: float = 1.0, n_fields: int = 1) -> np.ndarray:
     """Real Gaussian random fields whose expected power spectrum is ``power_spectrum`` (DATA.10).
 
@@ -50,7 +50,7 @@ def gaussian_random_field(n_side: int, power_spectrum, rng: np.random.Generator,
     n_side : int, pixels per side N
     power_spectrum : callable, P(k) for an array of angular wavenumbers k = 2 pi m / L > 0;
         must return finite, non-negative values of the same shape
-    rng : numpy.random.Generator, draws the white noise
+    rng : None, an int seed or a Generator (SPEC 7), draws the white noise
     box_size : float, the side L (pixel size L / N)
     n_fields : int, independent fields F
 

@@ -1,7 +1,7 @@
 """Two-dimensional toy densities: two moons, concentric rings, checkerboard, 8 Gaussians, pinwheel.
 
-Each toy has a sampler ``sample_<name>(n, rng, ...) -> (n, 2)`` and, where the density has a closed
-form, ``log_prob_<name>(x, ...) -> (n,)`` (derivations/data.md, DATA.1-DATA.7):
+Each toy has a sampler ``sample_<name>(n, *, rng=None, ...) -> (n, 2)`` and, where the density has
+a closed form, ``log_prob_<name>(x, ...) -> (n,)`` (derivations/data.md, DATA.1-DATA.7):
 
 ============  =====================================================  ==========================
 toy           definition                                             exact ``log_prob``
@@ -17,9 +17,10 @@ pinwheel      rotated, warped Gaussian arms (Johnson et al. 2016)     none (the 
               (DATA.7)                                               closed-form inverse)
 ============  =====================================================  ==========================
 
-``TOYS[name]`` holds a :class:`Toy` with the default parameters: ``TOYS["rings"].sample(n, rng)``,
-``TOYS["rings"].log_prob(x)``, ``TOYS["rings"].has_log_prob``, ``TOYS["rings"].bounds`` (a box
-holding essentially all the mass, for plots and grids).
+``TOYS[name]`` holds a :class:`Toy` with the default parameters:
+``TOYS["rings"].sample(n, rng=rng)``, ``TOYS["rings"].log_prob(x)``, ``TOYS["rings"].has_log_prob``,
+``TOYS["rings"].bounds`` (a box holding essentially all the mass, for plots and grids). ``rng`` is
+keyword-only everywhere: None, an int seed or a Generator (SPEC 7).
 """
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def _check_x(x) -> np.ndarray:
 
 
 # -- two moons --------------------------------------------------------------------------------
-def sample_two_moons(n: int, rng: np.random.Generator, noise: float = 0.1) -> np.ndarray:
+def sample_two_moons(n: int, *, rng=None, noise: float = 0.1) -> np.ndarray:
     """Two interleaved half circles with Gaussian noise (DATA.1). Returns x: (n, 2).
 
     Each point picks a moon with probability 1/2 and an angle t ~ U(0, pi): the upper moon is
@@ -107,7 +108,7 @@ def _sample_ring_radius(n: int, r: float, sigma: float, rng) -> np.ndarray:
     return out
 
 
-def sample_rings(n: int, rng: np.random.Generator, radii=(0.75, 1.5, 2.25),
+def sample_rings(n: int, *, rng=None, radii=(0.75, 1.5, 2.25),
                  sigma: float = 0.1) -> np.ndarray:
     """Exact samples of the rings density (DATA.2): a ring k uniformly, an angle uniformly, a
     radius from rho N(rho; r_k, s^2) on rho > 0 by rejection (DATA.4). Returns x: (n, 2)."""
@@ -143,7 +144,7 @@ def log_prob_checkerboard(x, n_side: int = 4) -> np.ndarray:
     return np.where(inside & dark, -np.log(n_side * n_side / 2), -np.inf)
 
 
-def sample_checkerboard(n: int, rng: np.random.Generator, n_side: int = 4) -> np.ndarray:
+def sample_checkerboard(n: int, *, rng=None, n_side: int = 4) -> np.ndarray:
     """A dark square uniformly, then a uniform point in it (DATA.5). Returns x: (n, 2)."""
     n = check_int(n, "n", low=1)
     rng = check_rng(rng)
@@ -175,7 +176,7 @@ def log_prob_8gaussians(x, n_modes: int = 8, radius: float = 2.0, sigma: float =
             - np.log(2.0 * np.pi * sigma**2) - np.log(mu.shape[0]))
 
 
-def sample_8gaussians(n: int, rng: np.random.Generator, n_modes: int = 8, radius: float = 2.0,
+def sample_8gaussians(n: int, *, rng=None, n_modes: int = 8, radius: float = 2.0,
                       sigma: float = 0.2) -> np.ndarray:
     """A mode j uniformly, then mu_j + sigma * eps (DATA.6). Returns x: (n, 2)."""
     n = check_int(n, "n", low=1)
@@ -186,7 +187,7 @@ def sample_8gaussians(n: int, rng: np.random.Generator, n_modes: int = 8, radius
 
 
 # -- pinwheel ---------------------------------------------------------------------------------
-def sample_pinwheel(n: int, rng: np.random.Generator, n_arms: int = 5, radial_std: float = 0.3,
+def sample_pinwheel(n: int, *, rng=None, n_arms: int = 5, radial_std: float = 0.3,
                     tangential_std: float = 0.1, rate: float = 0.25) -> np.ndarray:
     """Pinwheel of Johnson et al. (2016, "Composing graphical models with neural networks")
     (DATA.7): f = (1 + radial_std e1, tangential_std e2), an arm c uniformly, and
@@ -208,9 +209,10 @@ def sample_pinwheel(n: int, rng: np.random.Generator, n_arms: int = 5, radial_st
 # -- registry ---------------------------------------------------------------------------------
 @dataclass(frozen=True, eq=False)
 class Toy:
-    """A toy density with its default parameters: ``sample(n, rng)``, ``log_prob(x)``.
+    """A toy density with its default parameters: ``sample(n, rng=...)``, ``log_prob(x)``.
 
     ``bounds = ((x_lo, x_hi), (y_lo, y_hi))`` holds all but a negligible part of the mass.
+    ``sampler`` is called as ``sampler(n, rng=rng, **params)``.
     """
 
     name: str
@@ -232,9 +234,9 @@ class Toy:
     def has_log_prob(self) -> bool:
         return self.log_prob_fn is not None
 
-    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        """x: (n, 2) drawn with ``rng``."""
-        return self.sampler(n, rng, **self.params)
+    def sample(self, n: int, *, rng=None) -> np.ndarray:
+        """x: (n, 2) drawn with ``rng`` (None, an int seed or a Generator, SPEC 7)."""
+        return self.sampler(n, rng=rng, **self.params)
 
     def log_prob(self, x) -> np.ndarray:
         """x: (n, 2) -> (n,); raises NotImplementedError for toys without a closed form."""

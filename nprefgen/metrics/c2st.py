@@ -32,13 +32,14 @@ def _z_score(x: np.ndarray, y: np.ndarray):
     return (x - mean) / std, (y - mean) / std
 
 
-def train_classifier(features: np.ndarray, labels: np.ndarray, rng: np.random.Generator, *,
-                     hidden: int, lr: float = 1e-3, batch_size: int = 200, alpha: float = 1e-4,
+def train_classifier(features: np.ndarray, labels: np.ndarray, *, rng=None, hidden: int,
+                     lr: float = 1e-3, batch_size: int = 200, alpha: float = 1e-4,
                      max_epochs: int = 200, tol: float = 1e-4, patience: int = 10):
     """Fit the two-hidden-layer ReLU MLP to binary labels; returns (net, loss history).
 
-    features: (n, d), labels: (n,) in {0, 1}.
+    features: (n, d), labels: (n,) in {0, 1}; ``rng``: None, an int seed or a Generator (SPEC 7).
     """
+    rng = check_rng(rng)
     n, d = features.shape
     net = MLP(d, [hidden, hidden], 1, rng=rng, activation="relu", init="xavier")
     opt = Adam(net.parameters(), lr=lr)
@@ -74,14 +75,15 @@ def train_classifier(features: np.ndarray, labels: np.ndarray, rng: np.random.Ge
     return net, np.array(history)
 
 
-def c2st(x, y, rng: np.random.Generator, *, n_folds: int = 5, z_score: bool = True,
+def c2st(x, y, *, rng=None, n_folds: int = 5, z_score: bool = True,
          max_epochs: int = 200, return_folds: bool = False):
     """(SBI.18) C2ST accuracy between samples ``x`` (n, d) (the reference) and ``y`` (m, d).
 
     Parameters
     ----------
     x, y : the two sample sets; z-scoring uses x's mean and standard deviation.
-    rng : numpy.random.Generator (fold assignment, initialisation, mini-batches).
+    rng : None, an int seed or a Generator (SPEC 7): fold assignment, initialisation,
+        mini-batches.
     n_folds : cross-validation folds (5 in sbibm).
     max_epochs : epoch cap (scikit-learn's is 1000; training usually stops far earlier).
     return_folds : also return the per-fold accuracies.
@@ -110,7 +112,7 @@ def c2st(x, y, rng: np.random.Generator, *, n_folds: int = 5, z_score: bool = Tr
     for k in range(n_folds):
         test = folds[k]
         train = np.concatenate([folds[j] for j in range(n_folds) if j != k])
-        net, _ = train_classifier(data[train], labels[train], rng, hidden=10 * dim,
+        net, _ = train_classifier(data[train], labels[train], rng=rng, hidden=10 * dim,
                                   max_epochs=max_epochs)
         logits = net(data[test])[:, 0]
         scores.append(np.mean((logits > 0) == (labels[test] == 1)))   # (SBI.18)

@@ -1,1 +1,35 @@
-"""nprefgen.models (see DESIGN.md)."""
+"""nprefgen.models: one module per lecture model, each a thin estimator over pure functions.
+
+- :class:`GaussianMixture` (gmm.py, derivations/gmm.md): EM with restarts; k-means++ / Lloyd
+  seeding in kmeans.py.
+- :class:`PCA` (pca.py): the SVD, whitening, principal angles.
+- :class:`Autoencoder` and its builders (autoencoder.py), :class:`SimCLR` and its builders
+  (contrastive.py) with the image augmentations of augment.py.
+- :class:`LinearProbe`, :class:`KNNClassifier` (probe.py): how good is a representation?
+
+Every ``fit`` returns self; randomness is a keyword-only ``rng`` (None, an int seed or a
+Generator, SPEC 7): ``GaussianMixture(3).fit(X, rng=0).sample(100, rng=1)``.
+"""
+from nprefgen.models.augment import (
+    Augment, adjust_brightness_contrast, gaussian_noise, random_brightness_contrast, random_flip,
+    random_resized_crop, random_rotation, random_zoom, rotate, warp_affine, zoom,
+)
+from nprefgen.models.autoencoder import (
+    Autoencoder, conv_autoencoder, dense_autoencoder, linear_autoencoder,
+)
+from nprefgen.models.contrastive import SimCLR, conv_simclr, dense_simclr, ntxent_loss
+from nprefgen.models.gmm import EMResult, GaussianMixture, NotFittedError
+from nprefgen.models.kmeans import kmeans_plusplus, lloyd
+from nprefgen.models.pca import PCA, PCAFit, principal_angles
+from nprefgen.models.probe import KNNClassifier, LinearProbe, probe_accuracies
+
+__all__ = [
+    "GaussianMixture", "EMResult", "NotFittedError", "kmeans_plusplus", "lloyd",
+    "PCA", "PCAFit", "principal_angles",
+    "Autoencoder", "dense_autoencoder", "conv_autoencoder", "linear_autoencoder",
+    "SimCLR", "dense_simclr", "conv_simclr", "ntxent_loss",
+    "Augment", "warp_affine", "rotate", "zoom", "adjust_brightness_contrast", "random_rotation",
+    "random_zoom", "random_resized_crop", "random_brightness_contrast", "gaussian_noise",
+    "random_flip",
+    "LinearProbe", "KNNClassifier", "probe_accuracies",
+]

@@ -140,7 +140,7 @@ def crop_maps(boxes, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
     return A, t
 
 
-def sample_crop_boxes(n: int, h: int, w: int, rng: np.random.Generator,
+def sample_crop_boxes(n: int, h: int, w: int, *, rng=None,
                       scale=(0.6, 1.0), ratio=(3 / 4, 4 / 3)) -> np.ndarray:
     """Random resized crop boxes as in Inception / SimCLR: area fraction ~ U(scale), aspect
     ratio log-uniform in ``ratio``, position uniform inside the image. -> (n, 4) boxes
@@ -156,18 +156,19 @@ def sample_crop_boxes(n: int, h: int, w: int, rng: np.random.Generator,
     return np.stack([top, left, bh, bw], axis=-1)
 
 
-def random_resized_crop(images, rng: np.random.Generator, scale=(0.6, 1.0), ratio=(3 / 4, 4 / 3),
+def random_resized_crop(images, *, rng=None, scale=(0.6, 1.0), ratio=(3 / 4, 4 / 3),
                         fill: float = 0.0) -> np.ndarray:
     """Crop a random box from each image and resample it to the full size (bilinear)."""
     x, _ = _as_nchw(images)
     scale = _check_range(scale, "scale", 0.0, 1.0)
     ratio = _check_range(ratio, "ratio", 1e-6)
-    A, t = crop_maps(sample_crop_boxes(x.shape[0], x.shape[2], x.shape[3], rng, scale, ratio),
+    A, t = crop_maps(sample_crop_boxes(x.shape[0], x.shape[2], x.shape[3], rng=rng, scale=scale,
+                                       ratio=ratio),
                      x.shape[2], x.shape[3])
     return warp_affine(images, A, t, fill)
 
 
-def random_rotation(images, rng: np.random.Generator, max_degrees: float = 15.0,
+def random_rotation(images, *, rng=None, max_degrees: float = 15.0,
                     fill: float = 0.0) -> np.ndarray:
     """Rotate each image by an angle ~ U(-max_degrees, max_degrees)."""
     x, _ = _as_nchw(images)
@@ -176,7 +177,7 @@ def random_rotation(images, rng: np.random.Generator, max_degrees: float = 15.0,
     return rotate(images, rng.uniform(-max_degrees, max_degrees, size=x.shape[0]), fill)
 
 
-def random_zoom(images, rng: np.random.Generator, factors=(0.9, 1.1), fill: float = 0.0) -> np.ndarray:
+def random_zoom(images, *, rng=None, factors=(0.9, 1.1), fill: float = 0.0) -> np.ndarray:
     """Zoom each image by a factor ~ U(factors)."""
     x, _ = _as_nchw(images)
     rng = check_rng(rng)
@@ -199,7 +200,7 @@ def adjust_brightness_contrast(images, brightness, contrast) -> np.ndarray:
     return mean + c.reshape(shape) * (x - mean) + b.reshape(shape)
 
 
-def random_brightness_contrast(images, rng: np.random.Generator, brightness: float = 0.2,
+def random_brightness_contrast(images, *, rng=None, brightness: float = 0.2,
                                contrast: float = 0.2) -> np.ndarray:
     """(REP.11) with brightness ~ U(-brightness, brightness), contrast ~ U(1 - c, 1 + c)."""
     x = check_array(images, "images", ndim=(2, 3, 4))
@@ -212,7 +213,7 @@ def random_brightness_contrast(images, rng: np.random.Generator, brightness: flo
     return adjust_brightness_contrast(x, b, c)
 
 
-def gaussian_noise(images, rng: np.random.Generator, sigma: float = 0.05) -> np.ndarray:
+def gaussian_noise(images, *, rng=None, sigma: float = 0.05) -> np.ndarray:
     """x + sigma * standard normal noise, independent per pixel."""
     x = check_array(images, "images", ndim=(2, 3, 4))
     rng = check_rng(rng)
@@ -220,7 +221,7 @@ def gaussian_noise(images, rng: np.random.Generator, sigma: float = 0.05) -> np.
     return x + sigma * rng.standard_normal(x.shape)
 
 
-def random_flip(images, rng: np.random.Generator, p: float = 0.5, axis: str = "horizontal") -> np.ndarray:
+def random_flip(images, *, rng=None, p: float = 0.5, axis: str = "horizontal") -> np.ndarray:
     """Mirror each image with probability p (left-right for "horizontal", up-down for
     "vertical"). For natural images, not for digits or text."""
     x, had_c = _as_nchw(images)
@@ -253,7 +254,9 @@ class Augment:
     hflip : bool, random left-right flips (p = 0.5); off by default (digits)
     clip : (low, high) or None, the value range enforced at the end (data in [0, 1] by default)
 
-    ``aug(X, rng)`` returns an array of X's shape. Defaults suit the 8x8 digits and MNIST.
+    ``aug(X, rng)`` returns an array of X's shape. ``rng`` is None, an int seed or a Generator
+    (SPEC 7), and may be passed positionally: :meth:`SimCLR.fit` calls any ``augment(x, rng)``
+    callable. Defaults suit the 8x8 digits and MNIST.
     """
 
     def __init__(self, image_shape: Sequence[int], *, rotation: float = 15.0,
@@ -275,7 +278,7 @@ class Augment:
         self.hflip = bool(hflip)
         self.clip = None if clip is None else _check_range(clip, "clip", -np.inf)
 
-    def __call__(self, X, rng: np.random.Generator) -> np.ndarray:
+    def __call__(self, X, rng=None) -> np.ndarray:
         """X: (n, c h w) flat rows or (n, [c,] h, w) images -> a random view, same shape."""
         rng = check_rng(rng)
         X = check_array(X, "X", ndim=(2, 3, 4))
@@ -288,15 +291,17 @@ class Augment:
         A = rotation_matrices(rng.uniform(-self.rotation, self.rotation, size=n))   # (n, 2, 2)
         t = np.zeros((n, 2))
         if self.crop_scale is not None:
-            A_crop, t = crop_maps(sample_crop_boxes(n, h, w, rng, self.crop_scale, self.crop_ratio), h, w)
+            A_crop, t = crop_maps(sample_crop_boxes(n, h, w, rng=rng, scale=self.crop_scale,
+                                                       ratio=self.crop_ratio), h, w)
             A = A_crop @ A                     # rotate inside the crop: q = m + A_crop R (p - m) + t
         x = warp_affine(x, A, t)
         if self.hflip:
-            x = random_flip(x, rng)
+            x = random_flip(x, rng=rng)
         if self.brightness or self.contrast:
-            x = random_brightness_contrast(x, rng, self.brightness, self.contrast)
+            x = random_brightness_contrast(x, rng=rng, brightness=self.brightness,
+                                           contrast=self.contrast)
         if self.noise:
-            x = gaussian_noise(x, rng, self.noise)
+            x = gaussian_noise(x, rng=rng, sigma=self.noise)
         if self.clip is not None:
             x = np.clip(x, *self.clip)
         return x.reshape(X.shape)

@@ -295,8 +295,8 @@ def em(X: np.ndarray, weights: np.ndarray, means: np.ndarray, prec_chol: np.ndar
 # --------------------------------------------------------------------------------------------
 # Initialisation and sampling
 # --------------------------------------------------------------------------------------------
-def initial_responsibilities(X: np.ndarray, n_components: int, init_params: str,
-                             rng: np.random.Generator, kmeans_iter: int = 20) -> np.ndarray:
+def initial_responsibilities(X: np.ndarray, n_components: int, init_params: str, *,
+                             rng=None, kmeans_iter: int = 20) -> np.ndarray:
     """Starting responsibilities (n, K), turned into parameters by one M-step.
 
     - ``"kmeans"``: k-means++ seeds (GMM.15) refined by at most ``kmeans_iter`` Lloyd steps
@@ -315,7 +315,7 @@ def initial_responsibilities(X: np.ndarray, n_components: int, init_params: str,
     if init_params == "random":
         resp = rng.uniform(size=(n, K))
         return resp / resp.sum(axis=1, keepdims=True)
-    centers, _ = kmeans_plusplus(X, K, rng)                            # (GMM.15)
+    centers, _ = kmeans_plusplus(X, K, rng=rng)                        # (GMM.15)
     if init_params == "kmeans":
         _, labels, _, _ = lloyd(X, centers, max_iter=kmeans_iter)       # (GMM.16)
     else:
@@ -326,7 +326,7 @@ def initial_responsibilities(X: np.ndarray, n_components: int, init_params: str,
 
 
 def sample_mixture(n: int, weights: np.ndarray, means: np.ndarray, covariances: np.ndarray,
-                   covariance_type: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+                   covariance_type: str, *, rng=None) -> tuple[np.ndarray, np.ndarray]:
     """(GMM.14) z_i ~ Categorical(pi), x_i = mu_{z_i} + C_{z_i} eps_i, eps_i ~ N(0, I).
 
     Returns x: (n, d) and the component labels z: (n,), in draw order (not grouped).
@@ -420,8 +420,12 @@ class GaussianMixture:
                 raise ValueError(f"precisions_init: {exc}") from exc
         return w, m, p
 
-    def fit(self, X, rng: np.random.Generator) -> "GaussianMixture":
-        """Fit by EM with ``n_init`` restarts. X: (n, d) finite, n >= n_components; returns self."""
+    def fit(self, X, *, rng=None) -> "GaussianMixture":
+        """Fit by EM with ``n_init`` restarts. X: (n, d) finite, n >= n_components; returns self.
+
+        ``rng``: None, an int seed or a Generator (SPEC 7) for the initialisations; unused when
+        weights_init, means_init and precisions_init are all given.
+        """
         X = check_array(X, "X", ndim=2, dtype=np.float64)
         rng = check_rng(rng)
         n, d = X.shape
@@ -436,7 +440,8 @@ class GaussianMixture:
             if given_all:
                 w, m, p = w0, m0, p0
             else:
-                resp = initial_responsibilities(X, K, self.init_params, rng, self.kmeans_iter)
+                resp = initial_responsibilities(X, K, self.init_params, rng=rng,
+                                                kmeans_iter=self.kmeans_iter)
                 w, m, cov = m_step(X, resp, self.covariance_type, self.reg_covar)
                 p = precision_cholesky(cov, self.covariance_type)
                 w = w if w0 is None else w0
@@ -456,7 +461,7 @@ class GaussianMixture:
     def _check_fitted(self, method: str) -> None:
         if not hasattr(self, "weights_"):
             raise NotFittedError(f"GaussianMixture.{method}: this model is not fitted yet; "
-                                 f"call fit(X, rng) first")
+                                 f"call fit(X) first")
 
     def _check_X(self, X, method: str) -> np.ndarray:
         self._check_fitted(method)
@@ -484,12 +489,16 @@ class GaussianMixture:
         """(GMM.4) The most responsible component. X: (m, d) -> (m,) int."""
         return np.argmax(self._e_step(self._check_X(X, "predict"))[1], axis=1)
 
-    def sample(self, n: int, rng: np.random.Generator, return_labels: bool = False):
-        """(GMM.14) n draws from the fitted mixture: x (n, d), and labels (n,) if asked."""
+    def sample(self, n: int, *, rng=None, return_labels: bool = False):
+        """(GMM.14) n draws from the fitted mixture: x (n, d), and labels (n,) if asked.
+
+        ``rng``: None, an int seed or a Generator (SPEC 7); pass the same Generator to successive
+        calls to get fresh draws, the same int seed to repeat them.
+        """
         self._check_fitted("sample")
         n = check_int(n, "n", low=1)
         x, labels = sample_mixture(n, self.weights_, self.means_, self.covariances_,
-                                   self.covariance_type, check_rng(rng))
+                                   self.covariance_type, rng=check_rng(rng))
         return (x, labels) if return_labels else x
 
     def n_parameters(self) -> int:

@@ -26,7 +26,7 @@ def squared_distances(X: np.ndarray, centers: np.ndarray) -> np.ndarray:
     return np.maximum(d2, 0.0)
 
 
-def kmeans_plusplus(X: np.ndarray, n_clusters: int, rng: np.random.Generator,
+def kmeans_plusplus(X: np.ndarray, n_clusters: int, *, rng=None,
                     n_local_trials: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(GMM.15) Greedy k-means++ seeding.
 
@@ -34,7 +34,7 @@ def kmeans_plusplus(X: np.ndarray, n_clusters: int, rng: np.random.Generator,
     ----------
     X : (n, d) data.
     n_clusters : K <= n.
-    rng : numpy Generator.
+    rng : None, an int seed or a Generator (SPEC 7).
     n_local_trials : candidates per step; default 2 + floor(log K).
 
     Returns

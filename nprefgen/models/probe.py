@@ -59,7 +59,7 @@ class LinearProbe:
     def _transform(self, F) -> np.ndarray:
         return (F - self.mean_) / self.scale_
 
-    def fit(self, F, y, *, rng: np.random.Generator, epochs: int = 300, lr: float = 0.05) -> "LinearProbe":
+    def fit(self, F, y, *, rng=None, epochs: int = 300, lr: float = 0.05) -> "LinearProbe":
         """F: (n, m) features, y: (n,) integer labels in [0, n_classes) -> self."""
         F = _check_features(F, "F")
         y = _check_labels(y, F.shape[0])
@@ -181,7 +181,7 @@ class KNNClassifier:
         return float(np.mean(pred == _check_labels(y, pred.shape[0])))
 
 
-def probe_accuracies(F_train, y_train, F_test, y_test, *, rng: np.random.Generator, k: int = 5,
+def probe_accuracies(F_train, y_train, F_test, y_test, *, rng=None, k: int = 5,
                      epochs: int = 300) -> dict[str, float]:
     """Test accuracies of a linear probe and a k-NN classifier trained on (F_train, y_train).
     -> {"linear_probe": float, "knn": float}"""

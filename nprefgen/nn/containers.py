@@ -80,7 +80,7 @@ class Sequential(Module):
         return f"Sequential(\n  {inner}\n)"
 
 
-def MLP(in_features: int, hidden: SequenceT[int], out_features: int, *, rng: np.random.Generator,
+def MLP(in_features: int, hidden: SequenceT[int], out_features: int, *, rng=None,
         activation: str = "relu", out_activation: str | None = None, init: str = "torch",
         dtype=np.float64) -> Sequential:
     """Linear -> act -> ... -> Linear, as ``Sequential``; ``hidden`` lists the hidden widths.

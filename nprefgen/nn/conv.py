@@ -177,7 +177,7 @@ class _ConvBase(Module):
         c0, c1 = ((self.in_channels, self.out_channels) if transposed
                   else (self.out_channels, self.in_channels))
         weight, b = init_weight_and_bias(init, (c0, c1, kh, kw), self.out_channels, c1 * kh * kw,
-                                         c0 * kh * kw, rng, bias, dtype)
+                                         c0 * kh * kw, rng=rng, bias=bias, dtype=dtype)
         self.add_param("weight", weight)
         self.has_bias = b is not None
         if self.has_bias:
@@ -203,7 +203,7 @@ class Conv2d(_ConvBase):
     in_channels, out_channels : int
     kernel_size, stride, padding : int or (int, int)
         Zero padding on both sides; output size from (NN.21).
-    rng : numpy.random.Generator
+    rng : None, an int seed or a Generator (SPEC 7)
     bias : bool
     init : {"torch", "xavier", "kaiming", "zeros"}
         "torch" is U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = in_channels kh kw.
@@ -213,7 +213,7 @@ class Conv2d(_ConvBase):
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, *,
-                 rng: np.random.Generator, bias: bool = True, init: str = "torch",
+                 rng=None, bias: bool = True, init: str = "torch",
                  dtype=np.float64) -> None:
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, rng, bias, init,
                          dtype, transposed=False)
@@ -265,7 +265,7 @@ class ConvTranspose2d(_ConvBase):
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
-                 output_padding=0, *, rng: np.random.Generator, bias: bool = True,
+                 output_padding=0, *, rng=None, bias: bool = True,
                  init: str = "torch", dtype=np.float64) -> None:
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, rng, bias, init,
                          dtype, transposed=True)

@@ -54,14 +54,14 @@ class Linear(Module):
     Parameters
     ----------
     in_features, out_features : int
-    rng : numpy.random.Generator
+    rng : None, an int seed or a Generator (SPEC 7)
         Draws the initial weights.
     bias : bool
     init : {"torch", "xavier", "kaiming", "zeros"}
     dtype : float64 (default) or float32
     """
 
-    def __init__(self, in_features: int, out_features: int, *, rng: np.random.Generator,
+    def __init__(self, in_features: int, out_features: int, *, rng=None,
                  bias: bool = True, init: str = "torch", dtype=np.float64) -> None:
         super().__init__()
         self.in_features = check_int(in_features, "in_features", low=1)
@@ -69,7 +69,7 @@ class Linear(Module):
         rng = check_rng(rng)
         weight, b = init_weight_and_bias(init, (self.out_features, self.in_features),
                                          self.out_features, self.in_features, self.out_features,
-                                         rng, bias, dtype)
+                                         rng=rng, bias=bias, dtype=dtype)
         self.add_param("weight", weight)
         self.has_bias = b is not None
         if self.has_bias:
@@ -114,7 +114,7 @@ class MaskedLinear(Linear):
     parameter; PyTorch implementations usually register it as a buffer named ``mask``).
     """
 
-    def __init__(self, in_features: int, out_features: int, mask, *, rng: np.random.Generator,
+    def __init__(self, in_features: int, out_features: int, mask, *, rng=None,
                  bias: bool = True, init: str = "torch", dtype=np.float64) -> None:
         super().__init__(in_features, out_features, rng=rng, bias=bias, init=init, dtype=dtype)
         mask = check_array(mask, "mask", shape=(self.out_features, self.in_features))

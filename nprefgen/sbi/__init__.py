@@ -17,24 +17,34 @@ the answer can be trusted.
 >>> from nprefgen.sbi import NPE, simulate_from_prior, two_moons
 >>> rng = np.random.default_rng(0)
 >>> task = two_moons()
->>> sims = simulate_from_prior(task.prior, task.simulator, 1000, rng)
->>> posterior = NPE(task.prior, n_transforms=2, hidden=16).train(sims.theta, sims.x, rng, max_epochs=2)
->>> posterior.sample(5, rng, np.zeros(2)).shape
+>>> sims = simulate_from_prior(task.prior, task.simulator, 1000, rng=rng)
+>>> posterior = NPE(task.prior, n_transforms=2, hidden=16).train(sims.theta, sims.x, rng=rng,
+...                                                             max_epochs=2)
+>>> posterior.sample(5, x=np.zeros(2), rng=rng).shape
 (5, 2)
+
+Randomness is a keyword-only ``rng`` (None, an int seed or a Generator, SPEC 7); simulators keep
+the positional protocol ``simulator(theta, rng)`` and always receive a Generator.
 """
-from nprefgen.sbi.abc import ABCPosterior, ABCResult, rejection_abc
+from nprefgen.sbi.abc import ABCPosterior, ABCResult, cv_bandwidth, rejection_abc, scott_bandwidth
+from nprefgen.sbi.cosmology import (
+    CosmologyGRFSimulator, GaussianSummaryLikelihood, cosmology_grf, estimate_covariance,
+)
 from nprefgen.sbi.nle import NLE, FlowLikelihood
 from nprefgen.sbi.npe import NPE
 from nprefgen.sbi.posterior import DirectPosterior, MCMCPosterior
 from nprefgen.sbi.priors import BoxUniform, Gaussian, Prior
 from nprefgen.sbi.simulate import Simulations, simulate, simulate_from_prior
 from nprefgen.sbi.tasks import (
-    Task, gaussian_linear, gaussian_linear_posterior, gaussian_mixture, get_task, two_moons,
+    TASKS, GaussianLinearSimulator, GaussianMixtureSimulator, Task, TwoMoonsSimulator,
+    gaussian_linear, gaussian_linear_posterior, gaussian_mixture, get_task, two_moons,
 )
 
 __all__ = [
     "ABCPosterior", "ABCResult", "rejection_abc", "NPE", "NLE", "FlowLikelihood",
     "DirectPosterior", "MCMCPosterior", "BoxUniform", "Gaussian", "Prior", "Simulations",
     "simulate", "simulate_from_prior", "Task", "gaussian_linear", "gaussian_linear_posterior",
-    "gaussian_mixture", "get_task", "two_moons",
+    "gaussian_mixture", "get_task", "two_moons", "TASKS", "GaussianLinearSimulator",
+    "TwoMoonsSimulator", "GaussianMixtureSimulator", "scott_bandwidth", "cv_bandwidth",
+    "cosmology_grf", "CosmologyGRFSimulator", "GaussianSummaryLikelihood", "estimate_covariance",
 ]

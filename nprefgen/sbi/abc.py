@@ -138,7 +138,7 @@ def cv_bandwidth(theta: np.ndarray, factors=None) -> np.ndarray:
 class ABCPosterior:
     """Kept ABC draws, resampled through a Gaussian KDE restricted to the prior (SBI.7).
 
-    ``sample(n, rng)`` -> (n, p). ``bandwidth``: "scott" (default), "cv" (leave-one-out
+    ``sample(n, rng=...)`` -> (n, p). ``bandwidth``: "scott" (default), "cv" (leave-one-out
     likelihood) or None (resample the kept draws with replacement, no smoothing).
     """
 
@@ -152,7 +152,9 @@ class ABCPosterior:
             h = scott_bandwidth(self.theta) if bandwidth == "scott" else cv_bandwidth(self.theta)
             self.chol = np.linalg.cholesky(h)
 
-    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+    def sample(self, n: int, *, rng=None) -> np.ndarray:
+        """n draws (n, p) for the observation the ABC run was made for; ``rng``: None, an int
+        seed or a Generator (SPEC 7)."""
         n = check_int(n, "n", low=1)
         rng = check_rng(rng)
         out, have = [], 0

@@ -39,7 +39,7 @@ def _power_law(amplitude: float, slope: float):
 class CosmologyGRFSimulator:
     """(SBI.20) theta (m, 2) = (A, n) -> log binned power spectra (m, n_bins) of noisy fields.
 
-    ``fields(theta, rng)`` gives the noisy fields (m, N, N) themselves; ``summarize(fields)``
+    ``fields(theta, rng=...)`` gives the noisy fields (m, N, N) themselves; ``summarize(fields)``
     their summaries; the simulator is their composition.
     """
 
@@ -49,14 +49,15 @@ class CosmologyGRFSimulator:
         self.n_bins = check_int(n_bins, "n_bins", low=1, high=self.n_side // 2)
         self.noise_power = self.noise_sd ** 2 * BOX_SIZE ** 2 / self.n_side ** 2
 
-    def fields(self, theta, rng: np.random.Generator) -> np.ndarray:
+    def fields(self, theta, *, rng=None) -> np.ndarray:
         from nprefgen.data.grf import gaussian_random_field
 
         theta = check_theta(theta, 2)
         rng = check_rng(rng)
         out = np.empty((theta.shape[0], self.n_side, self.n_side))
         for i, (a, n) in enumerate(theta):
-            out[i] = gaussian_random_field(self.n_side, _power_law(a, n), rng, box_size=BOX_SIZE)[0]
+            out[i] = gaussian_random_field(self.n_side, _power_law(a, n), rng=rng,
+                                           box_size=BOX_SIZE)[0]
         return out + self.noise_sd * rng.standard_normal(out.shape)
 
     def summarize(self, fields) -> np.ndarray:
@@ -67,7 +68,7 @@ class CosmologyGRFSimulator:
                                                spacing="linear").power) for fi in f])
 
     def __call__(self, theta, rng):
-        return self.summarize(self.fields(theta, rng))
+        return self.summarize(self.fields(theta, rng=rng))
 
     # --- the Gaussian-likelihood model (SBI.21) ----------------------------------------------
     def _bin_weights(self):
@@ -148,8 +149,12 @@ class GaussianSummaryLikelihood:
         return self.log_prob_and_grad(theta, x)[1]
 
 
-def estimate_covariance(simulator, theta_fid, n: int, rng: np.random.Generator) -> np.ndarray:
-    """Sample covariance of the summaries of ``n`` simulations at ``theta_fid`` (p,): (B, B)."""
+def estimate_covariance(simulator, theta_fid, n: int, *, rng=None) -> np.ndarray:
+    """Sample covariance of the summaries of ``n`` simulations at ``theta_fid`` (p,): (B, B).
+
+    ``simulator(theta, rng)`` gets a Generator made from ``rng`` (None, an int seed or a
+    Generator, SPEC 7).
+    """
     n = check_int(n, "n", low=3)
     theta = np.repeat(check_theta(theta_fid, 2), n, axis=0)
     s = simulator(theta, check_rng(rng))

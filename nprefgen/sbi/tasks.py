@@ -55,14 +55,22 @@ class Task:
     def dim_theta(self) -> int:
         return self.prior.dim
 
-    def observations(self, n: int, rng: np.random.Generator):
-        """``n`` (theta_true, x_obs) pairs from the prior predictive: (n, p), (n, dx)."""
+    def observations(self, n: int, *, rng=None):
+        """``n`` (theta_true, x_obs) pairs from the prior predictive: (n, p), (n, dx).
+
+        ``rng``: None, an int seed or a Generator (SPEC 7); the simulator gets the Generator.
+        """
         n = check_int(n, "n", low=1)
-        theta = self.prior.sample(n, check_rng(rng))
+        rng = check_rng(rng)
+        theta = self.prior.sample(n, rng=rng)
         return theta, self.simulator(theta, rng)
 
-    def reference_posterior(self, x_obs, n: int, rng: np.random.Generator) -> np.ndarray:
-        """n draws from p(theta | x_obs): (n, p). ``x_obs``: (dx,) or (n_iid, dx)."""
+    def reference_posterior(self, x_obs, n: int, *, rng=None) -> np.ndarray:
+        """n draws from p(theta | x_obs): (n, p). ``x_obs``: (dx,) or (n_iid, dx).
+
+        ``rng``: None, an int seed or a Generator (SPEC 7); the reference sampler gets the
+        Generator.
+        """
         if self.reference_sampler is None:
             raise ValueError(f"task: {self.name} has no reference posterior")
         x = check_x_obs(x_obs, self.dim_x)
@@ -134,12 +142,13 @@ class TwoMoonsSimulator:
         return p + shift
 
 
-def two_moons_reference(x, n, rng, prior: BoxUniform, max_rounds: int = 1000):
+def two_moons_reference(x, n, prior: BoxUniform, *, rng=None, max_rounds: int = 1000):
     """(SBI.4) invert the simulator: draw p as the simulator does, then
     u = |theta1 + theta2| = -sqrt2 (x1 - p1) (no solution if negative), v = theta2 - theta1 =
     sqrt2 (x2 - p2), theta1 = (s u - v)/2, theta2 = (s u + v)/2 with a random sign s; keep the
     draws inside the prior. The map is piecewise linear with a constant Jacobian, so with a
     uniform prior the kept draws follow the posterior. x: (1, 2) -> (n, 2)."""
+    rng = check_rng(rng)
     if x.shape[0] != 1:
         raise ValueError(f"x_obs: two_moons' reference posterior takes one observation, got {x.shape[0]}")
     out, have = [], 0
@@ -162,7 +171,7 @@ def two_moons_reference(x, n, rng, prior: BoxUniform, max_rounds: int = 1000):
 def two_moons() -> Task:
     prior = BoxUniform([-1.0, -1.0], [1.0, 1.0])
     return Task("two_moons", prior, TwoMoonsSimulator(), 2,
-                lambda x, n, rng: two_moons_reference(x, n, rng, prior))
+                lambda x, n, rng: two_moons_reference(x, n, prior, rng=rng))
 
 
 # --- gaussian_mixture --------------------------------------------------------------------------
@@ -175,12 +184,13 @@ class GaussianMixtureSimulator:
         return theta + scale * rng.standard_normal(theta.shape)
 
 
-def gaussian_mixture_reference(x, n, rng, prior: BoxUniform):
+def gaussian_mixture_reference(x, n, prior: BoxUniform, *, rng=None):
     """The likelihood is symmetric in theta and x, so with a flat prior the posterior of one
     observation is 0.5 N(x, I) + 0.5 N(x, 0.01 I) truncated to the box. x: (1, 2) -> (n, 2)."""
     if x.shape[0] != 1:
         raise ValueError(f"x_obs: gaussian_mixture's reference posterior takes one observation, "
                          f"got {x.shape[0]}")
+    rng = check_rng(rng)
     sim = GaussianMixtureSimulator()
     out, have = [], 0
     while have < n:
@@ -194,7 +204,7 @@ def gaussian_mixture_reference(x, n, rng, prior: BoxUniform):
 def gaussian_mixture() -> Task:
     prior = BoxUniform([-10.0, -10.0], [10.0, 10.0])
     return Task("gaussian_mixture", prior, GaussianMixtureSimulator(), 2,
-                lambda x, n, rng: gaussian_mixture_reference(x, n, rng, prior))
+                lambda x, n, rng: gaussian_mixture_reference(x, n, prior, rng=rng))
 
 
 TASKS = {"gaussian_linear": gaussian_linear, "two_moons": two_moons,

@@ -1,4 +1,5 @@
-"""Public oracle tools: the dot-product gradient test and (in ``strategies``) hypothesis strategies.
+"""Public oracle tools: the dot-product gradient test, the bijector checks and (in
+``strategies``) hypothesis strategies.
 
 ``nprefgen.testing.strategies`` needs hypothesis and is imported on demand.
 """
@@ -6,6 +7,10 @@ from nprefgen.testing.gradcheck import (
     DEFAULT_RTOL, VJPResult, check_layer, check_vjp, directional_derivative, gradcheck,
     layer_vjp_errors, vjp_error,
 )
+from nprefgen.testing.bijector_checks import (
+    BijectorReport, bijector_report, check_bijector, randomize_parameters,
+)
 
 __all__ = ["DEFAULT_RTOL", "VJPResult", "check_layer", "check_vjp", "directional_derivative",
-           "gradcheck", "layer_vjp_errors", "vjp_error"]
+           "gradcheck", "layer_vjp_errors", "vjp_error", "BijectorReport", "bijector_report",
+           "check_bijector", "randomize_parameters"]

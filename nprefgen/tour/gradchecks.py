@@ -25,7 +25,7 @@ def _away_from_zero(x: np.ndarray) -> np.ndarray:
     return np.where(x >= 0, x + _AWAY, x - _AWAY)
 
 
-def layer_cases(rng: np.random.Generator) -> list[tuple[str, nn.Module, np.ndarray]]:
+def layer_cases(*, rng=None) -> list[tuple[str, nn.Module, np.ndarray]]:
     """``[(description, layer, x)]`` covering every layer type of :mod:`nprefgen.nn`.
 
     Small float64 problems (a few dozen numbers each) with inputs drawn from ``rng``.
@@ -76,7 +76,7 @@ def _loss_vjp(grad):
     return lambda v: float(np.asarray(v)) * grad
 
 
-def loss_cases(rng: np.random.Generator):
+def loss_cases(*, rng=None):
     """``[(description, argument name, f, gradient, x)]`` for every loss in :mod:`nprefgen.nn.losses`.
 
     ``f(x)`` is the loss as a function of one argument, the others fixed; ``gradient`` the
@@ -128,10 +128,10 @@ def run_all_layer_checks(seed: int = 0, *, rng: np.random.Generator | None = Non
         rng = np.random.default_rng(check_int(seed, "seed", low=0))
     rng = check_rng(rng)
     rows: list[tuple[str, str, float, bool]] = []
-    for desc, layer, x in layer_cases(rng):
+    for desc, layer, x in layer_cases(rng=rng):
         for r in layer_vjp_errors(layer, x, rng=rng, rtol=rtol):
             rows.append((desc, r.name, r.rel_error, r.ok))
-    for desc, arg, fun, grad, x in loss_cases(rng):
+    for desc, arg, fun, grad, x in loss_cases(rng=rng):
         r = vjp_error(lambda x_, fun=fun: np.asarray(fun(x_)), _loss_vjp(grad), x, rng=rng,
                       rtol=rtol, name=arg)
         rows.append((desc, arg, r.rel_error, r.ok))

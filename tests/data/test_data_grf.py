@@ -31,7 +31,7 @@ def test_estimator_recovers_input_spectrum(p_fn, spacing):
     sum z^2 below the 1 - 1e-4 chi-square quantile (16 fields of 64^2: >= 64 terms per bin,
     so z is close to normal)."""
     box, n_bins = 2.0, 12
-    delta = gaussian_random_field(64, p_fn, np.random.default_rng(21), box_size=box,
+    delta = gaussian_random_field(64, p_fn, rng=np.random.default_rng(21), box_size=box,
                                   n_fields=16)
     z, ps = z_scores(delta, p_fn, box, n_bins, spacing)
     assert ps.n_modes.min() >= 64 and len(z) >= 10
@@ -42,7 +42,7 @@ def test_estimator_recovers_input_spectrum(p_fn, spacing):
 def test_wrong_normalisation_is_caught():
     """The same check fails when the box size (hence the normalisation L^2 / N^4) is wrong."""
     p_fn = power_law(1e-3, 2.5)
-    delta = gaussian_random_field(64, p_fn, np.random.default_rng(21), box_size=2.0,
+    delta = gaussian_random_field(64, p_fn, rng=np.random.default_rng(21), box_size=2.0,
                                   n_fields=16)
     z, _ = z_scores(delta, p_fn, 1.0, 12)
     assert np.max(np.abs(z)) > 10
@@ -55,7 +55,7 @@ def test_matches_a_full_plane_construction():
     p_fn = power_law(1.0, 3.0)
     for n_side in (15, 16):
         box = 3.0
-        delta = gaussian_random_field(n_side, p_fn, np.random.default_rng(4), box_size=box,
+        delta = gaussian_random_field(n_side, p_fn, rng=np.random.default_rng(4), box_size=box,
                                       n_fields=3)
         white = np.random.default_rng(4).standard_normal((3, n_side, n_side))
         k = wavenumber_grid(n_side, box)
@@ -74,7 +74,7 @@ def test_every_mode_has_the_prescribed_variance():
     real self-conjugate (Nyquist) modes: a mean of F has sd sqrt(var / F); require 4 sd."""
     n, box, n_fields = 8, 0.7, 400
     p_fn = power_law(3.0, 2.0)
-    delta = gaussian_random_field(n, p_fn, np.random.default_rng(8), box_size=box,
+    delta = gaussian_random_field(n, p_fn, rng=np.random.default_rng(8), box_size=box,
                                   n_fields=n_fields)
     mean_sq = np.mean(np.abs(np.fft.fft2(delta, axes=(1, 2))) ** 2, axis=0)   # (n, n)
     k = wavenumber_grid(n, box)
@@ -94,7 +94,7 @@ def test_pixel_variance_matches_sum_of_spectrum():
     DATA.14); require 4 standard deviations."""
     box, n_side, n_fields = 0.5, 32, 40
     p_fn = power_law(2e-4, 1.5)
-    delta = gaussian_random_field(n_side, p_fn, np.random.default_rng(5), box_size=box,
+    delta = gaussian_random_field(n_side, p_fn, rng=np.random.default_rng(5), box_size=box,
                                   n_fields=n_fields)
     k = wavenumber_grid(n_side, box)
     p = p_fn(k[k > 0])
@@ -108,7 +108,7 @@ def test_white_spectrum_gives_white_noise():
     """P = v L^2 / N^2 (flat) gives iid pixels of variance v (less the removed k = 0 mode)."""
     n_side, box, v = 32, 1.0, 2.5
     delta = gaussian_random_field(n_side, lambda k: np.full_like(k, v * box**2 / n_side**2),
-                                  np.random.default_rng(6), box_size=box, n_fields=8)
+                                  rng=np.random.default_rng(6), box_size=box, n_fields=8)
     expected = v * (1 - 1 / n_side**2)
     assert field_variance(lambda k: np.full_like(k, v * box**2 / n_side**2), n_side, box) == \
         pytest.approx(expected, rel=1e-12)
@@ -120,8 +120,8 @@ def test_white_spectrum_gives_white_noise():
 
 def test_determinism_and_independence():
     p_fn = power_law()
-    a = gaussian_random_field(16, p_fn, np.random.default_rng(1), n_fields=2)
-    b = gaussian_random_field(16, p_fn, np.random.default_rng(1), n_fields=2)
+    a = gaussian_random_field(16, p_fn, rng=np.random.default_rng(1), n_fields=2)
+    b = gaussian_random_field(16, p_fn, rng=np.random.default_rng(1), n_fields=2)
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(a[0], a[1])
 

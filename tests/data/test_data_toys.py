@@ -87,7 +87,7 @@ def test_samples_match_log_prob_chi_square(name):
     """Samples against the closed-form density (DATA.2-DATA.6; the rings radius by the rejection
     sampler of DATA.4): Pearson chi-square below its 1 - 1e-4 quantile, n = 20,000."""
     toy = TOYS[name]
-    x = toy.sample(20_000, np.random.default_rng(7))
+    x = toy.sample(20_000, rng=np.random.default_rng(7))
     stat, dof = chi_square(x, toy.log_prob, toy.bounds, CELLS[name])
     assert dof > 50
     assert stat < stats.chi2.ppf(1 - 1e-4, dof), (stat, dof)
@@ -95,7 +95,7 @@ def test_samples_match_log_prob_chi_square(name):
 
 def test_chi_square_detects_a_wrong_sampler():
     """The same check rejects rings drawn with sigma 0.12 against the sigma 0.1 density."""
-    x = toys.sample_rings(20_000, np.random.default_rng(7), sigma=0.12)
+    x = toys.sample_rings(20_000, rng=np.random.default_rng(7), sigma=0.12)
     stat, dof = chi_square(x, TOYS["rings"].log_prob, TOYS["rings"].bounds, CELLS["rings"])
     assert stat > 3 * stats.chi2.ppf(1 - 1e-4, dof)
 
@@ -122,7 +122,7 @@ def test_ring_radius_sampler_matches_its_cdf(r, sigma):
 
 def test_checkerboard_support():
     """(DATA.5) density 1/8 on the dark squares, zero on the light ones and outside."""
-    x = toys.sample_checkerboard(4000, np.random.default_rng(1))
+    x = toys.sample_checkerboard(4000, rng=np.random.default_rng(1))
     lp = toys.log_prob_checkerboard(x)
     np.testing.assert_allclose(lp, -np.log(8.0), rtol=0, atol=0)
     light = np.array([[0.5, -0.5], [-1.5, -0.5], [1.5, 0.5], [0.2, 1.2]])
@@ -132,7 +132,7 @@ def test_checkerboard_support():
     _, counts = np.unique(squares, axis=0, return_counts=True)
     assert counts.shape == (8,)
     assert stats.chisquare(counts).pvalue > 1e-4
-    wide = toys.sample_checkerboard(500, np.random.default_rng(2), n_side=6)
+    wide = toys.sample_checkerboard(500, rng=np.random.default_rng(2), n_side=6)
     assert np.all(np.isfinite(toys.log_prob_checkerboard(wide, n_side=6)))
     assert np.abs(wide).max() > 2.0
 
@@ -151,13 +151,13 @@ def test_8gaussians_log_prob_matches_scipy(rng):
 def test_two_moons_lie_on_the_arcs_and_have_the_exact_mean():
     """(DATA.1) without noise every point is on its half circle; with noise the mean is
     (1/2, 1/4) (E cos t = 0, E sin t = 2/pi), within 4 standard errors."""
-    x = toys.sample_two_moons(2000, np.random.default_rng(5), noise=0.0)
+    x = toys.sample_two_moons(2000, rng=np.random.default_rng(5), noise=0.0)
     upper = np.isclose(np.hypot(x[:, 0], x[:, 1]), 1.0) & (x[:, 1] >= -1e-12)
     lower = np.isclose(np.hypot(x[:, 0] - 1.0, x[:, 1] - 0.5), 1.0) & (x[:, 1] <= 0.5 + 1e-12)
     assert np.all(upper | lower)
     assert 0.45 < upper.mean() < 0.55
     n = 40_000
-    y = toys.sample_two_moons(n, np.random.default_rng(6))
+    y = toys.sample_two_moons(n, rng=np.random.default_rng(6))
     se = y.std(axis=0) / np.sqrt(n)
     assert np.all(np.abs(y.mean(axis=0) - [0.5, 0.25]) < 4 * se)
 
@@ -166,14 +166,14 @@ def test_pinwheel_norm_and_symmetry():
     """(DATA.7) the warp is a rotation: |x| = |f| with E|x|^2 = 1 + s_r^2 + s_t^2, and the
     5-fold symmetry makes E[exp(i arg x)] = 0."""
     n = 40_000
-    x = toys.sample_pinwheel(n, np.random.default_rng(8))
+    x = toys.sample_pinwheel(n, rng=np.random.default_rng(8))
     r2 = np.sum(x * x, axis=1)
     assert abs(r2.mean() - (1 + 0.09 + 0.01)) < 4 * r2.std() / np.sqrt(n)
     f = np.random.default_rng(9).standard_normal((n, 2)) * [0.3, 0.1] + [1.0, 0.0]
     assert stats.ks_2samp(np.sqrt(r2), np.hypot(f[:, 0], f[:, 1])).pvalue > 1e-4
     phase = np.exp(1j * np.arctan2(x[:, 1], x[:, 0]))
     assert abs(phase.mean()) < 4 / np.sqrt(n)
-    one_arm = toys.sample_pinwheel(2000, np.random.default_rng(1), n_arms=1, tangential_std=0.0,
+    one_arm = toys.sample_pinwheel(2000, rng=np.random.default_rng(1), n_arms=1, tangential_std=0.0,
                                    rate=0.0)
     np.testing.assert_allclose(one_arm[:, 1], 0.0, atol=1e-12)             # no rotation
 
@@ -181,31 +181,31 @@ def test_pinwheel_norm_and_symmetry():
 @pytest.mark.parametrize("name", list(TOYS))
 def test_determinism_by_rng(name):
     toy = TOYS[name]
-    a = toy.sample(300, np.random.default_rng(11))
-    b = toy.sample(300, np.random.default_rng(11))
-    c = toy.sample(300, np.random.default_rng(12))
+    a = toy.sample(300, rng=np.random.default_rng(11))
+    b = toy.sample(300, rng=np.random.default_rng(11))
+    c = toy.sample(300, rng=np.random.default_rng(12))
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(a, c)
 
 
 @given(n=st.integers(1, 40), name=st.sampled_from(list(TOYS)), seed=st.integers(0, 2**16))
 def test_sample_shapes(n, name, seed):
-    x = TOYS[name].sample(n, np.random.default_rng(seed))
+    x = TOYS[name].sample(n, rng=np.random.default_rng(seed))
     assert x.shape == (n, 2) and x.dtype == np.float64 and np.all(np.isfinite(x))
     if TOYS[name].has_log_prob:
         assert np.all(np.isfinite(TOYS[name].log_prob(x)))
 
 
 @pytest.mark.parametrize("call,arg", [
-    (lambda: toys.sample_rings(0, np.random.default_rng(0)), "n"),
-    (lambda: toys.sample_8gaussians(2.5, np.random.default_rng(0)), "n"),
-    (lambda: toys.sample_two_moons(10, "0"), "rng"),
+    (lambda: toys.sample_rings(0, rng=np.random.default_rng(0)), "n"),
+    (lambda: toys.sample_8gaussians(2.5, rng=np.random.default_rng(0)), "n"),
+    (lambda: toys.sample_two_moons(10, rng="0"), "rng"),
     (lambda: toys.log_prob_rings(np.zeros((3, 3))), "x"),
     (lambda: toys.log_prob_8gaussians(np.full((2, 2), np.nan)), "x"),
-    (lambda: toys.sample_rings(5, np.random.default_rng(0), sigma=-1.0), "sigma"),
+    (lambda: toys.sample_rings(5, rng=np.random.default_rng(0), sigma=-1.0), "sigma"),
     (lambda: toys.log_prob_rings(np.zeros((1, 2)), radii=(1.0, -1.0)), "radii"),
-    (lambda: toys.sample_checkerboard(5, np.random.default_rng(0), n_side=5), "n_side"),
-    (lambda: toys.sample_pinwheel(5, np.random.default_rng(0), n_arms=0), "n_arms"),
+    (lambda: toys.sample_checkerboard(5, rng=np.random.default_rng(0), n_side=5), "n_side"),
+    (lambda: toys.sample_pinwheel(5, rng=np.random.default_rng(0), n_arms=0), "n_arms"),
 ])
 def test_bad_inputs_name_the_argument(call, arg):
     with pytest.raises(ValueError, match=f"^{arg}:"):

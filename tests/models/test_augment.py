@@ -83,7 +83,7 @@ def test_zoom_and_crop_sampling(rng):
     x = rng.standard_normal((4, 9, 9))
     np.testing.assert_array_equal(zoom(x, 1.0), x)
     np.testing.assert_allclose(zoom(x, [0.7, 1.3, 2.0, 1.1])[:, 4, 4], x[:, 4, 4], atol=1e-12)
-    b = sample_crop_boxes(500, 8, 8, rng, scale=(0.5, 0.9), ratio=(1.0, 1.0))
+    b = sample_crop_boxes(500, 8, 8, rng=rng, scale=(0.5, 0.9), ratio=(1.0, 1.0))
     assert np.all(b[:, 0] >= 0) and np.all(b[:, 0] + b[:, 2] <= 8 + 1e-12)
     assert np.all(b[:, 1] >= 0) and np.all(b[:, 1] + b[:, 3] <= 8 + 1e-12)
     area = b[:, 2] * b[:, 3] / 64
@@ -112,7 +112,7 @@ def test_brightness_contrast_formula(rng):
     y = adjust_brightness_contrast(x, b, c)
     np.testing.assert_allclose(y.mean(axis=(1, 2)), x.mean(axis=(1, 2)) + b, rtol=1e-12)
     np.testing.assert_allclose(y.std(axis=(1, 2)), c * x.std(axis=(1, 2)), rtol=1e-12)
-    z = random_brightness_contrast(x, rng, brightness=0.0, contrast=0.0)
+    z = random_brightness_contrast(x, rng=rng, brightness=0.0, contrast=0.0)
     np.testing.assert_allclose(z, x, atol=1e-15)
 
 
@@ -122,7 +122,7 @@ def test_gaussian_noise_statistics():
     rng = np.random.default_rng(11)
     x = np.full((1000, 64), 0.5)
     sigma = 0.1
-    e = gaussian_noise(x, rng, sigma) - x
+    e = gaussian_noise(x, rng=rng, sigma=sigma) - x
     n = e.size
     assert abs(e.mean()) < 5 * sigma / np.sqrt(n)
     assert abs(e.std() - sigma) < 5 * sigma / np.sqrt(2 * n)
@@ -130,10 +130,10 @@ def test_gaussian_noise_statistics():
 
 def test_flips(rng):
     x = rng.standard_normal((4, 1, 5, 6))
-    np.testing.assert_array_equal(random_flip(x, rng, p=1.0), x[..., ::-1])
-    np.testing.assert_array_equal(random_flip(x, rng, p=1.0, axis="vertical"), x[..., ::-1, :])
-    np.testing.assert_array_equal(random_flip(x, rng, p=0.0), x)
-    flipped = random_flip(x[:, 0], np.random.default_rng(0), p=0.5)
+    np.testing.assert_array_equal(random_flip(x, rng=rng, p=1.0), x[..., ::-1])
+    np.testing.assert_array_equal(random_flip(x, rng=rng, p=1.0, axis="vertical"), x[..., ::-1, :])
+    np.testing.assert_array_equal(random_flip(x, rng=rng, p=0.0), x)
+    flipped = random_flip(x[:, 0], rng=np.random.default_rng(0), p=0.5)
     per = [np.array_equal(f, a) or np.array_equal(f, a[:, ::-1]) for f, a in zip(flipped, x[:, 0])]
     assert all(per)
 
@@ -162,10 +162,10 @@ def test_augment_pipeline(shape):
 
 def test_random_geometric_helpers(rng):
     x = rng.uniform(size=(3, 8, 8))
-    assert random_rotation(x, rng, 10.0).shape == x.shape
-    assert random_zoom(x, rng, (0.9, 1.1)).shape == x.shape
-    assert random_resized_crop(x, rng).shape == x.shape
-    np.testing.assert_array_equal(random_rotation(x, rng, 0.0), x)
+    assert random_rotation(x, rng=rng, max_degrees=10.0).shape == x.shape
+    assert random_zoom(x, rng=rng, factors=(0.9, 1.1)).shape == x.shape
+    assert random_resized_crop(x, rng=rng).shape == x.shape
+    np.testing.assert_array_equal(random_rotation(x, rng=rng, max_degrees=0.0), x)
 
 
 def test_augment_bad_inputs(rng):
@@ -181,13 +181,13 @@ def test_augment_bad_inputs(rng):
     with pytest.raises(ValueError, match="factors"):
         zoom(x, -1.0)
     with pytest.raises(ValueError, match="scale"):
-        random_resized_crop(x, rng, scale=(0.9, 0.5))
+        random_resized_crop(x, rng=rng, scale=(0.9, 0.5))
     with pytest.raises(ValueError, match="sigma"):
-        gaussian_noise(x, rng, -0.1)
+        gaussian_noise(x, rng=rng, sigma=-0.1)
     with pytest.raises(ValueError, match="rng"):
-        gaussian_noise(x, "3")
+        gaussian_noise(x, rng="3")
     with pytest.raises(ValueError, match="axis"):
-        random_flip(x, rng, axis="diagonal")
+        random_flip(x, rng=rng, axis="diagonal")
     with pytest.raises(ValueError, match="image_shape"):
         Augment((1, 2, 3, 4))
     with pytest.raises(ValueError, match="X: expected rows of 64"):

@@ -119,7 +119,7 @@ def test_log_prob_and_responsibilities_match_direct_formula(covariance_type, rng
     # the estimator's methods are the same functions of the fitted parameters
     model = GaussianMixture(K, covariance_type=covariance_type, weights_init=w, means_init=mu,
                             precisions_init=1.0 / cov if covariance_type != "full"
-                            else np.linalg.inv(cov), max_iter=1).fit(X, rng)
+                            else np.linalg.inv(cov), max_iter=1).fit(X, rng=rng)
     log_norm, log_resp = e_step(X, model.weights_, model.means_, model.precisions_cholesky_,
                                 covariance_type)
     np.testing.assert_allclose(model.score_samples(X), log_norm, rtol=1e-14)
@@ -233,7 +233,7 @@ def test_log_likelihood_never_decreases(seed, K, d, covariance_type, init):
     X = centres[rng.integers(K + 1, size=n)] + rng.gamma(2.0, 0.5, size=(n, d)) * rng.choice(
         [-1.0, 1.0], size=(n, d))
     model = GaussianMixture(K, covariance_type=covariance_type, reg_covar=0.0, tol=0.0,
-                            max_iter=15, init_params=init).fit(X, rng)
+                            max_iter=15, init_params=init).fit(X, rng=rng)
     assert len(model.lower_bounds_) == model.n_iter_ == 15
     _assert_monotone(model.lower_bounds_)
     assert model.score(X) >= model.lower_bound_ - 1e-13 * abs(model.lower_bound_)
@@ -246,12 +246,12 @@ def test_broken_m_step_is_caught(monkeypatch, rng):
     weights never update (the numpy-ml bug) misses the true weights (GMM.7)."""
     n = 3000
     X, _ = _blobs(rng, n, WELL_SEPARATED)
-    good = GaussianMixture(3, n_init=2, tol=1e-10, max_iter=500).fit(X, np.random.default_rng(0))
+    good = GaussianMixture(3, n_init=2, tol=1e-10, max_iter=500).fit(X, rng=np.random.default_rng(0))
     _assert_monotone(good.lower_bounds_)
     _assert_recovered(good, WELL_SEPARATED, n)
     start = dict(weights_init=good.weights_, means_init=good.means_,
                  precisions_init=good.precisions_, tol=0.0, max_iter=4)
-    _assert_monotone(GaussianMixture(3, **start).fit(X, rng).lower_bounds_)
+    _assert_monotone(GaussianMixture(3, **start).fit(X, rng=rng).lower_bounds_)
     real_m_step = gmm_mod.m_step
 
     def uncentred(X, resp, covariance_type, reg_covar):
@@ -259,7 +259,7 @@ def test_broken_m_step_is_caught(monkeypatch, rng):
         return w, mu, cov + np.einsum("ki,kj->kij", mu, mu)
 
     monkeypatch.setattr(gmm_mod, "m_step", uncentred)
-    bad = GaussianMixture(3, **start).fit(X, rng)
+    bad = GaussianMixture(3, **start).fit(X, rng=rng)
     with pytest.raises(AssertionError, match="decreased"):
         _assert_monotone(bad.lower_bounds_)
 
@@ -268,7 +268,7 @@ def test_broken_m_step_is_caught(monkeypatch, rng):
         return np.full(resp.shape[1], 1.0 / resp.shape[1]), mu, cov
 
     monkeypatch.setattr(gmm_mod, "m_step", frozen_weights)
-    bad = GaussianMixture(3, n_init=2, tol=1e-8).fit(X, np.random.default_rng(0))
+    bad = GaussianMixture(3, n_init=2, tol=1e-8).fit(X, rng=np.random.default_rng(0))
     with pytest.raises(AssertionError):
         _assert_recovered(bad, WELL_SEPARATED, n)
 
@@ -282,7 +282,7 @@ def test_recovers_well_separated_mixture(covariance_type, rng):
         cov = np.stack([np.diag(np.diag(c)) for c in cov])
     n = 4000
     X, _ = _blobs(rng, n, (w, mu, cov))
-    model = GaussianMixture(3, covariance_type=covariance_type, n_init=2, tol=1e-8).fit(X, rng)
+    model = GaussianMixture(3, covariance_type=covariance_type, n_init=2, tol=1e-8).fit(X, rng=rng)
     assert model.converged_
     _assert_recovered(model, (w, mu, cov), n)
 
@@ -293,9 +293,9 @@ def test_samples_match_fitted_mixture(covariance_type, rng):
     have its mean and covariance, within 5 standard errors; sampling is reproducible from the
     generator and never from estimator-owned state."""
     X, _ = _blobs(rng, 1000, WELL_SEPARATED)
-    model = GaussianMixture(3, covariance_type=covariance_type).fit(X, rng)
+    model = GaussianMixture(3, covariance_type=covariance_type).fit(X, rng=rng)
     m, d = 20000, 2
-    x, z = model.sample(m, np.random.default_rng(1), return_labels=True)
+    x, z = model.sample(m, rng=np.random.default_rng(1), return_labels=True)
     assert x.shape == (m, d) and z.shape == (m,)
     w = model.weights_
     freq = np.bincount(z, minlength=3) / m
@@ -308,10 +308,10 @@ def test_samples_match_fitted_mixture(covariance_type, rng):
         np.testing.assert_array_less(np.abs(xk.mean(0) - model.means_[k]), 5 * np.sqrt(var / mk))
         se = np.sqrt((var[:, None] * var[None, :] + dense[k] ** 2) / mk)
         np.testing.assert_array_less(np.abs(np.cov(xk.T) - dense[k]), 5 * se)
-    np.testing.assert_array_equal(model.sample(5, np.random.default_rng(3)),
-                                  model.sample(5, np.random.default_rng(3)))
+    np.testing.assert_array_equal(model.sample(5, rng=np.random.default_rng(3)),
+                                  model.sample(5, rng=np.random.default_rng(3)))
     g = np.random.default_rng(4)
-    assert not np.array_equal(model.sample(5, g), model.sample(5, g))
+    assert not np.array_equal(model.sample(5, rng=g), model.sample(5, rng=g))
 
 
 def test_bic_aic_formulas(rng):
@@ -325,7 +325,7 @@ def test_bic_aic_formulas(rng):
     X, _ = _blobs(rng, n, WELL_SEPARATED)
     bics = []
     for K in range(1, 6):
-        model = GaussianMixture(K).fit(X, rng)
+        model = GaussianMixture(K).fit(X, rng=rng)
         total = np.sum(model.score_samples(X))
         p = model.n_parameters()
         assert model.bic(X) == pytest.approx(-2 * total + p * np.log(n), rel=1e-12)
@@ -338,7 +338,7 @@ def test_kmeans_plusplus_and_lloyd(rng):
     """(GMM.15) k-means++ picks distinct data rows, one per far-apart cluster (D^2 sampling);
     (GMM.16) Lloyd's within-cluster sum of squares never increases and reaches the cluster means."""
     X, z = _blobs(rng, 900, WELL_SEPARATED)
-    centers, idx = kmeans_plusplus(X, 3, rng)
+    centers, idx = kmeans_plusplus(X, 3, rng=rng)
     np.testing.assert_array_equal(centers, X[idx])
     assert len(set(z[idx])) == 3
     inertias = [lloyd(X, centers, max_iter=t)[2] for t in range(6)]
@@ -353,9 +353,9 @@ def test_restarts_keep_the_best_bound():
     the same runs made one at a time from the same generator stream; convergence bookkeeping."""
     X, _ = _blobs(np.random.default_rng(0), 400, WELL_SEPARATED)
     kw = dict(n_components=6, init_params="random", max_iter=30, tol=1e-4)
-    multi = GaussianMixture(**kw, n_init=4).fit(X, np.random.default_rng(7))
+    multi = GaussianMixture(**kw, n_init=4).fit(X, rng=np.random.default_rng(7))
     g = np.random.default_rng(7)
-    singles = [GaussianMixture(**kw).fit(X, g) for _ in range(4)]
+    singles = [GaussianMixture(**kw).fit(X, rng=g) for _ in range(4)]
     bounds = [s.lower_bound_ for s in singles]
     assert len(set(np.round(bounds, 8))) > 1, "restarts should differ"
     best = singles[int(np.argmax(bounds))]
@@ -368,7 +368,7 @@ def test_restarts_keep_the_best_bound():
             assert abs(s.lower_bounds_[-1] - s.lower_bounds_[-2]) < 1e-4
         else:
             assert s.n_iter_ == 30
-    no_tol = GaussianMixture(2, tol=0.0, max_iter=7).fit(X, np.random.default_rng(1))
+    no_tol = GaussianMixture(2, tol=0.0, max_iter=7).fit(X, rng=np.random.default_rng(1))
     assert not no_tol.converged_ and no_tol.n_iter_ == 7
 
 
@@ -395,7 +395,7 @@ def test_matches_sklearn_per_iteration(covariance_type):
         prec0 = rng.uniform(0.5, 2.0, size=(K, d) if covariance_type == "diag" else K)
     kw = dict(covariance_type=covariance_type, tol=0.0, max_iter=40, reg_covar=1e-6,
               weights_init=w0, means_init=mu0, precisions_init=prec0)
-    ours = GaussianMixture(K, **kw).fit(X, rng)
+    ours = GaussianMixture(K, **kw).fit(X, rng=rng)
     theirs = _fit_quiet(sklearn_mixture.GaussianMixture(K, **kw), X)
     assert len(theirs.lower_bounds_) == len(ours.lower_bounds_) == 40
     np.testing.assert_allclose(ours.lower_bounds_, theirs.lower_bounds_, rtol=0, atol=1e-8)
@@ -418,19 +418,19 @@ def test_bad_inputs_name_the_argument(rng):
     initial values raise ValueError naming the argument; use before fit raises NotFittedError."""
     X = rng.standard_normal((10, 2))
     with pytest.raises(ValueError, match="n_components"):
-        GaussianMixture(11).fit(X, rng)
+        GaussianMixture(11).fit(X, rng=rng)
     bad = X.copy()
     bad[3, 1] = np.nan
     with pytest.raises(ValueError, match="X"):
-        GaussianMixture(2).fit(bad, rng)
+        GaussianMixture(2).fit(bad, rng=rng)
     t = rng.standard_normal(50)
     collinear = np.column_stack([t, 2.0 * t - 1.0])
     with pytest.raises(ValueError, match="reg_covar"):
-        GaussianMixture(2, reg_covar=0.0).fit(collinear, rng)
+        GaussianMixture(2, reg_covar=0.0).fit(collinear, rng=rng)
     with pytest.raises(ValueError, match="reg_covar"):
         GaussianMixture(2, covariance_type="diag", reg_covar=0.0).fit(
-            np.column_stack([t, np.zeros(50)]), rng)
-    GaussianMixture(2).fit(collinear, rng)                  # the default floor makes it fine
+            np.column_stack([t, np.zeros(50)]), rng=rng)
+    GaussianMixture(2).fit(collinear, rng=rng)                  # the default floor makes it fine
     for kwargs, name in [({"covariance_type": "tied"}, "covariance_type"),
                          ({"reg_covar": -1.0}, "reg_covar"), ({"max_iter": 0}, "max_iter"),
                          ({"n_init": 0}, "n_init"), ({"init_params": "kmeans++"}, "init_params"),
@@ -438,24 +438,24 @@ def test_bad_inputs_name_the_argument(rng):
         with pytest.raises(ValueError, match=name):
             GaussianMixture(2, **kwargs)
     with pytest.raises(ValueError, match="weights_init"):
-        GaussianMixture(2, weights_init=[0.7, 0.7]).fit(X, rng)
+        GaussianMixture(2, weights_init=[0.7, 0.7]).fit(X, rng=rng)
     with pytest.raises(ValueError, match="means_init"):
-        GaussianMixture(2, means_init=np.zeros((2, 3))).fit(X, rng)
+        GaussianMixture(2, means_init=np.zeros((2, 3))).fit(X, rng=rng)
     with pytest.raises(ValueError, match="precisions_init"):
-        GaussianMixture(2, precisions_init=np.stack([np.eye(2), -np.eye(2)])).fit(X, rng)
+        GaussianMixture(2, precisions_init=np.stack([np.eye(2), -np.eye(2)])).fit(X, rng=rng)
     with pytest.raises(ValueError, match="rng"):
-        GaussianMixture(2).fit(X, "0")
+        GaussianMixture(2).fit(X, rng="0")
     model = GaussianMixture(2)
-    for call in (lambda: model.sample(3, rng), lambda: model.predict(X),
+    for call in (lambda: model.sample(3, rng=rng), lambda: model.predict(X),
                  lambda: model.score_samples(X), lambda: model.bic(X)):
         with pytest.raises(NotFittedError, match="not fitted"):
             call()
     assert issubclass(NotFittedError, ValueError)
-    model.fit(X, rng)
+    model.fit(X, rng=rng)
     with pytest.raises(ValueError, match="X"):
         model.predict(np.zeros((3, 5)))
     with pytest.raises(ValueError, match="n"):
-        model.sample(0, rng)
+        model.sample(0, rng=rng)
 
 
 # --------------------------------------------------------------------------------------------

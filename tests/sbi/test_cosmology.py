@@ -54,7 +54,7 @@ def test_gaussian_likelihood_mcmc_recovers_theta(task):
     within 4 posterior sd of the truth, and both samplers agree."""
     rng = np.random.default_rng(2)
     sim, prior = task.simulator, task.prior
-    cov = estimate_covariance(sim, prior.mean, 100, rng)
+    cov = estimate_covariance(sim, prior.mean, 100, rng=rng)
     like = GaussianSummaryLikelihood(sim.mean_summary, cov)
     truth = np.array([1.4, 1.8])
     s_obs = sim(np.repeat(truth[None], 4, 0), rng)

@@ -20,7 +20,7 @@ N, L = 400, 200
 
 def _case(kind, rng):
     task = gaussian_linear(dim=2)
-    theta, x = task.observations(N, rng)
+    theta, x = task.observations(N, rng=rng)
     # (SBI.2) with one observation each: var = (1/0.1 + 1/0.1)^-1, mu = var x / 0.1
     mus = [gaussian_linear_posterior(x[i:i + 1], 0.0, 0.1, 0.1) for i in range(2)]
     var = mus[0][1]
@@ -54,7 +54,7 @@ def test_pit_and_pp_curve(cases):
     over-confident P-P curve leaves the diagonal in an S (above at small alpha: PIT piles at 0),
     the biased one sits on one side (theta* below the shifted draws: PIT small: curve above)."""
     rng = np.random.default_rng(1)
-    flags = {k: dg.calibration_flags(dg.pit_values(c[2], c[0], rng)) for k, c in cases.items()}
+    flags = {k: dg.calibration_flags(dg.pit_values(c[2], c[0], rng=rng)) for k, c in cases.items()}
     assert flags["exact"]["passed"]
     assert not flags["overconfident"]["passed"]
     assert not flags["biased"]["passed"]
@@ -91,7 +91,7 @@ def test_sbc_ranks(cases):
     for k, (theta, x, s, _, _) in cases.items():
         ranks = dg.sbc_ranks(s, theta)
         assert ranks.shape == (N, 2) and ranks.min() >= 0 and ranks.max() <= L
-        res = dg.sbc_uniformity(ranks, L, rng)
+        res = dg.sbc_uniformity(ranks, L, rng=rng)
         ok = bool(np.all(res["ks_pvalues"] > 0.01) and np.all(res["chi2_pvalues"] > 0.01))
         assert ok == (k == "exact"), (k, res)
 
@@ -100,7 +100,7 @@ def test_tarp(cases):
     """(SBI.16) (SBI.17) TARP: ECP on the diagonal (small area, KS passes) for the exact
     posterior; the over-confident one has a negative signed area; both broken ones fail."""
     rng = np.random.default_rng(3)
-    res = {k: dg.tarp_test(c[2], c[0], rng) for k, c in cases.items()}
+    res = {k: dg.tarp_test(c[2], c[0], rng=rng) for k, c in cases.items()}
     assert res["exact"]["passed"] and res["exact"]["atc"] < 0.05
     assert not res["overconfident"]["passed"] and res["overconfident"]["signed_area"] < -0.05
     assert not res["biased"]["passed"]
@@ -110,8 +110,8 @@ def test_tarp(cases):
 def test_tarp_with_fixed_references_is_deterministic(cases):
     theta, _, s, _, _ = cases["exact"]
     ref = np.full(theta.shape, 0.5)
-    a = dg.tarp_fractions(s, theta, np.random.default_rng(0), references=ref)
-    b = dg.tarp_fractions(s, theta, np.random.default_rng(1), references=ref)
+    a = dg.tarp_fractions(s, theta, rng=np.random.default_rng(0), references=ref)
+    b = dg.tarp_fractions(s, theta, rng=np.random.default_rng(1), references=ref)
     np.testing.assert_array_equal(a, b)
 
 
@@ -138,8 +138,28 @@ def test_bad_inputs_raise():
     with pytest.raises(ValueError, match="samples"):
         dg.sbc_ranks(np.zeros(5), np.zeros((5, 2)))
     with pytest.raises(ValueError, match="ranks"):
-        dg.sbc_uniformity(np.array([[0], [11]]), 10, np.random.default_rng(0))
+        dg.sbc_uniformity(np.array([[0], [11]]), 10, rng=np.random.default_rng(0))
     with pytest.raises(ValueError, match="log_prob_true"):
         dg.hpd_levels(np.zeros((5, 3)), np.zeros(4))
     with pytest.raises(ValueError, match="x"):
         dg.heldout_log_likelihood(lambda t, x: t[:, 0], np.zeros((5, 2)), np.zeros((4, 2)))
+
+
+def test_pit_ties_random_or_half():
+    """(SBI.13) with discrete draws: ties="half" counts each tie as 1/2 (deterministic); the
+    default ties="random" splits them by U(0, 1) from rng (an int seed repeats), within
+    [#below, #below + #ties] / L and with mean #below + #ties / 2 over many observations."""
+    rng = np.random.default_rng(0)
+    s = rng.integers(0, 3, size=(4000, 10, 1)).astype(float)
+    t = rng.integers(0, 3, size=(4000, 1)).astype(float)
+    n_below, n_tied = np.sum(s < t[:, None, :], axis=1), np.sum(s == t[:, None, :], axis=1)
+    np.testing.assert_array_equal(dg.pit_values(s, t, ties="half"), (n_below + 0.5 * n_tied) / 10)
+    below, tied = n_below / 10, n_tied / 10
+    u = dg.pit_values(s, t, rng=1)
+    np.testing.assert_array_equal(u, dg.pit_values(s, t, rng=1))
+    assert np.all((u >= below - 1e-15) & (u <= below + tied + 1e-15))
+    assert not np.allclose(u, below + 0.5 * tied)
+    frac = (u - below)[tied > 0] / tied[tied > 0]           # U(0, 1): mean 1/2, sd 1/sqrt(12 m)
+    assert abs(frac.mean() - 0.5) < 4.0 / np.sqrt(12 * frac.size)
+    with pytest.raises(ValueError, match="^ties"):
+        dg.pit_values(s, t, ties="third")

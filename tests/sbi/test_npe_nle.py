@@ -72,11 +72,13 @@ def test_npe_sbc_ranks_are_uniform(trained):
     """(SBI.15) SBC on the trained NPE: ranks uniform (KS p > 0.01), coverage near the diagonal."""
     task, post, _, _ = trained
     rng = np.random.default_rng(3)
-    theta, x, draws = dg.run_sbc(post.sample_batched, task.prior, task.simulator, 300, 100, rng)
+    # by keyword, so it holds for sample_batched(xs, n, rng) and sample_batched(n, xs, *, rng)
+    draw = lambda n, xs, rng: post.sample_batched(xs=xs, n=n, rng=rng)  # noqa: E731
+    theta, x, draws = dg.run_sbc(draw, task.prior, task.simulator, 300, 100, rng=rng)
     assert draws.shape == (300, 100, 2)
-    res = dg.sbc_uniformity(dg.sbc_ranks(draws, theta), 100, rng)
+    res = dg.sbc_uniformity(dg.sbc_ranks(draws, theta), 100, rng=rng)
     assert np.all(res["ks_pvalues"] > 0.01), res
-    assert dg.tarp_test(draws, theta, rng)["passed"]
+    assert dg.tarp_test(draws, theta, rng=rng)["passed"]
 
 
 def test_nle_slice_recovers_the_analytic_posterior(trained):

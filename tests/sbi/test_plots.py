@@ -25,7 +25,7 @@ def test_figures(rng, tmp_path):
     assert len(fig2.axes[0].lines) >= 3    # diagonal + one curve per marginal
     fig3 = splots.sbc_rank_plot(dg.sbc_ranks(draws, truth), 50)
     assert len(fig3.axes) == 2
-    t = dg.tarp_test(draws, truth, rng)
+    t = dg.tarp_test(draws, truth, rng=rng)
     fig4 = splots.tarp_plot(t["alphas"], {"exact": t["ecp"]}, 100)
     fig5 = splots.coverage_plot(dg.ALPHAS, {"x": dg.ALPHAS}, 100)
     for f in (fig, fig2, fig3, fig4, fig5):

@@ -27,7 +27,7 @@ class NaNEveryThird:
 
 def test_priors(rng):
     box = BoxUniform([-1, 0], [1, 2])
-    t = box.sample(1000, rng)
+    t = box.sample(1000, rng=rng)
     assert np.all(box.in_support(t))
     np.testing.assert_allclose(box.log_prob(t), -np.log(4.0))
     assert box.log_prob(np.array([[2.0, 1.0]]))[0] == -np.inf
@@ -62,7 +62,7 @@ def test_two_moons_simulator_and_reference(rng):
     (SBI.4) reference draws, pushed through the simulator's deterministic part, land on the
     same crescent around x_obs, and lie inside the prior."""
     task = two_moons()
-    theta = task.prior.sample(2000, rng)
+    theta = task.prior.sample(2000, rng=rng)
     x = task.simulator(theta, rng)
     shift = np.stack([-np.abs(theta.sum(1)), theta[:, 1] - theta[:, 0]], 1) / np.sqrt(2)
     p = x - shift
@@ -70,7 +70,7 @@ def test_two_moons_simulator_and_reference(rng):
     assert abs(r.mean() - 0.1) < 4 * 0.01 / np.sqrt(2000) and abs(r.std() - 0.01) < 0.001
     assert np.all(p[:, 0] - 0.25 >= -4 * 0.01)          # a in (-pi/2, pi/2): right half circle
     x_obs = np.array([0.0, 0.0])
-    post = task.reference_posterior(x_obs, 3000, rng)
+    post = task.reference_posterior(x_obs, 3000, rng=rng)
     assert np.all(task.prior.in_support(post))
     shift = np.stack([-np.abs(post.sum(1)), post[:, 1] - post[:, 0]], 1) / np.sqrt(2)
     p_post = x_obs - shift
@@ -86,10 +86,10 @@ def test_two_moons_reference_matches_rejection_abc_limit(rng):
     closest, each marginal is within KS distance of the inverted-simulator reference."""
     task = two_moons()
     x_obs = np.array([0.05, -0.1])
-    theta = task.prior.sample(200000, rng)
+    theta = task.prior.sample(200000, rng=rng)
     x = task.simulator(theta, rng)
     res = rejection_abc(x_obs, theta, x, n_keep=400, scale=None)
-    ref = task.reference_posterior(x_obs, 4000, rng)
+    ref = task.reference_posterior(x_obs, 4000, rng=rng)
     for k in range(2):
         assert stats.ks_2samp(res.theta[:, k], ref[:, k]).pvalue > 1e-3
     assert res.eps == pytest.approx(res.distances[-1]) and res.acceptance_rate == 400 / 200000
@@ -103,7 +103,7 @@ def test_gaussian_mixture(rng):
     small = np.mean(np.abs(x[:, 0]) < 0.05)
     expected = 0.5 * (2 * stats.norm.cdf(0.5) - 1) + 0.5 * (2 * stats.norm.cdf(0.05) - 1)
     assert abs(small - expected) < 4 * np.sqrt(expected / 20000)
-    post = task.reference_posterior(np.array([9.95, 0.0]), 2000, rng)
+    post = task.reference_posterior(np.array([9.95, 0.0]), 2000, rng=rng)
     assert np.all(task.prior.in_support(post))
     assert get_task("gaussian_mixture").name == "gaussian_mixture"
     with pytest.raises(ValueError, match="name"):
@@ -112,20 +112,20 @@ def test_gaussian_mixture(rng):
 
 def test_gaussian_linear_reference(rng):
     task = gaussian_linear(dim=3)
-    theta, x = task.observations(1, rng)
+    theta, x = task.observations(1, rng=rng)
     x_iid = task.simulator(np.repeat(theta, 4, 0), rng)
-    post = task.reference_posterior(x_iid, 20000, rng)
+    post = task.reference_posterior(x_iid, 20000, rng=rng)
     mu, var = gaussian_linear_posterior(x_iid, 0.0, 0.1, 0.1)
     assert np.all(np.abs(post.mean(0) - mu) < 4 * np.sqrt(var / 20000))
     with pytest.raises(ValueError, match="x_obs"):
-        task.reference_posterior(np.zeros(2), 5, rng)
+        task.reference_posterior(np.zeros(2), 5, rng=rng)
 
 
 def test_simulate_is_the_same_whatever_the_executor(rng):
     """Per-batch seeds from one SeedSequence: in-process, threads and a process pool agree
     bit for bit."""
     task = gaussian_mixture()
-    theta = task.prior.sample(250, rng)
+    theta = task.prior.sample(250, rng=rng)
     a = simulate(task.simulator, theta, np.random.default_rng(9), batch_size=64)
     with ThreadPoolExecutor(2) as ex:
         b = simulate(task.simulator, theta, np.random.default_rng(9), executor=ex, batch_size=64)
@@ -165,7 +165,7 @@ def test_abc_modes_and_kde(rng):
     """(SBI.6) eps / quantile / n_keep select the same closest draws; (SBI.7) the KDE sample has
     the kept draws' mean and a slightly larger spread, and stays in the prior."""
     task = gaussian_linear(dim=2)
-    theta = task.prior.sample(5000, rng)
+    theta = task.prior.sample(5000, rng=rng)
     x = task.simulator(theta, rng)
     x_obs = np.array([0.2, -0.1])
     a = rejection_abc(x_obs, theta, x, n_keep=250)
@@ -174,13 +174,13 @@ def test_abc_modes_and_kde(rng):
     np.testing.assert_array_equal(a.theta, b.theta)
     np.testing.assert_array_equal(a.theta, c.theta)
     assert np.all(np.diff(a.distances) >= 0)
-    post = ABCPosterior(a, task.prior).sample(20000, rng)
+    post = ABCPosterior(a, task.prior).sample(20000, rng=rng)
     assert np.all(np.abs(post.mean(0) - a.theta.mean(0)) < 4 * a.theta.std(0) / np.sqrt(250))
     assert np.all(post.std(0) > a.theta.std(0))
     box = two_moons()
-    th = box.prior.sample(2000, rng)
+    th = box.prior.sample(2000, rng=rng)
     res = rejection_abc(np.zeros(2), th, box.simulator(th, rng), n_keep=100)
-    assert np.all(box.prior.in_support(ABCPosterior(res, box.prior).sample(3000, rng)))
+    assert np.all(box.prior.in_support(ABCPosterior(res, box.prior).sample(3000, rng=rng)))
 
 
 def test_abc_bad_inputs(rng):
@@ -209,7 +209,7 @@ def test_cv_bandwidth(rng):
     ratio = np.sqrt(np.diag(cv_bandwidth(two)) / np.diag(scott_bandwidth(two)))
     assert np.all(ratio < 0.3), ratio
     kept = rejection_abc(np.zeros(2), two, two, n_keep=300)
-    draws = ABCPosterior(kept, bandwidth="cv").sample(2000, rng)
+    draws = ABCPosterior(kept, bandwidth="cv").sample(2000, rng=rng)
     assert np.mean(np.min(np.abs(draws[:, :1] - np.array([0.0, 5.0])), axis=1) < 0.5) > 0.95
     with pytest.raises(ValueError, match="bandwidth"):
         ABCPosterior(kept, bandwidth="silverman")

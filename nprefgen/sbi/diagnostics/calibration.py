@@ -19,23 +19,25 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from nprefgen._validation import check_array, check_scalar
+from nprefgen._validation import check_array, check_choice, check_rng, check_scalar
 from nprefgen.sbi.diagnostics._checks import check_draws
 
 ALPHAS = np.linspace(0.0, 1.0, 101)
 
 
-def pit_values(samples, theta_true, rng: np.random.Generator | None = None) -> np.ndarray:
+def pit_values(samples, theta_true, *, rng=None, ties: str = "random") -> np.ndarray:
     """(SBI.13) u_ik = (#{l: theta_ilk < theta*_ik} + U #{ties}) / L. -> (N, p) in [0, 1].
 
-    Ties (discrete or duplicated draws) are split uniformly when ``rng`` is given, else counted
-    half.
+    Ties (discrete or duplicated draws) are split uniformly at random with ``ties="random"``
+    (U ~ U(0, 1) from ``rng``: None, an int seed or a Generator, SPEC 7), or counted half with
+    ``ties="half"`` (deterministic, ``rng`` unused). Without ties both give the same values.
     """
     s, t = check_draws(samples, theta_true)
+    ties = check_choice(ties, "ties", ("random", "half"))
     below = np.sum(s < t[:, None, :], axis=1)
-    ties = np.sum(s == t[:, None, :], axis=1)
-    frac = rng.uniform(size=below.shape) if rng is not None else 0.5
-    return (below + frac * ties) / s.shape[1]
+    tied = np.sum(s == t[:, None, :], axis=1)
+    frac = check_rng(rng).uniform(size=below.shape) if ties == "random" else 0.5
+    return (below + frac * tied) / s.shape[1]
 
 
 def pp_curve(u, alphas=ALPHAS) -> np.ndarray:

@@ -27,10 +27,11 @@ def sbc_ranks(samples, theta_true) -> np.ndarray:
     return np.sum(s < t[:, None, :], axis=1)
 
 
-def sbc_uniformity(ranks, n_draws: int, rng: np.random.Generator, n_bins: int = 20) -> dict:
+def sbc_uniformity(ranks, n_draws: int, *, rng=None, n_bins: int = 20) -> dict:
     """Tests that the ranks (N, p) are uniform on {0..L}, L = ``n_draws``.
 
-    * KS: (r + U)/(L + 1), U ~ U(0,1), is exactly U(0, 1) under the null; KS p-value per column.
+    * KS: (r + U)/(L + 1), U ~ U(0,1) from ``rng`` (None, an int seed or a Generator, SPEC 7),
+      is exactly U(0, 1) under the null; KS p-value per column.
     * chi^2 on ``n_bins`` equal-width bins of the ranks (Talts et al.'s histogram test).
     Returns {"ks_pvalues": (p,), "chi2_pvalues": (p,)}.
     """
@@ -54,18 +55,21 @@ def sbc_uniformity(ranks, n_draws: int, rng: np.random.Generator, n_bins: int = 
     return {"ks_pvalues": ks, "chi2_pvalues": np.array(chi)}
 
 
-def run_sbc(sample_posterior, prior, simulator, n_sims: int, n_draws: int, rng: np.random.Generator):
+def run_sbc(sample_posterior, prior, simulator, n_sims: int, n_draws: int, *, rng=None):
     """Draw theta~ ~ prior, x~ ~ simulator, and L posterior draws for each x~.
 
-    sample_posterior : callable (x: (N, dx), L, rng) -> (N, L, p), e.g. ``posterior.sample_batched``.
+    sample_posterior : callable (L, x: (N, dx), *, rng) -> (N, L, p), the signature of
+        ``posterior.sample_batched(n, xs, *, rng)``.
+    simulator : callable (theta: (N, p), rng) -> x: (N, dx), called with a Generator.
+    rng : None, an int seed or a Generator (SPEC 7); one stream for prior, simulator and posterior.
     Returns (theta_true (N, p), x (N, dx), samples (N, L, p)).
     """
     n_sims = check_int(n_sims, "n_sims", low=1)
     n_draws = check_int(n_draws, "n_draws", low=1)
     rng = check_rng(rng)
-    theta = prior.sample(n_sims, rng)
+    theta = prior.sample(n_sims, rng=rng)
     x = np.asarray(simulator(theta, rng), dtype=np.float64)
-    samples = np.asarray(sample_posterior(x, n_draws, rng), dtype=np.float64)
+    samples = np.asarray(sample_posterior(n_draws, x, rng=rng), dtype=np.float64)
     if samples.shape != (n_sims, n_draws, theta.shape[1]):
         raise ValueError(f"sample_posterior: expected draws of shape {(n_sims, n_draws, theta.shape[1])}, "
                          f"got {samples.shape}")

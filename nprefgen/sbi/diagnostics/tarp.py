@@ -28,10 +28,11 @@ from nprefgen.sbi.diagnostics._checks import check_draws
 ALPHAS = np.linspace(0.0, 1.0, 101)
 
 
-def tarp_fractions(samples, theta_true, rng: np.random.Generator, references=None,
+def tarp_fractions(samples, theta_true, *, rng=None, references=None,
                    normalize: bool = True) -> np.ndarray:
     """(SBI.16) f_i: (N, L, p), (N, p) -> (N,). ``references`` (N, p) in the scaled space, or
-    None for uniform points on the unit box drawn from ``rng``."""
+    None for uniform points on the unit box drawn from ``rng`` (None, an int seed or a
+    Generator, SPEC 7)."""
     s, t = check_draws(samples, theta_true)
     rng = check_rng(rng)
     if normalize:
@@ -63,10 +64,10 @@ def tarp_area(ecp, alphas=ALPHAS) -> tuple[float, float]:
     return float(np.trapezoid(np.abs(gap), a)), float(np.trapezoid(gap, a))
 
 
-def tarp_test(samples, theta_true, rng: np.random.Generator, level: float = 0.01) -> dict:
+def tarp_test(samples, theta_true, *, rng=None, level: float = 0.01) -> dict:
     """ECP curve, area criterion and KS p-value of f against U(0, 1) in one call."""
     check_scalar(level, "level", low=0.0, high=1.0, low_inclusive=False, high_inclusive=False)
-    f = tarp_fractions(samples, theta_true, rng)
+    f = tarp_fractions(samples, theta_true, rng=rng)
     ecp = tarp_coverage(f)
     atc, signed = tarp_area(ecp)
     p = float(stats.kstest(f, "uniform").pvalue)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from nprefgen._threads import blas_threads
+from nprefgen._validation import check_rng
 from nprefgen.data import load_digits
 from nprefgen.models.augment import Augment
 from nprefgen.models.contrastive import dense_simclr
@@ -26,13 +27,14 @@ def digits_augment() -> Augment:
     return Augment((8, 8), rotation=20.0, crop_scale=(0.4, 1.0))
 
 
-def compare_representations(rng: np.random.Generator, epochs: int = 150, probe_epochs: int = 300,
+def compare_representations(*, rng=None, epochs: int = 150, probe_epochs: int = 300,
                             k: int = 5, tau: float = 0.5, n_train: int | None = None):
     """Train a dense SimCLR encoder (64-256-32, head 32-64-32) on the unlabelled training
     digits, then fit a linear probe and k-NN on the training labels and score the test split,
     for: the trained encoder, the same architecture at random initialisation, PCA with the
     same dimension, and the raw pixels (``n_train`` limits the training images, for quick runs).
-    Returns (rows, model, untrained, history)."""
+    ``rng``: None, an int seed or a Generator (SPEC 7). Returns (rows, model, untrained, history)."""
+    rng = check_rng(rng)
     X, y = load_digits("train")
     X, y = X[:n_train], y[:n_train]
     X_test, y_test = load_digits("test")
@@ -78,7 +80,7 @@ def _build(report) -> None:
                   "top row: training digits; below: four random views of each")
 
     rows, model, untrained, hist = compare_representations(
-        rng, epochs=3 if quick else 150, probe_epochs=50 if quick else 300,
+        rng=rng, epochs=3 if quick else 150, probe_epochs=50 if quick else 300,
         n_train=300 if quick else None)
     report.table(["features", "dimension", "linear probe accuracy", "5-NN accuracy"], rows,
                  caption="test-split accuracy of a softmax-regression probe (REP.17) and a "

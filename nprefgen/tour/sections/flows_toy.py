@@ -93,7 +93,7 @@ def build(report) -> None:
     with blas_threads(1):          # fits, test log p and the density grids alike
         for toy_name in _TOYS:
             toy = TOYS[toy_name]
-            x, x_test = toy.sample(n_train, rng), toy.sample(n_test, rng)
+            x, x_test = toy.sample(n_train, rng=rng), toy.sample(n_test, rng=rng)
             flows = {}
             for name, build_flow, extra in builders:
                 flow = build_flow(2, layers, hidden, rng=rng, actnorm=True, **extra)

@@ -52,7 +52,7 @@ def build(report) -> None:
 
     ks = [1, 4] if quick else [1, 2, 4, 6, 8, 10, 12, 15, 20]
     n_init = 1 if quick else 3
-    fits = {K: GaussianMixture(K, n_init=n_init, reg_covar=1e-4).fit(S, rng) for K in ks}
+    fits = {K: GaussianMixture(K, n_init=n_init, reg_covar=1e-4).fit(S, rng=rng) for K in ks}
     bic = [fits[K].bic(S) for K in ks]
     K_best = ks[int(np.argmin(bic))]
     gmm = fits[K_best]
@@ -61,14 +61,14 @@ def build(report) -> None:
         f"GMM on the {LATENT_DIM}-D autoencoder codes"), "bic",
         f"information criteria of the latent mixture against K; BIC picks K = {K_best}")
 
-    s_new = gmm.sample(n_show, rng)
+    s_new = gmm.sample(n_show, rng=rng)
     images_ae = ae.decode(s_new * z_std + z_mean)
     report.figure(plot_image_mosaic(images_ae, n_cols=10,
                                   title=f"autoencoder latent space, GMM with K = {K_best}"),
                   "samples-latent", f"{n_show} digits decoded from codes sampled from the latent "
                                     f"mixture (GMM.14)")
     one = fits[1]
-    images_one = ae.decode(one.sample(n_show, rng) * z_std + z_mean)
+    images_one = ae.decode(one.sample(n_show, rng=rng) * z_std + z_mean)
     report.figure(plot_image_mosaic(images_one, n_cols=10,
                                   title="autoencoder latent space, a single Gaussian (K = 1)"),
                   "samples-latent-k1", "the same decoder fed codes from one Gaussian fitted to "
@@ -77,16 +77,16 @@ def build(report) -> None:
 
     pca = PCA(LATENT_DIM).fit(X)
     P = pca.transform(X)
-    gmm_pca = GaussianMixture(K_best, n_init=n_init, reg_covar=1e-4).fit(P, rng)
-    images_pca = np.clip(pca.inverse_transform(gmm_pca.sample(n_show, rng)), 0.0, 1.0)
+    gmm_pca = GaussianMixture(K_best, n_init=n_init, reg_covar=1e-4).fit(P, rng=rng)
+    images_pca = np.clip(pca.inverse_transform(gmm_pca.sample(n_show, rng=rng)), 0.0, 1.0)
     report.figure(plot_image_mosaic(images_pca, n_cols=10,
                                   title=f"{LATENT_DIM}-D PCA space, GMM with K = {K_best}"),
                   "samples-pca", "a mixture of the same size in a PCA space of the same "
                                  "dimension, decoded linearly: blurrier, since a linear decoder "
                                  "cannot bend the low-dimensional codes back onto the digits")
 
-    gmm_pix = GaussianMixture(K_best, reg_covar=1e-2, max_iter=5 if quick else 50).fit(X, rng)
-    images_pix = np.clip(gmm_pix.sample(n_show, rng), 0.0, 1.0)
+    gmm_pix = GaussianMixture(K_best, reg_covar=1e-2, max_iter=5 if quick else 50).fit(X, rng=rng)
+    images_pix = np.clip(gmm_pix.sample(n_show, rng=rng), 0.0, 1.0)
     report.figure(plot_image_mosaic(images_pix, n_cols=10,
                                   title=f"raw 64-D pixels, GMM with K = {K_best}"),
                   "samples-pixels", "a mixture fitted directly to the pixels (reg_covar = 1e-2): "

@@ -30,8 +30,8 @@ def build(report) -> None:
     panels, bounds, rows = {}, {}, []
     for name, K in _K.items():
         toy = TOYS[name]
-        X, X_test = toy.sample(n_train, rng), toy.sample(n_test, rng)
-        model = GaussianMixture(K, n_init=n_init).fit(X, rng)
+        X, X_test = toy.sample(n_train, rng=rng), toy.sample(n_test, rng=rng)
+        model = GaussianMixture(K, n_init=n_init).fit(X, rng=rng)
         title = f"{name}, K = {K}"
         panels[title] = (model, X)
         bounds[title] = toy.bounds
@@ -50,11 +50,11 @@ def build(report) -> None:
                          "there is sampling noise only.")
 
     # EM histories: restarts climb to different local optima
-    X = TOYS["pinwheel"].sample(n_train, rng)
+    X = TOYS["pinwheel"].sample(n_train, rng=rng)
     histories = {}
     for r in range(3 if quick else 6):
         m = GaussianMixture(10, init_params="k-means++", tol=1e-6, max_iter=60 if quick else 300)
-        m.fit(X, rng)
+        m.fit(X, rng=rng)
         histories[f"restart {r + 1}: final {m.lower_bound_:.3f}"] = m.lower_bounds_
     report.figure(plot_em_histories(histories, "pinwheel, K = 10, k-means++ seeds"),
                   "em-history", "mean log-likelihood per EM iteration (GMM.11): every curve "
@@ -63,11 +63,11 @@ def build(report) -> None:
 
     # model selection on the 8-Gaussians toy, where the true K is 8
     toy = TOYS["8gaussians"]
-    X = toy.sample(n_train, rng)
+    X = toy.sample(n_train, rng=rng)
     ks = list(range(2, 13, 2 if quick else 1))
     bic, aic = [], []
     for K in ks:
-        m = GaussianMixture(K, n_init=n_init).fit(X, rng)
+        m = GaussianMixture(K, n_init=n_init).fit(X, rng=rng)
         bic.append(m.bic(X))
         aic.append(m.aic(X))
     report.figure(plot_information_criteria(ks, {"BIC (GMM.13a)": bic, "AIC (GMM.13b)": aic},
@@ -78,10 +78,10 @@ def build(report) -> None:
 
     # covariance types on one toy
     toy = TOYS["two_moons"]
-    X, X_test = toy.sample(n_train, rng), toy.sample(n_test, rng)
+    X, X_test = toy.sample(n_train, rng=rng), toy.sample(n_test, rng=rng)
     rows = []
     for ct in ("full", "diag", "spherical"):
-        m = GaussianMixture(8, covariance_type=ct, n_init=n_init).fit(X, rng)
+        m = GaussianMixture(8, covariance_type=ct, n_init=n_init).fit(X, rng=rng)
         rows.append([ct, m.n_parameters(), m.score(X), m.score(X_test), m.bic(X)])
     report.table(["covariance_type", "parameters (GMM.12)", "train mean log p", "test mean log p",
                   "BIC"], rows, caption="two moons, K = 8: full covariances follow the curved "

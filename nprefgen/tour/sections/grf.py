@@ -25,7 +25,7 @@ def build(report) -> None:
     for label, slope in slopes.items():
         # amplitude for unit expected pixel variance (DATA.11): one colour scale for both
         p_fn = power_law(1.0 / field_variance(power_law(1.0, slope), n_side, box), slope)
-        delta = gaussian_random_field(n_side, p_fn, rng, box_size=box, n_fields=n_fields)
+        delta = gaussian_random_field(n_side, p_fn, rng=rng, box_size=box, n_fields=n_fields)
         fields[label] = delta[0]
         ps = power_spectrum(delta, box_size=box, n_bins=n_bins)
         k, expected, sigma, _ = binned_power_spectrum(p_fn, n_side, box, n_bins,

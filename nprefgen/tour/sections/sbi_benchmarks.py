@@ -28,14 +28,14 @@ def _abc_batched(task, theta, x, xs, n, rng, n_keep):
     out = np.empty((xs.shape[0], n, task.dim_theta))
     for i, xo in enumerate(xs):
         res = rejection_abc(xo, theta, x, n_keep=n_keep, scale=None)
-        out[i] = ABCPosterior(res, task.prior, bandwidth="cv").sample(n, rng)
+        out[i] = ABCPosterior(res, task.prior, bandwidth="cv").sample(n, rng=rng)
     return out
 
 
 def _run_task(report, task, cfg, rng):
     sims = simulate_from_prior(task.prior, task.simulator, cfg["n_sim"], rng)
-    theta_obs, x_obs = task.observations(1, rng)
-    reference = task.reference_posterior(x_obs[0], cfg["n_post"], rng)
+    theta_obs, x_obs = task.observations(1, rng=rng)
+    reference = task.reference_posterior(x_obs[0], cfg["n_post"], rng=rng)
     fit = dict(max_epochs=cfg["epochs"], patience=10, lr=1e-3)
     timings, draws, extra = {}, {"reference": reference}, {}
 
@@ -57,13 +57,13 @@ def _run_task(report, task, cfg, rng):
     n_keep = max(20, cfg["n_sim"] // 50)
     t0 = time.perf_counter()
     abc_res = rejection_abc(x_obs[0], sims.theta, sims.x, n_keep=n_keep, scale=None)
-    draws["ABC"] = ABCPosterior(abc_res, task.prior, bandwidth="cv").sample(cfg["n_post"], rng)
+    draws["ABC"] = ABCPosterior(abc_res, task.prior, bandwidth="cv").sample(cfg["n_post"], rng=rng)
     timings["ABC"] = time.perf_counter() - t0
     extra["ABC"] = f"keep {n_keep} closest (eps {abc_res.eps:.3g}), cross-validated KDE"
 
     rows = []
     for name in ("NPE", "NLE", "ABC"):
-        score = c2st(reference, draws[name], rng, max_epochs=cfg["c2st_epochs"])
+        score = c2st(reference, draws[name], rng=rng, max_epochs=cfg["c2st_epochs"])
         rows.append([name, cfg["n_sim"], score, timings[name], extra[name]])
     report.table(["method", "simulations", "C2ST", "seconds", "notes"], rows,
                  caption=f"{task.name}: C2ST against {cfg['n_post']} reference draws "
@@ -73,12 +73,12 @@ def _run_task(report, task, cfg, rng):
                   f"{task.name}-pairs", f"{task.name}: reference vs NPE, NLE, ABC at one observation")
 
     # calibration over many test observations: PIT values per marginal (SBI.13)
-    theta_t, x_t = task.observations(cfg["n_test"], rng)
-    pit = {"NPE": dg.pit_values(npe.sample_batched(x_t, cfg["n_draws"], rng), theta_t, rng),
+    theta_t, x_t = task.observations(cfg["n_test"], rng=rng)
+    pit = {"NPE": dg.pit_values(npe.sample_batched(x_t, cfg["n_draws"], rng), theta_t, rng=rng),
            "NLE": dg.pit_values(nle_model.posterior(n_chains=4, n_warmup=30).sample_batched(
-               x_t, cfg["n_draws"], rng), theta_t, rng),
+               x_t, cfg["n_draws"], rng), theta_t, rng=rng),
            "ABC": dg.pit_values(_abc_batched(task, sims.theta, sims.x, x_t, cfg["n_draws"], rng,
-                                             n_keep), theta_t, rng)}
+                                             n_keep), theta_t, rng=rng)}
     report.figure(pp_plot(pit, title=f"{task.name}: P-P plot ({cfg['n_test']} test observations)"),
                   f"{task.name}-pp", "empirical CDF of the PIT values per marginal; grey: 99 % "
                                      "band of a calibrated posterior")

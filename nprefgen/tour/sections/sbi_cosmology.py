@@ -28,7 +28,7 @@ def _settings(quick: bool) -> dict:
 def _field_figure(sim, theta, rng):
     import matplotlib.pyplot as plt
 
-    fields = sim.fields(theta, rng)
+    fields = sim.fields(theta, rng=rng)
     fig, axes = plt.subplots(1, len(theta) + 1, figsize=(3.2 * (len(theta) + 1), 3.0))
     for ax, f, t in zip(axes, fields, theta):
         ax.imshow(f, cmap="RdBu_r")
@@ -64,7 +64,7 @@ def build(report) -> None:
     report.figure(_field_figure(sim, np.array([[1.0, 1.5], [1.0, 2.8]]), rng), "fields",
                   f"two noisy fields (box side {BOX_SIZE:.3g}) and their summaries")
 
-    cov = estimate_covariance(sim, prior.mean, cfg["n_cov"], rng)
+    cov = estimate_covariance(sim, prior.mean, cfg["n_cov"], rng=rng)
     like = GaussianSummaryLikelihood(sim.mean_summary, cov)
 
     gauss = MCMCPosterior(prior, like, sim.n_bins, grad_log_likelihood=like.grad,
@@ -97,7 +97,7 @@ def build(report) -> None:
 
     # coverage over many test observations (SBI.14): HPD levels need log q up to a constant,
     # which both have (the unnormalised potential for MCMC, the flow for NPE)
-    theta_t, x_t = task.observations(cfg["n_test"], rng)
+    theta_t, x_t = task.observations(cfg["n_test"], rng=rng)
     draws = {"Gaussian likelihood + MCMC": gauss.sample_batched(x_t, cfg["n_draws"], rng),
              "NPE": npe.sample_batched(x_t, cfg["n_draws"], rng)}
     levels, rows, tarp_curves = {}, [], {}
@@ -110,9 +110,9 @@ def build(report) -> None:
             lt = np.array([gauss.log_prob(theta_t[i:i + 1], x_t[i])[0] for i in range(cfg["n_test"])])
         f = dg.hpd_levels(lq, lt)
         levels[name] = dg.expected_coverage(f)
-        t = dg.tarp_test(d, theta_t, rng)
+        t = dg.tarp_test(d, theta_t, rng=rng)
         tarp_curves[name] = t["ecp"]
-        pit = dg.pit_values(d, theta_t, rng)
+        pit = dg.pit_values(d, theta_t, rng=rng)
         rows.append([name, float(dg.uniformity_pvalues(f[:, None])[0]),
                      *[float(p) for p in dg.uniformity_pvalues(pit)], t["atc"], t["pvalue"]])
     report.figure(coverage_plot(dg.ALPHAS, levels, cfg["n_test"],

@@ -27,7 +27,7 @@ def build(report) -> None:
         "Rings, checkerboard and 8 Gaussians have closed-form log-densities (DATA.2, DATA.5, "
         "DATA.6), drawn as contours of log p; two moons and the pinwheel are defined by their "
         "samplers only (DATA.1, DATA.7).")
-    samples = {name: toy.sample(n, rng) for name, toy in TOYS.items()}
+    samples = {name: toy.sample(n, rng=rng) for name, toy in TOYS.items()}
     log_probs = {name: toy.log_prob for name, toy in TOYS.items() if toy.has_log_prob}
     bounds = {name: toy.bounds for name, toy in TOYS.items()}
     report.figure(plot_toys(samples, log_probs, bounds, n_grid=80 if report.quick else 200),
