@@ -6,6 +6,8 @@
 - :class:`Autoencoder` and its builders (autoencoder.py), :class:`SimCLR` and its builders
   (contrastive.py) with the image augmentations of augment.py.
 - :class:`LinearProbe`, :class:`KNNClassifier` (probe.py): how good is a representation?
+- :class:`VAE` and its builders (vae.py, derivations/vae.md), :class:`GAN` (gan.py,
+  derivations/gan.md).
 
 Every ``fit`` returns self; randomness is a keyword-only ``rng`` (None, an int seed or a
 Generator, SPEC 7): ``GaussianMixture(3).fit(X, rng=0).sample(100, rng=1)``.
@@ -22,6 +24,8 @@ from nprefgen.models.gmm import EMResult, GaussianMixture, NotFittedError
 from nprefgen.models.kmeans import kmeans_plusplus, lloyd
 from nprefgen.models.pca import PCA, PCAFit, principal_angles
 from nprefgen.models.probe import KNNClassifier, LinearProbe, probe_accuracies
+from nprefgen.models.gan import GAN, mlp_gan, mode_coverage
+from nprefgen.models.vae import VAE, conv_vae, dense_vae, linear_gaussian_vae, load_vae, ppca_ml
 
 __all__ = [
     "GaussianMixture", "EMResult", "NotFittedError", "kmeans_plusplus", "lloyd",
@@ -32,4 +36,6 @@ __all__ = [
     "random_zoom", "random_resized_crop", "random_brightness_contrast", "gaussian_noise",
     "random_flip",
     "LinearProbe", "KNNClassifier", "probe_accuracies",
+    "VAE", "dense_vae", "conv_vae", "linear_gaussian_vae", "load_vae", "ppca_ml",
+    "GAN", "mlp_gan", "mode_coverage",
 ]
