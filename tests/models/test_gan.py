@@ -167,7 +167,7 @@ def test_eight_gaussians_modes_captured():
     """(GAN.7), (GAN.8) an MLP GAN (64-64, LeakyReLU, Adam lr 1e-3, beta1 0.5, batch 256) with
     annealed instance noise captures at least 7 of the 8 modes of the ring (radius 2, sigma
     0.05) after 2500 steps, with most samples high quality."""
-    X = sample_8gaussians(20_000, np.random.default_rng(100), sigma=0.05)
+    X = sample_8gaussians(20_000, rng=100, sigma=0.05)
     gan = mlp_gan(2, 2, hidden=(64, 64), rng=0)
     gan.fit(X, rng=0, steps=2500, batch_size=256, lr=1e-3, instance_noise=0.02)
     captured, quality, _ = mode_coverage(gan.sample(2500, rng=1), eight_gaussians_means(), 0.05)
@@ -228,3 +228,12 @@ def test_bad_input(rng):
     for name, thunk in cases:
         with pytest.raises(ValueError, match=f"^{name}"):
             thunk()
+
+
+@pytest.mark.slow
+def test_gan_tour_section_quick(tmp_path):
+    """The tour section runs in quick mode and writes its figures."""
+    from nprefgen.tour import run_tour
+
+    run_tour(tmp_path, quick=True, only=["gan"], progress=False, strict=True)
+    assert (tmp_path / "gan-ring.png").exists() and (tmp_path / "gan-digits.png").exists()

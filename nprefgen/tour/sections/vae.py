@@ -117,8 +117,8 @@ def _build(report) -> None:
     # draws from the aggregate posterior q(z) = mean_x q(z | x): three per training digit
     z_agg = (mu8 + np.exp(0.5 * lv8) * rng.standard_normal((3,) + mu8.shape)).reshape(-1, 8)
     n_show = 30 if quick else 50
-    gmm = GaussianMixture(10, n_init=1 if quick else 3, reg_covar=1e-4).fit(z_agg, rng)
-    z_gmm = gmm.sample(n_show, rng)
+    gmm = GaussianMixture(10, n_init=1 if quick else 3, reg_covar=1e-4).fit(z_agg, rng=rng)
+    z_gmm = gmm.sample(n_show, rng=rng)
     z_prior = rng.standard_normal((n_show, 8))
     img_gmm, img_prior = vae8.decode(z_gmm), vae8.decode(z_prior)
     report.figure(plot_image_mosaic(img_prior, n_cols=10, title="z ~ N(0, I) (the prior)"),
