@@ -46,12 +46,12 @@ def blas_threads() -> int:
 def run_nprefgen(task, theta, x, x_o, args, rng):
     t0 = time.perf_counter()
     npe = NPE(task.prior, flow=args.flow, n_transforms=args.transforms, hidden=args.hidden)
-    post = npe.train(theta, x, rng, lr=args.lr, max_epochs=args.max_epochs)
+    post = npe.train(theta, x, rng=rng, lr=args.lr, max_epochs=args.max_epochs)
     t_train = time.perf_counter() - t0
     t0 = time.perf_counter()
     post.sample(args.draws, rng, x_o)
     t_sample = time.perf_counter() - t0
-    info = f"{npe.history['epochs']} epochs, acceptance {post.acceptance_rate:.3f}"
+    info = f"{npe.history_['epochs']} epochs, acceptance {post.acceptance_rate:.3f}"
     return post, t_train, t_sample, info, lambda n, xo: post.sample(n, rng, xo)
 
 

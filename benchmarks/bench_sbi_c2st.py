@@ -68,8 +68,8 @@ def main(argv=None) -> dict:
     t0 = time.perf_counter()
     if args.method == "npe":
         npe = NPE(task.prior, flow=args.flow, n_transforms=args.transforms, hidden=args.hidden)
-        posterior = npe.train(sims.theta, sims.x, rng, lr=args.lr, max_epochs=args.max_epochs)
-        detail = f"{npe.history['epochs']} epochs"
+        posterior = npe.train(sims.theta, sims.x, rng=rng, lr=args.lr, max_epochs=args.max_epochs)
+        detail = f"{npe.history_['epochs']} epochs"
     t_train = time.perf_counter() - t0
     scores, t_sample, t_c2st, acc = [], 0.0, 0.0, []
     for i in range(args.n_obs):

@@ -3,22 +3,47 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 
 import nprefgen
 
 
-def _tour(args) -> int:
-    """Build the report; exit status 1 (after writing it) if any section raised."""
-    from nprefgen.tour import build_tour
+def _sections_listing() -> str:
+    """One line per tour section: its name and title, in tour order."""
+    from nprefgen.tour import section_titles
 
-    only = [k for k in args.sections.split(",") if k.strip()] or None
+    rows = section_titles()
+    width = max((len(k) for k, _ in rows), default=0)
+    return "\n".join(f"  {key:{width}s}  {title}" for key, title in rows)
+
+
+def _tour(args) -> int:
+    """Build the report; exit status 1 (after writing it) if any section raised, 2 for unknown
+    section names (nothing is run). Flagged diagnostics are listed but do not change the
+    status: they describe the models, not a failure of the tour."""
+    from nprefgen.tour import build_tour, section_titles
+
+    only = [k.strip() for k in args.sections.split(",") if k.strip()] or None
+    if only is not None:
+        valid = [k for k, _ in section_titles()]
+        unknown = [k for k in only if k not in valid]
+        if unknown:
+            print(f"nprefgen tour: error: unknown section name(s): {', '.join(unknown)}\n"
+                  f"valid sections (pass several as --sections a,b):\n{_sections_listing()}",
+                  file=sys.stderr)
+            return 2
     try:
         report = build_tour(args.out, seed=args.seed, quick=args.quick, only=only,
                             progress=not args.no_progress)
-    except ValueError as exc:          # unknown section names: nothing was run
+    except ValueError as exc:          # e.g. a negative seed: nothing was run
         print(f"nprefgen tour: error: {exc}", file=sys.stderr)
         return 2
     print(f"tour written to {report.index_path}")
+    flagged = report.flagged
+    print(f"{len(report.checks)} checks, {len(flagged)} flagged"
+          + (":" if flagged else ""))
+    for c in flagged:
+        print(f"  FLAGGED {c.section}: {c.name} = {_fmt_value(c.value)} (rule: {c.rule})")
     if report.failures:
         names = ", ".join(key for key, _ in report.failures)
         print(f"nprefgen tour: {len(report.failures)} section(s) raised an error: {names} "
@@ -28,6 +53,10 @@ def _tour(args) -> int:
             print(f"  {key}: {last}", file=sys.stderr)
         return 1
     return 0
+
+
+def _fmt_value(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def _gradcheck(args) -> int:
@@ -55,11 +84,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="nprefgen", description=nprefgen.__doc__)
     p.add_argument("--version", action="version", version=f"nprefgen {nprefgen.__version__}")
     sub = p.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("tour", help="write an HTML report of every model on bundled data")
+    t = sub.add_parser("tour", help="write an HTML report of every model on bundled data",
+                       description=textwrap.fill(
+                           "Write an HTML report (index.html and PNG figures) of every model on "
+                           "bundled data. Each section records its checks; diagnostics that miss "
+                           "their rule are FLAGGED in the section and listed at the top of the "
+                           "page and on the terminal.", 78),
+                       epilog="sections, in tour order:\n" + _sections_listing(),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     t.add_argument("--out", default="nprefgen-tour", help="output folder (default: nprefgen-tour)")
     t.add_argument("--seed", type=int, default=0, help="master random seed (default 0)")
     t.add_argument("--quick", action="store_true", help="smaller problem sizes (seconds, not minutes)")
-    t.add_argument("--sections", default="", help="comma-separated section names to run (default all)")
+    t.add_argument("--sections", default="", help="comma-separated section names to run "
+                                                  "(default all; listed below)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=_tour)
     g = sub.add_parser("gradcheck", help="dot-product test of every nn layer; exit 1 on failure")

@@ -32,7 +32,7 @@ from nprefgen.data import digits, grf, mnist, toys
 from nprefgen.metrics import field_stats as FS
 from nprefgen.models import gmm as G
 from nprefgen.models import kmeans as KM
-from nprefgen.nn import activations, base, containers, conv, init, io, linear, losses, optim
+from nprefgen.nn import activations, base, containers, conv, init, io, linear, losses, optim, train
 from nprefgen.testing import strategies as ST
 from nprefgen.tour import gradchecks as TG
 from nprefgen.tour import report as REP
@@ -444,6 +444,44 @@ case(P + "clip_grad_norm", "nan", "max_norm", lambda: optim.clip_grad_norm(_pg()
 case(P + "clip_grad_norm", "nan", "params", lambda: optim.clip_grad_norm([(A(3), NAN(3))], 1.0))
 case(P + "clip_grad_norm", "inf", "params", lambda: optim.clip_grad_norm([(A(3), INF(3))], 1.0))
 case(P + "clip_grad_norm", "type", "params", lambda: optim.clip_grad_norm([A(3)], 1.0))
+
+# -- nn.train: the shared training loop ------------------------------------------------------------
+P = "nn.train."
+
+
+def _loop(**kw):
+    net = linear.Linear(2, 1, rng=R())
+
+    def mse_and_grad(x, y):
+        out, cache = net.forward(x)
+        loss, d_out = losses.mse_loss(out, y)
+        net.backward(cache, d_out)
+        return loss
+
+    args = {"train_data": (A(6, 2), A(6, 1)), "rng": R(), "epochs": 1} | kw
+    return train.fit_loop(net, mse_and_grad, args.pop("train_data"), **args)
+
+
+for _arg, _val in (("epochs", 0), ("batch_size", 0), ("lr", 0.0), ("lr", np.nan),
+                   ("weight_decay", -1.0), ("clip", 0.0), ("patience", 0), ("min_batch_size", 0),
+                   ("on_divergence", "ignore"), ("divergence_tol", 0.0), ("optimizer", "lbfgs"),
+                   ("hook", 3)):
+    case(P + "fit_loop", "hyper", _arg, lambda a=_arg, v=_val: _loop(**{a: v}))
+case(P + "fit_loop", "type", "rng", lambda: _loop(rng="0"))
+case(P + "fit_loop", "shape", "train_data", lambda: _loop(train_data=(A(6, 2), A(5, 1))))
+case(P + "fit_loop", "nan", "train_data", lambda: _loop(train_data=(NAN(6, 2), A(6, 1))))
+case(P + "fit_loop", "type", "train_data", lambda: _loop(train_data=None))
+case(P + "fit_loop", "nan", "val_data", lambda: _loop(val_data=(NAN(3, 2), A(3, 1)),
+                                                      evaluate=lambda x, y: 0.0))
+case(P + "fit_loop", "type", "evaluate", lambda: _loop(val_data=(A(3, 2), A(3, 1))))
+case(P + "fit_loop", "type", "loss_and_grad",
+     lambda: train.fit_loop(linear.Linear(2, 1, rng=R()), None, (A(6, 2),), rng=R()))
+case(P + "validation_split", "hyper", "validation_fraction",
+     lambda: train.validation_split(10, 1.0, rng=R()))
+case(P + "validation_split", "nan", "validation_fraction",
+     lambda: train.validation_split(10, np.nan, rng=R()))
+case(P + "validation_split", "hyper", "n", lambda: train.validation_split(0, 0.1, rng=R()))
+case(P + "validation_split", "type", "rng", lambda: train.validation_split(10, 0.1, rng="0"))
 case(P + "clip_grad_norm", "shape", "params", lambda: optim.clip_grad_norm([(A(3), A(2))], 1.0))
 
 # -- kernels ---------------------------------------------------------------------------------------
@@ -889,6 +927,9 @@ case(P + "Report.table", "shape", "rows", lambda: _rep().table(["a", "b"], [[1, 
 case(P + "Report.table", "empty", "header", lambda: _rep().table([], [[1]]))
 case(P + "Report.table", "hyper", "status_col", lambda: _rep().table(["a"], [[True]], status_col=3))
 case(P + "Report.figure", "type", "fig", lambda: _rep().figure("abc", "f"))
+case(P + "Report.check", "type", "name", lambda: _rep().check(3, 1.0, "x < 2", True))
+case(P + "Report.check", "type", "rule", lambda: _rep().check("x", 1.0, None, True))
+case(P + "Report.check", "type", "passed", lambda: _rep().check("x", 1.0, "x < 2", "yes"))
 case(P + "Report.write", "nan", "total_seconds", lambda: _rep().write(np.nan))
 case(P + "Report.write", "hyper", "total_seconds", lambda: _rep().write(-1.0))
 P = "tour.gradchecks."
@@ -916,10 +957,14 @@ EXEMPT = {
     "nn.optim.Optimizer.step": "abstract (raises NotImplementedError)",
     "nn.optim.SGD.step": "no arguments (a non-finite gradient reaches the next loss check)",
     "nn.optim.Adam.step": "no arguments (a non-finite gradient reaches the next loss check)",
+    "nn.train.grad_norm": "reads the (param, grad) pairs of model.parameters() inside the loop",
+    "nn.train.take": "row indexing with indices from validation_split / the loop's shuffle",
+    "nn.train.TrainingDivergedError": "an exception the loop raises, not an input",
     "models.gmm.GaussianMixture.n_parameters": "no arguments",
     "testing.strategies.seeds": "no arguments",
     "testing.strategies.rngs": "no arguments",
     "cli.build_parser": "no arguments",
+    "tour.section_titles": "no arguments",
     # abstract methods of the contract: subclasses implement (and validate) them
     "nn.base.Module.forward": "abstract (raises NotImplementedError)",
     "nn.base.Module.backward": "abstract (raises NotImplementedError)",
@@ -928,6 +973,7 @@ EXEMPT = {
     "metrics.field_stats.PowerSpectrum": "a result record (NamedTuple)",
     "metrics.field_stats.Histogram": "a result record (NamedTuple)",
     "models.gmm.EMResult": "a result record returned by em()",
+    "tour.report.Check": "a result record returned by Report.check",
     # a command line reports bad arguments as argparse usage errors (exit status 2), the CLI
     # convention; tests/test_cli.py and test_cli_reports_bad_seed_as_usage_error check them
     "cli.main": "argparse: usage error, exit status 2",

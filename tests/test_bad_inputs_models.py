@@ -299,7 +299,7 @@ for _cls in (sbi.NPE, sbi.NLE):
     case(_p, "hyper", "n_transforms", lambda c=_cls: c(TASK.prior, n_transforms=0))
     case(_p, "hyper", "activation", lambda c=_cls: c(TASK.prior, activation="nope"))
     _t = lambda c=_cls, **k: c(TASK.prior, n_transforms=1, hidden=4).train(
-        k.pop("theta", SIMS.theta), k.pop("x", SIMS.x), k.pop("rng", R()),
+        k.pop("theta", SIMS.theta), k.pop("x", SIMS.x), rng=k.pop("rng", R()),
         **({"max_epochs": 1} | k))
     arrays(f"{_p}.train", "theta", lambda v, t=_t: t(theta=v), (60, 2), wrong=(60, 3))
     arrays(f"{_p}.train", "x", lambda v, t=_t: t(x=v), (60, 2), wrong=(59, 2))
@@ -316,7 +316,7 @@ _NPE_POST = []
 def npe_posterior():
     if not _NPE_POST:
         _NPE_POST.append(sbi.NPE(TASK.prior, n_transforms=1, hidden=4).train(
-            SIMS.theta, SIMS.x, R(), max_epochs=1))
+            SIMS.theta, SIMS.x, rng=R(), max_epochs=1))
     return _NPE_POST[0]
 
 

@@ -77,9 +77,61 @@ def test_tour_quick_gradchecks_writes_the_report(tmp_path, capsys):
     assert str(out / "index.html") in capsys.readouterr().out
 
 
-def test_tour_unknown_section_exits_2(tmp_path, capsys):
+def test_tour_unknown_section_exits_2_listing_the_valid_names(tmp_path, capsys):
+    from nprefgen.tour import section_titles
+
     rc = main(["tour", "--quick", "--sections", "gradchecks,nope", "--out", str(tmp_path),
                "--no-progress"])
     assert rc == 2
-    assert "nope" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "unknown section name(s): nope" in err and "Traceback" not in err
+    for key, title in section_titles():
+        assert key in err and title in err
     assert not (tmp_path / "index.html").exists()
+
+
+def test_tour_unknown_section_from_the_shell_has_no_traceback(tmp_path):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    res = subprocess.run([sys.executable, "-m", "nprefgen", "tour", "--sections", "pcaa",
+                          "--out", str(tmp_path)], capture_output=True, text=True, env=env,
+                         timeout=60)
+    assert res.returncode == 2
+    assert "unknown section name(s): pcaa" in res.stderr and "pca " in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_tour_help_lists_every_section_with_its_title(capsys):
+    from nprefgen.tour import discover_sections, section_titles
+
+    with pytest.raises(SystemExit) as exc:
+        main(["tour", "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    listed = section_titles()
+    # the listing read from the sources agrees with the imported modules, in tour order
+    assert [(k, m.TITLE) for k, m in discover_sections()] == listed
+    lines = out.split("sections, in tour order:")[1].strip().splitlines()
+    assert len(lines) == len(listed) >= 10
+    for line, (key, title) in zip(lines, listed):
+        assert line.split()[0] == key and line.rstrip().endswith(title)
+
+
+def test_tour_prints_the_flagged_checks(tmp_path, capsys, monkeypatch):
+    """The terminal lists every flagged check of the report (here: one planted in a section)."""
+    import nprefgen.tour as tour
+    from nprefgen.tour.report import Report
+
+    def fake_build(outdir, **kw):
+        rep = Report(outdir, seed=0)
+        rep.begin("s", "S")
+        rep.check("fine", 0.5, "x < 1", True)
+        rep.check("bad r-hat", 1.5, "R-hat < 1.01", False)
+        rep.write()
+        return rep
+
+    monkeypatch.setattr(tour, "build_tour", fake_build)
+    assert main(["tour", "--out", str(tmp_path), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "2 checks, 1 flagged:" in out
+    assert "FLAGGED s: bad r-hat = 1.5 (rule: R-hat < 1.01)" in out and "fine" not in out

@@ -17,7 +17,6 @@ so ``grad_log_prob`` is always with respect to the raw context.
 from __future__ import annotations
 
 import json
-import sys
 
 import numpy as np
 
@@ -27,7 +26,7 @@ from nprefgen._validation import (
 from nprefgen.flows.base import Bijector
 from nprefgen.flows.chain import Chain
 from nprefgen.nn.io import load_npz, read_npz, save_npz
-from nprefgen.nn.optim import Adam, clip_grad_norm
+from nprefgen.nn.train import fit_loop, take, validation_split
 
 LOG_2PI = float(np.log(2.0 * np.pi))
 BASES = ("normal",)
@@ -218,6 +217,17 @@ class Flow(Chain):
                    for b in self.bijectors)
 
     # -- training -----------------------------------------------------------------------------
+    def nll_and_grad(self, x, context=None):
+        """The training loss, L = -(1/n) sum_i log p(x_i | c_i) (FLOW.1), and its gradients
+        (FLOW.22): the parameter gradients of L are *added* into ``grads`` (call ``zero_grad``
+        first). x: (n, D), context: (n, C) or None -> ``(L: float, d_x: (n, D), d_context)``
+        with d_context of the context's shape (None for an unconditional flow)."""
+        x = check_array(x, "x", ndim=2)
+        n = x.shape[0]
+        # (FLOW.22) weights -1/n turn sum_i w_i log p_i into the mean negative log-likelihood
+        log_prob, d_x, d_context = self.log_prob_and_grad(x, context, weights=np.full(n, -1.0 / n))
+        return -float(np.mean(log_prob)), d_x, d_context
+
     def mean_nll(self, x, context=None, batch_size: int = 4096) -> float:
         """-(1/n) sum log p(x_i | c_i), evaluated in batches (no gradients)."""
         x = self._check_x(x)
@@ -229,102 +239,89 @@ class Flow(Chain):
             total += float(np.sum(self.log_prob(x[s:s + batch_size], c)))
         return -total / x.shape[0]
 
-    def fit(self, x, context=None, *, rng: np.random.Generator, epochs: int = 100,
-            batch_size: int = 256, lr: float = 1e-3, validation_fraction: float = 0.1,
+    def _data(self, x, context, name: str = "x"):
+        """Checked (x, context) with matching rows; context None for an unconditional flow."""
+        x = self._check_x(x, name)
+        context, _ = self._context_rows(context, x.shape[0])
+        return x, None if context is None else np.ascontiguousarray(context)
+
+    def fit(self, x, context=None, *, rng=None, epochs: int = 100, batch_size: int = 256,
+            lr: float = 1e-3, validation_fraction: float = 0.1, validation_data=None,
             patience: int | None = 20, clip: float | None = 5.0, weight_decay: float = 0.0,
-            progress: bool = True) -> dict:
-        """Maximum likelihood by Adam on minibatches, with a validation split and early stopping.
+            hook=None, on_divergence: str = "raise", progress: bool = True) -> "Flow":
+        """Maximum likelihood: minimise :meth:`nll_and_grad` by Adam on minibatches with
+        :func:`nprefgen.nn.train.fit_loop` (validation split, early stopping, best weights
+        restored, divergence detection).
 
         Parameters
         ----------
-        x : (n, D) training data; context : (n, C) or None
-        rng : numpy.random.Generator (the split, the shuffles)
+        x : (n, D) training data; context : (n, C) or None (the conditioning variable)
+        rng : SPEC 7 seed or Generator (the split, the shuffles, the hook's draws)
         epochs : maximum number of passes over the training part
         batch_size, lr, weight_decay : minibatch size and Adam's settings
         validation_fraction : share of x held out (at least one sample when > 0); 0 monitors
             the training loss instead
+        validation_data : a fixed validation set instead of a split: x_val (m, D) or
+            ``(x_val, context_val)``
         patience : stop after this many epochs without a better validation loss (None: never)
         clip : global gradient-norm clip (NN.17) or None
+        hook : ``(epoch, rng) -> None | x | (x, context)``, called before every epoch (epoch
+            0's call comes before the initialisation below); it may return new training data
+            that replaces the training part (e.g. fresh dequantization noise, SPL.14; give
+            ``validation_data`` then, so the validation set stays fixed)
+        on_divergence : "raise" a :class:`nprefgen.nn.train.TrainingDivergedError` (default) or
+            "warn"; either way the best weights are restored
         progress : a tqdm bar on a terminal (never when stderr is not a tty)
 
-        The best weights (lowest monitored loss) are restored at the end. Returns the history
-        ``{"train_loss": [...], "val_loss": [...], "best_epoch": k, "epochs": m}`` (mean NLL in nats
-        per sample, one entry per epoch; ``val_loss`` empty without a validation split), also kept
-        as ``self.history_``.
+        Bijectors that need data-dependent initialisation and are not yet initialised (ActNorm,
+        FLOW.18; an unfitted Standardize) are initialised on the WHOLE training part (after the
+        validation rows are held out) before the first step, so no statistic sees the validation
+        data. The best weights (lowest monitored loss) are restored at the end. Returns ``self``;
+        the history ``{"train_loss": [...], "val_loss": [...], "best_epoch": k, "epochs": m,
+        "stopped": ..., "message": ...}`` (mean NLL in nats per sample, one entry per epoch;
+        ``val_loss`` empty without validation) is kept as ``self.history_``.
         """
-        from tqdm.auto import tqdm
-
         rng = check_rng(rng)
-        x = self._check_x(x)
-        n = x.shape[0]
-        context, _ = self._context_rows(context, n)
-        if context is not None:
-            context = np.ascontiguousarray(context)
-        epochs = check_int(epochs, "epochs", low=1)
-        batch_size = check_int(batch_size, "batch_size", low=1)
-        check_scalar(lr, "lr", low=0.0, low_inclusive=False)
-        check_scalar(validation_fraction, "validation_fraction", low=0.0, high=1.0, high_inclusive=False)
-        if patience is not None:
-            patience = check_int(patience, "patience", low=1)
-        if clip is not None:
-            clip = check_scalar(clip, "clip", low=0.0, low_inclusive=False)
-        params = self.parameters()
-        if not params:
+        x, context = self._data(x, context)
+        if not self.parameters():
             raise ValueError("bijectors: expected at least one trainable parameter to fit, got none")
-
-        order = rng.permutation(n)
-        n_val = max(1, int(validation_fraction * n)) if validation_fraction > 0 else 0
-        if n - n_val < 1:
-            raise ValueError(f"x: expected at least 2 samples for a validation split, got {n}")
-        train, val = order[n_val:], order[:n_val]
-        x_tr, x_val = x[train], x[val]
-        c_tr = None if context is None else context[train]
-        c_val = None if context is None else context[val]
-        if self.needs_initialization():
-            self.initialize(x_tr[:max(batch_size, 2)], None if c_tr is None else c_tr[:max(batch_size, 2)])
-
-        opt = Adam(params, lr=lr, weight_decay=weight_decay)
-        history = {"train_loss": [], "val_loss": [], "best_epoch": 0, "epochs": 0}
-        best, best_state, since_best = np.inf, self.state_dict(), 0
-        show = bool(progress) and sys.stderr.isatty()
-        bar = tqdm(range(epochs), desc="Flow.fit", unit="epoch", disable=not show, leave=False)
-        n_tr = x_tr.shape[0]
-        for epoch in bar:
-            perm = rng.permutation(n_tr)
-            total = 0.0
-            for s in range(0, n_tr, batch_size):
-                idx = perm[s:s + batch_size]
-                self.zero_grad()
-                lp, _, _ = self.log_prob_and_grad(x_tr[idx], None if c_tr is None else c_tr[idx],
-                                                  weights=np.full(idx.size, -1.0 / idx.size))
-                batch_loss = -float(np.mean(lp))
-                if not np.isfinite(batch_loss):
-                    self.load_state_dict(best_state)
-                    raise RuntimeError(f"Flow.fit: the loss became {batch_loss} in epoch {epoch}; "
-                                       f"best weights restored. Try a smaller lr or a clip.")
-                if clip is not None:
-                    clip_grad_norm(params, clip)
-                opt.step()
-                total += batch_loss * idx.size
-            history["train_loss"].append(total / n_tr)
-            if n_val:
-                history["val_loss"].append(self.mean_nll(x_val, c_val))
-            monitored = history["val_loss"][-1] if n_val else history["train_loss"][-1]
-            history["epochs"] = epoch + 1
-            if monitored < best:
-                best, best_state, since_best = monitored, self.state_dict(), 0
-                history["best_epoch"] = epoch
+        check_int(epochs, "epochs", low=1)
+        check_scalar(lr, "lr", low=0.0, low_inclusive=False)
+        if validation_data is None:
+            train, val = validation_split(x.shape[0], validation_fraction, rng=rng)
+            train_data, val_data = take((x, context), train), take((x, context), val)
+            if val.size == 0:
+                val_data = None
+        else:
+            if isinstance(validation_data, (tuple, list)):
+                val_data = self._data(*validation_data, name="validation_data")
             else:
-                since_best += 1
-            bar.set_postfix(train=f"{history['train_loss'][-1]:.3f}",
-                            val=f"{history['val_loss'][-1]:.3f}" if n_val else "-")
-            if patience is not None and since_best >= patience:
-                break
-        bar.close()
-        self.load_state_dict(best_state)
-        self.zero_grad()
-        self.history_ = history
-        return history
+                val_data = self._data(validation_data, None, name="validation_data")
+            train_data = (x, context)
+
+        def checked(new):
+            """What the hook returned, as (x, context) training data, or None."""
+            if new is None:
+                return None
+            if isinstance(new, (tuple, list)):
+                return self._data(*new, name="hook")
+            return self._data(new, train_data[1], name="hook")
+
+        if hook is not None:                   # epoch 0's data first: the initialisation sees it
+            first = checked(hook(0, rng))
+            train_data = train_data if first is None else first
+        if self.needs_initialization():
+            self.initialize(*train_data)       # on the whole training part (FLOW.18)
+
+        self.history_ = fit_loop(
+            self, self.nll_and_grad, train_data, rng=rng, val_data=val_data,
+            evaluate=self.mean_nll, epochs=epochs, batch_size=batch_size, lr=lr,
+            weight_decay=weight_decay, clip=clip, patience=patience,
+            hook=None if hook is None else (
+                lambda epoch, rng: None if epoch == 0 else checked(hook(epoch, rng))),
+            on_divergence=on_divergence,
+            progress=progress, desc="Flow.fit")
+        return self
 
     # -- saving -------------------------------------------------------------------------------
     def save(self, path) -> None:

@@ -5,7 +5,7 @@
 rest of the package builds on::
 
     ae = dense_autoencoder(64, latent_dim=2, rng=rng)
-    history = ae.fit(X, rng=rng, epochs=30)     # {"loss": [...], "val_loss": [...]}
+    ae.fit(X, rng=rng, epochs=30)               # returns ae; ae.history_["train_loss"]
     Z = ae.encode(X)                            # (n, latent_dim)
     X_hat = ae.decode(Z)                        # (n, 64)
 
@@ -16,8 +16,7 @@ Inputs and outputs are always flat ``(n, D)`` rows; the convolutional autoencode
 """
 from __future__ import annotations
 
-import sys
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -27,27 +26,9 @@ from nprefgen.nn import (
     bce_with_logits_loss, mse_loss, sigmoid,
 )
 from nprefgen.nn.activations import ACTIVATIONS
+from nprefgen.nn.train import TrainingDivergedError, fit_loop, validation_split
 
 LOSSES = ("mse", "bce")
-
-
-def progress_bar(iterable: Iterable, progress: bool | None, desc: str, total: int | None = None):
-    """A tqdm bar when ``progress`` is True (or None and stderr is a terminal), else the iterable."""
-    if progress is None:
-        progress = sys.stderr.isatty()
-    if not progress:
-        return iterable
-    from tqdm import tqdm
-
-    return tqdm(iterable, desc=desc, total=total, leave=False)
-
-
-def minibatches(n: int, batch_size: int | None, rng: np.random.Generator) -> list[np.ndarray]:
-    """Index arrays of one shuffled epoch; ``batch_size=None`` gives one full batch."""
-    perm = rng.permutation(n)
-    if batch_size is None or batch_size >= n:
-        return [perm]
-    return [perm[i:i + batch_size] for i in range(0, n, batch_size)]
 
 
 def reconstruction_loss(kind: str, out: np.ndarray, X: np.ndarray):
@@ -84,7 +65,7 @@ class Autoencoder:
         self.in_features = check_int(in_features, "in_features", low=1)
         self.latent_dim = check_int(latent_dim, "latent_dim", low=1)
         self.loss = check_choice(loss, "loss", LOSSES)
-        self.history_: dict[str, list[float]] = {"loss": [], "val_loss": []}
+        self.history_: dict | None = None          # set by fit
 
     # -- the public API ----------------------------------------------------------------------
     def _check_X(self, X, name: str = "X") -> np.ndarray:
@@ -130,14 +111,22 @@ class Autoencoder:
         out = self.decoder.forward(self.encoder.forward(X)[0])[0]
         return reconstruction_loss(self.loss, out, X)[0]
 
-    def fit(self, X, *, rng: np.random.Generator, epochs: int = 20, batch_size: int | None = 64,
+    def fit(self, X, *, rng=None, epochs: int = 20, batch_size: int | None = 64,
             lr: float = 1e-3, weight_decay: float = 0.0, X_val=None,
-            progress: bool | None = None) -> dict[str, list[float]]:
-        """Train with Adam on shuffled minibatches.
+            validation_fraction: float = 0.0, patience: int | None = None,
+            clip: float | None = None, on_divergence: str = "raise",
+            progress: bool | None = True) -> "Autoencoder":
+        """Minimise :meth:`loss_and_grad` (REP.9) with Adam on shuffled minibatches, by
+        :func:`nprefgen.nn.train.fit_loop`.
 
-        X: (n, D); X_val: (m, D) or None. ``batch_size=None`` trains full-batch. Returns the
-        history ``{"loss": per-epoch mean training loss, "val_loss": per-epoch validation loss}``
-        (also kept in ``self.history_``; a second ``fit`` call continues training and history).
+        X: (n, D); X_val: (m, D) a fixed validation set, or ``validation_fraction`` of X held out
+        (default 0: the training loss is monitored). ``batch_size=None`` trains full-batch;
+        ``patience`` stops early (None: never); ``clip`` clips the gradient norm (NN.17). The
+        weights of the best monitored epoch are restored; a diverging loss restores them and
+        raises :class:`nprefgen.nn.train.TrainingDivergedError` (``on_divergence="warn"``: warns).
+        A second ``fit`` continues from the current weights and, with the same lr and
+        weight_decay, the same Adam state. Returns ``self``; ``self.history_`` holds
+        ``{"train_loss", "val_loss", "best_epoch", "epochs", "stopped", "message"}``.
         """
         X = self._check_X(X)
         if self.loss == "bce" and (X.min() < 0 or X.max() > 1):
@@ -146,26 +135,25 @@ class Autoencoder:
         if X_val is not None:
             X_val = self._check_X(X_val, "X_val")
         rng = check_rng(rng)
-        epochs = check_int(epochs, "epochs", low=1)
-        if batch_size is not None:
-            batch_size = check_int(batch_size, "batch_size", low=1)
+        check_int(epochs, "epochs", low=1)
+        lr = check_scalar(lr, "lr", low=0.0, low_inclusive=False)
+        if X_val is None:
+            train, val = validation_split(X.shape[0], validation_fraction, rng=rng)
+            X, X_val = X[train], (X[val] if val.size else None)
         if not hasattr(self, "_opt") or self._opt.lr != lr or self._opt.weight_decay != weight_decay:
-            self._opt = Adam(self.parameters(), lr=check_scalar(lr, "lr", low=0.0, low_inclusive=False),
-                             weight_decay=weight_decay)
-        bar = progress_bar(range(epochs), progress, "autoencoder", epochs)
-        for _ in bar:
-            total, count = 0.0, 0
-            for idx in minibatches(X.shape[0], batch_size, rng):
-                self.zero_grad()
-                total += self.loss_and_grad(X[idx]) * len(idx)
-                count += len(idx)
-                self._opt.step()
-            self.history_["loss"].append(total / count)
-            if X_val is not None:
-                self.history_["val_loss"].append(self.evaluate(X_val))
-            if hasattr(bar, "set_postfix"):
-                bar.set_postfix(loss=f"{self.history_['loss'][-1]:.4g}")
-        return self.history_
+            self._opt = Adam(self.parameters(), lr=lr, weight_decay=weight_decay)
+        try:
+            self.history_ = fit_loop(
+                self, self.loss_and_grad, (X,), rng=rng, evaluate=self.evaluate,
+                val_data=None if X_val is None else (X_val,), epochs=epochs, batch_size=batch_size,
+                optimizer=self._opt, clip=clip, patience=patience, on_divergence=on_divergence,
+                progress=progress, desc="Autoencoder.fit")
+        except TrainingDivergedError:
+            del self._opt                      # its moments saw the diverging steps
+            raise
+        if self.history_["stopped"] == "diverged":
+            del self._opt
+        return self
 
     def __repr__(self) -> str:
         return (f"Autoencoder(in_features={self.in_features}, latent_dim={self.latent_dim}, "

@@ -26,9 +26,9 @@ import numpy as np
 
 from nprefgen._validation import check_array, check_choice, check_int, check_rng, check_scalar
 from nprefgen.kernels.ntxent import ntxent, ntxent_numpy
-from nprefgen.models.autoencoder import minibatches, progress_bar
 from nprefgen.nn import MLP, Adam, Conv2d, Flatten, Linear, Module, Reshape, Sequential
 from nprefgen.nn.activations import ACTIVATIONS
+from nprefgen.nn.train import TrainingDivergedError, fit_loop
 
 
 def ntxent_loss(z_a, z_b, tau: float = 0.5, *, use_kernel: bool = True):
@@ -65,7 +65,7 @@ class SimCLR:
         self.head = head
         self.in_features = check_int(in_features, "in_features", low=1)
         self.tau = check_scalar(tau, "tau", low=0.0, low_inclusive=False)
-        self.history_: dict[str, list[float]] = {"loss": []}
+        self.history_: dict | None = None          # set by fit
 
     def _check_X(self, X, name: str = "X") -> np.ndarray:
         return check_array(X, name, shape=(None, self.in_features))
@@ -122,40 +122,44 @@ class SimCLR:
             self.backward_view(c_b, d_z_b)                 # (REP.16) + view b's, accumulated
         return loss
 
-    def fit(self, X, augment: Callable, *, rng: np.random.Generator, epochs: int = 50,
-            batch_size: int = 256, lr: float = 1e-3, weight_decay: float = 0.0,
-            progress: bool | None = None) -> dict[str, list[float]]:
-        """Train on unlabelled X: (n, D) with two fresh ``augment(x, rng)`` views per step.
+    def fit(self, X, augment: Callable, *, rng=None, epochs: int = 50, batch_size: int = 256,
+            lr: float = 1e-3, weight_decay: float = 0.0, patience: int | None = None,
+            clip: float | None = None, on_divergence: str = "raise",
+            progress: bool | None = True) -> "SimCLR":
+        """Minimise NT-Xent (:meth:`loss_and_grad`, REP.13-REP.16) on unlabelled X: (n, D) with
+        two fresh ``augment(x, rng)`` views per step, by :func:`nprefgen.nn.train.fit_loop`.
 
-        Returns the history ``{"loss": per-epoch mean NT-Xent}`` (also ``self.history_``).
         A batch holds N = batch_size images (2N views); a last batch of fewer than 2 images is
-        dropped.
+        skipped. The training loss is monitored (``patience`` stops early, None: never) and the
+        best epoch's weights are restored; a diverging loss restores them and raises
+        :class:`nprefgen.nn.train.TrainingDivergedError` (``on_divergence="warn"``: warns).
+        Returns ``self``; ``self.history_`` holds ``{"train_loss": per-epoch mean NT-Xent, ...}``.
         """
         X = self._check_X(X)
         if not callable(augment):
             raise ValueError(f"augment: expected a callable (x, rng) -> x', got {type(augment).__name__}")
         rng = check_rng(rng)
-        epochs = check_int(epochs, "epochs", low=1)
+        check_int(epochs, "epochs", low=1)
         batch_size = check_int(batch_size, "batch_size", low=2)
+        lr = check_scalar(lr, "lr", low=0.0, low_inclusive=False)
         if not hasattr(self, "_opt") or self._opt.lr != lr or self._opt.weight_decay != weight_decay:
-            self._opt = Adam(self.parameters(), lr=check_scalar(lr, "lr", low=0.0, low_inclusive=False),
-                             weight_decay=weight_decay)
-        bar = progress_bar(range(epochs), progress, "SimCLR", epochs)
-        for _ in bar:
-            total, count = 0.0, 0
-            for idx in minibatches(X.shape[0], batch_size, rng):
-                if len(idx) < 2:
-                    continue
-                x = X[idx]
-                x_a, x_b = augment(x, rng), augment(x, rng)
-                self.zero_grad()
-                total += self.loss_and_grad(x_a, x_b) * len(idx)
-                count += len(idx)
-                self._opt.step()
-            self.history_["loss"].append(total / max(count, 1))
-            if hasattr(bar, "set_postfix"):
-                bar.set_postfix(loss=f"{self.history_['loss'][-1]:.4g}")
-        return self.history_
+            self._opt = Adam(self.parameters(), lr=lr, weight_decay=weight_decay)
+
+        def views_loss_and_grad(x):
+            """(REP.16) two fresh views of the batch x: (N, D), their NT-Xent and gradient."""
+            return self.loss_and_grad(augment(x, rng), augment(x, rng))
+
+        try:
+            self.history_ = fit_loop(
+                self, views_loss_and_grad, (X,), rng=rng, epochs=epochs, batch_size=batch_size,
+                optimizer=self._opt, clip=clip, patience=patience, min_batch_size=2,
+                on_divergence=on_divergence, progress=progress, desc="SimCLR.fit")
+        except TrainingDivergedError:
+            del self._opt                      # its moments saw the diverging steps
+            raise
+        if self.history_["stopped"] == "diverged":
+            del self._opt
+        return self
 
     def __repr__(self) -> str:
         return (f"SimCLR(in_features={self.in_features}, tau={self.tau}, "

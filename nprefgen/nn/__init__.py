@@ -17,6 +17,7 @@ from nprefgen.nn.losses import (
     bce_with_logits_loss, gaussian_nll_loss, mse_loss, softmax, softmax_cross_entropy_loss,
 )
 from nprefgen.nn.optim import SGD, Adam, Optimizer, clip_grad_norm
+from nprefgen.nn.train import TrainingDivergedError, fit_loop, validation_split
 
 __all__ = [
     "Module", "Linear", "MaskedLinear", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "Softplus", "ELU",
@@ -25,4 +26,5 @@ __all__ = [
     "SGD", "Adam", "Optimizer", "clip_grad_norm", "save_npz", "load_npz", "read_npz",
     "INITIALIZERS", "torch_default", "xavier_uniform", "kaiming_normal", "init_weight",
     "init_weight_and_bias",
+    "TrainingDivergedError", "fit_loop", "validation_split",
 ]

@@ -1,1 +1,1 @@
-"""nprefgen.plots (see DESIGN.md)."""
+"""nprefgen.plots: matplotlib figures (the layers: derivations/README.md)."""

@@ -93,8 +93,9 @@ def plot_toys(samples: dict, log_probs: dict | None = None, bounds: dict | None 
     return fig
 
 
-def plot_fields(fields: dict, cmap: str = "RdBu_r"):
-    """Images of 2-D fields side by side: ``fields[title] = (n, n)`` array."""
+def plot_fields(fields: dict, cmap: str = "RdBu_r", cbar_label: str = "field value"):
+    """Images of 2-D fields side by side, each with a colour bar labelled ``cbar_label`` on a
+    symmetric scale: ``fields[title] = (n, n)`` array."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(fields), figsize=(3.4 * len(fields), 3.2), squeeze=False)
@@ -104,7 +105,7 @@ def plot_fields(fields: dict, cmap: str = "RdBu_r"):
         im = ax.imshow(f, cmap=cmap, vmin=-lim, vmax=lim, origin="lower")
         ax.set_title(title, fontsize=9)
         ax.set_axis_off()
-        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label=cbar_label)
     fig.tight_layout()
     return fig
 

@@ -87,36 +87,55 @@ def _diagonal_band(ax, n: int, level: float = 0.99):
     eps = stats.kstwo.ppf(level, n)
     ax.fill_between(a, np.clip(a - eps, 0, 1), np.clip(a + eps, 0, 1), color="0.85",
                     label=f"{int(level * 100)}% band")
-    ax.plot(a, a, "k--", lw=0.8)
+    ax.plot(a, a, "k--", lw=0.8, label="calibrated")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.set_aspect("equal")
 
 
-def pp_plot(u, labels=None, title: str = "P-P plot"):
-    """The empirical CDF of PIT values (SBI.13) per marginal against alpha, with a 99 % KS band.
+def _param_colors(p: int) -> list:
+    """p distinct colours: tab10 up to 10 parameters, then evenly spaced hues of viridis."""
+    import matplotlib
 
-    u : (N, p) PIT values, or {name: (N, p)}.
+    if p <= 10:
+        return [matplotlib.colormaps["tab10"](k) for k in range(p)]
+    return [matplotlib.colormaps["viridis"](x) for x in np.linspace(0.0, 0.95, p)]
+
+
+def pp_plot(u, labels=None, title: str = "P-P plot"):
+    """The empirical CDF of PIT values (SBI.13) per marginal against alpha, with the 99 % KS band
+    of a calibrated posterior around the diagonal.
+
+    u : (N, p) PIT values, or {name: (N, p)}: one panel per name (method), one colour per
+    parameter (the same colour for the same parameter in every panel), a legend in each panel.
+    labels : p parameter names (default theta_1 ... theta_p).
     """
     import matplotlib.pyplot as plt
 
     sets = _as_dict(u, "u")
-    fig, ax = plt.subplots(figsize=(4.2, 4.2))
-    n = next(iter(sets.values())).shape[0]
-    _diagonal_band(ax, n)
-    a = np.linspace(0, 1, 101)
-    c = 0
-    for name, vals in sets.items():
-        for k in range(vals.shape[1]):
-            lab = (labels[k] if labels is not None else f"$\\theta_{k + 1}$")
-            lab = f"{name} {lab}".strip()
-            ax.plot(a, np.mean(vals[:, k][None, :] <= a[:, None], axis=1),
-                    color=_COLORS[c % len(_COLORS)], lw=1.3, label=lab)
-            c += 1
-    ax.set_xlabel("alpha (nominal quantile)")
-    ax.set_ylabel("empirical CDF of PIT")
-    ax.set_title(title)
-    ax.legend(fontsize=7, loc="upper left")
+    p = next(iter(sets.values())).shape[1]
+    for k, v in sets.items():
+        if v.shape[1] != p:
+            raise ValueError(f"u[{k!r}]: expected {p} columns, got shape {v.shape}")
+    labels = list(labels) if labels is not None else [f"$\\theta_{k + 1}$" for k in range(p)]
+    if len(labels) != p:
+        raise ValueError(f"labels: expected {p} names, got {len(labels)}")
+    colors = _param_colors(p)
+    m = len(sets)
+    fig, axes = plt.subplots(1, m, figsize=(3.6 * m + 0.4, 3.9), squeeze=False)
+    for ax, (name, vals) in zip(axes[0], sets.items()):
+        n = vals.shape[0]
+        _diagonal_band(ax, n)
+        for k in range(p):
+            x = np.sort(vals[:, k])                      # the empirical CDF as a step function
+            ax.step(np.r_[0.0, x, 1.0], np.r_[0.0, np.arange(1, n + 1) / n, 1.0], where="post",
+                    color=colors[k], lw=1.4, label=labels[k])
+        ax.set_xlabel("alpha (nominal quantile)")
+        ax.set_title(f"{name} (N = {n})" if name else f"N = {n}", fontsize=10)
+        ax.legend(fontsize=7, loc="upper left")
+    axes[0, 0].set_ylabel("empirical CDF of PIT")
+    fig.suptitle(title)
+    fig.tight_layout()
     return fig
 
 
@@ -165,5 +184,41 @@ def sbc_rank_plot(ranks, n_draws: int, n_bins: int = 20, labels=None, title: str
         ax.set_xlabel(labels[k] if labels is not None else f"rank of $\\theta_{k + 1}$")
     axes[0, 0].set_ylabel("count")
     fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def fields_and_summaries_plot(fields, titles, summaries, means, cbar_label: str = "field value"):
+    """Fields side by side, each with its colour bar on one shared symmetric scale, then their
+    summaries (dots) against the mean summary mu(theta) (lines), one colour per field.
+
+    fields : (k, n, n); titles : k strings; summaries, means : (k, b).
+    """
+    import matplotlib.pyplot as plt
+
+    f = check_array(fields, "fields", ndim=3)
+    k = f.shape[0]
+    s = check_array(summaries, "summaries", ndim=2)
+    mu = check_array(means, "means", shape=s.shape)
+    if s.shape[0] != k or len(titles) != k:
+        raise ValueError(f"summaries, titles: expected {k} of each (one per field), got "
+                         f"{s.shape[0]} and {len(titles)}")
+    lim = float(np.max(np.abs(f)))
+    fig, axes = plt.subplots(1, k + 1, figsize=(3.6 * (k + 1), 3.1))
+    for c, (ax, fi, t) in enumerate(zip(axes, f, titles)):
+        im = ax.imshow(fi, cmap="RdBu_r", vmin=-lim, vmax=lim, origin="lower")
+        ax.set_title(t, fontsize=9, color=_COLORS[c % len(_COLORS)])
+        ax.set_xticks([])
+        ax.set_yticks([])
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label=cbar_label)
+    bins = np.arange(s.shape[1])
+    for c, (si, mi, t) in enumerate(zip(s, mu, titles)):
+        color = _COLORS[c % len(_COLORS)]
+        axes[-1].plot(bins, si, "o", color=color, label=f"{t}: measured")
+        axes[-1].plot(bins, mi, "-", color=color, label=f"{t}: mu(theta)")
+    axes[-1].set_xlabel("k bin")
+    axes[-1].set_ylabel("log P(k)")
+    axes[-1].set_title("summaries (dots) vs mu(theta) (lines)", fontsize=9)
+    axes[-1].legend(fontsize=6)
     fig.tight_layout()
     return fig

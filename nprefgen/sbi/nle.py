@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from nprefgen._validation import check_choice, check_int, check_rng, check_scalar
+from nprefgen._validation import check_choice, check_int, check_rng
 from nprefgen.nn.activations import ACTIVATIONS
-from nprefgen.sbi.npe import FLOWS, build_flow, check_training_pairs
+from nprefgen.sbi.npe import FLOWS, check_training_pairs, fit_conditional_flow
 from nprefgen.sbi.posterior import MCMCPosterior
 
 
@@ -47,7 +47,7 @@ class FlowLikelihood:
 
 
 class NLE:
-    """Neural likelihood estimation: ``NLE(prior).train(theta, x, rng)`` -> MCMCPosterior.
+    """Neural likelihood estimation: ``NLE(prior).train(theta, x, rng=rng)`` -> MCMCPosterior.
 
     Parameters as :class:`nprefgen.sbi.npe.NPE` (a spline flow over x by default); ``method`` ("slice", "hmc", "rwm") and the
     MCMC settings are those of the returned posterior (sbi's defaults: slice, 20 chains, 200
@@ -67,22 +67,20 @@ class NLE:
                          n_warmup=check_int(n_warmup, "n_warmup", low=0),
                          thin=check_int(thin, "thin", low=1))
         self.flow = None
-        self.history: dict | None = None
+        self.history_: dict | None = None
 
-    def train(self, theta, x, rng: np.random.Generator, *, batch_size: int = 200,
-              lr: float = 5e-4, validation_fraction: float = 0.1, patience: int = 20,
-              max_epochs: int = 1000, clip: float | None = 5.0,
-              progress: bool = False) -> MCMCPosterior:
-        """Fit q(x | theta) by maximum likelihood; returns the MCMC posterior (SBI.11)."""
+    def train(self, theta, x, *, rng=None, batch_size: int = 200, lr: float = 5e-4,
+              validation_fraction: float = 0.1, patience: int = 20, max_epochs: int = 1000,
+              clip: float | None = 5.0, progress: bool = False) -> MCMCPosterior:
+        """Fit q(x | theta) by maximum likelihood as ``flow.fit(x, context=theta)``; returns the
+        MCMC posterior (SBI.11). Arguments as :meth:`nprefgen.sbi.npe.NPE.train` (z-scores from
+        the training split, ``self.history_``, TrainingDivergedError on divergence)."""
         theta, x = check_training_pairs(theta, x, self.prior)
         rng = check_rng(rng)
-        check_scalar(lr, "lr", low=0.0, low_inclusive=False)
-        check_int(max_epochs, "max_epochs", low=1)
-        self.flow = build_flow(self.flow_kind, x.shape[1], theta.shape[1], self.n_transforms,
-                               self.hidden, rng, x, theta, self.activation)
-        self.history = self.flow.fit(x, theta, rng=rng, epochs=max_epochs, batch_size=batch_size,
-                                     lr=lr, validation_fraction=validation_fraction,
-                                     patience=patience, clip=clip, progress=progress)
+        fit_conditional_flow(self, x, theta, rng=rng, z_score_data=True, z_score_context=True,
+                             batch_size=batch_size, lr=lr,
+                             validation_fraction=validation_fraction, patience=patience,
+                             max_epochs=max_epochs, clip=clip, progress=progress)
         return self.posterior()
 
     def posterior(self, method: str | None = None, **mcmc) -> MCMCPosterior:
@@ -90,7 +88,8 @@ class NLE:
         n_warmup, thin) override the defaults, e.g. fewer chains per observation for a batched
         calibration run."""
         if self.flow is None:
-            raise ValueError("flow: train() first")
+            raise ValueError("flow: expected a trained likelihood; call train() first (a "
+                             "diverged training run leaves none)")
         method = self.method if method is None else method
         like = FlowLikelihood(self.flow)
         return MCMCPosterior(self.prior, like, self.flow.dim, grad_log_likelihood=like.grad,

@@ -9,7 +9,8 @@ whose second term does not depend on phi: the minimiser over a flexible enough f
 posterior q(theta | x) = p(theta | x) for every x the joint reaches. One training run therefore
 serves every observation (amortisation); no simulator call happens at inference time.
 
-(SBI.9) theta and x are z-scored with the training set's mean and standard deviation, by a fixed
+(SBI.9) theta and x are z-scored with the mean and standard deviation of the *training split*
+(the validation rows are drawn first and never enter the statistics, as in sbi), by a fixed
 :class:`nprefgen.flows.Standardize` bijector in front of the flow (its log-det -sum log s keeps
 densities those of the raw theta) and by the flow's context standardisation for x.
 
@@ -26,7 +27,9 @@ from __future__ import annotations
 import numpy as np
 
 from nprefgen._validation import check_array, check_choice, check_int, check_rng, check_scalar
+from nprefgen.flows.elementwise import Standardize
 from nprefgen.nn.activations import ACTIVATIONS
+from nprefgen.nn.train import TrainingDivergedError, take, validation_split
 from nprefgen.sbi.posterior import DirectPosterior
 from nprefgen.sbi.priors import check_theta
 
@@ -73,8 +76,49 @@ def build_flow(kind: str, dim: int, context_dim: int, n_transforms: int, hidden,
                    activation=activation, standardize=data, standardize_context=context)
 
 
+def fit_conditional_flow(estimator, data, context, *, rng=None, z_score_data: bool,
+                         z_score_context: bool, batch_size: int, lr: float,
+                         validation_fraction: float, patience: int, max_epochs: int,
+                         clip: float | None, progress: bool):
+    """Build and train the flow q(data | context) of an NPE (data = theta, context = x) or an NLE
+    (data = x, context = theta) by maximum likelihood (SBI.8).
+
+    The validation rows are drawn first; the z-score statistics (SBI.9) and the flow's training
+    come from the remaining rows only. Stores ``estimator.flow`` and ``estimator.history_``. A
+    diverging training run raises :class:`nprefgen.nn.train.TrainingDivergedError` and leaves
+    ``estimator.flow`` None, so no posterior is ever built on a diverged flow.
+    """
+    check_scalar(lr, "lr", low=0.0, low_inclusive=False)
+    check_int(max_epochs, "max_epochs", low=1)
+    estimator.flow = estimator.history_ = None
+    # built with identity z-scorings first (the draws from rng keep their order: weights, split,
+    # shuffles); the statistics are then set from the training rows only (SBI.9)
+    flow = build_flow(estimator.flow_kind, data.shape[1], context.shape[1], estimator.n_transforms,
+                      estimator.hidden, rng, True if z_score_data else None,
+                      True if z_score_context else None, estimator.activation)
+    train, val = validation_split(data.shape[0], validation_fraction, rng=rng)
+    d_tr, c_tr = take((data, context), train)
+    if z_score_data:
+        z_score = next(b for b in flow.bijectors if isinstance(b, Standardize))
+        fitted = Standardize.from_data(d_tr)
+        z_score.load_buffer_dict({"mean": fitted.mean, "std": fitted.std})
+    if z_score_context:
+        flow.standardize_context(c_tr)
+    try:
+        # (SBI.8) minimise the mean of -log q(data_i | context_i) over the training pairs
+        flow.fit(d_tr, context=c_tr, rng=rng, validation_fraction=0.0,
+                 validation_data=take((data, context), val) if val.size else None,
+                 epochs=max_epochs, batch_size=batch_size, lr=lr, patience=patience, clip=clip,
+                 progress=progress)
+    except TrainingDivergedError as err:
+        estimator.history_ = err.history
+        raise
+    estimator.flow, estimator.history_ = flow, flow.history_
+    return flow
+
+
 class NPE:
-    """Neural posterior estimation: ``NPE(prior).train(theta, x, rng)`` -> DirectPosterior.
+    """Neural posterior estimation: ``NPE(prior).train(theta, x, rng=rng)`` -> DirectPosterior.
 
     Parameters
     ----------
@@ -98,25 +142,23 @@ class NPE:
         self.z_score_theta = bool(z_score_theta)
         self.z_score_x = bool(z_score_x)
         self.flow = None
-        self.history: dict | None = None
+        self.history_: dict | None = None
 
-    def train(self, theta, x, rng: np.random.Generator, *, batch_size: int = 200,
-              lr: float = 5e-4, validation_fraction: float = 0.1, patience: int = 20,
-              max_epochs: int = 1000, clip: float | None = 5.0,
-              progress: bool = False) -> DirectPosterior:
+    def train(self, theta, x, *, rng=None, batch_size: int = 200, lr: float = 5e-4,
+              validation_fraction: float = 0.1, patience: int = 20, max_epochs: int = 1000,
+              clip: float | None = 5.0, progress: bool = False) -> DirectPosterior:
         """(SBI.8) fit q(theta | x) by maximum likelihood on the pairs; returns the posterior.
 
         theta : (n, p) inside the prior; x : (n, dx) finite (see ``simulate``'s NaN dropping).
+        rng : SPEC 7 seed or Generator (the validation split, the flow's initial weights, the
+        shuffles). The flow is trained as ``flow.fit(theta, context=x)``; its history is kept as
+        ``self.history_``. A diverging run raises
+        :class:`nprefgen.nn.train.TrainingDivergedError` (never a posterior on a diverged flow).
         """
         theta, x = check_training_pairs(theta, x, self.prior)
         rng = check_rng(rng)
-        check_scalar(lr, "lr", low=0.0, low_inclusive=False)
-        check_int(max_epochs, "max_epochs", low=1)
-        self.flow = build_flow(self.flow_kind, theta.shape[1], x.shape[1], self.n_transforms,
-                               self.hidden, rng, theta if self.z_score_theta else None,
-                               x if self.z_score_x else None, self.activation)
-        # (SBI.8) minimise the mean of -log q(theta_i | x_i) over the joint draws
-        self.history = self.flow.fit(theta, x, rng=rng, epochs=max_epochs, batch_size=batch_size,
-                                     lr=lr, validation_fraction=validation_fraction,
-                                     patience=patience, clip=clip, progress=progress)
+        fit_conditional_flow(self, theta, x, rng=rng, z_score_data=self.z_score_theta,
+                             z_score_context=self.z_score_x, batch_size=batch_size, lr=lr,
+                             validation_fraction=validation_fraction, patience=patience,
+                             max_epochs=max_epochs, clip=clip, progress=progress)
         return DirectPosterior(self.flow, self.prior)

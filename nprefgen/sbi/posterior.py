@@ -102,9 +102,14 @@ class DirectPosterior:
                 out[i, have[i]:have[i] + take] = rows[:take]
                 have[i] += take
         else:
-            raise ValueError(f"prior: fewer than n={n} of the posterior draws fell inside the "
-                             f"prior support after {self.max_rounds} rounds (acceptance "
-                             f"{accepted / max(drawn, 1):.2e}); the estimator leaks its mass")
+            self.acceptance_rate = accepted / max(drawn, 1)
+            raise RuntimeError(f"DirectPosterior.sample: rejection sampling failed: after "
+                               f"{self.max_rounds} rounds only {int(have.min())} of the n={n} "
+                               f"requested draws fell inside the prior support (acceptance "
+                               f"rate {self.acceptance_rate:.2e}, {drawn} draws); the estimator "
+                               f"puts almost all its mass outside the prior for this x (SBI.10). "
+                               f"Train longer or on more simulations, check that x resembles "
+                               f"the training simulations, or raise max_rounds")
         self.acceptance_rate = accepted / max(drawn, 1)
         return out
 
@@ -230,7 +235,14 @@ class MCMCPosterior:
                 continue
             rows = np.broadcast_to(x_sets[i], (cand.shape[0],) + x_sets[i].shape)
             lp = self.potential(cand, rows)
-            w = np.exp(lp - np.max(lp))
+            ok = np.isfinite(lp)
+            if not np.any(ok):
+                raise RuntimeError(
+                    f"MCMCPosterior.sample: no starting point for observation {i}: the "
+                    f"log-posterior is -inf or NaN at all {cand.shape[0]} prior draws (the "
+                    f"likelihood vanishes or is not finite there); check that x resembles the "
+                    f"simulations and that the likelihood is finite on the prior's support")
+            w = np.where(ok, np.exp(np.where(ok, lp, 0.0) - np.max(lp[ok])), 0.0)
             w = w / w.sum()
             starts[i] = cand[rng.choice(cand.shape[0], self.n_chains, p=w)]
         return starts.reshape(-1, self.dim_theta)

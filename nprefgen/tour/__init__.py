@@ -3,13 +3,20 @@
 Sections are discovered in :mod:`nprefgen.tour.sections`: every module there with ``ORDER``,
 ``TITLE`` and ``build(report)`` becomes one section, sorted by ``ORDER`` (the lecture order:
 10s foundations, 20s representation learning, 30s sampling, 40s flows, 50s SBI, 60s score models).
+``nprefgen tour --help`` lists them (:func:`section_titles` reads ``ORDER`` and ``TITLE`` from the
+sources without importing them). A section states every claim it makes about a number through
+``report.check(name, value, rule, passed)`` (:mod:`nprefgen.tour.report`; the shared rules for
+diagnostics are in :mod:`nprefgen.tour.rules`), so nothing is marked ok that was not checked and
+every flagged diagnostic is listed at the top of the page.
 
 :func:`build_tour` returns the :class:`Report` (``report.failures`` lists the sections that raised,
 ``report.index_path`` the page); :func:`run_tour` returns just the path of ``index.html``.
 """
 from __future__ import annotations
 
+import ast
 import importlib
+import os
 import pkgutil
 import time
 import traceback
@@ -17,7 +24,7 @@ from types import SimpleNamespace
 
 from nprefgen.tour.report import Report
 
-__all__ = ["Report", "build_tour", "discover_sections", "run_tour"]
+__all__ = ["Report", "build_tour", "discover_sections", "run_tour", "section_titles"]
 
 _UNIMPORTABLE_ORDER = 10**6   # sections that fail to import go last
 
@@ -29,6 +36,44 @@ def _unimportable(key: str, exc: BaseException) -> SimpleNamespace:
     return SimpleNamespace(ORDER=_UNIMPORTABLE_ORDER, TITLE=f"{key} (failed to import)", build=build)
 
 
+def _available() -> list[str]:
+    import nprefgen.tour.sections as pkg
+
+    return sorted(i.name for i in pkgutil.iter_modules(pkg.__path__) if not i.name.startswith("_"))
+
+
+def section_titles() -> list[tuple[str, str]]:
+    """``[(key, TITLE)]`` of every section in tour order, read from the modules' source without
+    importing them (fast enough for ``nprefgen tour --help``); a module whose ``ORDER`` or
+    ``TITLE`` is not a literal is listed last with its module docstring's first line."""
+    import nprefgen.tour.sections as pkg
+
+    found = []
+    for info in pkgutil.iter_modules(pkg.__path__):
+        if info.name.startswith("_"):
+            continue
+        order, title = _UNIMPORTABLE_ORDER, ""
+        path = os.path.join(getattr(info.module_finder, "path", ""), info.name + ".py")
+        try:
+            with open(path, encoding="utf-8") as f:
+                tree = ast.parse(f.read())
+            for node in tree.body:
+                if isinstance(node, ast.Assign) and len(node.targets) == 1 and \
+                        isinstance(node.targets[0], ast.Name) and \
+                        isinstance(node.value, ast.Constant):
+                    if node.targets[0].id == "ORDER" and isinstance(node.value.value, int):
+                        order = node.value.value
+                    elif node.targets[0].id == "TITLE" and isinstance(node.value.value, str):
+                        title = node.value.value
+            if not title:
+                title = (ast.get_docstring(tree) or "").strip().splitlines()[0:1]
+                title = title[0] if title else ""
+        except (OSError, SyntaxError):
+            title = "(cannot be read)"
+        found.append((order, info.name, title))
+    return [(key, title) for _, key, title in sorted(found)]
+
+
 def discover_sections(only=None):
     """``[(key, module)]`` sorted by ORDER; ``only`` restricts to the given keys.
 
@@ -38,7 +83,7 @@ def discover_sections(only=None):
     """
     import nprefgen.tour.sections as pkg
 
-    available = sorted(i.name for i in pkgutil.iter_modules(pkg.__path__) if not i.name.startswith("_"))
+    available = _available()
     if only is not None:
         if isinstance(only, str):
             only = [only]
@@ -47,8 +92,8 @@ def discover_sections(only=None):
         only = [k.strip() for k in only if k.strip()]
         missing = sorted(set(only) - set(available))
         if missing:
-            raise ValueError(f"only: unknown tour sections: {missing}; expected names from "
-                             f"{available}")
+            raise ValueError(f"only: unknown tour section(s) {', '.join(map(repr, missing))}; "
+                             f"expected names from: {', '.join(available)}")
     found = []
     for name in available:
         if only is not None and name not in only:

@@ -107,7 +107,7 @@ def test_linear_maf_recovers_a_3d_gaussian():
     rng = np.random.default_rng(11)
     mean, cov, x = _gaussian(3, 3000, rng)
     flow = maf(3, 1, [], rng=rng, bound=None)
-    hist = flow.fit(x, rng=rng, epochs=150, batch_size=500, lr=2e-2, patience=15, progress=False)
+    hist = flow.fit(x, rng=rng, epochs=150, batch_size=500, lr=2e-2, patience=15, progress=False).history_
     assert hist["val_loss"][hist["best_epoch"]] < hist["val_loss"][0]
     _assert_moments(flow.sample(40000, rng), mean, cov, x.shape[0])
     # (FLOW.1) at the optimum the mean NLL is the Gaussian entropy up to sampling error
@@ -132,7 +132,7 @@ def test_fit_restores_the_best_weights_and_stops_early(capsys):
     x = rng.standard_normal((30, 2))
     flow = realnvp(2, 4, 32, rng=np.random.default_rng(0))
     hist = flow.fit(x, rng=np.random.default_rng(7), epochs=300, batch_size=8, lr=3e-2,
-                    validation_fraction=0.2, patience=5, progress=True)
+                    validation_fraction=0.2, patience=5, progress=True).history_
     assert hist["epochs"] < 300 and len(hist["train_loss"]) == len(hist["val_loss"]) == hist["epochs"]
     assert hist["best_epoch"] == int(np.argmin(hist["val_loss"]))
     assert hist["epochs"] - 1 - hist["best_epoch"] == 5
@@ -143,12 +143,21 @@ def test_fit_restores_the_best_weights_and_stops_early(capsys):
     assert flow.history_ is hist
 
 
-def test_fit_initialises_actnorm_on_the_first_batch(rng):
-    """(FLOW.18) fit calls initialize before training; fitting without a validation split works."""
+def test_fit_initialises_actnorm_on_the_whole_training_split(rng):
+    """(FLOW.18) fit initialises an ActNorm from the WHOLE training split (not the first batch,
+    never the validation rows) before training: with lr tiny, its shift and scale are the
+    training split's standardisation. Fitting without a validation split works too."""
     x = rng.standard_normal((64, 2)) * 10.0 + 3.0
     flow = realnvp(2, 2, 8, rng=rng, actnorm=True)
     assert flow.needs_initialization()
-    hist = flow.fit(x, rng=rng, epochs=1, batch_size=64, validation_fraction=0.0, progress=False)
+    flow.fit(x, rng=np.random.default_rng(3), epochs=1, batch_size=8, lr=1e-12, progress=False)
+    train = np.random.default_rng(3).permutation(64)[6:]                 # the split fit made
+    mean, std = x[train].mean(axis=0), x[train].std(axis=0)
+    np.testing.assert_allclose(np.exp(-flow[0].params["log_scale"]), std + flow[0].eps, rtol=1e-9)
+    np.testing.assert_allclose(flow[0].params["shift"], -mean / (std + flow[0].eps), rtol=1e-9)
+    flow = realnvp(2, 2, 8, rng=rng, actnorm=True)
+    hist = flow.fit(x, rng=rng, epochs=1, batch_size=64, validation_fraction=0.0,
+                    progress=False).history_
     assert not flow.needs_initialization() and hist["val_loss"] == []
     assert flow[0].initialized
 
@@ -312,3 +321,101 @@ def test_registered_builders_rebuild(tmp_path, rng):
         BUILDERS.pop("tiny_test_family")
     with pytest.raises(ValueError, match="builder"):
         register_builder("x", 3)
+
+
+def test_nll_and_grad_is_the_mean_nll_and_its_gradient(rng):
+    """(FLOW.22) the named training loss: L = -mean log p, d_x = -grad_x log p / n, and the
+    parameter gradients added into grads are those of L (a dot-product test on one weight)."""
+    flow = _random_flow("maf", 2, 1, rng)
+    x, c = rng.standard_normal((6, 2)), rng.standard_normal((6, 1))
+    flow.zero_grad()
+    loss, d_x, d_c = flow.nll_and_grad(x, c)
+    assert loss == pytest.approx(-np.mean(flow.log_prob(x, c)), rel=1e-14)
+    g_x, g_c = flow.grad_log_prob(x, c)
+    np.testing.assert_allclose(d_x, -g_x / 6, rtol=1e-12)
+    np.testing.assert_allclose(d_c, -g_c / 6, rtol=1e-12)
+    name, p, g = next(iter(flow.named_parameters()))
+    u = rng.standard_normal(p.shape)
+    h = 1e-6
+    p += h * u
+    up = -np.mean(flow.log_prob(x, c))
+    p -= 2 * h * u
+    down = -np.mean(flow.log_prob(x, c))
+    p += h * u
+    assert np.sum(g * u) == pytest.approx((up - down) / (2 * h), rel=1e-6, abs=1e-9), name
+
+
+def test_fit_returns_self_and_a_huge_lr_raises_with_the_best_weights_kept(rng):
+    """Issue 13 class 6: a flow trained with lr=10 diverges in its first epoch; fit restores the
+    initial (finite) weights and raises TrainingDivergedError naming the learning rate, never a
+    message about the data. With on_divergence='warn' it warns and returns the flow."""
+    from nprefgen.nn.train import TrainingDivergedError
+
+    x = rng.standard_normal((200, 2)) * [1.0, 0.5]
+    flow = maf(2, 2, [8], rng=np.random.default_rng(1))
+    assert flow.fit(x, rng=0, epochs=2, progress=False) is flow
+    start = flow.state_dict()
+    with pytest.raises(TrainingDivergedError, match=r"diverged.*lr=10\b") as err:
+        flow.fit(x, rng=0, epochs=5, lr=10.0, clip=None, progress=False)
+    assert "expected finite" not in str(err.value) and "smaller learning rate" in str(err.value)
+    assert all(np.array_equal(v, start[k]) for k, v in flow.state_dict().items())
+    with pytest.warns(RuntimeWarning, match="diverged"):
+        assert flow.fit(x, rng=0, epochs=5, lr=10.0, on_divergence="warn", progress=False) is flow
+    assert flow.history_["stopped"] == "diverged"
+    assert all(np.all(np.isfinite(p)) for p, _ in flow.parameters())
+
+
+def test_fit_with_a_hook_redraws_the_training_data_each_epoch(rng):
+    """The per-epoch hook (e.g. fresh dequantization noise, SPL.14): the flow trains on the
+    arrays it returns, the fixed validation_data stays the monitored set, and the result equals
+    a hand-written loop drawing noise, then the shuffle, each epoch from the same Generator."""
+    from nprefgen.nn import Adam
+
+    v = rng.integers(0, 4, (40, 2)).astype(float)
+    v_val = rng.integers(0, 4, (10, 2)).astype(float)
+
+    def noisy(rng_):
+        return v + rng_.uniform(size=v.shape)
+
+    flow = maf(2, 1, [4], rng=np.random.default_rng(0))
+    flow.fit(v, rng=np.random.default_rng(5), validation_data=v_val + 0.5, epochs=3,
+             batch_size=16, lr=1e-2, patience=None, clip=None,
+             hook=lambda epoch, rng_: noisy(rng_), progress=False)
+    assert len(flow.history_["val_loss"]) == 3
+    ref = maf(2, 1, [4], rng=np.random.default_rng(0))
+    gen, opt = np.random.default_rng(5), Adam(ref.parameters(), lr=1e-2)
+    best, best_state = np.inf, None
+    for _ in range(3):
+        y = noisy(gen)
+        perm = gen.permutation(40)
+        for s in range(0, 40, 16):
+            ref.zero_grad()
+            ref.nll_and_grad(y[perm[s:s + 16]])
+            opt.step()
+        val = ref.mean_nll(v_val + 0.5)
+        if val < best:
+            best, best_state = val, ref.state_dict()
+    ref.load_state_dict(best_state)
+    for k, w in flow.state_dict().items():
+        np.testing.assert_array_equal(w, best_state[k])
+    assert min(flow.history_["val_loss"]) == best
+
+
+def test_fit_initialises_on_the_hooks_first_data_and_calls_it_once_per_epoch(rng):
+    """With a hook, epoch 0's data come from the hook before the data-dependent initialisation
+    (FLOW.18), so ActNorm standardises the redrawn data, not the placeholder passed as x."""
+    x = rng.standard_normal((50, 2))
+    calls = []
+
+    def hook(epoch, rng_):
+        calls.append(epoch)
+        return 5.0 + 3.0 * x + 0.1 * rng_.standard_normal(x.shape)
+
+    flow = realnvp(2, 2, 8, rng=rng, actnorm=True)
+    first = hook(0, np.random.default_rng(4))
+    calls.clear()
+    flow.fit(np.zeros_like(x) + np.arange(2), rng=np.random.default_rng(4), epochs=3, lr=1e-12,
+             validation_data=x, patience=None, hook=hook, progress=False)
+    assert calls == [0, 1, 2]
+    np.testing.assert_allclose(flow[0].params["shift"],
+                               -first.mean(axis=0) / (first.std(axis=0) + flow[0].eps), rtol=1e-9)

@@ -92,17 +92,18 @@ def test_dense_autoencoder_trains_on_digits():
     rng = np.random.default_rng(3)
     ae = dense_autoencoder(64, 2, hidden=(64,), rng=rng, loss="bce")
     start = ae.evaluate(X_val)
-    hist = ae.fit(X, rng=rng, epochs=8, batch_size=64, lr=3e-3, X_val=X_val, progress=False)
-    assert len(hist["loss"]) == 8 and len(hist["val_loss"]) == 8
+    assert ae.fit(X, rng=rng, epochs=8, batch_size=64, lr=3e-3, X_val=X_val, progress=False) is ae
+    hist = ae.history_
+    assert len(hist["train_loss"]) == 8 and len(hist["val_loss"]) == 8
     assert hist["val_loss"][-1] < 0.75 * start
     Z = ae.encode(X_val)
     assert Z.shape == (X_val.shape[0], 2)
     X_hat = ae.decode(Z)
     assert X_hat.shape == X_val.shape and X_hat.min() >= 0 and X_hat.max() <= 1
     np.testing.assert_array_equal(ae.reconstruct(X_val), X_hat)
-    # fit continues the history
+    # a second fit continues from the current weights; history_ describes that call
     ae.fit(X, rng=rng, epochs=1, progress=False)
-    assert len(ae.history_["loss"]) == 9
+    assert len(ae.history_["train_loss"]) == 1 and ae.history_["val_loss"] == []
 
 
 def test_conv_autoencoder_digits_and_mnist_shapes(rng):
@@ -148,3 +149,38 @@ def test_autoencoder_tour_section_quick(tmp_path):
     path = run_tour(tmp_path, quick=True, only=["autoencoder"], progress=False, strict=True)
     text = open(path, encoding="utf-8").read()
     assert "autoencoder-" in text and "<table>" in text
+
+
+@pytest.mark.parametrize("loss", ["mse", "bce"])
+def test_a_diverging_autoencoder_raises_and_keeps_finite_weights(loss):
+    """Issue 13 class 6: lr=1e4 explodes the reconstruction loss in the first epoch; fit restores
+    the initial weights and raises TrainingDivergedError naming the lr."""
+    from nprefgen.nn.train import TrainingDivergedError
+
+    X = np.random.default_rng(0).random((100, 6))
+    ae = dense_autoencoder(6, 2, (8,), rng=0, loss=loss)
+    start = [p.copy() for p, _ in ae.parameters()]
+    with pytest.raises(TrainingDivergedError, match=r"diverged.*lr=10000\b"):
+        ae.fit(X, rng=1, lr=1e4, epochs=10)
+    assert all(np.array_equal(p, s) for (p, _), s in zip(ae.parameters(), start))
+    assert ae.history_ is None                             # no successful fit yet
+    # the optimizer that saw the diverging steps is dropped: a second try repeats the first
+    with pytest.raises(TrainingDivergedError) as again:
+        ae.fit(X, rng=1, lr=1e4, epochs=10)
+    fresh = dense_autoencoder(6, 2, (8,), rng=0, loss=loss)
+    with pytest.raises(TrainingDivergedError) as first:
+        fresh.fit(X, rng=1, lr=1e4, epochs=10)
+    assert again.value.history == first.value.history
+
+
+def test_fit_holds_out_a_validation_fraction_and_stops_early(rng):
+    """validation_fraction and patience come from the shared loop: the held-out rows are
+    monitored and the best epoch's weights are kept."""
+    X = rng.random((60, 6))
+    ae = dense_autoencoder(6, 2, (8,), rng=0)
+    assert ae.fit(X, rng=2, epochs=6, batch_size=16, lr=1e-2, validation_fraction=0.25,
+                  patience=2) is ae
+    hist = ae.history_
+    assert len(hist["val_loss"]) == hist["epochs"] and hist["epochs"] <= 6
+    assert hist["val_loss"][hist["best_epoch"]] == min(hist["val_loss"])
+    assert ae.evaluate(X[np.random.default_rng(2).permutation(60)[:15]]) == min(hist["val_loss"])

@@ -107,8 +107,8 @@ def test_simclr_training_lowers_the_loss_on_digits():
         return ntxent_loss(model.project(x_a), model.project(x_b), model.tau)[0]
 
     start = held_out()
-    hist = model.fit(X, aug, rng=rng, epochs=6, batch_size=128, lr=3e-3, progress=False)
-    assert len(hist["loss"]) == 6
+    assert model.fit(X, aug, rng=rng, epochs=6, batch_size=128, lr=3e-3, progress=False) is model
+    assert len(model.history_["train_loss"]) == 6
     assert held_out() < start - 0.3
     assert model.features(X).shape == (X.shape[0], 16)
     assert model.project(X).shape == (X.shape[0], 16)

@@ -32,9 +32,9 @@ def trained():
     task = gaussian_linear(dim=2)
     theta = task.prior.sample(3000, rng)
     x = task.simulator(theta, rng)
-    npe_post = NPE(task.prior, **SMALL).train(theta, x, rng, **FIT)
+    npe_post = NPE(task.prior, **SMALL).train(theta, x, rng=rng, **FIT)
     nle = NLE(task.prior, n_chains=10, n_warmup=60, **SMALL)
-    nle_post = nle.train(theta, x, rng, **FIT)
+    nle_post = nle.train(theta, x, rng=rng, **FIT)
     return task, npe_post, nle, nle_post
 
 
@@ -154,7 +154,7 @@ def test_truncation_to_the_prior_support():
     theta = task.prior.sample(500, rng)
     # the default spline flow
     post = NPE(task.prior, n_transforms=2, hidden=16).train(theta, task.simulator(theta, rng),
-                                                             rng, max_epochs=5)
+                                                             rng=rng, max_epochs=5)
     draws = post.sample(500, rng, np.array([0.0, 0.0]))
     assert np.all(task.prior.in_support(draws))
     assert 0.0 < post.acceptance_rate <= 1.0
@@ -169,17 +169,114 @@ def test_bad_training_inputs():
     theta = task.prior.sample(20, rng)
     x = task.simulator(theta, rng)
     with pytest.raises(ValueError, match="x"):
-        NPE(task.prior).train(theta, x[:10], rng)
+        NPE(task.prior).train(theta, x[:10], rng=rng)
     with pytest.raises(ValueError, match="theta"):
-        NPE(task.prior).train(np.zeros((0, 2)), np.zeros((0, 2)), rng)
+        NPE(task.prior).train(np.zeros((0, 2)), np.zeros((0, 2)), rng=rng)
     with pytest.raises(ValueError, match="x"):
-        NLE(task.prior).train(theta, np.where(x > 0, np.nan, x), rng)
+        NLE(task.prior).train(theta, np.where(x > 0, np.nan, x), rng=rng)
     from nprefgen.sbi.tasks import two_moons
 
     box = two_moons()
     with pytest.raises(ValueError, match="theta"):
-        NPE(box.prior).train(np.full((5, 2), 3.0), np.zeros((5, 2)), rng)
+        NPE(box.prior).train(np.full((5, 2), 3.0), np.zeros((5, 2)), rng=rng)
     with pytest.raises(ValueError, match="theta"):
-        NLE(box.prior).train(np.full((5, 2), 3.0), np.zeros((5, 2)), rng)
+        NLE(box.prior).train(np.full((5, 2), 3.0), np.zeros((5, 2)), rng=rng)
     with pytest.raises(ValueError, match="method"):
         NLE(task.prior, method="nuts")
+
+
+def _record_split(monkeypatch):
+    """Record the (train, val) rows that NPE/NLE draw (nprefgen.sbi.npe.validation_split)."""
+    import nprefgen.sbi.npe as npe_module
+
+    seen = []
+    real = npe_module.validation_split
+
+    def recording(*args, **kwargs):
+        seen.append(real(*args, **kwargs))
+        return seen[-1]
+
+    monkeypatch.setattr(npe_module, "validation_split", recording)
+    return seen
+
+
+def _z_score_of(flow):
+    from nprefgen.flows import Standardize
+
+    z = next(b for b in flow.bijectors if isinstance(b, Standardize))
+    return z.mean, z.std, flow.context_mean, flow.context_std
+
+
+@pytest.mark.parametrize("cls", [NPE, NLE])
+def test_z_scores_come_from_the_training_split_only(cls, monkeypatch):
+    """(SBI.9) the validation rows are drawn first and never enter the z-score statistics:
+    NPE z-scores theta (data) and x (context), NLE x (data) and theta (context), each with the
+    mean and std of the training rows; the flow is fitted as flow.fit(data, context=...)."""
+    task = gaussian_linear(dim=2)
+    rng = np.random.default_rng(3)
+    theta = task.prior.sample(60, rng)
+    x = task.simulator(theta, rng)
+    seen = _record_split(monkeypatch)
+    est = cls(task.prior, flow="maf", n_transforms=1, hidden=4)
+    est.train(theta, x, rng=rng, max_epochs=1, validation_fraction=0.25)
+    (train, val), = seen
+    assert val.size == 15 and np.intersect1d(train, val).size == 0
+    data, context = (theta, x) if cls is NPE else (x, theta)
+    mean, std, c_mean, c_std = _z_score_of(est.flow)
+    np.testing.assert_allclose(mean, data[train].mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(std, data[train].std(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(c_mean, context[train].mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(c_std, context[train].std(axis=0), rtol=1e-12)
+    assert not np.allclose(mean, data.mean(axis=0), rtol=1e-6)   # the whole set would differ
+    assert est.history_ is est.flow.history_ and len(est.history_["val_loss"]) == 1
+
+
+@pytest.mark.parametrize("cls", [NPE, NLE])
+def test_a_diverging_training_raises_and_builds_no_posterior(cls):
+    """Issue 13 class 6: lr=1e3 diverges; train raises TrainingDivergedError naming the lr (not
+    an error blaming x or theta), keeps the history and leaves no flow to build a posterior on."""
+    from nprefgen.nn.train import TrainingDivergedError
+
+    task = gaussian_linear(dim=2)
+    rng = np.random.default_rng(0)
+    theta = task.prior.sample(200, rng)
+    x = task.simulator(theta, rng)
+    est = cls(task.prior, flow="maf", n_transforms=1, hidden=8)
+    with pytest.raises(TrainingDivergedError, match=r"diverged.*lr=1000\b") as err:
+        est.train(theta, x, rng=1, lr=1e3, max_epochs=5)
+    assert "expected finite" not in str(err.value)
+    assert est.flow is None and est.history_["stopped"] == "diverged"
+    if cls is NLE:
+        with pytest.raises(ValueError, match="train"):
+            est.posterior()
+
+
+def test_rejection_sampling_that_accepts_nothing_is_a_runtime_error():
+    """(SBI.10) a posterior estimate with all its mass outside a box prior: sampling fails with a
+    RuntimeError that says rejection sampling failed and why, not a ValueError about `prior`."""
+    from nprefgen.flows import maf
+    from nprefgen.sbi.posterior import DirectPosterior
+    from nprefgen.sbi.tasks import two_moons
+
+    task = two_moons()                                   # prior: the box [-1, 1]^2
+    rng = np.random.default_rng(0)
+    far = 100.0 + rng.standard_normal((50, 2))            # q(theta | x) sits near (100, 100)
+    flow = maf(2, 1, [4], rng=rng, context_dim=2, standardize=far)
+    post = DirectPosterior(flow, task.prior, max_rounds=3)
+    with pytest.raises(RuntimeError, match="rejection sampling failed.*0 of the n=5") as err:
+        post.sample(5, rng, np.zeros(2))
+    assert not isinstance(err.value, ValueError)
+    assert post.acceptance_rate == 0.0
+
+
+def test_mcmc_without_a_finite_starting_point_is_a_runtime_error():
+    """A likelihood that is -inf (or NaN) at every prior draw leaves MCMC no starting point: a
+    RuntimeError that says so (it was a ValueError from rng.choice about NaN probabilities)."""
+    from nprefgen.sbi.posterior import MCMCPosterior
+
+    task = gaussian_linear(dim=2)
+    for value in (-np.inf, np.nan):
+        post = MCMCPosterior(task.prior, lambda theta, x, v=value: np.full(theta.shape[0], v), 2,
+                             n_chains=2, n_warmup=0, n_init=20)
+        with pytest.raises(RuntimeError, match="no starting point"):
+            post.sample(4, np.random.default_rng(0), np.zeros(2))

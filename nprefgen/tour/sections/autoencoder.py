@@ -11,8 +11,9 @@ from nprefgen.models.autoencoder import (
 )
 from nprefgen.models.pca import PCA, principal_angles
 from nprefgen.plots.representation import (
-    plot_latent_maps, plot_loss_curves, plot_reconstructions, plot_subspace_angles,
+    plot_latent_maps, plot_reconstructions, plot_subspace_angles,
 )
+from nprefgen.plots.training import plot_training_history
 
 ORDER = 22
 TITLE = "Representation: autoencoders"
@@ -50,7 +51,7 @@ def _build(report) -> None:
         "with Adam to reconstruct the input (REP.9; binary cross-entropy on [0, 1] pixels). With "
         "a 2-D code the latent space can be drawn.")
     ae2 = dense_autoencoder(64, 2, hidden=(128, 64), rng=rng, loss="bce")
-    h2 = ae2.fit(X, rng=rng, epochs=epochs, batch_size=64, lr=2e-3, X_val=X_val, progress=False)
+    h2 = ae2.fit(X, rng=rng, epochs=epochs, batch_size=64, lr=2e-3, X_val=X_val, progress=False).history_
     k = 8
     pca8 = PCA(k).fit(X)
     Z_pca = pca8.transform(X_test)[:, :2]                   # the first 2 of 8 components = PCA(2)
@@ -63,9 +64,9 @@ def _build(report) -> None:
                 f"(two stride-2 3x3 convolutions 8x8 -> 4x4 -> 2x2, and transposed convolutions "
                 f"back), and PCA with {k} components.")
     ae8 = dense_autoencoder(64, k, hidden=(128, 64), rng=rng, loss="bce")
-    h8 = ae8.fit(X, rng=rng, epochs=epochs, batch_size=64, lr=2e-3, X_val=X_val, progress=False)
+    h8 = ae8.fit(X, rng=rng, epochs=epochs, batch_size=64, lr=2e-3, X_val=X_val, progress=False).history_
     cae = conv_autoencoder((1, 8, 8), k, channels=(16, 32), rng=rng, loss="bce")
-    hc = cae.fit(X, rng=rng, epochs=epochs, batch_size=64, lr=2e-3, X_val=X_val, progress=False)
+    hc = cae.fit(X, rng=rng, epochs=epochs, batch_size=64, lr=2e-3, X_val=X_val, progress=False).history_
     rows = []
     for name, model_rec, n_par in (
             ("dense AE, 2-D code", ae2.reconstruct, ae2.num_parameters()),
@@ -80,11 +81,12 @@ def _build(report) -> None:
         "AE 2-D": ae2.reconstruct(X_test[pick]), f"AE {k}-D": ae8.reconstruct(X_test[pick]),
         f"conv {k}-D": cae.reconstruct(X_test[pick]), f"PCA {k}": pca8.reconstruct(X_test[pick])}),
         "reconstructions", "test digits and their reconstructions")
-    report.figure(plot_loss_curves({"2-D train": h2["loss"], "2-D val": h2["val_loss"],
-                                    f"{k}-D train": h8["loss"], f"{k}-D val": h8["val_loss"],
-                                    f"conv {k}-D train": hc["loss"], f"conv {k}-D val": hc["val_loss"]},
-                                   ylabel="binary cross-entropy per pixel"), "loss",
-                  "training and validation loss per epoch")
+    report.figure(plot_training_history(
+        {"dense, 2-D code": {"train": h2["train_loss"], "val": h2["val_loss"]},
+         f"dense, {k}-D code": {"train": h8["train_loss"], "val": h8["val_loss"]},
+         f"conv, {k}-D code": {"train": hc["train_loss"], "val": hc["val_loss"]}},
+        ylabel="binary cross-entropy per pixel"), "loss",
+        "training (dashed) and validation (solid) loss per epoch, one colour per autoencoder")
 
     report.text(
         "What if the autoencoder has no activation functions? Then x_hat = W_d W_e x and the "
@@ -104,12 +106,17 @@ def _build(report) -> None:
         err_ae = float(np.sum((ae_lin.reconstruct(Xc) - Xc) ** 2))
         err_pca = float(np.sum((Xc - Xc @ Vk @ Vk.T) ** 2))    # (REP.4)-(REP.5)
         rows.append([kk, float(lam[kk - 1] / lam[kk]), angles[-1], err_ae, err_pca,
-                     bool(angles[-1] < 1e-2)])
+                     report.check(f"linear AE, k = {kk}: largest angle to the PCA subspace",
+                                  float(angles[-1]), "angle < 1e-2 rad after training",
+                                  bool(angles[-1] < 1e-2), show=False),
+                     report.check(f"linear AE, k = {kk}: error not below PCA's (Eckart-Young)",
+                                  err_ae / err_pca, "AE error / PCA error >= 1 - 1e-10",
+                                  bool(err_ae >= err_pca * (1 - 1e-10)), show=False)])
     report.figure(plot_subspace_angles(marks, curves), "angles",
                   "largest principal angle between the linear decoder's columns and the top-k "
                   "PCA subspace during training (log scale)")
     report.table(["k", "lambda_k / lambda_{k+1}", "largest angle (rad)", "AE sum ||x - x_hat||^2",
-                  "PCA sum ||x - x_hat||^2", "angle < 1e-2"], rows,
+                  "PCA sum ||x - x_hat||^2", "angle < 1e-2", "AE error >= PCA error"], rows,
                  caption=f"linear autoencoder vs PCA after {steps} full-batch Adam steps "
                          f"(lr 1e-2): the smaller the eigen-gap, the slower the convergence",
-                 status_col=5)
+                 status_col=[5, 6])

@@ -11,7 +11,8 @@ from nprefgen.models.augment import Augment
 from nprefgen.models.contrastive import dense_simclr
 from nprefgen.models.pca import PCA
 from nprefgen.models.probe import probe_accuracies
-from nprefgen.plots.representation import plot_latent_maps, plot_loss_curves, plot_views
+from nprefgen.plots.representation import plot_latent_maps, plot_views
+from nprefgen.plots.training import plot_training_history
 
 ORDER = 23
 TITLE = "Representation: contrastive learning"
@@ -42,7 +43,7 @@ def compare_representations(*, rng=None, epochs: int = 150, probe_epochs: int = 
     model = dense_simclr(64, FEATURE_DIM, rng=np.random.default_rng(seed), tau=tau)
     untrained = dense_simclr(64, FEATURE_DIM, rng=np.random.default_rng(seed), tau=tau)
     hist = model.fit(X, digits_augment(), rng=rng, epochs=epochs, batch_size=128, lr=2e-3,
-                     progress=False)
+                     progress=False).history_
     pca = PCA(FEATURE_DIM).fit(X)
     feats = {
         f"SimCLR encoder, trained ({epochs} epochs)": (model.features(X), model.features(X_test)),
@@ -86,8 +87,10 @@ def _build(report) -> None:
                  caption="test-split accuracy of a softmax-regression probe (REP.17) and a "
                          "5-nearest-neighbour vote (REP.18), both fitted on the training labels "
                          "of frozen features")
-    report.figure(plot_loss_curves({"NT-Xent (training views)": hist["loss"]}), "loss",
-                  "NT-Xent per epoch; the minimum possible is 0, a random embedding gives about "
+    report.figure(plot_training_history({"SimCLR encoder": {"train": hist["train_loss"]}},
+                                        ylabel="NT-Xent loss per view (nats)"), "loss",
+                  "NT-Xent on the training views per epoch (no validation split: the views are "
+                  "redrawn every epoch); the minimum possible is 0, a random embedding gives about "
                   "log(2N - 1)")
     maps = {}
     for name, m in (("trained SimCLR features", model), ("random-init features", untrained)):

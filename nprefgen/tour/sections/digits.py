@@ -23,6 +23,9 @@ def build(report) -> None:
         rows.append([str(c)] + [int(np.sum(y == c)) for _, y in splits.values()])
     rows.append(["all"] + [int(y.shape[0]) for _, y in splits.values()])
     report.table(["digit", "train", "val", "test"], rows, caption="images per class and split")
+    total = sum(int(y.shape[0]) for _, y in splits.values())
+    report.check("the three splits add up to the 1,797 images", total, "train + val + test = 1,797",
+                 total == 1797)
     X, y = splits["train"]
     n_show = 30 if report.quick else 60
     pick = np.sort(rng.choice(X.shape[0], n_show, replace=False))

@@ -44,7 +44,7 @@ def build(report) -> None:
     ae = dense_autoencoder(64, LATENT_DIM, hidden=(128, 64), rng=rng, loss="bce")
     epochs, batch = (3, 256) if quick else (60, 64)
     hist = ae.fit(X, rng=rng, epochs=epochs, batch_size=batch, lr=2e-3, X_val=X_test,
-                  progress=False)
+                  progress=False).history_
     Z, Z_test = ae.encode(X), ae.encode(X_test)
     # standardise the codes so that reg_covar means the same thing in every direction
     z_mean, z_std = Z.mean(0), Z.std(0) + 1e-12
@@ -95,20 +95,31 @@ def build(report) -> None:
 
     # how far are the samples from the training set? (memorisation check) and the test fit
     rows = []
+    ref = float(np.median(_nearest_distance(X_test[:n_show], X)))
     for name, imgs in [("AE latent GMM", images_ae), ("AE latent, K = 1", images_one),
                        ("PCA GMM", images_pca), ("pixel GMM", images_pix),
                        ("test digits (reference)", X_test[:n_show])]:
         dist = _nearest_distance(imgs, X)
-        rows.append([name, float(np.median(dist)), float(dist.min())])
-    report.table(["images", "median distance to nearest training digit", "minimum"], rows,
-                 caption="distances in pixel space (values in [0, 1]); samples that are much "
-                         "closer to the training set than test digits are would be copies")
+        med = float(np.median(dist))
+        copies = None if name.startswith("test") else report.check(
+            f"{name}: samples are not copies", med / ref,
+            "median distance / test digits' median >= 0.5", bool(med >= 0.5 * ref), show=False)
+        rows.append([name, med, float(dist.min()), copies])
+    report.table(["images", "median distance to nearest training digit", "minimum",
+                  "not copies"], rows, status_col=3,
+                 caption="distances in pixel space (values in [0, 1]); samples whose median "
+                         "distance to the training set is under half that of the test digits "
+                         "would be copies")
+    report.check(f"the K = {K_best} mixture beats one Gaussian on held-out codes",
+                 float(gmm.score(S_test) - one.score(S_test)),
+                 "test mean log p (mixture) - test mean log p (one Gaussian) > 0",
+                 bool(gmm.score(S_test) > one.score(S_test)))
     report.table(
         ["model", "final training loss (BCE)", "validation loss", "K", "latent test mean log p",
          "latent train mean log p"],
-        [["autoencoder + GMM", hist["loss"][-1], hist["val_loss"][-1], K_best,
+        [["autoencoder + GMM", hist["train_loss"][-1], hist["val_loss"][-1], K_best,
           gmm.score(S_test), gmm.score(S)],
-         ["autoencoder + one Gaussian", hist["loss"][-1], hist["val_loss"][-1], 1,
+         ["autoencoder + one Gaussian", hist["train_loss"][-1], hist["val_loss"][-1], 1,
           one.score(S_test), one.score(S)]],
         caption="log-densities of the standardised codes (higher is better); the mixture beats "
                 "one Gaussian on held-out codes")

@@ -79,17 +79,27 @@ def build(report) -> None:
     report.text(f"{len(rows)} dot-product tests of nprefgen.nn layers and losses at rtol {rtol:.0e} "
                 f"(finite-difference step h = {DEFAULT_STEP:g}): {len(rows) - n_bad} ok, {n_bad} "
                 f"failed; the largest relative error is {worst:.1e}.")
+    rule = f"relative error < rtol {rtol:.0e}"
     report.table(["layer or loss", "gradient checked", "relative error", "status"],
-                 [list(r) for r in rows], status_col=3,
+                 [[d, p, e, report.check(f"{d} / {p}", e, rule, ok, show=False)]
+                  for d, p, e, ok in rows], status_col=3,
                  caption=f"Dot-product test of every layer and loss (rtol {rtol:.0e})")
 
     report.text("Can the test fail? Below, the same test runs on a Linear layer whose backward "
                 "pass deliberately returns twice the true weight gradient (the planted bug). The "
-                "weight row must read FAIL, while the input and bias rows, whose gradients are "
-                "still correct, stay ok: the failure points at the broken array.")
-    report.table(["layer", "gradient checked", "relative error", "status", "expected"],
-                 [[d, p, e, ok, "FAIL (planted bug)" if p == "weight" else "ok"]
-                  for d, p, e, ok in bug_rows], status_col=3,
+                "weight row must fail the test, while the input and bias rows, whose gradients are "
+                "still correct, pass it: the failure points at the broken array. The check here is "
+                "that the test tells them apart.")
+    bug_table = []
+    for d, p, e, ok in bug_rows:
+        expected = p != "weight"                 # only the weight gradient is wrong
+        seen = "passes" if ok else "fails"
+        want = "passes" if expected else "fails (planted bug)"
+        bug_table.append([d, p, e, seen, want, report.check(
+            f"planted bug / {p}: the test {'passes' if expected else 'fails'}", seen,
+            f"the dot-product test {want} (rtol {rtol:.0e})", bool(ok) == expected, show=False)])
+    report.table(["layer", "gradient checked", "relative error", "dot-product test", "expected",
+                  "as expected"], bug_table, status_col=5,
                  caption="Planted bug: a Linear whose weight gradient is scaled by 2")
 
     # figure 1: where the errors fall relative to the bar

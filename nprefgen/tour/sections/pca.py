@@ -47,10 +47,12 @@ def _build(report) -> None:
         err_train = reconstruction_error(X, reconstruct(X, k))
         predicted = (n - 1) * eig[k:].sum()                    # (REP.5)
         err_test = reconstruction_error(X_test, reconstruct(X_test, k)) / X_test.size
-        rows.append([k, float(ratios[:k].sum()), err_train, predicted,
-                     abs(err_train - predicted) / predicted, err_test])
+        rel = abs(err_train - predicted) / predicted
+        rows.append([k, float(ratios[:k].sum()), err_train, predicted, rel, err_test,
+                     report.check(f"(REP.5) at k = {k}", rel, "relative difference < 1e-12 "
+                                  "(round-off)", bool(rel < 1e-12), show=False)])
     report.table(["k", "variance kept", "train sum ||x - x_hat||^2", "(n-1) sum_{j>k} lambda_j",
-                  "relative difference", "test MSE per pixel"], rows,
+                  "relative difference", "test MSE per pixel", "REP.5 holds"], rows, status_col=6,
                  caption="reconstruction error equals the discarded eigenvalues times (n - 1) "
                          "(REP.5), to round-off")
     n_show = 8 if report.quick else 12
@@ -64,6 +66,8 @@ def _build(report) -> None:
                          "the others overlap")
     white = PCA(10, whiten=True).fit(X)                        # the estimator API once more
     C = np.cov(white.transform(X), rowvar=False)
+    gap = float(np.abs(C - np.eye(10)).max())
     report.text(f"Whitening divides each score by sqrt(lambda_j): the covariance of the 10 "
-                f"whitened training scores differs from the identity by at most "
-                f"{np.abs(C - np.eye(10)).max():.1e}.")
+                f"whitened training scores differs from the identity by at most {gap:.1e}.")
+    report.check("whitened scores: max |cov - I|", gap, "max |cov - I| < 1e-10 (round-off)",
+                 bool(gap < 1e-10))

@@ -6,12 +6,13 @@ import time
 import matplotlib
 import numpy as np
 
-from nprefgen.plots.sbi import coverage_plot, pair_plot
+from nprefgen.plots.sbi import coverage_plot, fields_and_summaries_plot, pair_plot
 from nprefgen.sbi import NPE, MCMCPosterior, simulate_from_prior
 from nprefgen.sbi import diagnostics as dg
 from nprefgen.sbi.cosmology import (
     BOX_SIZE, GaussianSummaryLikelihood, cosmology_grf, estimate_covariance,
 )
+from nprefgen.tour import rules
 
 ORDER = 52
 TITLE = "SBI: the amplitude and slope of a Gaussian random field"
@@ -26,25 +27,11 @@ def _settings(quick: bool) -> dict:
 
 
 def _field_figure(sim, theta, rng):
-    import matplotlib.pyplot as plt
-
+    """Noisy fields at each theta (k, 2) and their summaries against mu(theta)."""
     fields = sim.fields(theta, rng=rng)
-    fig, axes = plt.subplots(1, len(theta) + 1, figsize=(3.2 * (len(theta) + 1), 3.0))
-    for ax, f, t in zip(axes, fields, theta):
-        ax.imshow(f, cmap="RdBu_r")
-        ax.set_title(f"A = {t[0]:.2f}, n = {t[1]:.2f}", fontsize=9)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    s = sim.summarize(fields)
     mu, _ = sim.mean_summary(theta)
-    for c, (si, mi) in enumerate(zip(s, mu)):
-        axes[-1].plot(np.arange(sim.n_bins), si, "o", color=f"C{c}")
-        axes[-1].plot(np.arange(sim.n_bins), mi, "-", color=f"C{c}")
-    axes[-1].set_xlabel("k bin")
-    axes[-1].set_ylabel("log P(k)")
-    axes[-1].set_title("summaries (dots) vs mu(theta)", fontsize=9)
-    fig.tight_layout()
-    return fig
+    return fields_and_summaries_plot(fields, [f"A = {t[0]:.2f}, n = {t[1]:.2f}" for t in theta],
+                                     sim.summarize(fields), mu)
 
 
 def build(report) -> None:
@@ -73,7 +60,7 @@ def build(report) -> None:
     sims = simulate_from_prior(prior, sim, cfg["n_sim"], rng)
     t_sim = time.perf_counter() - t0
     t0 = time.perf_counter()
-    npe = NPE(prior, **cfg["flow"]).train(sims.theta, sims.x, rng, max_epochs=cfg["epochs"],
+    npe = NPE(prior, **cfg["flow"]).train(sims.theta, sims.x, rng=rng, max_epochs=cfg["epochs"],
                                           patience=15, lr=1e-3)
     t_npe = time.perf_counter() - t0
 
@@ -87,13 +74,19 @@ def build(report) -> None:
     report.figure(pair_plot({"Gaussian likelihood + MCMC": d_gauss, "NPE": d_npe},
                             theta_true=theta_obs, labels=["A", "n"], limits=[[0.5, 2.0], [1.0, 3.0]]),
                   "posterior", "posteriors for one observation; dashed: the true (A, n)")
+    r_hat = rules.rhat(report, "Gaussian likelihood + slice: R-hat", np.max(res.rhat()))
+    ess = rules.ess(report, "Gaussian likelihood + slice: ESS", np.min(res.ess()))
     report.table(
-        ["method", "simulations", "mean A", "sd A", "mean n", "sd n", "seconds", "notes"],
-        [["Gaussian likelihood + slice", cfg["n_cov"], *_moments(d_gauss), t_mcmc,
-          f"R-hat {np.max(res.rhat()):.3f}, ESS {np.min(res.ess()):.0f}"],
-         ["NPE", cfg["n_sim"], *_moments(d_npe), t_npe + t_sim,
+        ["method", "simulations", "mean A", "sd A", "mean n", "sd n", "R-hat",
+         f"R-hat < {rules.RHAT_MAX:g}", "ESS", f"ESS >= {rules.ESS_MIN:g}", "seconds", "notes"],
+        [["Gaussian likelihood + slice", cfg["n_cov"], *_moments(d_gauss), r_hat.value, r_hat,
+          ess.value, ess, t_mcmc, f"{cfg['chains']} chains"],
+         ["NPE", cfg["n_sim"], *_moments(d_npe), "-", None, "-", None, t_npe + t_sim,
           f"acceptance {npe.acceptance_rate:.3f}; simulating {t_sim:.1f} s"]],
-        caption=f"one observation at A = {theta_obs[0]}, n = {theta_obs[1]}")
+        status_col=[7, 9],
+        caption=f"one observation at A = {theta_obs[0]}, n = {theta_obs[1]}; R-hat and ESS of "
+                f"the slice-sampling chains (MCMC.8, MCMC.9), flagged at R-hat >= "
+                f"{rules.RHAT_MAX:g} and ESS < {rules.ESS_MIN:g}")
 
     # coverage over many test observations (SBI.14): HPD levels need log q up to a constant,
     # which both have (the unnormalised potential for MCMC, the flow for NPE)
@@ -113,17 +106,23 @@ def build(report) -> None:
         t = dg.tarp_test(d, theta_t, rng=rng)
         tarp_curves[name] = t["ecp"]
         pit = dg.pit_values(d, theta_t, rng=rng)
-        rows.append([name, float(dg.uniformity_pvalues(f[:, None])[0]),
-                     *[float(p) for p in dg.uniformity_pvalues(pit)], t["atc"], t["pvalue"]])
+        ps = {"HPD levels": float(dg.uniformity_pvalues(f[:, None])[0])}
+        ps.update(zip(("PIT A", "PIT n"), (float(p) for p in dg.uniformity_pvalues(pit))))
+        ps["TARP"] = float(t["pvalue"])
+        row = [name]
+        for what, p in ps.items():
+            row += [p, rules.ks_uniform(report, f"{name}: {what}", p)]
+        rows.append(row[:7] + [t["atc"]] + row[7:])
     report.figure(coverage_plot(dg.ALPHAS, levels, cfg["n_test"],
                                 title=f"expected coverage, {cfg['n_test']} test fields"),
                   "coverage", "fraction of true (A, n) inside the alpha-HPD region (SBI.14); on the "
                               "diagonal when calibrated, below it when over-confident")
     report.figure(coverage_plot(dg.ALPHAS, tarp_curves, cfg["n_test"], title="TARP"),
                   "tarp", "TARP expected coverage probability (SBI.16)")
-    report.table(["method", "KS p (HPD levels)", "KS p PIT A", "KS p PIT n", "TARP ATC",
-                  "TARP KS p"], rows,
-                 caption="calibration tests (p < 0.01 flags miscalibration; ATC: SBI.17)")
+    report.table(["method", "KS p (HPD levels)", "uniform", "KS p PIT A", "uniform", "KS p PIT n",
+                  "uniform", "TARP ATC", "TARP KS p", "uniform"], rows, status_col=[2, 4, 6, 9],
+                 caption=f"calibration tests over {cfg['n_test']} test fields (p < 0.01 flags "
+                         "miscalibration; ATC: SBI.17, not checked)")
 
 
 def _moments(d):
