@@ -31,10 +31,11 @@ from nprefgen._validation import (
 )
 from nprefgen.kernels.elbo import bernoulli_log_lik, elbo as elbo_kernel, gaussian_log_lik
 from nprefgen.nn import (
-    Conv2d, ConvTranspose2d, Flatten, Linear, MLP, Module, Reshape, Sequential, load_npz,
+    Adam, Conv2d, ConvTranspose2d, Flatten, Linear, MLP, Module, Reshape, Sequential, load_npz,
     read_npz, save_npz, sigmoid,
 )
 from nprefgen.nn.activations import ACTIVATIONS
+from nprefgen.nn.train import TrainingDivergedError, fit_loop, validation_split
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 _LOG_2PI = float(np.log(2.0 * np.pi))
@@ -360,36 +361,59 @@ class VAE:
         return self.nets.num_parameters()
 
     # -- training ----------------------------------------------------------------------------
-    def fit(self, x, *, rng=None, epochs: int = 50, batch_size: int = 128, lr: float = 1e-3,
-            objective: str = "elbo", k: int = 1, x_val=None, progress: bool | None = None) -> "VAE":
-        """Adam on shuffled minibatches of the mean negative ELBO (or IWAE bound).
+    def fit(self, x, *, rng=None, epochs: int = 50, batch_size: int | None = 128,
+            lr: float = 1e-3, weight_decay: float = 0.0, x_val=None,
+            validation_fraction: float = 0.0, patience: int | None = None,
+            clip: float | None = None, objective: str = "elbo", k: int = 1,
+            on_divergence: str = "raise", progress: bool | None = True) -> "VAE":
+        """Minimise :meth:`loss_and_grad` (the mean negative ELBO, or the negative IWAE bound
+        with ``k`` samples for ``objective="iwae"``) with Adam on shuffled minibatches, by the
+        shared loop :func:`nprefgen.nn.train.fit_loop`.
 
-        x: (n, D) or images; x_val: validation rows or None. Sets ``history_`` =
-        ``{"train_loss": [...], "val_loss": [...]}`` (nats per row, one entry per epoch) and
-        returns self.
+        x: (n, D) or images; x_val: a fixed validation set, or ``validation_fraction`` of x held
+        out (default 0: the training loss is monitored). The validation loss is the same
+        objective, estimated with fresh noise. ``patience`` stops early (None: never); ``clip``
+        clips the gradient norm (NN.17). The weights of the best monitored epoch are restored; a
+        diverging loss restores them and raises :class:`nprefgen.nn.train.TrainingDivergedError`
+        (``on_divergence="warn"``: warns). A second ``fit`` with the same lr and weight_decay
+        continues with the same Adam state. Returns ``self``; ``self.history_`` holds
+        ``{"train_loss", "val_loss", "best_epoch", "epochs", "stopped", "message"}`` (nats per
+        row).
         """
-        from nprefgen.models.autoencoder import minibatches, progress_bar
-        from nprefgen.nn import Adam
-
         x = self._check_x(x)
-        x_val = None if x_val is None else self._check_x(x_val, "x_val")
+        if x_val is not None:
+            x_val = self._check_x(x_val, "x_val")
         rng = check_rng(rng)
-        epochs = check_int(epochs, "epochs", low=1)
-        batch_size = check_int(batch_size, "batch_size", low=1)
-        check_choice(objective, "objective", ("elbo", "iwae"))
+        check_int(epochs, "epochs", low=1)
+        lr = check_scalar(lr, "lr", low=0.0, low_inclusive=False)
+        objective = check_choice(objective, "objective", ("elbo", "iwae"))
         k = check_int(k, "k", low=1)
-        opt = Adam(self.parameters(), lr=check_scalar(lr, "lr", low=0.0, low_inclusive=False))
-        hist = {"train_loss": [], "val_loss": []}
-        for _ in progress_bar(range(epochs), progress, "vae", epochs):
-            total = 0.0
-            for idx in minibatches(x.shape[0], batch_size, rng):
-                self.zero_grad()
-                total += self.loss_and_grad(x[idx], rng=rng, objective=objective, k=k) * len(idx)
-                opt.step()
-            hist["train_loss"].append(total / x.shape[0])
-            if x_val is not None:
-                hist["val_loss"].append(-float(np.mean(self.elbo(x_val, rng=rng))))
-        self.history_ = hist
+        if x_val is None:
+            train, val = validation_split(x.shape[0], validation_fraction, rng=rng)
+            x, x_val = x[train], (x[val] if val.size else None)
+        opt = getattr(self, "_opt", None)
+        if opt is None or opt.lr != lr or opt.weight_decay != weight_decay:
+            self._opt = Adam(self.parameters(), lr=lr, weight_decay=weight_decay)
+
+        def loss_and_grad(xb):
+            return self.loss_and_grad(xb, rng=rng, objective=objective, k=k)
+
+        def evaluate(xv):
+            if objective == "iwae":
+                return -float(np.mean(self.log_prob_iwae(xv, k, rng=rng)))
+            return -float(np.mean(self.elbo(xv, rng=rng)))
+
+        try:
+            self.history_ = fit_loop(
+                self, loss_and_grad, (x,), rng=rng, evaluate=evaluate,
+                val_data=None if x_val is None else (x_val,), epochs=epochs,
+                batch_size=batch_size, optimizer=self._opt, clip=clip, patience=patience,
+                on_divergence=on_divergence, progress=progress, desc="VAE.fit")
+        except TrainingDivergedError:
+            del self._opt                      # its moments saw the diverging steps
+            raise
+        if self.history_["stopped"] == "diverged":
+            del self._opt
         return self
 
     # -- files -------------------------------------------------------------------------------
