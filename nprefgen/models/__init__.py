@@ -24,7 +24,7 @@ from nprefgen.models.gmm import EMResult, GaussianMixture, NotFittedError
 from nprefgen.models.kmeans import kmeans_plusplus, lloyd
 from nprefgen.models.pca import PCA, PCAFit, principal_angles
 from nprefgen.models.probe import KNNClassifier, LinearProbe, probe_accuracies
-from nprefgen.models.gan import GAN, mlp_gan, mode_coverage
+from nprefgen.models.gan import GAN, conv_gan, mlp_gan, mode_coverage
 from nprefgen.models.vae import VAE, conv_vae, dense_vae, linear_gaussian_vae, load_vae, ppca_ml
 
 __all__ = [
@@ -37,5 +37,5 @@ __all__ = [
     "random_flip",
     "LinearProbe", "KNNClassifier", "probe_accuracies",
     "VAE", "dense_vae", "conv_vae", "linear_gaussian_vae", "load_vae", "ppca_ml",
-    "GAN", "mlp_gan", "mode_coverage",
+    "GAN", "mlp_gan", "conv_gan", "mode_coverage",
 ]

@@ -28,7 +28,7 @@ import warnings
 
 import numpy as np
 
-from nprefgen._validation import check_array, check_int, check_rng, check_scalar
+from nprefgen._validation import check_array, check_choice, check_int, check_rng, check_scalar
 from nprefgen.kernels.softplus import softplus, softplus_grad
 from nprefgen.nn import MLP, Adam, Module, load_npz, save_npz
 
@@ -269,3 +269,41 @@ def mlp_gan(data_dim: int, latent_dim: int = 2, hidden=(128, 128), *, rng=None,
     gen = MLP(latent_dim, hidden, data_dim, rng=rng, activation=activation)
     dis = MLP(data_dim, hidden, 1, rng=rng, activation=activation)
     return GAN(gen, dis, latent_dim=latent_dim, data_dim=data_dim)
+
+
+def conv_gan(image_shape, latent_dim: int = 16, channels=(32, 16), *, rng=None,
+             activation: str = "leaky_relu", out_activation: str | None = None) -> GAN:
+    """A small DCGAN-style pair for ``(c, h, w)`` images, h and w divisible by 4; data are flat
+    ``(n, c h w)`` rows.
+
+    Generator: Linear(d, c1 h/4 w/4) -> act -> Reshape -> ConvTranspose2d(c1, c2, 3, stride 2,
+    padding 1, output_padding 1) -> act -> ConvTranspose2d(c2, c) -> [out_activation] -> Flatten.
+    Discriminator: Reshape -> Conv2d(c, c2, 3, stride 2, padding 1) -> act -> Conv2d(c2, c1)
+    -> act -> Flatten -> Linear(c1 h/4 w/4, 1).
+    """
+    from nprefgen.nn import Conv2d, ConvTranspose2d, Flatten, Linear, Reshape, Sequential
+    from nprefgen.nn.activations import ACTIVATIONS
+
+    rng = check_rng(rng)
+    if not isinstance(image_shape, (tuple, list)) or len(image_shape) != 3:
+        raise ValueError(f"image_shape: expected (channels, height, width), got {image_shape!r}")
+    c, h, w = (check_int(s, "image_shape", low=1) for s in image_shape)
+    if h % 4 or w % 4:
+        raise ValueError(f"image_shape: expected height and width divisible by 4, got {(h, w)}")
+    if len(channels) != 2:
+        raise ValueError(f"channels: expected two channel counts, got {tuple(channels)}")
+    c1, c2 = (check_int(ch, "channels", low=1) for ch in channels)
+    latent_dim = check_int(latent_dim, "latent_dim", low=1)
+    act = ACTIVATIONS[check_choice(activation, "activation", ACTIVATIONS)]
+    flat = c1 * (h // 4) * (w // 4)
+    g_layers = [Linear(latent_dim, flat, rng=rng), act(), Reshape(c1, h // 4, w // 4),
+                ConvTranspose2d(c1, c2, 3, stride=2, padding=1, output_padding=1, rng=rng), act(),
+                ConvTranspose2d(c2, c, 3, stride=2, padding=1, output_padding=1, rng=rng)]
+    if out_activation is not None:
+        g_layers.append(ACTIVATIONS[check_choice(out_activation, "out_activation", ACTIVATIONS)]())
+    gen = Sequential(*g_layers, Flatten())
+    dis = Sequential(Reshape(c, h, w),
+                     Conv2d(c, c2, 3, stride=2, padding=1, rng=rng), act(),
+                     Conv2d(c2, c1, 3, stride=2, padding=1, rng=rng), act(),
+                     Flatten(), Linear(flat, 1, rng=rng))
+    return GAN(gen, dis, latent_dim=latent_dim, data_dim=c * h * w)

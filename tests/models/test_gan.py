@@ -10,7 +10,7 @@ import pytest
 import nprefgen.models.gan as G
 from nprefgen.data.toys import eight_gaussians_means, sample_8gaussians
 from nprefgen.models.gan import (
-    GAN, TrainingDivergedError, discriminator_loss, mlp_gan, mode_coverage,
+    GAN, TrainingDivergedError, conv_gan, discriminator_loss, mlp_gan, mode_coverage,
 )
 from nprefgen.nn import Linear, Module, Sequential
 from nprefgen.testing import gradcheck
@@ -62,6 +62,18 @@ def test_generator_gradient_dot_product(rng):
     res += gradcheck(lambda z_: gan.generator_loss_and_grad(z_)[0],
                      lambda z_: gan.generator_loss_and_grad(z_)[1], z, rng=rng, name="z")
     assert max(r.rel_error for r in res) < 1e-8
+
+
+def test_conv_pair_gradients_dot_product(rng):
+    """(GAN.3), (GAN.5) the DCGAN-style conv pair: D's and G's gradients pass the dot-product
+    test through Conv2d / ConvTranspose2d (tanh, smooth for the stencil)."""
+    gan = conv_gan((1, 4, 4), latent_dim=3, channels=(3, 2), rng=rng, activation="tanh",
+                   out_activation="sigmoid")
+    x, z = rng.uniform(0, 1, (3, 16)), rng.standard_normal((4, 3))
+    res = _param_checks(gan, gan.discriminator, lambda: gan.discriminator_loss_and_grad(x, z), rng)
+    res += _param_checks(gan, gan.generator, lambda: gan.generator_loss_and_grad(z)[0], rng)
+    assert len(res) == 2 * 12 and max(r.rel_error for r in res) < 1e-8
+    assert gan.sample(5, rng=0).shape == (5, 16)
 
 
 def test_generator_step_leaves_discriminator_grads(rng):
