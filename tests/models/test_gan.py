@@ -249,3 +249,15 @@ def test_gan_tour_section_quick(tmp_path):
 
     run_tour(tmp_path, quick=True, only=["gan"], progress=False, strict=True)
     assert (tmp_path / "gan-ring.png").exists() and (tmp_path / "gan-digits.png").exists()
+
+
+@pytest.mark.slow
+def test_gan_fields_tour_section_quick(tmp_path):
+    """The field-statistics section runs in quick mode, writes its figures and records its
+    power-spectrum check (flagged or not: quick mode trains for a few steps only)."""
+    from nprefgen.tour import build_tour
+
+    report = build_tour(tmp_path, quick=True, only=["gan_fields"], progress=False, strict=True)
+    assert (tmp_path / "gan_fields-statistics.png").exists()
+    checks = [c for s in report.sections for c in s.checks]
+    assert [c.name for c in checks] == ["GAN power spectrum, largest |ratio - 1| below half Nyquist"]
