@@ -167,13 +167,17 @@ class GAN:
     # -- training ----------------------------------------------------------------------------
     def fit(self, x, *, rng=None, steps: int = 5000, batch_size: int = 256, lr: float = 2e-4,
             betas=(0.5, 0.999), n_critic: int = 1, instance_noise: float = 0.0,
-            on_divergence: str = "raise", progress: bool | None = None, callback=None) -> "GAN":
+            ema: float | None = None, on_divergence: str = "raise", progress: bool | None = None,
+            callback=None) -> "GAN":
         """Alternating Adam updates: ``n_critic`` D steps (GAN.2) per G step (GAN.4).
 
         x: (n, data_dim) real data. Defaults are DCGAN's (Radford et al. 2016): Adam with lr 2e-4,
         beta1 0.5. ``instance_noise`` s > 0 adds N(0, s_t^2 I) to every D input, s_t annealed
         linearly from s to 0 over the steps (GAN.7). ``callback(step, gan)`` runs after every
-        G step (e.g. to record samples). A non-finite loss or gradient stops training, keeps
+        G step (e.g. to record samples). ``ema`` = beta in (0, 1) keeps an exponential moving
+        average of the generator's parameters (GAN.9) and copies it into the generator at the
+        end (the averaged generator is the one evaluated; callbacks see the raw one). A
+        non-finite loss or gradient stops training, keeps
         the last finite parameters and raises :class:`TrainingDivergedError` (``on_divergence=
         "warn"``: a RuntimeWarning instead). Sets ``history_ = {"d_loss": [...], "g_loss":
         [...]}`` (one entry per G step, D's loss the mean over its n_critic steps); returns self.
@@ -184,6 +188,9 @@ class GAN:
         batch_size = check_int(batch_size, "batch_size", low=1)
         n_critic = check_int(n_critic, "n_critic", low=1)
         instance_noise = check_scalar(instance_noise, "instance_noise", low=0.0)
+        if ema is not None:
+            ema = check_scalar(ema, "ema", low=0.0, high=1.0, low_inclusive=False,
+                               high_inclusive=False)
         if on_divergence not in ("raise", "warn"):
             raise ValueError(f"on_divergence: expected 'raise' or 'warn', got {on_divergence!r}")
         opt_d = Adam(self.discriminator.parameters(), lr=lr, betas=betas)
@@ -195,6 +202,8 @@ class GAN:
             from tqdm.auto import tqdm
             bar = tqdm(total=steps, desc="gan", leave=False)
         n, m = x.shape[0], min(batch_size, x.shape[0])
+        g_params = [p for p, _ in self.generator.parameters()]
+        averaged = [p.copy() for p in g_params] if ema is not None else None
         for step in range(steps):
             s = instance_noise * (1.0 - step / steps)
             last = [p.copy() for p, _ in params]
@@ -217,6 +226,10 @@ class GAN:
             if not self._finite(g_loss, self.generator):
                 return self._diverged(last, step, "generator", g_loss, hist, on_divergence)
             opt_g.step()
+            if averaged is not None:
+                for a, p in zip(averaged, g_params):
+                    a *= ema                                        # (GAN.9)
+                    a += (1.0 - ema) * p
             hist["d_loss"].append(d_total / n_critic)
             hist["g_loss"].append(g_loss)
             if callback is not None:
@@ -225,6 +238,9 @@ class GAN:
                 bar.update(1)
         if bar is not None:
             bar.close()
+        if averaged is not None:
+            for a, p in zip(averaged, g_params):
+                p[...] = a
         self.nets.zero_grad()
         self.history_ = hist
         return self
