@@ -34,7 +34,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from nprefgen.flows import demos  # noqa: E402
+from nprefgen.data.images import load_image_data  # noqa: E402
+from nprefgen.flows.logit import pixel_log_likelihood  # noqa: E402
+from nprefgen.tour import digits_flows as demos  # noqa: E402
 
 CONFIG = demos.FULL
 
@@ -82,8 +84,8 @@ def zuko_maf_score(data, seed: int, config=CONFIG):
     with torch.no_grad():
         log_q = flow().log_prob(torch.from_numpy(y_test)).numpy()
     n_params = sum(p.numel() for p in flow.parameters())
-    score = demos._score("zuko maf", log_q, jac, data.dim, n_params, seconds, epochs)
-    return score, demos.pixel_log_likelihood(log_q, jac)
+    score = demos.score("zuko maf", log_q, jac, data.dim, data.levels, n_params, seconds, epochs)
+    return score, pixel_log_likelihood(log_q, jac)
 
 
 def main(argv=None) -> int:
@@ -93,7 +95,7 @@ def main(argv=None) -> int:
     ap.add_argument("--no-torch", action="store_true", help="skip zuko")
     ap.add_argument("--threads", type=int, default=1,
                     help="BLAS threads for nprefgen and intra-op threads for torch (default 1, "
-                         "the demos' setting; see nprefgen.flows.demos.blas_threads)")
+                         "the tour's setting; see nprefgen._threads.blas_threads)")
     args = ap.parse_args(argv)
     try:
         if args.no_torch:
@@ -105,10 +107,10 @@ def main(argv=None) -> int:
     except ImportError:
         torch = None
         peer = "zuko/torch not available"
-    print(f"digits 8x8 (1,078 train / 359 val / 360 test), lambda {demos.DEFAULT_ALPHA}; python "
+    print(f"digits 8x8 (1,078 train / 359 val / 360 test), lambda {demos.LAMBDA}; python "
           f"{platform.python_version()}, numpy {np.__version__}, {peer}; {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.2f}; {args.threads} thread(s) each")
-    data = demos.load_image_data()
+    data = load_image_data()
     models = ["gaussian", "realnvp", "maf"] + (["spline"] if args.spline else [])
     header = (f"{'seed':>4s}  {'model':11s} {'params':>8s} {'test nats/image':>18s} "
               f"{'bits/dim':>9s} {'epochs':>6s} {'s':>6s}")
@@ -120,17 +122,17 @@ def main(argv=None) -> int:
         res = demos.run_unconditional(data, rng=rng, config=CONFIG, models=models, n_samples=1,
                                       n_blas_threads=args.threads)
         scores = list(res.scores)
-        per_image = {name: demos.pixel_log_likelihood(m.log_prob(y_test), jac)
+        per_image = {name: pixel_log_likelihood(m.log_prob(y_test), jac)
                      for name, m in res.models.items()}
         # RealNVP with the MAF paper's vector masks (alternating coordinates) instead of checkerboards
         t0 = time.perf_counter()
-        flow = demos.build_flow("realnvp", data.dim, rng=rng, config=CONFIG)
+        flow = demos.digits_flow("realnvp", data.dim, rng=rng, config=CONFIG)
         hist = demos.fit_dequantized(flow, data.train, data.val, data.levels, rng=rng, config=CONFIG,
                                      n_blas_threads=args.threads)
         lq = flow.log_prob(y_test)
-        scores.append(demos._score("realnvp-alt", lq, jac, data.dim, flow.num_parameters(),
+        scores.append(demos.score("realnvp-alt", lq, jac, data.dim, data.levels, flow.num_parameters(),
                                    time.perf_counter() - t0, hist["epochs"]))
-        per_image["realnvp-alt"] = demos.pixel_log_likelihood(lq, jac)
+        per_image["realnvp-alt"] = pixel_log_likelihood(lq, jac)
         if torch is not None:
             score, lp = zuko_maf_score(data, seed)
             scores.append(score)

@@ -49,11 +49,11 @@ def blas_threads() -> int | None:
 def digits_batch(dtype, seed: int = 0) -> np.ndarray:
     """256 training digits, dequantized and logit-transformed (SPL.14), as ``dtype``."""
     from nprefgen.data import load_digits
-    from nprefgen.flows.demos import preprocess
+    from nprefgen.flows.logit import pixels_to_logit
 
     rng = np.random.default_rng(seed)
     v, _ = load_digits("train", scale="raw")
-    y, _ = preprocess(v[rng.permutation(v.shape[0])[:BATCH]], levels=17, rng=rng)
+    y, _ = pixels_to_logit(v[rng.permutation(v.shape[0])[:BATCH]], 17, 0.05, rng=rng)
     return y.astype(dtype)
 
 
@@ -62,7 +62,7 @@ def make_nprefgen(dtype, seed: int = 0):
     """``nprefgen.flows.realnvp`` with checkerboard masks (last layers randomised slightly)."""
     rng = np.random.default_rng(seed)
     flow = realnvp(DIM, N_COUPLINGS, list(HIDDEN), rng=rng, mask="checkerboard", image_shape=(8, 8),
-                   bound=BOUND)
+                   bound=BOUND, standardize=False)
     for b in flow.bijectors:      # start away from the zero-initialised identity
         last = b.net.layers[-1]
         last.params["weight"][...] = 0.01 * rng.standard_normal(last.params["weight"].shape)

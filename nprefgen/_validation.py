@@ -208,3 +208,64 @@ def check_same_length(a: np.ndarray, name_a: str, b: np.ndarray, name_b: str) ->
         raise ValueError(
             f"{name_b}: expected {a.shape[0]} rows to match {name_a}, got {b.shape[0]}"
         )
+
+
+def check_spd(x, name: str, *, rtol: float = 1e-10) -> np.ndarray:
+    """A symmetric positive definite (d, d) matrix: a covariance, a precision, a mass matrix.
+
+    Symmetry is checked to ``rtol`` relative to the largest entry (a product like ``A @ A.T`` may
+    differ from its transpose in the last bits); the returned float64 copy is exactly symmetric,
+    ``(x + x.T) / 2``, so that everything computed from it (a Cholesky factor for sampling, an
+    inverse for densities) describes one and the same matrix. Positive definiteness is checked by
+    a Cholesky factorisation.
+    """
+    x = check_array(x, name, ndim=2, dtype=np.float64)
+    if x.shape[0] != x.shape[1]:
+        raise ValueError(f"{name}: expected a square matrix, got shape {x.shape}")
+    scale = float(np.max(np.abs(x)))
+    asym = float(np.max(np.abs(x - x.T)))
+    if not asym <= rtol * scale:
+        raise ValueError(f"{name}: expected a symmetric matrix, got max |{name} - {name}^T| = "
+                         f"{asym:.3g} (largest entry {scale:.3g})")
+    x = 0.5 * (x + x.T)
+    try:
+        np.linalg.cholesky(x)
+    except np.linalg.LinAlgError:
+        low = float(np.linalg.eigvalsh(x)[0])
+        raise ValueError(f"{name}: expected a positive definite matrix, got smallest eigenvalue "
+                         f"{low:.3g}") from None
+    return x
+
+
+MAX_ALLOC_BYTES = 1 << 33           # 8 GiB: larger requests are refused up front
+
+
+def check_alloc(shape, name: str, *, itemsize: int = 8, limit: int | None = None) -> tuple:
+    """Refuse an allocation that hyper-parameters ask for when it exceeds ``limit`` bytes
+    (default ``MAX_ALLOC_BYTES``), before it is attempted: a ValueError naming the argument and
+    the size, instead of a MemoryError or minutes of swapping. ``shape``: sizes whose product is
+    the number of elements. Returns the shape as a tuple of ints."""
+    shape = tuple(int(s) for s in shape)
+    limit = MAX_ALLOC_BYTES if limit is None else limit
+    n_bytes = itemsize
+    for s in shape:
+        n_bytes *= s                               # Python ints: no overflow
+    if n_bytes > limit:
+        raise ValueError(f"{name}: expected a size that fits in memory, got a request for an array "
+                         f"of shape {shape} ({n_bytes / 2 ** 30:.3g} GiB, more than the "
+                         f"{limit / 2 ** 30:.3g} GiB limit)")
+    return shape
+
+
+def check_finite_result(x, name: str, what: str, source=None):
+    """Raise a ValueError blaming the *scale* of input ``name`` when an intermediate ``what``
+    computed from finite input is not finite (an overflow inside, e.g. squares of |x| > 1e154).
+    ``source``: the input array, whose largest magnitude the message reports. Returns ``x``."""
+    if not np.all(np.isfinite(x)):
+        size = ""
+        if source is not None and np.size(source):
+            size = f" (largest |{name}| = {float(np.max(np.abs(source))):.3g})"
+        raise ValueError(f"{name}: expected values on a scale float64 can handle here, but the "
+                         f"{what} overflowed to NaN/inf at this input's scale{size}; rescale "
+                         f"{name} (e.g. standardise it) first")
+    return x

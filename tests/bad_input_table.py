@@ -1,11 +1,14 @@
 """Shared pieces of the bad-input sweeps (tests/test_bad_inputs*.py): the bad arrays and a table.
 
 A row is ``(callable path, kind, argument, thunk)``; the sweep calls ``thunk()`` and expects a
-ValueError whose message starts with the argument's name.
+ValueError whose message starts with the argument's name, except for kind "array": one array
+argument's derived contract (check_array_argument), which raises AssertionError naming what broke.
 """
 from __future__ import annotations
 
 import numpy as np
+
+from nprefgen.testing.contracts import check_array_argument
 
 
 def R(seed: int = 0) -> np.random.Generator:
@@ -40,16 +43,18 @@ def make_table():
         cases.append((path, kind, arg, thunk))
 
     def arrays(path, arg, call, good, wrong=None, empty=None, inf=True):
-        """The shape / nan / inf / empty rows of one array argument: ``call(array)``.
+        """One array argument, checked by nprefgen.testing.contracts.check_array_argument (valid
+        input accepted; NaN, inf, empty, wrong shape, a string -> ValueError naming ``arg``).
 
+        ``good``: a valid value (when standard normal draws of its shape are not valid) or a shape;
         ``wrong=None``: any shape is valid (elementwise functions); ``inf=False``: +-inf is part
         of the documented contract (say why at the call)."""
-        good = tuple(good)
-        if wrong is not None:
-            case(path, "shape", arg, lambda: call(A(*wrong)))
-        case(path, "nan", arg, lambda: call(NAN(*good)))
-        if inf:
-            case(path, "inf", arg, lambda: call(INF(*good)))
-        case(path, "empty", arg, lambda: call(E(*(empty or (0,) + good[1:]))))
+        good = good if isinstance(good, np.ndarray) else tuple(good)   # a valid value, or its shape
+        shape = np.shape(good) if isinstance(good, np.ndarray) else good
+
+        def thunk():
+            check_array_argument(call, arg, good, wrong=wrong, empty=empty or (0,) + shape[1:],
+                                 allow_inf=not inf, any_shape=wrong is None)
+        cases.append((path, "array", arg, thunk))
 
     return cases, case, arrays

@@ -22,3 +22,12 @@ settings.load_profile("nprefgen")
 def rng() -> np.random.Generator:
     """A fresh generator with a fixed seed for each test."""
     return np.random.default_rng(20261127)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark the tests listed in tests/slow_tests.py ``slow`` (``-m "not slow"``: the fast subset)."""
+    from slow_tests import mark_slow
+    config.slow_unmatched = mark_slow(items, pytest.mark.slow)
+    here = os.path.dirname(os.path.abspath(__file__))      # the whole suite: no file or -k given
+    config.slow_collected_all = not config.getoption("-k") and all(
+        os.path.abspath(str(a)).rstrip(os.sep) in (here, os.path.dirname(here)) for a in config.args)

@@ -1,10 +1,11 @@
-"""The bad-input sweep of tests/test_bad_inputs.py, extended to the model packages: flows,
-samplers, sbi, metrics (c2st, mmd) and models (pca, autoencoder, augment, contrastive, probe).
+"""The rows of tests/test_bad_inputs.py for the model packages: flows, samplers, sbi, metrics (c2st,
+mmd) and models (pca, autoencoder, augment, contrastive, probe).
 
-Every row calls one public entry point with one bad argument (wrong shape, NaN/inf, empty, an
-invalid hyper-parameter or option string, a wrong rng type) and expects a ValueError whose
-message *starts with* the argument's name (the ``name: expected ..., got ...`` form of
-nprefgen/_validation.py). Rows are ``(callable path, kind, argument, thunk)``.
+Bijector forward/inverse/backward, model fit/log_prob/sample, prior sample/log_prob and NPE/NLE
+train are checked by the contract batteries (tests/test_contracts.py); the rows here are the
+hyper-parameters specific to one function (an invalid value, an option string, a wrong rng
+type) and one valid value per array argument of a function (kind "array", expanded by
+nprefgen.testing.contracts.check_array_argument). Messages must *start with* the argument's name.
 """
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ import pytest
 from nprefgen import flows as F
 from nprefgen import samplers as S
 from nprefgen import sbi
-from nprefgen.flows import logit as LG
 from nprefgen.metrics import mmd as MM
 from nprefgen.models import augment as AU
 from nprefgen.models import autoencoder as AE
@@ -46,26 +46,25 @@ def glp(x):
 
 # == flows ======================================================================================
 def _flow(context_dim=0):
-    return F.realnvp(2, 2, 8, rng=R(), context_dim=context_dim)
+    return F.realnvp(2, 2, 8, rng=R(), context_dim=context_dim, standardize=False)
 
 
 FLOW = _flow()
 CFLOW = _flow(context_dim=3)
 
-arrays("flows.Flow.log_prob", "x", FLOW.log_prob, (5, 2), wrong=(5, 3))
-arrays("flows.Flow.inverse", "z", FLOW.inverse, (5, 2), wrong=(5, 3))
-arrays("flows.Flow.forward", "x", FLOW.forward, (5, 2), wrong=(5, 3))
+# x/z of forward, inverse, log_prob and fit, n and rng of sample: the bijector and density-model
+# batteries (tests/test_contracts.py); the rows keep the context and the hyper-parameters
 case("flows.Flow.log_prob", "shape", "context", lambda: CFLOW.log_prob(A(5, 2), A(5, 4)))
 case("flows.Flow.log_prob", "nan", "context", lambda: CFLOW.log_prob(A(5, 2), NAN(5, 3)))
 case("flows.Flow.log_prob", "shape", "context", lambda: CFLOW.log_prob(A(5, 2), A(4, 3)))
-case("flows.Flow.sample", "hyper", "n", lambda: FLOW.sample(-1, R()))
-case("flows.Flow.sample", "hyper", "n", lambda: FLOW.sample(2.5, R()))
-case("flows.Flow.sample", "type", "rng", lambda: FLOW.sample(3, NOT_RNG))
-case("flows.Flow.sample", "shape", "context", lambda: CFLOW.sample(3, R(), A(3, 5)))
-case("flows.Flow.sample", "nan", "context", lambda: CFLOW.sample(3, R(), NAN(3)))
+case("flows.Flow.sample", "hyper", "n", lambda: FLOW.sample(-1, rng=R()))
+case("flows.Flow.sample", "hyper", "n", lambda: FLOW.sample(2.5, rng=R()))
+case("flows.Flow.sample", "type", "rng", lambda: FLOW.sample(3, rng=NOT_RNG))
+case("flows.Flow.sample", "shape", "context", lambda: CFLOW.sample(3, A(3, 5), rng=R()))
+case("flows.Flow.sample", "nan", "context", lambda: CFLOW.sample(3, NAN(3), rng=R()))
 case("flows.Flow.sample_and_log_prob", "type", "rng",
-     lambda: FLOW.sample_and_log_prob(3, NOT_RNG))
-case("flows.Flow.sample_and_log_prob", "hyper", "n", lambda: FLOW.sample_and_log_prob(-3, R()))
+     lambda: FLOW.sample_and_log_prob(3, rng=NOT_RNG))
+case("flows.Flow.sample_and_log_prob", "hyper", "n", lambda: FLOW.sample_and_log_prob(-3, rng=R()))
 arrays("flows.Flow.fit", "x", lambda x: _flow().fit(x, rng=R(), epochs=1, progress=False),
        (20, 2), wrong=(20, 3))
 case("flows.Flow.fit", "hyper", "epochs",
@@ -76,8 +75,6 @@ for _arg, _val in ( ("batch_size", 0), ("lr", 0.0), ("lr", -1e-3),
     case("flows.Flow.fit", "hyper", _arg,
          lambda a=_arg, v=_val: _flow().fit(A(20, 2), rng=R(), epochs=1, progress=False,
                                             **{a: v}))
-case("flows.Flow.fit", "type", "rng", lambda: _flow().fit(A(20, 2), rng=NOT_RNG, epochs=1,
-                                                          progress=False))
 case("flows.Flow.mean_nll", "nan", "x", lambda: FLOW.mean_nll(NAN(5, 2)))
 case("flows.Flow.mean_nll", "hyper", "batch_size", lambda: FLOW.mean_nll(A(5, 2), batch_size=0))
 
@@ -113,23 +110,19 @@ case("flows.alternating_mask", "hyper", "dim", lambda: F.alternating_mask(-1))
 case("flows.alternating_mask", "hyper", "parity", lambda: F.alternating_mask(4, parity=2))
 case("flows.checkerboard_mask", "hyper", "shape", lambda: F.checkerboard_mask((0, 3)))
 
-# the bijectors: forward / inverse of each kind (the public, checked entry points)
-_BIJ = {
-    "AffineCoupling": lambda: F.AffineCoupling(F.alternating_mask(2), (8,), rng=R()),
-    "SplineCoupling": lambda: F.SplineCoupling(2, F.alternating_mask(2), 8, rng=R()),
-    "MAF": lambda: F.MAF(2, (8,), rng=R()),
-    "IAF": lambda: F.IAF(2, (8,), rng=R()),
-    "Permutation": lambda: F.Permutation(np.array([1, 0])),
-    "ElementwiseAffine": lambda: F.ElementwiseAffine(2),
-    "ActNorm": lambda: F.ActNorm(2),
-    "Standardize": lambda: F.Standardize(np.zeros(2), np.ones(2)),
-    "LogitTransform": lambda: F.LogitTransform(2),
-    "Chain": lambda: F.Chain([F.Permutation(np.array([1, 0])), F.ElementwiseAffine(2)]),
-}
-for _name, _make in _BIJ.items():
-    _b = _make()
-    arrays(f"flows.{_name}.forward", "x", _b.forward, (5, 2), wrong=(5, 3))
-    arrays(f"flows.{_name}.inverse", "z", _b.inverse, (5, 2), wrong=(5, 3))
+# constructors and helpers of the bijectors (forward/inverse/backward: the bijector battery)
+case("flows.MAF", "hyper", "dim", lambda: F.MAF(0, (8,), rng=R()))
+case("flows.IAF", "hyper", "dim", lambda: F.IAF(0, (8,), rng=R()))
+case("flows.ElementwiseAffine", "hyper", "dim", lambda: F.ElementwiseAffine(0))
+case("flows.Chain", "empty", "bijectors", lambda: F.Chain([]))
+case("flows.Chain", "shape", "bijectors", lambda: F.Chain([F.ElementwiseAffine(2), F.ElementwiseAffine(3)]))
+case("flows.Flow", "hyper", "base", lambda: F.Flow([F.ElementwiseAffine(2)], base="cauchy"))
+case("flows.Flow", "hyper", "context_dim", lambda: F.Flow([F.ElementwiseAffine(2)], context_dim=2))
+arrays("flows.ActNorm.initialize", "x", lambda x: F.ActNorm(2).initialize(x), (5, 2), wrong=(5, 3))
+arrays("flows.Standardize.from_data", "x", F.Standardize.from_data, (5, 2), wrong=(5,))
+case("flows.Permutation.reverse", "hyper", "dim", lambda: F.Permutation.reverse(0))
+case("flows.Permutation.random", "hyper", "dim", lambda: F.Permutation.random(0, rng=R()))
+case("flows.Permutation.random", "type", "rng", lambda: F.Permutation.random(3, rng=NOT_RNG))
 case("flows.SplineCoupling", "hyper", "n_bins",
      lambda: F.SplineCoupling(2, F.alternating_mask(2), 8, n_bins=0, rng=R()))
 case("flows.SplineCoupling", "hyper", "bound",
@@ -147,12 +140,13 @@ case("flows.LogitTransform.forward", "hyper", "x",
      lambda: F.LogitTransform(2).forward(np.full((3, 2), 2.0)))
 
 # logit helpers
-case("flows.dequantize", "type", "rng", lambda: F.dequantize(np.zeros((2, 3)), NOT_RNG))
-case("flows.dequantize", "hyper", "levels", lambda: F.dequantize(np.zeros((2, 3)), R(), levels=1))
-arrays("flows.dequantize", "pixels", lambda p: F.dequantize(p, R()), (2, 3), wrong=(6,))
+case("flows.dequantize", "type", "rng", lambda: F.dequantize(np.zeros((2, 3)), rng=NOT_RNG))
+case("flows.dequantize", "hyper", "levels", lambda: F.dequantize(np.zeros((2, 3)), levels=1, rng=R()))
+arrays("flows.dequantize", "pixels", lambda p: F.dequantize(p, rng=R()),
+       np.array([[0.0, 3.0, 255.0], [10.0, 20.0, 30.0]]), wrong=(6,))
 case("flows.dequantize", "shape", "noise",
-     lambda: F.dequantize(np.zeros((2, 3)), R(), noise=np.zeros((3, 2))))
-case("flows.dequantize", "hyper", "pixels", lambda: F.dequantize(np.full((2, 3), 300.0), R()))
+     lambda: F.dequantize(np.zeros((2, 3)), rng=R(), noise=np.zeros((3, 2))))
+case("flows.dequantize", "hyper", "pixels", lambda: F.dequantize(np.full((2, 3), 300.0), rng=R()))
 case("flows.bits_per_dim", "hyper", "dim", lambda: F.bits_per_dim(np.zeros(3), 0))
 case("flows.bits_per_dim", "hyper", "levels", lambda: F.bits_per_dim(np.zeros(3), 4, levels=1))
 case("flows.bits_per_dim", "nan", "log_prob", lambda: F.bits_per_dim(NAN(3), 4))
@@ -234,6 +228,17 @@ for _name, _f in (("split_rhat", S.split_rhat), ("effective_sample_size", S.effe
     arrays(f"samplers.{_name}", "samples", _f, (4, 20, 2), wrong=(20,), empty=(4, 0, 2))
     case(f"samplers.{_name}", "shape", "samples", lambda f=_f: f(A(4, 2, 2)))
 
+# one coupling, its transforms, the Gaussian baseline
+case("flows.Coupling", "hyper", "transform",
+     lambda: F.Coupling(F.alternating_mask(2), "affine", [4], rng=R()))
+case("flows.Coupling", "hyper", "mask",
+     lambda: F.Coupling(np.array([0.5, 1.0]), F.AffineTransform(), [4], rng=R()))
+case("flows.AffineTransform", "hyper", "bound", lambda: F.AffineTransform(bound=-1.0))
+case("flows.SplineTransform", "hyper", "n_bins", lambda: F.SplineTransform(n_bins=0))
+case("flows.SplineTransform", "hyper", "bound", lambda: F.SplineTransform(bound=0.0))
+case("models.GaussianDensity", "hyper", "ridge",
+     lambda: importlib.import_module("nprefgen.models").GaussianDensity(ridge=-1.0))
+
 # == sbi =========================================================================================
 TASK = sbi.gaussian_linear(dim=2)
 MOONS = sbi.two_moons()
@@ -255,12 +260,11 @@ arrays("sbi.Task.reference_posterior", "x_obs",
        lambda x: TASK.reference_posterior(x, 5, rng=R()), (2,), wrong=(3,), empty=(0,))
 case("sbi.Task.reference_posterior", "hyper", "n",
      lambda: TASK.reference_posterior(np.zeros(2), 0, rng=R()))
-arrays("sbi.two_moons.reference_posterior", "x_obs",
+arrays("sbi.tasks.two_moons_reference", "x_obs",
        lambda x: MOONS.reference_posterior(x, 5, rng=R()), (2,), wrong=(3,), empty=(0,))
 case("sbi.Prior.sample", "hyper", "n", lambda: TASK.prior.sample(-1, R()))
 case("sbi.Prior.sample", "type", "rng", lambda: TASK.prior.sample(3, NOT_RNG))
 arrays("sbi.Prior.log_prob", "theta", TASK.prior.log_prob, (3, 2), wrong=(3, 3))
-arrays("sbi.BoxUniform.log_prob", "theta", MOONS.prior.log_prob, (3, 2), wrong=(3, 3))
 case("sbi.BoxUniform", "hyper", "high", lambda: sbi.BoxUniform(np.ones(2), np.zeros(2)))
 case("sbi.BoxUniform", "nan", "low", lambda: sbi.BoxUniform(NAN(2), np.ones(2) * 9))
 case("sbi.Gaussian", "hyper", "cov", lambda: sbi.Gaussian(np.zeros(2), -np.eye(2)))
@@ -301,9 +305,6 @@ for _cls in (sbi.NPE, sbi.NLE):
     _t = lambda c=_cls, **k: c(TASK.prior, n_transforms=1, hidden=4).train(
         k.pop("theta", SIMS.theta), k.pop("x", SIMS.x), rng=k.pop("rng", R()),
         **({"max_epochs": 1} | k))
-    arrays(f"{_p}.train", "theta", lambda v, t=_t: t(theta=v), (60, 2), wrong=(60, 3))
-    arrays(f"{_p}.train", "x", lambda v, t=_t: t(x=v), (60, 2), wrong=(59, 2))
-    case(f"{_p}.train", "type", "rng", lambda t=_t: t(rng=NOT_RNG))
     case(f"{_p}.train", "hyper", "lr", lambda t=_t: t(lr=0.0))
     case(f"{_p}.train", "hyper", "batch_size", lambda t=_t: t(batch_size=0))
     case(f"{_p}.train", "hyper", "max_epochs", lambda t=_t: t(max_epochs=0))
@@ -394,7 +395,6 @@ arrays("models.pca_fit", "X", lambda v: PC.pca_fit(v, 2), (10, 3), wrong=(10,))
 case("models.pca_fit", "hyper", "n_components", lambda: PC.pca_fit(A(10, 3), 0))
 case("models.pca_fit", "hyper", "n_components", lambda: PC.pca_fit(A(10, 3), 4))
 case("models.PCA", "hyper", "n_components", lambda: PC.PCA(-1))
-arrays("models.PCA.fit", "X", lambda v: PC.PCA(2).fit(v), (10, 3), wrong=(10,))
 _PCA = PC.PCA(2).fit(A(10, 3))
 arrays("models.PCA.transform", "X", _PCA.transform, (4, 3), wrong=(4, 2))
 arrays("models.PCA.inverse_transform", "Z", _PCA.inverse_transform, (4, 2), wrong=(4, 3))
@@ -419,15 +419,11 @@ case("models.conv_autoencoder", "hyper", "image_shape",
 arrays("models.Autoencoder.encode", "X", _AE.encode, (4, 6), wrong=(4, 5))
 arrays("models.Autoencoder.decode", "Z", _AE.decode, (4, 2), wrong=(4, 3))
 arrays("models.Autoencoder.reconstruct", "X", _AE.reconstruct, (4, 6), wrong=(4, 5))
-arrays("models.Autoencoder.fit", "X", lambda v: _AE.fit(v, rng=R(), epochs=1, progress=False),
-       (8, 6), wrong=(8, 5))
 for _arg, _val in (("epochs", 0), ("batch_size", 0), ("lr", 0.0), ("lr", -1.0),
                    ("weight_decay", -1.0)):
     case("models.Autoencoder.fit", "hyper", _arg,
          lambda a=_arg, v=_val: AE.dense_autoencoder(6, 2, (8,), rng=R()).fit(
              A(8, 6), rng=R(), progress=False, **({"epochs": 1} | {a: v})))
-case("models.Autoencoder.fit", "type", "rng",
-     lambda: _AE.fit(A(8, 6), rng=NOT_RNG, epochs=1, progress=False))
 case("models.Autoencoder.fit", "shape", "X_val",
      lambda: _AE.fit(A(8, 6), rng=R(), epochs=1, progress=False, X_val=A(4, 5)))
 
@@ -471,22 +467,16 @@ case("models.SimCLR.fit", "hyper", "epochs",
 
 _Y = np.array([0, 1, 0, 1, 0, 1, 0, 1])
 case("models.LinearProbe", "hyper", "weight_decay", lambda: PR.LinearProbe(weight_decay=-1.0))
-arrays("models.LinearProbe.fit", "F", lambda v: PR.LinearProbe().fit(v, _Y, rng=R(), epochs=1),
-       (8, 3), wrong=(8,))
 case("models.LinearProbe.fit", "shape", "y",
      lambda: PR.LinearProbe().fit(A(8, 3), _Y[:5], rng=R(), epochs=1))
 case("models.LinearProbe.fit", "hyper", "lr",
      lambda: PR.LinearProbe().fit(A(8, 3), _Y, rng=R(), epochs=1, lr=0.0))
-case("models.LinearProbe.fit", "type", "rng",
-     lambda: PR.LinearProbe().fit(A(8, 3), _Y, rng=NOT_RNG, epochs=1))
 case("models.LinearProbe.fit", "hyper", "y",
      lambda: PR.LinearProbe().fit(A(8, 3), _Y - 1, rng=R(), epochs=1))
 _LP = PR.LinearProbe().fit(A(8, 3), _Y, rng=R(), epochs=2)
 arrays("models.LinearProbe.predict", "F", _LP.predict, (4, 3), wrong=(4, 2))
 case("models.KNNClassifier", "hyper", "k", lambda: PR.KNNClassifier(k=0))
 case("models.KNNClassifier", "hyper", "metric", lambda: PR.KNNClassifier(metric="hamming"))
-arrays("models.KNNClassifier.fit", "F", lambda v: PR.KNNClassifier(k=3).fit(v, _Y), (8, 3),
-       wrong=(8,))
 case("models.KNNClassifier.fit", "shape", "y", lambda: PR.KNNClassifier(k=3).fit(A(8, 3), _Y[:3]))
 case("models.KNNClassifier.fit", "hyper", "k", lambda: PR.KNNClassifier(k=9).fit(A(8, 3), _Y))
 _KNN = PR.KNNClassifier(k=3).fit(A(8, 3), _Y)
@@ -575,11 +565,6 @@ case("sbi.gaussian_linear_posterior", "hyper", "prior_var",
      lambda: sbi.gaussian_linear_posterior(A(3, 2), np.zeros(2), -0.1, 0.1))
 case("sbi.gaussian_linear_posterior", "hyper", "noise_var",
      lambda: sbi.gaussian_linear_posterior(A(3, 2), np.zeros(2), 0.1, 0.0))
-arrays("sbi.Gaussian.log_prob", "theta", sbi.Gaussian(np.zeros(2), np.eye(2)).log_prob, (3, 2),
-       wrong=(3, 3))
-case("sbi.Gaussian.sample", "type", "rng",
-     lambda: sbi.Gaussian(np.zeros(2), np.eye(2)).sample(3, NOT_RNG))
-case("sbi.BoxUniform.sample", "hyper", "n", lambda: MOONS.prior.sample(-3, R()))
 arrays("sbi.BoxUniform.in_support", "theta", MOONS.prior.in_support, (3, 2), wrong=(3, 3))
 case("sbi.Prior.check_in_support", "hyper", "theta",
      lambda: MOONS.prior.check_in_support(np.full((3, 2), 5.0)))
@@ -590,58 +575,8 @@ case("sbi.Prior.check_in_support", "hyper", "theta",
 def test_bad_input_raises_value_error_naming_the_argument(path, kind, arg, thunk, tmp_path,
                                                           monkeypatch):
     monkeypatch.chdir(tmp_path)
+    if kind == "array":          # the derived array-argument contract (several sub-checks)
+        thunk()
+        return
     with pytest.raises(ValueError, match=rf"^{re.escape(arg)}\b"):
         thunk()
-
-
-# -- coverage by introspection for the fully swept modules -----------------------------------------
-# (flows and sbi proper are swept on their main entry points only; see the rows above)
-_COVERED_EXPORTS = ("nprefgen.samplers", "nprefgen.sbi.diagnostics")     # their __all__
-_COVERED_MODULES = ("nprefgen.metrics.c2st", "nprefgen.metrics.mmd", "nprefgen.models.pca",
-                    "nprefgen.models.autoencoder", "nprefgen.models.augment",
-                    "nprefgen.models.contrastive", "nprefgen.models.probe")
-EXEMPT = {
-    # containers and results: built by the functions above, no user input of their own
-    "MCMCResult", "MCMCResult.flat", "MCMCResult.rhat", "MCMCResult.ess", "MCMCResult.summary",
-    "PCAFit", "Autoencoder", "SimCLR",
-    # numba kernel and its twin behind mmd2, which validates (no checks in hot kernels)
-    "kernel_sum", "kernel_sum_numpy",
-    # pure maths behind the checked classes (PCA, KNNClassifier, LinearProbe, Augment)
-    "pca_transform", "pca_inverse_transform", "pairwise_sq_distances", "knn_vote",
-    "probe_loss_and_grad", "rotation_matrices", "crop_maps",
-    # per-minibatch inner steps called by the checked fit methods
-    "reconstruction_loss", "minibatches", "Autoencoder.loss_and_grad", "SimCLR.forward_view",
-    "SimCLR.backward_view",
-    # no array or hyper-parameter input
-    "progress_bar", "Autoencoder.parameters", "Autoencoder.zero_grad",
-    "Autoencoder.num_parameters", "SimCLR.parameters", "SimCLR.zero_grad",
-    "SimCLR.num_parameters", "ALPHAS",
-}
-
-
-def _public_callables():
-    import importlib
-    import inspect
-    out = []
-    objs = []
-    for mod in _COVERED_EXPORTS:
-        m = importlib.import_module(mod)
-        objs += [(n, getattr(m, n)) for n in m.__all__]
-    for mod in _COVERED_MODULES:
-        m = importlib.import_module(mod)
-        objs += [(n, o) for n, o in vars(m).items() if not n.startswith("_")
-                 and (inspect.isfunction(o) or inspect.isclass(o)) and o.__module__ == mod]
-    for name, obj in objs:
-        if not callable(obj):
-            continue
-        out.append(name)
-        if inspect.isclass(obj):
-            out += [f"{name}.{a}" for a, _ in inspect.getmembers(obj, inspect.isfunction)
-                    if not a.startswith("_")]
-    return sorted(set(out))
-
-
-def test_every_public_callable_of_the_swept_modules_is_covered():
-    covered = {".".join(p.split(".")[k:]) for p, _, _, _ in CASES for k in range(1, 4)}
-    missing = [n for n in _public_callables() if n not in covered and n not in EXEMPT]
-    assert not missing, f"public callables without bad-input rows or exemption: {missing}"

@@ -37,16 +37,16 @@ PROTOCOL = {
 # ``test_exemptions_are_still_needed`` fails on an entry that is already fixed).
 IN_FLIGHT = {
     # "flows" helper: nprefgen/flows/*, nprefgen/plots/flows.py
-    "nprefgen.flows.autoregressive.IAF", "nprefgen.flows.autoregressive.MAF",
-    "nprefgen.flows.builders.maf", "nprefgen.flows.builders.realnvp",
-    "nprefgen.flows.coupling.AffineCoupling", "nprefgen.flows.demos.GaussianBaseline.sample",
-    "nprefgen.flows.demos.build_flow", "nprefgen.flows.demos.fit_dequantized",
-    "nprefgen.flows.demos.preprocess", "nprefgen.flows.demos.run_conditional",
-    "nprefgen.flows.demos.run_unconditional", 
-    "nprefgen.flows.flow.Flow.sample", "nprefgen.flows.flow.Flow.sample_and_log_prob",
-    "nprefgen.flows.logit.dequantize", "nprefgen.flows.made.MADE",
-    "nprefgen.flows.permutation.Permutation.random", "nprefgen.flows.spline.SplineCoupling",
-    "nprefgen.flows.spline.spline_flow", "nprefgen.plots.flows.plot_toy_flows",
+     
+     
+     
+     
+     
+     
+     
+     
+     
+     
     # "train" helper: models/autoencoder.py, models/contrastive.py, sbi/npe.py, nle.py, posterior.py
      "nprefgen.models.autoencoder.conv_autoencoder",
     "nprefgen.models.autoencoder.dense_autoencoder",
@@ -68,13 +68,13 @@ IN_FLIGHT = {
     "nprefgen.sbi.priors.Prior.sample", "nprefgen.sbi.simulate.batch_seeds",
     "nprefgen.sbi.simulate.simulate", "nprefgen.sbi.simulate.simulate_from_prior",
     # "contracts" helper: nprefgen/testing/*
-    "nprefgen.testing.bijector_checks.backward_errors",
-    "nprefgen.testing.bijector_checks.bijector_report",
-    "nprefgen.testing.bijector_checks.check_bijector",
+    
+    
+    
     "nprefgen.testing.bijector_checks.randomize_parameters",
-    "nprefgen.testing.gradcheck.check_layer", "nprefgen.testing.gradcheck.check_vjp",
-    "nprefgen.testing.gradcheck.gradcheck", "nprefgen.testing.gradcheck.layer_vjp_errors",
-    "nprefgen.testing.gradcheck.vjp_error",
+     
+     
+    
 }
 
 

@@ -82,9 +82,29 @@ def _python_blocks() -> list[str]:
 
 def test_readme_has_runnable_examples():
     blocks = _python_blocks()
-    assert len(blocks) >= 4
+    assert len(blocks) >= 9
     assert any("load_state_dict" in b and "import torch" in b for b in blocks)
     assert any("check_vjp" in b for b in blocks) and any("@given" in b for b in blocks)
+
+
+# A block holding this comment uses an API that lands with a pending merge: it runs as
+# xfail(strict=True), so the block fails the suite as soon as it works and the comment must go.
+UNTIL_MERGE = "# expected to fail until merge"
+
+
+def test_first_hour_examples_are_there():
+    """The first hour of a new user: a flow on your data, NPE with your simulator and three kinds
+    of prior, a GMM, your own layer and your PyTorch layer, each a runnable block."""
+    blocks = _python_blocks()
+    section = _section("The first hour")
+
+    def has(*words):
+        return any(all(w in b for w in words) and b in section for b in blocks)
+    assert has("realnvp", ".fit(", ".sample(")
+    assert has("NPE", "def simulator", "BoxUniform", "Gaussian", "(Prior)", ".train(")
+    assert has("GaussianMixture", ".fit(", ".sample(")
+    assert has("contracts import check_layer", "(Module)")
+    assert has("import torch", "torch.autograd.Function", "check_vjp")
 
 
 @pytest.mark.parametrize("index", range(len(_python_blocks())))
@@ -93,6 +113,12 @@ def test_readme_python_examples_run(index, capsys):
     code = _python_blocks()[index]
     if re.search(r"^import torch", code, re.M):
         pytest.importorskip("torch")
+    if UNTIL_MERGE in code:
+        try:
+            exec(compile(code, f"README.md python block {index}", "exec"), {"__name__": "readme"})
+        except Exception as err:   # noqa: BLE001
+            pytest.xfail(f"{UNTIL_MERGE}: {type(err).__name__}: {err}")
+        pytest.fail(f"README block {index} works now: remove its '{UNTIL_MERGE}' comment")
     namespace: dict = {"__name__": f"readme_example_{index}"}
     exec(compile(code, f"README.md python block {index}", "exec"), namespace)
     if "check_vjp(f, wrong" in code:
@@ -102,6 +128,6 @@ def test_readme_python_examples_run(index, capsys):
 def test_dotted_names_in_the_readme_exist():
     """`nprefgen.testing.check_layer` and the like name real modules and functions."""
     names = set(re.findall(r"`(nprefgen(?:\.\w+)+)", README))
-    assert "nprefgen.testing.check_layer" in names
+    assert {"nprefgen.testing.check_layer", "nprefgen.testing.contracts.check_layer"} <= names
     for name in sorted(names):
         pkgutil.resolve_name(name)                 # raises if a module or attribute is missing

@@ -11,6 +11,7 @@ Samplers take a keyword-only ``rng`` (None, an int seed or a Generator, SPEC 7):
 """
 from nprefgen.data.digits import load_digits, split_indices
 from nprefgen.data.grf import field_variance, gaussian_random_field, power_law
+from nprefgen.data.images import ImageData, central_indices, load_image_data
 from nprefgen.data.mnist import MNISTDownloadError, MNISTNotFoundError, load_mnist, read_idx
 from nprefgen.data.toys import (
     TOYS, Toy, eight_gaussians_means, log_prob_8gaussians, log_prob_checkerboard, log_prob_rings,
@@ -22,5 +23,5 @@ __all__ = [
     "MNISTNotFoundError", "TOYS", "Toy", "sample_two_moons", "sample_rings", "sample_checkerboard",
     "sample_8gaussians", "sample_pinwheel", "log_prob_rings", "log_prob_checkerboard",
     "log_prob_8gaussians", "eight_gaussians_means", "gaussian_random_field", "field_variance",
-    "power_law",
+    "power_law", "ImageData", "load_image_data", "central_indices",
 ]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from nprefgen._validation import check_int, check_rng, check_scalar
-from nprefgen.metrics.field_stats import _evaluate_power, wavenumber_grid
+from nprefgen.metrics.field_stats import evaluate_power, wavenumber_grid
 
 
 def power_law(amplitude: float = 1.0, slope: float = 2.0):
@@ -37,7 +37,7 @@ def field_variance(power_spectrum, n_side: int, box_size: float = 1.0) -> float:
     n_side = check_int(n_side, "n_side", low=2)
     box_size = check_scalar(box_size, "box_size", low=0.0, low_inclusive=False)
     k = wavenumber_grid(n_side, box_size)                                  # (N, N) full plane
-    return float(np.sum(_evaluate_power(power_spectrum, k[k > 0], "power_spectrum"))
+    return float(np.sum(evaluate_power(power_spectrum, k[k > 0], "power_spectrum"))
                  / box_size**2)
 
 
@@ -66,7 +66,7 @@ def gaussian_random_field(n_side: int, power_spectrum, *, rng=None,
     k = wavenumber_grid(n_side, box_size, half=True)                      # (N, N//2 + 1)
     p = np.zeros_like(k)
     nonzero = k > 0
-    p[nonzero] = _evaluate_power(power_spectrum, k[nonzero], "power_spectrum")
+    p[nonzero] = evaluate_power(power_spectrum, k[nonzero], "power_spectrum")
     amplitude = n_side * np.sqrt(p) / box_size                            # (DATA.10), A_0 = 0
     white = rng.standard_normal((n_fields, n_side, n_side))
     modes = np.fft.rfft2(white, axes=(1, 2)) * amplitude                   # Hermitian half plane

@@ -44,6 +44,12 @@ class _MADEBijector(Bijector):
                                                 zero_init=zero_init))
         self.order = self.register_buffer("order", self.made.degrees[0].astype(np.float64))
 
+    def validate_buffers(self, buffers) -> None:
+        super().validate_buffers(buffers)
+        if sorted(np.asarray(buffers["order"]).tolist()) != list(range(1, self.dim + 1)):
+            raise ValueError(f"buffers['order']: expected a permutation of 1..{self.dim}, "
+                             f"got {np.asarray(buffers['order']).tolist()}"[:300])
+
     def _buffers_loaded(self) -> None:
         order = self.order.astype(np.int64)
         if sorted(order.tolist()) != list(range(1, self.dim + 1)):
@@ -73,7 +79,7 @@ class MAF(_MADEBijector):
     ----------
     dim : int, D
     hidden : sequence of int, MADE hidden widths
-    rng : numpy.random.Generator
+    rng : None, int or numpy.random.Generator (SPEC 7)
     context_dim : int, C (the context feeds every hidden unit)
     order : (D,) permutation of 1..D or None (identity order); chains of MAF layers usually
         reverse or permute the order between layers (see :func:`nprefgen.flows.flow.maf`)
@@ -82,7 +88,7 @@ class MAF(_MADEBijector):
     zero_init : bool, start as the identity
     """
 
-    def __init__(self, dim: int, hidden=(64, 64), *, rng: np.random.Generator, context_dim: int = 0,
+    def __init__(self, dim: int, hidden=(64, 64), *, rng=None, context_dim: int = 0,
                  order=None, activation: str = "relu", bound: float | None = 3.0,
                  zero_init: bool = True) -> None:
         super().__init__(dim, hidden, rng=rng, context_dim=context_dim, order=order,
@@ -136,7 +142,7 @@ class IAF(_MADEBijector):
     """One IAF layer: sampling (inverse) in one pass (FLOW.13), density (forward) sequential,
     backward by a triangular solve with D MADE input-VJPs (FLOW.14). Same parameters as MAF."""
 
-    def __init__(self, dim: int, hidden=(64, 64), *, rng: np.random.Generator, context_dim: int = 0,
+    def __init__(self, dim: int, hidden=(64, 64), *, rng=None, context_dim: int = 0,
                  order=None, activation: str = "relu", bound: float | None = 3.0,
                  zero_init: bool = True) -> None:
         super().__init__(dim, hidden, rng=rng, context_dim=context_dim, order=order,

@@ -25,6 +25,46 @@ import numpy as np
 from nprefgen._validation import check_array, check_int
 from nprefgen.nn.base import Module
 
+MAX_PARAMETERS = 10**8
+"""Largest number of trained parameters a flow builder or bijector accepts (800 MB in float64,
+before Adam's two moment buffers and the gradients triple it). Larger requests are refused up
+front, before any array is allocated, instead of failing after minutes in an allocator."""
+
+
+def hidden_widths(hidden) -> list[int]:
+    """An int h means two hidden layers of h units; a sequence lists the widths (each >= 1)."""
+    if isinstance(hidden, (int, np.integer)) and not isinstance(hidden, bool):
+        h = check_int(hidden, "hidden", low=1)
+        return [h, h]
+    if isinstance(hidden, (str, bytes)) or not hasattr(hidden, "__len__"):
+        raise ValueError(f"hidden: expected an int or a sequence of ints, got {hidden!r}")
+    if len(hidden) > MAX_PARAMETERS:
+        raise ValueError(f"hidden: expected at most {MAX_PARAMETERS} hidden layers, got {len(hidden)}")
+    try:
+        return [check_int(h, "hidden", low=1) for h in hidden]
+    except TypeError:
+        raise ValueError(f"hidden: expected an int or a sequence of ints, got {hidden!r}") from None
+
+
+def mlp_parameter_count(widths) -> int:
+    """Weights and biases of an MLP with layer widths [in, h_1, ..., out] (Python ints, exact)."""
+    widths = [int(w) for w in widths]
+    return sum((a + 1) * b for a, b in zip(widths[:-1], widths[1:]))
+
+
+def check_parameter_count(count: int, what: str, name: str = "hidden") -> int:
+    """Refuse a model of more than :data:`MAX_PARAMETERS` parameters before it is allocated.
+
+    count : the estimated parameter count; what : the model described in the message; name :
+    the argument the message points at. -> count.
+    """
+    if count > MAX_PARAMETERS:
+        raise ValueError(f"{name}: {what} would have {count:.3g} parameters "
+                         f"({8 * count / 2**30:.3g} GiB in float64), above the cap of "
+                         f"{MAX_PARAMETERS:.0e} (nprefgen.flows.base.MAX_PARAMETERS); use smaller "
+                         f"hidden widths, fewer layers or fewer bins")
+    return count
+
 
 class Bijector(Module):
     """Base class. Subclasses implement ``forward_cached``, ``backward`` and ``inverse``.
@@ -39,6 +79,9 @@ class Bijector(Module):
         super().__init__()
         self.dim = check_int(dim, "dim", low=1)
         self.context_dim = check_int(context_dim, "context_dim", low=0)
+        # every bijector holds arrays of size D (masks, scales, permutations): bound D up front
+        check_parameter_count(self.dim + self.context_dim, f"a {type(self).__name__} of dim {self.dim}",
+                              name="dim")
         self.buffers: dict[str, np.ndarray] = {}
 
     # -- buffers: fixed (non-trained) arrays that define the bijector ---------------------------
@@ -62,25 +105,84 @@ class Bijector(Module):
         """Copies of all buffers keyed by name."""
         return {name: b.copy() for name, b in self.named_buffers()}
 
-    def load_buffer_dict(self, state: dict[str, np.ndarray]) -> None:
-        """Copy arrays into the buffers in place; names and shapes must match exactly."""
+    def _buffer_owners(self, prefix: str = ""):
+        """Yield ``(prefix, bijector)`` for this bijector and its bijector children."""
+        yield prefix, self
+        for cname, child in self._children.items():
+            if isinstance(child, Bijector):
+                yield from child._buffer_owners(prefix + cname + ".")
+
+    def validate_buffers(self, buffers: dict[str, np.ndarray]) -> None:
+        """Check candidate values for this bijector's *own* buffers (keyed by name, children
+        excluded) before anything is loaded; raise ValueError naming the buffer.
+
+        The default checks what holds for every buffer: the registered shape, a numeric dtype,
+        finite values that the buffer's dtype represents exactly. Subclasses with invariants (a
+        permutation, a 0/1 mask, a positive scale) extend it and call ``super()`` first.
+        """
+        for name, current in getattr(self, "buffers", {}).items():
+            value = np.asarray(buffers[name])
+            where = f"buffers[{name!r}] of {type(self).__name__}"
+            if value.dtype.kind not in "biuf":
+                raise ValueError(f"{where}: expected a numeric array, got dtype {value.dtype}")
+            if value.shape != current.shape:
+                raise ValueError(f"{where}: expected shape {current.shape}, got {value.shape}")
+            if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
+                raise ValueError(f"{where}: expected finite values, got NaN/inf")
+            with np.errstate(all="ignore"):
+                if not np.array_equal(value.astype(current.dtype), value):
+                    raise ValueError(f"{where}: expected values that {current.dtype} holds "
+                                     f"exactly, got {value.ravel()[:5].tolist()}")
+
+    def check_buffer_dict(self, state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Validate a whole ``buffer_dict``-like mapping without assigning anything: the exact
+        names, then every bijector's :meth:`validate_buffers`. -> {name: array}."""
         own = dict(self.named_buffers())
+        state = dict(state)
+        for name, value in self._legacy_fill(set(own) - set(state)).items():
+            state[name] = value
         missing = sorted(set(own) - set(state))
         unexpected = sorted(set(state) - set(own))
         if missing or unexpected:
             raise ValueError(f"buffers: expected names {sorted(own)}, missing {missing}, "
                              f"unexpected {unexpected}")
-        for name, b in own.items():
-            value = np.asarray(state[name])
-            if value.shape != b.shape:
-                raise ValueError(f"buffers[{name!r}]: expected shape {b.shape}, got {value.shape}")
-            b[...] = value
+        for prefix, b in self._buffer_owners():
+            mine = {name: np.asarray(state[prefix + name]) for name in getattr(b, "buffers", {})}
+            if mine:
+                try:
+                    b.validate_buffers(mine)
+                except ValueError as exc:
+                    where = f"bijector {prefix[:-1]}" if prefix else type(self).__name__
+                    raise ValueError(f"{where}: {exc}") from exc
+        return {name: np.asarray(state[name]) for name in own}
+
+    def load_buffer_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Copy arrays into the buffers in place, after :meth:`check_buffer_dict` passed (all or
+        nothing)."""
+        values = self.check_buffer_dict(state)
+        for name, b in self.named_buffers():
+            b[...] = values[name]
         for mod in self.modules():
             if isinstance(mod, Bijector):
                 mod._buffers_loaded()
 
     def _buffers_loaded(self) -> None:
         """Hook: recompute anything derived from the buffers after loading (default: nothing)."""
+
+    # Buffers added after files were first written: the value a file without them implies.
+    legacy_buffers: dict[str, float] = {}
+
+    def _legacy_fill(self, missing: set, prefix: str = "") -> dict[str, np.ndarray]:
+        """Values for ``missing`` buffer names that a bijector declares in ``legacy_buffers``."""
+        out = {}
+        for name, value in self.legacy_buffers.items():
+            full = prefix + name
+            if full in missing:
+                out[full] = np.full(self.buffers[name].shape, value)
+        for cname, child in self._children.items():
+            if isinstance(child, Bijector):
+                out.update(child._legacy_fill(missing, prefix + cname + "."))
+        return out
 
     # -- checks shared by every bijector --------------------------------------------------------
     def _check_x(self, x, name: str = "x") -> np.ndarray:
@@ -128,6 +230,10 @@ class Bijector(Module):
     def _backward(self, cache, d_z: np.ndarray, d_log_det: np.ndarray):
         """``backward`` without cotangent checks (d_z, d_log_det produced by nprefgen code)."""
         return self.backward(cache, d_z, d_log_det)
+
+    def check_fit_data(self, x, context=None) -> None:
+        """Hook: warn about training data this bijector cannot model well, given its input
+        ``x: (n, D)`` (default: nothing; a spline coupling warns about its tail bound)."""
 
     def forward(self, x, context=None) -> tuple[np.ndarray, np.ndarray]:
         """z = f(x), log|det df/dx| per sample."""

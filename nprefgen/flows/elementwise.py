@@ -12,7 +12,8 @@ parameters, and an ActNorm that was never initialised is the identity.
 Standardize is the fixed z-scoring ``z = (x - mean) / std`` (FLOW.17 with log_scale = -log std,
 shift = -mean/std) whose mean and std are buffers, not parameters: prepend it to a flow to
 train on z-scored data while ``log_prob`` still reports the density of the raw data (its
-log_det = -sum log std is included). ``Standardize.from_data(x)`` computes the statistics.
+log_det = -sum log std is included). ``Standardize.from_data(x)`` computes the statistics;
+``Standardize(dim=D)`` is an unfitted one that ``initialize(x)`` fits (the builders' default).
 """
 from __future__ import annotations
 
@@ -77,6 +78,12 @@ class ActNorm(ElementwiseAffine):
         self.eps = check_scalar(eps, "eps", low=0.0)
         self._flag = self.register_buffer("initialized", np.zeros(1))
 
+    def validate_buffers(self, buffers) -> None:
+        super().validate_buffers(buffers)
+        if np.asarray(buffers["initialized"])[0] not in (0.0, 1.0):
+            raise ValueError(f"buffers['initialized']: expected 0 or 1, got "
+                             f"{np.asarray(buffers['initialized']).tolist()}")
+
     @property
     def initialized(self) -> bool:
         return bool(self._flag[0])
@@ -101,37 +108,100 @@ class Standardize(Bijector):
     """Fixed z-scoring z = (x - mean) / std (FLOW.17); ``mean``, ``std`` are buffers (D,).
 
     No parameters: optimizers never move it. ``log_det = -sum log std`` so densities stay those of
-    the raw x. Build with ``Standardize(mean, std)`` or ``Standardize.from_data(x)``.
+    the raw x. Three ways to build it:
+
+    - ``Standardize(mean, std)``: fitted, with the given statistics;
+    - ``Standardize.from_data(x)``: fitted to ``x: (n, D)``;
+    - ``Standardize(dim=D)``: *unfitted*; ``initialize(x)`` later sets mean and std from data
+      (``Flow.initialize`` and ``Flow.fit`` call it, like ActNorm's data-dependent init, FLOW.18).
+
+    ``initialized`` is a buffer (0 or 1), so a saved fitted flow loads fitted. An unfitted
+    Standardize is never silently the identity: ``forward``/``inverse`` (hence ``log_prob`` and
+    ``sample`` of a flow that holds one) raise a ValueError that says to fit or initialise first.
     """
 
-    def __init__(self, mean, std) -> None:
-        mean = check_array(mean, "mean", ndim=1, dtype=np.float64)
-        std = check_array(std, "std", shape=mean.shape, dtype=np.float64)
-        if np.any(std <= 0):
-            raise ValueError(f"std: expected positive entries, got min {std.min()}")
-        super().__init__(mean.size)
+    # files written before the flag existed held only fitted (or load-filled) Standardizes
+    legacy_buffers = {"initialized": 1.0}
+
+    def __init__(self, mean=None, std=None, *, dim: int | None = None,
+                 min_std: float = 1e-12) -> None:
+        self.min_std = check_scalar(min_std, "min_std", low=0.0, low_inclusive=False)
+        if mean is None and std is None:
+            if dim is None:
+                raise ValueError("dim: expected the dimension of an unfitted Standardize (or give "
+                                 "mean and std), got None")
+            super().__init__(dim)
+            mean, std, flag = np.zeros(self.dim), np.ones(self.dim), 0.0
+        else:
+            mean = check_array(mean, "mean", ndim=1, dtype=np.float64)
+            std = check_array(std, "std", shape=mean.shape, dtype=np.float64)
+            if np.any(std <= 0):
+                raise ValueError(f"std: expected positive entries, got min {std.min()}")
+            if dim is not None and dim != mean.size:
+                raise ValueError(f"dim: expected {mean.size} (the size of mean), got {dim}")
+            super().__init__(mean.size)
+            flag = 1.0
         self.mean = self.register_buffer("mean", mean.copy())
         self.std = self.register_buffer("std", std.copy())
+        self._flag = self.register_buffer("initialized", np.full(1, flag))
+
+    @property
+    def initialized(self) -> bool:
+        return bool(self._flag[0])
+
+    @staticmethod
+    def statistics(x, min_std: float = 1e-12):
+        """Mean and standard deviation (two-pass, floored at ``min_std``) of ``x: (n, D)``."""
+        mean = x.mean(axis=0)
+        std = np.sqrt(((x - mean) ** 2).mean(axis=0))
+        return mean, np.maximum(std, min_std)
+
+    def validate_buffers(self, buffers) -> None:
+        super().validate_buffers(buffers)
+        if not np.all(np.asarray(buffers["std"]) > 0):
+            raise ValueError(f"buffers['std']: expected positive entries, got min "
+                             f"{np.min(buffers['std'])}")
 
     @classmethod
     def from_data(cls, x, min_std: float = 1e-12) -> "Standardize":
         """Mean and standard deviation of ``x: (n, D)`` (std floored at ``min_std``)."""
         x = check_array(x, "x", ndim=2, dtype=np.float64)
         check_scalar(min_std, "min_std", low=0.0, low_inclusive=False)
-        mean = x.mean(axis=0)
-        std = np.sqrt(((x - mean) ** 2).mean(axis=0))
-        return cls(mean, np.maximum(std, min_std))
+        return cls(*cls.statistics(x, min_std), min_std=min_std)
+
+    def initialize(self, x) -> "Standardize":
+        """Set mean and std from ``x: (n, D)``, n >= 2, and mark the bijector fitted."""
+        x = self._check_x(x)
+        if x.shape[0] < 2:
+            raise ValueError(f"x: expected at least 2 samples to fit Standardize, got {x.shape[0]}")
+        mean, std = self.statistics(x.astype(np.float64), self.min_std)
+        self.mean[...] = mean
+        self.std[...] = std
+        self._flag[0] = 1.0
+        return self
+
+    def _check_fitted(self) -> None:
+        if not self._flag[0]:
+            raise ValueError("Standardize: not fitted yet (its mean and std are unknown). Call "
+                             "flow.fit(x) or flow.initialize(x) first, pass the data to the builder "
+                             "(standardize=x), or build with standardize=False")
+
+    def _buffers_loaded(self) -> None:
+        if np.any(self.std <= 0) or not np.all(np.isfinite(self.std)):
+            raise ValueError("buffers['std']: expected positive finite entries")
 
     def forward_cached(self, x, context=None):
         """(FLOW.17) x: (n, D) -> z = (x - mean)/std, log_det = -sum log std, cache = n."""
         x = self._check_x(x)
         self._check_context(context, x.shape[0])
+        self._check_fitted()
         z = (x - self.mean) / self.std
         return z, np.full(x.shape[0], -np.log(self.std).sum()), x.shape[0]
 
     def inverse(self, z, context=None):
         z = self._check_x(z, "z")
         self._check_context(context, z.shape[0])
+        self._check_fitted()
         return z * self.std + self.mean, np.full(z.shape[0], np.log(self.std).sum())
 
     def backward(self, n, d_z, d_log_det):
@@ -140,4 +210,4 @@ class Standardize(Bijector):
         return d_z / self.std, None
 
     def __repr__(self) -> str:
-        return f"Standardize(dim={self.dim})"
+        return f"Standardize(dim={self.dim}{'' if self.initialized else ', unfitted'})"

@@ -17,6 +17,7 @@ so ``grad_log_prob`` is always with respect to the raw context.
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 
@@ -25,7 +26,7 @@ from nprefgen._validation import (
 )
 from nprefgen.flows.base import Bijector
 from nprefgen.flows.chain import Chain
-from nprefgen.nn.io import load_npz, read_npz, save_npz
+from nprefgen.nn.io import META_BYTES, load_npz, read_npz, save_npz
 from nprefgen.nn.train import fit_loop, take, validation_split
 
 LOG_2PI = float(np.log(2.0 * np.pi))
@@ -183,14 +184,16 @@ class Flow(Chain):
         return d_x, d_context
 
     # -- sampling -----------------------------------------------------------------------------
-    def sample(self, n: int, rng: np.random.Generator, context=None) -> np.ndarray:
-        """x = f^{-1}(z), z ~ N(0, I). n: int; context: (n, C) or one (C,) row -> x: (n, D)."""
-        return self.sample_and_log_prob(n, rng, context)[0]
+    def sample(self, n: int, context=None, *, rng=None) -> np.ndarray:
+        """x = f^{-1}(z), z ~ N(0, I). n: int; context: (n, C) or one (C,) row; rng: None, int
+        or Generator (SPEC 7) -> x: (n, D)."""
+        return self.sample_and_log_prob(n, context, rng=rng)[0]
 
-    def sample_and_log_prob(self, n: int, rng: np.random.Generator, context=None):
+    def sample_and_log_prob(self, n: int, context=None, *, rng=None):
         """Samples and their log-densities in one pass: log p(x) = log N(z) - log_det_inv (FLOW.1).
 
-        -> x: (n, D), log_prob: (n,).
+        n: int; context: (n, C) or one (C,) row; rng: None, int or Generator -> x: (n, D),
+        log_prob: (n,).
         """
         n = check_int(n, "n", low=1)
         rng = check_rng(rng)
@@ -199,16 +202,38 @@ class Flow(Chain):
         x, log_det_inv = self.inverse(z, context)
         return x, normal_log_prob(z) - log_det_inv
 
-    # -- data-dependent initialisation (ActNorm) ----------------------------------------------
+    # -- data-dependent initialisation (Standardize, ActNorm) and data checks ----------------
     def initialize(self, x, context=None) -> "Flow":
         """Push ``x`` through the chain, calling ``initialize`` on every bijector that has one and
-        is not yet initialised (ActNorm, FLOW.18), on its own input."""
+        is not yet initialised (an unfitted Standardize, ActNorm FLOW.18), on its own input, and
+        ``check_fit_data`` on every bijector (a spline coupling warns about its tail bound)."""
         x = self._check_x(x)
         context, _ = self._context_rows(context, x.shape[0])
         context = self._scaled(context)
         for b in self.bijectors:
             if hasattr(b, "initialize") and not getattr(b, "initialized", True):
                 b.initialize(x)
+            b.check_fit_data(x, self._ctx(b, context))
+            x, _ = b.forward(x, self._ctx(b, context))
+        return self
+
+    def check_data(self, x, context=None) -> "Flow":
+        """Push training data ``x: (n, D)`` through the chain and let every bijector warn about
+        data it cannot model (``check_fit_data``). Stops at a bijector not yet initialised, and,
+        when no ``context: (n, C)`` is given to a conditional flow, after the first conditional
+        bijector."""
+        x = self._check_x(x)
+        if context is None and self.context_dim:
+            context, partial = None, True
+        else:
+            context, _ = self._context_rows(context, x.shape[0])
+            context, partial = self._scaled(context), False
+        for b in self.bijectors:
+            if not getattr(b, "initialized", True):
+                break
+            b.check_fit_data(x, self._ctx(b, context))
+            if partial and b.context_dim:
+                break
             x, _ = b.forward(x, self._ctx(b, context))
         return self
 
@@ -324,29 +349,106 @@ class Flow(Chain):
         return self
 
     # -- saving -------------------------------------------------------------------------------
+    def validate_buffers(self, buffers) -> None:
+        """The context z-scoring buffers: finite, ``context_std`` > 0 (see Bijector)."""
+        super().validate_buffers(buffers)
+        if "context_std" in buffers and not np.all(np.asarray(buffers["context_std"]) > 0):
+            raise ValueError(f"buffers['context_std']: expected positive entries, got min "
+                             f"{np.min(buffers['context_std'])}")
+
     def save(self, path) -> None:
-        """Parameters, buffers and (when built by a builder) the configuration to ``.npz``."""
+        """Parameters, buffers and (when built by a builder) the configuration to ``.npz``.
+
+        The write is atomic (:func:`nprefgen.nn.io.atomic_write`): a failed save leaves an existing
+        file byte-identical. Buffers are validated first, so an invalid flow is never written.
+        """
+        self.check_buffer_dict(self.buffer_dict())
         meta = {"buffer." + k: v for k, v in self.buffer_dict().items()}
         if self.config is not None:
-            meta["flow_config"] = np.array(json.dumps(self.config))
+            try:
+                meta["flow_config"] = np.array(json.dumps(self.config, allow_nan=False))
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"config: expected a JSON-serialisable dict of builder "
+                                 f"arguments, got {self.config!r}"[:300]) from exc
         save_npz(path, self, meta=meta)
 
     def load(self, path) -> "Flow":
-        """Load parameters and buffers saved by :meth:`save` into this (identically built) flow."""
-        meta = load_npz(path, self)
-        self.load_buffer_dict({k[len("buffer."):]: v for k, v in meta.items() if k.startswith("buffer.")})
+        """Load parameters and buffers saved by :meth:`save` into this (identically built) flow.
+
+        All or nothing: parameter names, shapes, dtypes and values, every buffer's invariants
+        (:meth:`Bijector.validate_buffers`) and the stored configuration (equal to this flow's in
+        every key both have) are checked before anything is assigned; a bad file raises ValueError
+        naming ``path`` and leaves the flow unchanged.
+        """
+        checked = {}
+
+        def check_meta(meta):
+            buffers = {k[len("buffer."):]: v for k, v in meta.items() if k.startswith("buffer.")}
+            try:
+                checked["buffers"] = self.check_buffer_dict(buffers)
+            except ValueError as exc:
+                raise ValueError(f"path: {_name(path)} holds invalid buffers: {exc}") from exc
+            if "flow_config" in meta and self.config is not None:
+                stored = _parse_config(path, meta["flow_config"])
+                own = json.loads(json.dumps(self.config))
+                # keys one side lacks (a builder argument added or retired since) are not compared
+                differ = sorted(k for k in set(stored) & set(own) if stored[k] != own[k])
+                if differ:
+                    raise ValueError(f"path: {_name(path)} was saved from another flow: "
+                                     f"flow_config differs in {differ} (file "
+                                     f"{[stored[k] for k in differ]}, this flow "
+                                     f"{[own[k] for k in differ]})"[:600])
+
+        before = (self.state_dict(), self.buffer_dict())
+        n_values = self.num_parameters() + sum(b.size for _, b in self.named_buffers())
+        load_npz(path, self, check_meta=check_meta, max_bytes=8 * n_values + META_BYTES)
+        try:
+            self.load_buffer_dict(checked["buffers"])
+        except BaseException:                     # not expected after the checks: roll back
+            self.load_state_dict(before[0])
+            for name, b in self.named_buffers():
+                b[...] = before[1][name]
+            raise
         return self
 
 
+def _name(path) -> str:
+    return repr(os.fspath(path))
+
+
+def _parse_config(path, value) -> dict:
+    """The stored ``flow_config`` entry: a JSON object as a 0-d string array -> dict."""
+    value = np.asarray(value)
+    if value.dtype.kind != "U" or value.ndim != 0:
+        raise ValueError(f"path: {_name(path)}: flow_config: expected a JSON string, got an "
+                         f"array of dtype {value.dtype} and shape {value.shape}")
+    try:
+        config = json.loads(str(value))
+    except (ValueError, RecursionError) as exc:      # JSONDecodeError is a ValueError
+        raise ValueError(f"path: {_name(path)}: flow_config: expected valid JSON ({exc})") from exc
+    if not isinstance(config, dict) or not all(isinstance(k, str) for k in config):
+        raise ValueError(f"path: {_name(path)}: flow_config: expected a JSON object of builder "
+                         f"arguments, got {type(config).__name__}")
+    return config
+
+
 def load_flow(path) -> Flow:
-    """Rebuild a flow saved by :meth:`Flow.save` from its stored builder configuration."""
+    """Rebuild a flow saved by :meth:`Flow.save` from its stored builder configuration.
+
+    A missing, tampered or unbuildable configuration raises ValueError naming ``path`` and
+    ``flow_config``; the weights are then loaded all or nothing (:meth:`Flow.load`).
+    """
     from nprefgen.flows import builders
 
-    arrays = read_npz(path)
     key = "__meta__.flow_config"
+    arrays = read_npz(path, keys=[key])
     if key not in arrays:
-        raise ValueError(f"path: {path!r} holds no builder configuration; build the same flow and "
-                         f"call flow.load(path) instead")
-    config = json.loads(str(arrays[key]))
-    flow = builders.from_config(config)
+        raise ValueError(f"path: {_name(path)} holds no builder configuration; build the same "
+                         f"flow and call flow.load(path) instead")
+    config = _parse_config(path, arrays[key])
+    try:
+        flow = builders.from_config(config)
+    except Exception as exc:          # a tampered config: unknown or mistyped builder arguments
+        raise ValueError(f"path: {_name(path)}: flow_config {config} does not build a flow "
+                         f"({type(exc).__name__}: {exc})"[:600]) from exc
     return flow.load(path)

@@ -1,4 +1,6 @@
-"""Dequantization, the logit transform and bits per dimension (derivations/flows.md, FLOW.19-FLOW.21).
+"""Dequantization, the logit transform and bits per dimension (derivations/flows.md, FLOW.19-FLOW.21;
+derivations/splines.md, SPL.14-SPL.16 for integer pixels: :func:`pixels_to_logit`,
+:func:`logit_to_pixels`, :func:`pixel_log_likelihood`).
 
 Pixel data are integers k in {0, ..., L-1} (L = 256 levels for MNIST). A continuous density on
 them is obtained by uniform dequantization (Theis et al. 2016; the MAF paper):
@@ -100,10 +102,11 @@ class LogitTransform(Bijector):
         return f"LogitTransform(dim={self.dim}, lam={self.lam:g}, data_scale={self.data_scale:g})"
 
 
-def dequantize(pixels, rng: np.random.Generator, levels: int = 256, noise=None) -> np.ndarray:
+def dequantize(pixels, levels: int = 256, *, rng=None, noise=None) -> np.ndarray:
     """(FLOW.20) Integer pixels k in {0..L-1}, (n, D) -> x = (k + u) / L in [0, 1)^D.
 
-    ``noise``: optional u of the same shape in [0, 1) (tests fix it); drawn from ``rng`` otherwise.
+    rng : None, int or Generator (SPEC 7) drawing u ~ U[0, 1)^D; ``noise``: optional u of the
+    same shape in [0, 1) instead (tests and fixed test sets).
     """
     rng = check_rng(rng)
     levels = check_int(levels, "levels", low=2)
@@ -120,6 +123,51 @@ def dequantize(pixels, rng: np.random.Generator, levels: int = 256, noise=None) 
     return (k + u) / levels
 
 
+def pixels_to_logit(pixels, levels: int, lam: float = LAMBDA, *, rng=None, noise=None):
+    """(SPL.14) Dequantize integer pixels (FLOW.20) and map them to logit space (FLOW.19).
+
+    Parameters
+    ----------
+    pixels : (n, D) integer-valued pixels v in [0, levels - 1].
+    levels : L, the number of grey levels (17 for the digits, 256 for MNIST).
+    lam : lambda in (0, 0.5), the squeeze away from 0 and 1 (0.05 for the 17-level digits).
+    rng : None, int or Generator drawing the noise e ~ U(0, 1)^D (unless ``noise`` is given).
+    noise : (n, D) in [0, 1), the noise itself (tests, fixed test sets).
+
+    Returns
+    -------
+    y : (n, D), the logit-space data.
+    log_jac : (n,), sum_i log |dy_i / d v~_i| (SPL.15), so that
+        ``log p(v~) = log q(y) + log_jac`` for a density q in logit space and v~ = v + e.
+    """
+    levels = check_int(levels, "levels", low=2)
+    check_scalar(lam, "lam", low=0.0, high=0.5, low_inclusive=False, high_inclusive=False)
+    x = dequantize(pixels, levels, rng=rng, noise=noise)          # (v + e) / L in [0, 1)
+    y, log_det = logit_forward(x, lam)                              # (SPL.14)
+    return y, log_det - x.shape[1] * np.log(levels)                 # (SPL.15): dx/dv~ = 1/L
+
+
+def logit_to_pixels(y, levels: int, lam: float = LAMBDA) -> np.ndarray:
+    """Invert (SPL.14) up to the noise: logit-space values -> integer pixels in [0, levels-1].
+
+    y: (n, D) -> (n, D) float array of integers (floor of the dequantized value, clipped).
+    """
+    y = check_array(y, "y", ndim=2)
+    levels = check_int(levels, "levels", low=2)
+    check_scalar(lam, "lam", low=0.0, high=0.5, low_inclusive=False, high_inclusive=False)
+    p = 1.0 / (1.0 + np.exp(-np.clip(y, -50.0, 50.0)))
+    v = (p - lam) / (1.0 - 2.0 * lam) * levels
+    return np.clip(np.floor(v), 0, levels - 1)
+
+
+def pixel_log_likelihood(log_q, log_jac) -> np.ndarray:
+    """(SPL.15) log p(v~) = log q(y) + log_jac: logit-space density -> dequantized pixel units
+    (the density of v~ = v + e on [0, L)^D). log_q, log_jac: (n,) -> (n,)."""
+    log_q = check_array(log_q, "log_q", ndim=1, allow_inf=True)
+    log_jac = check_array(log_jac, "log_jac", shape=log_q.shape)
+    return log_q + log_jac
+
+
 def data_log_prob_from_logit(log_prob_logit, y, lam: float = LAMBDA) -> np.ndarray:
     """(FLOW.19) Density of x in [0, 1]^D from the density of y = logit(lambda + (1-2 lambda) x):
 
@@ -134,8 +182,14 @@ def data_log_prob_from_logit(log_prob_logit, y, lam: float = LAMBDA) -> np.ndarr
 
 
 def bits_per_dim(log_prob, dim: int, levels: int = 256) -> np.ndarray:
-    """(FLOW.21) Bits per dimension of a density on [0, 1)^D over dequantized L-level data:
-    -log p / (D ln 2) + log2(L). log_prob: scalar or (n,) in nats -> same shape."""
+    """(FLOW.21, SPL.16) Bits per dimension of a density on [0, 1)^D over dequantized L-level data:
+    -log p / (D ln 2) + log2(L). log_prob: scalar or (n,) in nats -> same shape.
+
+    The one bits/dim of the package: a log-density ``log_pixels`` of the pixel values v~ on
+    [0, L)^D (as :func:`pixel_log_likelihood` gives) is ``log_pixels + D log L`` on [0, 1)^D,
+    so its bits/dim, -log_pixels / (D ln 2) (SPL.16), is ``bits_per_dim(log_pixels + D log L,
+    D, L)``.
+    """
     dim = check_int(dim, "dim", low=1)
     levels = check_int(levels, "levels", low=2)
     lp = check_array(log_prob, "log_prob", ndim=(0, 1), allow_inf=True)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from nprefgen._validation import check_array, check_choice, check_int, check_rng
+from nprefgen.flows.base import check_parameter_count, hidden_widths, mlp_parameter_count
 from nprefgen.nn import MaskedLinear, Sequential
 from nprefgen.nn.activations import ACTIVATIONS
 from nprefgen.nn.base import Module, check_input
@@ -72,7 +73,7 @@ class MADE(Module):
     ----------
     dim : int, D
     hidden : sequence of int, hidden widths (may be empty)
-    rng : numpy.random.Generator
+    rng : None, int or numpy.random.Generator (SPEC 7)
     context_dim : int, C
     order : (D,) permutation of 1..D or None
     activation : str
@@ -84,14 +85,17 @@ class MADE(Module):
     ``mask`` attributes of the layers.
     """
 
-    def __init__(self, dim: int, hidden=(64, 64), *, rng: np.random.Generator, context_dim: int = 0,
+    def __init__(self, dim: int, hidden=(64, 64), *, rng=None, context_dim: int = 0,
                  order=None, activation: str = "relu", zero_init: bool = True) -> None:
         super().__init__()
         self.dim = check_int(dim, "dim", low=1)
         self.context_dim = check_int(context_dim, "context_dim", low=0)
+        check_parameter_count(self.dim + self.context_dim, f"a MADE of dim {self.dim}", name="dim")
         rng = check_rng(rng)
         check_choice(activation, "activation", ACTIVATIONS)
-        self.hidden = [check_int(h, "hidden", low=1) for h in hidden]
+        self.hidden = hidden_widths(list(hidden) if isinstance(hidden, (tuple, range)) else hidden)
+        check_parameter_count(mlp_parameter_count([self.dim + self.context_dim, *self.hidden,
+                                                   2 * self.dim]), "MADE")
         self.degrees = made_degrees(self.dim, self.hidden, order)
         masks = made_masks(self.degrees, self.context_dim)
         widths = [self.dim + self.context_dim] + self.hidden + [2 * self.dim]

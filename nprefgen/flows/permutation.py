@@ -10,7 +10,13 @@ from __future__ import annotations
 import numpy as np
 
 from nprefgen._validation import check_int, check_rng
-from nprefgen.flows.base import Bijector
+from nprefgen.flows.base import Bijector, check_parameter_count
+
+
+def _dim(dim) -> int:
+    """D >= 1, bounded before a (D,) array is built."""
+    dim = check_int(dim, "dim", low=1)
+    return check_parameter_count(dim, f"a Permutation of dim {dim}", name="dim")
 
 
 class Permutation(Bijector):
@@ -28,12 +34,18 @@ class Permutation(Bijector):
     @classmethod
     def reverse(cls, dim: int) -> "Permutation":
         """D-1, ..., 0 (the MAF paper's choice between layers)."""
-        return cls(np.arange(check_int(dim, "dim", low=1))[::-1].copy())
+        return cls(np.arange(_dim(dim))[::-1].copy())
 
     @classmethod
-    def random(cls, dim: int, rng: np.random.Generator) -> "Permutation":
+    def random(cls, dim: int, *, rng=None) -> "Permutation":
         """A uniformly random permutation drawn from ``rng`` (sbi's choice between layers)."""
-        return cls(check_rng(rng).permutation(check_int(dim, "dim", low=1)))
+        return cls(check_rng(rng).permutation(_dim(dim)))
+
+    def validate_buffers(self, buffers) -> None:
+        super().validate_buffers(buffers)
+        if sorted(np.asarray(buffers["perm"]).tolist()) != list(range(self.dim)):
+            raise ValueError(f"buffers['perm']: expected a permutation of 0..{self.dim - 1}, "
+                             f"got {np.asarray(buffers['perm']).tolist()}"[:300])
 
     def _buffers_loaded(self) -> None:
         if sorted(self.perm.tolist()) != list(range(self.dim)):

@@ -13,7 +13,11 @@ Pure functions carry the maths:
 - :func:`spline_forward`, :func:`spline_inverse`, :func:`spline_backward`: the elementwise spline
   for a batch, through the numba kernels of :mod:`nprefgen.kernels.spline` (SPL.4-SPL.9e).
 
-:class:`SplineCoupling` is the thin bijector around them (SPL.12-SPL.13).
+:class:`SplineTransform` is the same spline as a coupling's elementwise transform, with the
+unchecked fast path (the kernels straight on the conditioner's output), and
+:class:`SplineCoupling` is the :class:`nprefgen.flows.coupling.Coupling` that uses it
+(SPL.12-SPL.13). The builder :func:`nprefgen.flows.spline_flow` lives in
+:mod:`nprefgen.flows.builders` with the other builders.
 
 References: Durkan et al. (2019), arXiv:1906.04032; Gregory & Delbourgo (1982), "Piecewise
 rational quadratic interpolation to monotonic data", IMA J. Numer. Anal. 2(2).
@@ -24,18 +28,24 @@ from typing import Sequence
 
 import numpy as np
 
-from nprefgen._validation import check_array, check_choice, check_int, check_rng, check_scalar
-from nprefgen.flows.base import Bijector
+from nprefgen._validation import check_array, check_int, check_scalar
+from nprefgen.flows.base import check_parameter_count, hidden_widths, mlp_parameter_count
+from nprefgen.flows.coupling import Coupling, ElementwiseTransform, check_mask
 from nprefgen.kernels.spline import (
     rq_parameters_backward_numpy, rq_parameters_numpy, rq_spline_theta_backward,
     rq_spline_theta_forward, rq_spline_theta_inverse,
 )
-from nprefgen.nn.activations import ACTIVATIONS
-from nprefgen.nn.containers import MLP
 
 DEFAULT_MIN_WIDTH = 1e-3
 DEFAULT_MIN_HEIGHT = 1e-3
 DEFAULT_MIN_DERIVATIVE = 1e-3
+TAIL_FRACTION = 0.01
+"""Share of a spline coupling's transformed training values allowed outside [-B, B] before
+:meth:`SplineCoupling.check_fit_data` warns (a standard normal has 0.27% beyond 3)."""
+
+
+class TailBoundWarning(UserWarning):
+    """Training data outside a spline's [-B, B], where the spline is the identity."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -164,21 +174,63 @@ def spline_backward(cache, d_y, d_log_deriv):
 
 
 # ---------------------------------------------------------------------------------------------
-# the coupling bijector
+# the spline as a coupling's elementwise transform, and the coupling
 # ---------------------------------------------------------------------------------------------
 
 
-def _hidden_widths(hidden) -> list[int]:
-    if isinstance(hidden, (int, np.integer)) and not isinstance(hidden, bool):
-        h = check_int(hidden, "hidden", low=1)
-        return [h, h]
-    if not isinstance(hidden, (list, tuple)):
-        raise ValueError(f"hidden: expected an int or a sequence of ints, got {hidden!r}")
-    return [check_int(h, "hidden", low=1) for h in hidden]
+class SplineTransform(ElementwiseTransform):
+    """The RQ spline of (SPL.2-SPL.9e) as a coupling transform; h: (n, d_B (3K-1)) is read as
+    theta: (n, d_B, 3K-1) (coordinate-major), identity tails outside [-B, B].
+
+    Parameters
+    ----------
+    n_bins : K >= 1; bound : B > 0; min_width, min_height, min_derivative : see
+    :func:`spline_parameters`.
+    """
+
+    def __init__(self, n_bins: int = 8, bound: float = 3.0, min_width: float = DEFAULT_MIN_WIDTH,
+                 min_height: float = DEFAULT_MIN_HEIGHT,
+                 min_derivative: float = DEFAULT_MIN_DERIVATIVE) -> None:
+        self.n_bins = check_int(n_bins, "n_bins", low=1)
+        self.bound = check_scalar(bound, "bound", low=0.0, low_inclusive=False)
+        _check_minimums(self.n_bins, min_width, min_height, min_derivative)
+        self.mins = (float(min_width), float(min_height), float(min_derivative))
+        self.n_params = 3 * self.n_bins - 1
+
+    def _flat(self, v, h):
+        n, d_b = v.shape
+        return np.ascontiguousarray(v).reshape(-1), h.reshape(n * d_b, self.n_params)
+
+    def forward(self, x_b, h):
+        """(SPL.12) the transformed block: (SPL.4)-(SPL.6) per element; x_b: (n, d_B) -> y_b,
+        log_det = sum_B log g'(x_B): (n,), cache."""
+        x_flat, theta = self._flat(x_b, h)
+        y, log_deriv = rq_spline_theta_forward(x_flat, theta, self.bound, *self.mins)
+        return (y.reshape(x_b.shape), log_deriv.reshape(x_b.shape).sum(axis=1),
+                (x_flat, theta, x_b.shape))
+
+    def inverse(self, y_b, h):
+        """(SPL.7-SPL.8) y_b: (n, d_B) -> x_b, log_det_inv: (n,)."""
+        y_flat, theta = self._flat(y_b, h)
+        x, log_deriv_inv = rq_spline_theta_inverse(y_flat, theta, self.bound, *self.mins)
+        return x.reshape(y_b.shape), log_deriv_inv.reshape(y_b.shape).sum(axis=1)
+
+    def backward(self, cache, d_y, d_log_det):
+        """(SPL.13) through (SPL.9a)-(SPL.11): d_y: (n, d_B), d_log_det: (n,) -> d_x_b: (n, d_B),
+        d_h: (n, d_B (3K-1)); every element gets d_log_det of its row."""
+        x_flat, theta, shape = cache
+        d_log_deriv = np.ascontiguousarray(np.broadcast_to(d_log_det[:, None], shape)).reshape(-1)
+        d_x, d_theta = rq_spline_theta_backward(x_flat, theta, self.bound, *self.mins,
+                                                np.ascontiguousarray(d_y).reshape(-1), d_log_deriv)
+        return d_x.reshape(shape), d_theta.reshape(shape[0], -1)
+
+    def __repr__(self) -> str:
+        return f"SplineTransform(n_bins={self.n_bins}, bound={self.bound})"
 
 
-class SplineCoupling(Bijector):
-    """Rational-quadratic spline coupling (SPL.12-SPL.13).
+class SplineCoupling(Coupling):
+    """Rational-quadratic spline coupling, (SPL.12) and (SPL.13): a
+    :class:`~nprefgen.flows.coupling.Coupling` with a :class:`SplineTransform`.
 
     ``z_A = x_A`` and ``z_B = g(x_B; theta)``, ``theta = net([x_A, context])`` reshaped to
     ``(n, |B|, 3K-1)``; ``log_det = sum_B log g'(x_B)``.
@@ -191,8 +243,9 @@ class SplineCoupling(Bijector):
         0; at least one 1 unless ``context_dim > 0``.
     hidden : int (two hidden layers of that width) or sequence of hidden widths.
     n_bins : K >= 1.
-    bound : B > 0; the identity holds outside [-B, B].
-    rng : numpy.random.Generator, for the conditioner's initial weights.
+    bound : B > 0; the identity holds outside [-B, B] (standardise the data first, as the
+        builders do by default, or inputs beyond B are left untransformed).
+    rng : None, int or numpy.random.Generator, for the conditioner's initial weights.
     context_dim : int, size of the context vector (0: unconditional).
     activation : the conditioner's hidden activation.
     min_width, min_height, min_derivative : see :func:`spline_parameters`.
@@ -202,153 +255,51 @@ class SplineCoupling(Bijector):
     """
 
     def __init__(self, dim: int, mask, hidden: int | Sequence[int] = 64, n_bins: int = 8,
-                 bound: float = 3.0, *, rng: np.random.Generator, context_dim: int = 0,
+                 bound: float = 3.0, *, rng=None, context_dim: int = 0,
                  activation: str = "relu", min_width: float = DEFAULT_MIN_WIDTH,
                  min_height: float = DEFAULT_MIN_HEIGHT,
                  min_derivative: float = DEFAULT_MIN_DERIVATIVE, zero_init: bool = True,
                  dtype=np.float64) -> None:
-        super().__init__(dim, context_dim)
-        rng = check_rng(rng)
-        self.n_bins = check_int(n_bins, "n_bins", low=1)
-        self.bound = check_scalar(bound, "bound", low=0.0, low_inclusive=False)
-        _check_minimums(self.n_bins, min_width, min_height, min_derivative)
-        self.mins = (float(min_width), float(min_height), float(min_derivative))
-        check_choice(activation, "activation", ACTIVATIONS)
-        mask = check_array(mask, "mask", shape=(self.dim,))
-        if not np.all((mask == 0) | (mask == 1)):
-            raise ValueError("mask: expected entries in {0, 1}, got other values")
-        self.idx_a = np.flatnonzero(mask == 1)
-        self.idx_b = np.flatnonzero(mask == 0)
-        if self.idx_b.size == 0:
-            raise ValueError("mask: expected at least one 0 (a transformed dimension), got all ones")
-        if self.idx_a.size == 0 and self.context_dim == 0:
-            raise ValueError("mask: expected at least one 1 (a conditioning dimension) when "
-                             "context_dim is 0, got all zeros")
-        self.register_buffer("mask", mask.astype(dtype))
-        n_out = self.idx_b.size * n_spline_params(self.n_bins)
-        net = MLP(self.idx_a.size + self.context_dim, _hidden_widths(hidden), n_out, rng=rng,
-                  activation=activation, dtype=dtype)
-        if zero_init:
-            for p in net.layers[-1].params.values():
-                p[...] = 0.0
-        self.net = self.add_child("net", net)
+        dim = check_int(dim, "dim", low=1)
+        context_dim = check_int(context_dim, "context_dim", low=0)
+        mask = check_mask(mask, context_dim, dim)
+        d_a, d_b = int(mask.sum()), int(mask.size - mask.sum())
+        widths = hidden_widths(hidden)
+        # sizes first, naming the argument that makes the conditioner too large
+        check_parameter_count(mlp_parameter_count([d_a + context_dim, *widths, 2 * d_b]),
+                              "SplineCoupling conditioner")
+        check_parameter_count(mlp_parameter_count([d_a + context_dim, *widths,
+                                                   d_b * n_spline_params(n_bins)]),
+                              "SplineCoupling conditioner", name="n_bins")
+        transform = SplineTransform(n_bins, bound, min_width, min_height, min_derivative)
+        super().__init__(mask, transform, widths, rng=rng, context_dim=context_dim,
+                         activation=activation, zero_init=zero_init, dtype=dtype)
 
-    def _buffers_loaded(self) -> None:
-        self.idx_a = np.flatnonzero(self.buffers["mask"] == 1)
-        self.idx_b = np.flatnonzero(self.buffers["mask"] == 0)
-
-    # -- conditioner -----------------------------------------------------------------------------
-    def _conditioner_input(self, x_a: np.ndarray, context: np.ndarray | None) -> np.ndarray:
-        return x_a if context is None else np.concatenate([x_a, context.astype(x_a.dtype)], axis=1)
-
-    def _theta(self, inp: np.ndarray):
-        out, net_cache = self.net.forward(inp)
-        return out.reshape(inp.shape[0], self.idx_b.size, n_spline_params(self.n_bins)), net_cache
-
-    # -- the contract ----------------------------------------------------------------------------
-    def forward_cached(self, x, context=None):
-        """(SPL.12) x: (n, D), context: (n, C) or None -> z: (n, D), log_det: (n,), cache."""
+    def check_fit_data(self, x, context=None) -> None:
+        """Warn (:class:`TailBoundWarning`) when more than :data:`TAIL_FRACTION` of the values
+        this coupling would transform, ``x[:, B]`` with ``x: (n, D)`` its input, lie outside
+        [-B, B]: the spline is the identity there, so such data are left unmodelled (a flow
+        built with ``standardize=False`` on data of scale >> B). A warning, not an error: heavy
+        tails legitimately put a few values beyond B."""
         x = self._check_x(x)
-        context = self._check_context(context, x.shape[0])
-        inp = self._conditioner_input(x[:, self.idx_a], context)
-        theta, net_cache = self._theta(inp)
-        y_b, log_deriv, s_cache = spline_forward(x[:, self.idx_b], theta, self.bound, *self.mins)
-        z = x.copy()
-        z[:, self.idx_b] = y_b
-        return z, log_deriv.sum(axis=1), (net_cache, s_cache, x.shape, context is not None)
+        outside = float(np.mean(np.abs(x[:, self._sel_b]) > self.bound))
+        if outside > TAIL_FRACTION:
+            import warnings
 
-    def inverse(self, z, context=None):
-        """(SPL.8) z: (n, D) -> x: (n, D), log_det_inv: (n,) = -log_det at x."""
-        z = self._check_x(z, "z")
-        context = self._check_context(context, z.shape[0])
-        inp = self._conditioner_input(z[:, self.idx_a], context)
-        theta, _ = self._theta(inp)
-        x_b, log_deriv_inv = spline_inverse(z[:, self.idx_b], theta, self.bound, *self.mins)
-        x = z.copy()
-        x[:, self.idx_b] = x_b
-        return x, log_deriv_inv.sum(axis=1)
+            warnings.warn(f"x: {100 * outside:.1f}% of the values a SplineCoupling transforms lie "
+                          f"outside its tail bound [-{self.bound:g}, {self.bound:g}], where the "
+                          f"spline is the identity; standardise the data (the builders' default "
+                          f"standardize=True) or raise `bound`", TailBoundWarning, stacklevel=3)
 
-    def backward(self, cache, d_z, d_log_det):
-        """(SPL.13) d_z: (n, D), d_log_det: (n,) -> d_x: (n, D), d_context: (n, C) or None."""
-        net_cache, s_cache, shape, has_context = cache
-        d_z, d_log_det = self._check_cotangents(d_z, d_log_det, shape[0])
-        n_b = self.idx_b.size
-        d_log_deriv = np.broadcast_to(d_log_det[:, None], (shape[0], n_b))
-        d_x_b, d_theta = spline_backward(s_cache, d_z[:, self.idx_b], d_log_deriv)
-        d_inp = self.net.backward(net_cache, d_theta.reshape(shape[0], -1))
-        d_x = np.empty(shape, dtype=d_z.dtype)
-        n_a = self.idx_a.size
-        d_x[:, self.idx_a] = d_z[:, self.idx_a] + d_inp[:, :n_a]
-        d_x[:, self.idx_b] = d_x_b
-        d_context = d_inp[:, n_a:] if has_context else None
-        return d_x, d_context
+    @property
+    def n_bins(self) -> int:
+        return self.transform.n_bins
 
-    def __repr__(self) -> str:
-        return (f"SplineCoupling(dim={self.dim}, transformed={self.idx_b.size}, n_bins={self.n_bins}, "
-                f"bound={self.bound}, context_dim={self.context_dim})")
+    @property
+    def bound(self) -> float:
+        """B: the spline acts on [-B, B], the identity outside."""
+        return self.transform.bound
 
-
-# ---------------------------------------------------------------------------------------------
-# the builder
-# ---------------------------------------------------------------------------------------------
-
-
-def spline_flow(dim: int, n_layers: int, hidden, *, rng: np.random.Generator, context_dim: int = 0,
-                n_bins: int = 8, bound: float = 3.0, mask: str = "alternating", image_shape=None,
-                activation: str = "relu", actnorm: bool = False, standardize=None,
-                standardize_context=None):
-    """A neural spline flow: ``n_layers`` :class:`SplineCoupling` layers (SPL.12), masks flipping
-    between layers, as :func:`nprefgen.flows.realnvp` builds affine ones.
-
-    Parameters
-    ----------
-    dim : int, D >= 2 (D = 1 only for a conditional flow: the single coordinate is transformed
-        with the context as the conditioner's only input)
-    n_layers : int, number of spline couplings
-    hidden : int (two hidden layers of that width) or sequence of widths, per conditioner
-    rng : numpy.random.Generator
-    context_dim : int, C for a conditional flow
-    n_bins, bound : K and B of each spline (identity outside [-B, B])
-    mask : "alternating", "half" or "checkerboard" (needs ``image_shape`` with prod = D)
-    activation : conditioner activation
-    actnorm : an ActNorm (FLOW.18) before every coupling
-    standardize, standardize_context : as in :func:`nprefgen.flows.realnvp`
-
-    Returns a :class:`nprefgen.flows.Flow` whose ``config`` rebuilds it (builder name "spline",
-    registered with :func:`nprefgen.flows.register_builder` when this module is imported).
-    """
-    from nprefgen.flows.builders import _finish, _hidden, _prefix
-    from nprefgen.flows.coupling import coupling_masks
-    from nprefgen.flows.elementwise import ActNorm
-    from nprefgen.flows.flow import Flow
-
-    dim = check_int(dim, "dim", low=1)
-    n_layers = check_int(n_layers, "n_layers", low=1)
-    context_dim = check_int(context_dim, "context_dim", low=0)
-    if dim == 1 and context_dim == 0:
-        raise ValueError("dim: expected >= 2 for an unconditional spline flow (a coupling needs a "
-                         "coordinate to condition on), got 1")
-    widths = _hidden(hidden)
-    rng = check_rng(rng)
-    masks = coupling_masks(mask, dim, n_layers, image_shape)
-    layers = _prefix(dim, standardize)
-    for m in masks:
-        if actnorm:
-            layers.append(ActNorm(dim))
-        layers.append(SplineCoupling(dim, m, widths, n_bins, bound, rng=rng, context_dim=context_dim,
-                                     activation=activation))
-    config = dict(builder="spline", dim=dim, n_layers=n_layers, hidden=widths,
-                  context_dim=context_dim, n_bins=int(n_bins), bound=float(bound), mask=mask,
-                  image_shape=None if image_shape is None else [int(s) for s in image_shape],
-                  activation=activation, actnorm=bool(actnorm),
-                  standardize=standardize is not None and standardize is not False)
-    return _finish(Flow(layers, context_dim=context_dim), config, standardize_context)
-
-
-def _register() -> None:
-    from nprefgen.flows.builders import register_builder
-
-    register_builder("spline", spline_flow)
-
-
-_register()
+    @property
+    def mins(self) -> tuple[float, float, float]:
+        return self.transform.mins

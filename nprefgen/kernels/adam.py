@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nprefgen.kernels._jit import kernel
+from nprefgen.kernels.jit import kernel
 
 
 def adam_update_numpy(p, g, m, v, lr: float, b1: float, b2: float, eps: float, c1: float,

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nprefgen.kernels._jit import kernel
+from nprefgen.kernels.jit import kernel
 
 
 # -- NumPy twins ----------------------------------------------------------------------------------

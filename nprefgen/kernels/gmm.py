@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from nprefgen._validation import check_array
-from nprefgen.kernels._jit import kernel
+from nprefgen.kernels.jit import kernel
 from nprefgen.kernels.logsumexp import _logsumexp_rows, logsumexp_rows_numpy
 
 _BLOCK = 2048  # rows per BLAS block in the full-covariance kernels

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from nprefgen._validation import check_array, check_int, check_pair, check_shape
-from nprefgen.kernels._jit import kernel
+from nprefgen.kernels.jit import kernel
 
 
 def conv_output_size(size: int, kernel_size: int, stride: int, padding: int) -> int:

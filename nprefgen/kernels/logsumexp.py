@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from nprefgen._validation import check_array
-from nprefgen.kernels._jit import kernel
+from nprefgen.kernels.jit import kernel
 
 
 def _check_a(a) -> np.ndarray:

@@ -26,7 +26,7 @@ import numpy as np
 from scipy.linalg import blas
 
 from nprefgen._validation import check_array, check_scalar
-from nprefgen.kernels._jit import kernel
+from nprefgen.kernels.jit import kernel
 
 # below this temperature exp(-2/tau) may underflow: use the per-row maximum shift
 _SYMMETRIC_MIN_TAU = 1.0 / 350.0

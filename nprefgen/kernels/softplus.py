@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from nprefgen._validation import check_array
-from nprefgen.kernels._jit import kernel
+from nprefgen.kernels.jit import kernel
 
 
 def _as_float(x) -> np.ndarray:
@@ -68,7 +68,7 @@ def softplus_grad(x: np.ndarray) -> np.ndarray:
     return _elementwise(_softplus_grad_flat, x)
 
 
-def _relu_backward_numpy(x: np.ndarray, d_y: np.ndarray) -> np.ndarray:
+def relu_backward_numpy(x: np.ndarray, d_y: np.ndarray) -> np.ndarray:
     """(NN.4) d_x = d_y 1[x > 0]. x, d_y: same shape (any) -> d_x: d_y's shape and dtype.
     Unchecked (the ReLU layer checks); internal fast path of ``ReLU.backward``."""
     return np.multiply(d_y, x > 0)
@@ -80,9 +80,9 @@ def _relu_backward_flat(x, d_y, out):
         out[i] = d_y[i] if x[i] > 0 else 0.0
 
 
-def _relu_backward(x: np.ndarray, d_y: np.ndarray) -> np.ndarray:
-    """(NN.4) Numba kernel; same contract as ``_relu_backward_numpy``. Internal: no input checks
-    (underscored so the public-input contract does not apply), called by ``ReLU`` after its own."""
+def relu_backward(x: np.ndarray, d_y: np.ndarray) -> np.ndarray:
+    """(NN.4) Numba kernel; same contract as ``relu_backward_numpy``. Unchecked, like every
+    kernel: ``ReLU.backward`` validates its inputs first and calls it."""
     out = np.empty(d_y.shape, dtype=d_y.dtype)
     _relu_backward_flat(x.reshape(-1), d_y.reshape(-1), out.reshape(-1))
     return out

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nprefgen.kernels._jit import kernel
+from nprefgen.kernels.jit import kernel
 
 # ---------------------------------------------------------------------------------------------
 # the per-element formulas (shared by both paths)
@@ -386,7 +386,7 @@ def rq_spline_theta_inverse_numpy(y, theta, bound, min_width, min_height, min_de
 
 def rq_spline_theta_backward_numpy(x, theta, bound, min_width, min_height, min_derivative,
                                    d_y, d_log_deriv):
-    """(SPL.9a-SPL.11) VJP of the fused forward: -> d_x: (m,), d_theta: (m, 3K-1)."""
+    """(SPL.9a-SPL.9e, SPL.10-SPL.11) VJP of the fused forward: -> d_x: (m,), d_theta: (m, 3K-1)."""
     w, h, d, cache = rq_parameters_numpy(theta, bound, min_width, min_height, min_derivative)
     d_x, d_w, d_h, d_d = rq_spline_backward_numpy(x, w, h, d, bound, d_y, d_log_deriv)
     return d_x, rq_parameters_backward_numpy(cache, bound, min_width, min_height, d_w, d_h, d_d)
@@ -498,7 +498,8 @@ def rq_spline_theta_inverse(y, theta, bound, min_width, min_height, min_derivati
 
 def rq_spline_theta_backward(x, theta, bound, min_width, min_height, min_derivative, d_y,
                              d_log_deriv):
-    """(SPL.9a-SPL.11) Numba kernel; same contract as ``rq_spline_theta_backward_numpy``."""
+    """(SPL.9a-SPL.9e, SPL.10-SPL.11) Numba kernel; same contract as
+    ``rq_spline_theta_backward_numpy``."""
     d_x = np.empty_like(x)
     d_theta = np.empty_like(theta)
     _rq_theta_backward_loop(x, theta, float(bound), float(min_width), float(min_height),

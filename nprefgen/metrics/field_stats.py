@@ -47,9 +47,10 @@ def _check_fields(field, name: str = "field") -> np.ndarray:
     return x
 
 
-def _evaluate_power(power_fn, k: np.ndarray, name: str) -> np.ndarray:
+def evaluate_power(power_fn, k: np.ndarray, name: str = "power_fn") -> np.ndarray:
     """P(k) for an array k > 0, checked: a callable returning finite, non-negative values of k's
-    shape (shared by the field generator and the binned expectation)."""
+    shape (shared by the field generator :mod:`nprefgen.data.grf` and the binned expectation).
+    ``name`` is the argument named in errors. -> P(k), k's shape."""
     if not callable(power_fn):
         raise ValueError(f"{name}: expected a callable P(k), got {type(power_fn).__name__}")
     with np.errstate(all="ignore"):
@@ -93,8 +94,10 @@ def wavenumber_grid(n_side: int, box_size: float = 1.0, half: bool = False) -> n
     return np.hypot(ky[:, None], kx[None, :])
 
 
-def _bins(n_side: int, box_size: float, n_bins: int, spacing: str):
-    """Bin index of every fft2 mode (or -1 outside [k_f, k_Nyquist]) and the edges in k.
+def power_spectrum_bins(n_side: int, box_size: float, n_bins: int, spacing: str = "linear"):
+    """Bin index of every fft2 mode (or -1 outside [k_f, k_Nyquist]), |k| and the edges in k
+    (the binning of :func:`power_spectrum`, shared with the cosmology task's likelihood).
+    -> idx: (n_side, n_side) int, kmag: (n_side, n_side), edges: (n_bins + 1,).
 
     Bins are set in units of the fundamental k_f = 2 pi / L, where |k| / k_f = sqrt(mx^2 + my^2)
     is computed exactly from integers: the edges run from 1 to n_side / 2 (the Nyquist
@@ -144,7 +147,7 @@ def power_spectrum(field, box_size: float = 1.0, n_bins: int = 16, spacing: str 
         if np.any(mean <= 0):
             raise ValueError("field: overdensity=True needs fields with a positive mean")
         x = x / mean - 1.0
-    idx, kmag, _ = _bins(n_side, box_size, n_bins, spacing)
+    idx, kmag, _ = power_spectrum_bins(n_side, box_size, n_bins, spacing)
     modes = np.fft.fft2(x, axes=(1, 2))                                       # (F, n, n)
     power = (box_size**2 / n_side**4) * np.sum(np.abs(modes) ** 2, axis=0).ravel()  # (DATA.12)
     ok = idx >= 0
@@ -169,9 +172,9 @@ def binned_power_spectrum(power_fn, n_side: int, box_size: float = 1.0, n_bins: 
     n_side = check_int(n_side, "n_side", low=2)
     n_fields = check_int(n_fields, "n_fields", low=1)
     box_size = check_scalar(box_size, "box_size", low=0.0, low_inclusive=False)
-    idx, kmag, _ = _bins(n_side, box_size, n_bins, spacing)
+    idx, kmag, _ = power_spectrum_bins(n_side, box_size, n_bins, spacing)
     ok = idx >= 0
-    p = _evaluate_power(power_fn, kmag[ok], "power_fn")
+    p = evaluate_power(power_fn, kmag[ok], "power_fn")
     counts = np.bincount(idx[ok], minlength=n_bins)
     keep = counts > 0
     mean_p = np.bincount(idx[ok], weights=p, minlength=n_bins)[keep] / counts[keep]

@@ -13,13 +13,18 @@ the median pairwise distance of the pooled samples (the median heuristic).
 
 The kernel sums never hold an n x m matrix: :func:`kernel_sum` (numba) loops over pairs and
 :func:`kernel_sum_numpy` (its NumPy twin and oracle) works in row blocks.
+
+Samples so large that squared distances overflow float64 (|x| ~ 1e154 and above), and bandwidths
+whose square over- or underflows, raise a ValueError about the scale instead of returning NaN.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from nprefgen._validation import check_array, check_int, check_rng, check_scalar
-from nprefgen.kernels._jit import kernel
+from nprefgen._validation import (
+    check_alloc, check_array, check_finite_result, check_int, check_rng, check_scalar,
+)
+from nprefgen.kernels.jit import kernel
 
 
 def kernel_sum_numpy(a: np.ndarray, b: np.ndarray, bandwidth: float, same: bool) -> float:
@@ -68,11 +73,14 @@ def median_bandwidth(x: np.ndarray, y: np.ndarray, rng: np.random.Generator | No
     x = check_array(x, "x", ndim=2)
     y = check_array(y, "y", shape=(None, x.shape[1]))
     max_points = check_int(max_points, "max_points", low=2)
+    check_alloc((min(max_points, x.shape[0] + y.shape[0]),) * 2 + (x.shape[1],), "max_points")
     z = np.concatenate([x, y])
     if z.shape[0] > max_points:
         rng = rng if rng is not None else np.random.default_rng(0)
         z = z[rng.choice(z.shape[0], max_points, replace=False)]
-    d2 = np.sum((z[:, None, :] - z[None, :, :]) ** 2, axis=2)
+    with np.errstate(over="ignore", invalid="ignore"):
+        d2 = np.sum((z[:, None, :] - z[None, :, :]) ** 2, axis=2)
+    check_finite_result(d2, "x", "squared pairwise distances (with y)", z)
     iu = np.triu_indices(z.shape[0], 1)
     h = float(np.sqrt(np.median(d2[iu])))
     return h if h > 0 else 1.0
@@ -95,6 +103,9 @@ def mmd2(x, y, bandwidth: float | None = None, rng: np.random.Generator | None =
         rng = check_rng(rng)
     h = median_bandwidth(x, y, rng) if bandwidth is None else check_scalar(
         bandwidth, "bandwidth", low=0.0, low_inclusive=False)
+    if not 0.0 < h * h < np.inf:
+        raise ValueError(f"bandwidth: expected h with h^2 representable in float64 "
+                         f"(about 1e-154 < h < 1e154), got {h:.3g}; rescale x and y")
     ksum = kernel_sum if use_kernel else kernel_sum_numpy
     x, y = np.ascontiguousarray(x), np.ascontiguousarray(y)
     n, m = x.shape[0], y.shape[0]

@@ -2,6 +2,8 @@
 
 - :class:`GaussianMixture` (gmm.py, derivations/gmm.md): EM with restarts; k-means++ / Lloyd
   seeding in kmeans.py.
+- :class:`GaussianDensity` (gaussian.py): the maximum-likelihood (conditional) Gaussian, the
+  baseline every flow must beat.
 - :class:`PCA` (pca.py): the SVD, whitening, principal angles.
 - :class:`Autoencoder` and its builders (autoencoder.py), :class:`SimCLR` and its builders
   (contrastive.py) with the image augmentations of augment.py.
@@ -20,6 +22,7 @@ from nprefgen.models.autoencoder import (
     Autoencoder, conv_autoencoder, dense_autoencoder, linear_autoencoder,
 )
 from nprefgen.models.contrastive import SimCLR, conv_simclr, dense_simclr, ntxent_loss
+from nprefgen.models.gaussian import GaussianDensity
 from nprefgen.models.gmm import EMResult, GaussianMixture, NotFittedError
 from nprefgen.models.kmeans import kmeans_plusplus, lloyd
 from nprefgen.models.pca import PCA, PCAFit, principal_angles
@@ -28,7 +31,7 @@ from nprefgen.models.gan import GAN, conv_gan, mlp_gan, mode_coverage
 from nprefgen.models.vae import VAE, conv_vae, dense_vae, linear_gaussian_vae, load_vae, ppca_ml
 
 __all__ = [
-    "GaussianMixture", "EMResult", "NotFittedError", "kmeans_plusplus", "lloyd",
+    "GaussianDensity", "GaussianMixture", "EMResult", "NotFittedError", "kmeans_plusplus", "lloyd",
     "PCA", "PCAFit", "principal_angles",
     "Autoencoder", "dense_autoencoder", "conv_autoencoder", "linear_autoencoder",
     "SimCLR", "dense_simclr", "conv_simclr", "ntxent_loss",

@@ -102,7 +102,9 @@ def warp_affine(images, A, t, fill: float = 0.0) -> np.ndarray:
 
 def rotation_matrices(angles_deg) -> np.ndarray:
     """Source-from-output maps that rotate the content counter-clockwise by ``angles_deg``
-    (as ``np.rot90`` does for 90): A = [[cos, sin], [-sin, cos]] in (row, col) coordinates.
+    (as ``np.rot90`` does for 90), the A of q = m + A(p - m) fed to
+    (REP.10): [[cos, sin], [-sin, cos]] in (row, col)
+    coordinates.
     angles_deg: (n,) -> (n, 2, 2)"""
     a = np.deg2rad(np.asarray(angles_deg, dtype=np.float64))
     cos, sin = np.cos(a), np.sin(a)
@@ -130,8 +132,9 @@ def zoom(images, factors, fill: float = 0.0) -> np.ndarray:
 
 def crop_maps(boxes, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
     """Affine maps that resample the crop box (top, left, height, width), in pixel-edge
-    coordinates, to the full h x w grid: A = diag(height / h, width / w), t = box centre minus
-    image centre. boxes: (n, 4) -> A: (n, 2, 2), t: (n, 2)."""
+    coordinates, to the full h x w grid: the (A, t) of q = m + A(p - m) + t fed to (REP.10), with
+    A = diag(height / h, width / w) and t = box centre minus image centre.
+    boxes: (n, 4) -> A: (n, 2, 2), t: (n, 2)."""
     b = check_array(boxes, "boxes", shape=(None, 4))
     A = np.zeros((b.shape[0], 2, 2))
     A[:, 0, 0] = b[:, 2] / h

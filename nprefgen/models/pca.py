@@ -5,6 +5,10 @@ The maths lives in pure functions (:func:`pca_fit`, :func:`pca_transform`,
 :func:`pca_inverse_transform`); :class:`PCA` is a thin holder with scikit-learn's attribute names
 (``components_``, ``explained_variance_``, ``explained_variance_ratio_``, ``mean_``), so the two
 can be compared one to one. Variances use the unbiased 1/(n-1) convention, as scikit-learn's.
+
+Finite data so large that its mean, its centred values or its variances overflow float64
+(|x| ~ 1e154 and above) raise a ValueError about the data's scale before the SVD is called (an SVD
+of an overflowed matrix returns NaN or does not return at all).
 """
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nprefgen._validation import check_array, check_int
+from nprefgen._validation import check_array, check_finite_result, check_int
 
 _TINY = np.finfo(np.float64).tiny
 
@@ -62,8 +66,12 @@ def pca_fit(X: np.ndarray, n_components: int) -> PCAFit:
     if n < 2:
         raise ValueError(f"X: expected at least 2 samples to estimate a covariance, got {n}")
     k = check_int(n_components, "n_components", low=1, high=min(n, d))
-    mean = X.mean(axis=0)                                  # (REP.1)
-    Xc = X - mean
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = X.mean(axis=0)                              # (REP.1)
+        Xc = X - mean
+        # the SVD never sees a non-finite matrix (it can spin on one); s^2 must fit too
+        check_finite_result(Xc, "X", "centred values X - mean", X)
+        check_finite_result(np.sum(Xc * Xc), "X", "sum of squares", X)
     _, s, Vt = np.linalg.svd(Xc, full_matrices=False)      # (REP.2) s: (min(n, d),)
     Vt = _flip_signs(Vt)
     eig = s * s / (n - 1)                                  # (REP.2) all eigenvalues of C
@@ -78,10 +86,11 @@ def pca_transform(X: np.ndarray, mean: np.ndarray, components: np.ndarray,
 
     X: (n, d), mean: (d,), components: (k, d), explained_variance: (k,) or None -> Z: (n, k)
     """
-    Z = (X - mean) @ components.T
-    if explained_variance is not None:
-        Z = Z / np.sqrt(np.maximum(explained_variance, _TINY))
-    return Z
+    with np.errstate(over="ignore", invalid="ignore"):
+        Z = (X - mean) @ components.T
+        if explained_variance is not None:
+            Z = Z / np.sqrt(np.maximum(explained_variance, _TINY))
+    return check_finite_result(Z, "X", "projection (x - mu) V_k", X)
 
 
 def pca_inverse_transform(Z: np.ndarray, mean: np.ndarray, components: np.ndarray,
@@ -90,17 +99,21 @@ def pca_inverse_transform(Z: np.ndarray, mean: np.ndarray, components: np.ndarra
 
     Z: (n, k) -> X_hat: (n, d). With k = d this is the exact inverse of :func:`pca_transform`.
     """
-    if explained_variance is not None:
-        Z = Z * np.sqrt(np.maximum(explained_variance, _TINY))
-    return Z @ components + mean
+    with np.errstate(over="ignore", invalid="ignore"):
+        if explained_variance is not None:
+            Z = Z * np.sqrt(np.maximum(explained_variance, _TINY))
+        X_hat = Z @ components + mean
+    return check_finite_result(X_hat, "Z", "reconstruction mu + z V_k^T", Z)
 
 
 def reconstruction_error(X: np.ndarray, X_hat: np.ndarray) -> float:
     """(REP.5) sum_i ||x_i - x_hat_i||^2, the squared Frobenius norm of the residual."""
     X = check_array(X, "X", ndim=2)
     X_hat = check_array(X_hat, "X_hat", shape=X.shape)
-    R = X - X_hat
-    return float(np.sum(R * R))
+    with np.errstate(over="ignore", invalid="ignore"):
+        R = X - X_hat
+        total = np.sum(R * R)
+    return float(check_finite_result(total, "X", "squared residual norm", X))
 
 
 def principal_angles(A: np.ndarray, B: np.ndarray) -> np.ndarray:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from nprefgen._validation import check_array, check_scalar
-from nprefgen.kernels.softplus import _relu_backward, softplus, softplus_grad
+from nprefgen.kernels.softplus import relu_backward, softplus, softplus_grad
 from nprefgen.nn.base import Module, check_cotangent
 
 
@@ -42,7 +42,7 @@ class ReLU(_Elementwise):
         return (x > 0).astype(x.dtype)
 
     def _backward(self, cache, d_y):
-        return _relu_backward(cache[0], d_y)       # d_y 1[x > 0] in one pass (kernels/softplus.py)
+        return relu_backward(cache[0], d_y)       # d_y 1[x > 0] in one pass (kernels/softplus.py)
 
 
 class LeakyReLU(_Elementwise):

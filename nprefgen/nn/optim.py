@@ -2,6 +2,12 @@
 
 Optimizers take ``(param, grad)`` pairs, e.g. ``module.parameters()``, and update the parameter
 arrays in place, as ``torch.optim`` does; ``zero_grad`` zeroes the gradients in place.
+
+What an optimizer cannot update is refused: at construction, every parameter and gradient must be
+a writeable floating ndarray (an integer parameter would be written as garbage, a read-only one
+cannot be written); at each ``step``, every gradient must be finite, checked for all of them
+before any parameter moves, so a NaN gradient raises a ValueError naming ``params[i]`` and leaves
+the parameters as they were.
 """
 from __future__ import annotations
 
@@ -27,11 +33,38 @@ def _check_pairs(params) -> list[tuple[np.ndarray, np.ndarray]]:
     return [tuple(pair) for pair in pairs]
 
 
+def _check_updatable(pairs) -> None:
+    """Every parameter and gradient a writeable floating array (what an update can write)."""
+    for i, (p, g) in enumerate(pairs):
+        for what, a in (("parameter", p), ("gradient", g)):
+            if a.dtype.kind != "f":
+                raise ValueError(f"params[{i}]: expected a floating {what} (float64 or float32), "
+                                 f"got dtype {a.dtype} of shape {a.shape}")
+            if not a.flags.writeable:
+                raise ValueError(f"params[{i}]: expected a writeable {what}, got a read-only "
+                                 f"array of shape {a.shape}")
+
+
+def _check_finite_grads(params) -> None:
+    """Raise a ValueError naming the first ``params[i]`` whose gradient holds NaN or inf.
+
+    One ``np.isfinite(g).all()`` per array; optimizers call it before they move any parameter.
+    """
+    for i, (_, g) in enumerate(params):
+        if not np.isfinite(g).all():
+            n_bad = int(g.size - np.count_nonzero(np.isfinite(g)))
+            raise ValueError(f"params[{i}]: expected a finite gradient, got {n_bad} NaN/inf of "
+                             f"{g.size} entries (shape {g.shape}); no parameter was updated. A "
+                             f"training loop diverged, or the loss overflowed: lower the "
+                             f"learning rate or clip the gradients")
+
+
 class Optimizer:
     def __init__(self, params) -> None:
         self.params = _check_pairs(params)
         if not self.params:
             raise ValueError("params: expected at least one (param, grad) pair, got none")
+        _check_updatable(self.params)
 
     def zero_grad(self) -> None:
         for _, g in self.params:
@@ -57,6 +90,7 @@ class SGD(Optimizer):
         self.t = 0
 
     def step(self) -> None:
+        _check_finite_grads(self.params)
         for (p, g), v in zip(self.params, self.velocity):
             d = g + self.weight_decay * p if self.weight_decay else g
             if self.momentum:
@@ -91,6 +125,7 @@ class Adam(Optimizer):
         self.t = 0
 
     def step(self) -> None:
+        _check_finite_grads(self.params)
         self.t += 1
         c1 = 1.0 - self.b1 ** self.t
         c2 = 1.0 - self.b2 ** self.t

@@ -1,5 +1,5 @@
 """Figures for normalizing flows: learned densities on a grid, samples, training curves
-(derivations/flows.md).
+(derivations/flows.md), and grids of image samples (derivations/splines.md).
 
 ``draw_*`` functions draw into a given Axes; ``plot_*`` functions return a matplotlib ``Figure``
 and leave saving or closing to the caller.
@@ -73,7 +73,7 @@ def draw_samples(ax, x, bounds, title: str | None = None, color: str = "tab:blue
         ax.set_title(title, fontsize=9)
 
 
-def plot_toy_flows(data, flows: dict, bounds, *, rng: np.random.Generator, n_samples: int = 2000,
+def plot_toy_flows(data, flows: dict, bounds, *, rng=None, n_samples: int = 2000,
                    n_grid: int = 200, title: str | None = None, true_log_prob=None):
     """Two rows of panels: the data and each named flow's density on top, below them the true
     density (when ``true_log_prob`` is given) and each flow's samples x = f^-1(z).
@@ -104,7 +104,7 @@ def plot_toy_flows(data, flows: dict, bounds, *, rng: np.random.Generator, n_sam
         _draw_log_p(axes[1, 0], gx, gy, log_p.reshape(n, n), "true density", "magma", 0.5)
     for k, (name, flow) in enumerate(flows.items()):
         draw_density(axes[0, 1 + k], flow, bounds, n_grid, title=f"{name}: density")
-        draw_samples(axes[1, 1 + k], flow.sample(n_samples, rng), bounds, f"{name}: samples",
+        draw_samples(axes[1, 1 + k], flow.sample(n_samples, rng=rng), bounds, f"{name}: samples",
                      color=f"C{k}")
     if title:
         fig.suptitle(title, fontsize=10)
@@ -144,4 +144,76 @@ def plot_histories(histories: dict, ylabel: str = "mean NLL (nats)"):
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=8)
     fig.tight_layout()
+    return fig
+
+
+# -- image flows (the digits experiments, derivations/splines.md) ---------------------------------
+def tile(images, side: int, n_cols: int, pad: float = np.nan) -> np.ndarray:
+    """(n, side*side) images -> one (rows*(side+1)-1, n_cols*(side+1)-1) array for imshow."""
+    images = check_array(images, "images", ndim=2)
+    n = images.shape[0]
+    n_rows = -(-n // n_cols)
+    out = np.full((n_rows * (side + 1) - 1, n_cols * (side + 1) - 1), pad)
+    for i in range(n):
+        r, c = divmod(i, n_cols)
+        out[r * (side + 1): r * (side + 1) + side, c * (side + 1): c * (side + 1) + side] = \
+            images[i].reshape(side, side)
+    return out
+
+
+def plot_sample_grids(samples: dict, side: int, levels: int, n_cols: int = 8,
+                      titles: dict | None = None, panels_per_row: int = 3):
+    """One panel per model: its samples as a grid of images (grey levels 0..L-1, white = 0)."""
+    import matplotlib.pyplot as plt
+
+    names = list(samples)
+    n_rows = -(-len(names) // panels_per_row)
+    n_cols_fig = min(len(names), panels_per_row)
+    fig, axes = plt.subplots(n_rows, n_cols_fig, figsize=(3.6 * n_cols_fig, 2.2 * n_rows + 0.4),
+                             squeeze=False)
+    cmap = plt.get_cmap("gray_r").with_extremes(bad="white")
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, name in zip(axes.ravel(), names):
+        ax.imshow(tile(samples[name], side, n_cols), cmap=cmap, vmin=0, vmax=levels - 1)
+        ax.set_title((titles or {}).get(name, name), fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_conditional_samples(samples, centres, centre_idx, side: int, levels: int):
+    """One row per centre: the centre alone (outlined), then the samples drawn at it.
+
+    samples : (k, m, side*side) integer images; centres : (k, C) the centre pixels they were
+    drawn at; centre_idx : (C,) the row-major indices of the (square) centre block.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    samples = check_array(samples, "samples", ndim=3)
+    side = check_int(side, "side", low=2)
+    levels = check_int(levels, "levels", low=2)
+    centre_idx = np.asarray(centre_idx, dtype=np.int64)
+    centres = check_array(centres, "centres", shape=(samples.shape[0], centre_idx.size))
+    if samples.shape[2] != side * side:
+        raise ValueError(f"samples: expected shape (k, m, {side * side}), got {samples.shape}")
+    k, m, dim = samples.shape
+    fig, axes = plt.subplots(k, m + 1, figsize=(0.9 * (m + 1), 0.95 * k), squeeze=False)
+    size = int(np.sqrt(centre_idx.size))
+    lo = (side - size) // 2
+    for r in range(k):
+        centre_only = np.zeros(dim)
+        centre_only[centre_idx] = centres[r]
+        row = [centre_only] + list(samples[r])
+        for c, img in enumerate(row):
+            ax = axes[r, c]
+            ax.imshow(img.reshape(side, side), cmap="gray_r", vmin=0, vmax=levels - 1)
+            ax.add_patch(Rectangle((lo - 0.5, lo - 0.5), size, size, fill=False, ec="tab:red", lw=0.8))
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[r, 0].set_ylabel("all zero" if not np.any(centres[r]) else f"centre {r}",
+                              fontsize=7)
+    axes[0, 0].set_title("context", fontsize=8)
+    axes[0, 1].set_title("samples", fontsize=8, loc="left")
+    fig.tight_layout(pad=0.2)
     return fig

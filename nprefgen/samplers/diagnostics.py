@@ -2,12 +2,19 @@
 
 Gelman et al., Bayesian Data Analysis (3rd ed.), section 11.4-11.5; Stan reference manual.
 Both take ``samples: (n_chains, n, d)`` and return one value per dimension.
+
+Degenerate input says so: a coordinate that is constant over every chain and draw has no
+effective sample size (0/0), so :func:`effective_sample_size` raises a ValueError naming it (the
+chains never moved), and :func:`split_rhat` returns inf where the within-chain variance is zero.
+Both diagnostics are invariant to the scale of each coordinate, so draws are first scaled by a
+power of two per coordinate (exact: values for ordinary draws are bit-identical), which keeps
+the variances of draws of any magnitude, 1e-300 or 1e300, inside float64.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from nprefgen._validation import check_array
+from nprefgen._validation import check_array, check_finite_result
 
 
 def _check_chains(samples, min_length: int) -> np.ndarray:
@@ -20,6 +27,14 @@ def _check_chains(samples, min_length: int) -> np.ndarray:
     return s
 
 
+def _unit_scale(s: np.ndarray) -> np.ndarray:
+    """Each coordinate scaled by the power of two that brings its largest |value| into
+    [0.5, 1): exact, and R-hat and ESS are scale-invariant. (m, n, d) -> (m, n, d)."""
+    top = np.max(np.abs(s), axis=(0, 1))
+    _, exponent = np.frexp(np.where(top > 0, top, 1.0))
+    return np.ldexp(s, -exponent)
+
+
 def split_rhat(samples) -> np.ndarray:
     """(MCMC.8) split R-hat: each chain is cut in two halves, then, over the 2M half-chains of
     length N, with W the mean within-chain variance and B/N the variance of the chain means,
@@ -29,21 +44,26 @@ def split_rhat(samples) -> np.ndarray:
     samples: (n_chains, n) or (n_chains, n, d) -> (d,). Near 1 (< 1.01-1.05) for mixed chains;
     a chain stuck elsewhere, or a trend inside a chain, pushes it up.
     """
-    s = _check_chains(samples, 4)
+    s = _unit_scale(_check_chains(samples, 4))
     n_half = s.shape[1] // 2
     halves = np.concatenate([s[:, :n_half], s[:, -n_half:]], axis=0)   # (2M, N, d)
     n = halves.shape[1]
-    means = halves.mean(axis=1)
-    w = halves.var(axis=1, ddof=1).mean(axis=0)
-    b_over_n = means.var(axis=0, ddof=1)
-    var_plus = (n - 1) / n * w + b_over_n
+    with np.errstate(over="ignore", invalid="ignore"):
+        means = halves.mean(axis=1)
+        w = halves.var(axis=1, ddof=1).mean(axis=0)
+        b_over_n = means.var(axis=0, ddof=1)
+        var_plus = (n - 1) / n * w + b_over_n
+    check_finite_result(var_plus, "samples", "variance", s)
+    # exactly constant within every half-chain: W = 0 (not the ~1e-31 that rounding leaves)
+    stuck = np.all(halves == halves[:, :1], axis=(0, 1))
     with np.errstate(divide="ignore", invalid="ignore"):
         r = np.sqrt(var_plus / w)
-    return np.where(w > 0, r, np.inf)
+    return np.where((w > 0) & ~stuck, r, np.inf)
 
 
 def autocovariance(x: np.ndarray) -> np.ndarray:
     """Biased autocovariance of each column along axis 1 via the FFT. x: (m, n, d) -> (m, n, d)."""
+    x = check_array(x, "x", ndim=3)
     m, n, d = x.shape
     xc = x - x.mean(axis=1, keepdims=True)
     size = 1 << int(np.ceil(np.log2(2 * n)))
@@ -60,19 +80,24 @@ def effective_sample_size(samples) -> np.ndarray:
     while positive and forced non-increasing. samples: (n_chains, n[, d]) -> (d,).
     For independent draws ESS ~ M N.
     """
-    s = _check_chains(samples, 4)
+    s = _unit_scale(_check_chains(samples, 4))
     m, n, d = s.shape
-    acov = autocovariance(s)                              # (m, n, d)
-    chain_var = acov[:, 0] * n / (n - 1.0)                # (m, d)
-    w = chain_var.mean(axis=0)
-    var_plus = w * (n - 1.0) / n
-    if m > 1:
-        var_plus = var_plus + s.mean(axis=1).var(axis=0, ddof=1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        acov = autocovariance(s)                          # (m, n, d)
+        chain_var = acov[:, 0] * n / (n - 1.0)            # (m, d)
+        w = chain_var.mean(axis=0)
+        var_plus = w * (n - 1.0) / n
+        if m > 1:
+            var_plus = var_plus + s.mean(axis=1).var(axis=0, ddof=1)
+    check_finite_result(acov, "samples", "autocovariance", s)
+    check_finite_result(var_plus, "samples", "variance", s)
+    constant = np.flatnonzero(np.all(s == s[:1, :1], axis=(0, 1)))     # exactly, not ~1e-29
+    if constant.size:
+        raise ValueError(f"samples: coordinates {constant[:10].tolist()} are constant over all "
+                         f"{m} chains and {n} draws, so their effective sample size is undefined "
+                         f"(0/0); the chains never moved there")
     ess = np.empty(d)
     for k in range(d):
-        if not var_plus[k] > 0:
-            ess[k] = np.nan
-            continue
         rho = 1.0 - (w[k] - acov[:, :, k].mean(axis=0)) / var_plus[k]
         rho[0] = 1.0
         n_pairs = n // 2

@@ -14,14 +14,21 @@ eps; warm-up tunes eps per chain to an acceptance probability of 0.8 (MCMC.2) an
 ``adapt_mass``, sets M^{-1} half-way through warm-up to the variance of the states of its second
 quarter (the step size is then tuned on for the remaining half). Each step
 uses eps jittered by +-20 % so that no trajectory length is periodic.
+
+A trajectory whose position, gradient or energy becomes non-finite is *divergent* and rejected;
+divergences are counted per chain (``result.extra["n_divergent"]``). A non-finite gradient at
+the starting states is a ValueError, and chains that never move during the kept steps trigger a
+RuntimeWarning saying how many of their proposals diverged, instead of a silently frozen chain.
 """
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 
 from nprefgen._validation import check_array, check_int, check_scalar
 from nprefgen.samplers.mcmc import (
-    CountingLogProb, MCMCResult, adapt_log_step, check_run_args, check_start,
+    CountingLogProb, MCMCResult, adapt_log_step, check_run_args, check_start, real_output,
 )
 
 
@@ -66,7 +73,7 @@ def hmc(log_prob, grad_log_prob, x0, n_steps: int, rng: np.random.Generator, *,
     chain_index : call ``log_prob(x, chains)`` and ``grad_log_prob(x, chains)`` with the chain of
         each row (one target per chain).
     """
-    x, n_steps, n_warmup, thin = check_run_args(x0, n_steps, n_warmup, thin, rng)
+    x, n_steps, n_warmup, thin, rng = check_run_args(x0, n_steps, n_warmup, thin, rng)
     n_chains, d = x.shape
     eps0 = check_scalar(step_size, "step_size", low=0.0, low_inclusive=False)
     n_leapfrog = check_int(n_leapfrog, "n_leapfrog", low=1)
@@ -82,7 +89,7 @@ def hmc(log_prob, grad_log_prob, x0, n_steps: int, rng: np.random.Generator, *,
 
     def grad_fn(z):
         g = grad_log_prob(z, np.arange(z.shape[0])) if chain_index else grad_log_prob(z)
-        g = np.asarray(g, dtype=np.float64)
+        g = real_output(g, "grad_log_prob")
         if g.shape != z.shape:
             raise ValueError(f"grad_log_prob: expected output shape {z.shape}, got {g.shape}")
         return g
@@ -90,11 +97,17 @@ def hmc(log_prob, grad_log_prob, x0, n_steps: int, rng: np.random.Generator, *,
     lp = lp_fn(x)
     check_start(lp)
     grad = grad_fn(x)
+    bad = ~np.all(np.isfinite(grad), axis=1)
+    if np.any(bad):
+        raise ValueError(f"grad_log_prob: expected finite gradients at the starting states, got "
+                         f"NaN/inf for chains {np.flatnonzero(bad)[:10].tolist()} (where "
+                         f"log_prob is finite); HMC cannot move from there")
     log_eps = np.full(n_chains, np.log(eps0))
     n_keep = n_steps // thin
     samples = np.empty((n_chains, n_keep, d))
     lps = np.empty((n_chains, n_keep))
     n_accept = np.zeros(n_chains)
+    n_divergent = np.zeros(n_chains, dtype=np.int64)
     warm_states = []
     for t in range(n_warmup + n_steps):
         eps = np.exp(log_eps) * rng.uniform(0.8, 1.2, size=n_chains)
@@ -108,6 +121,7 @@ def hmc(log_prob, grad_log_prob, x0, n_steps: int, rng: np.random.Generator, *,
                 lp1[ok] = lp_fn(x1[ok], np.flatnonzero(ok))
             h1 = hamiltonian(lp1, p1, inv_m)
             log_ratio = np.where(ok & np.isfinite(h1), h0 - h1, -np.inf)
+            n_divergent += ~(ok & np.isfinite(h1) | np.isneginf(lp1) & ok)
         accept = np.log(rng.uniform(size=n_chains)) < log_ratio         # (MCMC.7)
         x = np.where(accept[:, None], x1, x)
         lp = np.where(accept, lp1, lp)
@@ -134,4 +148,13 @@ def hmc(log_prob, grad_log_prob, x0, n_steps: int, rng: np.random.Generator, *,
     result = MCMCResult(samples, lps, n_accept / n_steps, np.exp(log_eps), n_warmup, lp_fn.calls,
                         "HMC")
     result.extra["inv_mass"] = inv_m
+    result.extra["n_divergent"] = n_divergent
+    stuck = np.flatnonzero(n_accept == 0)
+    if stuck.size:
+        share = float(n_divergent[stuck].sum()) / (stuck.size * (n_warmup + n_steps))
+        warnings.warn(f"hmc: chains {stuck[:10].tolist()} ({stuck.size} of {n_chains}) never "
+                      f"moved in {n_steps} kept steps; {share:.0%} of their proposals diverged "
+                      f"(non-finite position, gradient or energy). Lower step_size, or check "
+                      f"that grad_log_prob is the finite gradient of log_prob",
+                      RuntimeWarning, stacklevel=2)
     return result

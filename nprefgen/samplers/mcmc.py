@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-from nprefgen._validation import check_array, check_int, check_rng
+from nprefgen._validation import check_alloc, check_array, check_int, check_rng
 
 LogProb = Callable[[np.ndarray], np.ndarray]
 
@@ -97,9 +97,9 @@ class CountingLogProb:
     def __call__(self, x: np.ndarray, chains: np.ndarray | None = None) -> np.ndarray:
         if self.chain_index:
             chains = np.arange(x.shape[0]) if chains is None else chains
-            out = np.asarray(self.fn(x, chains), dtype=np.float64)
+            out = real_output(self.fn(x, chains), self.name)
         else:
-            out = np.asarray(self.fn(x), dtype=np.float64)
+            out = real_output(self.fn(x), self.name)
         if out.shape != (x.shape[0],):
             raise ValueError(f"{self.name}: expected an output of shape ({x.shape[0]},) for input "
                              f"of shape {x.shape}, got {out.shape}")
@@ -110,14 +110,29 @@ class CountingLogProb:
         return out
 
 
+def real_output(out, name: str) -> np.ndarray:
+    """A user callable's output as float64; complex or non-numeric output is a ValueError (a
+    cast would silently drop the imaginary part)."""
+    out = np.asarray(out)
+    if np.iscomplexobj(out):
+        raise ValueError(f"{name}: expected real output, got dtype {out.dtype}")
+    if out.dtype == object or not (np.issubdtype(out.dtype, np.number) or out.dtype == bool):
+        raise ValueError(f"{name}: expected a numeric array, got dtype {out.dtype}")
+    return out.astype(np.float64, copy=False)
+
+
 def check_run_args(x0, n_steps, n_warmup, thin, rng):
-    """Validate the arguments every sampler takes; returns ``x0`` as (n_chains, d) float64."""
+    """Validate the arguments every sampler takes -> (x0 as (n_chains, d) float64, n_steps,
+    n_warmup, thin, rng as a Generator (SPEC 7: None, an int seed or a Generator)).
+
+    The kept states, (n_chains, n_steps // thin, d), must fit in memory (refused up front)."""
     x0 = check_array(x0, "x0", ndim=2, dtype=np.float64, copy=True)
     n_steps = check_int(n_steps, "n_steps", low=1)
     n_warmup = check_int(n_warmup, "n_warmup", low=0)
     thin = check_int(thin, "thin", low=1)
+    check_alloc((x0.shape[0], n_steps // thin, x0.shape[1] + 1), "n_steps")
     rng = check_rng(rng)
-    return x0, n_steps, n_warmup, thin
+    return x0, n_steps, n_warmup, thin, rng
 
 
 def check_start(lp0: np.ndarray) -> None:

@@ -45,7 +45,7 @@ def random_walk_metropolis(log_prob, x0, n_steps: int, rng: np.random.Generator,
     -------
     MCMCResult with samples (n_chains, n_steps // thin, d).
     """
-    x, n_steps, n_warmup, thin = check_run_args(x0, n_steps, n_warmup, thin, rng)
+    x, n_steps, n_warmup, thin, rng = check_run_args(x0, n_steps, n_warmup, thin, rng)
     n_chains, d = x.shape
     s0 = check_scalar(step_size, "step_size", low=0.0, low_inclusive=False)
     target_accept = check_scalar(target_accept, "target_accept", low=0.0, high=1.0,
@@ -57,6 +57,11 @@ def random_walk_metropolis(log_prob, x0, n_steps: int, rng: np.random.Generator,
         if L.shape not in ((d,), (d, d)):
             raise ValueError(f"scale: expected shape ({d},) or ({d}, {d}), got {L.shape}")
         L = np.diag(L) if L.ndim == 1 else L
+        # a singular L proposes only inside a subspace: the chain could never leave it
+        if not np.linalg.matrix_rank(L) == d:
+            raise ValueError(f"scale: expected a non-singular proposal shape (rank {d}), got rank "
+                             f"{np.linalg.matrix_rank(L)}; the chains could not explore every "
+                             f"direction")
     lp_fn = CountingLogProb(log_prob, d, chain_index=chain_index)
     lp = lp_fn(x)
     check_start(lp)

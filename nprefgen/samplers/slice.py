@@ -110,7 +110,7 @@ def slice_sampling(log_prob, x0, n_steps: int, rng: np.random.Generator, *, n_wa
     -------
     MCMCResult; ``acceptance`` is the fraction of updates whose first proposal was in the slice.
     """
-    x, n_steps, n_warmup, thin = check_run_args(x0, n_steps, n_warmup, thin, rng)
+    x, n_steps, n_warmup, thin, rng = check_run_args(x0, n_steps, n_warmup, thin, rng)
     n_chains, d = x.shape
     max_step_out = check_int(max_step_out, "max_step_out", low=1)
     w = check_array(width, "width", ndim=(0, 1), dtype=np.float64, copy=True)

@@ -75,9 +75,9 @@ class CosmologyGRFSimulator:
         """The distinct |k| of the binned modes, (U,), and weights (U, B) that average a
         function of |k| over each bin's modes (multiplicity / modes in the bin); cached."""
         if getattr(self, "_weights", None) is None:
-            from nprefgen.metrics.field_stats import _bins
+            from nprefgen.metrics.field_stats import power_spectrum_bins
 
-            idx, kmag, _ = _bins(self.n_side, BOX_SIZE, self.n_bins, "linear")
+            idx, kmag, _ = power_spectrum_bins(self.n_side, BOX_SIZE, self.n_bins, "linear")
             ok = idx >= 0
             idx, kmag = idx[ok], kmag[ok]
             counts = np.bincount(idx, minlength=self.n_bins).astype(np.float64)

@@ -36,7 +36,7 @@ from nprefgen.sbi.priors import check_theta
 
 def check_training_pairs(theta, x, prior=None):
     """theta (n, p), x (n, dx): finite, matching rows, non-empty, theta inside the prior."""
-    if np.size(theta) == 0 or np.shape(theta)[0] == 0:
+    if np.size(theta) == 0 or np.shape(theta)[:1] == (0,):
         raise ValueError(f"theta: expected a non-empty training set, got shape {np.shape(theta)}")
     theta = check_array(theta, "theta", ndim=2, dtype=np.float64)
     x = check_array(x, "x", ndim=2, dtype=np.float64)
@@ -57,12 +57,10 @@ def build_flow(kind: str, dim: int, context_dim: int, n_transforms: int, hidden,
                data, context, activation: str = "tanh", maf_bound: float | None = 3.0):
     """A conditional MAF, neural spline flow (coupling, 8 bins on [-4, 4]) or RealNVP; (SBI.9) z-scores the data by a fixed Standardize bijector
     and the context inside the flow."""
-    from nprefgen.flows import maf, realnvp
+    from nprefgen.flows import maf, realnvp, spline_flow
 
     check_choice(kind, "flow", FLOWS)
     if kind == "nsf":
-        from nprefgen.flows.spline import spline_flow
-
         return spline_flow(dim, n_transforms, hidden, rng=rng, context_dim=context_dim,
                            n_bins=8, bound=4.0, activation=activation, standardize=data,
                            standardize_context=context)

@@ -56,15 +56,25 @@ class DirectPosterior:
         return self
 
     def save(self, path) -> None:
-        """Save the trained flow (weights, z-scoring buffers, configuration) to ``.npz``."""
+        """Save the trained flow (weights, z-scoring buffers, configuration) to ``.npz``,
+        atomically: a failed save leaves an existing file byte-identical (Flow.save)."""
         self.flow.save(path)
 
     @classmethod
     def load(cls, path, prior) -> "DirectPosterior":
-        """Rebuild a posterior saved by :meth:`save`; the prior is passed again (it is code)."""
+        """Rebuild a posterior saved by :meth:`save`; the prior is passed again (it is code).
+
+        A file that is not a conditional flow over the prior's parameters raises ValueError
+        naming ``path`` (corrupt files too, see :func:`nprefgen.flows.load_flow`)."""
         from nprefgen.flows import load_flow
 
-        return cls(load_flow(path), prior)
+        flow = load_flow(path)
+        dim = getattr(prior, "dim", None)
+        if not flow.context_dim or (dim is not None and flow.dim != dim):
+            raise ValueError(f"path: {str(path)!r} holds a flow over {flow.dim} parameters with "
+                             f"context size {flow.context_dim}; a posterior for this prior needs "
+                             f"a conditional flow over {dim} parameters")
+        return cls(flow, prior)
 
     def sample(self, n: int, rng: np.random.Generator, x=None) -> np.ndarray:
         """n draws (n, p) for one observation x (dx,); outside-prior draws are rejected."""
@@ -90,7 +100,7 @@ class DirectPosterior:
             per = np.minimum(np.ceil(1.2 * need[active] / np.maximum(rate[active], 1e-3)) + 2,
                              50 * n).astype(int)
             context = np.repeat(xs[active], per, axis=0)
-            theta = self.flow.sample(context.shape[0], rng, context)
+            theta = self.flow.sample(context.shape[0], context, rng=rng)
             ok = self.prior.in_support(theta)                 # (SBI.10) rejection
             drawn += theta.shape[0]
             accepted += int(ok.sum())
@@ -116,7 +126,7 @@ class DirectPosterior:
     def estimate_acceptance(self, x, rng: np.random.Generator, n: int = 10000) -> float:
         """(SBI.10) Z(x) by Monte Carlo: the fraction of n draws of q(.|x) inside the prior."""
         x = _one_x(x, self.dim_x, self.default_x)
-        theta = self.flow.sample(check_int(n, "n", low=1), check_rng(rng), x)
+        theta = self.flow.sample(check_int(n, "n", low=1), x, rng=check_rng(rng))
         return float(np.mean(self.prior.in_support(theta)))
 
     def log_prob(self, theta, x=None, log_normalizer: float = 0.0) -> np.ndarray:

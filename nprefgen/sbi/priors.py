@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from nprefgen._validation import check_array, check_int, check_rng
+from nprefgen._validation import (
+    check_alloc, check_array, check_finite_result, check_int, check_rng, check_spd,
+)
 
 
 def check_theta(theta, dim: int, name: str = "theta") -> np.ndarray:
@@ -60,12 +62,15 @@ class BoxUniform(Prior):
             raise ValueError(f"high: expected every entry above low={self.low.tolist()}, "
                              f"got {self.high.tolist()}")
         self.dim = self.low.shape[0]
-        self.mean = 0.5 * (self.low + self.high)
+        with np.errstate(over="ignore"):
+            check_finite_result(self.high - self.low, "high", "width high - low", self.high)
+        self.mean = 0.5 * self.low + 0.5 * self.high
         self.std = (self.high - self.low) / np.sqrt(12.0)
         self._log_density = -float(np.sum(np.log(self.high - self.low)))
 
     def sample(self, n, rng):
         n = check_int(n, "n", low=0)
+        check_alloc((n, self.dim), "n")
         rng = check_rng(rng)
         return self.low + (self.high - self.low) * rng.uniform(size=(n, self.dim))
 
@@ -86,7 +91,9 @@ class BoxUniform(Prior):
 
 
 class Gaussian(Prior):
-    """N(mean, cov); ``cov`` a (p, p) SPD matrix or a (p,) diagonal of variances."""
+    """N(mean, cov); ``cov`` a (p, p) symmetric positive definite matrix or a (p,) diagonal of
+    positive variances (a non-symmetric matrix is refused: sampling, which uses its Cholesky
+    factor, and log_prob, which uses its inverse, would describe two different densities)."""
 
     def __init__(self, mean, cov) -> None:
         self.mean = check_array(mean, "mean", ndim=1, copy=True)
@@ -95,26 +102,34 @@ class Gaussian(Prior):
         cov = np.diag(cov) if cov.ndim == 1 else cov
         if cov.shape != (self.dim, self.dim):
             raise ValueError(f"cov: expected shape ({self.dim}, {self.dim}) or ({self.dim},), got {cov.shape}")
-        try:
-            self.chol = np.linalg.cholesky(cov)
-        except np.linalg.LinAlgError as exc:
-            raise ValueError("cov: expected a symmetric positive definite matrix") from exc
+        cov = check_spd(cov, "cov")
+        self.chol = np.linalg.cholesky(cov)
         self.cov = cov
         self.std = np.sqrt(np.diag(cov))
         self.prec = np.linalg.inv(cov)
+        check_finite_result(self.prec, "cov", "inverse", cov)
         self._log_norm = -0.5 * self.dim * np.log(2 * np.pi) - float(np.sum(np.log(np.diag(self.chol))))
 
     def sample(self, n, rng):
         n = check_int(n, "n", low=0)
+        check_alloc((n, self.dim), "n")
         rng = check_rng(rng)
         return self.mean + rng.standard_normal((n, self.dim)) @ self.chol.T
 
     def log_prob(self, theta):
-        r = check_theta(theta, self.dim) - self.mean
-        return self._log_norm - 0.5 * np.einsum("ni,ij,nj->n", r, self.prec, r)
+        theta = check_theta(theta, self.dim)
+        with np.errstate(over="ignore", invalid="ignore"):
+            r = theta - self.mean
+            q = np.einsum("ni,ij,nj->n", r, self.prec, r)
+        # q > 0 (prec is SPD): where it overflows (|theta| ~ 1e154+), log p underflows to -inf
+        q = np.where(np.isfinite(q), q, np.inf)
+        return self._log_norm - 0.5 * q
 
     def grad_log_prob(self, theta):
-        return -(check_theta(theta, self.dim) - self.mean) @ self.prec
+        theta = check_theta(theta, self.dim)
+        with np.errstate(over="ignore", invalid="ignore"):
+            g = -(theta - self.mean) @ self.prec
+        return check_finite_result(g, "theta", "prior gradient", theta)
 
     def __repr__(self):
         return f"Gaussian(mean={self.mean.tolist()}, std={self.std.tolist()})"

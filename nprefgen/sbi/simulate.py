@@ -15,6 +15,11 @@ simulator must be picklable: a module-level function or an instance of a module-
 
 Simulations whose output holds NaN or inf are dropped and counted (``Simulations.n_dropped``,
 and their parameters in ``dropped_theta``), so nothing downstream trains on them silently.
+
+Every batch is a fresh copy of its rows of ``theta``, in-process as in a worker process, so a
+simulator that modifies its input changes neither the caller's array nor the result, whatever the
+executor. Simulator output must be real numbers: complex (or non-numeric) output is a ValueError,
+never a silently dropped imaginary part.
 """
 from __future__ import annotations
 
@@ -22,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nprefgen._validation import check_array, check_int, check_rng
+from nprefgen._validation import check_alloc, check_array, check_int, check_rng
 
 
 @dataclass
@@ -52,9 +57,16 @@ def batch_seeds(rng: np.random.Generator, n_batches: int) -> list[np.random.Seed
 
 
 def run_batch(simulator, theta: np.ndarray, seed: np.random.SeedSequence) -> np.ndarray:
-    """Simulate one batch with its own generator (runs in a worker process when pooled)."""
-    x = np.asarray(simulator(theta, np.random.default_rng(seed)), dtype=np.float64)
-    return x
+    """Simulate one batch with its own generator (runs in a worker process when pooled).
+
+    The simulator gets a private copy of ``theta`` (it may modify it). -> x: (m, ...) float64."""
+    x = np.asarray(simulator(theta.copy(), np.random.default_rng(seed)))
+    if np.iscomplexobj(x):
+        raise ValueError(f"simulator: expected real output, got dtype {x.dtype} (take the real "
+                         f"part or the modulus inside the simulator if that is what you mean)")
+    if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+        raise ValueError(f"simulator: expected a numeric array, got dtype {x.dtype}")
+    return x.astype(np.float64, copy=False)
 
 
 def simulate(simulator, theta, rng: np.random.Generator, executor=None,
@@ -106,5 +118,6 @@ def simulate_from_prior(prior, simulator, n: int, rng: np.random.Generator, exec
                         batch_size: int = 1000) -> Simulations:
     """theta_i ~ p(theta), x_i ~ p(x | theta_i), i = 1..n pairs from the joint (SBI.1)."""
     n = check_int(n, "n", low=1)
+    check_alloc((n, getattr(prior, "dim", 1)), "n")
     theta = prior.sample(n, check_rng(rng))
     return simulate(simulator, theta, rng, executor=executor, batch_size=batch_size)

@@ -1,5 +1,7 @@
-"""Public oracle tools: the dot-product gradient test, the bijector checks and (in
-``strategies``) hypothesis strategies.
+"""Public oracle tools: the dot-product gradient test, the bijector battery
+(``bijector_checks``), contract checks derived from the API (``contracts``: check_layer,
+check_bijector, check_density_model, check_model, check_distribution, check_posterior_estimator,
+check_array_argument) and hypothesis strategies (``strategies``).
 
 ``nprefgen.testing.strategies`` needs hypothesis and is imported on demand.
 """

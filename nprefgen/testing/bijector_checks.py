@@ -117,7 +117,7 @@ def shape_errors(b, x, context=None) -> list[str]:
     return bad
 
 
-def backward_errors(b, x, context=None, *, rng: np.random.Generator, step: float = 1e-3,
+def backward_errors(b, x, context=None, *, rng=None, step: float = 1e-3,
                     rtol: float = DEFAULT_RTOL) -> list[VJPResult]:
     """(FLOW.24) Dot-product tests of ``b.backward`` for L = <v, z> + <w, log_det>.
 
@@ -187,7 +187,7 @@ class BijectorReport:
                 f"gradients {worst_grad:.1e} ({len(self.gradients)} checks, {n_bad} failed)")
 
 
-def bijector_report(b, x, context=None, *, rng: np.random.Generator,
+def bijector_report(b, x, context=None, *, rng=None,
                     round_trip_tol: float = ROUND_TRIP_TOL, log_det_tol: float = LOG_DET_TOL,
                     grad_rtol: float = DEFAULT_RTOL, jacobian_step: float = JACOBIAN_STEP,
                     grad_step: float = 1e-4) -> BijectorReport:
@@ -214,7 +214,7 @@ def bijector_report(b, x, context=None, *, rng: np.random.Generator,
     return BijectorReport(rt, ld, inv, cached, grads, failures)
 
 
-def check_bijector(b, x, context=None, *, rng: np.random.Generator, **tolerances) -> BijectorReport:
+def check_bijector(b, x, context=None, *, rng=None, **tolerances) -> BijectorReport:
     """The battery for one bijector at inputs ``x: (n, D)`` and ``context: (n, C)`` or None.
 
     Raises ``AssertionError`` naming every failed check; returns the :class:`BijectorReport`.

@@ -94,7 +94,7 @@ def _stencil(fun: Callable, x: np.ndarray, u: np.ndarray, step: float):
     return ju, mag
 
 
-def vjp_error(fun: Callable, vjp: Callable, x, *, rng: np.random.Generator, step: float = DEFAULT_STEP,
+def vjp_error(fun: Callable, vjp: Callable, x, *, rng=None, step: float = DEFAULT_STEP,
               rtol: float = DEFAULT_RTOL, name: str = "x", v=None) -> VJPResult:
     """(NN.18) One dot-product test of ``vjp`` against ``fun`` at ``x``.
 
@@ -136,13 +136,14 @@ def vjp_error(fun: Callable, vjp: Callable, x, *, rng: np.random.Generator, step
     return VJPResult(name, lhs, rhs, abs(lhs - rhs) / scale, rtol, noise)
 
 
-def check_vjp(fun: Callable, vjp: Callable, x, *, rng: np.random.Generator, n_directions: int = 2,
+def check_vjp(fun: Callable, vjp: Callable, x, *, rng=None, n_directions: int = 2,
               step: float = DEFAULT_STEP, rtol: float = DEFAULT_RTOL, name: str = "x") -> list[VJPResult]:
     """Run :func:`vjp_error` for ``n_directions`` random (u, v) and raise AssertionError on failure.
 
     Returns the results, so callers can report the errors (the tour prints them as a table).
     """
     check_int(n_directions, "n_directions", low=1)
+    rng = check_rng(rng)                  # once: an int seed must not repeat the same directions
     results = [vjp_error(fun, vjp, x, rng=rng, step=step, rtol=rtol, name=name) for _ in range(n_directions)]
     bad = [r for r in results if not r.ok]
     if bad:
@@ -150,7 +151,7 @@ def check_vjp(fun: Callable, vjp: Callable, x, *, rng: np.random.Generator, n_di
     return results
 
 
-def gradcheck(fun: Callable, grad: Callable, x, *, rng: np.random.Generator, **kwargs) -> list[VJPResult]:
+def gradcheck(fun: Callable, grad: Callable, x, *, rng=None, **kwargs) -> list[VJPResult]:
     """Scalar-valued special case: ``grad(x)`` is the gradient of ``fun(x)`` (a float), shaped
     like ``x``."""
     check_callable(grad, "grad")
@@ -161,7 +162,7 @@ def gradcheck(fun: Callable, grad: Callable, x, *, rng: np.random.Generator, **k
     return check_vjp(fun, lambda v: float(v) * g, x, rng=rng, **kwargs)
 
 
-def layer_vjp_errors(layer, x, *, rng: np.random.Generator, step: float = DEFAULT_STEP,
+def layer_vjp_errors(layer, x, *, rng=None, step: float = DEFAULT_STEP,
                      rtol: float = DEFAULT_RTOL) -> list[VJPResult]:
     """Dot-product tests of a :class:`nprefgen.nn.Module` for its input and every parameter.
 
@@ -213,7 +214,7 @@ def layer_vjp_errors(layer, x, *, rng: np.random.Generator, step: float = DEFAUL
     return results
 
 
-def check_layer(layer, x, *, rng: np.random.Generator, **kwargs) -> list[VJPResult]:
+def check_layer(layer, x, *, rng=None, **kwargs) -> list[VJPResult]:
     """:func:`layer_vjp_errors`, raising AssertionError if any check fails."""
     results = layer_vjp_errors(layer, x, rng=rng, **kwargs)
     bad = [r for r in results if not r.ok]

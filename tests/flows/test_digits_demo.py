@@ -1,11 +1,20 @@
-"""The digits demonstrations (nprefgen/flows/demos.py; derivations/splines.md, SPL.14-SPL.18)."""
+"""The digits experiments: pixel preprocessing (nprefgen/flows/logit.py), image data
+(nprefgen/data/images.py) and the tour's runners (nprefgen/tour/digits_flows.py);
+derivations/splines.md, SPL.14-SPL.18."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from scipy import stats
 
-from nprefgen.flows import demos
+from nprefgen.data.images import central_indices, load_image_data
+from nprefgen.flows.logit import (
+    bits_per_dim, logit_to_pixels, pixel_log_likelihood, pixels_to_logit,
+)
+from nprefgen.models.gaussian import GaussianDensity
+from nprefgen.tour import digits_flows as demos
+
+LAM = 0.05
 
 
 # ------------------------------------------------------------------------------------------------
@@ -18,16 +27,16 @@ def test_preprocess_round_trip_and_log_jacobian(rng):
     (a central difference along the noise)."""
     v = rng.integers(0, 17, (20, 64)).astype(float)
     noise = rng.random(v.shape) * 0.98 + 0.01
-    y, log_jac = demos.preprocess(v, 17, rng=rng, noise=noise)
+    y, log_jac = pixels_to_logit(v, 17, LAM, rng=rng, noise=noise)
     assert y.shape == v.shape and log_jac.shape == (20,)
     assert np.all(np.abs(y) <= np.log(0.95 / 0.05) + 1e-12)
-    np.testing.assert_array_equal(demos.postprocess(y, 17), v)
+    np.testing.assert_array_equal(logit_to_pixels(y, 17, LAM), v)
     h = 1e-6
-    yp, _ = demos.preprocess(v, 17, rng=rng, noise=noise + h)
-    ym, _ = demos.preprocess(v, 17, rng=rng, noise=noise - h)
+    yp, _ = pixels_to_logit(v, 17, LAM, rng=rng, noise=noise + h)
+    ym, _ = pixels_to_logit(v, 17, LAM, rng=rng, noise=noise - h)
     fd = np.sum(np.log((yp - ym) / (2 * h)), axis=1)
     np.testing.assert_allclose(log_jac, fd, rtol=1e-7)
-    y2, _ = demos.preprocess(v, 17, rng=np.random.default_rng(1))
+    y2, _ = pixels_to_logit(v, 17, LAM, rng=np.random.default_rng(1))
     assert not np.allclose(y2, y)                          # noise is drawn when not given
 
 
@@ -39,64 +48,38 @@ def test_pixel_density_integrates_to_one():
     levels = 17
     grid = np.linspace(0, levels, 200_001)[1:-1]
     v = np.floor(grid)[:, None]
-    y, log_jac = demos.preprocess(v, levels, rng=np.random.default_rng(0),
+    y, log_jac = pixels_to_logit(v, levels, LAM, rng=np.random.default_rng(0),
                                   noise=(grid - v[:, 0])[:, None])
-    log_p = demos.pixel_log_likelihood(stats.norm.logpdf(y[:, 0]), log_jac)
+    log_p = pixel_log_likelihood(stats.norm.logpdf(y[:, 0]), log_jac)
     edge = np.log(0.95 / 0.05)
     mass = stats.norm.cdf(edge) - stats.norm.cdf(-edge)
     assert abs(np.trapezoid(np.exp(log_p), grid) - mass) < 1e-6
 
 
 def test_bits_per_dim_of_uniform_is_log2_levels():
-    """(SPL.16) a uniform density on [0, 17)^64 scores log2(17) bits per dimension, and the
-    pixel-unit form agrees with FLOW.21's [0, 1)-unit form."""
-    from nprefgen.flows.logit import bits_per_dim as bpd_unit
-
+    """(SPL.16) a uniform density on [0, 17)^64 (pixel units) scores log2(17) bits per dimension
+    through the one bits_per_dim (FLOW.21), and the pixel-unit form -log p / (D ln 2) agrees."""
     log_p = np.full(3, -64 * np.log(17.0))
-    np.testing.assert_allclose(demos.bits_per_dim(log_p, 64), np.log2(17.0), rtol=1e-14)
+    np.testing.assert_allclose(demos.pixel_bits_per_dim(log_p[0], 64, 17), np.log2(17.0), rtol=1e-14)
     lp = np.array([-150.0, -80.0])
-    np.testing.assert_allclose(demos.bits_per_dim(lp, 64), bpd_unit(lp + 64 * np.log(17.0), 64, 17),
-                               rtol=1e-13)
-
-
-def test_gaussian_baseline_matches_scipy_and_conditions(rng):
-    """(SPL.17) log-density equals scipy's multivariate normal; (SPL.18) the conditional equals
-    log p(y, c) - log p(c) of the joint fit; samples have the fitted mean within 5 standard
-    errors."""
-    a = rng.standard_normal((5, 5))
-    data = rng.standard_normal((4000, 5)) @ a.T + np.arange(5)
-    g = demos.GaussianBaseline(ridge=0.0).fit(data)
-    np.testing.assert_allclose(g.mu, data.mean(0), rtol=1e-12)
-    cov = np.cov(data.T, bias=True)
-    np.testing.assert_allclose(g.log_prob(data[:7]),
-                               stats.multivariate_normal(data.mean(0), cov).logpdf(data[:7]),
-                               rtol=1e-10)
-    y, c = data[:, :3], data[:, 3:]
-    gc = demos.GaussianBaseline(ridge=0.0).fit(y, c)
-    gm = demos.GaussianBaseline(ridge=0.0).fit(c)
-    np.testing.assert_allclose(gc.log_prob(y[:9], c[:9]), g.log_prob(data[:9]) - gm.log_prob(c[:9]),
-                               rtol=1e-10)
-    s = gc.sample(20_000, rng, np.repeat(c[:1], 20_000, axis=0))
-    se = np.sqrt(np.diag(gc.cov) / 20_000)
-    mean_c = gc.mu + (c[0] - c.mean(0)) @ gc._gain.T
-    assert np.all(np.abs(s.mean(0) - mean_c) < 5 * se)
+    np.testing.assert_allclose(bits_per_dim(lp + 64 * np.log(17.0), 64, 17),
+                               -lp / (64 * np.log(2.0)), rtol=1e-13)
 
 
 def test_bad_inputs_raise(rng):
     """Bad inputs raise ValueError naming the argument."""
-    with pytest.raises(ValueError, match="v"):
-        demos.preprocess(np.array([[17.0]]), 17, rng=rng)
-    with pytest.raises(ValueError, match="v"):
-        demos.preprocess(np.array([[1.5]]), 17, rng=rng)
+    with pytest.raises(ValueError, match="pixels"):
+        pixels_to_logit(np.array([[17.0]]), 17, rng=rng)
+    with pytest.raises(ValueError, match="pixels"):
+        pixels_to_logit(np.array([[1.5]]), 17, rng=rng)
     with pytest.raises(ValueError, match="rng"):
-        demos.preprocess(np.array([[1.0]]), 17, rng="x")
-    with pytest.raises(ValueError, match="alpha"):
-        demos.preprocess(np.array([[1.0]]), 17, 0.5, rng=rng)
+        pixels_to_logit(np.array([[1.0]]), 17, rng="x")
+    with pytest.raises(ValueError, match="lam"):
+        pixels_to_logit(np.array([[1.0]]), 17, 0.5, rng=rng)
     with pytest.raises(ValueError, match="levels"):
-        demos.preprocess(np.array([[1.0]]), 1, rng=rng)
-    with pytest.raises(ValueError, match="context"):
-        demos.GaussianBaseline().fit(np.zeros((5, 2)) + rng.standard_normal((5, 2))).log_prob(
-            np.zeros((1, 2)), np.zeros((1, 1)))
+        pixels_to_logit(np.array([[1.0]]), 1, rng=rng)
+    with pytest.raises(ValueError, match="lam"):
+        logit_to_pixels(np.zeros((1, 1)), 17, 0.0)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -109,22 +92,22 @@ TINY = demos.FlowConfig(n_layers={"realnvp": 2, "maf": 2, "spline": 2}, hidden=1
 
 @pytest.fixture(scope="module")
 def small_digits():
-    return demos.load_image_data("digits", max_train=400, max_test=120)
+    return load_image_data("digits", max_train=400, max_test=120)
 
 
 def test_data_and_centre():
     """The bundled split (1,078 / 359 / 360 images of 64 integer pixels in 0..16) and the
     central 2x2 block of an 8x8 image."""
-    data = demos.load_image_data()
+    data = load_image_data()
     assert (data.train.shape, data.val.shape, data.test.shape) == ((1078, 64), (359, 64), (360, 64))
     assert data.levels == 17 and data.side == 8 and data.train.max() == 16
-    np.testing.assert_array_equal(demos.central_indices(8, 2), [27, 28, 35, 36])
-    np.testing.assert_array_equal(demos.central_indices(28, 2), [13 * 28 + 13, 13 * 28 + 14,
+    np.testing.assert_array_equal(central_indices(8, 2), [27, 28, 35, 36])
+    np.testing.assert_array_equal(central_indices(28, 2), [13 * 28 + 13, 13 * 28 + 14,
                                                                  14 * 28 + 13, 14 * 28 + 14])
     with pytest.raises(ValueError, match="mnist_root"):
-        demos.load_image_data("mnist")
+        load_image_data("mnist")
     with pytest.raises(ValueError, match="dataset"):
-        demos.load_image_data("cifar")
+        load_image_data("cifar")
 
 
 def test_trained_flow_beats_untrained_on_held_out_data(small_digits, rng):
@@ -132,10 +115,10 @@ def test_trained_flow_beats_untrained_on_held_out_data(small_digits, rng):
     a spline flow well above its identity initialisation, and the validation loss is recorded."""
     data = small_digits
     y_test, jac = demos.preprocess(data.test, 17, rng=np.random.default_rng(1))
-    flow = demos.build_flow("spline", 64, rng=rng, config=TINY, side=8)
-    before = demos.pixel_log_likelihood(flow.log_prob(y_test), jac).mean()
+    flow = demos.digits_flow("spline", 64, rng=rng, config=TINY, side=8)
+    before = pixel_log_likelihood(flow.log_prob(y_test), jac).mean()
     hist = demos.fit_dequantized(flow, data.train, data.val, 17, rng=rng, config=TINY)
-    after = demos.pixel_log_likelihood(flow.log_prob(y_test), jac).mean()
+    after = pixel_log_likelihood(flow.log_prob(y_test), jac).mean()
     assert len(hist["val_loss"]) == hist["epochs"] <= TINY.epochs
     assert hist["val_loss"][hist["best_epoch"]] == min(hist["val_loss"])
     assert after > before + 20.0, (before, after)
@@ -155,7 +138,7 @@ def test_quick_unconditional_run(small_digits, rng):
     assert 0 < gauss.bits_per_dim < np.log2(17)
     y_test, jac = demos.preprocess(small_digits.test, 17,
                                    rng=np.random.default_rng(demos.TEST_NOISE_SEED))
-    std_normal = demos.pixel_log_likelihood(stats.norm.logpdf(y_test).sum(1), jac).mean()
+    std_normal = pixel_log_likelihood(stats.norm.logpdf(y_test).sum(1), jac).mean()
     assert gauss.test_nats > std_normal
     for name, s in res.samples.items():
         assert s.shape == (6, 64) and np.all(s == np.round(s)) and s.min() >= 0 and s.max() <= 16

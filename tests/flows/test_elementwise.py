@@ -23,7 +23,7 @@ def test_permutations_pass_the_battery(case):
     d, n, seed = case
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, d))
-    for b in (Permutation.reverse(d), Permutation.random(d, rng)):
+    for b in (Permutation.reverse(d), Permutation.random(d, rng=rng)):
         check_bijector(b, x, rng=rng)
         np.testing.assert_array_equal(b.forward(x)[0], x[:, b.perm])
 
@@ -65,7 +65,7 @@ def test_standardize_is_fixed(rng):
     """(FLOW.17) Standardize has no parameters (optimizers cannot move it) and z-scores its data."""
     x = rng.standard_normal((40, 2)) * [3.0, 0.5] + [1.0, 2.0]
     b = Standardize.from_data(x)
-    assert b.parameters() == [] and set(b.buffers) == {"mean", "std"}
+    assert b.parameters() == [] and set(b.buffers) == {"mean", "std", "initialized"}
     z, log_det = b.forward(x)
     np.testing.assert_allclose(z.mean(axis=0), 0.0, atol=1e-12)
     np.testing.assert_allclose(z.std(axis=0), 1.0, rtol=1e-12)
@@ -100,12 +100,12 @@ def test_logit_log_det_matches_the_maf_paper_conversion(rng):
 def test_dequantize(rng):
     """(FLOW.20) (k + u)/L lies in [k/L, (k+1)/L), u ~ U[0,1) with mean 1/2 (8 sigma tolerance)."""
     k = rng.integers(0, 256, size=(400, 10))
-    x = dequantize(k, rng)
+    x = dequantize(k, rng=rng)
     assert np.all(x >= k / 256) and np.all(x < (k + 1) / 256)
     u = 256 * x - k
     assert abs(u.mean() - 0.5) < 8 * np.sqrt(1 / 12 / u.size)
-    np.testing.assert_array_equal(dequantize(k[:2], rng, noise=np.zeros((2, 10))), k[:2] / 256)
-    x17 = dequantize(np.array([[0, 16]]), rng, levels=17, noise=np.full((1, 2), 0.5))
+    np.testing.assert_array_equal(dequantize(k[:2], rng=rng, noise=np.zeros((2, 10))), k[:2] / 256)
+    x17 = dequantize(np.array([[0, 16]]), 17, rng=rng, noise=np.full((1, 2), 0.5))
     np.testing.assert_allclose(x17, [[0.5 / 17, 16.5 / 17]])
 
 
@@ -125,7 +125,7 @@ def test_elementwise_bad_inputs(rng):
     with pytest.raises(ValueError, match="perm"):
         Permutation([0.0, 1.0])
     with pytest.raises(ValueError, match="rng"):
-        Permutation.random(3, "0")
+        Permutation.random(3, rng="0")
     with pytest.raises(ValueError, match="std"):
         Standardize(np.zeros(2), np.array([1.0, 0.0]))
     with pytest.raises(ValueError, match="std"):
@@ -137,9 +137,9 @@ def test_elementwise_bad_inputs(rng):
     with pytest.raises(ValueError, match="x"):
         LogitTransform(2).forward(np.array([[0.5, 1.5]]))
     with pytest.raises(ValueError, match="pixels"):
-        dequantize(np.array([[0.5]]), rng)
+        dequantize(np.array([[0.5]]), rng=rng)
     with pytest.raises(ValueError, match="pixels"):
-        dequantize(np.array([[256]]), rng)
+        dequantize(np.array([[256]]), rng=rng)
     with pytest.raises(ValueError, match="levels"):
         bits_per_dim(0.0, 3, levels=1)
     with pytest.raises(ValueError, match="context"):

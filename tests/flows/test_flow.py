@@ -19,6 +19,7 @@ from nprefgen.testing.strategies import seeds
 
 def _random_flow(kind, dim, context_dim, rng, bound=2.0, scale=0.4, **kw):
     build = realnvp if kind == "realnvp" else maf
+    kw.setdefault("standardize", False)
     flow = build(dim, 2, [5], rng=rng, context_dim=context_dim, activation="tanh", bound=bound, **kw)
     randomize_parameters(flow, rng, scale=scale)
     return flow
@@ -78,9 +79,9 @@ def test_sample_and_log_prob_agree(rng):
     """(FLOW.1) log N(z) - log_det_inv at the samples equals log_prob(x), conditional and not."""
     for flow, c in ((_random_flow("realnvp", 3, 0, rng), None),
                     (_random_flow("maf", 3, 2, rng), np.array([0.5, -0.2]))):
-        x, lp = flow.sample_and_log_prob(50, np.random.default_rng(1), c)
+        x, lp = flow.sample_and_log_prob(50, c, rng=np.random.default_rng(1))
         np.testing.assert_allclose(lp, flow.log_prob(x, c), rtol=1e-10, atol=1e-10)
-        np.testing.assert_array_equal(x, flow.sample(50, np.random.default_rng(1), c))
+        np.testing.assert_array_equal(x, flow.sample(50, c, rng=np.random.default_rng(1)))
 
 
 def _gaussian(dim, n, rng):
@@ -109,7 +110,7 @@ def test_linear_maf_recovers_a_3d_gaussian():
     flow = maf(3, 1, [], rng=rng, bound=None)
     hist = flow.fit(x, rng=rng, epochs=150, batch_size=500, lr=2e-2, patience=15, progress=False).history_
     assert hist["val_loss"][hist["best_epoch"]] < hist["val_loss"][0]
-    _assert_moments(flow.sample(40000, rng), mean, cov, x.shape[0])
+    _assert_moments(flow.sample(40000, rng=rng), mean, cov, x.shape[0])
     # (FLOW.1) at the optimum the mean NLL is the Gaussian entropy up to sampling error
     entropy = 0.5 * np.log(np.linalg.det(2 * np.pi * np.e * cov))
     assert abs(flow.mean_nll(x) - entropy) < 5 * np.sqrt(1.5 / x.shape[0])
@@ -122,7 +123,7 @@ def test_realnvp_recovers_a_2d_gaussian():
     mean, cov, x = _gaussian(2, 3000, rng)
     flow = realnvp(2, 4, 16, rng=rng, activation="tanh", actnorm=True)
     flow.fit(x, rng=rng, epochs=60, batch_size=250, lr=5e-3, patience=10, progress=False)
-    _assert_moments(flow.sample(20000, rng), mean, cov, x.shape[0])
+    _assert_moments(flow.sample(20000, rng=rng), mean, cov, x.shape[0])
 
 
 def test_fit_restores_the_best_weights_and_stops_early(capsys):
@@ -148,18 +149,30 @@ def test_fit_initialises_actnorm_on_the_whole_training_split(rng):
     never the validation rows) before training: with lr tiny, its shift and scale are the
     training split's standardisation. Fitting without a validation split works too."""
     x = rng.standard_normal((64, 2)) * 10.0 + 3.0
-    flow = realnvp(2, 2, 8, rng=rng, actnorm=True)
+    flow = realnvp(2, 2, 8, rng=rng, actnorm=True, standardize=False)
     assert flow.needs_initialization()
     flow.fit(x, rng=np.random.default_rng(3), epochs=1, batch_size=8, lr=1e-12, progress=False)
     train = np.random.default_rng(3).permutation(64)[6:]                 # the split fit made
     mean, std = x[train].mean(axis=0), x[train].std(axis=0)
     np.testing.assert_allclose(np.exp(-flow[0].params["log_scale"]), std + flow[0].eps, rtol=1e-9)
     np.testing.assert_allclose(flow[0].params["shift"], -mean / (std + flow[0].eps), rtol=1e-9)
-    flow = realnvp(2, 2, 8, rng=rng, actnorm=True)
+    flow = realnvp(2, 2, 8, rng=rng, actnorm=True, standardize=False)
     hist = flow.fit(x, rng=rng, epochs=1, batch_size=64, validation_fraction=0.0,
                     progress=False).history_
     assert not flow.needs_initialization() and hist["val_loss"] == []
     assert flow[0].initialized
+
+
+def test_fit_fits_the_default_standardize_on_the_whole_training_split(rng):
+    """(FLOW.17) builders put an unfitted Standardize first by default; fit sets its mean and std
+    from the whole training split (never the validation rows), not from the first batch."""
+    x = rng.standard_normal((64, 2)) * [10.0, 0.1] + [3.0, -2.0]
+    flow = realnvp(2, 2, 8, rng=rng)
+    assert flow.needs_initialization()
+    flow.fit(x, rng=np.random.default_rng(3), epochs=1, batch_size=8, lr=1e-12, progress=False)
+    train = np.random.default_rng(3).permutation(64)[6:]                 # the split fit made
+    np.testing.assert_allclose(flow[0].mean, x[train].mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(flow[0].std, x[train].std(axis=0), rtol=1e-9)
 
 
 def test_grad_log_prob_wrt_x_and_context(rng):
@@ -215,8 +228,8 @@ def test_save_and_load_round_trip(tmp_path, rng):
     x, c = rng.standard_normal((6, 3)), rng.standard_normal((6, 2))
     clone = load_flow(path)
     np.testing.assert_array_equal(clone.log_prob(x, c), flow.log_prob(x, c))
-    np.testing.assert_array_equal(clone.sample(4, np.random.default_rng(0), c[0]),
-                                  flow.sample(4, np.random.default_rng(0), c[0]))
+    np.testing.assert_array_equal(clone.sample(4, c[0], rng=np.random.default_rng(0)),
+                                  flow.sample(4, c[0], rng=np.random.default_rng(0)))
     other = maf(3, 3, [6], rng=np.random.default_rng(99), context_dim=2, permutation="random",
                 actnorm=True, standardize=True, activation="tanh")
     other.load(path)
@@ -254,13 +267,13 @@ def test_flow_bad_inputs(rng):
     with pytest.raises(ValueError, match="context"):
         flow.log_prob(x, np.ones((4, 1)))
     with pytest.raises(ValueError, match="context"):
-        flow.sample(3, rng, np.ones(2))
+        flow.sample(3, np.ones(2), rng=rng)
     with pytest.raises(ValueError, match="x"):
         flow.log_prob(x[:, :1], np.ones(1))
     with pytest.raises(ValueError, match="n"):
-        flow.sample(0, rng, np.ones(1))
+        flow.sample(0, np.ones(1), rng=rng)
     with pytest.raises(ValueError, match="rng"):
-        flow.sample(3, "0", np.ones(1))
+        flow.sample(3, np.ones(1), rng="0")
     with pytest.raises(ValueError, match="context"):
         realnvp(2, 1, 3, rng=rng).log_prob(x, np.ones(1))
     with pytest.raises(ValueError, match="epochs"):
@@ -302,7 +315,7 @@ def test_registered_builders_rebuild(tmp_path, rng):
     from nprefgen.flows.builders import BUILDERS
 
     def tiny(dim, *, rng):
-        flow = Flow([ElementwiseAffine(dim), Permutation.random(dim, rng)])
+        flow = Flow([ElementwiseAffine(dim), Permutation.random(dim, rng=rng)])
         flow.config = {"builder": "tiny_test_family", "dim": dim}
         return flow
 
@@ -377,12 +390,12 @@ def test_fit_with_a_hook_redraws_the_training_data_each_epoch(rng):
     def noisy(rng_):
         return v + rng_.uniform(size=v.shape)
 
-    flow = maf(2, 1, [4], rng=np.random.default_rng(0))
+    flow = maf(2, 1, [4], rng=np.random.default_rng(0), standardize=False)
     flow.fit(v, rng=np.random.default_rng(5), validation_data=v_val + 0.5, epochs=3,
              batch_size=16, lr=1e-2, patience=None, clip=None,
              hook=lambda epoch, rng_: noisy(rng_), progress=False)
     assert len(flow.history_["val_loss"]) == 3
-    ref = maf(2, 1, [4], rng=np.random.default_rng(0))
+    ref = maf(2, 1, [4], rng=np.random.default_rng(0), standardize=False)
     gen, opt = np.random.default_rng(5), Adam(ref.parameters(), lr=1e-2)
     best, best_state = np.inf, None
     for _ in range(3):
@@ -411,7 +424,7 @@ def test_fit_initialises_on_the_hooks_first_data_and_calls_it_once_per_epoch(rng
         calls.append(epoch)
         return 5.0 + 3.0 * x + 0.1 * rng_.standard_normal(x.shape)
 
-    flow = realnvp(2, 2, 8, rng=rng, actnorm=True)
+    flow = realnvp(2, 2, 8, rng=rng, actnorm=True, standardize=False)
     first = hook(0, np.random.default_rng(4))
     calls.clear()
     flow.fit(np.zeros_like(x) + np.arange(2), rng=np.random.default_rng(4), epochs=3, lr=1e-12,

@@ -42,7 +42,7 @@ def test_plot_toy_flows_three_flows_and_true_density(rng):
     non-callable true_log_prob raises ValueError naming it."""
     import matplotlib.pyplot as plt
 
-    flows = {name: build(2, 1, 4, rng=rng) for name, build in
+    flows = {name: build(2, 1, 4, rng=rng, standardize=False) for name, build in
              (("RealNVP", realnvp), ("MAF", maf), ("Spline", spline_flow))}
     x = rng.standard_normal((50, 2))
     fig = plot_toy_flows(x, flows, ((-2, 2), (-2, 2)), rng=rng, n_samples=20, n_grid=6,
@@ -75,13 +75,13 @@ def test_histories_axis_ignores_a_spike():
 
 def test_density_grid_and_bad_inputs(rng):
     """density_grid evaluates log p (FLOW.1) on the grid; wrong dims and bounds raise ValueError."""
-    flow = realnvp(2, 2, 4, rng=rng)          # identity at init: the standard normal
+    flow = realnvp(2, 2, 4, rng=rng, standardize=False)          # identity at init: the standard normal
     gx, gy, log_p = density_grid(flow, ((-2, 2), (-1, 1)), n_grid=5)
     np.testing.assert_allclose(log_p[2, 2], -np.log(2 * np.pi), rtol=1e-12)
     assert log_p.shape == (5, 5) and gx[0] == -2 and gy[-1] == 1
     with pytest.raises(ValueError, match="bounds"):
         density_grid(flow, ((2, -2), (-1, 1)))
     with pytest.raises(ValueError, match="flow"):
-        density_grid(realnvp(3, 1, 4, rng=rng), ((-2, 2), (-1, 1)))
+        density_grid(realnvp(3, 1, 4, rng=rng, standardize=False), ((-2, 2), (-1, 1)))
     with pytest.raises(ValueError, match="flows"):
         plot_toy_flows(np.zeros((3, 2)), {}, ((-1, 1), (-1, 1)), rng=rng)

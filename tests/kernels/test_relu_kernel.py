@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from nprefgen.kernels.softplus import _relu_backward, _relu_backward_numpy
+from nprefgen.kernels.softplus import relu_backward, relu_backward_numpy
 from nprefgen.nn import ReLU
 from nprefgen.testing.strategies import strided_arrays
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.kernels
 def test_relu_backward_parity(shape, data):
     """(NN.4) d_y 1[x > 0]: numba == NumPy for strided and contiguous x and d_y (exactly)."""
     x, d_y = data.draw(strided_arrays(shape)), data.draw(strided_arrays(shape))
-    got, ref = _relu_backward(x, d_y), _relu_backward_numpy(x, d_y)
+    got, ref = relu_backward(x, d_y), relu_backward_numpy(x, d_y)
     assert got.shape == shape
     np.testing.assert_allclose(got, ref, rtol=1e-12, atol=0)
     np.testing.assert_array_equal(got, np.where(x > 0, d_y, 0.0))
@@ -29,8 +29,8 @@ def test_relu_backward_values_float32_and_layer(rng):
     x = np.array([[-1.0, 0.0, 2.0], [3.0, -0.5, 1e-30]])
     d_y = np.array([[5.0, 6.0, 7.0], [8.0, 9.0, 10.0]])
     expect = np.array([[0.0, 0.0, 7.0], [8.0, 0.0, 10.0]])
-    np.testing.assert_array_equal(_relu_backward(x, d_y), expect)
-    got32 = _relu_backward(x.astype(np.float32), d_y.astype(np.float32))
+    np.testing.assert_array_equal(relu_backward(x, d_y), expect)
+    got32 = relu_backward(x.astype(np.float32), d_y.astype(np.float32))
     assert got32.dtype == np.float32
     np.testing.assert_array_equal(got32, expect.astype(np.float32))
     layer = ReLU()

@@ -1,7 +1,8 @@
 """Tour section: a conditional flow p(pixels | central pixels) on the 8x8 digits."""
 from __future__ import annotations
 
-from nprefgen.flows import demos
+from nprefgen.plots.flows import plot_conditional_samples
+from nprefgen.tour import digits_flows as demos
 
 ORDER = 43
 TITLE = "Conditional flows: digits given their central 2x2 pixels"
@@ -21,7 +22,8 @@ def build(report) -> None:
                                 n_per_centre=6 if report.quick else 10)
     report.table(demos.SCORE_HEADER, demos.score_rows(res.scores),
                  caption="test log-likelihood of the 60 outer pixels (higher is better)")
-    report.figure(demos.plot_conditional_samples(res), "samples",
+    report.figure(plot_conditional_samples(res.samples, res.centres, res.centre_idx,
+                                           res.data.side, res.data.levels), "samples",
                   "each row: a centre (left, outlined) and samples of the outer pixels drawn at it. "
                   "First row: an all-zero centre, which only 0s (and some 7s) have - the flow "
                   "should draw mostly rings; the other rows use the centres of random test digits.")

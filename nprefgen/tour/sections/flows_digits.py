@@ -1,9 +1,10 @@
-"""Tour section: unconditional flows on the bundled 8x8 digits (nprefgen.flows.demos)."""
+"""Tour section: unconditional flows on the bundled 8x8 digits (nprefgen.tour.digits_flows)."""
 from __future__ import annotations
 
 import numpy as np
 
-from nprefgen.flows import demos
+from nprefgen.plots.flows import plot_sample_grids
+from nprefgen.tour import digits_flows as demos
 
 ORDER = 42
 TITLE = "Flows on the 8x8 digits: test log-likelihood and samples"
@@ -56,7 +57,7 @@ def build(report) -> None:
     data = res.data
     pick = rng.choice(data.test.shape[0], res.samples["gaussian"].shape[0], replace=False)
     grids = {"test images": data.test[pick], **res.samples}
-    report.figure(demos.plot_sample_grids(grids, data.side, data.levels), "samples",
+    report.figure(plot_sample_grids(grids, data.side, data.levels), "samples",
                   "test digits, then samples of every model (integer pixels after inverting the "
                   "logit transform and flooring)")
     report.figure(_curves(res.histories), "curves",

@@ -32,7 +32,7 @@ def _battery_rows(rng):
         ("SplineCoupling (SPL.12, 13), context 2",
          SplineCoupling(d, alternating_mask(d), [8], 5, 3.0, rng=rng, context_dim=2,
                         activation="tanh"), 2),
-        ("Permutation (FLOW.16)", Permutation.random(d, rng), 0),
+        ("Permutation (FLOW.16)", Permutation.random(d, rng=rng), 0),
         ("ActNorm (FLOW.17, 18)", ActNorm(d), 0),
         ("Standardize (FLOW.17)", Standardize(rng.standard_normal(d), np.exp(rng.standard_normal(d))), 0),
         ("LogitTransform (FLOW.19)", LogitTransform(d), 0),
