@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from nprefgen._validation import check_array, check_scalar
-from nprefgen.kernels._jit import kernel
+from nprefgen.kernels.jit import kernel
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 
