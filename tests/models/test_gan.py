@@ -174,7 +174,6 @@ def test_mode_coverage_by_hand():
     assert mode_coverage(s, mu, 0.1, min_share=0.5)[0] == 1
 
 
-@pytest.mark.slow
 def test_eight_gaussians_modes_captured():
     """(GAN.7), (GAN.8) an MLP GAN (64-64, LeakyReLU, Adam lr 1e-3, beta1 0.5, batch 256) with
     annealed instance noise captures at least 7 of the 8 modes of the ring (radius 2, sigma
@@ -242,7 +241,6 @@ def test_bad_input(rng):
             thunk()
 
 
-@pytest.mark.slow
 def test_gan_tour_section_quick(tmp_path):
     """The tour section runs in quick mode and writes its figures."""
     from nprefgen.tour import run_tour
@@ -251,7 +249,6 @@ def test_gan_tour_section_quick(tmp_path):
     assert (tmp_path / "gan-ring.png").exists() and (tmp_path / "gan-digits.png").exists()
 
 
-@pytest.mark.slow
 def test_gan_fields_tour_section_quick(tmp_path):
     """The field-statistics section runs in quick mode, writes its figures and records its
     power-spectrum check (flagged or not: quick mode trains for a few steps only)."""

@@ -212,7 +212,6 @@ def test_iwae_batches_do_not_change_the_value(rng):
     np.testing.assert_allclose(vae.iwae_and_grad(x, 300, eps)[0], ref, rtol=1e-12)
 
 
-@pytest.mark.slow
 def test_linear_vae_recovers_ppca():
     """(VAE.16) a linear Gaussian VAE trained on the ELBO recovers the pPCA maximum-likelihood
     covariance W W^T + sigma^2 I and noise variance of Tipping & Bishop, and its ELBO reaches the
@@ -366,7 +365,6 @@ def test_against_torch(likelihood, rng):
                                    err_msg=name)
 
 
-@pytest.mark.slow
 def test_vae_tour_section_quick(tmp_path):
     """The tour section runs in quick mode and writes its figures."""
     from nprefgen.tour import run_tour
