@@ -49,10 +49,10 @@ def run_nprefgen(task, theta, x, x_o, args, rng):
     post = npe.train(theta, x, rng=rng, lr=args.lr, max_epochs=args.max_epochs)
     t_train = time.perf_counter() - t0
     t0 = time.perf_counter()
-    post.sample(args.draws, rng, x_o)
+    post.sample(args.draws, x_o, rng=rng)
     t_sample = time.perf_counter() - t0
     info = f"{npe.history_['epochs']} epochs, acceptance {post.acceptance_rate:.3f}"
-    return post, t_train, t_sample, info, lambda n, xo: post.sample(n, rng, xo)
+    return post, t_train, t_sample, info, lambda n, xo: post.sample(n, xo, rng=rng)
 
 
 def run_sbi(theta, x, x_o, args, threads):
@@ -115,7 +115,7 @@ def main(argv=None):
     threads = blas_threads() if args.threads is None else args.threads
     task = two_moons()
     rng = np.random.default_rng(args.seed)
-    sims = simulate_from_prior(task.prior, task.simulator, args.sims, rng)
+    sims = simulate_from_prior(task.prior, task.simulator, args.sims, rng=rng)
     theta_obs, x_obs = task.observations(args.n_obs, rng=np.random.default_rng(12345))
 
     post, tr, ts, info, ours = run_nprefgen(task, sims.theta, sims.x, x_obs[0], args, rng)

@@ -63,7 +63,7 @@ def main(argv=None) -> dict:
     theta_obs, x_obs = task.observations(args.n_obs, rng=obs_rng)
     rng = np.random.default_rng(args.seed)
     t0 = time.perf_counter()
-    sims = simulate_from_prior(task.prior, task.simulator, args.sims, rng)
+    sims = simulate_from_prior(task.prior, task.simulator, args.sims, rng=rng)
     t_sim = time.perf_counter() - t0
     t0 = time.perf_counter()
     if args.method == "npe":
@@ -76,7 +76,7 @@ def main(argv=None) -> dict:
         reference = task.reference_posterior(x_obs[i], args.n_samples, rng=rng)
         t0 = time.perf_counter()
         if args.method == "npe":
-            draws = posterior.sample(args.n_samples, rng, x_obs[i])
+            draws = posterior.sample(args.n_samples, x_obs[i], rng=rng)
             acc.append(posterior.acceptance_rate)
         else:
             kept = rejection_abc(x_obs[i], sims.theta, sims.x,

@@ -183,14 +183,14 @@ case("flows.register_builder", "type", "builder", lambda: F.register_builder("mi
 X0 = np.zeros((4, 2))
 _SAMPLERS = {
     "random_walk_metropolis": lambda **k: S.random_walk_metropolis(
-        k.pop("log_prob", lp), k.pop("x0", X0), k.pop("n_steps", 5), k.pop("rng", R()),
+        k.pop("log_prob", lp), k.pop("x0", X0), k.pop("n_steps", 5), rng=k.pop("rng", R()),
         n_warmup=k.pop("n_warmup", 5), **k),
     "slice_sampling": lambda **k: S.slice_sampling(
-        k.pop("log_prob", lp), k.pop("x0", X0), k.pop("n_steps", 5), k.pop("rng", R()),
+        k.pop("log_prob", lp), k.pop("x0", X0), k.pop("n_steps", 5), rng=k.pop("rng", R()),
         n_warmup=k.pop("n_warmup", 5), **k),
     "hmc": lambda **k: S.hmc(
         k.pop("log_prob", lp), k.pop("grad_log_prob", glp), k.pop("x0", X0), k.pop("n_steps", 5),
-        k.pop("rng", R()), n_warmup=k.pop("n_warmup", 5), **k),
+        rng=k.pop("rng", R()), n_warmup=k.pop("n_warmup", 5), **k),
 }
 for _name, _run in _SAMPLERS.items():
     _p = f"samplers.{_name}"
@@ -248,7 +248,7 @@ def _sim(theta, rng):
     return np.asarray(theta) + rng.standard_normal(np.shape(theta))
 
 
-SIMS = sbi.simulate(_sim, R().standard_normal((60, 2)), R(1))
+SIMS = sbi.simulate(_sim, R().standard_normal((60, 2)), rng=R(1))
 
 case("sbi.gaussian_linear", "hyper", "dim", lambda: sbi.gaussian_linear(dim=0))
 case("sbi.gaussian_linear", "hyper", "prior_var", lambda: sbi.gaussian_linear(prior_var=-1.0))
@@ -262,21 +262,21 @@ case("sbi.Task.reference_posterior", "hyper", "n",
      lambda: TASK.reference_posterior(np.zeros(2), 0, rng=R()))
 arrays("sbi.tasks.two_moons_reference", "x_obs",
        lambda x: MOONS.reference_posterior(x, 5, rng=R()), (2,), wrong=(3,), empty=(0,))
-case("sbi.Prior.sample", "hyper", "n", lambda: TASK.prior.sample(-1, R()))
-case("sbi.Prior.sample", "type", "rng", lambda: TASK.prior.sample(3, NOT_RNG))
+case("sbi.Prior.sample", "hyper", "n", lambda: TASK.prior.sample(-1, rng=R()))
+case("sbi.Prior.sample", "type", "rng", lambda: TASK.prior.sample(3, rng=NOT_RNG))
 arrays("sbi.Prior.log_prob", "theta", TASK.prior.log_prob, (3, 2), wrong=(3, 3))
 case("sbi.BoxUniform", "hyper", "high", lambda: sbi.BoxUniform(np.ones(2), np.zeros(2)))
 case("sbi.BoxUniform", "nan", "low", lambda: sbi.BoxUniform(NAN(2), np.ones(2) * 9))
 case("sbi.Gaussian", "hyper", "cov", lambda: sbi.Gaussian(np.zeros(2), -np.eye(2)))
 
-arrays("sbi.simulate", "theta", lambda t: sbi.simulate(_sim, t, R()), (5, 2), wrong=(5,))
-case("sbi.simulate", "type", "simulator", lambda: sbi.simulate("nope", A(5, 2), R()))
-case("sbi.simulate", "type", "rng", lambda: sbi.simulate(_sim, A(5, 2), NOT_RNG))
-case("sbi.simulate", "hyper", "batch_size", lambda: sbi.simulate(_sim, A(5, 2), R(), batch_size=0))
+arrays("sbi.simulate", "theta", lambda t: sbi.simulate(_sim, t, rng=R()), (5, 2), wrong=(5,))
+case("sbi.simulate", "type", "simulator", lambda: sbi.simulate("nope", A(5, 2), rng=R()))
+case("sbi.simulate", "type", "rng", lambda: sbi.simulate(_sim, A(5, 2), rng=NOT_RNG))
+case("sbi.simulate", "hyper", "batch_size", lambda: sbi.simulate(_sim, A(5, 2), rng=R(), batch_size=0))
 case("sbi.simulate_from_prior", "hyper", "n",
-     lambda: sbi.simulate_from_prior(TASK.prior, _sim, 0, R()))
+     lambda: sbi.simulate_from_prior(TASK.prior, _sim, 0, rng=R()))
 case("sbi.simulate_from_prior", "type", "rng",
-     lambda: sbi.simulate_from_prior(TASK.prior, _sim, 5, NOT_RNG))
+     lambda: sbi.simulate_from_prior(TASK.prior, _sim, 5, rng=NOT_RNG))
 
 _abc = lambda **k: sbi.rejection_abc(k.pop("x_obs", np.zeros(2)), k.pop("theta", SIMS.theta),
                                      k.pop("x", SIMS.x), **({"n_keep": 10} | k))
@@ -321,20 +321,20 @@ def npe_posterior():
     return _NPE_POST[0]
 
 
-case("sbi.DirectPosterior.sample", "hyper", "n", lambda: npe_posterior().sample(-1, R(), np.zeros(2)))
+case("sbi.DirectPosterior.sample", "hyper", "n", lambda: npe_posterior().sample(-1, np.zeros(2), rng=R()))
 case("sbi.DirectPosterior.sample", "type", "rng",
-     lambda: npe_posterior().sample(3, NOT_RNG, np.zeros(2)))
-arrays("sbi.DirectPosterior.sample", "x", lambda v: npe_posterior().sample(3, R(), v), (2,),
+     lambda: npe_posterior().sample(3, np.zeros(2), rng=NOT_RNG))
+arrays("sbi.DirectPosterior.sample", "x", lambda v: npe_posterior().sample(3, v, rng=R()), (2,),
        wrong=(3,), empty=(0,))
-case("sbi.DirectPosterior.sample", "shape", "x", lambda: npe_posterior().sample(3, R()))
+case("sbi.DirectPosterior.sample", "shape", "x", lambda: npe_posterior().sample(3, rng=R()))
 arrays("sbi.DirectPosterior.log_prob", "theta",
        lambda v: npe_posterior().log_prob(v, np.zeros(2)), (3, 2), wrong=(3, 3))
 arrays("sbi.DirectPosterior.log_prob", "x",
        lambda v: npe_posterior().log_prob(A(3, 2), v), (2,), wrong=(3,), empty=(0,))
 arrays("sbi.DirectPosterior.sample_batched", "xs",
-       lambda v: npe_posterior().sample_batched(v, 3, R()), (4, 2), wrong=(4, 3))
+       lambda v: npe_posterior().sample_batched(3, v, rng=R()), (4, 2), wrong=(4, 3))
 case("sbi.DirectPosterior.sample_batched", "hyper", "n",
-     lambda: npe_posterior().sample_batched(A(4, 2), 0, R()))
+     lambda: npe_posterior().sample_batched(0, A(4, 2), rng=R()))
 
 # diagnostics
 from nprefgen.sbi import diagnostics as D  # noqa: E402
@@ -379,13 +379,12 @@ arrays("metrics.mmd2", "x", lambda v: MM.mmd2(v, A(10, 2)), (10, 2), wrong=(10, 
 arrays("metrics.mmd2", "y", lambda v: MM.mmd2(A(10, 2), v), (10, 2), wrong=(10, 2, 1))
 case("metrics.mmd2", "hyper", "bandwidth", lambda: MM.mmd2(A(10, 2), A(10, 2), bandwidth=0.0))
 case("metrics.mmd2", "hyper", "bandwidth", lambda: MM.mmd2(A(10, 2), A(10, 2), bandwidth=np.inf))
-case("metrics.mmd2", "type", "rng", lambda: MM.mmd2(A(10, 2), A(10, 2), rng=NOT_RNG))
 case("metrics.mmd_permutation_test", "type", "rng",
-     lambda: MM.mmd_permutation_test(A(10, 2), A(10, 2), NOT_RNG))
+     lambda: MM.mmd_permutation_test(A(10, 2), A(10, 2), rng=NOT_RNG))
 case("metrics.mmd_permutation_test", "hyper", "n_permutations",
-     lambda: MM.mmd_permutation_test(A(10, 2), A(10, 2), R(), n_permutations=0))
+     lambda: MM.mmd_permutation_test(A(10, 2), A(10, 2), rng=R(), n_permutations=0))
 case("metrics.mmd_permutation_test", "nan", "x",
-     lambda: MM.mmd_permutation_test(NAN(10, 2), A(10, 2), R()))
+     lambda: MM.mmd_permutation_test(NAN(10, 2), A(10, 2), rng=R()))
 case("metrics.median_bandwidth", "hyper", "max_points",
      lambda: MM.median_bandwidth(A(10, 2), A(10, 2), max_points=1))
 case("metrics.median_bandwidth", "nan", "x", lambda: MM.median_bandwidth(NAN(10, 2), A(10, 2)))
@@ -539,9 +538,9 @@ case("sbi.MCMCPosterior", "hyper", "dim_x", lambda: sbi.MCMCPosterior(TASK.prior
 case("sbi.MCMCPosterior", "type", "log_likelihood",
      lambda: sbi.MCMCPosterior(TASK.prior, 3, 2))
 case("sbi.MCMCPosterior", "hyper", "method", lambda: _MC(method="hmc"))  # hmc needs a gradient
-case("sbi.MCMCPosterior.sample", "hyper", "n", lambda: _MC().sample(-1, R(), np.zeros(2)))
-case("sbi.MCMCPosterior.sample", "type", "rng", lambda: _MC().sample(3, NOT_RNG, np.zeros(2)))
-arrays("sbi.MCMCPosterior.sample", "x", lambda v: _MC().sample(3, R(), v), (2,), wrong=(3,),
+case("sbi.MCMCPosterior.sample", "hyper", "n", lambda: _MC().sample(-1, np.zeros(2), rng=R()))
+case("sbi.MCMCPosterior.sample", "type", "rng", lambda: _MC().sample(3, np.zeros(2), rng=NOT_RNG))
+arrays("sbi.MCMCPosterior.sample", "x", lambda v: _MC().sample(3, v, rng=R()), (2,), wrong=(3,),
        empty=(0,))
 arrays("sbi.MCMCPosterior.log_prob", "theta", lambda v: _MC().log_prob(v, np.zeros(2)), (3, 2),
        wrong=(3, 3))
@@ -549,7 +548,7 @@ arrays("sbi.MCMCPosterior.log_prob", "x", lambda v: _MC().log_prob(A(3, 2), v), 
        wrong=(3,), empty=(0,))
 arrays("sbi.MCMCPosterior.set_default_x", "x", lambda v: _MC().set_default_x(v), (2,),
        wrong=(3,), empty=(0,))
-arrays("sbi.MCMCPosterior.sample_batched", "xs", lambda v: _MC().sample_batched(v, 3, R()),
+arrays("sbi.MCMCPosterior.sample_batched", "xs", lambda v: _MC().sample_batched(3, v, rng=R()),
        (2, 2), wrong=(2, 3))
 arrays("sbi.DirectPosterior.set_default_x", "x", lambda v: npe_posterior().set_default_x(v),
        (2,), wrong=(3,), empty=(0,))
@@ -558,7 +557,7 @@ arrays("sbi.DirectPosterior.log_prob_pairs", "theta",
 arrays("sbi.DirectPosterior.log_prob_pairs", "xs",
        lambda v: npe_posterior().log_prob_pairs(A(3, 2), v), (3, 2), wrong=(3, 3))
 case("sbi.DirectPosterior.estimate_acceptance", "hyper", "n",
-     lambda: npe_posterior().estimate_acceptance(np.zeros(2), R(), n=0))
+     lambda: npe_posterior().estimate_acceptance(np.zeros(2), rng=R(), n=0))
 arrays("sbi.gaussian_linear_posterior", "x_obs",
        lambda v: sbi.gaussian_linear_posterior(v, np.zeros(2), 0.1, 0.1), (3, 2), wrong=(3,))
 case("sbi.gaussian_linear_posterior", "hyper", "prior_var",

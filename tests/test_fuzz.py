@@ -141,14 +141,14 @@ def _methods():
         ("BoxUniform.log_prob", lambda: BoxUniform(-np.ones(2), np.ones(2)).log_prob,
          {"theta": _a(5, 2)}),
         ("simulate", lambda: (lambda theta: simulate(lambda t, r: t + r.standard_normal(t.shape),
-                                                     theta, 0).x), {"theta": _a(5, 2)}),
+                                                     theta, rng=0).x), {"theta": _a(5, 2)}),
         ("random_walk_metropolis",
-         lambda: (lambda x0: random_walk_metropolis(_gauss_lp, x0, 10, 0, n_warmup=5).samples),
+         lambda: (lambda x0: random_walk_metropolis(_gauss_lp, x0, 10, rng=0, n_warmup=5).samples),
          {"x0": _a(3, 2)}),
         ("slice_sampling",
-         lambda: (lambda x0: slice_sampling(_gauss_lp, x0, 5, 0, n_warmup=3).samples),
+         lambda: (lambda x0: slice_sampling(_gauss_lp, x0, 5, rng=0, n_warmup=3).samples),
          {"x0": _a(3, 2)}),
-        ("hmc", lambda: (lambda x0: hmc(_gauss_lp, lambda x: -x, x0, 5, 0, n_warmup=3).samples),
+        ("hmc", lambda: (lambda x0: hmc(_gauss_lp, lambda x: -x, x0, 5, rng=0, n_warmup=3).samples),
          {"x0": _a(3, 2)}),
     ]
 

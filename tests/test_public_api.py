@@ -1,10 +1,12 @@
-"""The public API: every subpackage exports its names; randomness is a keyword-only ``rng=None``.
+"""The public API: every subpackage exports its names, imports without cycles, and the entry points
+that draw random numbers behave as SPEC 7 says.
 
 Issue 8 ("One API, following the ecosystem's conventions"): ``from nprefgen.models import
-GaussianMixture`` works, and every public function or method that draws random numbers takes
-``rng`` keyword-only with default None (SPEC 7: None, an int seed or a Generator, normalised by
-``nprefgen._validation.check_rng``). Both are checked by introspection, so a new module or a new
-function is covered without touching this file.
+GaussianMixture`` works (checked by introspection, so a new module is covered without touching
+this file); ``rng`` accepts None, an int seed or a Generator (normalised by
+``nprefgen._validation.check_rng``), the same seed repeats and a Generator advances; fitted
+estimators hold no random state. That ``rng`` is keyword-only with default None in every public
+signature is checked once, by ``test_rng_is_keyword_only`` in tests/test_contracts.py.
 """
 from __future__ import annotations
 
@@ -21,61 +23,6 @@ import nprefgen
 
 SUBPACKAGES = ["data", "flows", "kernels", "metrics", "models", "nn", "samplers", "sbi",
                "sbi.diagnostics", "testing"]
-
-# Callables whose ``rng`` is positional by protocol: nprefgen calls them as ``f(theta, rng)`` with a
-# Generator, and users write their own (simulator, reference-sampler and augmentation protocols).
-PROTOCOL = {
-    "nprefgen.sbi.tasks.GaussianLinearSimulator.__call__",
-    "nprefgen.sbi.tasks.TwoMoonsSimulator.__call__",
-    "nprefgen.sbi.tasks.GaussianMixtureSimulator.__call__",
-    "nprefgen.sbi.cosmology.CosmologyGRFSimulator.__call__",
-    "nprefgen.models.augment.Augment.__call__",          # SimCLR.fit calls augment(x, rng)
-}
-
-# TO REMOVE AT MERGE (issue 8): signatures in files owned by other helpers, changed on their
-# branches in parallel. Each entry must go once its owner's branch is merged (the test
-# ``test_exemptions_are_still_needed`` fails on an entry that is already fixed).
-IN_FLIGHT = {
-    # "flows" helper: nprefgen/flows/*, nprefgen/plots/flows.py
-     
-     
-     
-     
-     
-     
-     
-     
-     
-     
-    # "train" helper: models/autoencoder.py, models/contrastive.py, sbi/npe.py, nle.py, posterior.py
-     "nprefgen.models.autoencoder.conv_autoencoder",
-    "nprefgen.models.autoencoder.dense_autoencoder",
-    "nprefgen.models.autoencoder.linear_autoencoder",
-     "nprefgen.models.contrastive.conv_simclr",
-    "nprefgen.models.contrastive.dense_simclr", 
-     "nprefgen.sbi.npe.build_flow",
-    "nprefgen.sbi.posterior.DirectPosterior.estimate_acceptance",
-    "nprefgen.sbi.posterior.DirectPosterior.sample",
-    "nprefgen.sbi.posterior.DirectPosterior.sample_batched",
-    "nprefgen.sbi.posterior.MCMCPosterior.sample",
-    "nprefgen.sbi.posterior.MCMCPosterior.sample_batched",
-    # "reliability" helper: samplers/*, sbi/priors.py, sbi/simulate.py, metrics/mmd.py
-    "nprefgen.metrics.mmd.median_bandwidth", "nprefgen.metrics.mmd.mmd2",
-    "nprefgen.metrics.mmd.mmd_permutation_test", "nprefgen.samplers.hmc.hmc",
-    "nprefgen.samplers.mcmc.check_run_args", "nprefgen.samplers.metropolis.random_walk_metropolis",
-    "nprefgen.samplers.slice.slice_sampling", "nprefgen.samplers.slice.slice_update",
-    "nprefgen.sbi.priors.BoxUniform.sample", "nprefgen.sbi.priors.Gaussian.sample",
-    "nprefgen.sbi.priors.Prior.sample", "nprefgen.sbi.simulate.batch_seeds",
-    "nprefgen.sbi.simulate.simulate", "nprefgen.sbi.simulate.simulate_from_prior",
-    # "contracts" helper: nprefgen/testing/*
-    
-    
-    
-    "nprefgen.testing.bijector_checks.randomize_parameters",
-     
-     
-    
-}
 
 
 def _public_modules():
@@ -109,23 +56,6 @@ def _public_callables():
                     if inspect.isfunction(meth):
                         seen[f"{name}.{attr}.{meth_name}"] = meth
     return sorted(seen.items())
-
-
-def _rng_violations():
-    bad = []
-    for qualname, obj in _public_callables():
-        if qualname in PROTOCOL or qualname in IN_FLIGHT:
-            continue
-        try:
-            sig = inspect.signature(obj)
-        except (TypeError, ValueError):
-            continue
-        p = sig.parameters.get("rng")
-        if p is None:
-            continue
-        if p.kind is not inspect.Parameter.KEYWORD_ONLY or p.default is not None:
-            bad.append(f"{qualname}{sig}")
-    return bad
 
 
 @pytest.mark.parametrize("sub", SUBPACKAGES)
@@ -174,36 +104,6 @@ def test_every_public_class_of_a_subpackage_is_exported():
     assert not missing, f"public classes not exported by their subpackage: {missing}"
 
 
-def test_rng_is_keyword_only_with_default_none():
-    """SPEC 7: ``rng`` is keyword-only and defaults to None wherever a public callable takes one."""
-    bad = _rng_violations()
-    assert not bad, "rng must be keyword-only with default None:\n  " + "\n  ".join(bad)
-
-
-def test_exemptions_are_still_needed():
-    """An exemption that no longer matches anything (renamed, fixed) must be removed."""
-    names = dict(_public_callables())
-    stale = sorted(q for q in PROTOCOL | IN_FLIGHT if q not in names)
-    assert not stale, f"stale exemptions: {stale}"
-    fixed = []
-    for q in sorted(IN_FLIGHT):
-        p = inspect.signature(names[q]).parameters.get("rng")
-        if p is not None and p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is None:
-            fixed.append(q)
-    assert not fixed, f"IN_FLIGHT exemptions already fixed, remove them: {fixed}"
-
-
-def test_the_checker_catches_a_positional_rng(monkeypatch):
-    """The introspection above is able to fail: a planted positional ``rng`` is reported."""
-    import nprefgen.data.toys as toys
-
-    def sample_planted(n, rng):  # pragma: no cover - never called
-        return np.zeros((n, 2))
-    sample_planted.__module__ = "nprefgen.data.toys"
-    monkeypatch.setattr(toys, "sample_planted", sample_planted, raising=False)
-    assert any("sample_planted" in b for b in _rng_violations())
-
-
 @pytest.mark.parametrize("sub", [""] + ["." + s for s in SUBPACKAGES])
 def test_imports_first_without_cycles_or_plots(sub):
     """In a fresh interpreter, ``import nprefgen<sub>`` works first (no import cycle) and pulls
@@ -248,6 +148,61 @@ def _spec7_cases():
         ("Task.observations", lambda rng: task.observations(3, rng=rng)[1]),
         ("Task.reference_posterior", lambda rng: task.reference_posterior(np.zeros(2), 5, rng=rng)),
         ("ABCPosterior.sample", lambda rng: abc.sample(5, rng=rng)),
+    ] + _spec7_sbi_cases()
+
+
+def _weights(module):
+    return np.concatenate([p.ravel() for p, _ in module.parameters()])
+
+
+def _spec7_sbi_cases():
+    """The same for the priors, simulation, samplers, posteriors, MMD test and builders."""
+    from nprefgen import samplers
+    from nprefgen.metrics import mmd_permutation_test
+    from nprefgen.models import dense_autoencoder, dense_simclr
+    from nprefgen.sbi import BoxUniform, DirectPosterior, Gaussian, MCMCPosterior
+    from nprefgen.sbi.npe import build_flow
+    from nprefgen.sbi.simulate import batch_seeds, simulate, simulate_from_prior
+    from nprefgen.testing import randomize_parameters
+
+    X = np.random.default_rng(1).standard_normal((40, 2))
+    box = BoxUniform(-3 * np.ones(2), 3 * np.ones(2))
+    gauss = Gaussian(np.zeros(2), np.eye(2))
+    sim = lambda t, r: t + r.standard_normal(t.shape)          # noqa: E731
+    lp = lambda x: -0.5 * np.sum(x * x, axis=1)                # noqa: E731
+    x0 = X[:3]
+    direct = DirectPosterior(build_flow("maf", 2, 2, 1, [4], None, None, rng=0), box)
+    mcmc = MCMCPosterior(gauss, lambda t, x: -0.5 * np.sum((x - t[:, None]) ** 2, axis=(1, 2)), 2,
+                         method="rwm", n_chains=2, n_warmup=5)
+
+    def randomized(rng):
+        from nprefgen.nn import Linear
+        layer = Linear(3, 2, rng=0)
+        randomize_parameters(layer, rng=rng)
+        return _weights(layer)
+
+    return [
+        ("BoxUniform.sample", lambda rng: box.sample(5, rng=rng)),
+        ("Gaussian.sample", lambda rng: gauss.sample(5, rng=rng)),
+        ("simulate", lambda rng: simulate(sim, X[:5], rng=rng, batch_size=2).x),
+        ("simulate_from_prior", lambda rng: simulate_from_prior(box, sim, 5, rng=rng).x),
+        ("batch_seeds", lambda rng: np.array([s.generate_state(2) for s in batch_seeds(3, rng=rng)])),
+        ("hmc", lambda rng: samplers.hmc(lp, lambda x: -x, x0, 5, rng=rng, n_warmup=3).samples),
+        ("slice_sampling", lambda rng: samplers.slice_sampling(lp, x0, 5, rng=rng, n_warmup=3).samples),
+        ("random_walk_metropolis", lambda rng: samplers.random_walk_metropolis(
+            lp, x0, 5, rng=rng, n_warmup=3).samples),
+        ("mmd_permutation_test", lambda rng: np.array(mmd_permutation_test(
+            X[:20], X[20:] + 0.1, rng=rng, n_permutations=100))),
+        ("DirectPosterior.sample", lambda rng: direct.sample(5, x=np.zeros(2), rng=rng)),
+        ("DirectPosterior.sample_batched", lambda rng: direct.sample_batched(3, X[:2], rng=rng)),
+        ("MCMCPosterior.sample", lambda rng: mcmc.sample(4, x=np.zeros(2), rng=rng)),
+        ("build_flow", lambda rng: np.concatenate(
+            [p.ravel() for _, p, _ in build_flow("maf", 2, 1, 1, [4], None, None, rng=rng)
+             .named_parameters()])),
+        ("randomize_parameters", randomized),
+        ("dense_autoencoder", lambda rng: _weights(dense_autoencoder(3, 2, (4,), rng=rng))),
+        ("dense_simclr", lambda rng: _weights(dense_simclr(3, 2, (4,), proj_dim=2, proj_hidden=3,
+                                                           rng=rng))),
     ]
 
 
@@ -271,8 +226,15 @@ def test_no_estimator_keeps_a_generator():
     from nprefgen import models
 
     X = np.random.default_rng(0).standard_normal((40, 3))
+    from nprefgen.sbi import NPE, BoxUniform
+
+    prior = BoxUniform(-4 * np.ones(3), 4 * np.ones(3))
+    npe = NPE(prior, flow="maf", n_transforms=1, hidden=4)
+    posterior = npe.train(X, X[:, :2], rng=1, max_epochs=1)
     fitted = [models.GaussianMixture(2, max_iter=3).fit(X, rng=1), models.PCA(2).fit(X),
-              models.LinearProbe().fit(X, (X[:, 0] > 0).astype(int), rng=1, epochs=2)]
+              models.LinearProbe().fit(X, (X[:, 0] > 0).astype(int), rng=1, epochs=2),
+              models.dense_autoencoder(3, 2, (4,), rng=0).fit(X, rng=1, epochs=1, progress=False),
+              npe, posterior, posterior.flow]
     for est in fitted:
         held = [k for k, v in vars(est).items()
                 if isinstance(v, (np.random.Generator, np.random.SeedSequence)) or "seed" in k]

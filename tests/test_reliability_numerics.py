@@ -69,7 +69,7 @@ def test_simulate_never_lets_the_simulator_modify_the_callers_theta(rng):
     original = theta.copy()
     results = []
     for executor in (None, cf.ThreadPoolExecutor(2), cf.ProcessPoolExecutor(2)):
-        out = simulate(_inplace_simulator, theta, np.random.default_rng(1), executor=executor,
+        out = simulate(_inplace_simulator, theta, rng=np.random.default_rng(1), executor=executor,
                        batch_size=2)
         if executor is not None:
             executor.shutdown()
@@ -82,9 +82,9 @@ def test_simulate_never_lets_the_simulator_modify_the_callers_theta(rng):
 
 def test_complex_simulator_output_is_an_error(rng):
     with pytest.raises(ValueError, match="simulator: expected real output"):
-        simulate(lambda t, r: t + 1j, np.ones((3, 2)), rng)
+        simulate(lambda t, r: t + 1j, np.ones((3, 2)), rng=rng)
     with pytest.raises(ValueError, match="simulator"):
-        simulate(lambda t, r: np.array(["a"] * t.shape[0]), np.ones((3, 2)), rng)
+        simulate(lambda t, r: np.array(["a"] * t.shape[0]), np.ones((3, 2)), rng=rng)
 
 
 def test_pca_on_data_that_overflows_inside_raises_and_never_hangs(rng, alarm):
@@ -157,7 +157,7 @@ def test_hmc_with_a_non_finite_gradient_says_so(rng):
         return -0.5 * np.sum(x * x, axis=1)
 
     with pytest.raises(ValueError, match="grad_log_prob: expected finite gradients"):
-        hmc(lp, lambda x: np.full_like(x, np.nan), np.zeros((2, 2)), 10, rng, n_warmup=0)
+        hmc(lp, lambda x: np.full_like(x, np.nan), np.zeros((2, 2)), 10, rng=rng, n_warmup=0)
 
     def nan_away_from_start(x):                    # finite at 0, NaN everywhere else
         g = -x.copy()
@@ -165,21 +165,21 @@ def test_hmc_with_a_non_finite_gradient_says_so(rng):
         return g
 
     with pytest.warns(RuntimeWarning, match="never moved.*diverged"):
-        res = hmc(lp, nan_away_from_start, np.zeros((3, 2)), 20, rng, n_warmup=0)
+        res = hmc(lp, nan_away_from_start, np.zeros((3, 2)), 20, rng=rng, n_warmup=0)
     assert np.all(res.extra["n_divergent"] == 20)
     with warnings.catch_warnings():
         warnings.simplefilter("error")             # a healthy run stays quiet
-        res = hmc(lp, lambda x: -x, rng.standard_normal((3, 2)), 50, rng, n_warmup=50)
+        res = hmc(lp, lambda x: -x, rng.standard_normal((3, 2)), 50, rng=rng, n_warmup=50)
     assert np.all(res.extra["n_divergent"] == 0)
     with pytest.raises(ValueError, match="grad_log_prob: expected real"):
-        hmc(lp, lambda x: -x + 0j, np.zeros((2, 2)), 5, rng, n_warmup=0)
+        hmc(lp, lambda x: -x + 0j, np.zeros((2, 2)), 5, rng=rng, n_warmup=0)
 
 
 def test_a_singular_metropolis_proposal_is_refused(rng):
     """A rank-1 (2, 2) proposal shape explores a line only: the chain silently misses the rest."""
     with pytest.raises(ValueError, match="scale: expected a non-singular"):
         random_walk_metropolis(lambda x: -0.5 * np.sum(x * x, axis=1), np.zeros((2, 2)), 10,
-                               rng, scale=[[1.0, 1.0], [1.0, 1.0]])
+                               rng=rng, scale=[[1.0, 1.0], [1.0, 1.0]])
 
 
 # -- 5. optimizers ------------------------------------------------------------------------------
@@ -217,13 +217,13 @@ def test_absurd_sizes_are_refused_up_front(rng, alarm):
     alarm(20)
     lp = lambda x: -0.5 * np.sum(x * x, axis=1)      # noqa: E731
     with pytest.raises(ValueError, match="n_steps: expected a size that fits in memory"):
-        random_walk_metropolis(lp, np.zeros((4, 2)), 10 ** 12, rng)
+        random_walk_metropolis(lp, np.zeros((4, 2)), 10 ** 12, rng=rng)
     with pytest.raises(ValueError, match="n: expected a size"):
-        BoxUniform([0.0], [1.0]).sample(10 ** 12, rng)
+        BoxUniform([0.0], [1.0]).sample(10 ** 12, rng=rng)
     with pytest.raises(ValueError, match="n: expected a size"):
-        Gaussian([0.0], [1.0]).sample(10 ** 12, rng)
+        Gaussian([0.0], [1.0]).sample(10 ** 12, rng=rng)
     with pytest.raises(ValueError, match="n: expected a size"):
-        simulate_from_prior(BoxUniform([0.0], [1.0]), lambda t, r: t, 10 ** 12, rng)
+        simulate_from_prior(BoxUniform([0.0], [1.0]), lambda t, r: t, 10 ** 12, rng=rng)
     x = rng.standard_normal((10, 2))
     with pytest.raises(ValueError, match="max_points: expected a size"):
         median_bandwidth(np.repeat(x, 10 ** 5, axis=0)[:600_000], x, max_points=10 ** 6)
@@ -232,6 +232,6 @@ def test_absurd_sizes_are_refused_up_front(rng, alarm):
 def test_samplers_take_an_int_seed():
     """SPEC 7: check_run_args normalised rng but the samplers kept the raw int (AttributeError)."""
     lp = lambda x: -0.5 * np.sum(x * x, axis=1)      # noqa: E731
-    for run in (lambda r: random_walk_metropolis(lp, np.zeros((2, 2)), 5, r, n_warmup=2),
-                lambda r: hmc(lp, lambda x: -x, np.zeros((2, 2)), 5, r, n_warmup=2)):
+    for run in (lambda r: random_walk_metropolis(lp, np.zeros((2, 2)), 5, rng=r, n_warmup=2),
+                lambda r: hmc(lp, lambda x: -x, np.zeros((2, 2)), 5, rng=r, n_warmup=2)):
         np.testing.assert_array_equal(run(7).samples, run(np.random.default_rng(7)).samples)

@@ -9,7 +9,9 @@ Gretton, Borgwardt, Rasch, Schoelkopf & Smola (2012), "A kernel two-sample test"
 
 has expectation MMD^2(P, Q) >= 0 with equality iff P = Q (the Gaussian kernel is
 characteristic); the estimate itself can dip below zero when P = Q. The bandwidth h defaults to
-the median pairwise distance of the pooled samples (the median heuristic).
+the median pairwise distance of the pooled samples (the median heuristic), over an evenly spaced
+subset of at most ``max_points`` rows: no randomness, so :func:`mmd2` is a deterministic function
+of x and y (only :func:`mmd_permutation_test` draws random numbers, from its ``rng``).
 
 The kernel sums never hold an n x m matrix: :func:`kernel_sum` (numba) loops over pairs and
 :func:`kernel_sum_numpy` (its NumPy twin and oracle) works in row blocks.
@@ -67,17 +69,19 @@ def kernel_sum(a: np.ndarray, b: np.ndarray, bandwidth: float, same: bool) -> fl
     return float(_kernel_sum(a, b, -0.5 / (bandwidth * bandwidth), bool(same)))
 
 
-def median_bandwidth(x: np.ndarray, y: np.ndarray, rng: np.random.Generator | None = None,
-                     max_points: int = 1000) -> float:
-    """The median pairwise distance of the pooled samples (a random subset of ``max_points``)."""
+def median_bandwidth(x: np.ndarray, y: np.ndarray, max_points: int = 1000) -> float:
+    """The median pairwise distance of the pooled samples x: (n, d), y: (m, d).
+
+    With more than ``max_points`` pooled rows, the rows (i N) // max_points, i < max_points, of
+    the pooled (N, d) array are used: evenly spaced through both samples, deterministic (a
+    random subset would make the bandwidth, and so mmd2, depend on a seed)."""
     x = check_array(x, "x", ndim=2)
     y = check_array(y, "y", shape=(None, x.shape[1]))
     max_points = check_int(max_points, "max_points", low=2)
     check_alloc((min(max_points, x.shape[0] + y.shape[0]),) * 2 + (x.shape[1],), "max_points")
     z = np.concatenate([x, y])
     if z.shape[0] > max_points:
-        rng = rng if rng is not None else np.random.default_rng(0)
-        z = z[rng.choice(z.shape[0], max_points, replace=False)]
+        z = z[np.arange(max_points) * z.shape[0] // max_points]
     with np.errstate(over="ignore", invalid="ignore"):
         d2 = np.sum((z[:, None, :] - z[None, :, :]) ** 2, axis=2)
     check_finite_result(d2, "x", "squared pairwise distances (with y)", z)
@@ -86,12 +90,11 @@ def median_bandwidth(x: np.ndarray, y: np.ndarray, rng: np.random.Generator | No
     return h if h > 0 else 1.0
 
 
-def mmd2(x, y, bandwidth: float | None = None, rng: np.random.Generator | None = None,
-         use_kernel: bool = True) -> float:
+def mmd2(x, y, bandwidth: float | None = None, *, use_kernel: bool = True) -> float:
     """(SBI.19) unbiased MMD^2 between x: (n, d) and y: (m, d) (n, m >= 2).
 
-    ``bandwidth`` h, or None for the median heuristic (on a random subset drawn from ``rng``
-    when there are more than 1000 points).
+    ``bandwidth`` h, or None for the median heuristic (:func:`median_bandwidth`, on an evenly
+    spaced subset when there are more than 1000 points). Deterministic: no ``rng``.
     """
     x = check_array(x, "x", ndim=2, dtype=np.float64)
     y = check_array(y, "y", ndim=2, dtype=np.float64)
@@ -99,9 +102,7 @@ def mmd2(x, y, bandwidth: float | None = None, rng: np.random.Generator | None =
         raise ValueError(f"y: expected {x.shape[1]} columns to match x, got shape {y.shape}")
     if x.shape[0] < 2 or y.shape[0] < 2:
         raise ValueError(f"x: expected at least 2 samples in each set, got {x.shape[0]} and {y.shape[0]}")
-    if rng is not None:
-        rng = check_rng(rng)
-    h = median_bandwidth(x, y, rng) if bandwidth is None else check_scalar(
+    h = median_bandwidth(x, y) if bandwidth is None else check_scalar(
         bandwidth, "bandwidth", low=0.0, low_inclusive=False)
     if not 0.0 < h * h < np.inf:
         raise ValueError(f"bandwidth: expected h with h^2 representable in float64 "
@@ -115,14 +116,17 @@ def mmd2(x, y, bandwidth: float | None = None, rng: np.random.Generator | None =
     return kxx + kyy - 2.0 * kxy
 
 
-def mmd_permutation_test(x, y, rng: np.random.Generator, n_permutations: int = 200,
+def mmd_permutation_test(x, y, *, rng=None, n_permutations: int = 200,
                          bandwidth: float | None = None) -> tuple[float, float]:
-    """MMD^2_u and its permutation p-value (the pooled samples relabelled at random)."""
+    """MMD^2_u and its permutation p-value (the pooled samples relabelled at random).
+
+    x: (n, d), y: (m, d); ``rng`` None, an int seed or a Generator (SPEC 7) draws the
+    permutations; ``bandwidth`` None uses :func:`median_bandwidth`."""
     x = check_array(x, "x", ndim=2, dtype=np.float64)
     y = check_array(y, "y", ndim=2, dtype=np.float64)
     rng = check_rng(rng)
     n_permutations = check_int(n_permutations, "n_permutations", low=1)
-    h = median_bandwidth(x, y, rng) if bandwidth is None else bandwidth
+    h = median_bandwidth(x, y) if bandwidth is None else bandwidth
     observed = mmd2(x, y, bandwidth=h)
     z = np.concatenate([x, y])
     n = x.shape[0]

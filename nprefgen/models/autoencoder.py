@@ -22,11 +22,13 @@ import numpy as np
 
 from nprefgen._validation import check_array, check_choice, check_int, check_rng, check_scalar
 from nprefgen.nn import (
-    Adam, Conv2d, ConvTranspose2d, Flatten, Linear, MLP, Module, Reshape, Sequential,
+    Conv2d, ConvTranspose2d, Flatten, Linear, MLP, Module, Reshape, Sequential,
     bce_with_logits_loss, mse_loss, sigmoid,
 )
+from nprefgen.models._files import check_meta, meta_entries
 from nprefgen.nn.activations import ACTIVATIONS
-from nprefgen.nn.train import TrainingDivergedError, fit_loop, validation_split
+from nprefgen.nn.io import load_npz, save_npz
+from nprefgen.nn.train import fit_loop_keeping_adam, validation_split
 
 LOSSES = ("mse", "bce")
 
@@ -140,19 +142,47 @@ class Autoencoder:
         if X_val is None:
             train, val = validation_split(X.shape[0], validation_fraction, rng=rng)
             X, X_val = X[train], (X[val] if val.size else None)
-        if not hasattr(self, "_opt") or self._opt.lr != lr or self._opt.weight_decay != weight_decay:
-            self._opt = Adam(self.parameters(), lr=lr, weight_decay=weight_decay)
-        try:
-            self.history_ = fit_loop(
-                self, self.loss_and_grad, (X,), rng=rng, evaluate=self.evaluate,
-                val_data=None if X_val is None else (X_val,), epochs=epochs, batch_size=batch_size,
-                optimizer=self._opt, clip=clip, patience=patience, on_divergence=on_divergence,
-                progress=progress, desc="Autoencoder.fit")
-        except TrainingDivergedError:
-            del self._opt                      # its moments saw the diverging steps
-            raise
-        if self.history_["stopped"] == "diverged":
-            del self._opt
+        self.history_ = fit_loop_keeping_adam(
+            self, self.loss_and_grad, (X,), lr=lr, weight_decay=weight_decay, rng=rng,
+            evaluate=self.evaluate, val_data=None if X_val is None else (X_val,), epochs=epochs,
+            batch_size=batch_size, clip=clip, patience=patience, on_divergence=on_divergence,
+            progress=progress, desc="Autoencoder.fit")
+        return self
+
+    # -- files -------------------------------------------------------------------------------
+    def _networks(self) -> Module:
+        """encoder and decoder as children of one module: state_dict names ``encoder.<name>``
+        and ``decoder.<name>`` (PyTorch's, for a module with these two attributes)."""
+        both = Module()
+        both.add_child("encoder", self.encoder)
+        both.add_child("decoder", self.decoder)
+        return both
+
+    def _config(self) -> dict:
+        return {"in_features": self.in_features, "latent_dim": self.latent_dim, "loss": self.loss}
+
+    def save(self, path) -> None:
+        """Write the weights of encoder and decoder, the hyper-parameters and ``history_`` to
+        ``.npz`` at ``path`` by :func:`nprefgen.nn.io.save_npz` (atomic: a failed save leaves an
+        existing file byte-identical; non-finite weights are refused). The optimizer state is
+        not saved: a ``fit`` after ``load`` starts a fresh Adam."""
+        save_npz(path, self._networks(), meta=meta_entries("Autoencoder", self._config(), self.history_))
+
+    def load(self, path) -> "Autoencoder":
+        """Load weights saved by :meth:`save` into this identically built model; returns self.
+
+        All or nothing (:func:`nprefgen.nn.io.load_npz`): parameter names, shapes, dtypes,
+        finite values, the class and the hyper-parameters are checked before any weight is
+        assigned; a bad file raises ValueError naming ``path`` and the field and leaves the
+        model unchanged."""
+        got = {}
+
+        def check(meta):
+            got["history"] = check_meta(path, "Autoencoder", meta, self._config())
+
+        load_npz(path, self._networks(), check_meta=check)
+        self.history_ = got["history"]
+        self.__dict__.pop("_opt", None)         # its moments belong to the replaced weights
         return self
 
     def __repr__(self) -> str:
@@ -163,11 +193,12 @@ class Autoencoder:
 # -- builders -----------------------------------------------------------------------------------
 
 def dense_autoencoder(in_features: int, latent_dim: int, hidden: Sequence[int] = (128, 64), *,
-                      rng: np.random.Generator, activation: str = "relu",
+                      rng=None, activation: str = "relu",
                       loss: str = "mse") -> Autoencoder:
     """MLP encoder ``in -> hidden -> latent`` and the mirrored MLP decoder.
 
-    The latent layer and the decoder output are linear (logits for ``loss="bce"``).
+    The latent layer and the decoder output are linear (logits for ``loss="bce"``). ``rng``:
+    None, an int seed or a Generator (SPEC 7), the initial weights.
     """
     rng = check_rng(rng)
     in_features = check_int(in_features, "in_features", low=1)
@@ -178,7 +209,7 @@ def dense_autoencoder(in_features: int, latent_dim: int, hidden: Sequence[int] =
     return Autoencoder(enc, dec, in_features=in_features, latent_dim=latent_dim, loss=loss)
 
 
-def linear_autoencoder(in_features: int, latent_dim: int, *, rng: np.random.Generator,
+def linear_autoencoder(in_features: int, latent_dim: int, *, rng=None,
                        bias: bool = True) -> Autoencoder:
     """(REP.7) x_hat = W_d (W_e x + b_e) + b_d: no activation functions, squared error.
 
@@ -195,7 +226,7 @@ def linear_autoencoder(in_features: int, latent_dim: int, *, rng: np.random.Gene
 
 
 def conv_autoencoder(image_shape: Sequence[int], latent_dim: int, channels: Sequence[int] = (16, 32),
-                     *, rng: np.random.Generator, loss: str = "mse",
+                     *, rng=None, loss: str = "mse",
                      activation: str = "relu") -> Autoencoder:
     """Convolutional autoencoder for ``(c, h, w)`` images with h and w divisible by 4.
 

@@ -26,9 +26,11 @@ import numpy as np
 
 from nprefgen._validation import check_array, check_choice, check_int, check_rng, check_scalar
 from nprefgen.kernels.ntxent import ntxent, ntxent_numpy
-from nprefgen.nn import MLP, Adam, Conv2d, Flatten, Linear, Module, Reshape, Sequential
+from nprefgen.nn import MLP, Conv2d, Flatten, Linear, Module, Reshape, Sequential
+from nprefgen.models._files import check_meta, meta_entries
 from nprefgen.nn.activations import ACTIVATIONS
-from nprefgen.nn.train import TrainingDivergedError, fit_loop
+from nprefgen.nn.io import load_npz, save_npz
+from nprefgen.nn.train import fit_loop_keeping_adam
 
 
 def ntxent_loss(z_a, z_b, tau: float = 0.5, *, use_kernel: bool = True):
@@ -142,23 +144,50 @@ class SimCLR:
         check_int(epochs, "epochs", low=1)
         batch_size = check_int(batch_size, "batch_size", low=2)
         lr = check_scalar(lr, "lr", low=0.0, low_inclusive=False)
-        if not hasattr(self, "_opt") or self._opt.lr != lr or self._opt.weight_decay != weight_decay:
-            self._opt = Adam(self.parameters(), lr=lr, weight_decay=weight_decay)
-
         def views_loss_and_grad(x):
             """(REP.16) two fresh views of the batch x: (N, D), their NT-Xent and gradient."""
             return self.loss_and_grad(augment(x, rng), augment(x, rng))
 
-        try:
-            self.history_ = fit_loop(
-                self, views_loss_and_grad, (X,), rng=rng, epochs=epochs, batch_size=batch_size,
-                optimizer=self._opt, clip=clip, patience=patience, min_batch_size=2,
-                on_divergence=on_divergence, progress=progress, desc="SimCLR.fit")
-        except TrainingDivergedError:
-            del self._opt                      # its moments saw the diverging steps
-            raise
-        if self.history_["stopped"] == "diverged":
-            del self._opt
+        self.history_ = fit_loop_keeping_adam(
+            self, views_loss_and_grad, (X,), lr=lr, weight_decay=weight_decay, rng=rng,
+            epochs=epochs, batch_size=batch_size, clip=clip, patience=patience, min_batch_size=2,
+            on_divergence=on_divergence, progress=progress, desc="SimCLR.fit")
+        return self
+
+    # -- files -------------------------------------------------------------------------------
+    def _networks(self) -> Module:
+        """encoder and head as children of one module: state_dict names ``encoder.<name>``
+        and ``head.<name>`` (PyTorch's, for a module with these two attributes)."""
+        both = Module()
+        both.add_child("encoder", self.encoder)
+        both.add_child("head", self.head)
+        return both
+
+    def _config(self) -> dict:
+        return {"in_features": self.in_features, "tau": self.tau}
+
+    def save(self, path) -> None:
+        """Write the weights of encoder and head, the hyper-parameters and ``history_`` to
+        ``.npz`` at ``path`` by :func:`nprefgen.nn.io.save_npz` (atomic: a failed save leaves an
+        existing file byte-identical; non-finite weights are refused). The optimizer state is
+        not saved: a ``fit`` after ``load`` starts a fresh Adam."""
+        save_npz(path, self._networks(), meta=meta_entries("SimCLR", self._config(), self.history_))
+
+    def load(self, path) -> "SimCLR":
+        """Load weights saved by :meth:`save` into this identically built model; returns self.
+
+        All or nothing (:func:`nprefgen.nn.io.load_npz`): parameter names, shapes, dtypes,
+        finite values, the class and the hyper-parameters are checked before any weight is
+        assigned; a bad file raises ValueError naming ``path`` and the field and leaves the
+        model unchanged."""
+        got = {}
+
+        def check(meta):
+            got["history"] = check_meta(path, "SimCLR", meta, self._config())
+
+        load_npz(path, self._networks(), check_meta=check)
+        self.history_ = got["history"]
+        self.__dict__.pop("_opt", None)         # its moments belong to the replaced weights
         return self
 
     def __repr__(self) -> str:
@@ -169,10 +198,11 @@ class SimCLR:
 # -- builders -----------------------------------------------------------------------------------
 
 def dense_simclr(in_features: int, feature_dim: int = 32, hidden: Sequence[int] = (256,),
-                 proj_dim: int = 32, proj_hidden: int = 64, *, rng: np.random.Generator,
+                 proj_dim: int = 32, proj_hidden: int = 64, *, rng=None,
                  tau: float = 0.5, activation: str = "relu") -> SimCLR:
     """MLP encoder ``D -> hidden -> feature_dim`` and MLP head ``feature_dim -> proj_hidden ->
-    proj_dim`` (SimCLR's non-linear projection head)."""
+    proj_dim`` (SimCLR's non-linear projection head). ``rng``: None, an int seed or a Generator
+    (SPEC 7), the initial weights."""
     rng = check_rng(rng)
     enc = MLP(in_features, list(hidden), feature_dim, rng=rng, activation=activation)
     head = MLP(feature_dim, [proj_hidden], proj_dim, rng=rng, activation="relu")
@@ -180,7 +210,7 @@ def dense_simclr(in_features: int, feature_dim: int = 32, hidden: Sequence[int] 
 
 
 def conv_simclr(image_shape: Sequence[int], feature_dim: int = 32, channels: Sequence[int] = (16, 32),
-                proj_dim: int = 32, proj_hidden: int = 64, *, rng: np.random.Generator,
+                proj_dim: int = 32, proj_hidden: int = 64, *, rng=None,
                 tau: float = 0.5, activation: str = "relu") -> SimCLR:
     """Convolutional encoder for ``(c, h, w)`` images (h, w divisible by 4), flat (n, c h w)
     inputs: two 3x3 stride-2 Conv2d + activation, Flatten, Linear(feature_dim); MLP head."""

@@ -8,17 +8,15 @@ Fitted jointly to ``[y, c]``, the conditional ``p(y | c)`` is again Gaussian (SP
 
     y | c ~ N(mu_y + S_yc S_cc^{-1} (c - mu_c),  S_yy - S_yc S_cc^{-1} S_cy)
 
-Closed-form fit, so ``history_`` holds the training log-likelihood only.
+Closed-form fit, so ``history_`` holds one entry: the mean negative log-likelihood of the
+training data, ``{"train_loss": [-mean log p]}`` (the loss every model's history_ records).
 """
 from __future__ import annotations
-
-import json
-import os
-import tempfile
 
 import numpy as np
 
 from nprefgen._validation import check_array, check_int, check_rng, check_scalar
+from nprefgen.models._files import field, read_model, where_load, where_save, write_model
 
 LOG_2PI = float(np.log(2.0 * np.pi))
 
@@ -37,7 +35,10 @@ class GaussianDensity:
     chol_ : (D, D) its lower Cholesky factor L
     gain_ : (D, C) S_yc S_cc^{-1} or None; mu_c_ : (C,) or None
     dim, context_dim : D and C
-    history_ : {"train_log_prob": [mean log p of the training data]}
+    history_ : {"train_loss": [-mean log p of the training data]}
+
+    ``save(path)`` / ``GaussianDensity(ridge).load(path)`` (returns the model): guarantees in
+    :mod:`nprefgen.models._files`.
     """
 
     def __init__(self, ridge: float = 1e-6) -> None:
@@ -70,7 +71,7 @@ class GaussianDensity:
             self.mu_ = None
             raise ValueError("y: the covariance is not positive definite (constant or collinear "
                              "coordinates); use ridge > 0") from None
-        self.history_ = {"train_log_prob": [float(np.mean(self.log_prob(y, context)))]}
+        self.history_ = {"train_loss": [-float(np.mean(self.log_prob(y, context)))]}
         return self
 
     def _check_fitted(self, what: str) -> None:
@@ -118,58 +119,56 @@ class GaussianDensity:
         return d + d * (d + 1) // 2
 
     # -- files ----------------------------------------------------------------------------------
-    def save(self, path) -> None:
-        """Write the fitted model to ``.npz`` (a temporary file renamed over ``path``)."""
-        self._check_fitted("save")
-        if not isinstance(path, (str, os.PathLike)):
-            raise ValueError(f"path: expected a file path, got {type(path).__name__}")
-        arrays = dict(mu=self.mu_, cov=self.cov_, ridge=np.array(self.ridge),
-                      history=np.array(json.dumps(self.history_)))
-        if self.gain_ is not None:
-            arrays.update(gain=self.gain_, mu_c=self.mu_c_)
-        folder = os.path.dirname(os.path.abspath(os.fspath(path)))
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".gaussian-", suffix=".npz.tmp")
+    def _fitted_state(self, arrays: dict, where: str) -> dict:
+        """mu_ (D,), cov_ (D, D) symmetric positive definite (its Cholesky factor is recomputed,
+        as fit does), and for a conditional model gain_ (D, C) with mu_c_ (C,)."""
+        mu = field(arrays, "mu_", where, shape=(None,))
+        d = mu.size
+        if d < 1:
+            raise ValueError(f"{where}: mu_: expected shape (D,) with D >= 1, got {mu.shape}")
+        cov = field(arrays, "cov_", where, shape=(d, d))
+        asym = float(np.max(np.abs(cov - cov.T)))
+        if not asym <= 1e-10 * float(np.max(np.abs(cov))):     # check_spd's tolerance: a
+            raise ValueError(f"{where}: cov_: expected a symmetric matrix, got an asymmetry "
+                             f"of {asym:.3g}")         # Schur complement differs in last bits
         try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
-
-    @classmethod
-    def load(cls, path) -> "GaussianDensity":
-        """A model saved by :meth:`save`; the whole file is validated before anything is built."""
-        from nprefgen.nn.io import read_npz
-
-        arrays = read_npz(path)
-        where = f"path: {os.fspath(path)!r}"
-        need = {"mu", "cov", "ridge", "history"}
-        if not need <= set(arrays) or ("gain" in arrays) != ("mu_c" in arrays):
-            raise ValueError(f"{where} is not a GaussianDensity file (entries {sorted(arrays)})")
-        try:
-            mu = check_array(arrays["mu"], "mu", ndim=1, dtype=np.float64)
-            d = mu.size
-            cov = check_array(arrays["cov"], "cov", shape=(d, d), dtype=np.float64)
-            ridge = check_scalar(float(arrays["ridge"]), "ridge", low=0.0)
-            gain = mu_c = None
-            if "gain" in arrays:
-                mu_c = check_array(arrays["mu_c"], "mu_c", ndim=1, dtype=np.float64)
-                gain = check_array(arrays["gain"], "gain", shape=(d, mu_c.size), dtype=np.float64)
-            if not np.allclose(cov, cov.T, rtol=1e-12, atol=0.0):
-                raise ValueError("cov: expected a symmetric matrix")
             chol = np.linalg.cholesky(cov)
-            history = json.loads(str(arrays["history"]))
-        except (ValueError, np.linalg.LinAlgError, TypeError) as exc:
-            raise ValueError(f"{where}: invalid GaussianDensity file ({exc})") from None
-        model = cls(ridge)
-        model.mu_, model.cov_, model.chol_, model.gain_, model.mu_c_ = mu, cov, chol, gain, mu_c
-        model.dim, model.context_dim = d, 0 if mu_c is None else mu_c.size
-        model.history_ = history
-        return model
+        except np.linalg.LinAlgError:
+            raise ValueError(f"{where}: cov_: expected a positive-definite matrix") from None
+        out = dict(mu_=mu, cov_=cov, chol_=chol, gain_=None, mu_c_=None, dim=d, context_dim=0)
+        if ("gain_" in arrays) != ("mu_c_" in arrays):
+            raise ValueError(f"{where}: gain_, mu_c_: expected both (a conditional model) or "
+                             f"neither, got only {'gain_' if 'gain_' in arrays else 'mu_c_'}")
+        if "gain_" in arrays:
+            mu_c = field(arrays, "mu_c_", where, shape=(None,))
+            if mu_c.size < 1:
+                raise ValueError(f"{where}: mu_c_: expected shape (C,) with C >= 1, got "
+                                 f"{mu_c.shape}")
+            out.update(mu_c_=mu_c, gain_=field(arrays, "gain_", where, shape=(d, mu_c.size)),
+                       context_dim=mu_c.size)
+        return out
+
+    def save(self, path) -> None:
+        """Write the fitted model to ``.npz`` at ``path``, atomically (a failed save leaves an
+        existing file byte-identical)."""
+        self._check_fitted("save")
+        arrays = dict(mu_=self.mu_, cov_=self.cov_)
+        if self.gain_ is not None:
+            arrays.update(gain_=self.gain_, mu_c_=self.mu_c_)
+        self._fitted_state(arrays, where_save("GaussianDensity"))
+        write_model(path, "GaussianDensity", arrays, {"ridge": self.ridge}, self.history_)
+
+    def load(self, path) -> "GaussianDensity":
+        """Load a model saved by :meth:`save` into this one (built with the same ``ridge``);
+        returns self. All or nothing: a bad file raises ValueError naming ``path`` and the field
+        and leaves the model unchanged."""
+        arrays, history = read_model(path, "GaussianDensity", {"ridge": self.ridge},
+                                     ("mu_", "cov_"), optional=("gain_", "mu_c_"))
+        state = self._fitted_state(arrays, where_load(path, "GaussianDensity"))
+        for name, value in state.items():
+            setattr(self, name, value)
+        self.history_ = history
+        return self
 
     def __repr__(self) -> str:
         state = "unfitted" if self.mu_ is None else f"dim={self.dim}, context_dim={self.context_dim}"

@@ -31,6 +31,7 @@ from nprefgen.kernels.gmm import (
     log_gaussian_prob_diag, log_gaussian_prob_full, log_responsibilities,
     weighted_scatter_diag, weighted_scatter_full, weighted_sums,
 )
+from nprefgen.models._files import field, read_model, where_load, where_save, write_model
 from nprefgen.models.kmeans import kmeans_plusplus, lloyd, squared_distances
 
 COVARIANCE_TYPES = ("full", "diag", "spherical")
@@ -380,6 +381,17 @@ class GaussianMixture:
     converged_ (bool), n_iter_ (int), lower_bound_ (float: the mean log-likelihood of the
     parameters before the last M-step, as scikit-learn), lower_bounds_ (n_iter_,): the
     per-iteration mean log-likelihood history of the kept run.
+
+    history_ : the contract's training record (derivations/README.md, "Models"), read off the
+        kept run: ``{"train_loss": [-l_1, ..., -l_T], "epochs": T, "converged": bool}``, the mean
+        negative log-likelihood -lower_bounds_ per EM iteration (the loss EM decreases), T =
+        n_iter_, converged = converged_.
+
+    ``save(path)`` / ``load(path)``: the fitted arrays ``weights_``, ``means_``, ``covariances_``,
+    ``lower_bounds_``, ``converged_`` and the hyper-parameters in one ``.npz``;
+    ``GaussianMixture(...same arguments...).load(path)`` returns the model, with
+    ``precisions_cholesky_`` and ``precisions_`` recomputed by (GMM.3a) exactly as ``fit`` does
+    (see :mod:`nprefgen.models._files` for the guarantees).
     """
 
     def __init__(self, n_components: int = 1, *, covariance_type: str = "full",
@@ -455,6 +467,7 @@ class GaussianMixture:
         self.precisions_ = precisions_from_cholesky(best.prec_chol, self.covariance_type)
         self.converged_, self.n_iter_ = best.converged, best.n_iter
         self.lower_bound_, self.lower_bounds_ = best.lower_bound, best.lower_bounds
+        self.history_ = _history(best.lower_bounds, best.converged)
         return self
 
     # -- using the fitted model ----------------------------------------------------------------
@@ -515,3 +528,74 @@ class GaussianMixture:
         """(GMM.13b) -2 n l(X) + 2 p; lower is better."""
         X = self._check_X(X, "aic")
         return -2.0 * X.shape[0] * self.score(X) + 2.0 * self.n_parameters()
+
+    # -- files -----------------------------------------------------------------------------------
+    def _config(self) -> dict:
+        return dict(n_components=self.n_components, covariance_type=self.covariance_type,
+                    tol=self.tol, reg_covar=self.reg_covar, max_iter=self.max_iter,
+                    n_init=self.n_init, init_params=self.init_params, kmeans_iter=self.kmeans_iter)
+
+    def _fitted_state(self, arrays: dict, where: str) -> dict:
+        """Check fitted arrays (from a file, or this model's before a save) -> the attributes.
+
+        weights_ positive summing to 1 (to the rounding of nk / sum nk: K eps), means_ (K, d),
+        covariances_ symmetric positive definite of the covariance_type's shape (the precision
+        Cholesky factors (GMM.3a) are recomputed from them, which refuses a singular one),
+        lower_bounds_ (T,) with T >= 1, converged_ a bool."""
+        K, ct = self.n_components, self.covariance_type
+        w = field(arrays, "weights_", where, shape=(K,))
+        if np.any(w <= 0) or abs(w.sum() - 1.0) > 4 * K * np.finfo(np.float64).eps:
+            raise ValueError(f"{where}: weights_: expected positive weights summing to 1, got "
+                             f"minimum {w.min()!r} and sum {w.sum()!r}")
+        means = field(arrays, "means_", where, shape=(K, None))
+        d = means.shape[1]
+        if d < 1:
+            raise ValueError(f"{where}: means_: expected shape ({K}, d) with d >= 1, got "
+                             f"{means.shape}")
+        shape = {"full": (K, d, d), "diag": (K, d), "spherical": (K,)}[ct]
+        cov = field(arrays, "covariances_", where, shape=shape)
+        try:
+            prec_chol = precision_cholesky(cov, ct)                         # (GMM.3a)
+        except ValueError as exc:
+            raise ValueError(f"{where}: covariances_: expected symmetric positive-definite "
+                             f"covariances ({exc})") from None
+        bounds = field(arrays, "lower_bounds_", where, shape=(None,))
+        if bounds.size < 1:
+            raise ValueError(f"{where}: lower_bounds_: expected at least one EM iteration, got 0")
+        converged = bool(field(arrays, "converged_", where, shape=(), kind="b"))
+        return dict(weights_=w, means_=means, covariances_=cov, precisions_cholesky_=prec_chol,
+                    precisions_=precisions_from_cholesky(prec_chol, ct), converged_=converged,
+                    n_iter_=int(bounds.size), lower_bound_=float(bounds[-1]),
+                    lower_bounds_=bounds)
+
+    def save(self, path) -> None:
+        """Write the fitted mixture to ``.npz`` at ``path``, atomically (a failed save leaves an
+        existing file byte-identical); an invalid fitted state is refused before writing."""
+        self._check_fitted("save")
+        arrays = dict(weights_=self.weights_, means_=self.means_, covariances_=self.covariances_,
+                      lower_bounds_=np.asarray(self.lower_bounds_, dtype=np.float64),
+                      converged_=np.array(bool(self.converged_)))
+        self._fitted_state(arrays, where_save("GaussianMixture"))
+        write_model(path, "GaussianMixture", arrays, self._config(), self.history_)
+
+    def load(self, path) -> "GaussianMixture":
+        """Load a mixture saved by :meth:`save` into this identically constructed model; returns
+        self. All or nothing: a bad file raises ValueError naming ``path`` and the field, and
+        leaves the model unchanged."""
+        arrays, history = read_model(path, "GaussianMixture", self._config(),
+                                     ("weights_", "means_", "covariances_", "lower_bounds_",
+                                      "converged_"))
+        state = self._fitted_state(arrays, where_load(path, "GaussianMixture"))
+        if history is None:
+            history = _history(state["lower_bounds_"], state["converged_"])
+        for name, value in state.items():
+            setattr(self, name, value)
+        self.history_ = history
+        return self
+
+
+def _history(lower_bounds: np.ndarray, converged: bool) -> dict:
+    """history_ of a GMM: the per-iteration mean NLL -l_t (GMM.2), the iteration count and
+    whether the run converged (GMM.17)."""
+    return {"train_loss": [-float(v) for v in lower_bounds], "epochs": int(len(lower_bounds)),
+            "converged": bool(converged)}

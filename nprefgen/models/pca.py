@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nprefgen._validation import check_array, check_finite_result, check_int
+from nprefgen.models._files import field, read_model, where_load, where_save, write_model
 
 _TINY = np.finfo(np.float64).tiny
 
@@ -150,7 +151,18 @@ class PCA:
     --------------------------
     mean_ : (d,); components_ : (k, d); singular_values_ : (k,); explained_variance_ : (k,);
     explained_variance_ratio_ : (k,); n_samples_ : int; total_variance_ : float.
+    history_ : the contract's training record of a closed-form fit (one entry each):
+        ``{"train_loss": [mean over the n training rows of ||x - x_hat||^2 (REP.5)],
+        "explained_variance_ratio": [sum of explained_variance_ratio_ (REP.6)]}``; the residual
+        is the sum of the discarded eigenvalues times (n - 1) / n (REP.2), computed without a
+        second pass over X.
+
+    ``save(path)`` / ``PCA(same arguments).load(path)``: the fitted arrays and hyper-parameters in
+    one ``.npz`` (guarantees in :mod:`nprefgen.models._files`).
     """
+
+    _ARRAYS = ("mean_", "components_", "singular_values_", "explained_variance_",
+               "explained_variance_ratio_", "total_variance_", "n_samples_")
 
     def __init__(self, n_components: int, whiten: bool = False) -> None:
         self.n_components = check_int(n_components, "n_components", low=1)
@@ -168,6 +180,7 @@ class PCA:
         self.explained_variance_ratio_ = f.explained_variance_ratio
         self.total_variance_ = f.total_variance
         self.n_samples_ = f.n_samples
+        self.history_ = _history(f)
         return self
 
     def _check_fitted(self) -> None:
@@ -197,3 +210,74 @@ class PCA:
 
     def __repr__(self) -> str:
         return f"PCA(n_components={self.n_components}, whiten={self.whiten})"
+
+    # -- files -----------------------------------------------------------------------------------
+    def _config(self) -> dict:
+        return {"n_components": self.n_components, "whiten": self.whiten}
+
+    def _fitted_state(self, arrays: dict, where: str) -> dict:
+        """Check fitted arrays (a file's, or this model's before a save) -> the attributes.
+
+        components_ (k, d) with orthonormal rows: |V V^T - I| <= 100 d eps entrywise (the SVD's
+        vectors are orthonormal to O(d eps)); singular values non-negative and non-increasing,
+        variances non-negative, ratios in [0, 1], n_samples_ >= max(2, k)."""
+        k = self.n_components
+        V = field(arrays, "components_", where, shape=(k, None))
+        d = V.shape[1]
+        if d < k:
+            raise ValueError(f"{where}: components_: expected shape ({k}, d) with d >= {k}, got "
+                             f"{V.shape}")
+        err = float(np.max(np.abs(V @ V.T - np.eye(k))))
+        if not err <= 100 * d * np.finfo(np.float64).eps:
+            raise ValueError(f"{where}: components_: expected orthonormal rows, got |V V^T - I| "
+                             f"up to {err:.3g}")
+        out = {"components_": V, "mean_": field(arrays, "mean_", where, shape=(d,))}
+        for name in ("singular_values_", "explained_variance_", "explained_variance_ratio_"):
+            out[name] = field(arrays, name, where, shape=(k,))
+            if np.any(out[name] < 0):
+                raise ValueError(f"{where}: {name}: expected non-negative values, got "
+                                 f"{out[name].min()!r}")
+        if np.any(np.diff(out["singular_values_"]) > 0):
+            raise ValueError(f"{where}: singular_values_: expected non-increasing values, got "
+                             f"{out['singular_values_']}")
+        if np.any(out["explained_variance_ratio_"] > 1):
+            raise ValueError(f"{where}: explained_variance_ratio_: expected values in [0, 1], "
+                             f"got {out['explained_variance_ratio_'].max()!r}")
+        total = float(field(arrays, "total_variance_", where, shape=()))
+        if total < 0:
+            raise ValueError(f"{where}: total_variance_: expected a non-negative value, got "
+                             f"{total!r}")
+        n = int(field(arrays, "n_samples_", where, shape=(), kind="i"))
+        if n < max(2, k):
+            raise ValueError(f"{where}: n_samples_: expected at least {max(2, k)}, got {n}")
+        out.update(total_variance_=total, n_samples_=n)
+        return out
+
+    def save(self, path) -> None:
+        """Write the fitted PCA to ``.npz`` at ``path``, atomically (a failed save leaves an
+        existing file byte-identical); an invalid fitted state is refused before writing."""
+        self._check_fitted()
+        arrays = {name: np.asarray(getattr(self, name)) for name in self._ARRAYS}
+        arrays["n_samples_"] = np.asarray(self.n_samples_, dtype=np.int64)
+        self._fitted_state(arrays, where_save("PCA"))
+        write_model(path, "PCA", arrays, self._config(), self.history_)
+
+    def load(self, path) -> "PCA":
+        """Load a PCA saved by :meth:`save` into this identically constructed one; returns self.
+        All or nothing: a bad file raises ValueError naming ``path`` and the field, and leaves
+        this PCA unchanged."""
+        arrays, history = read_model(path, "PCA", self._config(), self._ARRAYS)
+        state = self._fitted_state(arrays, where_load(path, "PCA"))
+        for name, value in state.items():
+            setattr(self, name, value)
+        self.history_ = history
+        return self
+
+
+def _history(f: PCAFit) -> dict:
+    """(REP.5) mean squared reconstruction error of the training rows = (sum of the discarded
+    eigenvalues) (n - 1) / n (REP.2), and the kept fraction of the variance (REP.6)."""
+    kept = float(np.sum(f.explained_variance))
+    residual = max(f.total_variance - kept, 0.0) * (f.n_samples - 1) / f.n_samples
+    return {"train_loss": [residual], "explained_variance_ratio": [float(np.sum(
+        f.explained_variance_ratio))]}

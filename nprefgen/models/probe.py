@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from nprefgen._validation import check_array, check_choice, check_int, check_rng, check_scalar
+from nprefgen.models._files import field, read_model, where_load, where_save, write_model
 from nprefgen.nn import Adam, Linear, softmax, softmax_cross_entropy_loss
 
 
@@ -50,6 +51,10 @@ class LinearProbe:
     standardize : bool, z-score each feature with the training mean and standard deviation
 
     ``fit(F, y, rng=...)`` trains full-batch with Adam; ``predict``, ``predict_proba``, ``score``.
+    ``history_ = {"train_loss": [L per epoch (REP.17)], "epochs": epochs}``.
+    ``save(path)`` / ``LinearProbe(same arguments).load(path)``: ``mean_``, ``scale_``, the layer's
+    ``layer_.weight`` (C, m) and ``layer_.bias`` (C,) in one ``.npz`` (n_classes_ = C); see
+    :mod:`nprefgen.models._files` for the guarantees.
     """
 
     def __init__(self, weight_decay: float = 1e-3, standardize: bool = True) -> None:
@@ -73,11 +78,12 @@ class LinearProbe:
         Fs = self._transform(F)
         self.layer_ = Linear(F.shape[1], self.n_classes_, rng=rng)
         opt = Adam(self.layer_.parameters(), lr=lr)
-        self.history_ = []
+        losses = []
         for _ in range(epochs):
             self.layer_.zero_grad()
-            self.history_.append(probe_loss_and_grad(self.layer_, Fs, y, self.weight_decay))
+            losses.append(probe_loss_and_grad(self.layer_, Fs, y, self.weight_decay))
             opt.step()
+        self.history_ = {"train_loss": losses, "epochs": epochs}
         return self
 
     def _check_fitted(self, F) -> np.ndarray:
@@ -98,6 +104,49 @@ class LinearProbe:
         """Accuracy on (F, y)."""
         pred = self.predict(F)
         return float(np.mean(pred == _check_labels(y, pred.shape[0])))
+
+    # -- files -----------------------------------------------------------------------------------
+    _ARRAYS = ("mean_", "scale_", "layer_.weight", "layer_.bias")
+
+    def _config(self) -> dict:
+        return {"weight_decay": self.weight_decay, "standardize": self.standardize}
+
+    @staticmethod
+    def _fitted_state(arrays: dict, where: str) -> dict:
+        """weight (C, m) with C >= 1 classes, bias (C,), mean_ (m,), scale_ (m,) positive."""
+        W = field(arrays, "layer_.weight", where, shape=(None, None))
+        C, m = W.shape
+        if C < 1 or m < 1:
+            raise ValueError(f"{where}: layer_.weight: expected shape (n_classes, m) with both "
+                             f">= 1, got {W.shape}")
+        out = {"weight": W, "bias": field(arrays, "layer_.bias", where, shape=(C,)),
+               "mean_": field(arrays, "mean_", where, shape=(m,)),
+               "scale_": field(arrays, "scale_", where, shape=(m,))}
+        if np.any(out["scale_"] <= 0):
+            raise ValueError(f"{where}: scale_: expected positive scales, got "
+                             f"{out['scale_'].min()!r}")
+        return out
+
+    def save(self, path) -> None:
+        """Write the fitted probe to ``.npz`` at ``path``, atomically."""
+        if not hasattr(self, "layer_"):
+            raise ValueError("self: this LinearProbe is not fitted yet; call fit(F, y) first")
+        arrays = {"mean_": self.mean_, "scale_": self.scale_,
+                  **{f"layer_.{k}": v for k, v in self.layer_.state_dict().items()}}
+        self._fitted_state(arrays, where_save("LinearProbe"))
+        write_model(path, "LinearProbe", arrays, self._config(), self.history_)
+
+    def load(self, path) -> "LinearProbe":
+        """Load a probe saved by :meth:`save` into this identically constructed one; returns
+        self. All or nothing: a bad file raises ValueError naming ``path`` and the field."""
+        arrays, history = read_model(path, "LinearProbe", self._config(), self._ARRAYS)
+        s = self._fitted_state(arrays, where_load(path, "LinearProbe"))
+        C, m = s["weight"].shape
+        layer = Linear(m, C, rng=0)                  # its initial values are overwritten
+        layer.load_state_dict({"weight": s["weight"], "bias": s["bias"]})
+        self.layer_, self.mean_, self.scale_, self.n_classes_ = layer, s["mean_"], s["scale_"], C
+        self.history_ = history
+        return self
 
 
 def pairwise_sq_distances(A: np.ndarray, B: np.ndarray) -> np.ndarray:
@@ -128,7 +177,14 @@ class KNNClassifier:
     k : int, number of neighbours
     metric : {"euclidean", "cosine"}
     standardize : bool, z-score features with the training statistics first (Euclidean only)
+
+    ``fit`` stores the (prepared) training set; nothing is minimised, so
+    ``history_ = {"train_loss": [], "n_train": n, "n_classes": C}`` records only what was stored.
+    ``save(path)`` / ``KNNClassifier(same arguments).load(path)``: ``F_``, ``y_``, ``mean_``,
+    ``scale_`` in one ``.npz`` (guarantees in :mod:`nprefgen.models._files`).
     """
+
+    _ARRAYS = ("F_", "y_", "mean_", "scale_")
 
     def __init__(self, k: int = 5, metric: str = "euclidean", standardize: bool = False) -> None:
         self.k = check_int(k, "k", low=1)
@@ -154,6 +210,7 @@ class KNNClassifier:
         self.F_ = self._prep(F)
         self.y_ = y
         self.n_classes_ = int(y.max()) + 1
+        self.history_ = {"train_loss": [], "n_train": int(F.shape[0]), "n_classes": self.n_classes_}
         return self
 
     def kneighbors(self, F, chunk: int = 1024) -> np.ndarray:
@@ -179,6 +236,54 @@ class KNNClassifier:
         """Accuracy on (F, y)."""
         pred = self.predict(F)
         return float(np.mean(pred == _check_labels(y, pred.shape[0])))
+
+    # -- files -----------------------------------------------------------------------------------
+    def _config(self) -> dict:
+        return {"k": self.k, "metric": self.metric, "standardize": self.standardize}
+
+    def _fitted_state(self, arrays: dict, where: str) -> dict:
+        """F_ (n, m) with n >= k (rows of unit or zero norm for the cosine metric), y_ (n,)
+        non-negative integer labels, mean_ (m,), scale_ (m,) positive."""
+        F = field(arrays, "F_", where, shape=(None, None))
+        n, m = F.shape
+        if n < self.k or m < 1:
+            raise ValueError(f"{where}: F_: expected shape (n, m) with n >= k = {self.k} and "
+                             f"m >= 1, got {F.shape}")
+        if self.metric == "cosine":       # normalised rows: |norm - 1| of a few ulps, or zero
+            norms = np.linalg.norm(F, axis=1)
+            bad = (norms != 0) & (np.abs(norms - 1) > 4 * m * np.finfo(np.float64).eps)
+            if np.any(bad):
+                raise ValueError(f"{where}: F_: expected rows of unit norm (metric='cosine'), "
+                                 f"got norm {norms[bad][0]!r}")
+        y = field(arrays, "y_", where, shape=(n,), kind="i")
+        if y.min() < 0:
+            raise ValueError(f"{where}: y_: expected non-negative labels, got {y.min()}")
+        out = {"F_": F, "y_": y, "mean_": field(arrays, "mean_", where, shape=(m,)),
+               "scale_": field(arrays, "scale_", where, shape=(m,)),
+               "n_classes_": int(y.max()) + 1}
+        if np.any(out["scale_"] <= 0):
+            raise ValueError(f"{where}: scale_: expected positive scales, got "
+                             f"{out['scale_'].min()!r}")
+        return out
+
+    def save(self, path) -> None:
+        """Write the stored training set to ``.npz`` at ``path``, atomically."""
+        if not hasattr(self, "F_"):
+            raise ValueError("self: this KNNClassifier is not fitted yet; call fit(F, y) first")
+        arrays = {name: getattr(self, name) for name in self._ARRAYS}
+        self._fitted_state(arrays, where_save("KNNClassifier"))
+        write_model(path, "KNNClassifier", arrays, self._config(), self.history_)
+
+    def load(self, path) -> "KNNClassifier":
+        """Load a classifier saved by :meth:`save` into this identically constructed one;
+        returns self. All or nothing: a bad file raises ValueError naming ``path`` and the
+        field, and leaves the classifier unchanged."""
+        arrays, history = read_model(path, "KNNClassifier", self._config(), self._ARRAYS)
+        state = self._fitted_state(arrays, where_load(path, "KNNClassifier"))
+        for name, value in state.items():
+            setattr(self, name, value)
+        self.history_ = history
+        return self
 
 
 def probe_accuracies(F_train, y_train, F_test, y_test, *, rng=None, k: int = 5,

@@ -121,8 +121,9 @@ def plot_histories(histories: dict, ylabel: str = "mean NLL (nats)"):
     for name, h in histories.items():
         ep = np.arange(1, len(h["train_loss"]) + 1)
         line, = ax.plot(ep, h["train_loss"], lw=1, alpha=0.6)
-        if h["val_loss"]:
-            ax.plot(ep, h["val_loss"], lw=1.8, color=line.get_color(), label=name)
+        if h["val_loss"]:                    # a diverged epoch has a training loss only
+            ax.plot(np.arange(1, len(h["val_loss"]) + 1), h["val_loss"], lw=1.8,
+                    color=line.get_color(), label=name)
             ax.plot(h["best_epoch"] + 1, h["val_loss"][h["best_epoch"]], "o", color=line.get_color())
         else:
             line.set_label(name)

@@ -53,10 +53,9 @@ def leapfrog(grad_fn, x, p, grad, eps, n_leapfrog, inv_mass):
     return x, p, grad
 
 
-def hmc(log_prob, grad_log_prob, x0, n_steps: int, rng: np.random.Generator, *,
-        n_warmup: int = 200, step_size: float = 0.1, n_leapfrog: int = 10,
-        target_accept: float = 0.8, inv_mass=None, adapt_mass: bool = True,
-        thin: int = 1, chain_index: bool = False) -> MCMCResult:
+def hmc(log_prob, grad_log_prob, x0, n_steps: int, *, rng=None, n_warmup: int = 200,
+        step_size: float = 0.1, n_leapfrog: int = 10, target_accept: float = 0.8,
+        inv_mass=None, adapt_mass: bool = True, thin: int = 1, chain_index: bool = False) -> MCMCResult:
     """Run HMC chains in lock step.
 
     Parameters
@@ -65,6 +64,7 @@ def hmc(log_prob, grad_log_prob, x0, n_steps: int, rng: np.random.Generator, *,
     grad_log_prob : callable x: (m, d) -> (m, d), the gradient of ``log_prob``.
     x0 : (n_chains, d) starting states with finite log_prob.
     n_steps, n_warmup, thin : kept steps, warm-up steps, thinning.
+    rng : None, an int seed or a Generator (SPEC 7).
     step_size : initial leapfrog step eps.
     n_leapfrog : L, leapfrog steps per proposal.
     target_accept : mean acceptance probability aimed at during warm-up.
@@ -73,7 +73,7 @@ def hmc(log_prob, grad_log_prob, x0, n_steps: int, rng: np.random.Generator, *,
     chain_index : call ``log_prob(x, chains)`` and ``grad_log_prob(x, chains)`` with the chain of
         each row (one target per chain).
     """
-    x, n_steps, n_warmup, thin, rng = check_run_args(x0, n_steps, n_warmup, thin, rng)
+    x, n_steps, n_warmup, thin, rng = check_run_args(x0, n_steps, n_warmup, thin, rng=rng)
     n_chains, d = x.shape
     eps0 = check_scalar(step_size, "step_size", low=0.0, low_inclusive=False)
     n_leapfrog = check_int(n_leapfrog, "n_leapfrog", low=1)

@@ -121,7 +121,7 @@ def real_output(out, name: str) -> np.ndarray:
     return out.astype(np.float64, copy=False)
 
 
-def check_run_args(x0, n_steps, n_warmup, thin, rng):
+def check_run_args(x0, n_steps, n_warmup, thin, *, rng=None):
     """Validate the arguments every sampler takes -> (x0 as (n_chains, d) float64, n_steps,
     n_warmup, thin, rng as a Generator (SPEC 7: None, an int seed or a Generator)).
 

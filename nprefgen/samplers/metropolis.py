@@ -22,10 +22,9 @@ def metropolis_accept(lp_current: np.ndarray, lp_proposed: np.ndarray, log_u: np
         return log_u < (lp_proposed - lp_current)
 
 
-def random_walk_metropolis(log_prob, x0, n_steps: int, rng: np.random.Generator, *,
-                           n_warmup: int = 500, step_size: float = 1.0, scale=None,
-                           target_accept: float = 0.234, thin: int = 1,
-                           chain_index: bool = False) -> MCMCResult:
+def random_walk_metropolis(log_prob, x0, n_steps: int, *, rng=None, n_warmup: int = 500,
+                           step_size: float = 1.0, scale=None, target_accept: float = 0.234,
+                           thin: int = 1, chain_index: bool = False) -> MCMCResult:
     """Run random-walk Metropolis chains in lock step.
 
     Parameters
@@ -33,7 +32,7 @@ def random_walk_metropolis(log_prob, x0, n_steps: int, rng: np.random.Generator,
     log_prob : callable x: (m, d) -> (m,), the unnormalised log target (-inf outside support).
     x0 : (n_chains, d) starting states, each with finite log_prob.
     n_steps : kept steps per chain (after thinning: n_steps // thin states are kept).
-    rng : numpy.random.Generator
+    rng : None, an int seed or a Generator (SPEC 7).
     n_warmup : steps of warm-up (step-size adaptation, MCMC.2), discarded.
     step_size : initial proposal scale s.
     scale : None, (d,) or (d, d) proposal shape L (identity by default).
@@ -45,7 +44,7 @@ def random_walk_metropolis(log_prob, x0, n_steps: int, rng: np.random.Generator,
     -------
     MCMCResult with samples (n_chains, n_steps // thin, d).
     """
-    x, n_steps, n_warmup, thin, rng = check_run_args(x0, n_steps, n_warmup, thin, rng)
+    x, n_steps, n_warmup, thin, rng = check_run_args(x0, n_steps, n_warmup, thin, rng=rng)
     n_chains, d = x.shape
     s0 = check_scalar(step_size, "step_size", low=0.0, low_inclusive=False)
     target_accept = check_scalar(target_accept, "target_accept", low=0.0, high=1.0,

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nprefgen._validation import check_array, check_int
+from nprefgen._validation import check_array, check_int, check_rng
 from nprefgen.samplers.mcmc import CountingLogProb, MCMCResult, check_run_args, check_start
 
 
@@ -48,12 +48,14 @@ def _step_out(lp_fn, x, j, log_y, left, right, w, n_left, n_right):
     return left, right
 
 
-def slice_update(lp_fn, x, lp, j, w, rng, max_step_out=20, max_shrink=200):
+def slice_update(lp_fn, x, lp, j, w, *, rng=None, max_step_out=20, max_shrink=200):
     """One coordinate-wise slice update of coordinate ``j`` for every chain (MCMC.3-MCMC.4).
 
     x: (m, d), lp: (m,) its log-density -> (x_new, lp_new, first_try: (m,) bool, width: (m,)),
-    ``width`` the stepped-out interval widths (used to tune w).
+    ``width`` the stepped-out interval widths (used to tune w). ``rng``: None, an int seed or a
+    Generator (SPEC 7).
     """
+    rng = check_rng(rng)
     m = x.shape[0]
     log_y = lp - rng.exponential(size=m)                    # (MCMC.3) slice height
     xj = x[:, j].copy()
@@ -89,9 +91,8 @@ def slice_update(lp_fn, x, lp, j, w, rng, max_step_out=20, max_shrink=200):
     return x_new, lp_new, first_try, width
 
 
-def slice_sampling(log_prob, x0, n_steps: int, rng: np.random.Generator, *, n_warmup: int = 200,
-                   width=1.0, max_step_out: int = 20, thin: int = 1,
-                   chain_index: bool = False) -> MCMCResult:
+def slice_sampling(log_prob, x0, n_steps: int, *, rng=None, n_warmup: int = 200, width=1.0,
+                   max_step_out: int = 20, thin: int = 1, chain_index: bool = False) -> MCMCResult:
     """Coordinate-wise slice sampling of ``n_chains`` chains in lock step.
 
     Parameters
@@ -99,7 +100,7 @@ def slice_sampling(log_prob, x0, n_steps: int, rng: np.random.Generator, *, n_wa
     log_prob : callable x: (m, d) -> (m,), the unnormalised log target (-inf outside support).
     x0 : (n_chains, d) starting states with finite log_prob.
     n_steps : kept sweeps per chain (one sweep updates every coordinate once).
-    rng : numpy.random.Generator
+    rng : None, an int seed or a Generator (SPEC 7).
     n_warmup : warm-up sweeps (width tuning), discarded.
     width : float or (d,) initial interval widths w.
     max_step_out : m, the stepping-out budget per update.
@@ -110,7 +111,7 @@ def slice_sampling(log_prob, x0, n_steps: int, rng: np.random.Generator, *, n_wa
     -------
     MCMCResult; ``acceptance`` is the fraction of updates whose first proposal was in the slice.
     """
-    x, n_steps, n_warmup, thin, rng = check_run_args(x0, n_steps, n_warmup, thin, rng)
+    x, n_steps, n_warmup, thin, rng = check_run_args(x0, n_steps, n_warmup, thin, rng=rng)
     n_chains, d = x.shape
     max_step_out = check_int(max_step_out, "max_step_out", low=1)
     w = check_array(width, "width", ndim=(0, 1), dtype=np.float64, copy=True)
@@ -128,7 +129,8 @@ def slice_sampling(log_prob, x0, n_steps: int, rng: np.random.Generator, *, n_wa
     for t in range(n_warmup + n_steps):
         for j in range(d):
             x_old = x[:, j].copy()
-            x, lp, first, _ = slice_update(lp_fn, x, lp, j, w[j], rng, max_step_out)
+            x, lp, first, _ = slice_update(lp_fn, x, lp, j, w[j], rng=rng,
+                                              max_step_out=max_step_out)
             if t < n_warmup:
                 # x_old and x_new are two uniform points of one slice: E|dx| = width / 3
                 estimate = 3.0 * np.mean(np.abs(x[:, j] - x_old))

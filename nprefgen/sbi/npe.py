@@ -53,13 +53,17 @@ def check_training_pairs(theta, x, prior=None):
 FLOWS = ("maf", "nsf", "realnvp")
 
 
-def build_flow(kind: str, dim: int, context_dim: int, n_transforms: int, hidden, rng,
-               data, context, activation: str = "tanh", maf_bound: float | None = 3.0):
-    """A conditional MAF, neural spline flow (coupling, 8 bins on [-4, 4]) or RealNVP; (SBI.9) z-scores the data by a fixed Standardize bijector
-    and the context inside the flow."""
+def build_flow(kind: str, dim: int, context_dim: int, n_transforms: int, hidden, data, context,
+               *, rng=None, activation: str = "tanh", maf_bound: float | None = 3.0):
+    """A conditional MAF, neural spline flow (coupling, 8 bins on [-4, 4]) or RealNVP over
+    (n, dim) data with (n, context_dim) context; (SBI.9) z-scores the data by a fixed Standardize
+    bijector and the context inside the flow (``data``/``context``: the ``standardize`` and
+    ``standardize_context`` arguments of the flow builders). ``rng``: None, an int seed or a
+    Generator (SPEC 7), the initial weights."""
     from nprefgen.flows import maf, realnvp, spline_flow
 
     check_choice(kind, "flow", FLOWS)
+    rng = check_rng(rng)
     if kind == "nsf":
         return spline_flow(dim, n_transforms, hidden, rng=rng, context_dim=context_dim,
                            n_bins=8, bound=4.0, activation=activation, standardize=data,
@@ -88,12 +92,13 @@ def fit_conditional_flow(estimator, data, context, *, rng=None, z_score_data: bo
     """
     check_scalar(lr, "lr", low=0.0, low_inclusive=False)
     check_int(max_epochs, "max_epochs", low=1)
+    rng = check_rng(rng)
     estimator.flow = estimator.history_ = None
     # built with identity z-scorings first (the draws from rng keep their order: weights, split,
     # shuffles); the statistics are then set from the training rows only (SBI.9)
     flow = build_flow(estimator.flow_kind, data.shape[1], context.shape[1], estimator.n_transforms,
-                      estimator.hidden, rng, True if z_score_data else None,
-                      True if z_score_context else None, estimator.activation)
+                      estimator.hidden, True if z_score_data else None,
+                      True if z_score_context else None, rng=rng, activation=estimator.activation)
     train, val = validation_split(data.shape[0], validation_fraction, rng=rng)
     d_tr, c_tr = take((data, context), train)
     if z_score_data:

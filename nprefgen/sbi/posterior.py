@@ -1,4 +1,5 @@
-"""Posterior objects: ``sample(n, rng, x)``, ``sample_batched(xs, n, rng)``, ``log_prob(theta, x)``.
+"""Posterior objects: ``sample(n, x=None, *, rng=None)``, ``sample_batched(n, xs, *, rng=None)``,
+``log_prob(theta, x=None)``; ``rng`` is None, an int seed or a Generator (SPEC 7).
 
 * :class:`DirectPosterior` (NPE): a conditional flow q(theta | x) restricted to the prior support
   (SBI.10); exact sampling by rejection, with the acceptance rate reported.
@@ -76,11 +77,12 @@ class DirectPosterior:
                              f"a conditional flow over {dim} parameters")
         return cls(flow, prior)
 
-    def sample(self, n: int, rng: np.random.Generator, x=None) -> np.ndarray:
-        """n draws (n, p) for one observation x (dx,); outside-prior draws are rejected."""
-        return self.sample_batched(_one_x(x, self.dim_x, self.default_x)[None], n, rng)[0]
+    def sample(self, n: int, x=None, *, rng=None) -> np.ndarray:
+        """n draws (n, p) for one observation x (dx,) (None: the default x); outside-prior draws
+        are rejected."""
+        return self.sample_batched(n, _one_x(x, self.dim_x, self.default_x)[None], rng=rng)[0]
 
-    def sample_batched(self, xs, n: int, rng: np.random.Generator) -> np.ndarray:
+    def sample_batched(self, n: int, xs, *, rng=None) -> np.ndarray:
         """n draws for each of N observations xs (N, dx) -> (N, n, p), in vectorised rounds."""
         xs = check_array(xs, "xs", ndim=2, dtype=np.float64)
         if xs.shape[1] != self.dim_x:
@@ -123,8 +125,9 @@ class DirectPosterior:
         self.acceptance_rate = accepted / max(drawn, 1)
         return out
 
-    def estimate_acceptance(self, x, rng: np.random.Generator, n: int = 10000) -> float:
-        """(SBI.10) Z(x) by Monte Carlo: the fraction of n draws of q(.|x) inside the prior."""
+    def estimate_acceptance(self, x=None, *, rng=None, n: int = 10000) -> float:
+        """(SBI.10) Z(x) by Monte Carlo: the fraction of n draws of q(.|x) inside the prior
+        (x: (dx,), None: the default x)."""
         x = _one_x(x, self.dim_x, self.default_x)
         theta = self.flow.sample(check_int(n, "n", low=1), x, rng=check_rng(rng))
         return float(np.mean(self.prior.in_support(theta)))
@@ -132,7 +135,7 @@ class DirectPosterior:
     def log_prob(self, theta, x=None, log_normalizer: float = 0.0) -> np.ndarray:
         """(SBI.10) log q(theta | x) - log Z, -inf outside the prior. theta: (m, p) -> (m,).
 
-        ``log_normalizer`` = log Z(x) (e.g. ``np.log(post.estimate_acceptance(x, rng))``);
+        ``log_normalizer`` = log Z(x) (e.g. ``np.log(post.estimate_acceptance(x, rng=rng))``);
         0 leaves the truncated density unnormalised (exact when no mass leaks).
         """
         theta = check_theta(theta, self.dim_theta)
@@ -239,7 +242,8 @@ class MCMCPosterior:
         n_obs = x_sets.shape[0]
         starts = np.empty((n_obs, self.n_chains, self.dim_theta))
         for i in range(n_obs):
-            cand = self.prior.sample(self.n_init if self.init == "resample" else self.n_chains, rng)
+            cand = self.prior.sample(self.n_init if self.init == "resample" else self.n_chains,
+                                     rng=rng)
             if self.init == "prior":
                 starts[i] = cand
                 continue
@@ -257,11 +261,12 @@ class MCMCPosterior:
             starts[i] = cand[rng.choice(cand.shape[0], self.n_chains, p=w)]
         return starts.reshape(-1, self.dim_theta)
 
-    def sample(self, n: int, rng: np.random.Generator, x=None) -> np.ndarray:
-        """n draws (n, p) given one observation or an iid set x."""
-        return self.sample_batched(self._x_set(x)[None], n, rng)[0]
+    def sample(self, n: int, x=None, *, rng=None) -> np.ndarray:
+        """n draws (n, p) given one observation (dx,) or an iid set x (n_iid, dx) (None: the
+        default x)."""
+        return self.sample_batched(n, self._x_set(x)[None], rng=rng)[0]
 
-    def sample_batched(self, xs, n: int, rng: np.random.Generator) -> np.ndarray:
+    def sample_batched(self, n: int, xs, *, rng=None) -> np.ndarray:
         """n draws for each of N observations: xs (N, dx) or (N, n_iid, dx) -> (N, n, p).
 
         All N * n_chains chains run in one lock-step MCMC run, chain c targeting the posterior
@@ -285,13 +290,13 @@ class MCMCPosterior:
 
         steps = per_chain * self.thin
         if self.method == "slice":
-            res = slice_sampling(lp, x0, steps, rng, n_warmup=self.n_warmup, thin=self.thin,
+            res = slice_sampling(lp, x0, steps, rng=rng, n_warmup=self.n_warmup, thin=self.thin,
                                  chain_index=True, width=self.prior.std)
         elif self.method == "hmc":
-            res = hmc(lp, grad, x0, steps, rng, n_warmup=self.n_warmup, thin=self.thin,
+            res = hmc(lp, grad, x0, steps, rng=rng, n_warmup=self.n_warmup, thin=self.thin,
                       chain_index=True, step_size=0.1 * float(np.min(self.prior.std)))
         else:
-            res = random_walk_metropolis(lp, x0, steps, rng, n_warmup=self.n_warmup,
+            res = random_walk_metropolis(lp, x0, steps, rng=rng, n_warmup=self.n_warmup,
                                          thin=self.thin, chain_index=True, scale=self.prior.std)
         self.mcmc_result = res
         self._n_obs = n_obs

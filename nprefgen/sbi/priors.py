@@ -2,7 +2,7 @@
 
 Each prior is a small object with
 
-    theta = prior.sample(n, rng)          # (n, p)
+    theta = prior.sample(n, rng=rng)      # (n, p); rng: None, an int seed or a Generator
     lp = prior.log_prob(theta)            # (n,), -inf outside the support
     ok = prior.in_support(theta)          # (n,) bool
     prior.mean, prior.std                 # (p,), used for z-scoring and reference points
@@ -31,7 +31,8 @@ class Prior:
 
     dim: int
 
-    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+    def sample(self, n: int, *, rng=None) -> np.ndarray:
+        """n draws (n, p); ``rng`` None, an int seed or a Generator (SPEC 7)."""
         raise NotImplementedError
 
     def log_prob(self, theta) -> np.ndarray:
@@ -68,7 +69,7 @@ class BoxUniform(Prior):
         self.std = (self.high - self.low) / np.sqrt(12.0)
         self._log_density = -float(np.sum(np.log(self.high - self.low)))
 
-    def sample(self, n, rng):
+    def sample(self, n, *, rng=None):
         n = check_int(n, "n", low=0)
         check_alloc((n, self.dim), "n")
         rng = check_rng(rng)
@@ -110,7 +111,7 @@ class Gaussian(Prior):
         check_finite_result(self.prec, "cov", "inverse", cov)
         self._log_norm = -0.5 * self.dim * np.log(2 * np.pi) - float(np.sum(np.log(np.diag(self.chol))))
 
-    def sample(self, n, rng):
+    def sample(self, n, *, rng=None):
         n = check_int(n, "n", low=0)
         check_alloc((n, self.dim), "n")
         rng = check_rng(rng)

@@ -1,14 +1,14 @@
 """Running a simulator on many parameters: in-process or on any executor, reproducibly.
 
-``simulate(simulator, theta, rng, executor=None, batch_size=1000)`` cuts ``theta`` into batches
-of ``batch_size`` rows and gives batch b its own generator, seeded by the b-th child of one
-``np.random.SeedSequence`` (``spawn``) whose entropy is drawn from ``rng``. The batches and
+``simulate(simulator, theta, *, rng=None, executor=None, batch_size=1000)`` cuts ``theta``
+into batches of ``batch_size`` rows and gives batch b its own generator, seeded by the b-th child
+of one ``np.random.SeedSequence`` (``spawn``) whose entropy is drawn from ``rng``. The batches and
 their seeds do not depend on where they run, so the result is identical in-process, in a
 ``concurrent.futures.ProcessPoolExecutor`` or on a cluster, e.g. with dask.distributed::
 
     from dask.distributed import Client
     client = Client("scheduler:8786")
-    sims = simulate(my_simulator, theta, rng, executor=client.get_executor(), batch_size=500)
+    sims = simulate(my_simulator, theta, rng=rng, executor=client.get_executor(), batch_size=500)
 
 (any object with ``submit(fn, *args) -> Future`` works; for a process pool or a cluster the
 simulator must be picklable: a module-level function or an instance of a module-level class).
@@ -50,8 +50,11 @@ class Simulations:
         return iter((self.theta, self.x))
 
 
-def batch_seeds(rng: np.random.Generator, n_batches: int) -> list[np.random.SeedSequence]:
-    """One independent SeedSequence per batch, all children of one root drawn from ``rng``."""
+def batch_seeds(n_batches: int, *, rng=None) -> list[np.random.SeedSequence]:
+    """One independent SeedSequence per batch, all children of one root drawn from ``rng``
+    (None, an int seed or a Generator, SPEC 7)."""
+    n_batches = check_int(n_batches, "n_batches", low=0)
+    rng = check_rng(rng)
     root = np.random.SeedSequence(rng.integers(0, 2 ** 63, size=4).tolist())
     return root.spawn(n_batches)
 
@@ -69,15 +72,15 @@ def run_batch(simulator, theta: np.ndarray, seed: np.random.SeedSequence) -> np.
     return x.astype(np.float64, copy=False)
 
 
-def simulate(simulator, theta, rng: np.random.Generator, executor=None,
-             batch_size: int = 1000) -> Simulations:
+def simulate(simulator, theta, *, rng=None, executor=None, batch_size: int = 1000) -> Simulations:
     """x_i ~ p(x | theta_i) for every row; NaN/inf simulations dropped and counted.
 
     Parameters
     ----------
     simulator : callable (theta: (m, p), rng) -> x: (m, ...).
     theta : (n, p) parameters.
-    rng : numpy.random.Generator, the only source of randomness.
+    rng : None, an int seed or a Generator (SPEC 7), the only source of randomness; the
+        simulator itself is always called as ``simulator(theta, generator)``.
     executor : None (in-process) or a ``concurrent.futures.Executor``-like object.
     batch_size : rows per batch; the result depends on it (it fixes the seeding), not on the
         executor.
@@ -96,7 +99,7 @@ def simulate(simulator, theta, rng: np.random.Generator, executor=None,
                          f"got {type(executor).__name__}")
     n = theta.shape[0]
     starts = list(range(0, n, batch_size))
-    seeds = batch_seeds(rng, len(starts))
+    seeds = batch_seeds(len(starts), rng=rng)
     batches = [theta[s:s + batch_size] for s in starts]
     if executor is None:
         xs = [run_batch(simulator, tb, sd) for tb, sd in zip(batches, seeds)]
@@ -114,10 +117,14 @@ def simulate(simulator, theta, rng: np.random.Generator, executor=None,
     return Simulations(theta[ok], x[ok], int(n - ok.sum()), theta[~ok])
 
 
-def simulate_from_prior(prior, simulator, n: int, rng: np.random.Generator, executor=None,
+def simulate_from_prior(prior, simulator, n: int, *, rng=None, executor=None,
                         batch_size: int = 1000) -> Simulations:
-    """theta_i ~ p(theta), x_i ~ p(x | theta_i), i = 1..n pairs from the joint (SBI.1)."""
+    """theta_i ~ p(theta), x_i ~ p(x | theta_i), i = 1..n pairs from the joint (SBI.1).
+
+    One stream: the prior draws come first, then the simulation seeds (an int seed is turned
+    into one Generator, so the two never start from the same state)."""
     n = check_int(n, "n", low=1)
     check_alloc((n, getattr(prior, "dim", 1)), "n")
-    theta = prior.sample(n, check_rng(rng))
-    return simulate(simulator, theta, rng, executor=executor, batch_size=batch_size)
+    rng = check_rng(rng)
+    theta = prior.sample(n, rng=rng)
+    return simulate(simulator, theta, rng=rng, executor=executor, batch_size=batch_size)

@@ -228,8 +228,9 @@ def check_bijector(b, x, context=None, *, rng=None, **tolerances) -> BijectorRep
     return report
 
 
-def randomize_parameters(module, rng: np.random.Generator, scale: float = 0.5) -> None:
-    """Overwrite every parameter with N(0, scale^2) draws (in place).
+def randomize_parameters(module, *, rng=None, scale: float = 0.5) -> None:
+    """Overwrite every parameter with N(0, scale^2) draws (in place); ``rng``: None, an int seed
+    or a Generator (SPEC 7).
 
     Flows start near the identity (zero-initialised last layers), where many gradients are
     exactly zero; tests randomise the parameters first so that every check has something to see.

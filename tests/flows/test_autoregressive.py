@@ -28,7 +28,7 @@ def made_cases(draw):
 def _build(cls, case, rng, scale=0.5):
     b = cls(case["dim"], case["hidden"], rng=rng, context_dim=case["context_dim"],
             order=case["order"], activation="tanh", bound=case["bound"])
-    randomize_parameters(b, rng, scale=scale)
+    randomize_parameters(b, rng=rng, scale=scale)
     x = rng.standard_normal((case["n"], case["dim"]))
     c = rng.standard_normal((case["n"], case["context_dim"])) if case["context_dim"] else None
     return b, x, c
@@ -109,7 +109,7 @@ def test_broken_mask_is_caught(rng):
     """Opening one forbidden connection (x_3 -> hidden unit of degree 1) breaks the triangular
     structure, so -sum alpha is no longer log|det J| (FLOW.11): the battery fails."""
     b = MAF(3, [5], rng=rng, activation="tanh")
-    randomize_parameters(b, rng, scale=1.0)
+    randomize_parameters(b, rng=rng, scale=1.0)
     x = rng.standard_normal((4, 3))
     check_bijector(b, x, rng=rng)
     b.made.masked_layers()[0].mask[0, 2] = 1.0

@@ -64,7 +64,7 @@ class Drifting(ElementwiseAffine):
 
 
 def _setup(b, rng, n=4, context_dim=0):
-    randomize_parameters(b, rng, scale=0.5)
+    randomize_parameters(b, rng=rng, scale=0.5)
     x = rng.standard_normal((n, b.dim))
     c = rng.standard_normal((n, context_dim)) if context_dim else None
     return x, c
@@ -125,7 +125,7 @@ def test_wrong_inverse_and_drifting_forward_are_caught(rng):
 def test_jacobian_fd_of_a_known_map(rng):
     """(FLOW.23) the batched FD Jacobian of an elementwise affine map is diag(exp(log_scale))."""
     b = ElementwiseAffine(3)
-    randomize_parameters(b, rng)
+    randomize_parameters(b, rng=rng)
     jac = jacobian_fd(b, rng.standard_normal((2, 3)))
     np.testing.assert_allclose(jac, np.broadcast_to(np.diag(np.exp(b.params["log_scale"])), (2, 3, 3)),
                                atol=1e-10)

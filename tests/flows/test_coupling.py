@@ -48,7 +48,7 @@ def test_coupling_passes_the_battery(case):
     rng = np.random.default_rng(case["seed"])
     b = AffineCoupling(case["mask"], case["hidden"], rng=rng, context_dim=case["context_dim"],
                        activation=case["activation"], bound=case["bound"])
-    randomize_parameters(b, rng, scale=case["scale"])
+    randomize_parameters(b, rng=rng, scale=case["scale"])
     x = 1.5 * rng.standard_normal((case["n"], b.dim))
     c = rng.standard_normal((case["n"], b.context_dim)) if b.context_dim else None
     check_bijector(b, x, c, rng=rng)
@@ -58,7 +58,7 @@ def test_coupling_jacobian_is_block_triangular(rng):
     """(FLOW.6) dy_A/dx = [I, 0] and dy_B/dx_B = diag(exp s): the determinant is prod exp(s)."""
     mask = alternating_mask(6)
     b = AffineCoupling(mask, [8], rng=rng, activation="tanh", bound=2.0)
-    randomize_parameters(b, rng)
+    randomize_parameters(b, rng=rng)
     x = rng.standard_normal((3, 6))
     jac = jacobian_fd(b, x)
     a, bb = mask == 1, mask == 0

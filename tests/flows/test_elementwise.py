@@ -36,7 +36,7 @@ def test_elementwise_affine_family_passes_the_battery(case, scale):
     rng = np.random.default_rng(seed)
     x = scale * rng.standard_normal((n, d)) + 1.0
     b = ElementwiseAffine(d)
-    randomize_parameters(b, rng, scale=0.7)
+    randomize_parameters(b, rng=rng, scale=0.7)
     check_bijector(b, x, rng=rng)
     data = scale * rng.standard_normal((max(n, 2) + 3, d)) - 2.0
     check_bijector(ActNorm(d).initialize(data), x, rng=rng)

@@ -21,7 +21,7 @@ def _random_flow(kind, dim, context_dim, rng, bound=2.0, scale=0.4, **kw):
     build = realnvp if kind == "realnvp" else maf
     kw.setdefault("standardize", False)
     flow = build(dim, 2, [5], rng=rng, context_dim=context_dim, activation="tanh", bound=bound, **kw)
-    randomize_parameters(flow, rng, scale=scale)
+    randomize_parameters(flow, rng=rng, scale=scale)
     return flow
 
 
@@ -222,7 +222,7 @@ def test_save_and_load_round_trip(tmp_path, rng):
     flow = maf(3, 3, [6], rng=rng, context_dim=2, permutation="random", actnorm=True,
                standardize=data, standardize_context=ctx, activation="tanh")
     flow.initialize(data, ctx)
-    randomize_parameters(flow, rng, 0.3)
+    randomize_parameters(flow, rng=rng, scale=0.3)
     path = tmp_path / "flow.npz"
     flow.save(path)
     x, c = rng.standard_normal((6, 3)), rng.standard_normal((6, 2))
@@ -322,7 +322,7 @@ def test_registered_builders_rebuild(tmp_path, rng):
     register_builder("tiny_test_family", tiny)
     try:
         flow = tiny(3, rng=rng)
-        randomize_parameters(flow, rng)
+        randomize_parameters(flow, rng=rng)
         flow.save(tmp_path / "tiny.npz")
         x = rng.standard_normal((4, 3))
         np.testing.assert_array_equal(load_flow(tmp_path / "tiny.npz").log_prob(x), flow.log_prob(x))

@@ -58,7 +58,7 @@ def test_any_transform_passes_the_battery_and_fast_path_equals_checked(make, rng
     additive one included) passes the bijector battery, and the unchecked _forward_cached /
     _backward give bit-identical results to the checked public methods."""
     b = make(rng)
-    randomize_parameters(b, rng, scale=0.5)
+    randomize_parameters(b, rng=rng, scale=0.5)
     x, c = rng.standard_normal((6, 4)), rng.standard_normal((6, 2))
     assert check_bijector(b, x, c, rng=rng).ok
     z1, ld1, cache1 = b.forward_cached(x, c)

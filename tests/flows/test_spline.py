@@ -342,7 +342,7 @@ def _coupling(seed, dim, context_dim, n_bins, scale=0.3):
     mask[rng.permutation(dim)[: rng.integers(0 if context_dim else 1, dim)]] = 1
     b = SplineCoupling(dim, mask, [7, 5], n_bins, 2.0, rng=rng, context_dim=context_dim,
                        activation="tanh")
-    randomize_parameters(b, rng, scale)               # leave the zero (identity) init
+    randomize_parameters(b, rng=rng, scale=scale)   # leave the zero (identity) init
     x = 1.2 * rng.standard_normal((5, dim))
     c = rng.standard_normal((5, context_dim)) if context_dim else None
     return b, x, c, rng

@@ -74,7 +74,7 @@ def test_log_prob_and_gradients_match_torch(build, rng):
     kw = dict(permutation="random") if build is maf else {}
     flow = build(4, 3, [7, 5], rng=rng, context_dim=3, activation="tanh", actnorm=True,
                  standardize=data, standardize_context=ctx, **kw)
-    randomize_parameters(flow, rng, scale=0.4)
+    randomize_parameters(flow, rng=rng, scale=0.4)
     x, c, w = rng.standard_normal((6, 4)), rng.standard_normal((6, 3)), rng.standard_normal(6)
 
     flow.zero_grad()

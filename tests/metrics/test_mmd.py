@@ -6,7 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nprefgen.metrics.mmd import kernel_sum, kernel_sum_numpy, mmd2, mmd_permutation_test
+from nprefgen.metrics.mmd import (
+    kernel_sum, kernel_sum_numpy, median_bandwidth, mmd2, mmd_permutation_test,
+)
 
 
 def analytic_mmd2(mu, s, h, d):
@@ -34,8 +36,8 @@ def test_unbiased_estimate_matches_the_gaussian_closed_form():
 
 def test_permutation_test_separates(rng):
     x = rng.standard_normal((80, 2))
-    _, p_same = mmd_permutation_test(x, rng.standard_normal((80, 2)), rng, n_permutations=50)
-    _, p_diff = mmd_permutation_test(x, rng.standard_normal((80, 2)) + 1.0, rng, n_permutations=50)
+    _, p_same = mmd_permutation_test(x, rng.standard_normal((80, 2)), rng=rng, n_permutations=50)
+    _, p_diff = mmd_permutation_test(x, rng.standard_normal((80, 2)) + 1.0, rng=rng, n_permutations=50)
     assert p_diff < 0.05 and p_same > 0.01
 
 
@@ -57,6 +59,20 @@ def test_kernel_and_numpy_paths_agree(rng):
     x, y = rng.standard_normal((700, 3)), rng.standard_normal((600, 3))
     assert mmd2(x, y, bandwidth=0.8) == pytest.approx(mmd2(x, y, bandwidth=0.8, use_kernel=False),
                                                       rel=1e-10, abs=1e-14)
+
+
+def test_median_bandwidth_subsample_is_deterministic_and_evenly_spaced(rng):
+    """Above max_points the heuristic takes the pooled rows (i N) // max_points: no seed, so mmd2
+    repeats exactly; on iid draws the subset's median is that of all pairs up to its sampling
+    error (the median of ~3e5 pair distances from 800 points: a few per cent)."""
+    x, y = rng.standard_normal((900, 2)), rng.standard_normal((700, 2)) + 0.5
+    z = np.concatenate([x, y])
+    rows = z[np.arange(800) * 1600 // 800]                      # every second row here
+    d2 = np.sum((rows[:, None] - rows[None]) ** 2, axis=2)[np.triu_indices(800, 1)]
+    assert median_bandwidth(x, y, max_points=800) == np.sqrt(np.median(d2))
+    full = np.sqrt(np.sum((z[:, None] - z[None]) ** 2, axis=2))[np.triu_indices(1600, 1)]
+    assert median_bandwidth(x, y, max_points=800) == pytest.approx(np.median(full), rel=0.05)
+    assert mmd2(x, y) == mmd2(x, y)
 
 
 def test_bad_inputs_raise(rng):

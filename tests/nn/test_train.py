@@ -202,7 +202,8 @@ def test_an_exploding_loss_is_divergence_and_warn_returns():
     model = LinearRegression(0.0)
     with pytest.warns(RuntimeWarning, match="diverged in epoch 2"):
         hist = fit_loop(model, scripted(model, [2.0, 1.0, 1.0 + 3.0 * 2.0 + 1e-9]), _line(1.0, n=4),
-                        rng=0, epochs=5, batch_size=None, lr=0.1, on_divergence="warn")
+                        rng=0, epochs=5, batch_size=None, lr=0.1, on_divergence="warn",
+                        divergence_epochs=1)
     assert hist["stopped"] == "diverged" and hist["train_loss"] == [2.0, 1.0, 7.000000001]
     assert hist["best_epoch"] == 1
     model = LinearRegression(0.0)
@@ -213,6 +214,35 @@ def test_an_exploding_loss_is_divergence_and_warn_returns():
     assert hist["stopped"] == "max_epochs"
 
 
+def test_a_spike_that_recovers_is_not_divergence_but_a_persistent_one_is():
+    """Rule 2 needs ``divergence_epochs`` consecutive exploded epochs (default 3), or an explosion
+    in the last epoch: a one-epoch spike that training recovers from is recorded, not raised."""
+    def scripted(model, values):
+        calls = []
+
+        def loss(xb, yb):
+            calls.append(1)
+            true = model.mse_and_grad(xb, yb)
+            return values[len(calls) - 1] if len(calls) <= len(values) else true
+        return loss
+
+    spike = 1.0 + 3.0 * 2.0 + 1.0                              # above best + 3 (1 + |best|)
+    model = LinearRegression(0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        hist = fit_loop(model, scripted(model, [2.0, 1.0, spike, spike, 0.9, 0.8]),
+                        _line(1.0, n=4), rng=0, epochs=6, batch_size=None, lr=0.1)
+    assert hist["stopped"] == "max_epochs" and hist["spikes"] == [2, 3]
+    model = LinearRegression(0.0)
+    with pytest.raises(TrainingDivergedError, match="3 consecutive epoch"):
+        fit_loop(model, scripted(model, [2.0, 1.0, spike, spike, spike, 0.5]), _line(1.0, n=4),
+                 rng=0, epochs=6, batch_size=None, lr=0.1)
+    model = LinearRegression(0.0)
+    with pytest.raises(TrainingDivergedError, match="1 consecutive epoch"):
+        fit_loop(model, scripted(model, [2.0, 1.0, 0.9, spike]), _line(1.0, n=4), rng=0,
+                 epochs=4, batch_size=None, lr=0.1)                   # exploded at the end
+
+
 def test_a_bad_best_state_is_not_restored():
     """An epoch can end on a bad step whose loss shows only in the next epoch: with one batch
     per epoch the loss of epoch 0 is measured *before* its step. If the best state gives an
@@ -221,7 +251,7 @@ def test_a_bad_best_state_is_not_restored():
     x, y = _line(1.0, n=4)
     with pytest.raises(TrainingDivergedError, match="initial parameters") as err:
         fit_loop(model, model.mse_and_grad, (x, 1e3 * y), rng=0, epochs=3, batch_size=None,
-                 lr=50.0, optimizer="sgd")
+                 lr=50.0, optimizer="sgd", divergence_epochs=1)
     assert model.w == 0.0 and err.value.history["best_epoch"] == -1
     assert len(err.value.history["train_loss"]) == 2       # epoch 0 looked fine, epoch 1 did not
 

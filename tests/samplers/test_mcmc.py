@@ -54,10 +54,10 @@ def ks_critical(n_eff, m=None, alpha_coef=1.95):
 
 def run(name, lp, grad, x0, rng, n):
     if name == "rwm":
-        return random_walk_metropolis(lp, x0, 4 * n, rng, n_warmup=400)
+        return random_walk_metropolis(lp, x0, 4 * n, rng=rng, n_warmup=400)
     if name == "slice":
-        return slice_sampling(lp, x0, n, rng, n_warmup=60)
-    return hmc(lp, grad, x0, n, rng, n_warmup=150)
+        return slice_sampling(lp, x0, n, rng=rng, n_warmup=60)
+    return hmc(lp, grad, x0, n, rng=rng, n_warmup=150)
 
 
 def gaussian_ok(res):
@@ -182,19 +182,19 @@ def test_ess_of_iid_and_ar1(rng):
 def test_bad_inputs_raise_naming_the_argument(rng):
     x0 = np.zeros((2, 2))
     with pytest.raises(ValueError, match="x0"):
-        random_walk_metropolis(lambda x: np.where(x[:, 0] > 1, 0.0, -np.inf), x0, 10, rng)
+        random_walk_metropolis(lambda x: np.where(x[:, 0] > 1, 0.0, -np.inf), x0, 10, rng=rng)
     with pytest.raises(ValueError, match="n_steps"):
-        slice_sampling(gauss_lp, x0, 0, rng)
+        slice_sampling(gauss_lp, x0, 0, rng=rng)
     with pytest.raises(ValueError, match="log_prob"):
-        slice_sampling(lambda x: np.zeros(3), x0, 5, rng)
+        slice_sampling(lambda x: np.zeros(3), x0, 5, rng=rng)
     with pytest.raises(ValueError, match="grad_log_prob"):
-        hmc(gauss_lp, lambda x: np.zeros((1, 2)), x0, 5, rng)
+        hmc(gauss_lp, lambda x: np.zeros((1, 2)), x0, 5, rng=rng)
     with pytest.raises(ValueError, match="rng"):
-        hmc(gauss_lp, gauss_grad, x0, 5, "0")
+        hmc(gauss_lp, gauss_grad, x0, 5, rng="0")
     with pytest.raises(ValueError, match="x0"):
-        hmc(gauss_lp, gauss_grad, np.zeros(2), 5, rng)
+        hmc(gauss_lp, gauss_grad, np.zeros(2), 5, rng=rng)
     with pytest.raises(ValueError, match="width"):
-        slice_sampling(gauss_lp, x0, 5, rng, width=-1.0)
+        slice_sampling(gauss_lp, x0, 5, rng=rng, width=-1.0)
 
 
 @pytest.mark.parametrize("name", ["rwm", "slice", "hmc"])
@@ -212,11 +212,11 @@ def test_one_target_per_chain(name):
 
     x0 = np.repeat(centres[:, None], 2, 1)
     if name == "rwm":
-        res = random_walk_metropolis(lp, x0, 1200, rng, n_warmup=300, chain_index=True)
+        res = random_walk_metropolis(lp, x0, 1200, rng=rng, n_warmup=300, chain_index=True)
     elif name == "slice":
-        res = slice_sampling(lp, x0, 300, rng, n_warmup=30, chain_index=True)
+        res = slice_sampling(lp, x0, 300, rng=rng, n_warmup=30, chain_index=True)
     else:
-        res = hmc(lp, grad, x0, 300, rng, n_warmup=100, chain_index=True)
+        res = hmc(lp, grad, x0, 300, rng=rng, n_warmup=100, chain_index=True)
     means = res.samples.mean(axis=1)                       # (chains, 2)
     ess = np.array([effective_sample_size(res.samples[c:c + 1]) for c in range(6)])
     assert np.all(np.abs(means - centres[:, None]) < 4.5 * 0.5 / np.sqrt(ess)), means

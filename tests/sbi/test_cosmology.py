@@ -66,10 +66,10 @@ def test_gaussian_likelihood_mcmc_recovers_theta(task):
             out[ok] += like.log_prob_and_grad(t[ok], s_obs)[0]
         return out
 
-    x0 = prior.sample(6, rng)
-    a = slice_sampling(lp, x0, 200, rng, n_warmup=40).flat()
+    x0 = prior.sample(6, rng=rng)
+    a = slice_sampling(lp, x0, 200, rng=rng, n_warmup=40).flat()
     # HMC on the box: the log-density is -inf outside, so leaving proposals are rejected
-    b = hmc(lp, lambda t: like.log_prob_and_grad(t, s_obs)[1], x0, 200, rng, n_warmup=80,
+    b = hmc(lp, lambda t: like.log_prob_and_grad(t, s_obs)[1], x0, 200, rng=rng, n_warmup=80,
             step_size=0.05).flat()
     sd = a.std(0)
     assert np.all(np.abs(a.mean(0) - truth) < 4 * sd)

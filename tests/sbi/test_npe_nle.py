@@ -30,7 +30,7 @@ FIT = dict(max_epochs=80, patience=10)
 def trained():
     rng = np.random.default_rng(2024)
     task = gaussian_linear(dim=2)
-    theta = task.prior.sample(3000, rng)
+    theta = task.prior.sample(3000, rng=rng)
     x = task.simulator(theta, rng)
     npe_post = NPE(task.prior, **SMALL).train(theta, x, rng=rng, **FIT)
     nle = NLE(task.prior, n_chains=10, n_warmup=60, **SMALL)
@@ -56,7 +56,7 @@ def test_npe_recovers_the_analytic_posterior(trained):
     task, post, _, _ = trained
     rng = np.random.default_rng(1)
     for x_obs in ([0.3, -0.2], [-0.5, 0.1], [0.0, 0.6]):
-        draws = post.sample(4000, rng, np.array(x_obs))
+        draws = post.sample(4000, np.array(x_obs), rng=rng)
         _close_to_analytic(draws, np.array(x_obs), 4000)
         assert post.acceptance_rate == 1.0
     x_obs = np.array([0.3, -0.2])
@@ -72,9 +72,7 @@ def test_npe_sbc_ranks_are_uniform(trained):
     """(SBI.15) SBC on the trained NPE: ranks uniform (KS p > 0.01), coverage near the diagonal."""
     task, post, _, _ = trained
     rng = np.random.default_rng(3)
-    # by keyword, so it holds for sample_batched(xs, n, rng) and sample_batched(n, xs, *, rng)
-    draw = lambda n, xs, rng: post.sample_batched(xs=xs, n=n, rng=rng)  # noqa: E731
-    theta, x, draws = dg.run_sbc(draw, task.prior, task.simulator, 300, 100, rng=rng)
+    theta, x, draws = dg.run_sbc(post.sample_batched, task.prior, task.simulator, 300, 100, rng=rng)
     assert draws.shape == (300, 100, 2)
     res = dg.sbc_uniformity(dg.sbc_ranks(draws, theta), 100, rng=rng)
     assert np.all(res["ks_pvalues"] > 0.01), res
@@ -87,12 +85,12 @@ def test_nle_slice_recovers_the_analytic_posterior(trained):
     task, _, nle, post = trained
     rng = np.random.default_rng(4)
     x_obs = np.array([0.3, -0.2])
-    draws = post.sample(600, rng, x_obs)
+    draws = post.sample(600, x_obs, rng=rng)
     res = post.mcmc_result
     assert np.max(res.rhat()) < 1.05
     _close_to_analytic(draws, x_obs, np.min(res.ess()))
     x_iid = task.simulator(np.repeat([[0.2, -0.1]], 4, 0), rng)
-    draws = post.sample(600, rng, x_iid)
+    draws = post.sample(600, x_iid, rng=rng)
     _close_to_analytic(draws, x_iid, np.min(post.mcmc_result.ess()))
 
 
@@ -109,7 +107,7 @@ def test_nle_gradient_and_hmc(trained):
                     rng=rng)
     assert all(r.ok for r in res), [str(r) for r in res]
     x_obs = np.array([-0.4, 0.25])
-    draws = post.sample(600, rng, x_obs)
+    draws = post.sample(600, x_obs, rng=rng)
     _close_to_analytic(draws, x_obs, np.min(post.mcmc_result.ess()))
 
 
@@ -123,8 +121,8 @@ def test_save_and_load(trained, tmp_path):
     theta = 0.2 * np.random.default_rng(0).standard_normal((5, 2))
     x_obs = np.array([0.1, 0.2])
     np.testing.assert_array_equal(post.log_prob(theta, x_obs), again.log_prob(theta, x_obs))
-    np.testing.assert_array_equal(post.sample(10, np.random.default_rng(1), x_obs),
-                                  again.sample(10, np.random.default_rng(1), x_obs))
+    np.testing.assert_array_equal(post.sample(10, x_obs, rng=np.random.default_rng(1)),
+                                  again.sample(10, x_obs, rng=np.random.default_rng(1)))
 
 
 def test_batched_posteriors(trained):
@@ -134,8 +132,8 @@ def test_batched_posteriors(trained):
     rng = np.random.default_rng(6)
     xs = np.array([[0.4, 0.0], [-0.4, 0.2], [0.0, -0.5]])
     mu = VAR_POST * xs / 0.1
-    a = npe_post.sample_batched(xs, 2000, rng)
-    b = nle_post.sample_batched(xs, 300, rng)
+    a = npe_post.sample_batched(2000, xs, rng=rng)
+    b = nle_post.sample_batched(300, xs, rng=rng)
     assert a.shape == (3, 2000, 2) and b.shape == (3, 300, 2)
     assert np.all(np.abs(a.mean(1) - mu) < 0.25 * SD_POST)
     assert np.all(np.abs(b.mean(1) - mu) < 0.35 * SD_POST)
@@ -151,22 +149,22 @@ def test_truncation_to_the_prior_support():
 
     task = two_moons()
     rng = np.random.default_rng(7)
-    theta = task.prior.sample(500, rng)
+    theta = task.prior.sample(500, rng=rng)
     # the default spline flow
     post = NPE(task.prior, n_transforms=2, hidden=16).train(theta, task.simulator(theta, rng),
                                                              rng=rng, max_epochs=5)
-    draws = post.sample(500, rng, np.array([0.0, 0.0]))
+    draws = post.sample(500, np.array([0.0, 0.0]), rng=rng)
     assert np.all(task.prior.in_support(draws))
     assert 0.0 < post.acceptance_rate <= 1.0
     assert post.log_prob(np.array([[2.0, 0.0]]), np.zeros(2))[0] == -np.inf
-    z = post.estimate_acceptance(np.zeros(2), rng, 2000)
+    z = post.estimate_acceptance(np.zeros(2), rng=rng, n=2000)
     assert 0.0 < z <= 1.0
 
 
 def test_bad_training_inputs():
     task = gaussian_linear(dim=2)
     rng = np.random.default_rng(8)
-    theta = task.prior.sample(20, rng)
+    theta = task.prior.sample(20, rng=rng)
     x = task.simulator(theta, rng)
     with pytest.raises(ValueError, match="x"):
         NPE(task.prior).train(theta, x[:10], rng=rng)
@@ -214,7 +212,7 @@ def test_z_scores_come_from_the_training_split_only(cls, monkeypatch):
     mean and std of the training rows; the flow is fitted as flow.fit(data, context=...)."""
     task = gaussian_linear(dim=2)
     rng = np.random.default_rng(3)
-    theta = task.prior.sample(60, rng)
+    theta = task.prior.sample(60, rng=rng)
     x = task.simulator(theta, rng)
     seen = _record_split(monkeypatch)
     est = cls(task.prior, flow="maf", n_transforms=1, hidden=4)
@@ -239,7 +237,7 @@ def test_a_diverging_training_raises_and_builds_no_posterior(cls):
 
     task = gaussian_linear(dim=2)
     rng = np.random.default_rng(0)
-    theta = task.prior.sample(200, rng)
+    theta = task.prior.sample(200, rng=rng)
     x = task.simulator(theta, rng)
     est = cls(task.prior, flow="maf", n_transforms=1, hidden=8)
     with pytest.raises(TrainingDivergedError, match=r"diverged.*lr=1000\b") as err:
@@ -264,7 +262,7 @@ def test_rejection_sampling_that_accepts_nothing_is_a_runtime_error():
     flow = maf(2, 1, [4], rng=rng, context_dim=2, standardize=far)
     post = DirectPosterior(flow, task.prior, max_rounds=3)
     with pytest.raises(RuntimeError, match="rejection sampling failed.*0 of the n=5") as err:
-        post.sample(5, rng, np.zeros(2))
+        post.sample(5, np.zeros(2), rng=rng)
     assert not isinstance(err.value, ValueError)
     assert post.acceptance_rate == 0.0
 
@@ -279,4 +277,4 @@ def test_mcmc_without_a_finite_starting_point_is_a_runtime_error():
         post = MCMCPosterior(task.prior, lambda theta, x, v=value: np.full(theta.shape[0], v), 2,
                              n_chains=2, n_warmup=0, n_init=20)
         with pytest.raises(RuntimeError, match="no starting point"):
-            post.sample(4, np.random.default_rng(0), np.zeros(2))
+            post.sample(4, np.zeros(2), rng=np.random.default_rng(0))

@@ -126,20 +126,20 @@ def test_simulate_is_the_same_whatever_the_executor(rng):
     bit for bit."""
     task = gaussian_mixture()
     theta = task.prior.sample(250, rng=rng)
-    a = simulate(task.simulator, theta, np.random.default_rng(9), batch_size=64)
+    a = simulate(task.simulator, theta, rng=np.random.default_rng(9), batch_size=64)
     with ThreadPoolExecutor(2) as ex:
-        b = simulate(task.simulator, theta, np.random.default_rng(9), executor=ex, batch_size=64)
+        b = simulate(task.simulator, theta, rng=np.random.default_rng(9), executor=ex, batch_size=64)
     with ProcessPoolExecutor(2) as ex:
-        c = simulate(task.simulator, theta, np.random.default_rng(9), executor=ex, batch_size=64)
+        c = simulate(task.simulator, theta, rng=np.random.default_rng(9), executor=ex, batch_size=64)
     np.testing.assert_array_equal(a.x, b.x)
     np.testing.assert_array_equal(a.x, c.x)
-    d = simulate(task.simulator, theta, np.random.default_rng(10), batch_size=64)
+    d = simulate(task.simulator, theta, rng=np.random.default_rng(10), batch_size=64)
     assert not np.array_equal(a.x, d.x)
 
 
 def test_nan_simulations_are_dropped_and_counted(rng):
     prior = BoxUniform([-1, -1], [1, 1])
-    sims = simulate_from_prior(prior, NaNEveryThird(), 1000, rng, batch_size=100)
+    sims = simulate_from_prior(prior, NaNEveryThird(), 1000, rng=rng, batch_size=100)
     bad = (sims.dropped_theta[:, 0] > 0.5) | (sims.dropped_theta[:, 0] < -0.8)
     assert np.all(bad)
     assert sims.n_dropped == sims.dropped_theta.shape[0] > 0
@@ -152,13 +152,13 @@ def test_nan_simulations_are_dropped_and_counted(rng):
 
 def test_simulate_bad_inputs(rng):
     with pytest.raises(ValueError, match="simulator"):
-        simulate(lambda t, r: t[:-1], np.zeros((5, 2)), rng)
+        simulate(lambda t, r: t[:-1], np.zeros((5, 2)), rng=rng)
     with pytest.raises(ValueError, match="theta"):
-        simulate(lambda t, r: t, np.zeros(5), rng)
+        simulate(lambda t, r: t, np.zeros(5), rng=rng)
     with pytest.raises(ValueError, match="batch_size"):
-        simulate(lambda t, r: t, np.zeros((5, 2)), rng, batch_size=0)
+        simulate(lambda t, r: t, np.zeros((5, 2)), rng=rng, batch_size=0)
     with pytest.raises(ValueError, match="executor"):
-        simulate(lambda t, r: t, np.zeros((5, 2)), rng, executor=object())
+        simulate(lambda t, r: t, np.zeros((5, 2)), rng=rng, executor=object())
 
 
 def test_abc_modes_and_kde(rng):

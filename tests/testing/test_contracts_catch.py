@@ -94,13 +94,13 @@ def test_per_call_state_is_caught():
 
 def test_a_broken_log_det_is_caught():
     b = BrokenLogDet(3)
-    randomize_parameters(b, np.random.default_rng(2))
+    randomize_parameters(b, rng=np.random.default_rng(2))
     x = np.random.default_rng(3).standard_normal((5, 3))
     with pytest.raises(AssertionError, match="bijector contract failed for BrokenLogDet") as err:
         check_bijector(b, x, rng=0)
     assert {"log_det_matches_jacobian", "inverse_log_det"} <= _failed(err)
     good = ElementwiseAffine(3)
-    randomize_parameters(good, np.random.default_rng(2))
+    randomize_parameters(good, rng=np.random.default_rng(2))
     assert check_bijector(good, x, rng=0) == list(CHECKS["bijector"])
 
 

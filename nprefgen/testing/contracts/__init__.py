@@ -12,7 +12,9 @@ function here derives a battery of named sub-checks from one of nprefgen's contr
 * :func:`check_density_model` -- ``fit(X, *, rng)`` returns self and sets ``history_``;
   ``log_prob(X) -> (n,)``; ``sample(n, *, rng) -> (n, d)``; the same seed gives bit-identical
   fits and samples, different seeds differ; ``rng`` keyword-only accepting None, an int or a
-  Generator (SPEC 7); ``save``/``load`` round trip; bad input -> ValueError naming the argument.
+  Generator (SPEC 7); ``save``/``load`` round trip (``factory().load(path)`` returns that
+  object); a bad file refused naming ``path``, the model unchanged; bad input -> ValueError
+  naming the argument.
 * :func:`check_model` -- the narrower contract of models that are not densities (autoencoders,
   contrastive encoders, PCA, probes): fit returns self, ``history_``, determinism, save/load.
 * :func:`check_distribution` -- ``sample``/``log_prob`` without ``fit`` (priors).

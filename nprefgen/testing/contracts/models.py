@@ -87,6 +87,8 @@ def _fit_rng_keyword_only(c: _ModelCase):
 
 
 def _save_load(c: _ModelCase):
+    """save(path) then ``factory().load(path)`` returns that same object (the one convention of
+    derivations/README.md, "Files") and computes bit-identical outputs."""
     model = c.fitted
     if not (callable(getattr(model, "save", None)) and callable(getattr(model, "load", None))):
         raise AssertionError(f"{type(model).__name__}: expected save(path) and load(path)")
@@ -95,8 +97,43 @@ def _save_load(c: _ModelCase):
         model.save(path)
         fresh = c.factory()
         loaded = fresh.load(path)
-        loaded = fresh if loaded is None else loaded
+    if loaded is not fresh:
+        raise AssertionError(f"load: expected obj.load(path) to return obj itself, got "
+                             f"{type(loaded).__name__}")
     _same(c.out(loaded), c.out(model), "output after save/load")
+
+
+def _tampered_copies(path: str, folder: str) -> Iterator[tuple[str, str]]:
+    """(what, path) of broken copies of a good file: truncated; its first floating array set
+    to NaN; that array cut by one entry along its first axis."""
+    data = open(path, "rb").read()
+    out = os.path.join(folder, "truncated.npz")
+    with open(out, "wb") as f:
+        f.write(data[:len(data) // 2])
+    yield "a truncated file", out
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    name = next(k for k, v in arrays.items() if v.dtype.kind == "f" and v.size
+                and not k.startswith("__meta__."))
+    for what, value in (("NaN in " + name, np.where(np.arange(arrays[name].size).reshape(
+                            arrays[name].shape) == 0, np.nan, arrays[name])),
+                        ("a wrong shape of " + name, arrays[name][:-1])):
+        out = os.path.join(folder, "tampered.npz")
+        np.savez(out, **{**arrays, name: value})
+        yield what, out
+
+
+def _load_bad_file(c: _ModelCase):
+    """A bad file (truncated, NaN, wrong shape) -> ValueError naming ``path``; the model loading
+    it keeps computing exactly what it computed before (all or nothing)."""
+    model = c.fit(c.factory())
+    before = c.out(model)
+    with tempfile.TemporaryDirectory() as tmp:
+        good = os.path.join(tmp, "model.npz")
+        model.save(good)
+        for what, path in _tampered_copies(good, tmp):
+            expect_value_error(lambda: model.load(path), "path", f"load({what})")
+            _same(c.out(model), before, f"output after a failed load of {what}")
 
 
 def _bad_fit(c: _ModelCase):
@@ -112,7 +149,7 @@ def _bad_fit(c: _ModelCase):
 _MODEL_CHECKS = {"fit_returns_self": _fit_returns_self, "fit_sets_history_": _fit_sets_history,
                  "fit_deterministic_per_seed": _fit_deterministic,
                  "fit_rng_keyword_only": _fit_rng_keyword_only, "save_load_round_trip": _save_load,
-                 "bad_fit_input": _bad_fit}
+                 "load_bad_file_leaves_model_unchanged": _load_bad_file, "bad_fit_input": _bad_fit}
 for _n, _f in _MODEL_CHECKS.items():
     _check("model", _n)(_f)
     _check("density_model", _n)(_f)

@@ -34,7 +34,7 @@ def _abc_batched(task, theta, x, xs, n, rng, n_keep):
 
 
 def _run_task(report, task, cfg, rng):
-    sims = simulate_from_prior(task.prior, task.simulator, cfg["n_sim"], rng)
+    sims = simulate_from_prior(task.prior, task.simulator, cfg["n_sim"], rng=rng)
     theta_obs, x_obs = task.observations(1, rng=rng)
     reference = task.reference_posterior(x_obs[0], cfg["n_post"], rng=rng)
     fit = dict(max_epochs=cfg["epochs"], patience=10, lr=1e-3)
@@ -42,14 +42,14 @@ def _run_task(report, task, cfg, rng):
 
     t0 = time.perf_counter()
     npe = NPE(task.prior, **cfg["flow"]).train(sims.theta, sims.x, rng=rng, **fit)
-    draws["NPE"] = npe.sample(cfg["n_post"], rng, x_obs[0])
+    draws["NPE"] = npe.sample(cfg["n_post"], x_obs[0], rng=rng)
     timings["NPE"] = time.perf_counter() - t0
     extra["NPE"] = f"acceptance {npe.acceptance_rate:.3f}"
 
     t0 = time.perf_counter()
     nle_model = NLE(task.prior, n_chains=cfg["chains"], n_warmup=cfg["warmup"], **cfg["flow"])
     nle = nle_model.train(sims.theta, sims.x, rng=rng, **fit)
-    draws["NLE"] = nle.sample(cfg["n_post"], rng, x_obs[0])
+    draws["NLE"] = nle.sample(cfg["n_post"], x_obs[0], rng=rng)
     timings["NLE"] = time.perf_counter() - t0
     res = nle.mcmc_result
     extra["NLE"] = f"slice sampling, {cfg['chains']} chains"
@@ -85,9 +85,9 @@ def _run_task(report, task, cfg, rng):
 
     # calibration over many test observations: PIT values per marginal (SBI.13)
     theta_t, x_t = task.observations(cfg["n_test"], rng=rng)
-    pit = {"NPE": dg.pit_values(npe.sample_batched(x_t, cfg["n_draws"], rng), theta_t, rng=rng),
+    pit = {"NPE": dg.pit_values(npe.sample_batched(cfg["n_draws"], x_t, rng=rng), theta_t, rng=rng),
            "NLE": dg.pit_values(nle_model.posterior(n_chains=4, n_warmup=30).sample_batched(
-               x_t, cfg["n_draws"], rng), theta_t, rng=rng),
+               cfg["n_draws"], x_t, rng=rng), theta_t, rng=rng),
            "ABC": dg.pit_values(_abc_batched(task, sims.theta, sims.x, x_t, cfg["n_draws"], rng,
                                              n_keep), theta_t, rng=rng)}
     report.figure(pp_plot(pit, title=f"{task.name}: P-P plot ({cfg['n_test']} test observations)"),

@@ -57,7 +57,7 @@ def build(report) -> None:
     gauss = MCMCPosterior(prior, like, sim.n_bins, grad_log_likelihood=like.grad,
                           n_chains=cfg["chains"], n_warmup=cfg["warmup"], n_init=200)
     t0 = time.perf_counter()
-    sims = simulate_from_prior(prior, sim, cfg["n_sim"], rng)
+    sims = simulate_from_prior(prior, sim, cfg["n_sim"], rng=rng)
     t_sim = time.perf_counter() - t0
     t0 = time.perf_counter()
     npe = NPE(prior, **cfg["flow"]).train(sims.theta, sims.x, rng=rng, max_epochs=cfg["epochs"],
@@ -67,10 +67,10 @@ def build(report) -> None:
     theta_obs = np.array([1.3, 2.0])
     x_obs = sim(theta_obs[None], rng)[0]
     t0 = time.perf_counter()
-    d_gauss = gauss.sample(cfg["n_post"], rng, x_obs)
+    d_gauss = gauss.sample(cfg["n_post"], x_obs, rng=rng)
     t_mcmc = time.perf_counter() - t0
     res = gauss.mcmc_result
-    d_npe = npe.sample(cfg["n_post"], rng, x_obs)
+    d_npe = npe.sample(cfg["n_post"], x_obs, rng=rng)
     report.figure(pair_plot({"Gaussian likelihood + MCMC": d_gauss, "NPE": d_npe},
                             theta_true=theta_obs, labels=["A", "n"], limits=[[0.5, 2.0], [1.0, 3.0]]),
                   "posterior", "posteriors for one observation; dashed: the true (A, n)")
@@ -91,8 +91,8 @@ def build(report) -> None:
     # coverage over many test observations (SBI.14): HPD levels need log q up to a constant,
     # which both have (the unnormalised potential for MCMC, the flow for NPE)
     theta_t, x_t = task.observations(cfg["n_test"], rng=rng)
-    draws = {"Gaussian likelihood + MCMC": gauss.sample_batched(x_t, cfg["n_draws"], rng),
-             "NPE": npe.sample_batched(x_t, cfg["n_draws"], rng)}
+    draws = {"Gaussian likelihood + MCMC": gauss.sample_batched(cfg["n_draws"], x_t, rng=rng),
+             "NPE": npe.sample_batched(cfg["n_draws"], x_t, rng=rng)}
     levels, rows, tarp_curves = {}, [], {}
     for name, d in draws.items():
         if name == "NPE":
