@@ -31,6 +31,8 @@ SLOW = (
     # score-based models: an NCSN trained on the lecture's toy, sampled by annealed Langevin
     "tests/models/test_ncsn_fit.py::test_learned_ncsn_recovers_the_mode_weights",
     # classifiers and encoders trained to a statistical answer
+    "tests/models/test_vae.py::test_linear_vae_recovers_ppca",
+    "tests/models/test_gan.py::test_eight_gaussians_modes_captured",
     "tests/metrics/test_c2st.py::test_agrees_with_scikit_learn_classifier",
     "tests/models/test_contrastive.py::test_simclr_training_lowers_the_loss_on_digits",
 )

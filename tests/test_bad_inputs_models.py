@@ -670,6 +670,119 @@ for _f in ("langevin_mlp", "langevin_mlp_numpy"):
     case(f"kernels.langevin.{_f}", "hyper", "sigmas",
          lambda f=_f: getattr(KLV, f)(X0, [np.eye(2)], [np.zeros(2)], sigma=0.0, eps=0.1, n_steps=2))
 
+# == VAE, GAN and their kernels (helper "vae") ===================================================
+# fit/save/load: the model battery (tests/test_contracts.py); a Gaussian VAE takes any real x
+from nprefgen.kernels import elbo as KE                                            # noqa: E402
+from nprefgen.models import gan as GA                                              # noqa: E402
+from nprefgen.models import vae as VA                                              # noqa: E402
+
+
+def _vae():
+    return VA.dense_vae(4, 2, (5,), rng=R(), likelihood="gaussian")
+
+
+def _gan():
+    return GA.mlp_gan(3, 2, (5,), rng=R())
+
+
+U01 = np.random.default_rng(3).uniform(0.0, 1.0, (5, 4))          # valid Bernoulli data
+arrays("models.vae.VAE.encode", "x", lambda v: _vae().encode(v), (5, 4), wrong=(5, 3))
+arrays("models.vae.VAE.decode", "z", lambda v: _vae().decode(v), (5, 2), wrong=(5, 3))
+arrays("models.vae.VAE.reconstruct", "x", lambda v: _vae().reconstruct(v), (5, 4), wrong=(5, 3))
+arrays("models.vae.VAE.elbo", "x", lambda v: _vae().elbo(v, rng=R()), (5, 4), wrong=(5, 3))
+case("models.vae.VAE.elbo", "hyper", "n_samples", lambda: _vae().elbo(A(5, 4), n_samples=0))
+arrays("models.vae.VAE.elbo_and_grad", "x", lambda v: _vae().elbo_and_grad(v, rng=R()), (5, 4),
+       wrong=(5, 3))
+arrays("models.vae.VAE.elbo_and_grad", "eps", lambda v: _vae().elbo_and_grad(A(5, 4), v),
+       (5, 2), wrong=(5, 3))
+arrays("models.vae.VAE.elbo_and_grad", "weights",
+       lambda v: _vae().elbo_and_grad(A(5, 4), rng=R(), weights=v), (5,), wrong=(4,))
+arrays("models.vae.VAE.iwae_and_grad", "x", lambda v: _vae().iwae_and_grad(v, 3, rng=R()),
+       (5, 4), wrong=(5, 3))
+arrays("models.vae.VAE.iwae_and_grad", "eps", lambda v: _vae().iwae_and_grad(A(5, 4), 3, v),
+       (3, 5, 2), wrong=(2, 5, 2))
+case("models.vae.VAE.iwae_and_grad", "hyper", "k", lambda: _vae().iwae_and_grad(A(5, 4), 0))
+arrays("models.vae.VAE.log_prob_iwae", "x", lambda v: _vae().log_prob_iwae(v, 3, rng=R()),
+       (5, 4), wrong=(5, 3))
+case("models.vae.VAE.log_prob_iwae", "hyper", "k", lambda: _vae().log_prob_iwae(A(5, 4), 0))
+case("models.vae.VAE.log_prob_iwae", "hyper", "batch",
+     lambda: _vae().log_prob_iwae(A(5, 4), 3, batch=0))
+case("models.vae.VAE.log_prob_iwae", "type", "rng",
+     lambda: _vae().log_prob_iwae(A(5, 4), 3, rng=NOT_RNG))
+case("models.vae.VAE.sample", "hyper", "n", lambda: _vae().sample(0))
+case("models.vae.VAE.sample", "type", "rng", lambda: _vae().sample(3, rng=NOT_RNG))
+case("models.vae.VAE.fit", "hyper", "objective", lambda: _vae().fit(A(8, 4), objective="kl"))
+case("models.vae.VAE.fit", "hyper", "k", lambda: _vae().fit(A(8, 4), objective="iwae", k=0))
+case("models.vae.VAE.fit", "shape", "x",
+     lambda: VA.conv_vae((1, 4, 4), 2, rng=R()).fit(U01.reshape(5, 1, 2, 2), epochs=1))
+case("models.vae.VAE.fit", "hyper", "x", lambda: VA.dense_vae(4, 2, rng=R()).fit(U01 + 1.0))
+case("models.vae.VAE", "type", "encoder", lambda: VA.VAE("enc", _vae().decoder, in_features=4,
+                                                          latent_dim=2))
+case("models.vae.VAE", "hyper", "latent_dim",
+     lambda: VA.VAE(_vae().encoder, _vae().decoder, in_features=4, latent_dim=0))
+case("models.vae.VAE", "hyper", "image_shape",
+     lambda: VA.VAE(_vae().encoder, _vae().decoder, in_features=4, latent_dim=2,
+                    image_shape=(1, 3, 3)))
+case("models.vae.VAE", "hyper", "beta",
+     lambda: VA.VAE(_vae().encoder, _vae().decoder, in_features=4, latent_dim=2, beta=-1.0))
+case("models.vae.dense_vae", "hyper", "latent_dim", lambda: VA.dense_vae(4, 0))
+case("models.vae.dense_vae", "hyper", "hidden", lambda: VA.dense_vae(4, 2, (0,)))
+case("models.vae.dense_vae", "hyper", "likelihood", lambda: VA.dense_vae(4, 2, likelihood="x"))
+case("models.vae.dense_vae", "hyper", "decoder_var",
+     lambda: VA.dense_vae(4, 2, likelihood="gaussian", decoder_var=0.0))
+case("models.vae.dense_vae", "type", "rng", lambda: VA.dense_vae(4, 2, rng=NOT_RNG))
+case("models.vae.conv_vae", "hyper", "image_shape", lambda: VA.conv_vae((1, 6, 8), 2))
+case("models.vae.conv_vae", "hyper", "channels", lambda: VA.conv_vae((1, 8, 8), 2, (4,)))
+case("models.vae.conv_vae", "hyper", "latent_dim", lambda: VA.conv_vae((1, 8, 8), 0))
+case("models.vae.linear_gaussian_vae", "hyper", "latent_dim",
+     lambda: VA.linear_gaussian_vae(4, 0))
+arrays("models.vae.ppca_ml", "x", lambda v: VA.ppca_ml(v, 1), (6, 3))
+case("models.vae.ppca_ml", "hyper", "latent_dim", lambda: VA.ppca_ml(A(6, 3), 3))
+case("models.vae.load_vae", "corrupt", "path", lambda: VA.load_vae("no_such_file.npz"))
+arrays("kernels.elbo.kl_standard_normal", "mu", lambda v: KE.kl_standard_normal(v, A(4, 2)),
+       (4, 2), wrong=(4,))
+arrays("kernels.elbo.kl_standard_normal_numpy", "log_var",
+       lambda v: KE.kl_standard_normal_numpy(A(4, 2), v), (4, 2), wrong=(4, 3))
+for _f in (KE.bernoulli_log_lik, KE.bernoulli_log_lik_numpy):
+    arrays(f"kernels.elbo.{_f.__name__}", "logits", lambda v, f=_f: f(U01, v), (5, 4),
+           wrong=(5, 3))
+    case(f"kernels.elbo.{_f.__name__}", "hyper", "x", lambda f=_f: f(U01 + 1.0, A(5, 4)))
+for _f in (KE.gaussian_log_lik, KE.gaussian_log_lik_numpy):
+    arrays(f"kernels.elbo.{_f.__name__}", "mean", lambda v, f=_f: f(A(5, 4), v, A(5, 4)), (5, 4),
+           wrong=(5, 3))
+for _f in (KE.elbo, KE.elbo_numpy):
+    arrays(f"kernels.elbo.{_f.__name__}", "log_lik", lambda v, f=_f: f(v, A(5, 2), A(5, 2)), (5,),
+           wrong=(4,))
+    case(f"kernels.elbo.{_f.__name__}", "hyper", "beta",
+         lambda f=_f: f(A(5), A(5, 2), A(5, 2), beta=-1.0))
+arrays("models.gan.GAN.discriminate", "x", lambda v: _gan().discriminate(v), (5, 3), wrong=(5, 2))
+arrays("models.gan.GAN.discriminator_loss_and_grad", "x_real",
+       lambda v: _gan().discriminator_loss_and_grad(v, A(4, 2)), (5, 3), wrong=(5, 2))
+arrays("models.gan.GAN.discriminator_loss_and_grad", "z",
+       lambda v: _gan().discriminator_loss_and_grad(A(5, 3), v), (4, 2), wrong=(4, 3))
+arrays("models.gan.GAN.generator_loss_and_grad", "z",
+       lambda v: _gan().generator_loss_and_grad(v), (4, 2), wrong=(4, 3))
+case("models.gan.GAN.sample", "hyper", "n", lambda: _gan().sample(0))
+case("models.gan.GAN.sample", "type", "rng", lambda: _gan().sample(3, rng=NOT_RNG))
+for _arg, _val in (("steps", 0), ("batch_size", 0), ("n_critic", 0), ("instance_noise", -1.0),
+                   ("ema", 1.0), ("on_divergence", "ignore")):
+    case("models.gan.GAN.fit", "hyper", _arg,
+         lambda a=_arg, v=_val: _gan().fit(A(8, 3), rng=R(), **{a: v}))
+case("models.gan.GAN", "type", "generator",
+     lambda: GA.GAN("g", _gan().discriminator, latent_dim=2, data_dim=3))
+case("models.gan.GAN", "hyper", "latent_dim",
+     lambda: GA.GAN(_gan().generator, _gan().discriminator, latent_dim=0, data_dim=3))
+case("models.gan.mlp_gan", "hyper", "latent_dim", lambda: GA.mlp_gan(3, 0))
+case("models.gan.mlp_gan", "hyper", "hidden", lambda: GA.mlp_gan(3, 2, (0,)))
+case("models.gan.conv_gan", "hyper", "image_shape", lambda: GA.conv_gan((1, 6, 8)))
+case("models.gan.conv_gan", "hyper", "channels", lambda: GA.conv_gan((1, 8, 8), 2, (4,)))
+arrays("models.gan.discriminator_loss", "a_real", lambda v: GA.discriminator_loss(v, A(3, 1)),
+       (4, 1), wrong=(4,))
+arrays("models.gan.generator_loss", "a_fake", GA.generator_loss, (4, 1), wrong=(4,))
+arrays("models.gan.mode_coverage", "samples",
+       lambda v: GA.mode_coverage(v, A(8, 2), 0.1), (6, 2), wrong=(6,))
+case("models.gan.mode_coverage", "hyper", "sigma", lambda: GA.mode_coverage(A(6, 2), A(8, 2), 0.0))
+
 
 @pytest.mark.parametrize("path, kind, arg, thunk", CASES,
                          ids=[f"{p}-{k}-{a}-{i}" for i, (p, k, a, _) in enumerate(CASES)])

@@ -165,7 +165,15 @@ def _models():
                    dict(epochs=2, batch_size=8, progress=False)),
         "LinearProbe": (lambda: LinearProbe(), X, labels, dict(epochs=5)),
         "KNNClassifier": (lambda: KNNClassifier(k=3), X, labels, {}),
+        "VAE": (lambda: _vae().dense_vae(4, 2, (8,), rng=0, likelihood="gaussian"), X, None,
+                dict(epochs=2, batch_size=8, progress=False)),
+        "GAN": (lambda: _vae("gan").mlp_gan(4, 2, (8,), rng=0), X, None,
+                dict(steps=3, batch_size=8, progress=False), lambda m, X: m.discriminate(X)),
     }
+
+
+def _vae(name="vae"):
+    return importlib.import_module(f"nprefgen.models.{name}")
 
 
 def _posterior_estimators():
@@ -201,9 +209,11 @@ def _batteries():
         out["bijector", name] = lambda make=make: C.bijector_checks(*make(), rng=0)
     for name, (factory, X, kw) in _density_models().items():
         out["density_model", name] = lambda f=factory, X=X, kw=kw: C.density_model_checks(f, X, fit_kwargs=kw)
-    for name, (factory, X, y, kw) in _models().items():
-        output = (lambda m, X: m.score(X, m.sigmas[-1])) if "NCSN" in name else None   # score nets
-        out["model", name] = lambda f=factory, X=X, y=y, kw=kw, o=output: \
+    for name, (factory, X, y, kw, *output) in _models().items():       # optional 5th: output
+        o = (output or [None])[0]
+        if o is None and "NCSN" in name:                                 # score networks
+            o = lambda m, X: m.score(X, m.sigmas[-1])
+        out["model", name] = lambda f=factory, X=X, y=y, kw=kw, o=o: \
             C.model_checks(f, X, y, fit_kwargs=kw, output=o)
     for name, (factory, theta, x, kw) in _posterior_estimators().items():
         out["posterior_estimator", name] = lambda f=factory, t=theta, x=x, kw=kw: \
@@ -494,6 +504,10 @@ CALLABLE_EXEMPT = {
     "nprefgen.samplers.mcmc.CountingLogProb": "wrapper built by the samplers",
     "nprefgen.models.autoencoder.Autoencoder (constructor)": "built by dense/linear/conv_autoencoder (rows)",
     "nprefgen.models.contrastive.SimCLR (constructor)": "built by dense/conv_simclr (rows)",
+    # helper "vae": pure maths behind elbo_and_grad / iwae_and_grad / log_prob_iwae (rows there)
+    **{f"nprefgen.models.vae.{name}": "pure maths behind a checked caller" for name in (
+        "reparameterize", "reparameterize_backward", "log_importance_weights")},
+    "nprefgen.models.vae.VAE.loss_and_grad": "inner step of VAE.fit (x checked as in elbo_and_grad)",
     # on main without an entry since the reliability merge (added by helper persist, who found
     # the guard failing): buffer checks run by Flow.load/save on a file's buffers, and the check
     # of the samplers' user callables' output

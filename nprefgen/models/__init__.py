@@ -10,6 +10,8 @@
 - :class:`LinearProbe`, :class:`KNNClassifier` (probe.py): how good is a representation?
 - :class:`NCSN`, :class:`ConvNCSN` (ncsn.py, ncsn_conv.py, derivations/score.md): score networks
   trained by denoising score matching; closed-form scores in score.py.
+- :class:`VAE` and its builders (vae.py, derivations/vae.md), :class:`GAN` (gan.py,
+  derivations/gan.md).
 
 Every ``fit`` returns self; randomness is a keyword-only ``rng`` (None, an int seed or a
 Generator, SPEC 7): ``GaussianMixture(3).fit(X, rng=0).sample(100, rng=1)``.
@@ -32,6 +34,8 @@ from nprefgen.models.ncsn_conv import ConvNCSN
 from nprefgen.models.score import (
     GaussianMixtureScore, gaussian_score, mixture_score, mode_weights, song_ermon_mixture,
 )
+from nprefgen.models.gan import GAN, conv_gan, mlp_gan, mode_coverage
+from nprefgen.models.vae import VAE, conv_vae, dense_vae, linear_gaussian_vae, load_vae, ppca_ml
 
 __all__ = [
     "GaussianDensity", "GaussianMixture", "EMResult", "NotFittedError", "kmeans_plusplus", "lloyd",
@@ -44,4 +48,6 @@ __all__ = [
     "LinearProbe", "KNNClassifier", "probe_accuracies",
     "NCSN", "ConvNCSN", "geometric_sigmas", "sigma_max_from_data",
     "GaussianMixtureScore", "gaussian_score", "mixture_score", "mode_weights", "song_ermon_mixture",
+    "VAE", "dense_vae", "conv_vae", "linear_gaussian_vae", "load_vae", "ppca_ml",
+    "GAN", "mlp_gan", "conv_gan", "mode_coverage",
 ]
