@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from nprefgen._validation import check_array, check_choice, check_int, check_rng, check_scalar
+from nprefgen._validation import (
+    check_array, check_choice, check_finite_result, check_int, check_rng, check_scalar,
+)
 from nprefgen.models._files import field, read_model, where_load, where_save, write_model
 from nprefgen.nn import Adam, Linear, softmax, softmax_cross_entropy_loss
 
@@ -151,8 +153,14 @@ class LinearProbe:
 
 def pairwise_sq_distances(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     """||a_i - b_j||^2 = ||a_i||^2 + ||b_j||^2 - 2 a_i . b_j, clipped at 0. A: (n, m), B: (k, m)
-    -> (n, k)."""
-    d2 = np.sum(A * A, axis=1)[:, None] + np.sum(B * B, axis=1)[None, :] - 2.0 * A @ B.T
+    -> (n, k). Entries beyond ~1e154 overflow the squares: a ValueError blaming their scale."""
+    A = check_array(A, "A", ndim=2)
+    B = check_array(B, "B", shape=(None, A.shape[1]))
+    with np.errstate(over="ignore", invalid="ignore"):                     # checked next
+        d2 = np.sum(A * A, axis=1)[:, None] + np.sum(B * B, axis=1)[None, :] - 2.0 * A @ B.T
+    if not np.all(np.isfinite(d2)):
+        big_a = float(np.max(np.abs(A))) >= float(np.max(np.abs(B)))
+        check_finite_result(d2, "A" if big_a else "B", "squared distances", A if big_a else B)
     return np.maximum(d2, 0.0)
 
 
