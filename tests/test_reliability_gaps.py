@@ -127,3 +127,92 @@ def test_realnvp_gradients_at_1e154_raise_instead_of_nan(rng):
     f = _flow("realnvp")
     with pytest.raises(ValueError, match=f"x: expected values on a {SCALE}"):
         f.log_prob_and_grad(1e154 * rng.standard_normal((6, 2)))
+
+
+# -- 4. matrices that must be symmetric positive definite ---------------------------------------
+def test_gmm_precisions_init_must_be_symmetric_positive_definite(rng):
+    from nprefgen.models import GaussianMixture
+
+    X = rng.standard_normal((40, 2))
+    asym = np.array([[[2.0, 0.5], [0.0, 2.0]], [[1.0, 0.0], [0.0, 1.0]]])
+    with pytest.raises(ValueError, match=r"precisions_init\[0\]: expected a symmetric matrix"):
+        GaussianMixture(2, precisions_init=asym).fit(X, rng=0)
+    indefinite = np.array([np.eye(2), [[1.0, 2.0], [2.0, 1.0]]])
+    with pytest.raises(ValueError, match=r"precisions_init\[1\]: expected a positive definite"):
+        GaussianMixture(2, precisions_init=indefinite).fit(X, rng=0)
+    # a product that is symmetric only to rounding is accepted, as the same symmetric matrix
+    a = rng.standard_normal((2, 2, 2))
+    near = a @ np.swapaxes(a, 1, 2) + np.eye(2)
+    near[0, 0, 1] *= 1 + 1e-13
+    fitted = GaussianMixture(2, precisions_init=near, max_iter=1).fit(X, rng=0)
+    exact = GaussianMixture(2, precisions_init=0.5 * (near + np.swapaxes(near, 1, 2)),
+                            max_iter=1).fit(X, rng=0)
+    np.testing.assert_array_equal(fitted.means_, exact.means_)
+
+
+def test_cosmology_likelihood_covariance_must_be_symmetric():
+    """A non-symmetric cov was accepted (Cholesky reads one triangle, inv uses both): the
+    normaliser and the quadratic form then described different matrices."""
+    from nprefgen.sbi.cosmology import GaussianSummaryLikelihood
+
+    cov = np.diag(np.full(5, 0.04))
+    cov[0, 1] = 0.01
+    with pytest.raises(ValueError, match="cov: expected a symmetric matrix"):
+        GaussianSummaryLikelihood(lambda t, jacobian=True: None, cov)
+    with pytest.raises(ValueError, match="cov: expected a positive definite"):
+        GaussianSummaryLikelihood(lambda t, jacobian=True: None, -np.eye(5))
+
+
+# -- 7. absurd sizes refused up front, in well under a second -----------------------------------
+def _absurd_calls():
+    from nprefgen.data import toys
+    from nprefgen.flows import realnvp
+    from nprefgen.metrics.c2st import c2st
+    from nprefgen.models import GaussianDensity, GaussianMixture
+    from nprefgen.models.kmeans import kmeans_plusplus
+    from nprefgen.nn import MLP, Linear
+    from nprefgen.nn.conv import Conv2d, ConvTranspose2d
+    from nprefgen.sbi.posterior import DirectPosterior, MCMCPosterior
+    from nprefgen.sbi.priors import BoxUniform
+
+    big = 10 ** 12
+    X = np.random.default_rng(0).standard_normal((20, 2))
+    prior = BoxUniform(-np.ones(2), np.ones(2))
+    flow = realnvp(2, 2, [4], rng=0, context_dim=1, standardize=False)
+    direct = DirectPosterior(flow, prior)
+    mcmc = MCMCPosterior(prior, lambda t, x: -np.sum(t * t, axis=1), 1, n_chains=2)
+    gmm = GaussianMixture(2).fit(X, rng=0)
+    return [
+        ("in_features x out_features", lambda: Linear(10 ** 6, 10 ** 6)),
+        ("in_channels x out_channels", lambda: Conv2d(10 ** 5, 10 ** 5, 3)),
+        ("in_channels x out_channels", lambda: ConvTranspose2d(10 ** 5, 10 ** 5, 3)),
+        ("hidden", lambda: MLP(2, [10 ** 6, 10 ** 6], 1)),
+        ("hidden", lambda: MLP(2, range(1, 10 ** 9), 1)),        # 10**9 layers
+        ("n_components", lambda: GaussianMixture(10).fit(
+            np.random.default_rng(0).standard_normal((12, 10 ** 5)), rng=0)),
+        ("n", lambda: gmm.sample(big, rng=0)),
+        ("n_local_trials", lambda: kmeans_plusplus(X, 2, rng=0, n_local_trials=big)),
+        ("n", lambda: toys.sample_two_moons(big, rng=0)),
+        ("n", lambda: toys.sample_rings(big, rng=0)),
+        ("n", lambda: toys.sample_checkerboard(big, rng=0)),
+        ("n", lambda: toys.sample_8gaussians(big, rng=0)),
+        ("n", lambda: toys.sample_pinwheel(big, rng=0)),
+        ("n_side", lambda: toys.sample_checkerboard(5, rng=0, n_side=10 ** 6)),
+        ("n_modes", lambda: toys.eight_gaussians_means(big)),
+        ("x", lambda: c2st(np.zeros((5, 10 ** 5)), np.ones((5, 10 ** 5)), rng=0)),
+        ("n", lambda: direct.sample(big, np.zeros(1), rng=0)),
+        ("n", lambda: direct.sample_batched(10 ** 9, np.zeros((1000, 1)), rng=0)),
+        ("n", lambda: direct.estimate_acceptance(np.zeros(1), rng=0, n=big)),
+        ("n", lambda: mcmc.sample(big, np.zeros(1), rng=0)),
+        ("n", lambda: flow.sample(big, np.zeros(1), rng=0)),
+        ("n", lambda: GaussianDensity().fit(X).sample(big, rng=0)),
+    ]
+
+
+def test_absurd_sizes_are_refused_up_front_with_the_reason(alarm):
+    alarm(30)
+    for name, call in _absurd_calls():
+        start = time.perf_counter()
+        with pytest.raises(ValueError, match=f"^{name}.*: expected a size that fits in memory"):
+            call()
+        assert time.perf_counter() - start < 0.5, name

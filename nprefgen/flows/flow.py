@@ -22,7 +22,8 @@ import os
 import numpy as np
 
 from nprefgen._validation import (
-    check_array, check_choice, check_finite_result, check_int, check_rng, check_scalar,
+    check_alloc, check_array, check_choice, check_finite_result, check_int, check_rng,
+    check_scalar,
 )
 from nprefgen.flows.base import Bijector
 from nprefgen.flows.chain import Chain
@@ -242,6 +243,7 @@ class Flow(Chain):
         log_prob: (n,).
         """
         n = check_int(n, "n", low=1)
+        check_alloc((n, self.dim), "n")
         rng = check_rng(rng)
         context, _ = self._context_rows(context, n)
         z = rng.standard_normal((n, self.dim))

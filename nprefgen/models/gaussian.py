@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nprefgen._validation import check_array, check_int, check_rng, check_scalar
+from nprefgen._validation import check_alloc, check_array, check_int, check_rng, check_scalar
 from nprefgen.models._files import field, read_model, where_load, where_save, write_model
 
 LOG_2PI = float(np.log(2.0 * np.pi))
@@ -107,6 +107,7 @@ class GaussianDensity:
         Generator (SPEC 7) -> (n, D)."""
         self._check_fitted("sample")
         n = check_int(n, "n", low=1)
+        check_alloc((n, self.dim), "n")
         rng = check_rng(rng)
         mean = self._mean(n, context)
         e = rng.standard_normal((n, self.dim))

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from nprefgen._validation import (
-    check_array, check_callable, check_choice, check_finite_result, check_int, check_rng,
-    check_scalar,
+    check_alloc, check_array, check_callable, check_choice, check_finite_result, check_int,
+    check_rng, check_scalar,
 )
 
 
@@ -169,6 +169,7 @@ class ABCPosterior:
         """n draws (n, p) for the observation the ABC run was made for; ``rng``: None, an int
         seed or a Generator (SPEC 7)."""
         n = check_int(n, "n", low=1)
+        check_alloc((2 * n + 10, self.theta.shape[1]), "n")          # the first round's draws
         rng = check_rng(rng)
         out, have = [], 0
         for _ in range(1000):

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nprefgen._validation import check_array, check_int, check_rng, check_scalar
+from nprefgen._validation import check_array, check_int, check_rng, check_scalar, check_spd
 from nprefgen.sbi.priors import BoxUniform, check_theta
 from nprefgen.sbi.tasks import Task
 
@@ -112,13 +112,8 @@ class GaussianSummaryLikelihood:
     """
 
     def __init__(self, mean_fn, cov) -> None:
-        cov = check_array(cov, "cov", ndim=2)
-        if cov.shape[0] != cov.shape[1]:
-            raise ValueError(f"cov: expected a square matrix, got shape {cov.shape}")
-        try:
-            chol = np.linalg.cholesky(cov)
-        except np.linalg.LinAlgError as exc:
-            raise ValueError("cov: expected a symmetric positive definite matrix") from exc
+        cov = check_spd(cov, "cov")                 # symmetric (to 1e-10), positive definite
+        chol = np.linalg.cholesky(cov)
         self.mean_fn = mean_fn
         self.cov = cov
         self.prec = np.linalg.inv(cov)
