@@ -12,10 +12,11 @@ mis-shaped arrays, integer, bool, complex, string and object dtypes. The contrac
 * no call hangs (a per-example alarm; a hard faulthandler exit for C code that ignores it);
 * finite input never gives NaN output.
 
-Checkpoints: random bytes, every kind of truncation and bit flips of valid files go through
-``read_npz``, ``load_npz``, ``Flow.load``, ``load_flow`` and ``DirectPosterior.load``:
-ValueError or a successful load,
-and a failed load leaves the object byte-identical.
+Checkpoints: random bytes, every kind of truncation and bit flips of valid files (a flow, an
+MLP, and each saved model kind) go through ``read_npz``, ``load_npz``, ``Flow.load``,
+``load_flow``, ``DirectPosterior.load`` and the model loaders (``model.load(path)`` into a fitted
+GaussianMixture, PCA, LinearProbe, KNNClassifier, GaussianDensity, Autoencoder, SimCLR):
+ValueError or a successful load, and a failed load leaves the object byte-identical.
 
 Marked slow; about 20 s with the default 1000 examples per test (``NPREFGEN_FUZZ_EXAMPLES``
 scales it; 4000 take about 75 s).
@@ -332,12 +333,65 @@ def _valid_files():
             buf_flow.write(f.read())
         with open(os.path.join(d, "m.npz"), "rb") as f:
             buf_mlp.write(f.read())
-    return {"flow": buf_flow.getvalue(), "mlp": buf_mlp.getvalue()}
+        models = {}
+        for name, model in fitted_models().items():     # each model's own file, to corrupt
+            model.save(os.path.join(d, name + ".npz"))
+            with open(os.path.join(d, name + ".npz"), "rb") as f:
+                models[name] = f.read()
+    return {"flow": buf_flow.getvalue(), "mlp": buf_mlp.getvalue(), **models}
 
 
 @functools.lru_cache(maxsize=None)
 def valid_files():
     return _valid_files()
+
+
+# -- the model loaders: model.load(path) into an identically built model ------------------------
+_XM = np.random.default_rng(0).standard_normal((30, 4)) * [1.0, 2.0, 0.5, 1.5]
+_YM = np.arange(30) % 3
+
+
+def _model_builders():
+    """name -> a fitted model; a second call builds an identical one (same seeds, same data)."""
+    from nprefgen.models import GaussianDensity, GaussianMixture
+    from nprefgen.models.autoencoder import dense_autoencoder
+    from nprefgen.models.contrastive import dense_simclr
+    from nprefgen.models.pca import PCA
+    from nprefgen.models.probe import KNNClassifier, LinearProbe
+
+    def jitter(x, rng):
+        return x + 0.1 * rng.standard_normal(x.shape)
+
+    return {
+        "gmm": lambda: GaussianMixture(2).fit(_XM, rng=0),
+        "gmm_diag": lambda: GaussianMixture(2, covariance_type="diag").fit(_XM, rng=0),
+        "pca": lambda: PCA(2, whiten=True).fit(_XM),
+        "probe": lambda: LinearProbe().fit(_XM, _YM, rng=0, epochs=5),
+        "knn": lambda: KNNClassifier(k=3, standardize=True).fit(_XM, _YM),
+        "gaussian": lambda: GaussianDensity().fit(_XM[:, :2], _XM[:, 2:]),
+        "autoencoder": lambda: dense_autoencoder(4, 2, (6,), rng=0).fit(_XM, rng=0, epochs=1,
+                                                                       progress=False),
+        "simclr": lambda: dense_simclr(4, 3, (6,), proj_dim=3, proj_hidden=4, rng=0).fit(
+            _XM, jitter, rng=0, epochs=1, batch_size=8, progress=False),
+    }
+
+
+@functools.lru_cache(maxsize=None)
+def fitted_models():
+    return {name: build() for name, build in _model_builders().items()}
+
+
+def _model_snapshot(model) -> list:
+    """Every array the model holds (networks: every parameter) and its other attributes."""
+    out = []
+    for key, value in sorted(vars(model).items()):
+        if hasattr(value, "state_dict"):
+            out += [(key, k, v.tobytes()) for k, v in value.state_dict().items()]
+        elif isinstance(value, np.ndarray):
+            out.append((key, value.dtype.str, value.shape, value.tobytes()))
+        elif key != "_opt":
+            out.append((key, repr(value)))
+    return out
 
 
 @st.composite
@@ -396,17 +450,22 @@ def test_checkpoint_bytes_give_value_errors_and_change_nothing(blob, tmp_path_fa
     target_flow = maf(3, 2, [6], rng=1, permutation="random", actnorm=True, standardize=data)
     target_mlp = MLP(2, [3], 1, rng=1)
 
+    models = fitted_models()
+
     def snapshot():
         out = [v.tobytes() for v in target_flow.state_dict().values()]
         out += [v.tobytes() for v in target_flow.buffer_dict().values()]
-        return out + [v.tobytes() for v in target_mlp.state_dict().values()]
+        out += [v.tobytes() for v in target_mlp.state_dict().values()]
+        return out + [_model_snapshot(m) for m in models.values()]
 
     before = snapshot()
-    for name, call in (("read_npz", lambda: read_npz(path)),
-                       ("load_npz", lambda: load_npz(path, target_mlp)),
-                       ("Flow.load", lambda: target_flow.load(path)),
-                       ("load_flow", lambda: load_flow(path)),
-                       ("DirectPosterior.load", lambda: DirectPosterior.load(path, prior))):
+    loaders = [("read_npz", lambda: read_npz(path)),
+               ("load_npz", lambda: load_npz(path, target_mlp)),
+               ("Flow.load", lambda: target_flow.load(path)),
+               ("load_flow", lambda: load_flow(path)),
+               ("DirectPosterior.load", lambda: DirectPosterior.load(path, prior))]
+    loaders += [(f"{name}.load", lambda m=m: m.load(path)) for name, m in models.items()]
+    for name, call in loaders:
         try:
             _run(name, lambda call=call: call, {})
         except ValueError as exc:
@@ -417,6 +476,6 @@ def test_checkpoint_bytes_give_value_errors_and_change_nothing(blob, tmp_path_fa
             pytest.fail(f"{name} hung on {len(blob)} bytes")
         except Exception as exc:
             pytest.fail(f"{name} raised {type(exc).__name__}: {exc}"[:400])
-        if name in ("load_npz", "Flow.load"):
+        if name in ("load_npz", "Flow.load") or name.endswith(".load") and name[:-5] in models:
             before = snapshot()                     # a successful load may change the object
     assert snapshot() == before
