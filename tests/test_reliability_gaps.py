@@ -216,3 +216,42 @@ def test_absurd_sizes_are_refused_up_front_with_the_reason(alarm):
         with pytest.raises(ValueError, match=f"^{name}.*: expected a size that fits in memory"):
             call()
         assert time.perf_counter() - start < 0.5, name
+
+
+# -- 1. the tour's report writes atomically -----------------------------------------------------
+def test_a_failed_report_write_leaves_the_old_page_and_figure(tmp_path, monkeypatch):
+    """index.html and the figures were opened in place: a write that failed midway left a
+    truncated file where the previous tour's page was."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    import nprefgen.nn.io as nio
+    from nprefgen.tour.report import Report
+
+    rep = Report(tmp_path, seed=0)
+    rep.begin("a", "A")
+    rep.text("first")
+    fig = plt.figure()
+    fname = rep.figure(fig, "f")
+    index = rep.write()
+    old_page, old_png = open(index, "rb").read(), (tmp_path / fname).read_bytes()
+
+    class Broken:                                # writes half a figure, then fails
+        def savefig(self, f, **kw):
+            f.write(b"\x89PNG half")
+            raise OSError("disk full")
+
+    rep.text("second")
+    with pytest.raises(OSError, match="disk full"):
+        rep.figure(Broken(), "f")
+
+    def no_fsync(fd):
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(nio.os, "fsync", no_fsync)
+    with pytest.raises(OSError, match="no space"):
+        rep.write()
+    assert open(index, "rb").read() == old_page
+    assert (tmp_path / fname).read_bytes() == old_png
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([fname, "index.html"])
