@@ -255,3 +255,21 @@ def test_a_failed_report_write_leaves_the_old_page_and_figure(tmp_path, monkeypa
     assert open(index, "rb").read() == old_page
     assert (tmp_path / fname).read_bytes() == old_png
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([fname, "index.html"])
+
+
+@pytest.mark.parametrize("kind", ["realnvp", "maf"])
+def test_a_flow_inverse_of_huge_finite_z_blames_its_scale(kind, rng):
+    """The chain's next bijector said 'z: expected finite values' about a finite z."""
+    f = _flow(kind)
+    z = rng.standard_normal((6, 2))
+    for scale in (1e200, 1e300):
+        try:
+            x, log_det_inv = f.inverse(z * (scale / np.max(np.abs(z))))
+        except ValueError as exc:
+            assert str(exc).startswith(f"z: expected values on a {SCALE}"), str(exc)
+        else:
+            assert np.isfinite(x).all() and np.isfinite(log_det_inv).all()
+    with pytest.raises(ValueError, match=f"z: expected values on a {SCALE}"):
+        f.inverse(z * (1e308 / np.max(np.abs(z))))
+    x, _ = f.inverse(z)
+    np.testing.assert_allclose(f.forward(x)[0], z, atol=1e-12)

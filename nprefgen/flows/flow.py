@@ -50,11 +50,11 @@ def _normal_log_prob(z: np.ndarray) -> np.ndarray:
 _NON_FINITE = ("expected finite values", "expected no NaN")
 
 
-def _overflow(x, context, what: str, cause: Exception | None = None):
+def _overflow(x, context, what: str, cause: Exception | None = None, name: str = "x"):
     """Raise check_finite_result's ValueError for a non-finite ``what`` computed from finite
     (checked) ``x`` (n, D) and ``context`` (n, C) or None, blaming whichever input has the larger
-    entries; ``cause``: the inner ValueError it replaces, if any."""
-    name, source = "x", x
+    entries; ``cause``: the inner ValueError it replaces, if any; ``name``: x's argument name."""
+    source = x
     if context is not None and np.size(context) and \
             float(np.max(np.abs(context))) > float(np.max(np.abs(x))):
         name, source = "context", context
@@ -164,9 +164,20 @@ class Flow(Chain):
         return z, log_det, cache
 
     def inverse(self, z, context=None):
+        """(FLOW.2) z: (n, D), context: (n, C) -> x: (n, D), log_det_inv: (n,); an overflow inside
+        from finite z and context is a ValueError blaming their scale, as in the forward pass."""
         z = self._check_x(z, "z")
         context = self._check_context(context, z.shape[0])
-        return super().inverse(z, self._scaled(context))
+        try:
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):   # checked next
+                x, log_det_inv = super().inverse(z, self._scaled(context))
+        except ValueError as exc:
+            if not any(s in str(exc) for s in _NON_FINITE):
+                raise
+            _overflow(z, context, "values inside the flow (inverse)", exc, name="z")
+        if not (np.isfinite(x).all() and np.isfinite(log_det_inv).all()):
+            _overflow(z, context, "flow's inverse x / log|det J^-1|", name="z")
+        return x, log_det_inv
 
     def _backward(self, cache, d_z, d_log_det):
         d_x, d_context = super()._backward(cache, d_z, d_log_det)
