@@ -273,3 +273,34 @@ def test_a_flow_inverse_of_huge_finite_z_blames_its_scale(kind, rng):
         f.inverse(z * (1e308 / np.max(np.abs(z))))
     x, _ = f.inverse(z)
     np.testing.assert_allclose(f.forward(x)[0], z, atol=1e-12)
+
+
+# -- 4. more fitted models on finite data that overflows inside ---------------------------------
+def test_knn_on_huge_features_blames_their_scale_or_is_scale_free(rng):
+    """An overflowed std scaled every feature to 0 (all neighbours tied, silently); cosine
+    distances are scale-free and now stay so at |F| ~ 1e200."""
+    from nprefgen.models.probe import KNNClassifier
+
+    F, y = rng.standard_normal((30, 4)), np.arange(30) % 3
+    for standardize in (False, True):
+        with pytest.raises(ValueError, match=f"F: expected values on a {SCALE}"):
+            KNNClassifier(k=3, standardize=standardize).fit(1e200 * F, y)
+    knn = KNNClassifier(k=3).fit(F, y)
+    with pytest.raises(ValueError, match=f"F: expected values on a {SCALE}"):
+        knn.kneighbors(1e200 * F)
+    cos = KNNClassifier(k=3, metric="cosine")
+    np.testing.assert_array_equal(cos.fit(1e200 * F, y).kneighbors(1e200 * F),
+                                  KNNClassifier(k=3, metric="cosine").fit(F, y).kneighbors(F))
+
+
+def test_gaussian_density_on_huge_data_blames_its_scale(rng):
+    """The conditional fit gave NaN log-densities from finite data at |y| ~ 1e154."""
+    from nprefgen.models import GaussianDensity
+
+    y = rng.standard_normal((30, 4))
+    with pytest.raises(ValueError, match=f"y: expected values on a {SCALE}"):
+        GaussianDensity().fit(1e154 * y[:, :2], y[:, 2:])
+    with pytest.raises(ValueError, match=f"context: expected values on a {SCALE}"):
+        GaussianDensity().fit(y[:, :2], 1e200 * y[:, 2:])
+    with pytest.raises(ValueError, match=f"y: expected values on a {SCALE}"):
+        GaussianDensity().fit(1e200 * y)

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from nprefgen._validation import check_alloc, check_array, check_int, check_rng, check_scalar
+from nprefgen._validation import (
+    check_alloc, check_array, check_finite_result, check_int, check_rng, check_scalar,
+)
 from nprefgen.models._files import field, read_model, where_load, where_save, write_model
 
 LOG_2PI = float(np.log(2.0 * np.pi))
@@ -54,9 +56,14 @@ class GaussianDensity:
         joint = y if context is None else np.concatenate(
             [y, check_array(context, "context", shape=(y.shape[0], None), dtype=np.float64)], axis=1)
         d = y.shape[1]
-        mu = joint.mean(axis=0)
-        diff = joint - mu
-        cov = diff.T @ diff / joint.shape[0] + self.ridge * np.eye(joint.shape[1])
+        with np.errstate(over="ignore", invalid="ignore"):                 # checked next
+            mu = joint.mean(axis=0)
+            diff = joint - mu
+            cov = diff.T @ diff / joint.shape[0] + self.ridge * np.eye(joint.shape[1])
+        if not np.all(np.isfinite(cov)):               # |y| or |context| beyond ~1e154
+            big_y = context is None or np.max(np.abs(y)) >= np.max(np.abs(joint[:, y.shape[1]:]))
+            check_finite_result(cov, "y" if big_y else "context", "covariance",
+                                y if big_y else joint[:, y.shape[1]:])
         self.dim, self.context_dim = d, joint.shape[1] - d
         if self.context_dim == 0:
             self.mu_, self.cov_, self.gain_, self.mu_c_ = mu, cov, None, None
