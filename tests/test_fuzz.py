@@ -92,7 +92,9 @@ def _gauss_lp(x):
 def _methods():
     """(name, make_callable, baseline kwargs) for methods of built/fitted objects."""
     from nprefgen.flows import maf, realnvp
+    from nprefgen.models import GaussianDensity, GaussianMixture
     from nprefgen.models.pca import PCA
+    from nprefgen.models.probe import KNNClassifier
     from nprefgen.nn import MLP
     from nprefgen.samplers import hmc, random_walk_metropolis, slice_sampling
     from nprefgen.sbi.priors import BoxUniform, Gaussian
@@ -126,6 +128,23 @@ def _methods():
         ("conditional.log_prob_and_grad", lambda: cflow().log_prob_and_grad,
          {"x": _a(6, 2), "context": _a(6, 2)}),
         ("MLP.forward", lambda: MLP(2, [4], 1, rng=0).forward, {"x": _a(6, 2)}),
+        ("KNNClassifier.fit", lambda: KNNClassifier(k=3, standardize=True).fit,
+         {"F": _a(12, 3), "y": np.arange(12) % 3}),
+        ("KNNClassifier.kneighbors", lambda: KNNClassifier(k=3).fit(_a(12, 3), np.arange(12) % 3)
+         .kneighbors, {"F": _a(5, 3, seed=1)}),
+        ("KNNClassifier(cosine).kneighbors",
+         lambda: KNNClassifier(k=3, metric="cosine").fit(_a(12, 3), np.arange(12) % 3).kneighbors,
+         {"F": _a(5, 3, seed=1)}),
+        ("GaussianDensity.fit", lambda: (lambda y, context: GaussianDensity().fit(y, context)
+                                         .log_prob(y, context)),
+         {"y": _a(12, 2), "context": _a(12, 1, seed=1)}),
+        ("GaussianDensity.log_prob", lambda: GaussianDensity().fit(_a(12, 2)).log_prob,
+         {"y": _a(5, 2, seed=1)}),
+        ("GaussianMixture.fit", lambda: (lambda X: GaussianMixture(2, max_iter=5).fit(X, rng=0)
+                                         .score_samples(X)), {"X": _a(12, 2)}),
+        ("GaussianMixture.score_samples",
+         lambda: GaussianMixture(2, max_iter=5).fit(_a(12, 2), rng=0).score_samples,
+         {"X": _a(5, 2, seed=1)}),
         ("Gaussian", lambda: Gaussian, {"mean": np.zeros(2), "cov": np.eye(2) + 0.3}),
         ("Gaussian.log_prob", lambda: Gaussian(np.zeros(2), [[1.0, 0.3], [0.3, 1.0]]).log_prob,
          {"theta": _a(5, 2)}),

@@ -304,3 +304,7 @@ def test_gaussian_density_on_huge_data_blames_its_scale(rng):
         GaussianDensity().fit(y[:, :2], 1e200 * y[:, 2:])
     with pytest.raises(ValueError, match=f"y: expected values on a {SCALE}"):
         GaussianDensity().fit(1e200 * y)
+    fitted = GaussianDensity().fit(np.random.default_rng(0).standard_normal((12, 2)))
+    with pytest.raises(ValueError, match=f"y: expected values on a {SCALE}"):    # was NaN (fuzz)
+        fitted.log_prob(np.array([[3.30437076e307, -1.30315723e308], [0.0, 0.0]]))
+    assert np.isneginf(fitted.log_prob(np.array([[1e200, 1e200]])))[0]    # correctly rounded

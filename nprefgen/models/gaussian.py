@@ -105,8 +105,15 @@ class GaussianDensity:
         """(SPL.17) y: (n, D) [, context: (n, C) or (C,)] -> (n,) log N(y; mu(c), Sigma)."""
         self._check_fitted("log_prob")
         y = check_array(y, "y", shape=(None, self.dim), dtype=np.float64)
-        r = np.linalg.solve(self.chol_, (y - self._mean(y.shape[0], context)).T)   # L^{-1}(y - mu)
-        return (-0.5 * np.sum(r * r, axis=0) - np.sum(np.log(np.diag(self.chol_)))
+        with np.errstate(over="ignore", invalid="ignore"):                 # checked next
+            r = np.linalg.solve(self.chol_, (y - self._mean(y.shape[0], context)).T)  # L^-1(y-mu)
+        if not np.all(np.isfinite(r)):     # |r|^2 overflowing alone is a correct -inf; NaN is not
+            big_y = context is None or np.max(np.abs(y)) >= np.max(np.abs(context))
+            check_finite_result(r, "y" if big_y else "context", "whitened residual L^-1 (y - mu)",
+                                y if big_y else context)
+        with np.errstate(over="ignore"):                                   # -inf: see above
+            quad = np.sum(r * r, axis=0)
+        return (-0.5 * quad - np.sum(np.log(np.diag(self.chol_)))
                 - 0.5 * self.dim * LOG_2PI)
 
     def sample(self, n: int, context=None, *, rng=None) -> np.ndarray:
