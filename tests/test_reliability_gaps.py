@@ -308,3 +308,19 @@ def test_gaussian_density_on_huge_data_blames_its_scale(rng):
     with pytest.raises(ValueError, match=f"y: expected values on a {SCALE}"):    # was NaN (fuzz)
         fitted.log_prob(np.array([[3.30437076e307, -1.30315723e308], [0.0, 0.0]]))
     assert np.isneginf(fitted.log_prob(np.array([[1e200, 1e200]])))[0]    # correctly rounded
+
+
+def test_absurd_field_sizes_are_refused_up_front(alarm):
+    from nprefgen.data.grf import field_variance, gaussian_random_field, power_law
+    from nprefgen.sbi.cosmology import CosmologyGRFSimulator
+
+    alarm(30)
+    for name, call in [
+            ("n_side", lambda: gaussian_random_field(10 ** 6, power_law(), rng=0)),
+            ("n_fields", lambda: gaussian_random_field(64, power_law(), rng=0, n_fields=10 ** 9)),
+            ("n_side", lambda: field_variance(power_law(), 10 ** 6)),
+            ("n_side", lambda: CosmologyGRFSimulator(n_side=10 ** 6))]:
+        start = time.perf_counter()
+        with pytest.raises(ValueError, match=f"^{name}: expected a size that fits in memory"):
+            call()
+        assert time.perf_counter() - start < 0.5, name
