@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nprefgen._validation import check_int, check_rng, check_scalar
+from nprefgen._validation import check_alloc, check_int, check_rng, check_scalar
 from nprefgen.metrics.field_stats import evaluate_power, wavenumber_grid
 
 
@@ -35,6 +35,7 @@ def field_variance(power_spectrum, n_side: int, box_size: float = 1.0) -> float:
     """Expected pixel variance of :func:`gaussian_random_field` (DATA.11):
     sigma^2 = (1 / L^2) sum_{k != 0} P(|k|) over the N x N Fourier grid."""
     n_side = check_int(n_side, "n_side", low=2)
+    check_alloc((n_side, n_side), "n_side")
     box_size = check_scalar(box_size, "box_size", low=0.0, low_inclusive=False)
     k = wavenumber_grid(n_side, box_size)                                  # (N, N) full plane
     return float(np.sum(evaluate_power(power_spectrum, k[k > 0], "power_spectrum"))
@@ -63,6 +64,8 @@ def gaussian_random_field(n_side: int, power_spectrum, *, rng=None,
     rng = check_rng(rng)
     box_size = check_scalar(box_size, "box_size", low=0.0, low_inclusive=False)
     n_fields = check_int(n_fields, "n_fields", low=1)
+    check_alloc((n_side, n_side), "n_side")
+    check_alloc((n_fields, n_side, n_side), "n_fields")
     k = wavenumber_grid(n_side, box_size, half=True)                      # (N, N//2 + 1)
     p = np.zeros_like(k)
     nonzero = k > 0

@@ -30,7 +30,9 @@ from typing import Callable
 import numpy as np
 from scipy.special import ndtr
 
-from nprefgen._validation import check_array, check_callable, check_int, check_rng, check_scalar
+from nprefgen._validation import (
+    check_alloc, check_array, check_callable, check_int, check_rng, check_scalar,
+)
 from nprefgen.kernels import logsumexp_rows_numpy
 
 _LOG_2PI = np.log(2.0 * np.pi)
@@ -48,6 +50,7 @@ def sample_two_moons(n: int, *, rng=None, noise: float = 0.1) -> np.ndarray:
     (cos t, sin t), the lower one (1 - cos t, 1/2 - sin t); then x = p + noise * eps.
     """
     n = check_int(n, "n", low=1)
+    check_alloc((n, 2), "n")
     rng = check_rng(rng)
     noise = check_scalar(noise, "noise", low=0.0)
     lower = rng.random(n) < 0.5                      # which moon
@@ -113,6 +116,7 @@ def sample_rings(n: int, *, rng=None, radii=(0.75, 1.5, 2.25),
     """Exact samples of the rings density (DATA.2): a ring k uniformly, an angle uniformly, a
     radius from rho N(rho; r_k, s^2) on rho > 0 by rejection (DATA.4). Returns x: (n, 2)."""
     n = check_int(n, "n", low=1)
+    check_alloc((n, 2), "n")
     rng = check_rng(rng)
     radii, sigma = _rings_params(radii, sigma)
     ring = rng.integers(0, radii.shape[0], n)
@@ -127,6 +131,7 @@ def sample_rings(n: int, *, rng=None, radii=(0.75, 1.5, 2.25),
 # -- checkerboard -----------------------------------------------------------------------------
 def _check_board(n_side):
     n_side = check_int(n_side, "n_side", low=2)
+    check_alloc((n_side, n_side, 2), "n_side")
     if n_side % 2:
         raise ValueError(f"n_side: expected an even number of squares per side, got {n_side}")
     return n_side
@@ -147,6 +152,7 @@ def log_prob_checkerboard(x, n_side: int = 4) -> np.ndarray:
 def sample_checkerboard(n: int, *, rng=None, n_side: int = 4) -> np.ndarray:
     """A dark square uniformly, then a uniform point in it (DATA.5). Returns x: (n, 2)."""
     n = check_int(n, "n", low=1)
+    check_alloc((n, 2), "n")
     rng = check_rng(rng)
     n_side = _check_board(n_side)
     i, j = np.meshgrid(np.arange(n_side), np.arange(n_side), indexing="ij")
@@ -160,6 +166,7 @@ def sample_checkerboard(n: int, *, rng=None, n_side: int = 4) -> np.ndarray:
 def eight_gaussians_means(n_modes: int = 8, radius: float = 2.0) -> np.ndarray:
     """mu_j = radius (cos 2 pi j / J, sin 2 pi j / J) (DATA.6). Returns (J, 2)."""
     n_modes = check_int(n_modes, "n_modes", low=1)
+    check_alloc((n_modes, 2), "n_modes")
     radius = check_scalar(radius, "radius", low=0.0)
     angle = 2.0 * np.pi * np.arange(n_modes) / n_modes
     return radius * np.stack([np.cos(angle), np.sin(angle)], axis=1)
@@ -171,6 +178,7 @@ def log_prob_8gaussians(x, n_modes: int = 8, radius: float = 2.0, sigma: float =
     x = _check_x(x)
     sigma = check_scalar(sigma, "sigma", low=0.0, low_inclusive=False)
     mu = eight_gaussians_means(n_modes, radius)
+    check_alloc((x.shape[0], mu.shape[0], 2), "n_modes")
     sq = np.sum((x[:, None, :] - mu[None, :, :]) ** 2, axis=2)          # (n, J)
     return (logsumexp_rows_numpy(-0.5 * sq / sigma**2)
             - np.log(2.0 * np.pi * sigma**2) - np.log(mu.shape[0]))
@@ -180,6 +188,7 @@ def sample_8gaussians(n: int, *, rng=None, n_modes: int = 8, radius: float = 2.0
                       sigma: float = 0.2) -> np.ndarray:
     """A mode j uniformly, then mu_j + sigma * eps (DATA.6). Returns x: (n, 2)."""
     n = check_int(n, "n", low=1)
+    check_alloc((n, 2), "n")
     rng = check_rng(rng)
     sigma = check_scalar(sigma, "sigma", low=0.0, low_inclusive=False)
     mu = eight_gaussians_means(n_modes, radius)
@@ -193,6 +202,7 @@ def sample_pinwheel(n: int, *, rng=None, n_arms: int = 5, radial_std: float = 0.
     (DATA.7): f = (1 + radial_std e1, tangential_std e2), an arm c uniformly, and
     x = R(2 pi c / n_arms + rate exp(f1)) f, a rotation, so |x| = |f|. Returns x: (n, 2)."""
     n = check_int(n, "n", low=1)
+    check_alloc((n, 2), "n")
     rng = check_rng(rng)
     n_arms = check_int(n_arms, "n_arms", low=1)
     radial_std = check_scalar(radial_std, "radial_std", low=0.0)

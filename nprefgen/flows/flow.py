@@ -22,7 +22,8 @@ import os
 import numpy as np
 
 from nprefgen._validation import (
-    check_array, check_choice, check_int, check_rng, check_scalar,
+    check_alloc, check_array, check_choice, check_finite_result, check_int, check_rng,
+    check_scalar,
 )
 from nprefgen.flows.base import Bijector
 from nprefgen.flows.chain import Chain
@@ -33,9 +34,34 @@ LOG_2PI = float(np.log(2.0 * np.pi))
 BASES = ("normal",)
 
 
-def normal_log_prob(z: np.ndarray) -> np.ndarray:
-    """(FLOW.3) log N(z; 0, I) per row. z: (n, D) -> (n,)."""
+def normal_log_prob(z) -> np.ndarray:
+    """(FLOW.3) log N(z; 0, I) per row. z: (n, D) -> (n,). |z| beyond ~1e154 gives -inf (the
+    correctly rounded value of -|z|^2 / 2)."""
+    return _normal_log_prob(check_array(z, "z", ndim=2))
+
+
+def _normal_log_prob(z: np.ndarray) -> np.ndarray:
+    """(FLOW.3) without checks, for the z a flow computed itself. z: (n, D) -> (n,)."""
     return -0.5 * np.einsum("ij,ij->i", z, z) - 0.5 * z.shape[1] * LOG_2PI
+
+
+# check_array's messages for NaN/inf: raised inside the chain on finite (checked) input, they mean
+# that an intermediate overflowed (a bijector or conditioner checking its own input or cotangent)
+_NON_FINITE = ("expected finite values", "expected no NaN")
+
+
+def _overflow(x, context, what: str, cause: Exception | None = None, name: str = "x"):
+    """Raise check_finite_result's ValueError for a non-finite ``what`` computed from finite
+    (checked) ``x`` (n, D) and ``context`` (n, C) or None, blaming whichever input has the larger
+    entries; ``cause``: the inner ValueError it replaces, if any; ``name``: x's argument name."""
+    source = x
+    if context is not None and np.size(context) and \
+            float(np.max(np.abs(context))) > float(np.max(np.abs(x))):
+        name, source = "context", context
+    try:
+        check_finite_result(np.nan, name, what, source)
+    except ValueError as exc:
+        raise exc from cause
 
 
 class Flow(Chain):
@@ -121,13 +147,37 @@ class Flow(Chain):
     # Chain.forward_cached / Chain.backward check their arguments and then call these two, which
     # standardise the context on the way in and scale its gradient back on the way out.
     def _forward_cached(self, x, context=None):
-        """(FLOW.2) x: (n, D), context: (n, C) -> z: (n, D), log_det: (n,), cache."""
-        return super()._forward_cached(x, self._scaled(context))
+        """(FLOW.2) x: (n, D), context: (n, C) -> z: (n, D), log_det: (n,), cache.
+
+        Finite x and context that give a non-finite z or log_det overflowed inside a bijector
+        (e.g. an affine coupling's exp(s) x at |x| ~ 1e308): a ValueError blaming their scale.
+        """
+        try:
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):   # checked next
+                z, log_det, cache = super()._forward_cached(x, self._scaled(context))
+        except ValueError as exc:
+            if not any(s in str(exc) for s in _NON_FINITE):
+                raise
+            _overflow(x, context, "values inside the flow", exc)
+        if not (np.isfinite(z).all() and np.isfinite(log_det).all()):   # one pass over (n, D)
+            _overflow(x, context, "flow's output z / log|det J|")
+        return z, log_det, cache
 
     def inverse(self, z, context=None):
+        """(FLOW.2) z: (n, D), context: (n, C) -> x: (n, D), log_det_inv: (n,); an overflow inside
+        from finite z and context is a ValueError blaming their scale, as in the forward pass."""
         z = self._check_x(z, "z")
         context = self._check_context(context, z.shape[0])
-        return super().inverse(z, self._scaled(context))
+        try:
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):   # checked next
+                x, log_det_inv = super().inverse(z, self._scaled(context))
+        except ValueError as exc:
+            if not any(s in str(exc) for s in _NON_FINITE):
+                raise
+            _overflow(z, context, "values inside the flow (inverse)", exc, name="z")
+        if not (np.isfinite(x).all() and np.isfinite(log_det_inv).all()):
+            _overflow(z, context, "flow's inverse x / log|det J^-1|", name="z")
+        return x, log_det_inv
 
     def _backward(self, cache, d_z, d_log_det):
         d_x, d_context = super()._backward(cache, d_z, d_log_det)
@@ -145,7 +195,7 @@ class Flow(Chain):
         """
         x, context, _, _ = self._rows(x, context)            # checks x and the context
         z, log_det, _ = self._forward_cached(x, context)
-        return normal_log_prob(z) + log_det
+        return _normal_log_prob(z) + log_det
 
     def log_prob_and_grad(self, x, context=None, weights=None):
         """log p per sample and the gradients of  S = sum_i w_i log p(x_i | c_i)  (FLOW.22).
@@ -160,8 +210,16 @@ class Flow(Chain):
         n = x.shape[0]
         w = np.ones(n) if weights is None else check_array(weights, "weights", shape=(n,))
         z, log_det, cache = self._forward_cached(x, context)     # checked by _rows above
-        log_prob = normal_log_prob(z) + log_det
-        d_x, d_context = self._backward(cache, -w[:, None] * z, w)      # (FLOW.22), (FLOW.3)
+        log_prob = _normal_log_prob(z) + log_det
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):             # checked next
+                d_x, d_context = self._backward(cache, -w[:, None] * z, w)  # (FLOW.22), (FLOW.3)
+        except ValueError as exc:
+            if not any(s in str(exc) for s in _NON_FINITE):
+                raise
+            _overflow(x, context, "gradients inside the flow", exc)
+        if not (np.isfinite(d_x).all() and (d_context is None or np.isfinite(d_context).all())):
+            _overflow(x, context, "gradient d log p / d(x, context)")
         if broadcast:
             d_context = d_context.sum(axis=0)
         if x_broadcast:
@@ -196,11 +254,12 @@ class Flow(Chain):
         log_prob: (n,).
         """
         n = check_int(n, "n", low=1)
+        check_alloc((n, self.dim), "n")
         rng = check_rng(rng)
         context, _ = self._context_rows(context, n)
         z = rng.standard_normal((n, self.dim))
         x, log_det_inv = self.inverse(z, context)
-        return x, normal_log_prob(z) - log_det_inv
+        return x, _normal_log_prob(z) - log_det_inv
 
     # -- data-dependent initialisation (Standardize, ActNorm) and data checks ----------------
     def initialize(self, x, context=None) -> "Flow":

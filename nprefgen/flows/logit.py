@@ -46,6 +46,7 @@ def logit_inverse(y, lam: float = LAMBDA, data_scale: float = 1.0):
 
     y: (n, D) -> x: (n, D), log_det_inv: (n,). log p = -softplus(-y), log(1-p) = -softplus(y).
     """
+    y = check_array(y, "y", ndim=2)
     log_p, log_1mp = -np.logaddexp(0.0, -y), -np.logaddexp(0.0, y)
     p = np.exp(log_p)
     x = data_scale * (p - lam) / (1.0 - 2.0 * lam)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nprefgen._validation import check_array, check_int, check_rng
+from nprefgen._validation import check_alloc, check_array, check_int, check_rng
 from nprefgen.nn import MLP, Adam, bce_with_logits_loss
 
 
@@ -96,6 +96,7 @@ def c2st(x, y, *, rng=None, n_folds: int = 5, z_score: bool = True,
     y = check_array(y, "y", ndim=2)
     if y.shape[1] != x.shape[1]:
         raise ValueError(f"y: expected {x.shape[1]} columns to match x, got shape {y.shape}")
+    check_alloc((10 * x.shape[1], 10 * x.shape[1]), "x")   # the classifier's hidden layer: 10 d wide
     rng = check_rng(rng)
     n_folds = check_int(n_folds, "n_folds", low=2)
     max_epochs = check_int(max_epochs, "max_epochs", low=1)

@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-from nprefgen._validation import check_array, check_int, check_rng, check_scalar
+from nprefgen._validation import check_array, check_finite_result, check_int, check_rng, check_scalar
 
 
 def _as_nchw(images, name: str = "images") -> tuple[np.ndarray, bool]:
@@ -199,8 +199,10 @@ def adjust_brightness_contrast(images, brightness, contrast) -> np.ndarray:
     c = _per_image(contrast, n, "contrast")
     axes = tuple(range(1, x.ndim))
     shape = (n,) + (1,) * (x.ndim - 1)
-    mean = x.mean(axis=axes, keepdims=True)
-    return mean + c.reshape(shape) * (x - mean) + b.reshape(shape)
+    with np.errstate(over="ignore", invalid="ignore"):                     # checked next
+        mean = x.mean(axis=axes, keepdims=True)
+        out = mean + c.reshape(shape) * (x - mean) + b.reshape(shape)
+    return check_finite_result(out, "images", "adjusted images", x)
 
 
 def random_brightness_contrast(images, *, rng=None, brightness: float = 0.2,

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from nprefgen._validation import check_array, check_int, check_rng, check_scalar
+from nprefgen._validation import (
+    check_alloc, check_array, check_finite_result, check_int, check_rng, check_scalar,
+)
 from nprefgen.models._files import field, read_model, where_load, where_save, write_model
 
 LOG_2PI = float(np.log(2.0 * np.pi))
@@ -54,9 +56,14 @@ class GaussianDensity:
         joint = y if context is None else np.concatenate(
             [y, check_array(context, "context", shape=(y.shape[0], None), dtype=np.float64)], axis=1)
         d = y.shape[1]
-        mu = joint.mean(axis=0)
-        diff = joint - mu
-        cov = diff.T @ diff / joint.shape[0] + self.ridge * np.eye(joint.shape[1])
+        with np.errstate(over="ignore", invalid="ignore"):                 # checked next
+            mu = joint.mean(axis=0)
+            diff = joint - mu
+            cov = diff.T @ diff / joint.shape[0] + self.ridge * np.eye(joint.shape[1])
+        if not np.all(np.isfinite(cov)):               # |y| or |context| beyond ~1e154
+            big_y = context is None or np.max(np.abs(y)) >= np.max(np.abs(joint[:, y.shape[1]:]))
+            check_finite_result(cov, "y" if big_y else "context", "covariance",
+                                y if big_y else joint[:, y.shape[1]:])
         self.dim, self.context_dim = d, joint.shape[1] - d
         if self.context_dim == 0:
             self.mu_, self.cov_, self.gain_, self.mu_c_ = mu, cov, None, None
@@ -98,8 +105,15 @@ class GaussianDensity:
         """(SPL.17) y: (n, D) [, context: (n, C) or (C,)] -> (n,) log N(y; mu(c), Sigma)."""
         self._check_fitted("log_prob")
         y = check_array(y, "y", shape=(None, self.dim), dtype=np.float64)
-        r = np.linalg.solve(self.chol_, (y - self._mean(y.shape[0], context)).T)   # L^{-1}(y - mu)
-        return (-0.5 * np.sum(r * r, axis=0) - np.sum(np.log(np.diag(self.chol_)))
+        with np.errstate(over="ignore", invalid="ignore"):                 # checked next
+            r = np.linalg.solve(self.chol_, (y - self._mean(y.shape[0], context)).T)  # L^-1(y-mu)
+        if not np.all(np.isfinite(r)):     # |r|^2 overflowing alone is a correct -inf; NaN is not
+            big_y = context is None or np.max(np.abs(y)) >= np.max(np.abs(context))
+            check_finite_result(r, "y" if big_y else "context", "whitened residual L^-1 (y - mu)",
+                                y if big_y else context)
+        with np.errstate(over="ignore"):                                   # -inf: see above
+            quad = np.sum(r * r, axis=0)
+        return (-0.5 * quad - np.sum(np.log(np.diag(self.chol_)))
                 - 0.5 * self.dim * LOG_2PI)
 
     def sample(self, n: int, context=None, *, rng=None) -> np.ndarray:
@@ -107,6 +121,7 @@ class GaussianDensity:
         Generator (SPEC 7) -> (n, D)."""
         self._check_fitted("sample")
         n = check_int(n, "n", low=1)
+        check_alloc((n, self.dim), "n")
         rng = check_rng(rng)
         mean = self._mean(n, context)
         e = rng.standard_normal((n, self.dim))

@@ -25,7 +25,7 @@ import numpy as np
 from scipy.linalg.lapack import dpotrf, dtrtri
 
 from nprefgen._validation import (
-    check_array, check_choice, check_int, check_rng, check_scalar,
+    check_alloc, check_array, check_choice, check_int, check_rng, check_scalar, check_spd,
 )
 from nprefgen.kernels.gmm import (
     log_gaussian_prob_diag, log_gaussian_prob_full, log_responsibilities,
@@ -336,6 +336,7 @@ def sample_mixture(n: int, weights: np.ndarray, means: np.ndarray, covariances: 
     covariance_type = _check_type(covariance_type)
     means = check_array(means, "means", ndim=2, dtype=np.float64)
     K, d = means.shape
+    check_alloc((n, d), "n")
     weights = _check_weights(weights, K)
     covariances = _check_components(covariances, "covariances", covariance_type, K, d)
     rng = check_rng(rng)
@@ -423,9 +424,8 @@ class GaussianMixture:
             m = check_array(self.means_init, "means_init", shape=(K, d), dtype=np.float64)
         if self.precisions_init is not None:
             p = _check_components(self.precisions_init, "precisions_init", ct, K, d)
-            if ct == "full" and not np.allclose(p, np.swapaxes(p, 1, 2), rtol=0, atol=1e-12 *
-                                                np.abs(p).max()):
-                raise ValueError("precisions_init: expected symmetric matrices")
+            if ct == "full":                        # symmetric positive definite, each of them
+                p = np.stack([check_spd(p[k], f"precisions_init[{k}]") for k in range(K)])
             try:                                    # (and positive definite / positive)
                 p = precision_cholesky_from_precisions(p, ct)             # (GMM.3b)
             except ValueError as exc:
@@ -445,6 +445,8 @@ class GaussianMixture:
         if K > n:
             raise ValueError(f"n_components: expected at most n_samples = {n} components, "
                              f"got {K}")
+        check_alloc((K, d, d) if self.covariance_type == "full" else (K, d), "n_components")
+        check_alloc((n, K), "n_components")                               # responsibilities
         w0, m0, p0 = self._check_inits(d)
         given_all = w0 is not None and m0 is not None and p0 is not None
         best = None
@@ -510,6 +512,7 @@ class GaussianMixture:
         """
         self._check_fitted("sample")
         n = check_int(n, "n", low=1)
+        check_alloc((n, self.means_.shape[1]), "n")
         x, labels = sample_mixture(n, self.weights_, self.means_, self.covariances_,
                                    self.covariance_type, rng=check_rng(rng))
         return (x, labels) if return_labels else x

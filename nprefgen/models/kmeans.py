@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nprefgen._validation import check_array, check_int, check_rng
+from nprefgen._validation import check_alloc, check_array, check_int, check_rng
 
 
 def squared_distances(X: np.ndarray, centers: np.ndarray) -> np.ndarray:
@@ -48,6 +48,7 @@ def kmeans_plusplus(X: np.ndarray, n_clusters: int, *, rng=None,
     rng = check_rng(rng)
     trials = 2 + int(np.log(K)) if n_local_trials is None else check_int(
         n_local_trials, "n_local_trials", low=1)
+    check_alloc((trials, n), "n_local_trials")                    # candidate distances (T, n)
     indices = np.empty(K, dtype=np.int64)
     indices[0] = rng.integers(n)
     closest = squared_distances(X, X[indices[:1]])[:, 0]          # D(x)^2, (n,)

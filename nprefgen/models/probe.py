@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from nprefgen._validation import check_array, check_choice, check_int, check_rng, check_scalar
+from nprefgen._validation import (
+    check_array, check_choice, check_finite_result, check_int, check_rng, check_scalar,
+)
 from nprefgen.models._files import field, read_model, where_load, where_save, write_model
 from nprefgen.nn import Adam, Linear, softmax, softmax_cross_entropy_loss
 
@@ -151,8 +153,14 @@ class LinearProbe:
 
 def pairwise_sq_distances(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     """||a_i - b_j||^2 = ||a_i||^2 + ||b_j||^2 - 2 a_i . b_j, clipped at 0. A: (n, m), B: (k, m)
-    -> (n, k)."""
-    d2 = np.sum(A * A, axis=1)[:, None] + np.sum(B * B, axis=1)[None, :] - 2.0 * A @ B.T
+    -> (n, k). Entries beyond ~1e154 overflow the squares: a ValueError blaming their scale."""
+    A = check_array(A, "A", ndim=2)
+    B = check_array(B, "B", shape=(None, A.shape[1]))
+    with np.errstate(over="ignore", invalid="ignore"):                     # checked next
+        d2 = np.sum(A * A, axis=1)[:, None] + np.sum(B * B, axis=1)[None, :] - 2.0 * A @ B.T
+    if not np.all(np.isfinite(d2)):
+        big_a = float(np.max(np.abs(A))) >= float(np.max(np.abs(B)))
+        check_finite_result(d2, "A" if big_a else "B", "squared distances", A if big_a else B)
     return np.maximum(d2, 0.0)
 
 
@@ -192,10 +200,20 @@ class KNNClassifier:
         self.standardize = bool(standardize)
 
     def _prep(self, F: np.ndarray) -> np.ndarray:
-        if self.metric == "cosine":
+        prepped = self._prep_with(F, self.mean_, self.scale_)
+        if self.metric != "cosine":                 # unit rows cannot overflow
+            with np.errstate(over="ignore"):
+                norms2 = np.einsum("ij,ij->i", prepped, prepped)
+            check_finite_result(norms2, "F", "squared norms", F)
+        return prepped
+
+    def _prep_with(self, F: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
+        if self.metric == "cosine":                 # scale-free: divide by max |F_ij| first, so
+            top = np.max(np.abs(F), axis=1, keepdims=True)     # that |F| ~ 1e200 cannot overflow
+            F = F / np.where(top > 0, top, 1.0)
             norms = np.linalg.norm(F, axis=1, keepdims=True)
             return F / np.where(norms > 0, norms, 1.0)
-        return (F - self.mean_) / self.scale_
+        return (F - mean) / scale
 
     def fit(self, F, y) -> "KNNClassifier":
         """F: (n, m), y: (n,) integer labels -> self (stores the training set)."""
@@ -204,10 +222,15 @@ class KNNClassifier:
         if self.k > F.shape[0]:
             raise ValueError(f"k: expected at most the number of training samples {F.shape[0]}, "
                              f"got {self.k}")
-        self.mean_ = F.mean(axis=0) if self.standardize else np.zeros(F.shape[1])
-        std = F.std(axis=0) if self.standardize else np.ones(F.shape[1])
-        self.scale_ = np.where(std > 1e-12, std, 1.0)
-        self.F_ = self._prep(F)
+        with np.errstate(over="ignore", invalid="ignore"):                 # checked next
+            mean = F.mean(axis=0) if self.standardize else np.zeros(F.shape[1])
+            std = F.std(axis=0) if self.standardize else np.ones(F.shape[1])
+            # an overflowed std would scale every feature to 0 (all neighbours tied)
+            check_finite_result(std, "F", "feature standard deviations", F)
+            prepped = self._prep_with(F, mean, np.where(std > 1e-12, std, 1.0))
+            check_finite_result(np.einsum("ij,ij->i", prepped, prepped), "F", "squared norms", F)
+        self.mean_, self.scale_ = mean, np.where(std > 1e-12, std, 1.0)
+        self.F_ = prepped
         self.y_ = y
         self.n_classes_ = int(y.max()) + 1
         self.history_ = {"train_loss": [], "n_train": int(F.shape[0]), "n_classes": self.n_classes_}

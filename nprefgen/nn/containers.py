@@ -9,10 +9,12 @@ from typing import Sequence as SequenceT
 
 import numpy as np
 
-from nprefgen._validation import check_array, check_choice, check_int, check_rng
+from nprefgen._validation import check_alloc, check_array, check_choice, check_int, check_rng
 from nprefgen.nn.activations import ACTIVATIONS
 from nprefgen.nn.base import Module, check_cotangent
 from nprefgen.nn.linear import Linear
+
+LAYER_BYTES = 2048          # Python objects of one Linear + activation, besides their arrays
 
 
 class Sequential(Module):
@@ -96,7 +98,11 @@ def MLP(in_features: int, hidden: SequenceT[int], out_features: int, *, rng=None
     rng = check_rng(rng)
     if not isinstance(hidden, (list, tuple, range, np.ndarray)):
         raise ValueError(f"hidden: expected a sequence of hidden widths, got {hidden!r}")
+    # each layer costs ~2 KB of Python objects besides its arrays (measured: 1.8 KB for a Linear
+    # and an activation); so a list of 10**9 widths is refused before it is walked
+    check_alloc((len(hidden) + 1, LAYER_BYTES), "hidden", itemsize=1)
     widths = [in_features] + [check_int(h, "hidden", low=1) for h in hidden] + [out_features]
+    check_alloc((sum((a + 1) * b for a, b in zip(widths, widths[1:])),), "hidden")  # weights, biases
     layers: list[Module] = []
     for i in range(len(widths) - 1):
         layers.append(Linear(widths[i], widths[i + 1], rng=rng, init=init, dtype=dtype))

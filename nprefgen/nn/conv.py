@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from nprefgen._validation import check_array, check_int, check_pair, check_rng, check_shape
+from nprefgen._validation import (
+    check_alloc, check_array, check_int, check_pair, check_rng, check_shape,
+)
 from nprefgen.kernels.im2col import col2im, conv_output_size, im2col
 from nprefgen.nn.base import Module, check_cotangent, check_input
 from nprefgen.nn.init import init_weight_and_bias
@@ -174,6 +176,8 @@ class _ConvBase(Module):
         self.padding = check_pair(padding, "padding", low=0)
         rng = check_rng(rng)
         kh, kw = self.kernel_size
+        check_alloc((self.out_channels, self.in_channels, kh, kw),
+                    "in_channels x out_channels x kernel_size")
         c0, c1 = ((self.in_channels, self.out_channels) if transposed
                   else (self.out_channels, self.in_channels))
         weight, b = init_weight_and_bias(init, (c0, c1, kh, kw), self.out_channels, c1 * kh * kw,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nprefgen._validation import check_array, check_int, check_rng
+from nprefgen._validation import check_alloc, check_array, check_int, check_rng
 from nprefgen.nn.base import Module, check_cotangent, check_input
 from nprefgen.nn.init import init_weight_and_bias
 
@@ -66,6 +66,7 @@ class Linear(Module):
         super().__init__()
         self.in_features = check_int(in_features, "in_features", low=1)
         self.out_features = check_int(out_features, "out_features", low=1)
+        check_alloc((self.out_features, self.in_features), "in_features x out_features")
         rng = check_rng(rng)
         weight, b = init_weight_and_bias(init, (self.out_features, self.in_features),
                                          self.out_features, self.in_features, self.out_features,

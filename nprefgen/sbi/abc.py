@@ -19,7 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nprefgen._validation import check_array, check_callable, check_choice, check_int, check_rng, check_scalar
+from nprefgen._validation import (
+    check_alloc, check_array, check_callable, check_choice, check_finite_result, check_int,
+    check_rng, check_scalar,
+)
 
 
 def _distances(s_sim: np.ndarray, s_obs: np.ndarray, distance: str) -> np.ndarray:
@@ -106,8 +109,11 @@ def rejection_abc(x_obs, theta, x, *, summary=None, distance: str = "euclidean",
 
 def scott_bandwidth(theta: np.ndarray) -> np.ndarray:
     """(SBI.7) kernel covariance H = n^{-2/(p+4)} Cov(theta) (Scott's rule). theta: (k, p)."""
+    theta = check_array(theta, "theta", ndim=2)
     k, p = theta.shape
-    cov = np.atleast_2d(np.cov(theta, rowvar=False)) if k > 1 else np.eye(p) * 1e-6
+    with np.errstate(over="ignore", invalid="ignore"):                     # checked next
+        cov = np.atleast_2d(np.cov(theta, rowvar=False)) if k > 1 else np.eye(p) * 1e-6
+    check_finite_result(cov, "theta", "covariance", theta)
     return cov * k ** (-2.0 / (p + 4.0)) + 1e-12 * np.eye(p)
 
 
@@ -117,14 +123,21 @@ def cv_bandwidth(theta: np.ndarray, factors=None) -> np.ndarray:
         LOO(f) = sum_i log (1/(k-1)) sum_{j != i} N(theta_i; theta_j, f^2 Cov),
 
     over a grid of factors (sbibm's ``kde_bandwidth="cv"`` in spirit). theta: (k, p) -> (p, p)."""
+    theta = check_array(theta, "theta", ndim=2)
     k, p = theta.shape
+    if factors is not None:
+        factors = check_array(factors, "factors", ndim=1)
+        if np.any(factors <= 0):
+            raise ValueError(f"factors: expected positive values, got min {factors.min():.3g}")
     if k < 3:
         return scott_bandwidth(theta)
-    cov = np.atleast_2d(np.cov(theta, rowvar=False)) + 1e-12 * np.eye(p)
+    with np.errstate(over="ignore", invalid="ignore"):                     # checked next
+        cov = np.atleast_2d(np.cov(theta, rowvar=False)) + 1e-12 * np.eye(p)
+    check_finite_result(cov, "theta", "covariance", theta)
     white = np.linalg.solve(np.linalg.cholesky(cov), theta.T).T       # Cov -> I
     d2 = np.sum((white[:, None, :] - white[None, :, :]) ** 2, axis=2)
     np.fill_diagonal(d2, np.inf)
-    factors = np.geomspace(0.02, 2.0, 40) if factors is None else np.asarray(factors, float)
+    factors = np.geomspace(0.02, 2.0, 40) if factors is None else factors
     scores = []
     for f in factors:
         a = -0.5 * d2 / (f * f)
@@ -156,6 +169,7 @@ class ABCPosterior:
         """n draws (n, p) for the observation the ABC run was made for; ``rng``: None, an int
         seed or a Generator (SPEC 7)."""
         n = check_int(n, "n", low=1)
+        check_alloc((2 * n + 10, self.theta.shape[1]), "n")          # the first round's draws
         rng = check_rng(rng)
         out, have = [], 0
         for _ in range(1000):

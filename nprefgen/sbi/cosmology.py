@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from nprefgen._validation import check_array, check_int, check_rng, check_scalar
+from nprefgen._validation import (
+    check_alloc, check_array, check_int, check_rng, check_scalar, check_spd,
+)
 from nprefgen.sbi.priors import BoxUniform, check_theta
 from nprefgen.sbi.tasks import Task
 
@@ -45,6 +47,7 @@ class CosmologyGRFSimulator:
 
     def __init__(self, n_side: int = 32, noise_sd: float = 0.1, n_bins: int = 8) -> None:
         self.n_side = check_int(n_side, "n_side", low=4)
+        check_alloc((self.n_side, self.n_side), "n_side")
         self.noise_sd = check_scalar(noise_sd, "noise_sd", low=0.0)
         self.n_bins = check_int(n_bins, "n_bins", low=1, high=self.n_side // 2)
         self.noise_power = self.noise_sd ** 2 * BOX_SIZE ** 2 / self.n_side ** 2
@@ -54,6 +57,7 @@ class CosmologyGRFSimulator:
 
         theta = check_theta(theta, 2)
         rng = check_rng(rng)
+        check_alloc((theta.shape[0], self.n_side, self.n_side), "theta")
         out = np.empty((theta.shape[0], self.n_side, self.n_side))
         for i, (a, n) in enumerate(theta):
             out[i] = gaussian_random_field(self.n_side, _power_law(a, n), rng=rng,
@@ -112,13 +116,8 @@ class GaussianSummaryLikelihood:
     """
 
     def __init__(self, mean_fn, cov) -> None:
-        cov = check_array(cov, "cov", ndim=2)
-        if cov.shape[0] != cov.shape[1]:
-            raise ValueError(f"cov: expected a square matrix, got shape {cov.shape}")
-        try:
-            chol = np.linalg.cholesky(cov)
-        except np.linalg.LinAlgError as exc:
-            raise ValueError("cov: expected a symmetric positive definite matrix") from exc
+        cov = check_spd(cov, "cov")                 # symmetric (to 1e-10), positive definite
+        chol = np.linalg.cholesky(cov)
         self.mean_fn = mean_fn
         self.cov = cov
         self.prec = np.linalg.inv(cov)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nprefgen._validation import check_array, check_choice, check_int, check_rng
+from nprefgen._validation import check_alloc, check_array, check_choice, check_int, check_rng
 from nprefgen.samplers import hmc, random_walk_metropolis, slice_sampling
 from nprefgen.sbi.priors import check_theta
 
@@ -88,6 +88,7 @@ class DirectPosterior:
         if xs.shape[1] != self.dim_x:
             raise ValueError(f"xs: expected shape (N, {self.dim_x}), got {xs.shape}")
         n = check_int(n, "n", low=1)
+        check_alloc((xs.shape[0], n, self.dim_theta), "n")
         rng = check_rng(rng)
         n_obs = xs.shape[0]
         out = np.empty((n_obs, n, self.dim_theta))
@@ -129,7 +130,9 @@ class DirectPosterior:
         """(SBI.10) Z(x) by Monte Carlo: the fraction of n draws of q(.|x) inside the prior
         (x: (dx,), None: the default x)."""
         x = _one_x(x, self.dim_x, self.default_x)
-        theta = self.flow.sample(check_int(n, "n", low=1), x, rng=check_rng(rng))
+        n = check_int(n, "n", low=1)
+        check_alloc((n, self.dim_theta), "n")
+        theta = self.flow.sample(n, x, rng=check_rng(rng))
         return float(np.mean(self.prior.in_support(theta)))
 
     def log_prob(self, theta, x=None, log_normalizer: float = 0.0) -> np.ndarray:
@@ -277,6 +280,9 @@ class MCMCPosterior:
             raise ValueError(f"xs: expected shape (N, {self.dim_x}) or (N, n_iid, {self.dim_x}), "
                              f"got {xs.shape}")
         n = check_int(n, "n", low=1)
+        check_alloc((xs.shape[0], n, self.dim_theta), "n")        # the draws (N, n, p) and the
+        check_alloc((xs.shape[0] * self.n_chains, -(-n // self.n_chains), self.dim_theta + 1),
+                    "n")                                          # chains' kept states
         rng = check_rng(rng)
         n_obs, k = xs.shape[0], self.n_chains
         per_chain = int(np.ceil(n / k))

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from nprefgen._validation import check_int, check_scalar, check_str
+from nprefgen.nn.io import atomic_write
 
 _CSS = """
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em;
@@ -233,7 +234,8 @@ class Report:
         if not name or os.sep in name or "/" in name:
             raise ValueError(f"name: expected a plain file-name stem, got {name!r}")
         fname = f"{self._current.key}-{name}.png"
-        fig.savefig(os.path.join(self.outdir, fname), dpi=90, bbox_inches="tight")
+        with atomic_write(os.path.join(self.outdir, fname)) as f:    # all or nothing
+            fig.savefig(f, format="png", dpi=90, bbox_inches="tight")
         plt.close(fig)
         self._current.parts.append(
             f'<figure><img src="{fname}" alt="{html.escape(caption or name)}">'
@@ -272,8 +274,8 @@ class Report:
                 f"written {stamp}{total}</p>{self._summary()}<nav>{nav}</nav>{''.join(body)}"
                 f"</body></html>")
         path = os.path.join(self.outdir, "index.html")
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(page)
+        with atomic_write(path) as f:         # a failed write leaves the previous page intact
+            f.write(page.encode("utf-8"))
         self.index_path = path
         return path
 
