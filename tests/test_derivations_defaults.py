@@ -44,4 +44,4 @@ def test_stated_defaults_match_the_code():
     hmc_src = inspect.getsource(hmc_module)
     assert "rng.uniform(0.8, 1.2" in hmc_src and "U(0.8, 1.2)" in SBI_MD
     assert "1.0 / np.log10(max(m * n, 10))" in inspect.getsource(mcmc_diag.effective_sample_size)
-    assert r"1/\log_{10}(MN)" in SBI_MD
+    assert r"1/\log_{10}(n_c N)" in SBI_MD
