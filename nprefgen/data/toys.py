@@ -198,9 +198,11 @@ def sample_8gaussians(n: int, *, rng=None, n_modes: int = 8, radius: float = 2.0
 # -- pinwheel ---------------------------------------------------------------------------------
 def sample_pinwheel(n: int, *, rng=None, n_arms: int = 5, radial_std: float = 0.3,
                     tangential_std: float = 0.1, rate: float = 0.25) -> np.ndarray:
-    """Pinwheel of Johnson et al. (2016, "Composing graphical models with neural networks")
+    """Pinwheel after Johnson et al. (2016, "Composing graphical models with neural networks")
     (DATA.7): f = (1 + radial_std e1, tangential_std e2), an arm c uniformly, and
-    x = R(2 pi c / n_arms + rate exp(f1)) f, a rotation, so |x| = |f|. Returns x: (n, 2)."""
+    x = R(2 pi c / n_arms + rate exp(f1)) f, a rotation, so |x| = |f|. Returns x: (n, 2).
+    Their code rotates by the opposite angle and multiplies by 10: theirs is 10 times the
+    mirror image (x2 -> -x2) of this one."""
     n = check_int(n, "n", low=1)
     check_alloc((n, 2), "n")
     rng = check_rng(rng)

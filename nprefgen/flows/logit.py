@@ -19,8 +19,9 @@ data converts with :func:`data_log_prob_from_logit`. Bits per dimension of the d
 
     bits/dim = -log p(x) / (D ln 2) + log2 L          (+8 for 256 levels, as in the MAF paper)
 
-which is the density of the pixel values k + u on [0, L)^D, and an upper bound on the discrete
-model's code length in bits per pixel.
+which is the density of the pixel values k + u on [0, L)^D. Its average over u is an upper bound
+on the discrete model's code length in bits per pixel: by Jensen,
+E_u log p((k + u)/L) - D log L <= log P(k) with P(k) the mass of k's cell (derivations/flows.md).
 """
 from __future__ import annotations
 

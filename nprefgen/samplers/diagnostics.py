@@ -1,6 +1,8 @@
 """Convergence diagnostics for multi-chain MCMC (derivations/sbi.md, MCMC.8-MCMC.9).
 
-Gelman et al., Bayesian Data Analysis (3rd ed.), section 11.4-11.5; Stan reference manual.
+Gelman et al., Bayesian Data Analysis (3rd ed.), section 11.4 (split R-hat); Vehtari, Gelman,
+Simpson, Carpenter & Bürkner (2021), "Rank-normalization, folding, and localization: an improved
+R-hat", Bayesian Analysis 16(2) (the multi-chain ESS); Stan reference manual.
 Both take ``samples: (n_chains, n, d)`` and return one value per dimension.
 
 Degenerate input says so: a coordinate that is constant over every chain and draw has no
@@ -75,9 +77,11 @@ def autocovariance(x: np.ndarray) -> np.ndarray:
 def effective_sample_size(samples) -> np.ndarray:
     """(MCMC.9) ESS = M N / tau,  tau = 1 + 2 sum_{t>=1} rho_t.
 
-    rho_t = 1 - (W - mean_chains acov_t) / var+ combines the chains (BDA3 eq. 11.7); the sum is
-    truncated by Geyer's initial monotone sequence: pair sums P_k = rho_2k + rho_2k+1 are summed
-    while positive and forced non-increasing. samples: (n_chains, n[, d]) -> (d,).
+    rho_t = 1 - (W - mean_chains acov_t) / var+ combines the chains (Vehtari et al. 2021,
+    without rank normalisation; not BDA3's variogram form); the sum is truncated by Geyer's
+    initial monotone sequence: pair sums P_k = rho_2k + rho_2k+1 are summed while positive and
+    forced non-increasing; tau is floored at 1/log10(M N) (Stan's cap ESS <= M N log10(M N)).
+    samples: (n_chains, n[, d]) -> (d,).
     For independent draws ESS ~ M N.
     """
     s = _unit_scale(_check_chains(samples, 4))

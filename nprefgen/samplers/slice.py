@@ -48,12 +48,14 @@ def _step_out(lp_fn, x, j, log_y, left, right, w, n_left, n_right):
     return left, right
 
 
-def slice_update(lp_fn, x, lp, j, w, *, rng=None, max_step_out=20, max_shrink=200):
+def slice_update(lp_fn, x, lp, j, w, *, rng=None, max_step_out=20, max_shrink=200,
+                 counts: dict | None = None):
     """One coordinate-wise slice update of coordinate ``j`` for every chain (MCMC.3-MCMC.4).
 
     x: (m, d), lp: (m,) its log-density -> (x_new, lp_new, first_try: (m,) bool, width: (m,)),
     ``width`` the stepped-out interval widths (used to tune w). ``rng``: None, an int seed or a
-    Generator (SPEC 7).
+    Generator (SPEC 7). A chain whose ``max_shrink`` proposals all fall outside the slice keeps
+    its x; ``counts["shrink_exhausted"]``, if a dict is given, is incremented by their number.
     """
     rng = check_rng(rng)
     m = x.shape[0]
@@ -88,6 +90,8 @@ def slice_update(lp_fn, x, lp, j, w, *, rng=None, max_step_out=20, max_shrink=20
         left[rej[below]] = prop_rej[below]
         right[rej[~below]] = prop_rej[~below]
     # chains still active after max_shrink keep x (the interval has collapsed onto it)
+    if counts is not None:
+        counts["shrink_exhausted"] = counts.get("shrink_exhausted", 0) + int(np.count_nonzero(active))
     return x_new, lp_new, first_try, width
 
 
@@ -109,7 +113,9 @@ def slice_sampling(log_prob, x0, n_steps: int, *, rng=None, n_warmup: int = 200,
 
     Returns
     -------
-    MCMCResult; ``acceptance`` is the fraction of updates whose first proposal was in the slice.
+    MCMCResult; ``acceptance`` is the fraction of updates whose first proposal was in the slice;
+    ``extra["shrink_exhausted"]`` counts the updates (warm-up included) that kept x after 200
+    rejected shrinks (0 for any target whose slice has positive width at x).
     """
     x, n_steps, n_warmup, thin, rng = check_run_args(x0, n_steps, n_warmup, thin, rng=rng)
     n_chains, d = x.shape
@@ -126,11 +132,12 @@ def slice_sampling(log_prob, x0, n_steps: int, *, rng=None, n_warmup: int = 200,
     lps = np.empty((n_chains, n_keep))
     n_first = np.zeros(n_chains)
     w_sum, w_count = np.zeros(d), np.zeros(d)
+    counts = {"shrink_exhausted": 0}
     for t in range(n_warmup + n_steps):
         for j in range(d):
             x_old = x[:, j].copy()
             x, lp, first, _ = slice_update(lp_fn, x, lp, j, w[j], rng=rng,
-                                              max_step_out=max_step_out)
+                                              max_step_out=max_step_out, counts=counts)
             if t < n_warmup:
                 # x_old and x_new are two uniform points of one slice: E|dx| = width / 3
                 estimate = 3.0 * np.mean(np.abs(x[:, j] - x_old))
@@ -145,5 +152,7 @@ def slice_sampling(log_prob, x0, n_steps: int, *, rng=None, n_warmup: int = 200,
             if (k + 1) % thin == 0 and k // thin < n_keep:
                 samples[:, k // thin] = x
                 lps[:, k // thin] = lp
-    return MCMCResult(samples, lps, n_first / (n_steps * d), w.copy(), n_warmup, lp_fn.calls,
-                      "slice sampling")
+    result = MCMCResult(samples, lps, n_first / (n_steps * d), w.copy(), n_warmup, lp_fn.calls,
+                        "slice sampling")
+    result.extra["shrink_exhausted"] = counts["shrink_exhausted"]
+    return result

@@ -90,7 +90,8 @@ class GaussianLinearSimulator:
 
 
 def gaussian_linear_posterior(x_obs, prior_mean, prior_var: float, noise_var: float):
-    """(SBI.2) posterior of theta ~ N(m0, s0 I), x_i ~ N(theta, s I), i = 1..N iid:
+    """(SBI.2) posterior of theta ~ N(m0, s0 I), x_i ~ N(theta, s I), i = 1..N iid, by Bayes'
+    rule (SBI.1) in closed form:
 
         Sigma_N = (1/s0 + N/s)^{-1} I,   mu_N = Sigma_N (m0/s0 + sum_i x_i / s).
 

@@ -9,13 +9,21 @@ point theta^r_i, the fraction of draws closer to the reference than the truth is
     f_i = (1/L) sum_l 1[ d(theta_il, theta^r_i) < d(theta*_i, theta^r_i) ],
 
 and the expected coverage probability is ECP(alpha) = (1/N) sum_i 1[f_i < alpha]: the coverage of
-balls around theta^r. q is the posterior iff ECP(alpha) = alpha for all alpha (for references
-drawn from a distribution whose support covers the parameters'); parameters are scaled to
-[0, 1] by the range of theta* and references are uniform on the unit box, as in the paper.
+balls around theta^r. Parameters are scaled to [0, 1] by the range of theta* and references are
+uniform on the unit box, as in the paper. If q is the posterior then ECP(alpha) = alpha for all
+alpha: the condition is NECESSARY. It is not sufficient for these references, which do not depend
+on x: an estimator that ignores x and returns the prior passes too (so do PIT, HPD coverage and
+SBC; tests/sbi/test_prior_passes_calibration.py). Lemos et al.'s sufficiency result needs
+reference distributions that may depend on x. Pair TARP with C2ST or the held-out
+log-likelihood, which the prior fails.
 
-(SBI.17) The area criterion: ATC = int_0^1 |ECP(alpha) - alpha| d alpha (0 when calibrated);
-the signed area int (ECP - alpha) is negative for over-confident and positive for
-under-confident posteriors. As ECP is the CDF of f, we also report the KS test of f against U(0, 1).
+(SBI.17) Two areas of the ECP curve. ``abs_area`` = int_0^1 |ECP(alpha) - alpha| d alpha, 0 when
+calibrated, large for any miscalibration. ``signed_area`` = int_0^1 (ECP(alpha) - alpha) d alpha
+= 1/2 - E[f]: it only sees where the mean of f sits, so over-confidence (f piled at both ends)
+barely moves it and a bias can make it positive; it is not an over/under-confidence indicator.
+sbi's ``check_tarp`` "ATC" is a third number, the signed sum of ECP - alpha over the grid
+points with alpha >= 1/2 (it scales with the grid size); we do not compute it. As ECP is the CDF of f, we also report the KS test
+of f against U(0, 1).
 """
 from __future__ import annotations
 
@@ -55,7 +63,8 @@ def tarp_coverage(f, alphas=ALPHAS) -> np.ndarray:
 
 
 def tarp_area(ecp, alphas=ALPHAS) -> tuple[float, float]:
-    """(SBI.17) (ATC, signed area): trapezoidal integrals of |ECP - alpha| and ECP - alpha."""
+    """(SBI.17) (abs_area, signed_area): trapezoidal integrals of |ECP - alpha| and ECP - alpha
+    (the second is 1/2 - E[f] up to the grid error)."""
     ecp = check_array(ecp, "ecp", ndim=1)
     a = np.asarray(alphas, dtype=np.float64)
     if a.shape != ecp.shape:
@@ -69,7 +78,7 @@ def tarp_test(samples, theta_true, *, rng=None, level: float = 0.01) -> dict:
     check_scalar(level, "level", low=0.0, high=1.0, low_inclusive=False, high_inclusive=False)
     f = tarp_fractions(samples, theta_true, rng=rng)
     ecp = tarp_coverage(f)
-    atc, signed = tarp_area(ecp)
+    area, signed = tarp_area(ecp)
     p = float(stats.kstest(f, "uniform").pvalue)
-    return {"alphas": ALPHAS, "ecp": ecp, "f": f, "atc": atc, "signed_area": signed,
+    return {"alphas": ALPHAS, "ecp": ecp, "f": f, "abs_area": area, "signed_area": signed,
             "pvalue": p, "passed": p > level}

@@ -112,7 +112,7 @@ def build(report) -> None:
         row = [name]
         for what, p in ps.items():
             row += [p, rules.ks_uniform(report, f"{name}: {what}", p)]
-        rows.append(row[:7] + [t["atc"]] + row[7:])
+        rows.append(row[:7] + [t["abs_area"]] + row[7:])
     report.figure(coverage_plot(dg.ALPHAS, levels, cfg["n_test"],
                                 title=f"expected coverage, {cfg['n_test']} test fields"),
                   "coverage", "fraction of true (A, n) inside the alpha-HPD region (SBI.14); on the "
@@ -120,9 +120,9 @@ def build(report) -> None:
     report.figure(coverage_plot(dg.ALPHAS, tarp_curves, cfg["n_test"], title="TARP"),
                   "tarp", "TARP expected coverage probability (SBI.16)")
     report.table(["method", "KS p (HPD levels)", "uniform", "KS p PIT A", "uniform", "KS p PIT n",
-                  "uniform", "TARP ATC", "TARP KS p", "uniform"], rows, status_col=[2, 4, 6, 9],
+                  "uniform", "TARP abs area", "TARP KS p", "uniform"], rows, status_col=[2, 4, 6, 9],
                  caption=f"calibration tests over {cfg['n_test']} test fields (p < 0.01 flags "
-                         "miscalibration; ATC: SBI.17, not checked)")
+                         "miscalibration; TARP abs area = integral of abs(ECP - alpha), SBI.17, not checked)")
 
 
 def _moments(d):
