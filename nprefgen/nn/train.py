@@ -25,7 +25,8 @@ Divergence. Training stops, the best parameters are restored and :class:`Trainin
 is raised (or a warning given, ``on_divergence="warn"``) when
 
 1. a minibatch loss or the global gradient norm is not finite (checked before the update, so a
-   NaN never reaches the parameters), or the loss raises a ``ValueError`` *after* the first
+   NaN never reaches the parameters; at the very first step, before any update, this is the
+   data's or the initialisation's fault, not the learning rate's, and raises ``ValueError``), or the loss raises a ``ValueError`` *after* the first
    update (the data were valid at step 0, so the parameters made it fail: e.g. an overflow that a
    later bijector's input check refuses); or
 2. the epoch's mean training loss L explodes above the best training loss seen so far, which
@@ -306,9 +307,18 @@ def fit_loop(model, loss_and_grad, train_data, *, rng=None, evaluate=None, val_d
                     best_train = loss          # the loss at the initial parameters (rule 2)
                     if val_data is None:
                         reference = loss
+                norm = grad_norm(params)
+                if steps == 0 and not (np.isfinite(loss) and np.isfinite(norm)):
+                    # nothing has been updated yet: the learning rate cannot be the cause
+                    scale = max((float(np.max(np.abs(a))) for a in train_data
+                                 if a is not None and a.size), default=0.0)
+                    raise ValueError(
+                        f"train_data: the loss ({loss:.4g}) or its gradient norm ({norm:.4g}) is "
+                        f"not finite at the initial parameters, before any update; the data's "
+                        f"scale (max |entry| {scale:.3g}) or the model's initialisation is the "
+                        f"problem, not the learning rate")
                 if not np.isfinite(loss):
                     return diverged(epoch, f"minibatch loss {loss}")
-                norm = grad_norm(params)
                 if not np.isfinite(norm):
                     return diverged(epoch, f"gradient norm {norm}")
                 if clip is not None:

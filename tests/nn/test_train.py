@@ -177,14 +177,33 @@ def test_a_non_finite_loss_restores_the_best_parameters_and_raises():
 def test_non_finite_gradients_never_reach_the_parameters():
     model = LinearRegression(0.25)
 
+    calls = []
+
+    def loss(xb, yb):                # finite at step 0, an infinite gradient from step 1 on
+        calls.append(1)
+        if len(calls) > 1:
+            model.net.grads["weight"][...] = np.inf
+        return 1.0
+
+    with pytest.raises(TrainingDivergedError, match="gradient norm inf") as err:
+        fit_loop(model, loss, _line(1.0), rng=0, epochs=2, lr=0.1, batch_size=None, clip=1.0)
+    _check_diverged(err, 0.1)
+    w_after_one_step = model.w
+    assert np.isfinite(w_after_one_step)
+
+
+def test_non_finite_at_the_first_step_blames_the_data_not_the_learning_rate():
+    """Before any update the learning rate cannot be the cause: a ValueError about the data's
+    scale, and the parameters are untouched."""
+    model = LinearRegression(0.25)
+
     def loss(xb, yb):
         model.net.grads["weight"][...] = np.inf
         return 1.0
 
-    with pytest.raises(TrainingDivergedError, match="gradient norm inf") as err:
+    with pytest.raises(ValueError, match="^train_data: .*before any update.*not the learning rate"):
         fit_loop(model, loss, _line(1.0), rng=0, epochs=2, lr=0.1, clip=1.0)
-    _check_diverged(err, 0.1)
-    assert model.w == 0.25 and "initial parameters" in str(err.value)
+    assert model.w == 0.25
 
 
 def test_an_exploding_loss_is_divergence_and_warn_returns():
