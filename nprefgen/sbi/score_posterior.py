@@ -24,8 +24,8 @@ import copy
 
 import numpy as np
 
-from nprefgen._validation import check_array, check_int, check_rng, check_scalar
-from nprefgen.kernels.langevin import annealed_langevin_mlp
+from nprefgen._validation import check_array, check_choice, check_int, check_rng, check_scalar
+from nprefgen.kernels.langevin import ACTIVATION_CODES, annealed_langevin_mlp
 from nprefgen.models.ncsn import NCSN
 from nprefgen.nn.train import validation_split
 from nprefgen.sbi.npe import check_training_pairs
@@ -151,7 +151,7 @@ class NPSE:
                              f"{type(prior).__name__}")
         self.prior = prior
         self.hidden = tuple(hidden)
-        self.activation = activation
+        self.activation = check_choice(activation, "activation", ACTIVATION_CODES)
         self.n_levels = check_int(n_levels, "n_levels", low=2)
         self.sigma_min = check_scalar(sigma_min, "sigma_min", low=0.0, low_inclusive=False)
         self.eps = check_scalar(eps, "eps", low=0.0, low_inclusive=False)
@@ -195,6 +195,4 @@ class NPSE:
                               n_steps_each=self.n_steps_each, denoise=self.denoise)
 
 
-ScorePosteriorEstimator = NPSE
-
-__all__ = ["NPSE", "ScorePosteriorEstimator", "ScorePosterior"]
+__all__ = ["NPSE", "ScorePosterior"]

@@ -150,6 +150,17 @@ def test_bad_inputs():
         NCSN(2, (4,), context_dim=2, sigmas=[1.0, 0.1]).score(theta[:3], 1.0)
     with pytest.raises(ValueError, match="context"):
         NCSN(2, (4,), sigmas=[1.0, 0.1]).score(theta[:3], 1.0, x[:3])
+    with pytest.raises(ValueError, match="x"):
+        post.set_default_x(np.zeros(5))
+    with pytest.raises(ValueError, match="xs"):
+        post.sample_batched(5, np.array([[np.nan, 0.0]]), rng=0)
+    for bad in (None, np.zeros(3)):
+        with pytest.raises(ValueError, match="context"):
+            NCSN(2, (4,), context_dim=2, sigmas=[1.0, 0.1]).mlp_arrays(bad)
+    with pytest.raises(ValueError, match="context"):
+        NCSN(2, (4,), sigmas=[1.0, 0.1]).mlp_arrays(np.zeros(2))
+    with pytest.raises(ValueError, match="activation"):
+        NPSE(task.prior, activation="gelu")
     assert isinstance(post.set_default_x(x[0]), ScorePosterior)
     assert post.sample(3, rng=0).shape == (3, 2)
 
