@@ -71,7 +71,8 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--n-obs", type=int, default=3)
     p.add_argument("--n-samples", type=int, default=2000)
     p.add_argument("--gl-dim", type=int, default=10, help="gaussian_linear's dimension")
-    p.add_argument("--epochs", type=int, default=150, help="NPSE's maximum epochs")
+    p.add_argument("--epochs", type=int, default=400, help="NPSE's maximum epochs (early "
+                   "stopping after 20 without improvement usually ends it first)")
     p.add_argument("--batch", type=int, default=200)
     p.add_argument("--hidden", type=int, nargs="+", default=[128, 128])
     p.add_argument("--levels", type=int, default=20)
