@@ -12,8 +12,8 @@ not reveal sigma the way a high-dimensional image's norm does),
 and trained on the DSM loss (SCORE.5) with lambda(sigma) = sigma^2, one noise level drawn per
 sample. With ``context_dim > 0`` the network also reads a context c (the observation x of
 score-based posterior estimation, SCORE.15): f([x, c, log sigma]) or f([x, c]), the noise on x
-only (:mod:`nprefgen.sbi.score_posterior`). ``sample`` runs annealed Langevin dynamics (SCORE.12) with the network evaluated inside
-the numba loop of :mod:`nprefgen.kernels.langevin`.
+only (:mod:`nprefgen.sbi.score_posterior`). ``sample`` runs annealed Langevin dynamics
+(SCORE.12) with the network evaluated inside the numba loop of :mod:`nprefgen.kernels.langevin`.
 
 References: Song & Ermon (2019), NCSN; Song & Ermon (2020), NCSNv2.
 """
@@ -172,7 +172,7 @@ class NCSN:
         z = check_array(z, "z", shape=x.shape, dtype=np.float64)
         context = self._check_context(context, x.shape[0])
         sigma = sigmas[self._check_levels(levels, x.shape[0])]     # (n,)
-        s, cache = self._forward(x + sigma[:, None] * z, sigma, *self._ctx(context))   # s(x~, sigma)
+        s, cache = self._forward(x + sigma[:, None] * z, sigma, *self._ctx(context))  # s(x~, sigma)
         loss, d_s = dsm_loss(s, z, sigma)                          # (SCORE.5), (SCORE.6)
         d_f = d_s * (1.0 / sigma)[:, None]                         # (SCORE.7) both forms
         d_in = self._backward(cache, d_f)
@@ -207,7 +207,8 @@ class NCSN:
     def zero_grad(self) -> None:
         self.net.zero_grad()
 
-    def fit(self, x, *, context=None, rng=None, epochs: int = 200, batch_size: int = 128, lr: float = 1e-3,
+    def fit(self, x, *, context=None, rng=None, epochs: int = 200, batch_size: int = 128,
+            lr: float = 1e-3,
             validation_fraction: float = 0.1, patience: int | None = None,
             clip: float | None = None, ema: float | None = None,
             progress: bool | None = None) -> "NCSN":
@@ -253,7 +254,8 @@ class NCSN:
             z, levels = self.draw_noise(xb.shape[0], rng=rng)
             return self.dsm_loss_and_grad(xb, z, levels, cb)
 
-        self.history_ = fit_loop(self, loss_and_grad, tuple(a[train_idx] for a in data), rng=rng, evaluate=evaluate,
+        self.history_ = fit_loop(self, loss_and_grad, tuple(a[train_idx] for a in data),
+                                 rng=rng, evaluate=evaluate,
                                  val_data=val_data, epochs=epochs, batch_size=batch_size, lr=lr,
                                  patience=patience, clip=clip, progress=progress, desc="NCSN.fit")
         if average is not None:

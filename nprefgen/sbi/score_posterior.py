@@ -2,9 +2,9 @@
 denoising score matching on simulated pairs, sampled by annealed Langevin dynamics for a given x
 (derivations/score.md, SCORE.15-SCORE.18).
 
-    (SCORE.15)  L = E_{(theta, x) ~ p(theta, x)} E_i E_z 1/2 || sigma_i s(theta + sigma_i z, x, sigma_i) + z ||^2,
-    (SCORE.16)  grad_theta log p(theta | x) = grad_theta log p(theta, x)   (p(x) does not depend on theta),
-    (SCORE.17)  for one x, the context enters the first layer as a constant: W_c x folds into the bias,
+    (SCORE.15)  L = E_{(theta, x)} E_i E_z 1/2 || sigma_i s(theta + sigma_i z, x, sigma_i) + z ||^2,
+    (SCORE.16)  grad_theta log p(theta | x) = grad_theta log p(theta, x)   (p(x) is constant),
+    (SCORE.17)  for one x the context is a constant input: W_x x folds into the first bias,
     (SCORE.18)  theta = m + s * theta_z: the z-scoring is undone after sampling; draws outside the
                 prior's support are rejected and redrawn (the acceptance rate is reported).
 
@@ -130,7 +130,8 @@ class ScorePosterior:
 
 
 class NPSE:
-    """Neural posterior score estimation: ``NPSE(prior).train(theta, x, rng=rng)`` -> ScorePosterior.
+    """Neural posterior score estimation: ``NPSE(prior).train(theta, x, rng=rng)`` returns a
+    :class:`ScorePosterior`.
 
     Parameters
     ----------
