@@ -34,6 +34,7 @@ from nprefgen.sbi.nle import NLE, FlowLikelihood
 from nprefgen.sbi.npe import NPE
 from nprefgen.sbi.posterior import DirectPosterior, MCMCPosterior
 from nprefgen.sbi.priors import BoxUniform, Gaussian, Prior
+from nprefgen.sbi.score_posterior import NPSE, ScorePosterior
 from nprefgen.sbi.simulate import Simulations, simulate, simulate_from_prior
 from nprefgen.sbi.tasks import (
     TASKS, GaussianLinearSimulator, GaussianMixtureSimulator, Task, TwoMoonsSimulator,
@@ -41,7 +42,7 @@ from nprefgen.sbi.tasks import (
 )
 
 __all__ = [
-    "ABCPosterior", "ABCResult", "rejection_abc", "NPE", "NLE", "FlowLikelihood",
+    "ABCPosterior", "ABCResult", "rejection_abc", "NPE", "NLE", "NPSE", "ScorePosterior", "FlowLikelihood",
     "DirectPosterior", "MCMCPosterior", "BoxUniform", "Gaussian", "Prior", "Simulations",
     "simulate", "simulate_from_prior", "Task", "gaussian_linear", "gaussian_linear_posterior",
     "gaussian_mixture", "get_task", "two_moons", "TASKS", "GaussianLinearSimulator",
