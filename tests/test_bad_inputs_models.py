@@ -675,6 +675,7 @@ for _f in ("langevin_mlp", "langevin_mlp_numpy"):
 from nprefgen.kernels import elbo as KE                                            # noqa: E402
 from nprefgen.models import gan as GA                                              # noqa: E402
 from nprefgen.models import gan_r1 as GR                                           # noqa: E402
+from nprefgen.metrics import frechet as FR                                         # noqa: E402
 from nprefgen.models import vae as VA                                              # noqa: E402
 
 
@@ -782,6 +783,18 @@ case("models.gan_r1.input_gradient", "type", "caches",
 case("models.gan_r1.r1_penalty_and_grad", "hyper", "gamma",
      lambda: GR.r1_penalty_and_grad(_gan().discriminator, _gan().discriminator.forward(A(5, 3))[1],
                                     -1.0))
+arrays("metrics.frechet.digits_features", "x", lambda v: FR.digits_features(v), (5, 64),
+       wrong=(5, 63))
+arrays("metrics.frechet.feature_moments", "x", lambda v: FR.feature_moments(v), (5, 64),
+       wrong=(5, 63))
+arrays("metrics.frechet.frechet_distance", "samples_a",
+       lambda v: FR.frechet_distance(v, A(4, 64)), (5, 64), wrong=(5, 63))
+arrays("metrics.frechet.frechet_distance", "samples_b",
+       lambda v: FR.frechet_distance(A(4, 64), v), (5, 64), wrong=(5, 63))
+arrays("metrics.frechet.frechet_from_moments", "mu_a",
+       lambda v: FR.frechet_from_moments(v, np.eye(3), A(3), np.eye(3)), (3,), wrong=(3, 1))
+arrays("metrics.frechet.frechet_from_moments", "cov_b",
+       lambda v: FR.frechet_from_moments(A(3), np.eye(3), A(3), v), np.eye(3), wrong=(3, 2))
 case("models.gan.mlp_gan", "hyper", "latent_dim", lambda: GA.mlp_gan(3, 0))
 case("models.gan.mlp_gan", "hyper", "hidden", lambda: GA.mlp_gan(3, 2, (0,)))
 case("models.gan.conv_gan", "hyper", "image_shape", lambda: GA.conv_gan((1, 6, 8)))
