@@ -783,6 +783,7 @@ case("models.gan_r1.input_gradient", "type", "caches",
 case("models.gan_r1.r1_penalty_and_grad", "hyper", "gamma",
      lambda: GR.r1_penalty_and_grad(_gan().discriminator, _gan().discriminator.forward(A(5, 3))[1],
                                     -1.0))
+case("metrics.frechet.build_classifier", "type", "rng", lambda: FR.build_classifier(rng=NOT_RNG))
 arrays("metrics.frechet.digits_features", "x", lambda v: FR.digits_features(v), (5, 64),
        wrong=(5, 63))
 arrays("metrics.frechet.feature_moments", "x", lambda v: FR.feature_moments(v), (5, 64),

@@ -19,30 +19,43 @@ models at the same n.
 from __future__ import annotations
 
 import functools
+import pathlib
 
 import numpy as np
 
 from nprefgen._validation import check_array
 
 N_FEATURES = 64
+WEIGHTS_PATH = pathlib.Path(__file__).resolve().parents[1] / "data" / "frechet_digits_mlp.npz"
+ARCH = {"in_features": 64, "hidden": (128, 64), "out_features": 10, "activation": "tanh"}
+
+
+def build_classifier(*, rng=None):
+    """The untrained classifier, ``Sequential`` (n, 64) -> (n, 10) logits (``ARCH``)."""
+    from nprefgen.nn import MLP
+
+    return MLP(ARCH["in_features"], list(ARCH["hidden"]), ARCH["out_features"], rng=rng,
+               activation=ARCH["activation"])
 
 
 @functools.lru_cache(maxsize=1)
-def _classifier():
-    from nprefgen.data._make_frechet_classifier import OUT, build_classifier
+def _bundled():
+    """(classifier with the shipped weights, the file's metadata)."""
     from nprefgen.nn import load_npz
 
     net = build_classifier(rng=0)                  # weights replaced by the file's
-    load_npz(OUT, net)
-    return net
+    meta = load_npz(WEIGHTS_PATH, net)
+    return net, meta
 
 
-def digits_features(x) -> np.ndarray:
+def digits_features(x, *, classifier=None) -> np.ndarray:
     """The classifier's 64 second-hidden-layer features. x: (n, 64) digits with pixels in [0, 1]
-    (``load_digits(scale="unit")``; samples of a model, clipped or not) -> (n, 64)."""
+    (``load_digits(scale="unit")``; samples of a model, clipped or not) -> (n, 64).
+    ``classifier``: another network built by :func:`build_classifier` (default: the bundled)."""
     x = check_array(x, "x", shape=(None, 64), dtype=np.float64)
+    net = _bundled()[0] if classifier is None else classifier
     h = x
-    for layer in _classifier().layers[:-1]:         # every layer but the logits
+    for layer in net.layers[:-1]:                   # every layer but the logits
         h = layer.forward(h)[0]
     return h
 
@@ -85,12 +98,12 @@ def frechet_from_moments(mu_a, cov_a, mu_b, cov_b) -> float:
     return max(d2, 0.0)
 
 
-def feature_moments(x) -> tuple[np.ndarray, np.ndarray]:
+def feature_moments(x, *, classifier=None) -> tuple[np.ndarray, np.ndarray]:
     """Mean (64,) and covariance (64, 64) (ddof 1) of the features of x: (n, 64), n >= 2."""
     x = check_array(x, "x", shape=(None, 64), dtype=np.float64)
     if x.shape[0] < 2:
         raise ValueError(f"x: expected at least 2 samples for a covariance, got {x.shape[0]}")
-    f = digits_features(x)
+    f = digits_features(x, classifier=classifier)
     return f.mean(axis=0), np.cov(f, rowvar=False)
 
 
@@ -106,10 +119,9 @@ def frechet_distance(samples_a, samples_b) -> float:
     return frechet_from_moments(*feature_moments(a), *feature_moments(b))
 
 
-@functools.lru_cache(maxsize=1)
 def frechet_floor() -> float:
-    """The digits' own distance: the test split (360 images) against the train split (1,078).
-    A model's samples (compared with the train split at a similar n) cannot be expected below it."""
-    from nprefgen.data.digits import load_digits
-
-    return frechet_distance(load_digits("test")[0], load_digits("train")[0])
+    """The digits' own distance: the test split (360 images) against the train split (1,078),
+    computed by the script that trained the classifier and stored with its weights (this module
+    sits below nprefgen.data and does not load the digits itself). A model's samples (compared
+    with the train split at a similar n) cannot be expected below it."""
+    return float(_bundled()[1]["floor"])

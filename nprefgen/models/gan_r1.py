@@ -23,7 +23,7 @@ import numpy as np
 
 from nprefgen._validation import check_scalar
 from nprefgen.nn.activations import (
-    ELU, Identity, LeakyReLU, ReLU, Sigmoid, Softplus, Tanh, _Elementwise,
+    ELU, Identity, LeakyReLU, ReLU, Sigmoid, Softplus, Tanh,
 )
 from nprefgen.nn.base import Module
 from nprefgen.nn.containers import Sequential

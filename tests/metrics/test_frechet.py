@@ -72,7 +72,7 @@ def test_grows_with_added_noise(rng):
     xs, xt = load_digits("test")[0], load_digits("train")[0]
     noise = rng.standard_normal(xs.shape)
     d = [frechet_distance(np.clip(xs + s * noise, 0.0, 1.0), xt) for s in (0.0, 0.1, 0.2, 0.4)]
-    assert d[0] == pytest.approx(frechet_floor(), rel=1e-12)
+    assert d[0] == pytest.approx(frechet_floor(), rel=1e-12)      # the stored floor is this
     assert all(b > 1.5 * a for a, b in zip(d, d[1:])), d
 
 
@@ -110,4 +110,5 @@ def test_bundled_weights_regenerate_bit_identically():
         for name, p, _ in net.named_parameters():
             assert np.array_equal(shipped[name], p), name
         assert acc["test_accuracy"] == float(shipped["__meta__.test_accuracy"])
+        assert acc["floor"] == float(shipped["__meta__.floor"])
     assert acc["test_accuracy"] > 0.95
