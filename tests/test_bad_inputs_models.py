@@ -674,6 +674,8 @@ for _f in ("langevin_mlp", "langevin_mlp_numpy"):
 # fit/save/load: the model battery (tests/test_contracts.py); a Gaussian VAE takes any real x
 from nprefgen.kernels import elbo as KE                                            # noqa: E402
 from nprefgen.models import gan as GA                                              # noqa: E402
+from nprefgen.models import gan_r1 as GR                                           # noqa: E402
+from nprefgen.metrics import frechet as FR                                         # noqa: E402
 from nprefgen.models import vae as VA                                              # noqa: E402
 
 
@@ -765,13 +767,35 @@ arrays("models.gan.GAN.generator_loss_and_grad", "z",
 case("models.gan.GAN.sample", "hyper", "n", lambda: _gan().sample(0))
 case("models.gan.GAN.sample", "type", "rng", lambda: _gan().sample(3, rng=NOT_RNG))
 for _arg, _val in (("steps", 0), ("batch_size", 0), ("n_critic", 0), ("instance_noise", -1.0),
-                   ("ema", 1.0), ("on_divergence", "ignore")):
+                   ("ema", 1.0), ("on_divergence", "ignore"), ("r1_gamma", -1.0)):
     case("models.gan.GAN.fit", "hyper", _arg,
          lambda a=_arg, v=_val: _gan().fit(A(8, 3), rng=R(), **{a: v}))
 case("models.gan.GAN", "type", "generator",
      lambda: GA.GAN("g", _gan().discriminator, latent_dim=2, data_dim=3))
 case("models.gan.GAN", "hyper", "latent_dim",
      lambda: GA.GAN(_gan().generator, _gan().discriminator, latent_dim=0, data_dim=3))
+case("models.gan.GAN.fit", "type", "discriminator",
+     lambda: GA.conv_gan((1, 4, 4), 2, (2, 2), rng=R()).fit(A(8, 16), rng=R(), r1_gamma=1.0))
+case("models.gan_r1.check_r1_discriminator", "type", "discriminator",
+     lambda: GR.check_r1_discriminator(GA.conv_gan((1, 4, 4), 2, (2, 2)).discriminator))
+case("models.gan_r1.input_gradient", "type", "caches",
+     lambda: GR.input_gradient(_gan().discriminator, A(5, 3)))
+case("models.gan_r1.r1_penalty_and_grad", "hyper", "gamma",
+     lambda: GR.r1_penalty_and_grad(_gan().discriminator, _gan().discriminator.forward(A(5, 3))[1],
+                                    -1.0))
+case("metrics.frechet.build_classifier", "type", "rng", lambda: FR.build_classifier(rng=NOT_RNG))
+arrays("metrics.frechet.digits_features", "x", lambda v: FR.digits_features(v), (5, 64),
+       wrong=(5, 63))
+arrays("metrics.frechet.feature_moments", "x", lambda v: FR.feature_moments(v), (5, 64),
+       wrong=(5, 63))
+arrays("metrics.frechet.frechet_distance", "samples_a",
+       lambda v: FR.frechet_distance(v, A(4, 64)), (5, 64), wrong=(5, 63))
+arrays("metrics.frechet.frechet_distance", "samples_b",
+       lambda v: FR.frechet_distance(A(4, 64), v), (5, 64), wrong=(5, 63))
+arrays("metrics.frechet.frechet_from_moments", "mu_a",
+       lambda v: FR.frechet_from_moments(v, np.eye(3), A(3), np.eye(3)), (3,), wrong=(3, 1))
+arrays("metrics.frechet.frechet_from_moments", "cov_b",
+       lambda v: FR.frechet_from_moments(A(3), np.eye(3), A(3), v), np.eye(3), wrong=(3, 2))
 case("models.gan.mlp_gan", "hyper", "latent_dim", lambda: GA.mlp_gan(3, 0))
 case("models.gan.mlp_gan", "hyper", "hidden", lambda: GA.mlp_gan(3, 2, (0,)))
 case("models.gan.conv_gan", "hyper", "image_shape", lambda: GA.conv_gan((1, 6, 8)))

@@ -1,4 +1,4 @@
-"""Generative adversarial networks with hand-written gradients (derivations/gan.md, GAN.1-GAN.8).
+"""Generative adversarial networks with hand-written gradients (derivations/gan.md, GAN.1-GAN.13).
 
 A generator G maps noise z ~ N(0, I) to samples; a discriminator D maps a sample to a logit a,
 D(x) = sigmoid(a). They are trained in alternation: D on the binary cross-entropy between real and
@@ -30,6 +30,7 @@ import numpy as np
 
 from nprefgen._validation import check_array, check_choice, check_int, check_rng, check_scalar
 from nprefgen.kernels.softplus import softplus, softplus_grad
+from nprefgen.models.gan_r1 import check_r1_discriminator, r1_penalty_and_grad
 from nprefgen.nn import MLP, Adam, Module, load_npz, save_npz
 
 
@@ -120,10 +121,13 @@ class GAN:
         return check_array(z, name, shape=(None, self.latent_dim), dtype=np.float64)
 
     # -- one step's gradients ----------------------------------------------------------------
-    def discriminator_loss_and_grad(self, x_real, z, noise_real=None, noise_fake=None) -> float:
+    def discriminator_loss_and_grad(self, x_real, z, noise_real=None, noise_fake=None,
+                                    r1_gamma: float = 0.0) -> float:
         """(GAN.2), (GAN.3) D's loss on a real batch x_real: (n, D) and the batch G(z), z: (m, d);
         adds dL_D/dtheta_D into D's grads (G is not differentiated). ``noise_*``: instance
-        noise (GAN.7) added to D's inputs, shaped like them, or None."""
+        noise (GAN.7) added to D's inputs, shaped like them, or None. ``r1_gamma`` > 0 adds the
+        R1 penalty (GAN.10) on the real batch (as D sees it) to the loss and its double-backward
+        gradient (GAN.12), (GAN.13) to D's grads; MLP discriminators only."""
         x_real = self._check_x(x_real, "x_real")
         x_fake = self.generator.forward(self._check_z(z))[0]
         if noise_real is not None:
@@ -135,6 +139,8 @@ class GAN:
         loss, d_real, d_fake = discriminator_loss(a_real, a_fake)
         self.discriminator.backward(c_real, d_real)                # both add into D's grads
         self.discriminator.backward(c_fake, d_fake)
+        if r1_gamma > 0:
+            loss += r1_penalty_and_grad(self.discriminator, c_real, r1_gamma)[0]   # (GAN.10)
         return loss
 
     def generator_loss_and_grad(self, z, noise=None) -> tuple[float, np.ndarray]:
@@ -167,13 +173,17 @@ class GAN:
     # -- training ----------------------------------------------------------------------------
     def fit(self, x, *, rng=None, steps: int = 5000, batch_size: int = 256, lr: float = 2e-4,
             betas=(0.5, 0.999), n_critic: int = 1, instance_noise: float = 0.0,
-            ema: float | None = None, on_divergence: str = "raise", progress: bool | None = None,
-            callback=None) -> "GAN":
+            r1_gamma: float = 0.0, ema: float | None = None, on_divergence: str = "raise",
+            progress: bool | None = None, callback=None) -> "GAN":
         """Alternating Adam updates: ``n_critic`` D steps (GAN.2) per G step (GAN.4).
 
         x: (n, data_dim) real data. Defaults are DCGAN's (Radford et al. 2016): Adam with lr 2e-4,
         beta1 0.5. ``instance_noise`` s > 0 adds N(0, s_t^2 I) to every D input, s_t annealed
-        linearly from s to 0 over the steps (GAN.7). ``callback(step, gan)`` runs after every
+        linearly from s to 0 over the steps (GAN.7). ``r1_gamma`` > 0 adds the R1 gradient
+        penalty (gamma/2) E_real ||grad_x a||^2 to D's loss (GAN.10), hand-differentiated twice
+        (GAN.11)-(GAN.13); MLP discriminators only (ValueError otherwise); 0 (the default)
+        leaves training exactly as without it (Mescheder et al. 2018 use gamma ~ 0.1-10).
+        ``callback(step, gan)`` runs after every
         G step (e.g. to record samples). ``ema`` = beta in (0, 1) keeps an exponential moving
         average of the generator's parameters (GAN.9) and copies it into the generator at the
         end (the averaged generator is the one evaluated; callbacks see the raw one). A
@@ -188,6 +198,9 @@ class GAN:
         batch_size = check_int(batch_size, "batch_size", low=1)
         n_critic = check_int(n_critic, "n_critic", low=1)
         instance_noise = check_scalar(instance_noise, "instance_noise", low=0.0)
+        r1_gamma = check_scalar(r1_gamma, "r1_gamma", low=0.0)
+        if r1_gamma > 0:
+            check_r1_discriminator(self.discriminator)
         if ema is not None:
             ema = check_scalar(ema, "ema", low=0.0, high=1.0, low_inclusive=False,
                                high_inclusive=False)
@@ -214,7 +227,7 @@ class GAN:
                 nr = s * rng.standard_normal(xb.shape) if s > 0 else None
                 nf = s * rng.standard_normal(xb.shape) if s > 0 else None
                 self.nets.zero_grad()
-                d_loss = self.discriminator_loss_and_grad(xb, z, nr, nf)
+                d_loss = self.discriminator_loss_and_grad(xb, z, nr, nf, r1_gamma)
                 if not self._finite(d_loss, self.discriminator):
                     return self._diverged(last, step, "discriminator", d_loss, hist, on_divergence)
                 opt_d.step()
