@@ -24,7 +24,7 @@ import os
 
 import numpy as np
 
-from nprefgen.nn.io import META_PREFIX, atomic_write, read_npz
+from nprefgen.nn.io import META_PREFIX, atomic_write, load_npz, read_npz, save_npz
 
 META_KEYS = ("class", "config", "history")
 
@@ -150,3 +150,25 @@ def field(arrays: dict, name: str, where: str, *, shape=None, kind: str = "f") -
         a = a.astype(np.int64)
     return a
 
+
+
+def save_networks(path, kind: str, networks, config: dict, history) -> None:
+    """A model made of networks: their parameters under ``state_dict`` names plus the metadata,
+    by :func:`nprefgen.nn.io.save_npz` (atomic; non-finite weights are refused)."""
+    save_npz(path, networks, meta=meta_entries(kind, config, history))
+
+
+def load_networks(model, path, kind: str, networks, config: dict):
+    """Load what :func:`save_networks` wrote into ``networks`` (the model's own modules), all or
+    nothing: the arrays, the class and the configuration are checked by
+    :func:`nprefgen.nn.io.load_npz` before any weight is assigned. Sets ``model.history_`` and
+    forgets a kept optimizer (its moments belong to the replaced weights). -> model."""
+    got = {}
+
+    def check(meta):
+        got["history"] = check_meta(path, kind, meta, config)
+
+    load_npz(path, networks, check_meta=check)
+    model.history_ = got["history"]
+    model.__dict__.pop("_opt", None)
+    return model

@@ -21,13 +21,13 @@ from typing import Sequence
 import numpy as np
 
 from nprefgen._validation import check_array, check_choice, check_int, check_rng, check_scalar
+from nprefgen.models._conv import check_two_stage_conv
 from nprefgen.nn import (
     Conv2d, ConvTranspose2d, Flatten, Linear, MLP, Module, Reshape, Sequential,
     bce_with_logits_loss, mse_loss, sigmoid,
 )
-from nprefgen.models._files import check_meta, meta_entries
+from nprefgen.models._files import load_networks, save_networks
 from nprefgen.nn.activations import ACTIVATIONS
-from nprefgen.nn.io import load_npz, save_npz
 from nprefgen.nn.train import fit_loop_keeping_adam, validation_split
 
 LOSSES = ("mse", "bce")
@@ -166,7 +166,7 @@ class Autoencoder:
         ``.npz`` at ``path`` by :func:`nprefgen.nn.io.save_npz` (atomic: a failed save leaves an
         existing file byte-identical; non-finite weights are refused). The optimizer state is
         not saved: a ``fit`` after ``load`` starts a fresh Adam."""
-        save_npz(path, self._networks(), meta=meta_entries("Autoencoder", self._config(), self.history_))
+        save_networks(path, "Autoencoder", self._networks(), self._config(), self.history_)
 
     def load(self, path) -> "Autoencoder":
         """Load weights saved by :meth:`save` into this identically built model; returns self.
@@ -175,15 +175,7 @@ class Autoencoder:
         finite values, the class and the hyper-parameters are checked before any weight is
         assigned; a bad file raises ValueError naming ``path`` and the field and leaves the
         model unchanged."""
-        got = {}
-
-        def check(meta):
-            got["history"] = check_meta(path, "Autoencoder", meta, self._config())
-
-        load_npz(path, self._networks(), check_meta=check)
-        self.history_ = got["history"]
-        self.__dict__.pop("_opt", None)         # its moments belong to the replaced weights
-        return self
+        return load_networks(self, path, "Autoencoder", self._networks(), self._config())
 
     def __repr__(self) -> str:
         return (f"Autoencoder(in_features={self.in_features}, latent_dim={self.latent_dim}, "
@@ -238,14 +230,7 @@ def conv_autoencoder(image_shape: Sequence[int], latent_dim: int, channels: Sequ
     Inputs and outputs are flat (n, c h w) rows.
     """
     rng = check_rng(rng)
-    if len(image_shape) != 3:
-        raise ValueError(f"image_shape: expected (channels, height, width), got {tuple(image_shape)}")
-    c, h, w = (check_int(s, "image_shape", low=1) for s in image_shape)
-    if h % 4 or w % 4:
-        raise ValueError(f"image_shape: expected height and width divisible by 4, got {(h, w)}")
-    if len(channels) != 2:
-        raise ValueError(f"channels: expected two channel counts, got {tuple(channels)}")
-    c1, c2 = (check_int(ch, "channels", low=1) for ch in channels)
+    c, h, w, c1, c2 = check_two_stage_conv(image_shape, channels)
     latent_dim = check_int(latent_dim, "latent_dim", low=1)
     act = ACTIVATIONS[check_choice(activation, "activation", ACTIVATIONS)]
     flat = c2 * (h // 4) * (w // 4)

@@ -29,6 +29,7 @@ import warnings
 import numpy as np
 
 from nprefgen._validation import check_array, check_choice, check_int, check_rng, check_scalar
+from nprefgen.models._conv import check_two_stage_conv
 from nprefgen.kernels.softplus import softplus, softplus_grad
 from nprefgen.models.gan_r1 import check_r1_discriminator, r1_penalty_and_grad
 from nprefgen.nn import MLP, Adam, Module, load_npz, save_npz
@@ -314,14 +315,7 @@ def conv_gan(image_shape, latent_dim: int = 16, channels=(32, 16), *, rng=None,
     from nprefgen.nn.activations import ACTIVATIONS
 
     rng = check_rng(rng)
-    if not isinstance(image_shape, (tuple, list)) or len(image_shape) != 3:
-        raise ValueError(f"image_shape: expected (channels, height, width), got {image_shape!r}")
-    c, h, w = (check_int(s, "image_shape", low=1) for s in image_shape)
-    if h % 4 or w % 4:
-        raise ValueError(f"image_shape: expected height and width divisible by 4, got {(h, w)}")
-    if len(channels) != 2:
-        raise ValueError(f"channels: expected two channel counts, got {tuple(channels)}")
-    c1, c2 = (check_int(ch, "channels", low=1) for ch in channels)
+    c, h, w, c1, c2 = check_two_stage_conv(image_shape, channels)
     latent_dim = check_int(latent_dim, "latent_dim", low=1)
     act = ACTIVATIONS[check_choice(activation, "activation", ACTIVATIONS)]
     flat = c1 * (h // 4) * (w // 4)

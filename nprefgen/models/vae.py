@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from typing import Sequence
 
 import numpy as np
@@ -29,6 +28,7 @@ import numpy as np
 from nprefgen._validation import (
     check_array, check_choice, check_int, check_rng, check_scalar,
 )
+from nprefgen.models._conv import check_two_stage_conv
 from nprefgen.kernels.elbo import bernoulli_log_lik, elbo as elbo_kernel, gaussian_log_lik
 from nprefgen.nn import (
     Adam, Conv2d, ConvTranspose2d, Flatten, Linear, MLP, Module, Reshape, Sequential, load_npz,
@@ -419,19 +419,11 @@ class VAE:
     # -- files -------------------------------------------------------------------------------
     def save(self, path) -> None:
         """Parameters (and the builder configuration, if any) to ``.npz``, written to a
-        temporary file and renamed over ``path``."""
+        temporary file and renamed over ``path`` (:func:`nprefgen.nn.io.save_npz`)."""
         meta = {"beta": np.array(self.beta)}
         if self.config is not None:
             meta["vae_config"] = np.array(json.dumps(self.config))
-        folder = os.path.dirname(os.path.abspath(os.fspath(path)))
-        fd, tmp = tempfile.mkstemp(suffix=".npz", dir=folder)
-        os.close(fd)
-        try:
-            save_npz(tmp, self.nets, meta=meta)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        save_npz(path, self.nets, meta=meta)       # atomic (nprefgen.nn.io.atomic_write)
 
     def load(self, path) -> "VAE":
         """Load parameters saved by :meth:`save` into this (identically built) VAE."""
@@ -476,14 +468,7 @@ def conv_vae(image_shape: Sequence[int], latent_dim: int, channels: Sequence[int
     output_padding 1) -> act -> ConvTranspose2d -> Flatten (logits or means, (n, c h w)).
     """
     rng = check_rng(rng)
-    if not isinstance(image_shape, (tuple, list)) or len(image_shape) != 3:
-        raise ValueError(f"image_shape: expected (channels, height, width), got {image_shape!r}")
-    c, h, w = (check_int(s, "image_shape", low=1) for s in image_shape)
-    if h % 4 or w % 4:
-        raise ValueError(f"image_shape: expected height and width divisible by 4, got {(h, w)}")
-    if len(channels) != 2:
-        raise ValueError(f"channels: expected two channel counts, got {tuple(channels)}")
-    c1, c2 = (check_int(ch, "channels", low=1) for ch in channels)
+    c, h, w, c1, c2 = check_two_stage_conv(image_shape, channels)
     latent_dim = check_int(latent_dim, "latent_dim", low=1)
     act = ACTIVATIONS[check_choice(activation, "activation", ACTIVATIONS)]
     config = {"builder": "conv_vae", "image_shape": [c, h, w], "latent_dim": latent_dim,
