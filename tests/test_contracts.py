@@ -450,14 +450,13 @@ CALLABLE_EXEMPT = {
         "flows.logit.logit_forward", "flows.logit.logit_inverse", "flows.logit.logit_backward",
         "flows.spline.spline_forward", "flows.spline.spline_inverse", "flows.spline.spline_backward",
         "flows.spline.spline_parameters", "flows.spline.spline_parameters_backward",
-        "flows.spline.n_spline_params", "flows.made.made_masks", "flows.flow.normal_log_prob",
+        "flows.spline.n_spline_params", "flows.made.made_masks",
         "models.pca.pca_transform", "models.pca.pca_inverse_transform", "models.probe.knn_vote",
-        "models.probe.pairwise_sq_distances", "models.probe.probe_loss_and_grad",
+        "models.probe.probe_loss_and_grad",
         "models.augment.rotation_matrices", "models.augment.crop_maps",
         "models.autoencoder.reconstruction_loss", "samplers.hmc.hamiltonian", "samplers.hmc.leapfrog",
         "samplers.metropolis.metropolis_accept", "samplers.slice.slice_update",
-        "samplers.mcmc.adapt_log_step", "samplers.diagnostics.autocovariance",
-        "sbi.abc.scott_bandwidth", "sbi.abc.cv_bandwidth")},
+        "samplers.mcmc.adapt_log_step", "samplers.diagnostics.autocovariance")},
     # argument checks and plumbing shared by checked entry points (their rows exercise them)
     **{f"nprefgen.{name}": "shared check/plumbing of checked entry points" for name in (
         "kernels.langevin.check_particles", "kernels.langevin.check_sigmas",

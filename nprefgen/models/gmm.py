@@ -483,8 +483,17 @@ class GaussianMixture:
         return check_array(X, "X", shape=(None, self.means_.shape[1]), dtype=np.float64)
 
     def _e_step(self, X):
-        return e_step(X, self.weights_, self.means_, self.precisions_cholesky_,
-                      self.covariance_type)
+        try:
+            return e_step(X, self.weights_, self.means_, self.precisions_cholesky_,
+                          self.covariance_type)
+        except ValueError as err:
+            if not str(err).startswith("weighted_log_prob:"):
+                raise
+            # a finite row whose log-density is -inf under every component: its squared
+            # Mahalanobis distance overflowed, so the input's scale is the problem (issue 13)
+            raise ValueError(f"X: a row's log-density underflows to -inf under every component "
+                             f"(max |X| = {float(np.max(np.abs(X))):.3g}, far outside the fitted "
+                             f"mixture; rescale the data): {err}") from err
 
     def score_samples(self, X) -> np.ndarray:
         """(GMM.1) log p(x_i) under the fitted mixture. X: (m, d) -> (m,)."""

@@ -482,3 +482,14 @@ def test_tour_section_quick(section, tmp_path):
     pngs = sorted(p.name for p in tmp_path.glob(f"{section}-*.png"))
     assert len(pngs) >= 3, pngs
     assert "FAIL" not in open(index, encoding="utf-8").read()
+
+
+def test_a_row_far_outside_the_mixture_blames_x_not_an_internal_name():
+    """Finite X whose squared Mahalanobis distance overflows (issue 13, class 4): the ValueError
+    names ``X`` and says the scale is the problem, not an internal array."""
+    X = np.random.default_rng(0).standard_normal((50, 2))
+    gmm = GaussianMixture(2).fit(X, rng=0)
+    for method in (gmm.score_samples, gmm.predict_proba, gmm.predict):
+        with pytest.raises(ValueError, match=r"^X: .*underflows to -inf.*rescale"):
+            method(np.full((3, 2), 1e154))
+    assert np.all(np.isfinite(gmm.score_samples(X)))
