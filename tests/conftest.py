@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 
 import matplotlib
 import numpy as np
@@ -31,3 +32,18 @@ def pytest_collection_modifyitems(config, items):
     here = os.path.dirname(os.path.abspath(__file__))      # the whole suite: no file or -k given
     config.slow_collected_all = not config.getoption("-k") and all(
         os.path.abspath(str(a)).rstrip(os.sep) in (here, os.path.dirname(here)) for a in config.args)
+
+
+@pytest.fixture
+def alarm():
+    """Fail instead of hanging: a SIGALRM after the given seconds (POSIX main thread only)."""
+    if not hasattr(signal, "SIGALRM"):
+        pytest.skip("needs SIGALRM")
+
+    def handler(signum, frame):
+        raise TimeoutError("hung")
+
+    old = signal.signal(signal.SIGALRM, handler)
+    yield lambda seconds: signal.alarm(seconds)
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, old)

@@ -9,7 +9,6 @@
 """
 from __future__ import annotations
 
-import signal
 import time
 
 import numpy as np
@@ -23,21 +22,6 @@ from nprefgen.models.probe import pairwise_sq_distances
 from nprefgen.sbi.abc import cv_bandwidth, scott_bandwidth
 
 SCALE = "scale float64 can handle"           # check_finite_result's message
-
-
-@pytest.fixture
-def alarm():
-    """Fail instead of hanging: a SIGALRM after the given seconds (POSIX main thread only)."""
-    if not hasattr(signal, "SIGALRM"):
-        pytest.skip("needs SIGALRM")
-
-    def handler(signum, frame):
-        raise TimeoutError("hung")
-
-    old = signal.signal(signal.SIGALRM, handler)
-    yield lambda seconds: signal.alarm(seconds)
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, old)
 
 
 # -- 4. odd dtypes: ValueError naming the argument, not TypeError / ZeroDivisionError ----------

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
-import signal
 import warnings
 
 import numpy as np
@@ -23,21 +22,6 @@ from nprefgen.nn import MLP, SGD, Adam
 from nprefgen.samplers import effective_sample_size, hmc, random_walk_metropolis, split_rhat
 from nprefgen.sbi.priors import BoxUniform, Gaussian
 from nprefgen.sbi.simulate import simulate, simulate_from_prior
-
-
-@pytest.fixture
-def alarm():
-    """Fail instead of hanging: a SIGALRM after the given seconds (POSIX main thread only)."""
-    if not hasattr(signal, "SIGALRM"):
-        pytest.skip("needs SIGALRM")
-
-    def handler(signum, frame):
-        raise TimeoutError("hung")
-
-    old = signal.signal(signal.SIGALRM, handler)
-    yield lambda seconds: signal.alarm(seconds)
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, old)
 
 
 # -- 4. silent wrong results --------------------------------------------------------------------
