@@ -477,7 +477,9 @@ CALLABLE_EXEMPT = {
     "nprefgen.nn.train.TrainingDivergedError": "an exception the loop raises, not an input",
     "nprefgen.nn.train.grad_norm": "reads the (param, grad) pairs of model.parameters() inside the loop",
     "nprefgen.nn.train.take": "row indexing with indices from validation_split / the loop's shuffle",
-    "nprefgen.nn.train.fit_loop_keeping_adam": "shared body of Autoencoder.fit/SimCLR.fit (their "
+    "nprefgen.nn.train.forget_adam": "drops a kept optimizer; no argument it could get wrong "
+                                     "(tests/models/test_model_files.py: load forgets it)",
+    "nprefgen.nn.train.fit_loop_keeping_adam": "shared body of the Autoencoder, SimCLR and VAE fits (their "
                                                "batteries and rows); its arguments go to fit_loop",
     "nprefgen.sbi.npe.fit_conditional_flow": "shared body of NPE.train/NLE.train (their battery and rows)",
     "nprefgen.flows.coupling.ElementwiseTransform.": "abstract interface; every concrete transform "

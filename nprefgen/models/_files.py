@@ -25,6 +25,7 @@ import os
 import numpy as np
 
 from nprefgen.nn.io import META_PREFIX, atomic_write, load_npz, read_npz, save_npz
+from nprefgen.nn.train import forget_adam
 
 META_KEYS = ("class", "config", "history")
 
@@ -170,5 +171,5 @@ def load_networks(model, path, kind: str, networks, config: dict):
 
     load_npz(path, networks, check_meta=check)
     model.history_ = got["history"]
-    model.__dict__.pop("_opt", None)
+    forget_adam(model)
     return model

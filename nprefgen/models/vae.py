@@ -31,11 +31,11 @@ from nprefgen._validation import (
 from nprefgen.models._conv import check_two_stage_conv
 from nprefgen.kernels.elbo import bernoulli_log_lik, elbo as elbo_kernel, gaussian_log_lik
 from nprefgen.nn import (
-    Adam, Conv2d, ConvTranspose2d, Flatten, Linear, MLP, Module, Reshape, Sequential, load_npz,
+    Conv2d, ConvTranspose2d, Flatten, Linear, MLP, Module, Reshape, Sequential, load_npz,
     read_npz, save_npz, sigmoid,
 )
 from nprefgen.nn.activations import ACTIVATIONS
-from nprefgen.nn.train import TrainingDivergedError, fit_loop, validation_split
+from nprefgen.nn.train import fit_loop_keeping_adam, validation_split
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 _LOG_2PI = float(np.log(2.0 * np.pi))
@@ -368,7 +368,7 @@ class VAE:
             on_divergence: str = "raise", progress: bool | None = True) -> "VAE":
         """Minimise :meth:`loss_and_grad` (the mean negative ELBO, or the negative IWAE bound
         with ``k`` samples for ``objective="iwae"``) with Adam on shuffled minibatches, by the
-        shared loop :func:`nprefgen.nn.train.fit_loop`.
+        shared loop :func:`nprefgen.nn.train.fit_loop_keeping_adam`.
 
         x: (n, D) or images; x_val: a fixed validation set, or ``validation_fraction`` of x held
         out (default 0: the training loss is monitored). The validation loss is the same
@@ -391,10 +391,6 @@ class VAE:
         if x_val is None:
             train, val = validation_split(x.shape[0], validation_fraction, rng=rng)
             x, x_val = x[train], (x[val] if val.size else None)
-        opt = getattr(self, "_opt", None)
-        if opt is None or opt.lr != lr or opt.weight_decay != weight_decay:
-            self._opt = Adam(self.parameters(), lr=lr, weight_decay=weight_decay)
-
         def loss_and_grad(xb):
             return self.loss_and_grad(xb, rng=rng, objective=objective, k=k)
 
@@ -403,17 +399,11 @@ class VAE:
                 return -float(np.mean(self.log_prob_iwae(xv, k, rng=rng)))
             return -float(np.mean(self.elbo(xv, rng=rng)))
 
-        try:
-            self.history_ = fit_loop(
-                self, loss_and_grad, (x,), rng=rng, evaluate=evaluate,
-                val_data=None if x_val is None else (x_val,), epochs=epochs,
-                batch_size=batch_size, optimizer=self._opt, clip=clip, patience=patience,
-                on_divergence=on_divergence, progress=progress, desc="VAE.fit")
-        except TrainingDivergedError:
-            del self._opt                      # its moments saw the diverging steps
-            raise
-        if self.history_["stopped"] == "diverged":
-            del self._opt
+        self.history_ = fit_loop_keeping_adam(
+            self, loss_and_grad, (x,), lr=lr, weight_decay=weight_decay, rng=rng,
+            evaluate=evaluate, val_data=None if x_val is None else (x_val,), epochs=epochs,
+            batch_size=batch_size, clip=clip, patience=patience, on_divergence=on_divergence,
+            progress=progress, desc="VAE.fit")
         return self
 
     # -- files -------------------------------------------------------------------------------

@@ -141,11 +141,17 @@ def fit_loop_keeping_adam(model, loss_and_grad, train_data, *, lr: float = 1e-3,
     try:
         history = fit_loop(model, loss_and_grad, train_data, optimizer=opt, **fit_kwargs)
     except TrainingDivergedError:
-        del model._opt
+        forget_adam(model)
         raise
     if history["stopped"] == "diverged":
-        del model._opt
+        forget_adam(model)
     return history
+
+
+def forget_adam(model) -> None:
+    """Drop the Adam :func:`fit_loop_keeping_adam` keeps on ``model`` (after a divergence, or when
+    new weights are loaded: its moments belong to other parameters); the next fit starts fresh."""
+    model.__dict__.pop("_opt", None)
 
 
 def fit_loop(model, loss_and_grad, train_data, *, rng=None, evaluate=None, val_data=None,
