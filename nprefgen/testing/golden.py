@@ -1,0 +1,229 @@
+"""Golden files: nprefgen's values and gradients for deterministic weights and inputs, written
+so that another implementation (PyTorch, JAX, ...) can check itself against them.
+
+A *case* builds one object of :mod:`nprefgen.nn`, :mod:`nprefgen.flows` or :mod:`nprefgen.models`
+(a layer, a loss, a bijector, a flow builder's flow or a model with a loss) from ``seed``, draws
+its inputs (and context, fixed noise, cotangents) from the same seed, and records
+
+* the parameters under PyTorch ``state_dict`` names and layouts, and the buffers (masks,
+  permutations, orders, standardisation statistics);
+* the outputs (values, log-determinants, inverse, log-density, loss);
+* the gradients of one scalar objective (``meta.objective``: the loss itself, or ``sum(cotangent *
+  output)`` for vector outputs) with respect to every input, the context and every parameter;
+* metadata: nprefgen version, derivation labels, dtype, seed, batch, shapes, and the formula
+  variant (scale bound, spline tail bound and minimums, parameter order).
+
+The file is an ``.npz`` of plain arrays (never pickle) with the metadata as a JSON string entry;
+:mod:`nprefgen.testing.golden_reader` reads and compares it with numpy alone and documents every
+field. Usage::
+
+    from nprefgen.testing.golden import iter_cases, build_case, export_case
+    [case.name for case in iter_cases()]                  # "nn.Linear", "flows.realnvp", ...
+    arrays = build_case("flows.AffineCoupling", seed=0, dtype="float64", batch=5)
+    export_case("nn.Conv2d", "conv.npz", seed=1)           # atomic write (nprefgen.nn.io)
+
+or the command line: ``nprefgen oracle list | export NAME --out case.npz | compare case.npz
+theirs.npz``. The cases themselves live in :mod:`nprefgen.testing.golden_cases`.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import numpy as np
+
+import nprefgen
+from nprefgen._validation import check_choice, check_int
+from nprefgen.nn.base import Module
+from nprefgen.nn.io import atomic_write
+from nprefgen.nn.linear import MaskedLinear
+from nprefgen.testing.golden_reader import FORMAT, FORMAT_VERSION, check_golden
+
+KINDS = ("layer", "loss", "bijector", "flow", "model")
+DTYPES = ("float64", "float32")
+
+
+@dataclass
+class Record:
+    """What a case computes; every dict maps a name to an array (names become ``group.name``)."""
+
+    params: dict = field(default_factory=dict)
+    buffers: dict = field(default_factory=dict)
+    inputs: dict = field(default_factory=dict)
+    cotangents: dict = field(default_factory=dict)
+    outputs: dict = field(default_factory=dict)
+    grad_inputs: dict = field(default_factory=dict)
+    grad_params: dict = field(default_factory=dict)
+    objective: str = ""
+    constructor: str = ""
+    variant: dict = field(default_factory=dict)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        out = {}
+        for group, values in (("param", self.params), ("buffer", self.buffers),
+                              ("input", self.inputs), ("cotangent", self.cotangents),
+                              ("output", self.outputs), ("grad.input", self.grad_inputs),
+                              ("grad.param", self.grad_params)):
+            for name, value in values.items():
+                out[f"{group}.{name}"] = np.array(value)        # a copy, 0-d for scalars
+        return out
+
+
+@dataclass(frozen=True)
+class GoldenCase:
+    """One registered case: ``build(rng, dtype, batch) -> Record``."""
+
+    name: str
+    kind: str
+    labels: tuple[str, ...]
+    summary: str
+    build: Callable[[np.random.Generator, np.dtype, int], Record]
+    dtypes: tuple[str, ...] = DTYPES
+    batch: int = 4
+    min_batch: int = 1
+
+
+_CASES: dict[str, GoldenCase] = {}
+
+
+def register_case(name: str, kind: str, labels, summary: str, *, dtypes=DTYPES, batch: int = 4,
+                  min_batch: int = 1):
+    """Decorator registering ``build(rng, dtype, batch) -> Record`` under ``name``."""
+    check_choice(kind, "kind", KINDS)
+
+    def decorate(build):
+        if name in _CASES:
+            raise ValueError(f"name: a golden case {name!r} is already registered")
+        _CASES[name] = GoldenCase(name, kind, tuple(labels), summary, build, tuple(dtypes),
+                                  batch, min_batch)
+        return build
+    return decorate
+
+
+def _load_cases() -> None:
+    from nprefgen.testing import golden_cases  # noqa: F401  (registers on import)
+
+
+def iter_cases(kind: str | None = None) -> Iterator[GoldenCase]:
+    """Every registered case in registration order (layers, losses, bijectors, flows, models),
+    or only those of ``kind``."""
+    _load_cases()
+    if kind is not None:
+        check_choice(kind, "kind", KINDS)
+    return iter([c for c in _CASES.values() if kind is None or c.kind == kind])
+
+
+def case_names() -> list[str]:
+    return [c.name for c in iter_cases()]
+
+
+def get_case(name: str) -> GoldenCase:
+    _load_cases()
+    if not isinstance(name, str) or name not in _CASES:
+        raise ValueError(f"name: expected a golden case name (nprefgen oracle list), got "
+                         f"{name!r}; known: {', '.join(_CASES)}"[:1500])
+    return _CASES[name]
+
+
+def build_case(name: str, *, seed: int = 0, dtype: str = "float64",
+               batch: int | None = None) -> dict[str, np.ndarray]:
+    """Build case ``name`` and return its arrays ``{key: array}`` plus ``"meta"`` (a JSON string
+    array): exactly what :func:`export_case` writes and
+    :func:`nprefgen.testing.golden_reader.load_golden` validates.
+
+    seed : int >= 0, for the weights, inputs and cotangents; dtype : "float64" or "float32" (models
+    are float64 only); batch : rows of the inputs (default: the case's own, at least its
+    ``min_batch``).
+    """
+    case = get_case(name)
+    seed = check_int(seed, "seed", low=0)
+    check_choice(dtype, "dtype", DTYPES)
+    if dtype not in case.dtypes:
+        raise ValueError(f"dtype: case {name!r} supports {list(case.dtypes)}, got {dtype!r}")
+    batch = case.batch if batch is None else check_int(batch, "batch", low=case.min_batch)
+    rec = case.build(np.random.default_rng(seed), np.dtype(dtype), batch)
+    arrays = rec.arrays()
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "name": case.name,
+            "kind": case.kind, "summary": case.summary, "constructor": rec.constructor,
+            "nprefgen_version": nprefgen.__version__, "labels": list(case.labels),
+            "dtype": dtype, "seed": seed, "batch": batch,
+            "shapes": {k: list(v.shape) for k, v in arrays.items()},
+            "variant": rec.variant, "objective": rec.objective}
+    arrays["meta"] = np.array(json.dumps(meta, sort_keys=True))
+    check_golden(arrays)            # the writer keeps the reader's contract
+    return arrays
+
+
+def export_case(name: str, path, *, seed: int = 0, dtype: str = "float64",
+                batch: int | None = None) -> dict[str, np.ndarray]:
+    """Build case ``name`` (:func:`build_case`) and write it to the ``.npz`` at exactly ``path``,
+    atomically (a failed write leaves any previous file untouched). Returns the arrays."""
+    arrays = build_case(name, seed=seed, dtype=dtype, batch=batch)
+    with atomic_write(path) as f:
+        np.savez_compressed(f, **arrays)
+    return arrays
+
+
+# -- helpers the cases share ------------------------------------------------------------------------
+def draw(rng: np.random.Generator, shape, dtype, scale: float = 1.0, away: float = 0.0) -> np.ndarray:
+    """Normal draws in float64 cast to ``dtype`` (so float32 and float64 files share inputs up to
+    rounding); ``away > 0`` keeps every entry at least that far from 0 (no kinks at 0)."""
+    x = scale * rng.standard_normal(shape)
+    if away:
+        x = np.sign(x) * (away + np.abs(x))
+    return x.astype(dtype)
+
+
+def named_masks(module: Module, prefix: str = "") -> dict[str, np.ndarray]:
+    """``{"<module path>.mask": mask}`` of every :class:`MaskedLinear` inside ``module`` (torch
+    implementations of MADE register these as buffers named ``mask``)."""
+    out = {}
+    if isinstance(module, MaskedLinear):
+        out[prefix + "mask"] = module.mask.copy()
+    for cname, child in module.children().items():
+        out.update(named_masks(child, prefix + cname + "."))
+    return out
+
+
+def param_grads(module: Module) -> dict[str, np.ndarray]:
+    """``{name: grad}`` copies, the same names as ``state_dict``."""
+    return {name: g.copy() for name, _, g in module.named_parameters()}
+
+
+def layer_record(module: Module, x: np.ndarray, rng, *, constructor: str, variant=None,
+                 extra_buffers=None) -> Record:
+    """An nn layer: ``y = module(x)``, objective ``sum(cotangent.y * output.y)``."""
+    y, cache = module.forward(x)
+    d_y = draw(rng, y.shape, y.dtype)
+    module.zero_grad()
+    d_x = module.backward(cache, d_y)
+    return Record(params=module.state_dict(), buffers={**named_masks(module), **(extra_buffers or {})},
+                  inputs={"x": x}, cotangents={"y": d_y}, outputs={"y": y},
+                  grad_inputs={"x": d_x}, grad_params=param_grads(module),
+                  objective="sum(cotangent.y * output.y)", constructor=constructor,
+                  variant=variant or {})
+
+
+def bijector_record(b, x, context, rng, *, constructor: str, variant=None) -> Record:
+    """A bijector: forward ``z, log_det`` at ``input.x``, inverse at ``input.z``, objective
+    ``sum(cotangent.z * output.z) + sum(cotangent.log_det * output.log_det)`` (FLOW.24)."""
+    dtype = x.dtype
+    z, log_det, cache = b.forward_cached(x, context)
+    d_z, d_ld = draw(rng, z.shape, dtype), draw(rng, log_det.shape, dtype)
+    b.zero_grad()
+    d_x, d_c = b.backward(cache, d_z, d_ld)
+    z_in = draw(rng, x.shape, dtype, scale=0.8)
+    x_inv, ld_inv = b.inverse(z_in, context)
+    inputs, grads = {"x": x, "z": z_in}, {"x": d_x}
+    if context is not None:
+        inputs["context"], grads["context"] = context, d_c
+    buffers = {**b.buffer_dict(), **named_masks(b)}
+    return Record(params=b.state_dict(), buffers=buffers, inputs=inputs,
+                  cotangents={"z": d_z, "log_det": d_ld},
+                  outputs={"z": z, "log_det": log_det, "inverse.x": x_inv,
+                           "inverse.log_det": ld_inv},
+                  grad_inputs=grads, grad_params=param_grads(b),
+                  objective="sum(cotangent.z * output.z) + sum(cotangent.log_det * output.log_det)"
+                            " (gradients of the forward pass; output.inverse.* at input.z)",
+                  constructor=constructor, variant=variant or {})
