@@ -3,7 +3,7 @@
 A golden file is an ``.npz`` written by ``nprefgen oracle export NAME --out case.npz`` (or
 :func:`nprefgen.testing.golden.export_case`): one case of one layer, loss, bijector, flow or model
 with deterministic weights and inputs, and what nprefgen computes from them. This module imports
-only ``numpy`` and ``json``; nothing is unpickled (``allow_pickle=False``).
+only ``numpy`` and the standard library (``json``, ``os``, ``zipfile``); nothing is unpickled (``allow_pickle=False``).
 
 Keys of the ``.npz`` (flat names ``group.name``; names after the group are PyTorch
 ``state_dict`` names for parameters, e.g. ``param.0.weight``):
@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 
 import numpy as np
 
@@ -78,6 +79,10 @@ def _read(path) -> dict:
     if not os.path.isfile(path):
         raise ValueError(f"path: expected an existing golden .npz file, got {os.fspath(path)!r}")
     try:
+        with zipfile.ZipFile(path) as zf:          # every member's CRC, before numpy parses it
+            bad = zf.testzip()
+        if bad is not None:
+            raise ValueError(f"member {bad!r} fails its CRC check")
         with np.load(path, allow_pickle=False) as f:
             if not hasattr(f, "files"):
                 raise ValueError("a plain .npy array, not an .npz archive")
