@@ -34,7 +34,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 import nprefgen
-from nprefgen._validation import check_choice, check_int
+from nprefgen._validation import check_choice, check_int, check_rng
 from nprefgen.nn.base import Module
 from nprefgen.nn.io import atomic_write
 from nprefgen.nn.linear import MaskedLinear
@@ -166,9 +166,11 @@ def export_case(name: str, path, *, seed: int = 0, dtype: str = "float64",
 
 
 # -- helpers the cases share ------------------------------------------------------------------------
-def draw(rng: np.random.Generator, shape, dtype, scale: float = 1.0, away: float = 0.0) -> np.ndarray:
+def draw(shape, dtype, scale: float = 1.0, away: float = 0.0, *, rng=None) -> np.ndarray:
     """Normal draws in float64 cast to ``dtype`` (so float32 and float64 files share inputs up to
-    rounding); ``away > 0`` keeps every entry at least that far from 0 (no kinks at 0)."""
+    rounding); ``away > 0`` keeps every entry at least that far from 0 (no kinks at 0).
+    ``rng``: None, an int seed or a Generator (SPEC 7); the cases pass their one Generator."""
+    rng = check_rng(rng)
     x = scale * rng.standard_normal(shape)
     if away:
         x = np.sign(x) * (away + np.abs(x))
@@ -191,11 +193,13 @@ def param_grads(module: Module) -> dict[str, np.ndarray]:
     return {name: g.copy() for name, _, g in module.named_parameters()}
 
 
-def layer_record(module: Module, x: np.ndarray, rng, *, constructor: str, variant=None,
+def layer_record(module: Module, x: np.ndarray, *, rng=None, constructor: str, variant=None,
                  extra_buffers=None) -> Record:
-    """An nn layer: ``y = module(x)``, objective ``sum(cotangent.y * output.y)``."""
+    """An nn layer: ``y = module(x)``, objective ``sum(cotangent.y * output.y)``; ``rng`` (SPEC 7)
+    draws the cotangent."""
+    rng = check_rng(rng)
     y, cache = module.forward(x)
-    d_y = draw(rng, y.shape, y.dtype)
+    d_y = draw(y.shape, y.dtype, rng=rng)
     module.zero_grad()
     d_x = module.backward(cache, d_y)
     return Record(params=module.state_dict(), buffers={**named_masks(module), **(extra_buffers or {})},
@@ -205,15 +209,17 @@ def layer_record(module: Module, x: np.ndarray, rng, *, constructor: str, varian
                   variant=variant or {})
 
 
-def bijector_record(b, x, context, rng, *, constructor: str, variant=None) -> Record:
+def bijector_record(b, x, context, *, rng=None, constructor: str, variant=None) -> Record:
     """A bijector: forward ``z, log_det`` at ``input.x``, inverse at ``input.z``, objective
-    ``sum(cotangent.z * output.z) + sum(cotangent.log_det * output.log_det)`` (FLOW.24)."""
+    ``sum(cotangent.z * output.z) + sum(cotangent.log_det * output.log_det)`` (FLOW.24); ``rng``
+    (SPEC 7) draws the cotangents and the inverse's input."""
+    rng = check_rng(rng)
     dtype = x.dtype
     z, log_det, cache = b.forward_cached(x, context)
-    d_z, d_ld = draw(rng, z.shape, dtype), draw(rng, log_det.shape, dtype)
+    d_z, d_ld = draw(z.shape, dtype, rng=rng), draw(log_det.shape, dtype, rng=rng)
     b.zero_grad()
     d_x, d_c = b.backward(cache, d_z, d_ld)
-    z_in = draw(rng, x.shape, dtype, scale=0.8)
+    z_in = draw(x.shape, dtype, scale=0.8, rng=rng)
     x_inv, ld_inv = b.inverse(z_in, context)
     inputs, grads = {"x": x, "z": z_in}, {"x": d_x}
     if context is not None:

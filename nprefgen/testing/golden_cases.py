@@ -37,8 +37,8 @@ def _simple_layer(name, make, in_shape, labels, constructor, away=0.0, variant=N
     @register_case(f"nn.{name}", "layer", labels, f"nn.{name}: y = layer(x), gradients by cotangent")
     def build(rng, dtype, n):
         layer = _cast(make(rng), dtype)
-        x = draw(rng, (n, *in_shape), dtype, away=away)
-        return layer_record(layer, x, rng, constructor=constructor, variant=variant)
+        x = draw((n, *in_shape), dtype, away=away, rng=rng)
+        return layer_record(layer, x, rng=rng, constructor=constructor, variant=variant)
 
 
 _simple_layer("Linear", lambda rng: nn.Linear(3, 4, rng=rng), (3,), ["NN.1", "NN.2a", "NN.2b", "NN.2c"],
@@ -82,9 +82,9 @@ _simple_layer("ConvTranspose2d", lambda rng: nn.ConvTranspose2d(2, 3, 3, stride=
 def _made(rng, dtype, n):
     made = F.MADE(3, [7], rng=rng, context_dim=2, activation="tanh", zero_init=False)
     made = _cast(made, dtype)
-    x, c = draw(rng, (n, 3), dtype), draw(rng, (n, 2), dtype)
+    x, c = draw((n, 3), dtype, rng=rng), draw((n, 2), dtype, rng=rng)
     out, cache = made.forward(x, c)
-    d_out = draw(rng, out.shape, dtype)
+    d_out = draw(out.shape, dtype, rng=rng)
     made.zero_grad()
     d_x, d_c = made.backward(cache, d_out)
     return Record(params=made.state_dict(), buffers={**named_masks(made),
@@ -108,7 +108,8 @@ def _loss_record(loss_fn, inputs, grad_names, constructor, variant=None):
 
 @register_case("nn.mse_loss", "loss", ["NN.11"], "mean squared error, reduction='mean'", batch=4)
 def _mse(rng, dtype, n):
-    return _loss_record(nn.mse_loss, {"pred": draw(rng, (n, 3), dtype), "target": draw(rng, (n, 3), dtype)},
+    return _loss_record(nn.mse_loss, {"pred": draw((n, 3), dtype, rng=rng),
+                                      "target": draw((n, 3), dtype, rng=rng)},
                         ["pred"], "nn.mse_loss(pred, target)",
                         {"reduction": "mean over all elements", "formula": "mean((pred - target)^2)"})
 
@@ -116,7 +117,7 @@ def _mse(rng, dtype, n):
 @register_case("nn.bce_with_logits_loss", "loss", ["NN.12"], "binary cross-entropy on logits")
 def _bce(rng, dtype, n):
     return _loss_record(nn.bce_with_logits_loss,
-                        {"logits": draw(rng, (n, 3), dtype, scale=2.0),
+                        {"logits": draw((n, 3), dtype, scale=2.0, rng=rng),
                          "target": rng.uniform(0, 1, (n, 3)).astype(dtype)},
                         ["logits"], "nn.bce_with_logits_loss(logits, target)",
                         {"reduction": "mean over all elements",
@@ -126,8 +127,8 @@ def _bce(rng, dtype, n):
 @register_case("nn.gaussian_nll_loss", "loss", ["NN.13"], "Gaussian NLL with a log-variance")
 def _gnll(rng, dtype, n):
     return _loss_record(nn.gaussian_nll_loss,
-                        {"mu": draw(rng, (n, 3), dtype), "log_var": draw(rng, (n, 3), dtype, 0.5),
-                         "target": draw(rng, (n, 3), dtype)},
+                        {"mu": draw((n, 3), dtype, rng=rng), "log_var": draw((n, 3), dtype, 0.5, rng=rng),
+                         "target": draw((n, 3), dtype, rng=rng)},
                         ["mu", "log_var"], "nn.gaussian_nll_loss(mu, log_var, target)",
                         {"reduction": "mean over all elements", "parametrisation": "log-variance",
                          "formula": "mean(0.5 (log 2pi + log_var + (x - mu)^2 exp(-log_var)))"})
@@ -136,7 +137,7 @@ def _gnll(rng, dtype, n):
 @register_case("nn.softmax_cross_entropy_loss", "loss", ["NN.14"], "softmax cross-entropy")
 def _xent(rng, dtype, n):
     return _loss_record(nn.softmax_cross_entropy_loss,
-                        {"logits": draw(rng, (n, 5), dtype, scale=2.0),
+                        {"logits": draw((n, 5), dtype, scale=2.0, rng=rng),
                          "labels": rng.integers(0, 5, n).astype(np.int64)},
                         ["logits"], "nn.softmax_cross_entropy_loss(logits, labels)",
                         {"reduction": "mean over samples, as torch CrossEntropyLoss"})
@@ -147,7 +148,7 @@ def _xent(rng, dtype, n):
                min_batch=2)
 def _ntxent(rng, dtype, n):
     return _loss_record(lambda a, b: (lambda r: (r[0], (r[1], r[2])))(ntxent_loss(a, b, 0.5)),
-                        {"z_a": draw(rng, (n, 3), dtype), "z_b": draw(rng, (n, 3), dtype)},
+                        {"z_a": draw((n, 3), dtype, rng=rng), "z_b": draw((n, 3), dtype, rng=rng)},
                         ["z_a", "z_b"], "models.ntxent_loss(z_a, z_b, tau=0.5)",
                         {"tau": 0.5, "formula": "cross-entropy over the 2N-1 others of each of the "
                          "2N views, cosine similarity / tau, mean over the 2N views",
@@ -164,8 +165,8 @@ def _bijector_case(name, labels, summary, make, *, context_dim=0, x_fn=None, con
             randomize_parameters(b, rng=rng, scale=randomize)
         b = _cast(b, dtype)
         x = (x_fn(rng, n) if x_fn else rng.standard_normal((n, b.dim))).astype(dtype)
-        c = draw(rng, (n, context_dim), dtype) if context_dim else None
-        return bijector_record(b, x, c, rng, constructor=constructor, variant=variant)
+        c = draw((n, context_dim), dtype, rng=rng) if context_dim else None
+        return bijector_record(b, x, c, rng=rng, constructor=constructor, variant=variant)
 
 
 _bijector_case("AffineCoupling", ["FLOW.4", "FLOW.5", "FLOW.6", "FLOW.7", "FLOW.8"],
@@ -260,11 +261,11 @@ def _flow_case(name, labels, summary, build_flow, constructor, variant):
         flow = build_flow(rng, data, ctx)
         randomize_parameters(flow, rng=rng, scale=0.3)
         flow = _cast(flow, dtype)
-        x, c = draw(rng, (n, 3), dtype, scale=1.5), draw(rng, (n, 2), dtype, scale=2.0)
-        w = draw(rng, (n,), dtype)
+        x, c = draw((n, 3), dtype, scale=1.5, rng=rng), draw((n, 2), dtype, scale=2.0, rng=rng)
+        w = draw((n,), dtype, rng=rng)
         flow.zero_grad()
         lp, d_x, d_c = flow.log_prob_and_grad(x, c, weights=w)
-        z_in = draw(rng, (n, 3), dtype, scale=0.8)
+        z_in = draw((n, 3), dtype, scale=0.8, rng=rng)
         x_inv, ld_inv = flow.inverse(z_in, c)
         buffers = {**flow.buffer_dict(), **named_masks(flow),
                    "context_mean": np.asarray(flow.context_mean), "context_std": np.asarray(flow.context_std)}
