@@ -23,7 +23,10 @@ field. Usage::
     export_case("nn.Conv2d", "conv.npz", seed=1)           # atomic write (nprefgen.nn.io)
 
 or the command line: ``nprefgen oracle list | export NAME --out case.npz | compare case.npz
-theirs.npz``. The cases themselves live in :mod:`nprefgen.testing.golden_cases`.
+theirs.npz``. The cases themselves live in :mod:`nprefgen.testing.golden_cases` (and
+``golden_models``). :func:`build_record` also returns the case's ``evaluate(params, inputs)``, the
+objective recomputed by nprefgen, and :func:`gradient_errors` checks every recorded gradient
+against central differences of it (NN.19).
 """
 from __future__ import annotations
 
@@ -58,6 +61,12 @@ class Record:
     objective: str = ""
     constructor: str = ""
     variant: dict = field(default_factory=dict)
+    evaluate: Callable | None = None
+    """``evaluate(params, inputs) -> float``: the objective recomputed by nprefgen from other
+    parameter and input values (same names); not written to files. :func:`gradient_errors`
+    checks every ``grad.*`` against central differences of it."""
+    symmetric: tuple = ()
+    """Names of parameters (symmetric matrices) whose directions are symmetrised in that check."""
 
     def arrays(self) -> dict[str, np.ndarray]:
         out = {}
@@ -126,6 +135,19 @@ def get_case(name: str) -> GoldenCase:
     return _CASES[name]
 
 
+def build_record(name: str, *, seed: int = 0, dtype: str = "float64",
+                 batch: int | None = None) -> tuple[Record, int]:
+    """Build case ``name`` -> ``(Record, batch)``, the Record with its ``evaluate`` callable
+    (arguments as :func:`build_case`)."""
+    case = get_case(name)
+    seed = check_int(seed, "seed", low=0)
+    check_choice(dtype, "dtype", DTYPES)
+    if dtype not in case.dtypes:
+        raise ValueError(f"dtype: case {name!r} supports {list(case.dtypes)}, got {dtype!r}")
+    batch = case.batch if batch is None else check_int(batch, "batch", low=case.min_batch)
+    return case.build(np.random.default_rng(seed), np.dtype(dtype), batch), batch
+
+
 def build_case(name: str, *, seed: int = 0, dtype: str = "float64",
                batch: int | None = None) -> dict[str, np.ndarray]:
     """Build case ``name`` and return its arrays ``{key: array}`` plus ``"meta"`` (a JSON string
@@ -136,13 +158,8 @@ def build_case(name: str, *, seed: int = 0, dtype: str = "float64",
     are float64 only); batch : rows of the inputs (default: the case's own, at least its
     ``min_batch``).
     """
+    rec, batch = build_record(name, seed=seed, dtype=dtype, batch=batch)
     case = get_case(name)
-    seed = check_int(seed, "seed", low=0)
-    check_choice(dtype, "dtype", DTYPES)
-    if dtype not in case.dtypes:
-        raise ValueError(f"dtype: case {name!r} supports {list(case.dtypes)}, got {dtype!r}")
-    batch = case.batch if batch is None else check_int(batch, "batch", low=case.min_batch)
-    rec = case.build(np.random.default_rng(seed), np.dtype(dtype), batch)
     arrays = rec.arrays()
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "name": case.name,
             "kind": case.kind, "summary": case.summary, "constructor": rec.constructor,
@@ -202,11 +219,14 @@ def layer_record(module: Module, x: np.ndarray, *, rng=None, constructor: str, v
     d_y = draw(y.shape, y.dtype, rng=rng)
     module.zero_grad()
     d_x = module.backward(cache, d_y)
+    def evaluate(params, inputs):
+        module.load_state_dict(params)
+        return float(np.sum(d_y * module.forward(inputs["x"])[0]))
     return Record(params=module.state_dict(), buffers={**named_masks(module), **(extra_buffers or {})},
                   inputs={"x": x}, cotangents={"y": d_y}, outputs={"y": y},
                   grad_inputs={"x": d_x}, grad_params=param_grads(module),
                   objective="sum(cotangent.y * output.y)", constructor=constructor,
-                  variant=variant or {})
+                  variant=variant or {}, evaluate=evaluate)
 
 
 def bijector_record(b, x, context, *, rng=None, constructor: str, variant=None) -> Record:
@@ -225,6 +245,11 @@ def bijector_record(b, x, context, *, rng=None, constructor: str, variant=None) 
     if context is not None:
         inputs["context"], grads["context"] = context, d_c
     buffers = {**b.buffer_dict(), **named_masks(b)}
+
+    def evaluate(params, inputs):
+        b.load_state_dict(params)
+        z_, ld_ = b.forward(inputs["x"], inputs.get("context"))
+        return float(np.sum(d_z * z_) + np.sum(d_ld * ld_))
     return Record(params=b.state_dict(), buffers=buffers, inputs=inputs,
                   cotangents={"z": d_z, "log_det": d_ld},
                   outputs={"z": z, "log_det": log_det, "inverse.x": x_inv,
@@ -232,4 +257,38 @@ def bijector_record(b, x, context, *, rng=None, constructor: str, variant=None) 
                   grad_inputs=grads, grad_params=param_grads(b),
                   objective="sum(cotangent.z * output.z) + sum(cotangent.log_det * output.log_det)"
                             " (gradients of the forward pass; output.inverse.* at input.z)",
-                  constructor=constructor, variant=variant or {})
+                  constructor=constructor, variant=variant or {}, evaluate=evaluate)
+
+
+def gradient_errors(rec: Record, *, rng=None, step: float = 1e-4) -> dict[str, float]:
+    """Check a float64 record's gradients against its own ``evaluate``: for each ``grad.*`` entry a
+    random direction u (symmetrised for ``rec.symmetric``), ``<grad, u>`` against the fourth-order
+    central difference (NN.19) of the objective along u. -> ``{key: |fd - <grad, u>| / scale}``
+    with ``scale = max(|fd|, |<grad, u>|, |objective| * 1e-3)``.
+
+    Round-off bounds the difference by about ``1.5 eps |objective| / step`` (2e-12 relative at the
+    default step), the stencil's truncation by ``step^4`` times the fifth derivative; a correct
+    gradient gives errors near 1e-10 or below, a wrong one errors of order 1.
+    """
+    rng = check_rng(rng)
+    if rec.evaluate is None:
+        raise ValueError("rec: expected a Record with an evaluate callable, got None")
+    params = {k: np.asarray(v, dtype=np.float64) for k, v in rec.params.items()}
+    inputs = {k: np.asarray(v) for k, v in rec.inputs.items()}
+    f0 = float(rec.evaluate(params, inputs))
+    errors = {}
+    for group, grads, values in (("param", rec.grad_params, params), ("input", rec.grad_inputs, inputs)):
+        for name, grad in grads.items():
+            u = rng.standard_normal(values[name].shape)
+            if group == "param" and name in rec.symmetric:
+                u = u + np.swapaxes(u, -1, -2)
+
+            def at(c):
+                moved = dict(values, **{name: values[name] + c * step * u})
+                return float(rec.evaluate(*((moved, inputs) if group == "param" else (params, moved))))
+            fd = (-at(2.0) + 8.0 * at(1.0) - 8.0 * at(-1.0) + at(-2.0)) / (12.0 * step)
+            gu = float(np.sum(np.asarray(grad, dtype=np.float64) * u))
+            scale = max(abs(fd), abs(gu), 1e-3 * abs(f0), 1e-300)
+            errors[f"grad.{group}.{name}"] = abs(fd - gu) / scale
+    rec.evaluate(params, inputs)          # leave the object at the recorded values
+    return errors

@@ -87,6 +87,10 @@ def _made(rng, dtype, n):
     d_out = draw(out.shape, dtype, rng=rng)
     made.zero_grad()
     d_x, d_c = made.backward(cache, d_out)
+
+    def evaluate(params, inputs):
+        made.load_state_dict(params)
+        return float(np.sum(d_out * made.forward(inputs["x"], inputs["context"])[0]))
     return Record(params=made.state_dict(), buffers={**named_masks(made),
                                                      "order": made.order.astype(np.float64)},
                   inputs={"x": x, "context": c}, cotangents={"y": d_out}, outputs={"y": out},
@@ -94,7 +98,7 @@ def _made(rng, dtype, n):
                   objective="sum(cotangent.y * output.y)",
                   constructor="flows.MADE(3, [7], context_dim=2, activation='tanh')",
                   variant={"output": "[mu (D), raw_alpha (D)]", "input": "[x, context]",
-                           "order": "input degrees 1..D (buffer.order)"})
+                           "order": "input degrees 1..D (buffer.order)"}, evaluate=evaluate)
 
 
 # -- losses ----------------------------------------------------------------------------------------
@@ -103,7 +107,8 @@ def _loss_record(loss_fn, inputs, grad_names, constructor, variant=None):
     grads = grads if isinstance(grads, tuple) else (grads,)
     return Record(inputs=inputs, outputs={"loss": np.asarray(loss)},
                   grad_inputs=dict(zip(grad_names, grads)), objective="output.loss",
-                  constructor=constructor, variant=variant or {})
+                  constructor=constructor, variant=variant or {},
+                  evaluate=lambda params, inputs: float(loss_fn(*inputs.values())[0]))
 
 
 @register_case("nn.mse_loss", "loss", ["NN.11"], "mean squared error, reduction='mean'", batch=4)
@@ -267,6 +272,9 @@ def _flow_case(name, labels, summary, build_flow, constructor, variant):
         lp, d_x, d_c = flow.log_prob_and_grad(x, c, weights=w)
         z_in = draw((n, 3), dtype, scale=0.8, rng=rng)
         x_inv, ld_inv = flow.inverse(z_in, c)
+        def evaluate(params, inputs):
+            flow.load_state_dict(params)
+            return float(np.sum(w * flow.log_prob(inputs["x"], inputs["context"])))
         buffers = {**flow.buffer_dict(), **named_masks(flow),
                    "context_mean": np.asarray(flow.context_mean), "context_std": np.asarray(flow.context_std)}
         return Record(params=flow.state_dict(), buffers=buffers,
@@ -275,7 +283,7 @@ def _flow_case(name, labels, summary, build_flow, constructor, variant):
                       grad_inputs={"x": d_x, "context": d_c}, grad_params=param_grads(flow),
                       objective="sum(cotangent.log_prob * output.log_prob) (output.inverse.* at "
                                 "input.z; log_det of the inverse x -> z map)",
-                      constructor=constructor, variant=variant)
+                      constructor=constructor, variant=variant, evaluate=evaluate)
 
 
 _FLOW_COMMON = {"base": "standard normal N(0, I)", "log_prob": "log N(f(x); 0, I) + log_det",

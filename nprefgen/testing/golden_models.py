@@ -12,7 +12,7 @@ import numpy as np
 from nprefgen.kernels.dsm import dsm_loss
 from nprefgen.models.autoencoder import dense_autoencoder, reconstruction_loss
 from nprefgen.models.contrastive import dense_simclr, ntxent_loss
-from nprefgen.models.gmm import GaussianMixture
+from nprefgen.models.gmm import GaussianMixture, log_gaussian_prob, precision_cholesky
 from nprefgen.models.ncsn import NCSN, geometric_sigmas
 from nprefgen.models.vae import dense_vae
 from nprefgen.testing.bijector_checks import randomize_parameters
@@ -28,6 +28,13 @@ def _prefixed(**modules) -> tuple[dict, dict]:
         params.update({f"{prefix}.{k}": v for k, v in module.state_dict().items()})
         grads.update({f"{prefix}.{k}": v for k, v in param_grads(module).items()})
     return params, grads
+
+
+def _load_prefixed(params: dict, **modules) -> None:
+    """Inverse of :func:`_prefixed`: load ``<name>.``-prefixed arrays into each network."""
+    for prefix, module in modules.items():
+        module.load_state_dict({k[len(prefix) + 1:]: v for k, v in params.items()
+                                if k.startswith(prefix + ".")})
 
 
 def _autoencoder(kind):
@@ -47,6 +54,10 @@ def _autoencoder(kind):
         if not np.isclose(loss, ae.evaluate(X), rtol=1e-14):         # pragma: no cover
             raise AssertionError("models.dense_autoencoder: replayed loss differs from evaluate")
         params, grads = _prefixed(encoder=ae.encoder, decoder=ae.decoder)
+
+        def evaluate(params, inputs):
+            _load_prefixed(params, encoder=ae.encoder, decoder=ae.decoder)
+            return ae.evaluate(inputs["x"])
         return Record(params=params, inputs={"x": X}, outputs={"loss": np.asarray(loss), "y": out},
                       grad_inputs={"x": d_X}, grad_params=grads,
                       objective="output.loss (output.y: the decoder output"
@@ -57,7 +68,8 @@ def _autoencoder(kind):
                                else "mean over n D of softplus(a) - x a, a = decoder logits",
                                "encoder": "Sequential(Linear(4,5), Tanh(), Linear(5,2))",
                                "decoder": "Sequential(Linear(2,5), Tanh(), Linear(5,4))",
-                               "grad.input.x": "both paths: through the encoder and as the target"})
+                               "grad.input.x": "both paths: through the encoder and as the target"},
+                      evaluate=evaluate)
 
 
 _autoencoder("mse")
@@ -78,6 +90,10 @@ def _simclr(rng, dtype, n):
     d_x_a = model.backward_view(c_a, d_z_a)                          # (REP.16)
     d_x_b = model.backward_view(c_b, d_z_b)
     params, grads = _prefixed(encoder=model.encoder, head=model.head)
+
+    def evaluate(params, inputs):
+        _load_prefixed(params, encoder=model.encoder, head=model.head)
+        return ntxent_loss(model.project(inputs["x_a"]), model.project(inputs["x_b"]), model.tau)[0]
     return Record(params=params, inputs={"x_a": x_a, "x_b": x_b},
                   outputs={"loss": np.asarray(loss), "z_a": z_a, "z_b": z_b},
                   grad_inputs={"x_a": d_x_a, "x_b": d_x_b}, grad_params=grads,
@@ -85,7 +101,8 @@ def _simclr(rng, dtype, n):
                   "hidden=(5,), proj_dim=3, proj_hidden=4, tau=0.5, activation='tanh')",
                   variant={"tau": 0.5, "encoder": "Sequential(Linear(4,5), Tanh(), Linear(5,3))",
                            "head": "Sequential(Linear(3,4), ReLU(), Linear(4,3))",
-                           "loss": "NT-Xent of (z_a[i], z_b[i]) pairs, cosine / tau, mean over 2N"})
+                           "loss": "NT-Xent of (z_a[i], z_b[i]) pairs, cosine / tau, mean over 2N"},
+                  evaluate=evaluate)
 
 
 @register_case("models.GaussianMixture", "model", ["GMM.1", "GMM.2", "GMM.3", "GMM.4", "GMM.18"],
@@ -107,6 +124,11 @@ def _gmm(rng, dtype, n):
     d_means = -np.einsum("nk,nka->ka", r, Pd) / n
     d_weights = -r.sum(axis=0) / gm.weights_ / n
     d_cov = -0.5 * (np.einsum("nk,nka,nkb->kab", r, Pd, Pd) - r.sum(axis=0)[:, None, None] * P) / n
+    def evaluate(params, inputs):
+        a = np.log(params["weights"]) + log_gaussian_prob(
+            inputs["x"], params["means"], precision_cholesky(params["covariances"], "full"), "full")
+        top = a.max(axis=1, keepdims=True)
+        return -float(np.mean(top[:, 0] + np.log(np.exp(a - top).sum(axis=1))))
     return Record(params={"weights": gm.weights_.copy(), "means": gm.means_.copy(),
                           "covariances": gm.covariances_.copy()},
                   inputs={"x": X}, outputs={"log_prob": log_p, "loss": np.asarray(loss)},
@@ -118,7 +140,8 @@ def _gmm(rng, dtype, n):
                            "log_prob": "logsumexp_k(log weights_k + log N(x; means_k, covariances_k))",
                            "grad.param.weights": "weights as free (unconstrained) variables",
                            "grad.param.covariances": "symmetric gradient (as torch.linalg.cholesky's "
-                                                     "backward gives): -1/(2n) sum_i r_ik (P d d^T P - P)"})
+                                                     "backward gives): -1/(2n) sum_i r_ik (P d d^T P - P)"},
+                  evaluate=evaluate, symmetric=("covariances",))
 
 
 def _vae(likelihood):
@@ -136,6 +159,10 @@ def _vae(likelihood):
         eps = rng.standard_normal((n, 2))
         vae.nets.zero_grad()
         elbo, d_x = vae.elbo_and_grad(x, eps, weights=np.full(n, -1.0 / n))   # (VAE.11)
+
+        def evaluate(params, inputs):
+            vae.nets.load_state_dict(params)
+            return -float(np.mean(vae.elbo_and_grad(inputs["x"], inputs["eps"])[0]))
         return Record(params=vae.nets.state_dict(), inputs={"x": x, "eps": eps},
                       outputs={"elbo": elbo, "loss": np.asarray(-elbo.mean())},
                       grad_inputs={"x": d_x}, grad_params=param_grads(vae.nets),
@@ -149,7 +176,8 @@ def _vae(likelihood):
                                               if likelihood == "bernoulli" else
                                               "-0.5 sum(log 2pi + v + (x - m)^2 exp(-v)), "
                                               "v = param.decoder_log_var (learned scalar)"),
-                               "grad.input.x": "both paths: through the encoder and as the target"})
+                               "grad.input.x": "both paths: through the encoder and as the target"},
+                      evaluate=evaluate)
 
 
 _vae("bernoulli")
@@ -176,6 +204,9 @@ def _ncsn(rng, dtype, n):
     d_in = model.net.backward(cache, d_s / sigma[:, None])
     if not (np.isclose(loss2, loss, rtol=1e-13) and np.allclose(d_in[:, 2:4], d_c, rtol=1e-12)):
         raise AssertionError("models.NCSN: replayed DSM loss differs")  # pragma: no cover
+    def evaluate(params, inputs):
+        model.net.load_state_dict(params)
+        return model.dsm_loss(inputs["x"], inputs["z"], inputs["levels"], inputs["context"])
     return Record(params=model.net.state_dict(), buffers={"sigmas": sigmas},
                   inputs={"x": x, "context": c, "z": z, "levels": levels.astype(np.int64)},
                   outputs={"loss": np.asarray(loss)},
@@ -186,4 +217,5 @@ def _ncsn(rng, dtype, n):
                               "context_dim=2)",
                   variant={"net_input": "[x + sigma z, context, log sigma], sigma = sigmas[levels]",
                            "score": "s = net(net_input) / sigma",
-                           "loss": "mean over rows of 0.5 ||sigma s + z||^2 (lambda = sigma^2)"})
+                           "loss": "mean over rows of 0.5 ||sigma s + z||^2 (lambda = sigma^2)"},
+                  evaluate=evaluate)
