@@ -100,7 +100,7 @@ def _oracle_export(args) -> int:
     try:
         arrays = export_case(args.name, args.out, seed=args.seed, dtype=args.dtype,
                              batch=args.batch)
-    except ValueError as exc:          # unknown name, dtype the case lacks, negative seed, ...
+    except (ValueError, OSError) as exc:   # unknown name, dtype the case lacks, no such folder
         print(f"nprefgen oracle export: error: {exc}", file=sys.stderr)
         return 2
     print(f"wrote {args.out}: {args.name}, {len(arrays) - 1} arrays "

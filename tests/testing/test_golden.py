@@ -299,6 +299,8 @@ def test_cli_list_and_export(tmp_path, capsys):
     assert main(["oracle", "export", "models.NCSN", "--out", str(path), "--dtype", "float32"]) == 2
     assert "dtype" in capsys.readouterr().err
     assert main(["oracle", "compare", str(path), str(tmp_path / "none.npz")]) == 2
+    assert main(["oracle", "export", "nn.Linear", "--out", str(tmp_path / "no" / "dir.npz")]) == 2
+    assert "nprefgen oracle export: error" in capsys.readouterr().err
 
 
 # -- an independent check of the one hand-derived gradient that exists only here ----------------------
