@@ -1,4 +1,5 @@
-"""The ``nprefgen`` command: ``nprefgen tour``, ``nprefgen gradcheck``, ``nprefgen --version``."""
+"""The ``nprefgen`` command: ``nprefgen tour``, ``nprefgen gradcheck``, ``nprefgen oracle``,
+``nprefgen --version``."""
 from __future__ import annotations
 
 import argparse
@@ -80,6 +81,74 @@ def _gradcheck(args) -> int:
     return 0 if n_bad == 0 else 1
 
 
+# -- nprefgen oracle: golden files (nprefgen.testing.golden) --------------------------------------
+def _oracle_list(args) -> int:
+    from nprefgen.testing.golden import iter_cases
+
+    cases = list(iter_cases())
+    width = max(len(c.name) for c in cases)
+    for c in cases:
+        dtypes = "" if len(c.dtypes) > 1 else "  [float64 only]"
+        print(f"{c.name:{width}s}  {c.kind:8s}  {c.summary}{dtypes}")
+    print(f"{len(cases)} cases; export one with: nprefgen oracle export NAME --out case.npz")
+    return 0
+
+
+def _oracle_export(args) -> int:
+    from nprefgen.testing.golden import export_case
+
+    try:
+        arrays = export_case(args.name, args.out, seed=args.seed, dtype=args.dtype,
+                             batch=args.batch)
+    except (ValueError, OSError) as exc:   # unknown name, dtype the case lacks, no such folder
+        print(f"nprefgen oracle export: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out}: {args.name}, {len(arrays) - 1} arrays "
+          f"(seed {args.seed}, {args.dtype}); read it with "
+          f"nprefgen.testing.golden_reader.load_golden")
+    return 0
+
+
+def _oracle_compare(args) -> int:
+    """Exit 0 when every quantity is within rtol, 1 when one is not, 2 for unusable files."""
+    from nprefgen.testing.golden_reader import compare_golden, format_comparison
+
+    try:
+        result = compare_golden(args.golden, args.theirs, rtol=args.rtol)
+    except ValueError as exc:
+        print(f"nprefgen oracle compare: error: {exc}", file=sys.stderr)
+        return 2
+    print(format_comparison(result))
+    return 0 if result["ok"] else 1
+
+
+def _add_oracle_parser(sub) -> None:
+    o = sub.add_parser("oracle", help="golden files of values and gradients for other "
+                                      "implementations (list, export, compare)",
+                       description="Golden files: nprefgen's parameters (PyTorch state_dict names), "
+                                   "inputs, outputs and gradients for one case, as .npz.")
+    osub = o.add_subparsers(dest="oracle_command", required=True)
+    ls = osub.add_parser("list", help="the names of the golden cases")
+    ls.set_defaults(func=_oracle_list)
+    ex = osub.add_parser("export", help="write one golden case to an .npz")
+    ex.add_argument("name", help="a case name from 'nprefgen oracle list'")
+    ex.add_argument("--out", required=True, help="the .npz file to write (atomically)")
+    ex.add_argument("--seed", type=int, default=0, help="seed of weights and inputs (default 0)")
+    ex.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    ex.add_argument("--batch", type=int, default=None, help="rows of the inputs (default: the "
+                                                            "case's own)")
+    ex.set_defaults(func=_oracle_export)
+    cp = osub.add_parser("compare", help="relative error of your outputs per quantity; exit 1 "
+                                         "above --rtol")
+    cp.add_argument("golden", help="the golden .npz")
+    cp.add_argument("theirs", help=".npz of your values under the golden file's keys "
+                                   "(output.*, grad.input.*, grad.param.*)")
+    cp.add_argument("--rtol", type=float, default=None,
+                    help="bound on each relative error (default 1e-10 for float64 files, 1e-4 "
+                         "for float32)")
+    cp.set_defaults(func=_oracle_compare)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="nprefgen", description=nprefgen.__doc__)
     p.add_argument("--version", action="version", version=f"nprefgen {nprefgen.__version__}")
@@ -102,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("gradcheck", help="dot-product test of every nn layer; exit 1 on failure")
     g.add_argument("--seed", type=int, default=0, help="seed of layers, inputs and directions")
     g.set_defaults(func=_gradcheck)
+    _add_oracle_parser(sub)
     return p
 
 

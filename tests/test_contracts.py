@@ -258,6 +258,7 @@ CLASS_EXEMPT = {
     "EMResult": "record", "PCAFit": "record", "LangevinResult": "record", "MCMCResult": "record", "ABCResult": "record",
     "Simulations": "record", "Task": "record", "Toy": "record", "PowerSpectrum": "record",
     "Histogram": "record", "BijectorReport": "record", "VJPResult": "record",
+    "GoldenCase": "record (tests/testing/test_golden.py)", "Record": "record of a golden case",
     "ImageData": "record",
     # exceptions
     "AffineTransform": "elementwise transform of Coupling (battery: Coupling, AffineCoupling)",

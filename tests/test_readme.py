@@ -109,10 +109,12 @@ def test_first_hour_examples_are_there():
 
 @pytest.mark.parametrize("index", range(len(_python_blocks())))
 def test_readme_python_examples_run(index, capsys):
-    """Each python example runs as written (the torch one is skipped without torch)."""
+    """Each python example runs as written (torch and jax ones are skipped without them)."""
     code = _python_blocks()[index]
     if re.search(r"^import torch", code, re.M):
         pytest.importorskip("torch")
+    if re.search(r"^import jax", code, re.M):
+        pytest.importorskip("jax")
     if UNTIL_MERGE in code:
         try:
             exec(compile(code, f"README.md python block {index}", "exec"), {"__name__": "readme"})
