@@ -97,7 +97,13 @@ def _layers():
         "Reshape": lambda: (nn.Reshape(2, 3), _x(4, 6)),
         "Conv2d": lambda: (nn.Conv2d(2, 3, 3, padding=1, rng=0), _x(2, 2, 5, 5)),
         "ConvTranspose2d": lambda: (nn.ConvTranspose2d(2, 3, 3, stride=2, rng=0), _x(2, 2, 3, 3)),
+        "ResidualNet": lambda: (_resnet(), _x(4, 5)),
     }
+
+
+def _resnet():
+    from nprefgen.flows.residual_conditioners import ResidualNet
+    return ResidualNet(3, 4, 6, context_dim=2, activation="tanh", rng=0)
 
 
 def _bijectors():
@@ -143,7 +149,25 @@ def _interop_bijectors():
         net = MaskedConditioner(3, masks(transform.n_params, cm), context_dim=2, activation="tanh", rng=0)
         return _bij(MaskedAutoregressive(net, transform), context_dim=2)
 
+    def block_made(residual):
+        from nprefgen.flows.residual_conditioners import BlockMADE
+        deg = made_degrees(3, [6, 6, 6, 6])
+        m = made_masks(deg, n_params=2)
+        blocks = [m[1:3], m[2:4]] if residual else [m[1], m[2]]
+        net = BlockMADE(3, m[0], blocks, m[-1], context_dim=2, residual=residual, activation="tanh", rng=0)
+        return _bij(MaskedAutoregressive(net, ScaledAffineTransform("sigmoid")), context_dim=2)
+
+    def resnet_coupling():
+        from nprefgen.flows.residual_conditioners import ResidualNet
+        b = F.Coupling(F.alternating_mask(4), F.AffineTransform(), [1], rng=0, context_dim=2)
+        b.add_child("net", ResidualNet(2, 4, 5, context_dim=2, activation="tanh", rng=1))
+        b.net = b.children()["net"]
+        return _bij(b, context_dim=2)
+
     return {
+        "MaskedAutoregressive[blockmade]": lambda: block_made(False),
+        "MaskedAutoregressive[blockmade_residual]": lambda: block_made(True),
+        "Coupling[resnet]": resnet_coupling,
         "MaskedAutoregressive": lambda: ar(ScaledAffineTransform("softplus"), False),
         "MaskedAutoregressive[spline]": lambda: ar(SoftclipSplineTransform(4, bound=3.0), True),
         "Coupling[sigmoid]": lambda: _bij(F.Coupling(F.alternating_mask(4), ScaledAffineTransform("sigmoid"),
@@ -300,6 +324,7 @@ CLASS_EXEMPT = {
     "SoftclipSplineTransform": "elementwise transform (battery: Coupling[softclip_spline], "
                                "MaskedAutoregressive[spline])",
     "MaskedConditioner": "conditioner of MaskedAutoregressive (its bijector battery; tests/interop)",
+    "BlockMADE": "conditioner of MaskedAutoregressive[blockmade...] (its bijector battery; tests/interop)",
     "TailBoundWarning": "warning category (tests/flows/test_spline.py)",
     "NotFittedError": "exception", "TrainingDivergedError": "exception (tests/nn/test_train.py)", "MNISTDownloadError": "exception", "MNISTNotFoundError": "exception",
 }
@@ -486,6 +511,8 @@ CALLABLE_EXEMPT = {
     "nprefgen.flows.affine_scales.": "elementwise transform + pure maths (Coupling[sigmoid] battery)",
     "nprefgen.flows.spline_softclip.": "elementwise transform + pure maths (Coupling[softclip_spline])",
     "nprefgen.flows.masked_autoregressive.": "MaskedAutoregressive battery; tests/interop/test_variants.py",
+    "nprefgen.flows.residual_conditioners.BlockMADE": "MaskedAutoregressive[blockmade] battery; tests/interop",
+    "nprefgen.flows.residual_conditioners.ResidualNet (constructor)": "tests/interop/test_variants.py::test_bad_conditioner_input",
     "nprefgen.flows.builders.from_config": "called by load_flow (rows: flows.load_flow)",
     # pure maths behind a checked class or function, called with validated arrays
     **{f"nprefgen.{name}": "pure maths behind a checked caller" for name in (

@@ -1,6 +1,7 @@
 """The library-convention variants nprefgen.interop builds on (no torch needed):
 ScaledAffineTransform (FLOW.25)-(FLOW.28), SoftclipSplineTransform (SPL.19)-(SPL.21),
-MaskedAutoregressive with explicit masks (FLOW.29)-(FLOW.30). The bijector batteries of
+MaskedAutoregressive with explicit masks (FLOW.29)-(FLOW.30), nflows' conditioners ResidualNet
+(FLOW.31) and BlockMADE (FLOW.32). The bijector batteries of
 tests/test_contracts.py (Coupling[sigmoid], Coupling[softclip], Coupling[softclip_spline],
 MaskedAutoregressive, MaskedAutoregressive[spline]) run the round trip, the finite-difference
 log-det and the dot-product tests on them; here: the elementwise VJPs, the scale functions against
@@ -16,6 +17,7 @@ from nprefgen.flows.made import made_degrees, made_masks
 from nprefgen.flows.masked_autoregressive import (
     MaskedAutoregressive, MaskedConditioner, generations,
 )
+from nprefgen.flows.residual_conditioners import BlockMADE, ResidualNet
 from nprefgen.flows.spline_softclip import (
     SoftclipSplineTransform, softclip_spline_parameters, softclip_spline_parameters_backward,
 )
@@ -156,6 +158,12 @@ def test_bad_conditioner_input():
                              ScaledAffineTransform())
     with pytest.raises(ValueError, match="scale"):
         ScaledAffineTransform("tanh")
+    with pytest.raises(ValueError, match="hidden"):
+        ResidualNet(2, 3, 0)
+    with pytest.raises(ValueError, match="in_features"):
+        ResidualNet(0, 3, 4)
+    with pytest.raises(ValueError, match="initial_mask"):
+        BlockMADE(3, np.ones((4, 2)), [], np.ones((6, 4)))
     with pytest.raises(ValueError, match="slope"):
         SoftclipSplineTransform(4, slope=1.5)
 
@@ -180,7 +188,28 @@ def test_interop_imports_without_torch():
     """nprefgen.interop imports torch, zuko and nflows only inside the adapters."""
     import subprocess
     import sys
-    code = ("import sys, nprefgen.interop, nprefgen.interop.zuko; "
+    code = ("import sys, nprefgen.interop, nprefgen.interop.zuko, nprefgen.interop.nflows; "
             "bad = [m for m in ('torch', 'zuko', 'nflows') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+@pytest.mark.parametrize("residual", [False, True])
+def test_block_made_bijector_battery(residual):
+    """(FLOW.32) through (FLOW.29): nflows' MADE layout, with and without residual blocks."""
+    deg = made_degrees(4, [7, 7, 7, 7])
+    m = made_masks(deg, n_params=2)
+    blocks = [m[1:3], m[2:4]] if residual else [m[1], m[2]]
+    net = BlockMADE(4, m[0], blocks, m[-1], context_dim=2, residual=residual, activation="elu", rng=0)
+    b = MaskedAutoregressive(net, ScaledAffineTransform("softplus"))
+    randomize_parameters(b, rng=1, scale=0.4)
+    rng = np.random.default_rng(2)
+    check_bijector(b, rng.standard_normal((5, 4)), rng.standard_normal((5, 2)), rng=3)
+    assert b.passes == 4
+
+
+def test_residual_net_layer_vjp():
+    """(FLOW.31): the GLU-gated residual network's backward, input and parameters."""
+    from nprefgen.testing.gradcheck import check_layer
+    net = ResidualNet(3, 4, 6, context_dim=2, n_blocks=2, activation="tanh", rng=0)
+    check_layer(net, np.random.default_rng(1).standard_normal((5, 5)), rng=2)
