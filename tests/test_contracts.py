@@ -137,6 +137,7 @@ def _interop_bijectors():
     from nprefgen.flows.affine_scales import ScaledAffineTransform
     from nprefgen.flows.made import made_degrees, made_masks
     from nprefgen.flows.masked_autoregressive import MaskedAutoregressive, MaskedConditioner
+    from nprefgen.flows.spline_knots import KnotSplineTransform
     from nprefgen.flows.spline_softclip import SoftclipSplineTransform
 
     def masks(p, coordinate_major):
@@ -170,6 +171,9 @@ def _interop_bijectors():
         "Coupling[resnet]": resnet_coupling,
         "MaskedAutoregressive": lambda: ar(ScaledAffineTransform("softplus"), False),
         "MaskedAutoregressive[spline]": lambda: ar(SoftclipSplineTransform(4, bound=3.0), True),
+        "MaskedAutoregressive[knot_spline]": lambda: ar(KnotSplineTransform(4, bound=3.0, softplus_threshold=0.5), True),
+        "Coupling[knot_spline]": lambda: _bij(F.Coupling(F.alternating_mask(4), KnotSplineTransform(
+            4, 3.0, logit_divisor=2.0), [6], rng=0, context_dim=2, activation="tanh"), context_dim=2),
         "Coupling[sigmoid]": lambda: _bij(F.Coupling(F.alternating_mask(4), ScaledAffineTransform("sigmoid"),
                                                      [6], rng=0, context_dim=2, activation="tanh"), context_dim=2),
         "Coupling[softclip]": lambda: _bij(F.Coupling(F.alternating_mask(4), ScaledAffineTransform("softclip"),
@@ -321,6 +325,8 @@ CLASS_EXEMPT = {
     "SplineTransform": "elementwise transform of Coupling (battery: SplineCoupling)",
     "ElementwiseTransform": "abstract interface of the coupling transforms",
     "ScaledAffineTransform": "elementwise transform (battery: Coupling[sigmoid], MaskedAutoregressive)",
+    "KnotSplineTransform": "elementwise transform (battery: Coupling[knot_spline], "
+                           "MaskedAutoregressive[knot_spline])",
     "SoftclipSplineTransform": "elementwise transform (battery: Coupling[softclip_spline], "
                                "MaskedAutoregressive[spline])",
     "MaskedConditioner": "conditioner of MaskedAutoregressive (its bijector battery; tests/interop)",
@@ -510,6 +516,7 @@ CALLABLE_EXEMPT = {
     # tests/interop/test_variants.py
     "nprefgen.flows.affine_scales.": "elementwise transform + pure maths (Coupling[sigmoid] battery)",
     "nprefgen.flows.spline_softclip.": "elementwise transform + pure maths (Coupling[softclip_spline])",
+    "nprefgen.flows.spline_knots.": "elementwise transform + pure maths (Coupling[knot_spline])",
     "nprefgen.flows.masked_autoregressive.": "MaskedAutoregressive battery; tests/interop/test_variants.py",
     "nprefgen.flows.residual_conditioners.BlockMADE": "MaskedAutoregressive[blockmade] battery; tests/interop",
     "nprefgen.flows.residual_conditioners.ResidualNet (constructor)": "tests/interop/test_variants.py::test_bad_conditioner_input",

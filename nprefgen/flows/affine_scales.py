@@ -14,7 +14,9 @@ with the scale function sigma chosen by ``scale``:
 - ``"sigmoid"``: sigma = sigmoid(a + c) + eps                  (FLOW.27; nflows'
   AffineCouplingTransform with c = 2, eps = 1e-3)
 - ``"softplus"``: sigma = softplus(a) + eps                    (FLOW.28; nflows'
-  MaskedAffineAutoregressiveTransform with eps = 1e-3)
+  MaskedAffineAutoregressiveTransform with eps = 1e-3). ``threshold`` reproduces PyTorch's
+  ``F.softplus``, which returns a itself for a > 20 (a relative change of up to 1e-10 of sigma,
+  enough to move an ill-conditioned inverse by 1e-8): softplus(a) = a above the threshold.
 
 The conditioner output is laid out like AffineTransform's, ``h = [a (d_B), t (d_B)]``; the
 adapters in :mod:`nprefgen.interop` reorder a library's output units to this layout. Unlike
@@ -37,10 +39,12 @@ def _sigmoid(v):
     return np.where(v >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
-def affine_scale(a, scale: str, bound: float, shift: float, eps: float):
+def affine_scale(a, scale: str, bound: float, shift: float, eps: float,
+                 threshold: float | None = None):
     """(FLOW.26)-(FLOW.28) a: (n, d) raw scale -> log sigma: (n, d), d log sigma / da: (n, d).
 
-    scale : "softclip" (uses bound b), "sigmoid" (uses shift c and eps) or "softplus" (eps).
+    scale : "softclip" (uses bound b), "sigmoid" (uses shift c and eps) or "softplus" (eps, and
+    ``threshold``: softplus(a) = a for a > threshold, PyTorch's convention; None: exact).
     """
     if scale == "softclip":
         u = 1.0 + np.abs(a) / bound
@@ -49,8 +53,12 @@ def affine_scale(a, scale: str, bound: float, shift: float, eps: float):
         p = _sigmoid(a + shift)
         sigma = p + eps
         return np.log(sigma), p * (1.0 - p) / sigma                  # (FLOW.27)
-    sigma = np.logaddexp(0.0, a) + eps
-    return np.log(sigma), _sigmoid(a) / sigma                        # (FLOW.28)
+    sp, dsp = np.logaddexp(0.0, a), _sigmoid(a)
+    if threshold is not None:                    # PyTorch: softplus(a) = a, slope 1 above it
+        above = a > threshold
+        sp, dsp = np.where(above, a, sp), np.where(above, 1.0, dsp)
+    sigma = sp + eps
+    return np.log(sigma), dsp / sigma                                # (FLOW.28)
 
 
 class ScaledAffineTransform(ElementwiseTransform):
@@ -62,6 +70,8 @@ class ScaledAffineTransform(ElementwiseTransform):
     bound : b > 0 of "softclip" (zuko: -log(slope)).
     shift : c of "sigmoid" (nflows: 2.0).
     eps : the additive floor of "sigmoid" and "softplus" (nflows: 1e-3), >= 0.
+    threshold : "softplus" only: softplus(a) = a for a > threshold (PyTorch's F.softplus: 20);
+        None (default) for the exact softplus.
 
     ``h: (n, 2 d_B) = [a, t]``. Backward (FLOW.25): d_x = d_y sigma, d_t = d_y,
     d_a = (d_y x sigma + d_log_det) d log sigma / da.
@@ -70,16 +80,15 @@ class ScaledAffineTransform(ElementwiseTransform):
     n_params = 2
 
     def __init__(self, scale: str = "softclip", bound: float = -float(np.log(1e-3)),
-                 shift: float = 2.0, eps: float = 1e-3) -> None:
+                 shift: float = 2.0, eps: float = 1e-3, threshold: float | None = None) -> None:
         self.scale = check_choice(scale, "scale", SCALES)
         self.bound = check_scalar(bound, "bound", low=0.0, low_inclusive=False)
         self.shift = check_scalar(shift, "shift")
         self.eps = check_scalar(eps, "eps", low=0.0)
-        if self.scale == "softplus" and self.eps == 0.0:
-            pass                                # softplus > 0 already; eps = 0 is allowed
+        self.threshold = None if threshold is None else check_scalar(threshold, "threshold")
 
     def _log_scale(self, a):
-        return affine_scale(a, self.scale, self.bound, self.shift, self.eps)
+        return affine_scale(a, self.scale, self.bound, self.shift, self.eps, self.threshold)
 
     def forward(self, x_b, h):
         """(FLOW.25) x_b: (n, d_B), h: (n, 2 d_B) -> y_b, log_det: (n,), cache."""
@@ -107,4 +116,4 @@ class ScaledAffineTransform(ElementwiseTransform):
             return f"ScaledAffineTransform(scale='softclip', bound={self.bound:g})"
         if self.scale == "sigmoid":
             return f"ScaledAffineTransform(scale='sigmoid', shift={self.shift:g}, eps={self.eps:g})"
-        return f"ScaledAffineTransform(scale='softplus', eps={self.eps:g})"
+        return f"ScaledAffineTransform(scale='softplus', eps={self.eps:g}, threshold={self.threshold})"

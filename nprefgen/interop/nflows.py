@@ -9,17 +9,17 @@ Mapped (every parameter, no approximation):
   ``scale="softplus"``: y = (softplus(a) + 1e-3) x + t (FLOW.28). nflows' outputs are
   interleaved per feature ``[a_i, t_i]``: the last layer's rows are reordered to ``[a, t]``.
 - ``MaskedPiecewiseRationalQuadraticAutoregressiveTransform`` with ``tails="linear"`` ->
-  MaskedAutoregressive with nprefgen's :class:`~nprefgen.flows.spline.SplineTransform`
-  (SPL.2-SPL.13, same min bin width/height/derivative, B = tail_bound). nflows' derivative
-  pre-activation carries no offset: nprefgen's last-layer bias is shifted by
-  -c_0 = -log(e^(1 - min_derivative) - 1) on those rows (ParamLink.offset, SPL.3).
+  MaskedAutoregressive with :class:`~nprefgen.flows.spline_knots.KnotSplineTransform`
+  (SPL.22-SPL.23; same min bin width/height/derivative, B = tail_bound): nflows' knots (end
+  knots exact, bins as knot differences), no derivative offset (nprefgen's own spline adds
+  c_0 = log(e^(1 - min_derivative) - 1), SPL.3), PyTorch's softplus threshold 20.
 - ``AffineCouplingTransform`` -> :class:`~nprefgen.flows.coupling.Coupling` with
   ScaledAffineTransform ``scale="sigmoid"``: y = (sigmoid(a + 2) + 1e-3) x + t (FLOW.27); the
   outputs ``[t (d_B), a (d_B)]`` become ``[a, t]``; nflows' mask (> 0 = transformed) is the
   complement of nprefgen's (1 = conditioning).
 - ``PiecewiseRationalQuadraticCouplingTransform`` with ``tails="linear"`` -> Coupling with
-  SplineTransform; the width/height logits are divided by sqrt(hidden_features) when the
-  network has that attribute (ResidualNet does): folded into the last layer (ParamLink.scale).
+  KnotSplineTransform; the width/height logits are divided by sqrt(hidden_features) when the
+  network has that attribute (ResidualNet does; ``logit_divisor``).
 - Conditioner of the couplings: ``nflows.nn.nets.ResidualNet`` -> nprefgen ResidualNet (FLOW.31).
 - ``Permutation`` / ``ReversePermutation`` / ``RandomPermutation`` -> Permutation.
 - ``ActNorm`` (initialised) -> ElementwiseAffine (FLOW.17).
@@ -38,10 +38,9 @@ from nprefgen.flows import Coupling, ElementwiseAffine, Flow, Permutation
 from nprefgen.flows.affine_scales import ScaledAffineTransform
 from nprefgen.flows.masked_autoregressive import MaskedAutoregressive
 from nprefgen.flows.residual_conditioners import BlockMADE, ResidualNet
-from nprefgen.flows.spline import SplineTransform
+from nprefgen.flows.spline_knots import KnotSplineTransform
 from nprefgen.interop._torch import activation_name, interleaved_to_blocks, numpy, require
 from nprefgen.interop.mapping import Adapted, ParamLink, Stage
-from nprefgen.kernels.spline import derivative_shift
 
 
 def _check_no_bn(module, name):
@@ -56,24 +55,17 @@ def _linear(their, ours, rows=None, scale=None, offset=None):
             ParamLink(f"{their}.bias", f"{ours}.bias", rows, scale, offset)]
 
 
-def _spline_rows(transform, d: int, k: int, hidden):
-    """(scale, offset) per output row of a coordinate-major spline output: widths and heights
-    / sqrt(H) when ``hidden`` is given, derivatives - c_0 (SPL.3)."""
-    p = 3 * k - 1
-    col = np.tile(np.arange(p), d)
-    scale = np.ones(d * p)
-    if hidden is not None:
-        scale[col < 2 * k] = 1.0 / np.sqrt(hidden)
-    offset = np.where(col >= 2 * k, -derivative_shift(transform.mins[2]), 0.0)
-    return scale, offset
-
-
-def _spline(t):
+def _spline(t, net):
+    """nflows' unconstrained RQ spline (linear tails) as a KnotSplineTransform (SPL.22): its knot
+    construction, PyTorch's softplus threshold 20, no derivative offset, and the logits divided
+    by sqrt(hidden_features) when ``net`` has that attribute."""
     if t.tails != "linear":
         raise ValueError(f"their_flow: spline with tails={t.tails!r} is not mapped (only "
                          f"tails='linear')")
-    return SplineTransform(t.num_bins, float(t.tail_bound), t.min_bin_width, t.min_bin_height,
-                           t.min_derivative)
+    hidden = getattr(net, "hidden_features", None)
+    return KnotSplineTransform(t.num_bins, float(t.tail_bound), t.min_bin_width, t.min_bin_height,
+                               t.min_derivative, softplus_threshold=20.0, derivative_offset=0.0,
+                               logit_divisor=1.0 if hidden is None else float(np.sqrt(hidden)))
 
 
 def _made(t, name, dim, context_dim, ours_prefix, rows, scale=None, offset=None):
@@ -180,18 +172,17 @@ def from_nflows(flow, context_dim: int | None = None) -> Adapted:
             rows = interleaved_to_blocks(dim, 2, [0, 1])       # [a_i, t_i] -> [a, t]
             c = context_dim if hasattr(t.autoregressive_net, "context_layer") else 0
             net, ls = _made(t, name, dim, c, f"{i}.conditioner", rows)
-            b = MaskedAutoregressive(net, ScaledAffineTransform("softplus", eps=t._epsilon))
-            note = "MADE (nflows masks), y = (softplus(a) + 1e-3) x + t (FLOW.28), rows [a_i, t_i] -> [a, t]"
+            b = MaskedAutoregressive(net, ScaledAffineTransform("softplus", eps=t._epsilon, threshold=20.0))
+            note = ("MADE (nflows masks), y = (softplus(a) + 1e-3) x + t (FLOW.28, torch's threshold 20), "
+                    "rows [a_i, t_i] -> [a, t]")
         elif isinstance(t, tr.MaskedPiecewiseRationalQuadraticAutoregressiveTransform):
-            spline = _spline(t)
+            spline = _spline(t, t.autoregressive_net)
             rows = np.arange(dim * spline.n_params)
-            hidden = getattr(t.autoregressive_net, "hidden_features", None)
-            scale, offset = _spline_rows(spline, dim, spline.n_bins, hidden)
             c = context_dim if hasattr(t.autoregressive_net, "context_layer") else 0
-            net, ls = _made(t, name, dim, c, f"{i}.conditioner", rows, scale, offset)
+            net, ls = _made(t, name, dim, c, f"{i}.conditioner", rows)
             b = MaskedAutoregressive(net, spline)
             note = (f"MADE (nflows masks), RQ spline K={spline.n_bins}, B={spline.bound:g}, linear "
-                    f"tails; derivative rows - c0 (SPL.3)")
+                    f"tails, nflows knots, softplus threshold 20 (SPL.22)")
         elif isinstance(t, (tr.AffineCouplingTransform, tr.PiecewiseRationalQuadraticCouplingTransform)):
             if t.unconditional_transform is not None:
                 raise ValueError(f"their_flow: {name} has an unconditional transform (not mapped)")
@@ -204,12 +195,11 @@ def from_nflows(flow, context_dim: int | None = None) -> Adapted:
                 scale = offset = None
                 note = "coupling, y = (sigmoid(a + 2) + 1e-3) x + t (FLOW.27), [t, a] -> [a, t]"
             elif isinstance(t, tr.PiecewiseRationalQuadraticCouplingTransform):
-                transform = _spline(t)
+                transform = _spline(t, t.transform_net)
                 rows = np.arange(d_b * transform.n_params)
-                scale, offset = _spline_rows(transform, d_b, transform.n_bins,
-                                             getattr(t.transform_net, "hidden_features", None))
-                note = (f"coupling, RQ spline K={transform.n_bins}, B={transform.bound:g}; logits "
-                        f"/ sqrt(H), derivative rows - c0")
+                scale = offset = None
+                note = (f"coupling, RQ spline K={transform.n_bins}, B={transform.bound:g}, nflows "
+                        f"knots, logits / {transform.logit_divisor:g} (SPL.22)")
             else:
                 raise ValueError(f"their_flow: {name} ({type(t).__name__}) is not mapped")
             c = context_dim if t.transform_net.context_features else 0

@@ -98,18 +98,21 @@ def test_nflows_family_agrees(family):
     assert ("grad context" in kinds) == bool(context_dim)
 
 
-def test_planted_missing_derivative_offset_is_caught():
-    """Dropping the -c0 offset (nflows' derivative pre-activation has none) must show."""
+def test_planted_nprefgen_spline_conventions_are_caught():
+    """nprefgen's own spline conventions in place of nflows' (the derivative offset c0 of (SPL.3),
+    or no division of the logits by sqrt(H)) must show in the report."""
+    from nprefgen.kernels.spline import derivative_shift
     torch.manual_seed(0)
-    flow = perturbed(FAMILIES["RQS-AR"]())
     x, c = inputs(D, C)
-    bad = from_nflows(flow)
-    bad.links = [ParamLink(link.their_name, link.our_name, link.rows, link.scale, None)
-                 for link in bad.links]
-    bad.load_from({n: p.detach().numpy() for n, p in bad.parameters.items()})
-    report = check_against(flow, x, c, adapted=bad)
-    assert not report.ok(1e-4)
-    assert report.by_quantity()["log_det"] > 1e-3
+    for family, attr, value in (("RQS-AR", "derivative_offset", derivative_shift(1e-3)),
+                                ("RQS-coupling[uncond]", "logit_divisor", 1.0)):
+        flow = perturbed(_initialise_actnorm(FAMILIES[family](), D))
+        cc = None if "uncond" in family else c
+        bad = from_nflows(flow)
+        setattr(bad.flow.bijectors[0].transform, attr, value)
+        report = check_against(flow, x, cc, adapted=bad)
+        assert not report.ok(1e-4), family
+        assert report.by_quantity()["log_det"] > 1e-3
 
 
 def test_planted_swapped_shift_and_scale_is_caught():

@@ -18,6 +18,7 @@ from nprefgen.flows.masked_autoregressive import (
     MaskedAutoregressive, MaskedConditioner, generations,
 )
 from nprefgen.flows.residual_conditioners import BlockMADE, ResidualNet
+from nprefgen.flows.spline_knots import KnotSplineTransform, knot_spline_parameters
 from nprefgen.flows.spline_softclip import (
     SoftclipSplineTransform, softclip_spline_parameters, softclip_spline_parameters_backward,
 )
@@ -25,7 +26,10 @@ from nprefgen.testing.bijector_checks import check_bijector, randomize_parameter
 from nprefgen.testing.gradcheck import check_vjp, vjp_error
 
 TRANSFORMS = [ScaledAffineTransform("softclip", bound=2.0), ScaledAffineTransform("sigmoid"),
-              ScaledAffineTransform("softplus"), SoftclipSplineTransform(5, bound=3.0, slope=1e-2)]
+              ScaledAffineTransform("softplus"), ScaledAffineTransform("softplus", threshold=0.3),
+              SoftclipSplineTransform(5, bound=3.0, slope=1e-2),
+              KnotSplineTransform(5, bound=3.0, softplus_threshold=0.2, logit_divisor=3.0),
+              KnotSplineTransform(4, bound=2.0, softplus_threshold=None, derivative_offset=0.5)]
 
 
 @pytest.mark.parametrize("transform", TRANSFORMS, ids=repr)
@@ -213,3 +217,23 @@ def test_residual_net_layer_vjp():
     from nprefgen.testing.gradcheck import check_layer
     net = ResidualNet(3, 4, 6, context_dim=2, n_blocks=2, activation="tanh", rng=0)
     check_layer(net, np.random.default_rng(1).standard_normal((5, 5)), rng=2)
+
+
+def test_knot_spline_parameters_are_nflows_knots():
+    """(SPL.22), (SPL.23): the end knots are exactly -B and B, the bins are knot differences summing to 2B,
+    derivatives above the threshold are the pre-activation itself (PyTorch's softplus); and with
+    nprefgen's offset and no threshold the knots equal nprefgen's own spline's (SPL.2-SPL.3)."""
+    from nprefgen.kernels.spline import derivative_shift, rq_parameters_numpy
+    rng = np.random.default_rng(6)
+    k, bound = 5, 2.5
+    theta = 2.0 * rng.standard_normal((4, 3 * k - 1))
+    theta[0, 2 * k] = 25.0
+    w, h, d, _ = knot_spline_parameters(theta, bound, 1e-3, 1e-3, 1e-3)
+    assert np.all(w > 0) and np.all(h > 0)
+    np.testing.assert_allclose(np.cumsum(w, axis=1)[:, -1], 2 * bound, rtol=1e-15)
+    assert d[0, 1] == 1e-3 + 25.0
+    w2, h2, d2, _ = knot_spline_parameters(theta, bound, 1e-3, 1e-3, 1e-3, softplus_threshold=None,
+                                           derivative_offset=derivative_shift(1e-3))
+    w3, h3, d3, _ = rq_parameters_numpy(theta, bound, 1e-3, 1e-3, 1e-3)
+    for a, b in ((w2, w3), (h2, h3), (d2, d3)):
+        np.testing.assert_allclose(a, b, rtol=1e-13)
