@@ -97,6 +97,10 @@ def nflows_families(torch):
             [T.AffineCouplingTransform(torch.arange(6) % 2, rn(2)),
              T.AffineCouplingTransform(1 - torch.arange(6) % 2, rn(2))], 6), 6, 2),
         "PiecewiseRQCoupling + ResidualNet + ActNorm": (lambda: rqs_coupling(6), 6, 0),
+        "RQ autoregressive + coupling, tails=None (on [0, 1])": (lambda: flow(
+            [T.MaskedPiecewiseRationalQuadraticAutoregressiveTransform(4, 32, context_features=2, num_bins=8),
+             T.PiecewiseRationalQuadraticCouplingTransform(torch.arange(4) % 2, rn(2), num_bins=8)], 4),
+            4, 2, "unit"),
     }
 
 
@@ -132,7 +136,7 @@ def main(argv=None) -> int:
     failed = 0
     worst = 0.0
     for lib, families in libraries:
-        for name, (make, d, c) in families.items():
+        for name, (make, d, c, *unit) in families.items():
             errs = {k: 0.0 for k in cols}
             above, ratio = 0, 0.0
             t0 = time.perf_counter()
@@ -143,7 +147,8 @@ def main(argv=None) -> int:
                     for p in flow.parameters():
                         p.add_(args.perturb * torch.randn_like(p))
                 rng = np.random.default_rng(seed)
-                x = args.spread * rng.standard_normal((args.n, d))
+                x = rng.uniform(0.01, 0.99, (args.n, d)) if unit else \
+                    args.spread * rng.standard_normal((args.n, d))
                 ctx = rng.standard_normal((args.n, c)) if c else None
                 report = check_against(flow, x, ctx, rng=seed)
                 for k, v in report.by_quantity().items():

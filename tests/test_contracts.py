@@ -172,6 +172,8 @@ def _interop_bijectors():
         "MaskedAutoregressive": lambda: ar(ScaledAffineTransform("softplus"), False),
         "MaskedAutoregressive[spline]": lambda: ar(SoftclipSplineTransform(4, bound=3.0), True),
         "MaskedAutoregressive[knot_spline]": lambda: ar(KnotSplineTransform(4, bound=3.0, softplus_threshold=0.5), True),
+        "Coupling[knot_spline_unit]": lambda: _bij(F.Coupling(F.alternating_mask(4), KnotSplineTransform(
+            3, tails=None), [6], rng=0, activation="tanh"), x=np.random.default_rng(4).uniform(0.05, 0.95, (5, 4))),
         "Coupling[knot_spline]": lambda: _bij(F.Coupling(F.alternating_mask(4), KnotSplineTransform(
             4, 3.0, logit_divisor=2.0), [6], rng=0, context_dim=2, activation="tanh"), context_dim=2),
         "Coupling[sigmoid]": lambda: _bij(F.Coupling(F.alternating_mask(4), ScaledAffineTransform("sigmoid"),

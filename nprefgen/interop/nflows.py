@@ -25,8 +25,11 @@ Mapped (every parameter, no approximation):
 - ``ActNorm`` (initialised) -> ElementwiseAffine (FLOW.17).
 - base ``StandardNormal``; identity embedding net.
 
-Not mapped (ValueError naming it): ``tails=None`` splines on [0, 1] (free boundary derivatives),
-batch norm and dropout inside the networks (the float64 copy is put in eval mode, so dropout is
+Both spline forms map: ``tails="linear"`` on [-B, B] and ``tails=None`` (nflows' default) on
+[0, 1] with all K+1 derivatives free (KnotSplineTransform ``tails=None``; nflows refuses inputs
+outside [0, 1], nprefgen passes them unchanged).
+
+Not mapped (ValueError naming it): batch norm and dropout inside the networks (the float64 copy is put in eval mode, so dropout is
 off, but batch-norm statistics are not mapped), LU/QR/SVD linear transforms, BatchNorm
 transforms, piecewise linear/quadratic/cubic transforms, conditional bases, embedding nets.
 """
@@ -59,13 +62,14 @@ def _spline(t, net):
     """nflows' unconstrained RQ spline (linear tails) as a KnotSplineTransform (SPL.22): its knot
     construction, PyTorch's softplus threshold 20, no derivative offset, and the logits divided
     by sqrt(hidden_features) when ``net`` has that attribute."""
-    if t.tails != "linear":
+    if t.tails not in ("linear", None):
         raise ValueError(f"their_flow: spline with tails={t.tails!r} is not mapped (only "
-                         f"tails='linear')")
+                         f"'linear' and None)")
     hidden = getattr(net, "hidden_features", None)
     return KnotSplineTransform(t.num_bins, float(t.tail_bound), t.min_bin_width, t.min_bin_height,
                                t.min_derivative, softplus_threshold=20.0, derivative_offset=0.0,
-                               logit_divisor=1.0 if hidden is None else float(np.sqrt(hidden)))
+                               logit_divisor=1.0 if hidden is None else float(np.sqrt(hidden)),
+                               tails=t.tails)
 
 
 def _made(t, name, dim, context_dim, ours_prefix, rows, scale=None, offset=None):

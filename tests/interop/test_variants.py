@@ -29,7 +29,8 @@ TRANSFORMS = [ScaledAffineTransform("softclip", bound=2.0), ScaledAffineTransfor
               ScaledAffineTransform("softplus"), ScaledAffineTransform("softplus", threshold=0.3),
               SoftclipSplineTransform(5, bound=3.0, slope=1e-2),
               KnotSplineTransform(5, bound=3.0, softplus_threshold=0.2, logit_divisor=3.0),
-              KnotSplineTransform(4, bound=2.0, softplus_threshold=None, derivative_offset=0.5)]
+              KnotSplineTransform(4, bound=2.0, softplus_threshold=None, derivative_offset=0.5),
+              KnotSplineTransform(4, tails=None, softplus_threshold=0.1)]
 
 
 @pytest.mark.parametrize("transform", TRANSFORMS, ids=repr)
@@ -170,6 +171,8 @@ def test_bad_conditioner_input():
         BlockMADE(3, np.ones((4, 2)), [], np.ones((6, 4)))
     with pytest.raises(ValueError, match="slope"):
         SoftclipSplineTransform(4, slope=1.5)
+    with pytest.raises(ValueError, match="tails"):
+        KnotSplineTransform(4, tails="circular")
 
 
 class _WrongScale(ScaledAffineTransform):
@@ -237,3 +240,22 @@ def test_knot_spline_parameters_are_nflows_knots():
     w3, h3, d3, _ = rq_parameters_numpy(theta, bound, 1e-3, 1e-3, 1e-3)
     for a, b in ((w2, w3), (h2, h3), (d2, d3)):
         np.testing.assert_allclose(a, b, rtol=1e-13)
+
+
+def test_unit_interval_knot_spline_on_its_interval():
+    """(SPL.22) tails=None: maps [0, 1] onto itself, boundary derivatives free (not 1), round
+    trip, and the identity outside [0, 1]."""
+    t = KnotSplineTransform(3, tails=None, softplus_threshold=20.0)
+    rng = np.random.default_rng(7)
+    h = rng.standard_normal((5, 2 * t.n_params))
+    x = np.column_stack([rng.uniform(0, 1, 5), [0.0, 1.0, -0.5, 1.5, 0.5]])
+    y, ld, _ = t.forward(x, h)
+    np.testing.assert_allclose(y[:2, 1], [0.0, 1.0], atol=1e-15)
+    np.testing.assert_array_equal(y[2:4, 1], x[2:4, 1])
+    assert np.all((y[:, 0] > 0) & (y[:, 0] < 1))
+    x_back, _ = t.inverse(y, h)
+    np.testing.assert_allclose(x_back, x, atol=1e-12)
+    eps = 1e-7          # the slope at 0 is the first free derivative, min_d + softplus(theta)
+    slope0 = (t.forward(np.array([[eps, 0.5]]), h[:1])[0][0, 0]) / eps
+    expected = 1e-3 + np.log1p(np.exp(h[0, 2 * 3]))
+    np.testing.assert_allclose(slope0, expected, rtol=1e-5)
