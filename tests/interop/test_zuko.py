@@ -59,7 +59,20 @@ FAMILIES = {
     "NICE[randmask,uncond]": (lambda: zuko.flows.NICE(5, 0, transforms=2, randmask=True,
                                                       hidden_features=[6]), 5, 0),
     "Flow[MAF+Permutation]": (lambda: permuted_maf(4, 2), 4, 2),
+    "Flow[spline couplings]": (lambda: spline_couplings(4, 2), 4, 2),
 }
+
+
+def spline_couplings(features, context):
+    """GeneralCouplingTransform with zuko's spline (SPL.19)-(SPL.21), two masks."""
+    from zuko.distributions import DiagNormal
+    from zuko.flows import Flow, GeneralCouplingTransform, UnconditionalDistribution
+    from zuko.transforms import MonotonicRQSTransform
+    ts = [GeneralCouplingTransform(features, context, mask=torch.arange(features) % 2 == k,
+                                   univariate=MonotonicRQSTransform, shapes=[(5,), (5,), (4,)],
+                                   hidden_features=[8]) for k in (0, 1)]
+    base = UnconditionalDistribution(DiagNormal, torch.zeros(features), torch.ones(features), buffer=True)
+    return Flow(ts, base)
 
 
 @pytest.mark.parametrize("family", list(FAMILIES))
@@ -126,6 +139,16 @@ def test_planted_swapped_shift_and_scale_is_caught():
     report = check_against(flow, x, c, adapted=bad)
     assert not report.ok(1e-3)
     assert report.worst().rel_err > 1e-2
+
+
+def test_bad_points_are_refused_by_name():
+    flow = zuko.flows.MAF(3, 2, transforms=1, hidden_features=[4])
+    with pytest.raises(ValueError, match="x: expected shape"):
+        check_against(flow, np.zeros((4, 2)), np.zeros((4, 2)))
+    with pytest.raises(ValueError, match="context"):
+        check_against(flow, np.zeros((4, 3)), None)
+    with pytest.raises(ValueError, match="their_flow"):
+        check_against(object(), np.zeros((4, 3)))
 
 
 def test_unmapped_zuko_objects_are_refused():
