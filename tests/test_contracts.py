@@ -97,7 +97,13 @@ def _layers():
         "Reshape": lambda: (nn.Reshape(2, 3), _x(4, 6)),
         "Conv2d": lambda: (nn.Conv2d(2, 3, 3, padding=1, rng=0), _x(2, 2, 5, 5)),
         "ConvTranspose2d": lambda: (nn.ConvTranspose2d(2, 3, 3, stride=2, rng=0), _x(2, 2, 3, 3)),
+        "ResidualNet": lambda: (_resnet(), _x(4, 5)),
     }
+
+
+def _resnet():
+    from nprefgen.flows.residual_conditioners import ResidualNet
+    return ResidualNet(3, 4, 6, context_dim=2, activation="tanh", rng=0)
 
 
 def _bijectors():
@@ -120,6 +126,63 @@ def _bijectors():
         "Chain": lambda: _bij(F.Chain([F.ElementwiseAffine(3), F.Permutation([2, 0, 1]),
                                        F.MAF(3, [5], rng=1, activation="tanh")])),
         "Flow": lambda: _bij(F.realnvp(2, 2, 6, rng=0, context_dim=1, standardize=DATA_2D), context_dim=1),
+        **_interop_bijectors(),
+    }
+
+
+def _interop_bijectors():
+    """The library-convention variants of nprefgen.interop (flows/affine_scales.py,
+    spline_softclip.py, masked_autoregressive.py)."""
+    from nprefgen import flows as F
+    from nprefgen.flows.affine_scales import ScaledAffineTransform
+    from nprefgen.flows.made import made_degrees, made_masks
+    from nprefgen.flows.masked_autoregressive import MaskedAutoregressive, MaskedConditioner
+    from nprefgen.flows.spline_knots import KnotSplineTransform
+    from nprefgen.flows.spline_softclip import SoftclipSplineTransform
+
+    def masks(p, coordinate_major):
+        m = made_masks(made_degrees(3, [6]), context_dim=2, n_params=1 if coordinate_major else p)
+        if coordinate_major:
+            m[-1] = np.repeat(m[-1], p, axis=0)
+        return m
+
+    def ar(transform, cm):
+        net = MaskedConditioner(3, masks(transform.n_params, cm), context_dim=2, activation="tanh", rng=0)
+        return _bij(MaskedAutoregressive(net, transform), context_dim=2)
+
+    def block_made(residual):
+        from nprefgen.flows.residual_conditioners import BlockMADE
+        deg = made_degrees(3, [6, 6, 6, 6])
+        m = made_masks(deg, n_params=2)
+        blocks = [m[1:3], m[2:4]] if residual else [m[1], m[2]]
+        net = BlockMADE(3, m[0], blocks, m[-1], context_dim=2, residual=residual, activation="tanh", rng=0)
+        return _bij(MaskedAutoregressive(net, ScaledAffineTransform("sigmoid")), context_dim=2)
+
+    def resnet_coupling():
+        from nprefgen.flows.residual_conditioners import ResidualNet
+        b = F.Coupling(F.alternating_mask(4), F.AffineTransform(), [1], rng=0, context_dim=2)
+        b.add_child("net", ResidualNet(2, 4, 5, context_dim=2, activation="tanh", rng=1))
+        b.net = b.children()["net"]
+        return _bij(b, context_dim=2)
+
+    return {
+        "MaskedAutoregressive[blockmade]": lambda: block_made(False),
+        "MaskedAutoregressive[blockmade_residual]": lambda: block_made(True),
+        "Coupling[resnet]": resnet_coupling,
+        "MaskedAutoregressive": lambda: ar(ScaledAffineTransform("softplus"), False),
+        "MaskedAutoregressive[spline]": lambda: ar(SoftclipSplineTransform(4, bound=3.0), True),
+        "MaskedAutoregressive[knot_spline]": lambda: ar(KnotSplineTransform(4, bound=3.0, softplus_threshold=0.5), True),
+        "Coupling[knot_spline_unit]": lambda: _bij(F.Coupling(F.alternating_mask(4), KnotSplineTransform(
+            3, tails=None), [6], rng=0, activation="tanh"), x=np.random.default_rng(4).uniform(0.05, 0.95, (5, 4))),
+        "Coupling[knot_spline]": lambda: _bij(F.Coupling(F.alternating_mask(4), KnotSplineTransform(
+            4, 3.0, logit_divisor=2.0), [6], rng=0, context_dim=2, activation="tanh"), context_dim=2),
+        "Coupling[sigmoid]": lambda: _bij(F.Coupling(F.alternating_mask(4), ScaledAffineTransform("sigmoid"),
+                                                     [6], rng=0, context_dim=2, activation="tanh"), context_dim=2),
+        "Coupling[softclip]": lambda: _bij(F.Coupling(F.alternating_mask(4), ScaledAffineTransform("softclip"),
+                                                      [6], rng=0, activation="tanh")),
+        "Coupling[softclip_spline]": lambda: _bij(F.Coupling(F.alternating_mask(4), SoftclipSplineTransform(4, 3.0),
+                                                             [6], rng=0, context_dim=2, activation="tanh"),
+                                                  context_dim=2),
     }
 
 
@@ -264,6 +327,13 @@ CLASS_EXEMPT = {
     "AffineTransform": "elementwise transform of Coupling (battery: Coupling, AffineCoupling)",
     "SplineTransform": "elementwise transform of Coupling (battery: SplineCoupling)",
     "ElementwiseTransform": "abstract interface of the coupling transforms",
+    "ScaledAffineTransform": "elementwise transform (battery: Coupling[sigmoid], MaskedAutoregressive)",
+    "KnotSplineTransform": "elementwise transform (battery: Coupling[knot_spline], "
+                           "MaskedAutoregressive[knot_spline])",
+    "SoftclipSplineTransform": "elementwise transform (battery: Coupling[softclip_spline], "
+                               "MaskedAutoregressive[spline])",
+    "MaskedConditioner": "conditioner of MaskedAutoregressive (its bijector battery; tests/interop)",
+    "BlockMADE": "conditioner of MaskedAutoregressive[blockmade...] (its bijector battery; tests/interop)",
     "TailBoundWarning": "warning category (tests/flows/test_spline.py)",
     "NotFittedError": "exception", "TrainingDivergedError": "exception (tests/nn/test_train.py)", "MNISTDownloadError": "exception", "MNISTNotFoundError": "exception",
 }
@@ -444,6 +514,15 @@ CALLABLE_EXEMPT = {
     "nprefgen.flows.base.Bijector": "abstract base; buffer plumbing called by constructors and load",
     "nprefgen.sbi.priors.Prior.in_support": "abstract (BoxUniform.in_support has rows)",
     "nprefgen.flows.made.MADE.": "conditioner: backward returns (d_x, d_context); MAF/IAF batteries",
+    # library-convention variants for nprefgen.interop: run through the bijector batteries of
+    # Coupling[...] and MaskedAutoregressive[...]; constructor and mask checks in
+    # tests/interop/test_variants.py
+    "nprefgen.flows.affine_scales.": "elementwise transform + pure maths (Coupling[sigmoid] battery)",
+    "nprefgen.flows.spline_softclip.": "elementwise transform + pure maths (Coupling[softclip_spline])",
+    "nprefgen.flows.spline_knots.": "elementwise transform + pure maths (Coupling[knot_spline])",
+    "nprefgen.flows.masked_autoregressive.": "MaskedAutoregressive battery; tests/interop/test_variants.py",
+    "nprefgen.flows.residual_conditioners.BlockMADE": "MaskedAutoregressive[blockmade] battery; tests/interop",
+    "nprefgen.flows.residual_conditioners.ResidualNet (constructor)": "tests/interop/test_variants.py::test_bad_conditioner_input",
     "nprefgen.flows.builders.from_config": "called by load_flow (rows: flows.load_flow)",
     # pure maths behind a checked class or function, called with validated arrays
     **{f"nprefgen.{name}": "pure maths behind a checked caller" for name in (

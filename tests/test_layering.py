@@ -22,7 +22,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1] / "nprefgen"
 SHARED_PRIVATE = {"_validation", "_threads"}
 
 # lowest first: a layer may import from the layers before it (and from SHARED_PRIVATE)
-LAYERS = ["kernels", "nn", "flows", "models", "samplers", "metrics", "testing", "data", "sbi",
+LAYERS = ["kernels", "nn", "flows", "models", "samplers", "metrics", "testing", "interop", "data", "sbi",
           "plots", "tour", "cli", "__main__", "__init__"]
 FLOWS_MUST_NOT_IMPORT = {"data", "models", "sbi", "tour", "plots"}
 
