@@ -184,9 +184,9 @@ class GAN:
         penalty (gamma/2) E_real ||grad_x a||^2 to D's loss (GAN.10), hand-differentiated twice
         (GAN.11)-(GAN.13); for Sequential discriminators of the layers in
         gan_r1.LINEAR_LAYERS (Linear, Conv2d, ConvTranspose2d, Flatten, Reshape) and tabled
-        activations (ValueError otherwise); 0 (the default) leaves training exactly as without it (Mescheder et al. 2018 use gamma ~ 0.1-10).
-        ``callback(step, gan)`` runs after every
-        G step (e.g. to record samples). ``ema`` = beta in (0, 1) keeps an exponential moving
+        activations (ValueError otherwise); 0 (the default) leaves training exactly as
+        without it (Mescheder et al. 2018 use gamma ~ 0.1-10). ``callback(step, gan)`` runs
+        after every G step (e.g. to record samples). ``ema`` = beta in (0, 1) keeps an exponential moving
         average of the generator's parameters (GAN.9) and copies it into the generator at the
         end (the averaged generator is the one evaluated; callbacks see the raw one). A
         non-finite loss or gradient stops training, keeps
