@@ -128,7 +128,7 @@ class GAN:
         adds dL_D/dtheta_D into D's grads (G is not differentiated). ``noise_*``: instance
         noise (GAN.7) added to D's inputs, shaped like them, or None. ``r1_gamma`` > 0 adds the
         R1 penalty (GAN.10) on the real batch (as D sees it) to the loss and its double-backward
-        gradient (GAN.12), (GAN.13) to D's grads; MLP discriminators only."""
+        gradient (GAN.12), (GAN.13) to D's grads; MLP and conv discriminators (gan_r1.LINEAR_LAYERS)."""
         x_real = self._check_x(x_real, "x_real")
         x_fake = self.generator.forward(self._check_z(z))[0]
         if noise_real is not None:
@@ -182,10 +182,11 @@ class GAN:
         beta1 0.5. ``instance_noise`` s > 0 adds N(0, s_t^2 I) to every D input, s_t annealed
         linearly from s to 0 over the steps (GAN.7). ``r1_gamma`` > 0 adds the R1 gradient
         penalty (gamma/2) E_real ||grad_x a||^2 to D's loss (GAN.10), hand-differentiated twice
-        (GAN.11)-(GAN.13); MLP discriminators only (ValueError otherwise); 0 (the default)
-        leaves training exactly as without it (Mescheder et al. 2018 use gamma ~ 0.1-10).
-        ``callback(step, gan)`` runs after every
-        G step (e.g. to record samples). ``ema`` = beta in (0, 1) keeps an exponential moving
+        (GAN.11)-(GAN.13); for Sequential discriminators of the layers in
+        gan_r1.LINEAR_LAYERS (Linear, Conv2d, ConvTranspose2d, Flatten, Reshape) and tabled
+        activations (ValueError otherwise); 0 (the default) leaves training exactly as
+        without it (Mescheder et al. 2018 use gamma ~ 0.1-10). ``callback(step, gan)`` runs
+        after every G step (e.g. to record samples). ``ema`` = beta in (0, 1) keeps an exponential moving
         average of the generator's parameters (GAN.9) and copies it into the generator at the
         end (the averaged generator is the one evaluated; callbacks see the raw one). A
         non-finite loss or gradient stops training, keeps

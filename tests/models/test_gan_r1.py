@@ -1,7 +1,7 @@
 """The R1 gradient penalty (derivations/gan.md, GAN.10-GAN.13): its hand-written double backward
 by the dot-product test against finite differences of the penalty for every parameter, a planted
 bug (the product rule's second-derivative term dropped), torch's double backward, and the GAN's
-``r1_gamma`` option (0 leaves training bit-identical; conv discriminators are refused)."""
+``r1_gamma`` option (0 leaves training bit-identical), for MLP and conv discriminators."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,7 +10,10 @@ import pytest
 import nprefgen.models.gan_r1 as R
 from nprefgen.models.gan import conv_gan, mlp_gan
 from nprefgen.models.gan_r1 import input_gradient, r1_penalty_and_grad
-from nprefgen.nn import MLP, Tanh
+from nprefgen.nn import (
+    MLP, Conv2d, ConvTranspose2d, Flatten, LeakyReLU, Linear, MaskedLinear, Reshape, Sequential,
+    Softplus, Tanh,
+)
 from nprefgen.testing import gradcheck
 
 GAMMA = 0.7
@@ -159,8 +162,85 @@ def test_fit_r1_gamma_zero_is_unchanged_and_positive_differs(rng):
 
 
 def test_r1_bad_input(rng):
-    gan = conv_gan((1, 8, 8), latent_dim=4, channels=(4, 2), rng=rng)
-    with pytest.raises(ValueError, match="discriminator"):
-        gan.fit(rng.standard_normal((10, 64)), rng=0, steps=1, r1_gamma=1.0)
+    """Layers outside LINEAR_LAYERS / SECOND_DERIVATIVES (a MaskedLinear, a nested Sequential) or
+    an output wider than 1 are refused by name; a negative gamma too."""
+    for D in (Sequential(MaskedLinear(2, 3, np.ones((3, 2)), rng=0), Tanh(), Linear(3, 1, rng=0)),
+              Sequential(Sequential(Linear(2, 3, rng=0)), Tanh(), Linear(3, 1, rng=0)),
+              MLP(2, [3], 2, rng=0)):
+        with pytest.raises(ValueError, match="discriminator"):
+            r1_penalty_and_grad(D, D.forward(rng.standard_normal((4, 2)))[1], 1.0)
     with pytest.raises(ValueError, match="r1_gamma"):
         mlp_gan(2, rng=0).fit(rng.standard_normal((10, 2)), rng=0, steps=1, r1_gamma=-1.0)
+
+
+def _conv_discriminator(rng, act=Tanh, transposed=False):
+    """Reshape -> Conv2d(stride 2, padding 1) -> act -> [ConvTranspose2d -> act ->] Conv2d ->
+    act -> Flatten -> Linear(., 1): every layer type of LINEAR_LAYERS in one discriminator."""
+    layers = [Reshape(2, 6, 6), Conv2d(2, 3, 3, stride=2, padding=1, rng=rng), act()]
+    if transposed:
+        layers += [ConvTranspose2d(3, 2, 3, stride=2, padding=1, output_padding=1, rng=rng), act(),
+                   Conv2d(2, 3, 3, stride=2, padding=1, rng=rng), act()]
+    layers += [Conv2d(3, 2, 2, rng=rng), act(), Flatten(), Linear(8, 1, rng=rng)]
+    return Sequential(*layers)
+
+
+@pytest.mark.parametrize("act,transposed", [(Tanh, False), (Softplus, True)])
+def test_r1_conv_discriminator_dot_product(act, transposed, rng):
+    """(GAN.12) for the linear layers' general form, A e and grad_W <A_W e, delta>: the R1
+    gradient of a conv discriminator (Conv2d, ConvTranspose2d, Reshape, Flatten, Linear) w.r.t.
+    every parameter and the input passes the dot-product test at rtol 1e-8."""
+    D = _conv_discriminator(rng, act, transposed)
+    x = rng.standard_normal((3, 72))
+    out = _penalty_checks(D, x, rng)
+    assert np.array_equal(out.pop(f"{len(D.layers) - 1}.bias")[1], np.zeros(1))
+    assert max(r.rel_error for res, _ in out.values() for r in res) < 1e-8
+
+
+def test_r1_conv_dropped_weight_term_is_caught(rng, monkeypatch):
+    """A planted bug in the conv rows of (GAN.12): dropping grad_W <A_W e, delta> for Conv2d
+    fails the dot-product test."""
+    t, a, _ = R.LINEAR_LAYERS[Conv2d]
+    monkeypatch.setitem(R.LINEAR_LAYERS, Conv2d,
+                        (t, a, lambda layer, aux, shape, delta: {"weight": 0.0}))
+    with pytest.raises(AssertionError, match="dot-product test failed"):
+        _penalty_checks(_conv_discriminator(rng, Softplus), rng.standard_normal((3, 72)), rng)
+
+
+@pytest.mark.torch
+def test_r1_conv_against_torch_double_backward(rng):
+    """The conv R1 value and gradients equal torch's create_graph double backward at 1e-12
+    (leaky ReLU, as in the field GAN's discriminator)."""
+    torch = pytest.importorskip("torch")
+    D = _conv_discriminator(rng, lambda: LeakyReLU(0.2), transposed=True)
+    x = rng.standard_normal((5, 72))
+    pen, dx = r1_penalty_and_grad(D, D.forward(x)[1], GAMMA)
+    tn = torch.nn
+    net = tn.Sequential(tn.Unflatten(1, (2, 6, 6)), tn.Conv2d(2, 3, 3, stride=2, padding=1),
+                        tn.LeakyReLU(0.2), tn.ConvTranspose2d(3, 2, 3, stride=2, padding=1,
+                                                              output_padding=1),
+                        tn.LeakyReLU(0.2), tn.Conv2d(2, 3, 3, stride=2, padding=1),
+                        tn.LeakyReLU(0.2), tn.Conv2d(3, 2, 2), tn.LeakyReLU(0.2), tn.Flatten(),
+                        tn.Linear(8, 1)).double()
+    with torch.no_grad():
+        for (name, p, _), (tname, tp) in zip(D.named_parameters(), net.named_parameters()):
+            assert name == tname
+            tp.copy_(torch.from_numpy(p))
+    xt = torch.from_numpy(x).requires_grad_(True)
+    (g,) = torch.autograd.grad(net(xt).sum(), xt, create_graph=True)
+    r1 = 0.5 * GAMMA * (g ** 2).sum(dim=1).mean()
+    r1.backward()
+    assert pen == pytest.approx(r1.item(), rel=1e-12)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-12, atol=1e-15)
+    for (name, _, gr), (_, tp) in zip(D.named_parameters(), net.named_parameters()):
+        want = np.zeros_like(gr) if tp.grad is None else tp.grad.numpy()
+        np.testing.assert_allclose(gr, want, rtol=1e-12, atol=1e-15, err_msg=name)
+
+
+def test_conv_gan_fit_with_r1(rng):
+    """conv_gan trains with r1_gamma > 0 (it was refused before), and differs from gamma = 0."""
+    x = rng.standard_normal((12, 64))
+    a, b = (conv_gan((1, 8, 8), latent_dim=4, channels=(4, 2), rng=1).fit(
+        x, rng=0, steps=3, batch_size=4, r1_gamma=g) for g in (0.0, 5.0))
+    assert np.all(np.isfinite(b.history_["d_loss"]))
+    assert any(not np.array_equal(p, q) for (p, _), (q, _) in
+               zip(a.discriminator.parameters(), b.discriminator.parameters()))

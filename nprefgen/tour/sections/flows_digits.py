@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from nprefgen.flows.logit import logit_to_pixels
 from nprefgen.plots.flows import plot_sample_grids
 from nprefgen.tour import digits_flows as demos
+from nprefgen.tour.frechet import N_SAMPLES, frechet_table
 
 ORDER = 42
 TITLE = "Flows on the 8x8 digits: test log-likelihood and samples"
@@ -60,5 +62,12 @@ def build(report) -> None:
     report.figure(plot_sample_grids(grids, data.side, data.levels), "samples",
                   "test digits, then samples of every model (integer pixels after inverting the "
                   "logit transform and flooring)")
+    if data.dim == 64 and data.levels == 17:        # the bundled digits (the classifier's input)
+        # (GAN.14) the flows on the GAN section's scale: fresh samples at the test split's size,
+        # integer pixels 0..16 mapped to [0, 1] like the classifier's inputs
+        sets = [(f"{name} (logit space)", logit_to_pixels(model.sample(N_SAMPLES, rng=rng),
+                                                          data.levels, demos.LAMBDA) / 16.0)
+                for name, model in res.models.items()]
+        frechet_table(report, sets, "samples of this section's models (integer pixels / 16)")
     report.figure(_curves(res.histories), "curves",
                   "mean negative log-likelihood per epoch in logit space; dots: the restored best epoch")

@@ -10,13 +10,13 @@ import numpy as np
 from nprefgen._threads import blas_threads
 from nprefgen.data import load_digits
 from nprefgen.data.toys import eight_gaussians_means, sample_8gaussians
-from nprefgen.metrics.frechet import frechet_distance, frechet_floor
 from nprefgen.models.gan import GAN, mlp_gan, mode_coverage
 from nprefgen.models.gmm import GaussianMixture
 from nprefgen.models.vae import dense_vae
 from nprefgen.nn import MLP
 from nprefgen.plots.gan import plot_sample_snapshots
 from nprefgen.plots.gmm import plot_image_mosaic
+from nprefgen.tour.frechet import N_SAMPLES, frechet_table
 
 ORDER = 36
 TITLE = "Generative adversarial networks: mode coverage and digits"
@@ -90,7 +90,7 @@ def _build(report) -> None:
 def _frechet_table(report, X, gan, rng, quick) -> None:
     """(GAN.14) GAN, VAE (prior and GMM-in-latent) and a pixel-space GMM on one scale, every set
     of 360 samples (the test split's size) against the train split."""
-    n = 360
+    n = N_SAMPLES
     epochs = 4 if quick else 100
     vae = dense_vae(64, 8, hidden=(128, 64), rng=rng)
     vae.fit(X, rng=rng, epochs=epochs, batch_size=64, lr=2e-3, progress=False)
@@ -98,15 +98,11 @@ def _frechet_table(report, X, gan, rng, quick) -> None:
     z_agg = (mu + np.exp(0.5 * log_var) * rng.standard_normal((3,) + mu.shape)).reshape(-1, 8)
     latent_gmm = GaussianMixture(10, reg_covar=1e-4).fit(z_agg, rng=rng)
     pixel_gmm = GaussianMixture(10, reg_covar=1e-3).fit(X, rng=rng)
-    X_test = load_digits("test")[0]
-    sets = [("real: test split (the floor)", X_test),
-            ("GAN (MLP, R1 gamma 10, this section)", gan.sample(n, rng=rng)),
+    sets = [("GAN (MLP, R1 gamma 10, this section)", gan.sample(n, rng=rng)),
             ("VAE, z ~ N(0, I) (decoder mean)", vae.sample(n, rng=rng)),
             ("VAE, z ~ GMM(10) in its latent space", vae.decode(latent_gmm.sample(n, rng=rng))),
             ("GMM(10), full covariance, in pixel space", pixel_gmm.sample(n, rng=rng)),
             ("uniform noise images", rng.uniform(size=(n, 64)))]
-    floor = frechet_floor()
-    rows = [[name, frechet_distance(x, X), frechet_distance(x, X) / floor] for name, x in sets]
     report.text(
         "One scale for every image model (GAN.14): samples are mapped to the 64 tanh features of "
         "a small digits classifier (MLP 64-128-64-10, test accuracy 0.96, weights shipped with "
@@ -114,6 +110,5 @@ def _frechet_table(report, X, gan, rng, quick) -> None:
         "squared Frechet distance. The test split's own distance to the train split is the floor "
         f"(finite samples of one distribution are not at distance 0). The VAE: dense, latent 8, "
         f"Bernoulli decoder, {epochs} epochs; every set has {n} samples.")
-    report.table(["samples", "Frechet distance to the train split", "/ floor"], rows,
-                 caption="squared Frechet distance in the classifier's feature space; lower is "
-                         "better, 1 x floor is as good as held-out real digits")
+    frechet_table(report, sets, "the GAN, VAE and mixture samples of this section (flows: "
+                  "section flows_digits; score model: section score_toys)")

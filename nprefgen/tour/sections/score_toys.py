@@ -13,6 +13,7 @@ import numpy as np
 
 from nprefgen._threads import blas_threads
 from nprefgen.data.digits import load_digits
+from nprefgen.tour.frechet import N_SAMPLES, frechet_table
 from nprefgen.data.toys import TOYS
 from nprefgen.metrics.mmd import mmd2
 from nprefgen.models.ncsn import NCSN, geometric_sigmas, sigma_max_from_data
@@ -98,3 +99,9 @@ def build(report) -> None:
                   f"{model.sigmas[0]:.3g} to 0.01, eps 2e-5 as in NCSN's image setting")
     report.figure(_digit_grid(x[:n_img], "training digits"), "digits-data",
                   "training digits for comparison")
+    # (GAN.14) the ConvNCSN on the GAN section's scale (N_SAMPLES fresh draws, clipped to [0, 1])
+    with blas_threads(1):
+        more = model.sample(N_SAMPLES, eps=2e-5, n_steps_each=10 if quick else 100, denoise=True,
+                            rng=rng, init_low=0.0, init_high=1.0)
+    frechet_table(report, [("ConvNCSN, annealed Langevin, denoised", np.clip(more, 0.0, 1.0))],
+                  "the ConvNCSN's samples")
