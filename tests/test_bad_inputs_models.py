@@ -784,10 +784,17 @@ case("models.gan.GAN", "type", "generator",
      lambda: GA.GAN("g", _gan().discriminator, latent_dim=2, data_dim=3))
 case("models.gan.GAN", "hyper", "latent_dim",
      lambda: GA.GAN(_gan().generator, _gan().discriminator, latent_dim=0, data_dim=3))
+def _nested_discriminator():
+    """A discriminator R1 does not cover: a Sequential nested in the Sequential."""
+    from nprefgen.nn import Linear, Sequential, Tanh
+    return Sequential(Sequential(Linear(3, 4, rng=R())), Tanh(), Linear(4, 1, rng=R()))
+
+
 case("models.gan.GAN.fit", "type", "discriminator",
-     lambda: GA.conv_gan((1, 4, 4), 2, (2, 2), rng=R()).fit(A(8, 16), rng=R(), r1_gamma=1.0))
+     lambda: GA.GAN(_gan().generator, _nested_discriminator(), latent_dim=2, data_dim=3).fit(
+         A(8, 3), rng=R(), r1_gamma=1.0))
 case("models.gan_r1.check_r1_discriminator", "type", "discriminator",
-     lambda: GR.check_r1_discriminator(GA.conv_gan((1, 4, 4), 2, (2, 2)).discriminator))
+     lambda: GR.check_r1_discriminator(_nested_discriminator()))
 case("models.gan_r1.input_gradient", "type", "caches",
      lambda: GR.input_gradient(_gan().discriminator, A(5, 3)))
 case("models.gan_r1.r1_penalty_and_grad", "hyper", "gamma",
