@@ -515,7 +515,12 @@ class MCMCPosterior:
         config = {"likelihood": type(term).__name__, "dim_theta": self.dim_theta,
                   "dim_x": self.dim_x, "hmc_gradient": self.grad_log_likelihood is not None,
                   **self.settings()}
-        term.save(path, meta={MCMC_KEY[len("__meta__."):]: np.array(json.dumps(config))})
+        try:
+            text = json.dumps(config, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"settings: expected JSON-serialisable finite settings, got "
+                             f"{config!r}"[:400]) from exc
+        term.save(path, meta={MCMC_KEY[len("__meta__."):]: np.array(text)})
 
     @classmethod
     def load(cls, path, prior) -> "MCMCPosterior":
