@@ -46,7 +46,7 @@ def mixture(n_modes):
     return log_p, weights, label
 
 
-def isir_chains(proposal, n_modes, n_chains=3000, n_iter=25, seed=0):
+def isir_chains(proposal, n_modes, n_chains=2000, n_iter=15, seed=0):
     """Run the i-SIR kernel alone from one point; -> final states (n_chains, 2)."""
     log_p, _, _ = mixture(n_modes)
     rng = np.random.default_rng(seed)
