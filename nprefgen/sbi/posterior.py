@@ -38,6 +38,7 @@ import warnings
 
 import numpy as np
 
+from nprefgen._threads import blas_threads
 from nprefgen._validation import check_alloc, check_array, check_choice, check_int, check_rng
 from nprefgen.samplers import (
     ISIRMove, MCMCConvergenceWarning, convergence_check, hmc, random_walk_metropolis, rhat_bar,
@@ -273,9 +274,12 @@ class MCMCPosterior:
     init : "resample" (draw ``n_init`` prior points, start the chains at a resample of them
         weighted by the likelihood exp(potential - log prior), as sbi does) or "prior".
     jump_every : an iterated-SIR jump from the prior (MCMC.10-MCMC.12) after every
-        ``jump_every`` sweeps of the local sampler from half-way through warm-up on, so chains
-        cross between modes (default 1; 0 turns the jumps off).
-    n_jump_proposals : fresh prior draws per chain and jump (M - 1 of MCMC.10, default 100).
+        ``jump_every`` sweeps of the local sampler, in the kept phase and the last
+        min(n_warmup / 2, 50) warm-up sweeps, so chains cross between modes (default 1; 0 turns
+        the jumps off).
+    n_jump_proposals : fresh prior draws per chain and jump (K - 1 of MCMC.10, default 100; all
+        chains' proposals go through the likelihood in one call, so a network's per-call cost is
+        paid once per sweep).
     rhat_max, ess_min : the convergence bars (MCMC.13); None: :func:`nprefgen.samplers.rhat_bar`
         (1.05, or the 99 % fluctuation of independent draws for short runs, Bonferroni-corrected
         over observations and parameters) and :func:`nprefgen.samplers.ess_bar` (min(100, a
@@ -430,16 +434,19 @@ class MCMCPosterior:
 
         steps = per_chain * self.thin
         scale = prior_scale(self.prior)
-        jump = (ISIRMove(self.prior, self.n_jump_proposals, self.jump_every,
-                         start=self.n_warmup // 2) if self.jump_every else None)   # (MCMC.12)
+        # jumps in the kept phase and the last min(n_warmup / 2, 50) warm-up sweeps (MCMC.12)
+        start = self.n_warmup - min(self.n_warmup // 2, 50)
+        jump = (ISIRMove(self.prior, self.n_jump_proposals, self.jump_every, start=start)
+                if self.jump_every else None)
         common = dict(rng=rng, n_warmup=self.n_warmup, thin=self.thin, chain_index=True,
                       jump=jump)
-        if self.method == "slice":
-            res = slice_sampling(lp, x0, steps, width=scale, **common)
-        elif self.method == "hmc":
-            res = hmc(lp, grad, x0, steps, step_size=0.1 * float(np.min(scale)), **common)
-        else:
-            res = random_walk_metropolis(lp, x0, steps, scale=scale, **common)
+        with blas_threads(1):        # many small products: BLAS threads only spin (_threads)
+            if self.method == "slice":
+                res = slice_sampling(lp, x0, steps, width=scale, **common)
+            elif self.method == "hmc":
+                res = hmc(lp, grad, x0, steps, step_size=0.1 * float(np.min(scale)), **common)
+            else:
+                res = random_walk_metropolis(lp, x0, steps, scale=scale, **common)
         self.mcmc_result = res
         self._n_obs = n_obs
         self._check_convergence(res, n_obs)
