@@ -123,6 +123,13 @@ def nle_task(name, rng, args):
     return post, x_obs, ref, weights, label, t_train
 
 
+def jump_rate(post) -> float:
+    """The mean fraction of jumps that moved a chain (nan without jumps or on the old code)."""
+    d = getattr(post, "diagnostics_", None)
+    rate = np.asarray(d["jump_rate"]) if d else np.array([np.nan])
+    return float(rate.mean()) if np.all(np.isfinite(rate)) else float("nan")
+
+
 def run(name, rng, args) -> dict:
     if name.startswith("mixture"):
         prior, like, weights, label, reference = mixture(int(name[-1]))
@@ -141,8 +148,7 @@ def run(name, rng, args) -> dict:
     return {"task": name, "weights": weights, "fractions": frac,
             "rhat_max": float(np.max(conv["rhat"])), "ess_min": float(np.min(conv["ess"])),
             "c2st": float(score), "train_cpu_s": t_train, "sample_cpu_s": t_sample,
-            "chains": post.n_chains, "jump_rate": float(np.nanmean(
-                getattr(post, "diagnostics_", None) and post.diagnostics_["jump_rate"] or np.nan)),
+            "chains": post.n_chains, "jump_rate": jump_rate(post),
             "warnings": [type(w.message).__name__ for w in caught]}
 
 
