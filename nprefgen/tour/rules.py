@@ -11,6 +11,9 @@ One function per kind of diagnostic, so every section states the same rule in th
 - :func:`mcmc_converged`: every observation of a batched MCMC run passes the posterior's own
   check (MCMC.13: split R-hat below max(1.05, its fluctuation for independent draws), ESS at least
   min(100, a tenth of the draws)), read from the posterior's kept ``diagnostics_``.
+- :func:`leakage`: an NPE posterior (DirectPosterior) keeps at least 90 % of its mass inside the
+  prior for every observation of a batched run (its ``acceptance_rates_``, SBI.10), the bar the
+  posterior warns at.
 - :func:`chi2_per_bin`: chi2 / B of B z-scores is flagged outside the central 99 % interval of
   chi2_B / B, so "far from 1" shrinks as sqrt(2 / B) with the number of bins.
 - :func:`c2st`: a C2ST accuracy of n + n draws is flagged above 0.5 + z_0.99 * 0.5 / sqrt(2 n),
@@ -54,6 +57,17 @@ def mcmc_converged(report, name: str, diagnostics: dict, *, show: bool = False):
     total = int(np.size(diagnostics["ok"]))
     return report.check(name, f"{failed} of {total} fail",
                         "every observation's chains pass R-hat / ESS (MCMC.13)", failed == 0,
+                        show=show)
+
+
+def leakage(report, name: str, posterior, *, show: bool = False):
+    """Flag a batched NPE run in which any observation keeps less than the posterior's
+    ``leakage_threshold`` (0.9) of its mass inside the prior; the value is the lowest rate."""
+    rates = np.asarray(posterior.acceptance_rates_)
+    bar = posterior.leakage_threshold
+    low = int(np.sum(rates < bar))
+    return report.check(name, f"{float(rates.min()):.3f} (lowest; {low} of {rates.size} below)",
+                        f"acceptance >= {bar:g} for every observation (SBI.10)", low == 0,
                         show=show)
 
 

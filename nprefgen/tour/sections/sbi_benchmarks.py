@@ -92,6 +92,8 @@ def _run_task(report, task, cfg, rng):
                                 rng=rng),
            "ABC": dg.pit_values(_abc_batched(task, sims.theta, sims.x, x_t, cfg["n_draws"], rng,
                                              n_keep), theta_t, rng=rng)}
+    rules.leakage(report, f"{task.name}, NPE: mass inside the prior, {cfg['n_test']} test "
+                          f"observations", npe, show=True)
     rules.mcmc_converged(report, f"{task.name}, NLE chains of the {cfg['n_test']} test "
                                  f"observations (4 chains x {cfg['n_draws'] // 4} draws each)",
                          nle_batch.diagnostics_, show=True)

@@ -93,6 +93,8 @@ def build(report) -> None:
     theta_t, x_t = task.observations(cfg["n_test"], rng=rng)
     draws = {"Gaussian likelihood + MCMC": gauss.sample_batched(cfg["n_draws"], x_t, rng=rng),
              "NPE": npe.sample_batched(cfg["n_draws"], x_t, rng=rng)}
+    rules.leakage(report, f"NPE: mass inside the prior, {cfg['n_test']} test fields", npe,
+                  show=True)
     rules.mcmc_converged(report, f"Gaussian likelihood + slice, chains of the {cfg['n_test']} "
                                  f"test fields", gauss.diagnostics_, show=True)
     levels, rows, tarp_curves = {}, [], {}
