@@ -270,7 +270,10 @@ class MCMCPosterior:
     dim_x : int, dx.
     grad_log_likelihood : callable, same arguments -> d log L / d theta: (m, p) (for "hmc").
     method : "slice" (default), "hmc" or "rwm".
-    n_chains, n_warmup, thin : per observation; warm-up states are discarded.
+    n_chains, n_warmup, thin : per observation; warm-up states are discarded. 20 chains (sbi's
+        default) with the jumps estimate mode weights to a few percent from 1000 draws; R-hat
+        needs a few hundred draws per chain to settle below its bar when chains jump between
+        modes (benchmarks/RESULTS.md).
     init : "resample" (draw ``n_init`` prior points, start the chains at a resample of them
         weighted by the likelihood exp(potential - log prior), as sbi does) or "prior".
     jump_every : an iterated-SIR jump from the prior (MCMC.10-MCMC.12) after every
