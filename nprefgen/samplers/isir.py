@@ -34,6 +34,8 @@ import numpy as np
 from nprefgen._validation import check_int, check_rng
 from nprefgen.samplers.mcmc import real_output
 
+CHUNK = 16384      # proposal rows per call of the target
+
 
 def isir_update(lp_fn, x, lp, proposal, n_proposals: int, *, rng=None):
     """(MCMC.10) one iterated-SIR move of every chain; it leaves the target invariant
@@ -60,7 +62,9 @@ def isir_update(lp_fn, x, lp, proposal, n_proposals: int, *, rng=None):
         raise ValueError(f"proposal: expected sample({m * k}) of shape ({m * k}, {d}), got "
                          f"{props.shape}")
     owner = np.repeat(np.arange(m), k)                                       # chain of each row
-    lp_props = lp_fn(props, owner)
+    # in blocks of at most CHUNK rows: a network's activations for (m k) rows stay bounded
+    lp_props = np.concatenate([lp_fn(props[i:i + CHUNK], owner[i:i + CHUNK])
+                               for i in range(0, m * k, CHUNK)])
     lq_props = real_output(proposal.log_prob(props), "proposal.log_prob")
     lq_x = real_output(proposal.log_prob(x), "proposal.log_prob")
     if np.any(~np.isfinite(lq_x)):

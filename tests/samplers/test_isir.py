@@ -174,6 +174,29 @@ def test_rhat_bar_holds_for_independent_draws():
     assert rhat_bar(20, 1000) == 1.05                      # long runs: rstan's bar
 
 
+def test_proposals_go_through_the_target_in_blocks(monkeypatch):
+    """Many chains x proposals are evaluated in blocks of at most CHUNK rows, with the same
+    result as one call."""
+    import nprefgen.samplers.isir as isir
+
+    log_p, _, _ = mixture(2)
+    sizes = []
+
+    def counted(theta, chains=None):
+        sizes.append(len(theta))
+        return log_p(theta)
+    x = np.tile([1.0, 0.0], (50, 1))
+    prior = BoxUniform([-3.0, -3.0], [3.0, 3.0])
+    fn = CountingLogProb(counted, 2)
+    one = isir_update(fn, x, fn(x), prior, 40, rng=7)
+    monkeypatch.setattr(isir, "CHUNK", 300)
+    sizes.clear()
+    blocks = isir_update(fn, x, fn(x), prior, 40, rng=7)
+    assert max(sizes[1:]) == 300 and sum(sizes[1:]) == 2000
+    for a, b in zip(one, blocks):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_jump_counts_and_start():
     """``start`` delays the first move; ``extra["jump_moves"]`` counts kept-phase moves."""
     log_p, _, _ = mixture(2)
