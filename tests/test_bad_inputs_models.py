@@ -577,6 +577,24 @@ case("sbi.gaussian_linear_posterior", "hyper", "noise_var",
 arrays("sbi.BoxUniform.in_support", "theta", MOONS.prior.in_support, (3, 2), wrong=(3, 3))
 case("sbi.Prior.check_in_support", "hyper", "theta",
      lambda: MOONS.prior.check_in_support(np.full((3, 2), 5.0)))
+# helper mcmc (issue 12): mode jumps, the convergence check, the prior protocol, MCMC files
+case("samplers.ISIRMove", "type", "proposal", lambda: S.ISIRMove(object()))
+case("samplers.ISIRMove", "hyper", "n_proposals", lambda: S.ISIRMove(MOONS.prior, n_proposals=0))
+case("samplers.ISIRMove", "hyper", "every", lambda: S.ISIRMove(MOONS.prior, every=0))
+case("samplers.ISIRMove", "hyper", "start", lambda: S.ISIRMove(MOONS.prior, start=-1))
+case("samplers.slice_sampling", "type", "jump", lambda: _SAMPLERS["slice_sampling"](jump=3))
+case("samplers.hmc", "type", "jump", lambda: _SAMPLERS["hmc"](jump="isir"))
+case("samplers.random_walk_metropolis", "type", "jump",
+     lambda: _SAMPLERS["random_walk_metropolis"](jump=object()))
+arrays("samplers.convergence_check", "samples", S.convergence_check, (4, 20, 2), wrong=(20,),
+       empty=(4, 0, 2))
+case("sbi.MCMCPosterior", "hyper", "jump_every", lambda: _MC(jump_every=-1))
+case("sbi.MCMCPosterior", "hyper", "n_jump_proposals", lambda: _MC(n_jump_proposals=0))
+case("sbi.MCMCPosterior", "hyper", "rhat_max", lambda: _MC(rhat_max=np.nan))
+case("sbi.MCMCPosterior", "type", "prior", lambda: sbi.MCMCPosterior(object(), _loglik, 2))
+case("sbi.MCMCPosterior.load", "type", "path", lambda: sbi.MCMCPosterior.load(3, MOONS.prior))
+case("sbi.priors.check_prior", "type", "prior", lambda: sbi.priors.check_prior(object()))
+case("sbi.priors.check_prior", "type", "prior", lambda: sbi.priors.check_prior(None))
 
 
 # == score-based models (helper score): models.score/ncsn/ncsn_conv, samplers.langevin, kernels ===

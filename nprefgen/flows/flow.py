@@ -415,14 +415,16 @@ class Flow(Chain):
             raise ValueError(f"buffers['context_std']: expected positive entries, got min "
                              f"{np.min(buffers['context_std'])}")
 
-    def save(self, path) -> None:
-        """Parameters, buffers and (when built by a builder) the configuration to ``.npz``.
+    def save(self, path, meta: dict | None = None) -> None:
+        """Parameters, buffers and (when built by a builder) the configuration to ``.npz``;
+        ``meta``: extra ``{name: numeric or string array}`` entries stored beside them (e.g. an
+        MCMC posterior's settings), ignored by :meth:`load`.
 
         The write is atomic (:func:`nprefgen.nn.io.atomic_write`): a failed save leaves an existing
         file byte-identical. Buffers are validated first, so an invalid flow is never written.
         """
         self.check_buffer_dict(self.buffer_dict())
-        meta = {"buffer." + k: v for k, v in self.buffer_dict().items()}
+        meta = {**(meta or {}), **{"buffer." + k: v for k, v in self.buffer_dict().items()}}
         if self.config is not None:
             try:
                 meta["flow_config"] = np.array(json.dumps(self.config, allow_nan=False))

@@ -117,3 +117,62 @@ def effective_sample_size(samples) -> np.ndarray:
         tau = -1.0 + 2.0 * total
         ess[k] = m * n / max(tau, 1.0 / np.log10(max(m * n, 10)))
     return ess
+
+
+# -- checking a run (MCMC.13) ---------------------------------------------------------------------
+RHAT_MAX = 1.05     # rstan's warning bar; the tour flags at Vehtari et al.'s (2021) 1.01
+ESS_MIN = 100.0     # Vehtari et al. (2021): enough for stable means and quantiles
+ESS_FRACTION = 0.1  # ... or a tenth of the kept draws, when fewer than 1000 were asked for
+LEVEL = 0.99
+
+
+class MCMCConvergenceWarning(UserWarning):
+    """MCMC chains whose split R-hat or effective sample size fails its rule (MCMC.13): the
+    draws may not represent the target (chains stuck in different modes, or too short)."""
+
+
+def rhat_bar(n_chains: int, n: int, level: float = LEVEL) -> float:
+    """(MCMC.13) the largest split R-hat that a run of ``n_chains`` chains of ``n`` kept states
+    may show: max(1.05, the ``level`` quantile of split R-hat for independent Gaussian draws).
+
+    1.05 is the bar rstan warns at; Vehtari et al.'s (2021) 1.01, which the tour flags at, is
+    exceeded by well-mixed chains that jump between modes every few sweeps when they hold a few
+    hundred draws each (R-hat ~ 1.01-1.03 from the autocorrelation of the mode indicator).
+
+    With 2M half-chains of length N of independent draws, N (B/N) / W ~ F(2M - 1, 2M (N - 1)),
+    so R-hat^2 = (N - 1)/N + F / N; short runs fluctuate above 1.01 without anything wrong."""
+    from scipy import stats
+
+    halves, length = 2 * n_chains, n // 2
+    if halves < 2 or length < 2:
+        return float("inf")
+    f = stats.f.ppf(level, halves - 1, halves * (length - 1))
+    return float(max(RHAT_MAX, np.sqrt((length - 1) / length + f / length)))
+
+
+def ess_bar(n_kept: int) -> float:
+    """(MCMC.13) the smallest acceptable ESS of ``n_kept`` kept draws: min(100, n_kept / 10)."""
+    return float(min(ESS_MIN, ESS_FRACTION * n_kept))
+
+
+def convergence_check(samples, *, rhat_max=None, ess_min=None) -> dict:
+    """(MCMC.13) split R-hat and ESS of one target's chains against their bars.
+
+    samples: (n_chains, n, d). -> {"rhat": (d,), "ess": (d,), "rhat_max": float, "ess_min":
+    float, "rhat_bar": float, "ess_bar": float, "ok": bool}; the bars default to
+    :func:`rhat_bar` and :func:`ess_bar`. Chains that never moved in some coordinate get ESS 0
+    and R-hat inf (not an exception: a stuck run is a finding, not bad input)."""
+    s = _check_chains(samples, 4)
+    m, n, d = s.shape
+    r_bar = rhat_bar(m, n) if rhat_max is None else float(rhat_max)
+    e_bar = ess_bar(m * n) if ess_min is None else float(ess_min)
+    frozen = np.all(s == s[:1, :1], axis=(0, 1))
+    rhat = split_rhat(s)
+    ess = np.zeros(d)
+    if np.any(~frozen):
+        ess[~frozen] = effective_sample_size(s[:, :, ~frozen])
+    rhat = np.where(frozen, np.inf, rhat)
+    out = {"rhat": rhat, "ess": ess, "rhat_max": float(np.max(rhat)),
+           "ess_min": float(np.min(ess)), "rhat_bar": r_bar, "ess_bar": e_bar}
+    out["ok"] = bool(out["rhat_max"] < r_bar and out["ess_min"] >= e_bar)
+    return out

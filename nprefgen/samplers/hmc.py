@@ -27,6 +27,7 @@ import warnings
 import numpy as np
 
 from nprefgen._validation import check_array, check_int, check_scalar
+from nprefgen.samplers.isir import JumpCounter, check_jump
 from nprefgen.samplers.mcmc import (
     CountingLogProb, MCMCResult, adapt_log_step, check_run_args, check_start, real_output,
 )
@@ -55,7 +56,8 @@ def leapfrog(grad_fn, x, p, grad, eps, n_leapfrog, inv_mass):
 
 def hmc(log_prob, grad_log_prob, x0, n_steps: int, *, rng=None, n_warmup: int = 200,
         step_size: float = 0.1, n_leapfrog: int = 10, target_accept: float = 0.8,
-        inv_mass=None, adapt_mass: bool = True, thin: int = 1, chain_index: bool = False) -> MCMCResult:
+        inv_mass=None, adapt_mass: bool = True, thin: int = 1, chain_index: bool = False,
+        jump=None) -> MCMCResult:
     """Run HMC chains in lock step.
 
     Parameters
@@ -72,6 +74,8 @@ def hmc(log_prob, grad_log_prob, x0, n_steps: int, *, rng=None, n_warmup: int = 
     adapt_mass : estimate M^{-1} from warm-up (needs n_warmup >= 20).
     chain_index : call ``log_prob(x, chains)`` and ``grad_log_prob(x, chains)`` with the chain of
         each row (one target per chain).
+    jump : None or an :class:`nprefgen.samplers.ISIRMove`, a mode-crossing move applied after
+        every ``jump.every`` steps (MCMC.10-MCMC.12).
     """
     x, n_steps, n_warmup, thin, rng = check_run_args(x0, n_steps, n_warmup, thin, rng=rng)
     n_chains, d = x.shape
@@ -85,6 +89,7 @@ def hmc(log_prob, grad_log_prob, x0, n_steps: int, *, rng=None, n_warmup: int = 
     inv_m = np.ones(d) if inv_mass is None else check_array(inv_mass, "inv_mass", shape=(d,), copy=True)
     if np.any(inv_m <= 0):
         raise ValueError("inv_mass: expected positive entries, got a non-positive one")
+    jumps = JumpCounter(check_jump(jump), n_chains, n_warmup)
     lp_fn = CountingLogProb(log_prob, d, chain_index=chain_index)
 
     def grad_fn(z):
@@ -126,6 +131,9 @@ def hmc(log_prob, grad_log_prob, x0, n_steps: int, *, rng=None, n_warmup: int = 
         x = np.where(accept[:, None], x1, x)
         lp = np.where(accept, lp1, lp)
         grad = np.where(accept[:, None], grad1, grad)
+        x, lp, jumped = jumps.after_sweep(t, lp_fn, x, lp, rng=rng)       # (MCMC.12)
+        if jumped is not None and np.any(jumped):
+            grad = grad_fn(x)
         if t < n_warmup:
             a_prob = np.exp(np.minimum(log_ratio, 0.0))
             log_eps = adapt_log_step(log_eps, a_prob, target_accept, t)            # (MCMC.2)
@@ -149,6 +157,7 @@ def hmc(log_prob, grad_log_prob, x0, n_steps: int, *, rng=None, n_warmup: int = 
                         "HMC")
     result.extra["inv_mass"] = inv_m
     result.extra["n_divergent"] = n_divergent
+    jumps.record(result)
     stuck = np.flatnonzero(n_accept == 0)
     if stuck.size:
         share = float(n_divergent[stuck].sum()) / (stuck.size * (n_warmup + n_steps))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from nprefgen._validation import check_array, check_scalar
+from nprefgen.samplers.isir import JumpCounter, check_jump
 from nprefgen.samplers.mcmc import (
     CountingLogProb, MCMCResult, adapt_log_step, check_run_args, check_start,
 )
@@ -24,7 +25,7 @@ def metropolis_accept(lp_current: np.ndarray, lp_proposed: np.ndarray, log_u: np
 
 def random_walk_metropolis(log_prob, x0, n_steps: int, *, rng=None, n_warmup: int = 500,
                            step_size: float = 1.0, scale=None, target_accept: float = 0.234,
-                           thin: int = 1, chain_index: bool = False) -> MCMCResult:
+                           thin: int = 1, chain_index: bool = False, jump=None) -> MCMCResult:
     """Run random-walk Metropolis chains in lock step.
 
     Parameters
@@ -39,6 +40,8 @@ def random_walk_metropolis(log_prob, x0, n_steps: int, *, rng=None, n_warmup: in
     target_accept : acceptance rate aimed at during warm-up.
     thin : keep every ``thin``-th state.
     chain_index : call ``log_prob(x, chains)`` with the chain of each row (one target per chain).
+    jump : None or an :class:`nprefgen.samplers.ISIRMove`, a mode-crossing move applied after
+        every ``jump.every`` steps (MCMC.10-MCMC.12).
 
     Returns
     -------
@@ -61,6 +64,7 @@ def random_walk_metropolis(log_prob, x0, n_steps: int, *, rng=None, n_warmup: in
             raise ValueError(f"scale: expected a non-singular proposal shape (rank {d}), got rank "
                              f"{np.linalg.matrix_rank(L)}; the chains could not explore every "
                              f"direction")
+    jumps = JumpCounter(check_jump(jump), n_chains, n_warmup)
     lp_fn = CountingLogProb(log_prob, d, chain_index=chain_index)
     lp = lp_fn(x)
     check_start(lp)
@@ -82,11 +86,14 @@ def random_walk_metropolis(log_prob, x0, n_steps: int, *, rng=None, n_warmup: in
             log_step = adapt_log_step(log_step, a_prob, target_accept, t)   # (MCMC.2)
         x[accept] = proposal[accept]
         lp[accept] = lp_prop[accept]
+        x, lp, _ = jumps.after_sweep(t, lp_fn, x, lp, rng=rng)            # (MCMC.12)
         if t >= n_warmup:
             k = t - n_warmup
             n_accept += accept
             if (k + 1) % thin == 0 and k // thin < n_keep:
                 samples[:, k // thin] = x
                 lps[:, k // thin] = lp
-    return MCMCResult(samples, lps, n_accept / n_steps, np.exp(log_step), n_warmup,
-                      lp_fn.calls, "random-walk Metropolis")
+    result = MCMCResult(samples, lps, n_accept / n_steps, np.exp(log_step), n_warmup,
+                        lp_fn.calls, "random-walk Metropolis")
+    jumps.record(result)
+    return result

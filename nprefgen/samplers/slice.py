@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from nprefgen._validation import check_array, check_int, check_rng
+from nprefgen.samplers.isir import JumpCounter, check_jump
 from nprefgen.samplers.mcmc import CountingLogProb, MCMCResult, check_run_args, check_start
 
 
@@ -96,7 +97,8 @@ def slice_update(lp_fn, x, lp, j, w, *, rng=None, max_step_out=20, max_shrink=20
 
 
 def slice_sampling(log_prob, x0, n_steps: int, *, rng=None, n_warmup: int = 200, width=1.0,
-                   max_step_out: int = 20, thin: int = 1, chain_index: bool = False) -> MCMCResult:
+                   max_step_out: int = 20, thin: int = 1, chain_index: bool = False,
+                   jump=None) -> MCMCResult:
     """Coordinate-wise slice sampling of ``n_chains`` chains in lock step.
 
     Parameters
@@ -110,12 +112,15 @@ def slice_sampling(log_prob, x0, n_steps: int, *, rng=None, n_warmup: int = 200,
     max_step_out : m, the stepping-out budget per update.
     thin : keep every ``thin``-th sweep.
     chain_index : call ``log_prob(x, chains)`` with the chain of each row (one target per chain).
+    jump : None or an :class:`nprefgen.samplers.ISIRMove`, a mode-crossing move applied after
+        every ``jump.every`` sweeps (MCMC.10-MCMC.12).
 
     Returns
     -------
     MCMCResult; ``acceptance`` is the fraction of updates whose first proposal was in the slice;
     ``extra["shrink_exhausted"]`` counts the updates (warm-up included) that kept x after 200
-    rejected shrinks (0 for any target whose slice has positive width at x).
+    rejected shrinks (0 for any target whose slice has positive width at x);
+    ``extra["jump_rate"]``, with a jump, the per-chain fraction of kept-phase jumps that moved.
     """
     x, n_steps, n_warmup, thin, rng = check_run_args(x0, n_steps, n_warmup, thin, rng=rng)
     n_chains, d = x.shape
@@ -124,6 +129,7 @@ def slice_sampling(log_prob, x0, n_steps: int, *, rng=None, n_warmup: int = 200,
     w = np.broadcast_to(w, (d,)).copy() if w.ndim == 0 or w.shape == (1,) else w
     if w.shape != (d,) or np.any(w <= 0):
         raise ValueError(f"width: expected a positive number or shape ({d},), got {np.ravel(w)[:5]}")
+    jumps = JumpCounter(check_jump(jump), n_chains, n_warmup)
     lp_fn = CountingLogProb(log_prob, d, chain_index=chain_index)
     lp = lp_fn(x)
     check_start(lp)
@@ -147,6 +153,7 @@ def slice_sampling(log_prob, x0, n_steps: int, *, rng=None, n_warmup: int = 200,
                     w[j] = w_sum[j] / w_count[j]
             else:
                 n_first += first
+        x, lp, _ = jumps.after_sweep(t, lp_fn, x, lp, rng=rng)            # (MCMC.12)
         if t >= n_warmup:
             k = t - n_warmup
             if (k + 1) % thin == 0 and k // thin < n_keep:
@@ -155,4 +162,5 @@ def slice_sampling(log_prob, x0, n_steps: int, *, rng=None, n_warmup: int = 200,
     result = MCMCResult(samples, lps, n_first / (n_steps * d), w.copy(), n_warmup, lp_fn.calls,
                         "slice sampling")
     result.extra["shrink_exhausted"] = counts["shrink_exhausted"]
+    jumps.record(result)
     return result

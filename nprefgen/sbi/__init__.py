@@ -4,7 +4,9 @@ Given a prior p(theta) and a simulator x ~ p(x | theta), infer p(theta | x_obs) 
 the answer can be trusted.
 
 * tasks and priors: :mod:`.tasks` (gaussian_linear, two_moons, gaussian_mixture), :mod:`.cosmology`
-  (a Gaussian random field with P(k) = A k^-n), :mod:`.priors`; any ``simulator(theta, rng)`` works
+  (a Gaussian random field with P(k) = A k^-n), :mod:`.priors` (the prior protocol: any object
+  with ``dim``, ``sample``, ``log_prob`` and ``in_support`` is a prior; :func:`check_prior`); any
+  ``simulator(theta, rng)`` works
 * simulation: :func:`simulate` (in-process or any ``concurrent.futures`` executor, reproducible,
   NaN/inf dropped and counted)
 * inference: :func:`rejection_abc`, :class:`NPE`, :class:`NLE`, :class:`MCMCPosterior` (explicit
@@ -32,8 +34,8 @@ from nprefgen.sbi.cosmology import (
 )
 from nprefgen.sbi.nle import NLE, FlowLikelihood
 from nprefgen.sbi.npe import NPE
-from nprefgen.sbi.posterior import DirectPosterior, MCMCPosterior
-from nprefgen.sbi.priors import BoxUniform, Gaussian, Prior
+from nprefgen.sbi.posterior import DirectPosterior, LeakageWarning, MCMCPosterior
+from nprefgen.sbi.priors import BoxUniform, Gaussian, Prior, PriorProtocol, check_prior
 from nprefgen.sbi.score_posterior import NPSE, ScorePosterior
 from nprefgen.sbi.simulate import Simulations, simulate, simulate_from_prior
 from nprefgen.sbi.tasks import (
@@ -43,7 +45,8 @@ from nprefgen.sbi.tasks import (
 
 __all__ = [
     "ABCPosterior", "ABCResult", "rejection_abc", "NPE", "NLE", "NPSE", "ScorePosterior", "FlowLikelihood",
-    "DirectPosterior", "MCMCPosterior", "BoxUniform", "Gaussian", "Prior", "Simulations",
+    "DirectPosterior", "MCMCPosterior", "LeakageWarning", "BoxUniform", "Gaussian", "Prior",
+    "PriorProtocol", "check_prior", "Simulations",
     "simulate", "simulate_from_prior", "Task", "gaussian_linear", "gaussian_linear_posterior",
     "gaussian_mixture", "get_task", "two_moons", "TASKS", "GaussianLinearSimulator",
     "TwoMoonsSimulator", "GaussianMixtureSimulator", "scott_bandwidth", "cv_bandwidth",

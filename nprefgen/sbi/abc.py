@@ -23,6 +23,7 @@ from nprefgen._validation import (
     check_alloc, check_array, check_callable, check_choice, check_finite_result, check_int,
     check_rng, check_scalar,
 )
+from nprefgen.sbi.priors import check_prior
 
 
 def _distances(s_sim: np.ndarray, s_obs: np.ndarray, distance: str) -> np.ndarray:
@@ -158,7 +159,7 @@ class ABCPosterior:
     def __init__(self, result: ABCResult, prior=None, bandwidth: str | None = "scott") -> None:
         self.theta = result.theta
         self.result = result
-        self.prior = prior
+        self.prior = None if prior is None else check_prior(prior)
         self.kde = bandwidth is not None
         if bandwidth is not None:
             check_choice(bandwidth, "bandwidth", ("scott", "cv"))

@@ -18,15 +18,38 @@ import numpy as np
 from nprefgen._validation import check_choice, check_int, check_rng
 from nprefgen.nn.activations import ACTIVATIONS
 from nprefgen.sbi.npe import FLOWS, check_training_pairs, fit_conditional_flow
-from nprefgen.sbi.posterior import MCMCPosterior
+from nprefgen.sbi.posterior import MCMCPosterior, register_likelihood
+from nprefgen.sbi.priors import check_prior
 
 
+@register_likelihood
 class FlowLikelihood:
     """(SBI.11) sum_i log q(x_i | theta) from a flow over x with context theta, and its gradient
-    in theta (SBI.11a). Both take theta (m, p), x (m, n_iid, dx)."""
+    in theta (SBI.11a). Both take theta (m, p), x (m, n_iid, dx).
+
+    Saved and loaded as its flow (:meth:`save`, :meth:`load`), which is how an NLE posterior's
+    :meth:`MCMCPosterior.save` stores it."""
 
     def __init__(self, flow) -> None:
         self.flow = flow
+        self.dim_x = flow.dim
+        self.dim_theta = flow.context_dim
+
+    def save(self, path, meta: dict | None = None) -> None:
+        """The flow (weights, buffers, configuration) and ``meta`` to one ``.npz``, atomically."""
+        self.flow.save(path, meta=meta)
+
+    @classmethod
+    def load(cls, path) -> "FlowLikelihood":
+        """Rebuild from a file written by :meth:`save` (all or nothing, never unpickles); the
+        flow must be conditional (a likelihood q(x | theta))."""
+        from nprefgen.flows import load_flow
+
+        flow = load_flow(path)
+        if not flow.context_dim:
+            raise ValueError(f"path: {str(path)!r} holds an unconditional flow; a likelihood "
+                             f"q(x | theta) needs a context")
+        return cls(flow)
 
     @staticmethod
     def _rows(theta, x_rows):
@@ -51,13 +74,15 @@ class NLE:
 
     Parameters as :class:`nprefgen.sbi.npe.NPE` (a spline flow over x by default); ``method`` ("slice", "hmc", "rwm") and the
     MCMC settings are those of the returned posterior (sbi's defaults: slice, 20 chains, 200
-    warm-up steps, start by likelihood-weighted resampling of prior draws).
+    warm-up steps, start by likelihood-weighted resampling of prior draws), plus iterated-SIR jumps
+    between modes (MCMC.10-MCMC.12) and the convergence check of every run (MCMC.13); the
+    posterior saves and loads (:meth:`MCMCPosterior.save`, :meth:`MCMCPosterior.load`).
     """
 
     def __init__(self, prior, *, flow: str = "nsf", n_transforms: int = 5, hidden=50,
                  activation: str = "tanh", method: str = "slice", n_chains: int = 20,
                  n_warmup: int = 200, thin: int = 1) -> None:
-        self.prior = prior
+        self.prior = check_prior(prior)
         self.flow_kind = check_choice(flow, "flow", FLOWS)
         self.n_transforms = check_int(n_transforms, "n_transforms", low=1)
         self.hidden = hidden
@@ -84,8 +109,8 @@ class NLE:
         return self.posterior()
 
     def posterior(self, method: str | None = None, **mcmc) -> MCMCPosterior:
-        """The MCMC posterior of the trained likelihood; ``method`` and ``mcmc`` (n_chains,
-        n_warmup, thin) override the defaults, e.g. fewer chains per observation for a batched
+        """The MCMC posterior of the trained likelihood; ``method`` and ``mcmc`` (any keyword of
+        :class:`MCMCPosterior`: n_chains, n_warmup, thin, jump_every, ...) override the defaults, e.g. fewer chains per observation for a batched
         calibration run."""
         if self.flow is None:
             raise ValueError("flow: expected a trained likelihood; call train() first (a "

@@ -31,7 +31,7 @@ from nprefgen.flows.elementwise import Standardize
 from nprefgen.nn.activations import ACTIVATIONS
 from nprefgen.nn.train import TrainingDivergedError, take, validation_split
 from nprefgen.sbi.posterior import DirectPosterior
-from nprefgen.sbi.priors import check_theta
+from nprefgen.sbi.priors import check_in_support, check_prior, check_theta
 
 
 def check_training_pairs(theta, x, prior=None):
@@ -46,7 +46,7 @@ def check_training_pairs(theta, x, prior=None):
     if theta.shape[0] < 2:
         raise ValueError(f"theta: expected at least 2 training pairs, got {theta.shape[0]}")
     if prior is not None:
-        theta = prior.check_in_support(check_theta(theta, prior.dim), "theta")
+        theta = check_in_support(prior, check_theta(theta, prior.dim), "theta")
     return theta, x
 
 
@@ -137,7 +137,7 @@ class NPE:
     def __init__(self, prior, *, flow: str = "nsf", n_transforms: int = 5, hidden=50,
                  activation: str = "tanh", z_score_theta: bool = True,
                  z_score_x: bool = True) -> None:
-        self.prior = prior
+        self.prior = check_prior(prior)
         self.flow_kind = check_choice(flow, "flow", FLOWS)
         self.n_transforms = check_int(n_transforms, "n_transforms", low=1)
         self.hidden = hidden

@@ -1,11 +1,30 @@
 """Posterior objects: ``sample(n, x=None, *, rng=None)``, ``sample_batched(n, xs, *, rng=None)``,
-``log_prob(theta, x=None)``; ``rng`` is None, an int seed or a Generator (SPEC 7).
+``log_prob(theta, x=None)``, ``save(path)`` / ``load(path, prior)``; ``rng`` is None, an int seed
+or a Generator (SPEC 7).
 
 * :class:`DirectPosterior` (NPE): a conditional flow q(theta | x) restricted to the prior support
-  (SBI.10); exact sampling by rejection, with the acceptance rate reported.
-* :class:`MCMCPosterior`: any explicit (or learned) likelihood times the prior, sampled by MCMC
-  (SBI.11): the Gaussian-likelihood baseline and NLE. Slice sampling by default, HMC when the
-  likelihood returns its gradient; many observations are sampled in one batched run.
+  (SBI.10); exact sampling by rejection. The acceptance rate -- the mass q keeps inside the prior
+  -- is kept per observation (``acceptance_rates_``) and a :class:`LeakageWarning` names the
+  observations where it falls below ``leakage_threshold`` (0.9: more than 10 % of q's mass
+  outside the prior).
+* :class:`MCMCPosterior`: the prior times a likelihood term, sampled by MCMC (SBI.11): the
+  Gaussian-likelihood baseline, NLE, and any learned term (e.g. NRE's log-ratio). Chains start
+  by sampling-importance-resampling from the prior (as sbi does), run slice sampling (or HMC /
+  random-walk Metropolis) interleaved with iterated-SIR jumps between modes (MCMC.10-MCMC.12),
+  and check their own split R-hat and ESS after every run (MCMC.13): the numbers are kept in
+  ``diagnostics_`` and a :class:`nprefgen.samplers.MCMCConvergenceWarning` says when they fail.
+
+The likelihood term of :class:`MCMCPosterior` is any callable
+
+    log_likelihood(theta: (m, p), x: (m, n_iid, dx)) -> (m,)
+
+equal to sum_i log p(x_i | theta) up to a constant in theta: a flow's log q(x | theta) (NLE,
+:class:`nprefgen.sbi.nle.FlowLikelihood`), a classifier's log-ratio log r(x, theta) = log p(x |
+theta) - log p(x) (NRE), or a closed form. ``grad_log_likelihood`` (same arguments -> (m, p)) is
+needed only for HMC. For ``save``/``load`` the term must be an instance of a class registered with
+:func:`register_likelihood`: it has ``save(path, meta=...)`` (one ``.npz``, written atomically,
+carrying ``meta``) and a classmethod ``load(path)`` (validated all or nothing), and attributes
+``dim_theta``/``dim_x``; ``grad`` if it has one.
 
 Observations: ``x`` is one observation (dx,) or a set of iid observations (n_iid, dx) (MCMC
 posteriors only: NPE's q(theta | x) is conditioned on one x). ``sample_batched`` takes many
@@ -13,11 +32,28 @@ observations (N, dx) (or (N, n_iid, dx)) and returns draws (N, n, p).
 """
 from __future__ import annotations
 
+import json
+import os
+import warnings
+
 import numpy as np
 
+from nprefgen._threads import blas_threads
 from nprefgen._validation import check_alloc, check_array, check_choice, check_int, check_rng
-from nprefgen.samplers import hmc, random_walk_metropolis, slice_sampling
-from nprefgen.sbi.priors import check_theta
+from nprefgen.samplers import (
+    ISIRMove, MCMCConvergenceWarning, convergence_check, hmc, random_walk_metropolis, rhat_bar,
+    slice_sampling,
+)
+from nprefgen.sbi.priors import check_prior, check_theta, prior_scale
+
+LEAKAGE_THRESHOLD = 0.9
+MCMC_KEY = "__meta__.mcmc_posterior"      # the settings of a saved MCMCPosterior (JSON)
+
+
+class LeakageWarning(UserWarning):
+    """A DirectPosterior keeps less than ``leakage_threshold`` of its mass inside the prior for
+    some observations (SBI.10): the estimator leaks mass there, so its truncated density is less
+    trustworthy (more training, more simulations, or x unlike the training simulations)."""
 
 
 def _one_x(x, dim_x: int, default, name: str = "x") -> np.ndarray:
@@ -40,17 +76,35 @@ class DirectPosterior:
     Parameters
     ----------
     flow : conditional :class:`nprefgen.flows.Flow` over theta with context x.
-    prior : the prior (its support truncates q).
+    prior : the prior (its support truncates q; the prior protocol, nprefgen.sbi.priors).
+    max_rounds : rejection rounds before giving up.
+    leakage_threshold : warn (:class:`LeakageWarning`) for observations whose acceptance rate
+        falls below it (default 0.9; 0 never warns).
+
+    Attributes
+    ----------
+    acceptance_rate : float, the acceptance pooled over the observations of the last sample() /
+        sample_batched().
+    acceptance_rates_ : (N,) the acceptance rate per observation of the last run (estimates of
+        Z(x_i), SBI.10), each from at least 1.2 n + 2 draws of q.
+    diagnostics_ : {"acceptance": (N,), "leaking": indices below the threshold, "threshold"}.
     """
 
-    def __init__(self, flow, prior, max_rounds: int = 100) -> None:
+    def __init__(self, flow, prior, max_rounds: int = 100, *,
+                 leakage_threshold: float = LEAKAGE_THRESHOLD) -> None:
         self.flow = flow
-        self.prior = prior
+        self.prior = check_prior(prior)
         self.dim_theta = flow.dim
         self.dim_x = flow.context_dim
         self.default_x = None
         self.max_rounds = max_rounds
+        self.leakage_threshold = float(leakage_threshold)
+        if not 0.0 <= self.leakage_threshold <= 1.0:
+            raise ValueError(f"leakage_threshold: expected a number in [0, 1], got "
+                             f"{leakage_threshold!r}")
         self.acceptance_rate: float | None = None     # of the last sample() / sample_batched()
+        self.acceptance_rates_: np.ndarray | None = None
+        self.diagnostics_: dict | None = None
 
     def set_default_x(self, x) -> "DirectPosterior":
         self.default_x = _one_x(x, self.dim_x, None)
@@ -65,13 +119,19 @@ class DirectPosterior:
     def load(cls, path, prior) -> "DirectPosterior":
         """Rebuild a posterior saved by :meth:`save`; the prior is passed again (it is code).
 
-        A file that is not a conditional flow over the prior's parameters raises ValueError
-        naming ``path`` (corrupt files too, see :func:`nprefgen.flows.load_flow`)."""
+        A file that is not a conditional flow over the prior's parameters (e.g. an NLE
+        posterior's likelihood, saved by :meth:`MCMCPosterior.save`) raises ValueError naming
+        ``path`` (corrupt files too, see :func:`nprefgen.flows.load_flow`)."""
         from nprefgen.flows import load_flow
+        from nprefgen.nn.io import read_npz
 
+        prior = check_prior(prior)
+        if MCMC_KEY in read_npz(path, keys=[MCMC_KEY]):
+            raise ValueError(f"path: {os.fspath(path)!r} holds an MCMC posterior (a likelihood "
+                             f"flow); load it with MCMCPosterior.load")
         flow = load_flow(path)
-        dim = getattr(prior, "dim", None)
-        if not flow.context_dim or (dim is not None and flow.dim != dim):
+        dim = prior.dim
+        if not flow.context_dim or flow.dim != dim:
             raise ValueError(f"path: {str(path)!r} holds a flow over {flow.dim} parameters with "
                              f"context size {flow.context_dim}; a posterior for this prior needs "
                              f"a conditional flow over {dim} parameters")
@@ -83,7 +143,10 @@ class DirectPosterior:
         return self.sample_batched(n, _one_x(x, self.dim_x, self.default_x)[None], rng=rng)[0]
 
     def sample_batched(self, n: int, xs, *, rng=None) -> np.ndarray:
-        """n draws for each of N observations xs (N, dx) -> (N, n, p), in vectorised rounds."""
+        """n draws for each of N observations xs (N, dx) -> (N, n, p), in vectorised rounds.
+
+        Keeps the acceptance rate per observation in ``acceptance_rates_`` (N,) and warns
+        (:class:`LeakageWarning`) naming the observations below ``leakage_threshold``."""
         xs = check_array(xs, "xs", ndim=2, dtype=np.float64)
         if xs.shape[1] != self.dim_x:
             raise ValueError(f"xs: expected shape (N, {self.dim_x}), got {xs.shape}")
@@ -93,7 +156,8 @@ class DirectPosterior:
         n_obs = xs.shape[0]
         out = np.empty((n_obs, n, self.dim_theta))
         have = np.zeros(n_obs, dtype=int)
-        drawn = accepted = 0
+        drawn_i = np.zeros(n_obs, dtype=np.int64)         # per observation (SBI.10)
+        accepted_i = np.zeros(n_obs, dtype=np.int64)
         rate = np.ones(n_obs)
         for _ in range(self.max_rounds):
             need = n - have
@@ -104,10 +168,10 @@ class DirectPosterior:
                              50 * n).astype(int)
             context = np.repeat(xs[active], per, axis=0)
             theta = self.flow.sample(context.shape[0], context, rng=rng)
-            ok = self.prior.in_support(theta)                 # (SBI.10) rejection
-            drawn += theta.shape[0]
-            accepted += int(ok.sum())
+            ok = np.asarray(self.prior.in_support(theta), dtype=bool)   # (SBI.10) rejection
             owner = np.repeat(active, per)
+            drawn_i += np.bincount(owner, minlength=n_obs)
+            accepted_i += np.bincount(owner[ok], minlength=n_obs)
             for j, i in enumerate(active):
                 rows = theta[(owner == i) & ok]
                 rate[i] = max(rows.shape[0] / per[j], 1e-3)
@@ -115,16 +179,36 @@ class DirectPosterior:
                 out[i, have[i]:have[i] + take] = rows[:take]
                 have[i] += take
         else:
-            self.acceptance_rate = accepted / max(drawn, 1)
+            self._record_acceptance(drawn_i, accepted_i, warn=False)
             raise RuntimeError(f"DirectPosterior.sample: rejection sampling failed: after "
                                f"{self.max_rounds} rounds only {int(have.min())} of the n={n} "
                                f"requested draws fell inside the prior support (acceptance "
-                               f"rate {self.acceptance_rate:.2e}, {drawn} draws); the estimator "
-                               f"puts almost all its mass outside the prior for this x (SBI.10). "
-                               f"Train longer or on more simulations, check that x resembles "
-                               f"the training simulations, or raise max_rounds")
-        self.acceptance_rate = accepted / max(drawn, 1)
+                               f"rate {self.acceptance_rate:.2e}, {int(drawn_i.sum())} draws); "
+                               f"the estimator puts almost all its mass outside the prior for "
+                               f"this x (SBI.10). Train longer or on more simulations, check "
+                               f"that x resembles the training simulations, or raise max_rounds")
+        self._record_acceptance(drawn_i, accepted_i, warn=True)
         return out
+
+    def _record_acceptance(self, drawn_i, accepted_i, *, warn: bool) -> None:
+        """acceptance_rate (pooled), acceptance_rates_ (N,), diagnostics_; warn past the bar."""
+        self.acceptance_rate = float(accepted_i.sum() / max(drawn_i.sum(), 1))
+        rates = accepted_i / np.maximum(drawn_i, 1)
+        self.acceptance_rates_ = rates
+        leaking = np.flatnonzero(rates < self.leakage_threshold)
+        self.diagnostics_ = {"acceptance": rates, "leaking": leaking,
+                             "threshold": self.leakage_threshold}
+        if warn and leaking.size:
+            worst = int(leaking[np.argmin(rates[leaking])])
+            warnings.warn(
+                f"DirectPosterior: the estimator leaks mass outside the prior for "
+                f"{leaking.size} of {rates.size} observations (indices "
+                f"{leaking[:10].tolist()}{' ...' if leaking.size > 10 else ''}): acceptance "
+                f"below {self.leakage_threshold:g}, lowest {rates[worst]:.3f} at observation "
+                f"{worst} (SBI.10). The draws are exact for the truncated q, but q misplaces "
+                f"{1 - rates[worst]:.0%} of its mass there: train longer or on more simulations, "
+                f"or check that x resembles the training simulations. Per-observation rates: "
+                f"posterior.acceptance_rates_", LeakageWarning, stacklevel=3)
 
     def estimate_acceptance(self, x=None, *, rng=None, n: int = 10000) -> float:
         """(SBI.10) Z(x) by Monte Carlo: the fraction of n draws of q(.|x) inside the prior
@@ -160,33 +244,73 @@ class DirectPosterior:
         return out
 
 
+_LIKELIHOODS: dict = {}
+
+
+def register_likelihood(cls):
+    """Class decorator: lets :meth:`MCMCPosterior.load` rebuild a likelihood term of this class
+    by name (it needs ``save(path, meta=...)``, a classmethod ``load(path)`` and ``dim_theta``,
+    ``dim_x``; see the module docstring)."""
+    for name in ("save", "load"):
+        if not callable(getattr(cls, name, None)):
+            raise ValueError(f"cls: expected a class with save(path, meta=...) and load(path), "
+                             f"got {cls.__name__} without {name}")
+    _LIKELIHOODS[cls.__name__] = cls
+    return cls
+
+
 class MCMCPosterior:
     """(SBI.11) p(theta | x_1..N) proportional to p(theta) prod_i L(x_i | theta), sampled by MCMC.
 
     Parameters
     ----------
-    prior : the prior.
+    prior : the prior (the prior protocol, nprefgen.sbi.priors).
     log_likelihood : callable (theta: (m, p), x: (m, n_iid, dx)) -> log L: (m,) summed over the
-        iid observations.
+        iid observations, up to a constant in theta (see the module docstring).
     dim_x : int, dx.
     grad_log_likelihood : callable, same arguments -> d log L / d theta: (m, p) (for "hmc").
     method : "slice" (default), "hmc" or "rwm".
-    n_chains, n_warmup, thin : per observation; warm-up states are discarded.
+    n_chains, n_warmup, thin : per observation; warm-up states are discarded. 20 chains (sbi's
+        default) with the jumps estimate mode weights to a few percent from 1000 draws; R-hat
+        needs a few hundred draws per chain to settle below its bar when chains jump between
+        modes (benchmarks/RESULTS.md).
     init : "resample" (draw ``n_init`` prior points, start the chains at a resample of them
-        weighted by the likelihood, as sbi does) or "prior".
+        weighted by the likelihood exp(potential - log prior), as sbi does) or "prior".
+    jump_every : an iterated-SIR jump from the prior (MCMC.10-MCMC.12) after every
+        ``jump_every`` sweeps of the local sampler, in the kept phase and the last
+        min(n_warmup / 2, 50) warm-up sweeps, so chains cross between modes (default 1; 0 turns
+        the jumps off).
+    n_jump_proposals : fresh prior draws per chain and jump (K - 1 of MCMC.10, default 100; all
+        chains' proposals go through the likelihood in one call, so a network's per-call cost is
+        paid once per sweep).
+    rhat_max, ess_min : the convergence bars (MCMC.13); None: :func:`nprefgen.samplers.rhat_bar`
+        (1.05, or the 99 % fluctuation of independent draws for short runs, Bonferroni-corrected
+        over observations and parameters) and :func:`nprefgen.samplers.ess_bar` (min(100, a
+        tenth of the kept draws)).
+
+    Attributes
+    ----------
+    mcmc_result : the :class:`nprefgen.samplers.MCMCResult` of the last run.
+    diagnostics_ : after every run, per observation: {"rhat": (N, p), "ess": (N, p),
+        "rhat_max": (N,), "ess_min": (N,), "ok": (N,) bool, "rhat_bar", "ess_bar",
+        "jump_rate": (N,) the fraction of jumps that moved a chain, "n_chains", "kept_per_chain",
+        "failed": indices of the observations that fail}; an
+        :class:`nprefgen.samplers.MCMCConvergenceWarning` names the failing observations.
     """
 
     def __init__(self, prior, log_likelihood, dim_x: int, *, grad_log_likelihood=None,
                  method: str = "slice", n_chains: int = 20, n_warmup: int = 200, thin: int = 1,
-                 init: str = "resample", n_init: int = 1000) -> None:
+                 init: str = "resample", n_init: int = 1000, jump_every: int = 1,
+                 n_jump_proposals: int = 100, rhat_max: float | None = None,
+                 ess_min: float | None = None) -> None:
         if not callable(log_likelihood):
             raise ValueError("log_likelihood: expected a callable (theta, x) -> log L")
-        self.prior = prior
+        self.method = check_choice(method, "method", ("slice", "hmc", "rwm"))
+        self.prior = check_prior(prior, needs=("grad_log_prob",) if self.method == "hmc" else ())
         self.log_likelihood = log_likelihood
-        self.dim_theta = prior.dim
+        self.dim_theta = int(prior.dim)
         self.dim_x = check_int(dim_x, "dim_x", low=1)
         self.grad_log_likelihood = grad_log_likelihood
-        self.method = check_choice(method, "method", ("slice", "hmc", "rwm"))
         if self.method == "hmc" and grad_log_likelihood is None:
             raise ValueError("method: 'hmc' needs grad_log_likelihood")
         self.n_chains = check_int(n_chains, "n_chains", low=1)
@@ -194,8 +318,22 @@ class MCMCPosterior:
         self.thin = check_int(thin, "thin", low=1)
         self.init = check_choice(init, "init", ("resample", "prior"))
         self.n_init = check_int(n_init, "n_init", low=1)
+        self.jump_every = check_int(jump_every, "jump_every", low=0)
+        self.n_jump_proposals = check_int(n_jump_proposals, "n_jump_proposals", low=1)
+        for name, v in (("rhat_max", rhat_max), ("ess_min", ess_min)):
+            if v is not None and not (np.isscalar(v) and np.isfinite(v) and v >= 0):
+                raise ValueError(f"{name}: expected None or a finite number >= 0, got {v!r}")
+        self.rhat_max, self.ess_min = rhat_max, ess_min
         self.default_x = None
-        self.mcmc_result = None          # the MCMCResult of the last run (R-hat, ESS, ...)
+        self.mcmc_result = None          # the MCMCResult of the last run
+        self.diagnostics_: dict | None = None
+
+    def settings(self) -> dict:
+        """The sampler settings (what :meth:`save` stores beside the likelihood)."""
+        return {"method": self.method, "n_chains": self.n_chains, "n_warmup": self.n_warmup,
+                "thin": self.thin, "init": self.init, "n_init": self.n_init,
+                "jump_every": self.jump_every, "n_jump_proposals": self.n_jump_proposals,
+                "rhat_max": self.rhat_max, "ess_min": self.ess_min}
 
     # -- observations ---------------------------------------------------------------------------
     def _x_set(self, x, name: str = "x") -> np.ndarray:
@@ -221,7 +359,7 @@ class MCMCPosterior:
         """(SBI.11) log p(theta) + sum_i log L(x_i | theta), -inf outside the prior.
 
         theta: (m, p), x_rows: (m, n_iid, dx) -> (m,)."""
-        lp = self.prior.log_prob(theta)
+        lp = np.array(self.prior.log_prob(theta), dtype=np.float64)
         ok = np.isfinite(lp)
         if np.any(ok):
             lp[ok] += np.asarray(self.log_likelihood(theta[ok], x_rows[ok]), dtype=np.float64)
@@ -241,7 +379,8 @@ class MCMCPosterior:
 
     # -- sampling -------------------------------------------------------------------------------
     def _initial(self, x_sets, rng):
-        """Chain starts: n_chains per observation set, (N * n_chains, p)."""
+        """Chain starts: n_chains per observation set, (N * n_chains, p), by SIR from the prior:
+        weights exp(potential - log prior) = the likelihood (the sbi package's "resample")."""
         n_obs = x_sets.shape[0]
         starts = np.empty((n_obs, self.n_chains, self.dim_theta))
         for i in range(n_obs):
@@ -251,15 +390,16 @@ class MCMCPosterior:
                 starts[i] = cand
                 continue
             rows = np.broadcast_to(x_sets[i], (cand.shape[0],) + x_sets[i].shape)
-            lp = self.potential(cand, rows)
-            ok = np.isfinite(lp)
+            with np.errstate(invalid="ignore"):
+                lw = self.potential(cand, rows) - self.prior.log_prob(cand)
+            ok = np.isfinite(lw)
             if not np.any(ok):
                 raise RuntimeError(
                     f"MCMCPosterior.sample: no starting point for observation {i}: the "
                     f"log-posterior is -inf or NaN at all {cand.shape[0]} prior draws (the "
                     f"likelihood vanishes or is not finite there); check that x resembles the "
                     f"simulations and that the likelihood is finite on the prior's support")
-            w = np.where(ok, np.exp(np.where(ok, lp, 0.0) - np.max(lp[ok])), 0.0)
+            w = np.where(ok, np.exp(np.where(ok, lw, 0.0) - np.max(lw[ok])), 0.0)
             w = w / w.sum()
             starts[i] = cand[rng.choice(cand.shape[0], self.n_chains, p=w)]
         return starts.reshape(-1, self.dim_theta)
@@ -273,7 +413,8 @@ class MCMCPosterior:
         """n draws for each of N observations: xs (N, dx) or (N, n_iid, dx) -> (N, n, p).
 
         All N * n_chains chains run in one lock-step MCMC run, chain c targeting the posterior
-        of observation c // n_chains (``chain_index``)."""
+        of observation c // n_chains (``chain_index``); then each observation's chains are
+        checked (MCMC.13, ``diagnostics_``)."""
         xs = check_array(xs, "xs", ndim=(2, 3), dtype=np.float64)
         xs = xs[:, None, :] if xs.ndim == 2 else xs
         if xs.shape[2] != self.dim_x:
@@ -295,31 +436,161 @@ class MCMCPosterior:
             return self.grad_potential(theta, xs[chains // k])
 
         steps = per_chain * self.thin
-        if self.method == "slice":
-            res = slice_sampling(lp, x0, steps, rng=rng, n_warmup=self.n_warmup, thin=self.thin,
-                                 chain_index=True, width=self.prior.std)
-        elif self.method == "hmc":
-            res = hmc(lp, grad, x0, steps, rng=rng, n_warmup=self.n_warmup, thin=self.thin,
-                      chain_index=True, step_size=0.1 * float(np.min(self.prior.std)))
-        else:
-            res = random_walk_metropolis(lp, x0, steps, rng=rng, n_warmup=self.n_warmup,
-                                         thin=self.thin, chain_index=True, scale=self.prior.std)
+        scale = prior_scale(self.prior)
+        # jumps in the kept phase and the last min(n_warmup / 2, 50) warm-up sweeps (MCMC.12)
+        start = self.n_warmup - min(self.n_warmup // 2, 50)
+        jump = (ISIRMove(self.prior, self.n_jump_proposals, self.jump_every, start=start)
+                if self.jump_every else None)
+        common = dict(rng=rng, n_warmup=self.n_warmup, thin=self.thin, chain_index=True,
+                      jump=jump)
+        with blas_threads(1):        # many small products: BLAS threads only spin (_threads)
+            if self.method == "slice":
+                res = slice_sampling(lp, x0, steps, width=scale, **common)
+            elif self.method == "hmc":
+                res = hmc(lp, grad, x0, steps, step_size=0.1 * float(np.min(scale)), **common)
+            else:
+                res = random_walk_metropolis(lp, x0, steps, scale=scale, **common)
         self.mcmc_result = res
         self._n_obs = n_obs
+        self._check_convergence(res, n_obs)
         draws = res.samples.reshape(n_obs, k, per_chain, self.dim_theta)
         # interleave chains so that the first n draws come from every chain
         draws = draws.transpose(0, 2, 1, 3).reshape(n_obs, k * per_chain, self.dim_theta)
         return draws[:, :n]
 
+    def _check_convergence(self, res, n_obs: int) -> None:
+        """(MCMC.13) split R-hat and ESS of each observation's chains -> ``diagnostics_``; an
+        MCMCConvergenceWarning names the observations that fail (or that cannot be checked)."""
+        s = res.samples
+        k, kept, p = self.n_chains, s.shape[1], self.dim_theta
+        groups = s.reshape(n_obs, k, kept, p)
+        jr = res.extra.get("jump_rate")
+        jump_rate = (np.full(n_obs, np.nan) if jr is None
+                     else np.asarray(jr).reshape(n_obs, k).mean(axis=1))
+        d = {"n_chains": k, "kept_per_chain": kept, "jump_rate": jump_rate,
+             "rhat": np.full((n_obs, p), np.nan), "ess": np.full((n_obs, p), np.nan),
+             "rhat_max": np.full(n_obs, np.nan), "ess_min": np.full(n_obs, np.nan),
+             "ok": np.zeros(n_obs, dtype=bool), "rhat_bar": np.nan, "ess_bar": np.nan,
+             "checked": kept >= 4}
+        self.diagnostics_ = d
+        if kept < 4:
+            d["failed"] = np.arange(n_obs)
+            warnings.warn(f"MCMCPosterior: convergence not checked: {kept} draws per chain "
+                          f"({k} chains per observation), split R-hat needs at least 4; ask for "
+                          f"n >= {4 * k} draws (or fewer chains) to check the chains",
+                          MCMCConvergenceWarning, stacklevel=3)
+            return
+        # Bonferroni over the N p R-hat values, so that mixed chains pass at the 1 % level
+        r_bar = (rhat_bar(k, kept, level=1.0 - 0.01 / (n_obs * p)) if self.rhat_max is None
+                 else self.rhat_max)
+        for i in range(n_obs):
+            c = convergence_check(groups[i], rhat_max=r_bar, ess_min=self.ess_min)
+            d["rhat"][i], d["ess"][i] = c["rhat"], c["ess"]
+            d["rhat_max"][i], d["ess_min"][i], d["ok"][i] = c["rhat_max"], c["ess_min"], c["ok"]
+            d["rhat_bar"], d["ess_bar"] = c["rhat_bar"], c["ess_bar"]
+        failed = np.flatnonzero(~d["ok"])
+        d["failed"] = failed
+        if failed.size:
+            worst = int(failed[np.argmax(d["rhat_max"][failed])])
+            warnings.warn(
+                f"MCMCPosterior: the chains of {failed.size} of {n_obs} observations did not "
+                f"converge (indices {failed[:10].tolist()}{' ...' if failed.size > 10 else ''}): "
+                f"split R-hat up to {d['rhat_max'][worst]:.3g} (bar {d['rhat_bar']:.3g}), ESS "
+                f"down to {np.min(d['ess_min'][failed]):.0f} (bar {d['ess_bar']:.0f}) from {k} "
+                f"chains x {kept} draws (MCMC.13). Chains stuck in different modes or too short "
+                f"misrepresent the posterior: ask for more draws (n) or warm-up (n_warmup), "
+                f"jump between modes more often (jump_every, n_jump_proposals), or use more "
+                f"chains (n_chains); per-observation numbers in posterior.diagnostics_",
+                MCMCConvergenceWarning, stacklevel=3)
+
     def convergence(self) -> dict:
         """Split R-hat (MCMC.8) and ESS (MCMC.9) of the last run, per observation: each
         observation's chains are a group of their own (chains of different observations target
-        different posteriors). -> {"rhat": (N, p), "ess": (N, p)}."""
-        from nprefgen.samplers import effective_sample_size, split_rhat
-
-        if self.mcmc_result is None:
+        different posteriors). -> {"rhat": (N, p), "ess": (N, p)} (all of it in
+        ``diagnostics_``)."""
+        if self.mcmc_result is None or self.diagnostics_ is None:
             raise ValueError("mcmc_result: sample first")
-        s = self.mcmc_result.samples
-        groups = s.reshape(self._n_obs, self.n_chains, s.shape[1], s.shape[2])
-        return {"rhat": np.stack([split_rhat(g) for g in groups]),
-                "ess": np.stack([effective_sample_size(g) for g in groups])}
+        return {"rhat": self.diagnostics_["rhat"], "ess": self.diagnostics_["ess"]}
+
+    # -- files ----------------------------------------------------------------------------------
+    def save(self, path) -> None:
+        """Save the likelihood term and the sampler settings to one ``.npz``, atomically (a failed
+        save leaves an existing file byte-identical); needs a registered term (NLE's
+        FlowLikelihood: the flow's weights, buffers and configuration)."""
+        term = self.log_likelihood
+        if _LIKELIHOODS.get(type(term).__name__) is not type(term):
+            raise ValueError(f"log_likelihood: a {type(term).__name__} cannot be saved; only "
+                             f"registered likelihood terms ({sorted(_LIKELIHOODS)}) can (see "
+                             f"register_likelihood)")
+        config = {"likelihood": type(term).__name__, "dim_theta": self.dim_theta,
+                  "dim_x": self.dim_x, "hmc_gradient": self.grad_log_likelihood is not None,
+                  **self.settings()}
+        try:
+            text = json.dumps(config, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"settings: expected JSON-serialisable finite settings, got "
+                             f"{config!r}"[:400]) from exc
+        term.save(path, meta={MCMC_KEY[len("__meta__."):]: np.array(text)})
+
+    @classmethod
+    def load(cls, path, prior) -> "MCMCPosterior":
+        """Rebuild a posterior saved by :meth:`save`; the prior is passed again (it is code).
+
+        All or nothing: the settings, the term's file (e.g. the flow's weights, buffers and
+        configuration) and the dimensions against ``prior`` are validated before the posterior
+        is built; a bad file raises ValueError naming ``path``. Never unpickles."""
+        from nprefgen.nn.io import read_npz
+
+        prior = check_prior(prior)
+        stored = read_npz(path, keys=[MCMC_KEY])          # checks path first
+        where = f"path: {os.fspath(path)!r}"
+        if MCMC_KEY not in stored:
+            raise ValueError(f"{where} holds no MCMC posterior settings (an NPE posterior? load "
+                             f"it with DirectPosterior.load)")
+        config = _parse_settings(path, stored[MCMC_KEY])
+        term_cls = _LIKELIHOODS.get(config["likelihood"])
+        if term_cls is None:
+            raise ValueError(f"{where}: likelihood {config['likelihood']!r} is not a registered "
+                             f"term ({sorted(_LIKELIHOODS)})")
+        if config["dim_theta"] != prior.dim:
+            raise ValueError(f"{where} holds a posterior over {config['dim_theta']} parameters; "
+                             f"the prior has {prior.dim}")
+        term = term_cls.load(path)
+        if (term.dim_theta, term.dim_x) != (config["dim_theta"], config["dim_x"]):
+            raise ValueError(f"{where}: its likelihood has (dim_theta, dim_x) = "
+                             f"({term.dim_theta}, {term.dim_x}), its settings say "
+                             f"({config['dim_theta']}, {config['dim_x']})")
+        grad = getattr(term, "grad", None) if config["hmc_gradient"] else None
+        settings = {k: config[k] for k in ("method", "n_chains", "n_warmup", "thin", "init",
+                                           "n_init", "jump_every", "n_jump_proposals",
+                                           "rhat_max", "ess_min")}
+        try:
+            return cls(prior, term, config["dim_x"], grad_log_likelihood=grad, **settings)
+        except ValueError as exc:
+            raise ValueError(f"{where}: invalid MCMC settings: {exc}") from exc
+
+
+def _parse_settings(path, value) -> dict:
+    """The stored settings: a JSON object as a 0-d string array, with every key load needs."""
+    where = f"path: {os.fspath(path)!r}: mcmc_posterior"
+    value = np.asarray(value)
+    if value.dtype.kind != "U" or value.ndim != 0:
+        raise ValueError(f"{where}: expected a JSON string, got dtype {value.dtype}, shape "
+                         f"{value.shape}")
+    try:
+        config = json.loads(str(value))
+    except (ValueError, RecursionError) as exc:
+        raise ValueError(f"{where}: expected valid JSON ({exc})") from exc
+    keys = ("likelihood", "dim_theta", "dim_x", "hmc_gradient", "method", "n_chains",
+            "n_warmup", "thin", "init", "n_init", "jump_every", "n_jump_proposals", "rhat_max",
+            "ess_min")
+    if not isinstance(config, dict) or any(k not in config for k in keys):
+        raise ValueError(f"{where}: expected a JSON object with keys {list(keys)}, got "
+                         f"{str(config)[:200]}")
+    for k in ("dim_theta", "dim_x"):
+        if isinstance(config[k], bool) or not isinstance(config[k], int) or config[k] < 1:
+            raise ValueError(f"{where}: {k}: expected a positive int, got {config[k]!r}")
+    if not isinstance(config["likelihood"], str) or not isinstance(config["hmc_gradient"], bool):
+        raise ValueError(f"{where}: expected a str likelihood and a bool hmc_gradient, got "
+                         f"{config['likelihood']!r}, {config['hmc_gradient']!r}")
+    return config

@@ -30,6 +30,7 @@ from nprefgen.models.ncsn import NCSN
 from nprefgen.nn.train import validation_split
 from nprefgen.sbi.npe import check_training_pairs
 from nprefgen.sbi.posterior import _one_x
+from nprefgen.sbi.priors import check_prior
 
 
 def _z_stats(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -147,10 +148,7 @@ class NPSE:
                  n_levels: int = 20, sigma_min: float = 0.01, eps: float = 2e-5,
                  n_steps_each: int = 50, denoise: bool = True, z_score_theta: bool = True,
                  z_score_x: bool = True) -> None:
-        if not hasattr(prior, "in_support") or not hasattr(prior, "dim"):
-            raise ValueError(f"prior: expected a Prior with dim and in_support, got "
-                             f"{type(prior).__name__}")
-        self.prior = prior
+        self.prior = check_prior(prior)
         self.hidden = tuple(hidden)
         self.activation = check_choice(activation, "activation", ACTIVATION_CODES)
         self.n_levels = check_int(n_levels, "n_levels", low=2)

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nprefgen._validation import check_alloc, check_array, check_int, check_rng
+from nprefgen.sbi.priors import check_prior
 
 
 @dataclass
@@ -124,7 +125,7 @@ def simulate_from_prior(prior, simulator, n: int, *, rng=None, executor=None,
     One stream: the prior draws come first, then the simulation seeds (an int seed is turned
     into one Generator, so the two never start from the same state)."""
     n = check_int(n, "n", low=1)
-    check_alloc((n, getattr(prior, "dim", 1)), "n")
+    check_alloc((n, check_prior(prior).dim), "n")
     rng = check_rng(rng)
     theta = prior.sample(n, rng=rng)
     return simulate(simulator, theta, rng=rng, executor=executor, batch_size=batch_size)

@@ -8,6 +8,12 @@ One function per kind of diagnostic, so every section states the same rule in th
   Vehtari et al. (2021) recommend.
 - :func:`ess`: an effective sample size (MCMC.9) below 100 is flagged (too few for stable means
   and quantiles; Vehtari et al. 2021 ask for 100 per chain).
+- :func:`mcmc_converged`: every observation of a batched MCMC run passes the posterior's own
+  check (MCMC.13: split R-hat below max(1.05, its fluctuation for independent draws), ESS at least
+  min(100, a tenth of the draws)), read from the posterior's kept ``diagnostics_``.
+- :func:`leakage`: an NPE posterior (DirectPosterior) keeps at least 90 % of its mass inside the
+  prior for every observation of a batched run (its ``acceptance_rates_``, SBI.10), the bar the
+  posterior warns at.
 - :func:`chi2_per_bin`: chi2 / B of B z-scores is flagged outside the central 99 % interval of
   chi2_B / B, so "far from 1" shrinks as sqrt(2 / B) with the number of bins.
 - :func:`c2st`: a C2ST accuracy of n + n draws is flagged above 0.5 + z_0.99 * 0.5 / sqrt(2 n),
@@ -42,6 +48,27 @@ def ess(report, name: str, value: float, *, show: bool = False):
     """Flag the smallest effective sample size below 100."""
     v = float(value)
     return report.check(name, v, f"ESS >= {ESS_MIN:g}", bool(v >= ESS_MIN), show=show)
+
+
+def mcmc_converged(report, name: str, diagnostics: dict, *, show: bool = False):
+    """Flag a batched MCMC run in which any observation's chains fail their check (MCMC.13);
+    the value is the number of failing observations out of the total."""
+    failed = int(np.size(diagnostics["failed"]))
+    total = int(np.size(diagnostics["ok"]))
+    return report.check(name, f"{failed} of {total} fail",
+                        "every observation's chains pass R-hat / ESS (MCMC.13)", failed == 0,
+                        show=show)
+
+
+def leakage(report, name: str, posterior, *, show: bool = False):
+    """Flag a batched NPE run in which any observation keeps less than the posterior's
+    ``leakage_threshold`` (0.9) of its mass inside the prior; the value is the lowest rate."""
+    rates = np.asarray(posterior.acceptance_rates_)
+    bar = posterior.leakage_threshold
+    low = int(np.sum(rates < bar))
+    return report.check(name, f"{float(rates.min()):.3f} (lowest; {low} of {rates.size} below)",
+                        f"acceptance >= {bar:g} for every observation (SBI.10)", low == 0,
+                        show=show)
 
 
 def chi2_bounds(n_bins: int, level: float = LEVEL) -> tuple[float, float]:

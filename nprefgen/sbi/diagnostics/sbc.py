@@ -19,6 +19,7 @@ from scipy import stats
 
 from nprefgen._validation import check_array, check_int, check_rng
 from nprefgen.sbi.diagnostics._checks import check_draws
+from nprefgen.sbi.priors import check_prior
 
 
 def sbc_ranks(samples, theta_true) -> np.ndarray:
@@ -67,7 +68,7 @@ def run_sbc(sample_posterior, prior, simulator, n_sims: int, n_draws: int, *, rn
     n_sims = check_int(n_sims, "n_sims", low=1)
     n_draws = check_int(n_draws, "n_draws", low=1)
     rng = check_rng(rng)
-    theta = prior.sample(n_sims, rng=rng)
+    theta = check_prior(prior).sample(n_sims, rng=rng)
     x = np.asarray(simulator(theta, rng), dtype=np.float64)
     samples = np.asarray(sample_posterior(n_draws, x, rng=rng), dtype=np.float64)
     if samples.shape != (n_sims, n_draws, theta.shape[1]):

@@ -69,13 +69,13 @@ def build(report) -> None:
     t0 = time.perf_counter()
     d_gauss = gauss.sample(cfg["n_post"], x_obs, rng=rng)
     t_mcmc = time.perf_counter() - t0
-    res = gauss.mcmc_result
+    diag = gauss.diagnostics_                    # kept by the posterior (MCMC.13)
     d_npe = npe.sample(cfg["n_post"], x_obs, rng=rng)
     report.figure(pair_plot({"Gaussian likelihood + MCMC": d_gauss, "NPE": d_npe},
                             theta_true=theta_obs, labels=["A", "n"], limits=[[0.5, 2.0], [1.0, 3.0]]),
                   "posterior", "posteriors for one observation; dashed: the true (A, n)")
-    r_hat = rules.rhat(report, "Gaussian likelihood + slice: R-hat", np.max(res.rhat()))
-    ess = rules.ess(report, "Gaussian likelihood + slice: ESS", np.min(res.ess()))
+    r_hat = rules.rhat(report, "Gaussian likelihood + slice: R-hat", np.max(diag["rhat_max"]))
+    ess = rules.ess(report, "Gaussian likelihood + slice: ESS", np.min(diag["ess_min"]))
     report.table(
         ["method", "simulations", "mean A", "sd A", "mean n", "sd n", "R-hat",
          f"R-hat < {rules.RHAT_MAX:g}", "ESS", f"ESS >= {rules.ESS_MIN:g}", "seconds", "notes"],
@@ -93,6 +93,10 @@ def build(report) -> None:
     theta_t, x_t = task.observations(cfg["n_test"], rng=rng)
     draws = {"Gaussian likelihood + MCMC": gauss.sample_batched(cfg["n_draws"], x_t, rng=rng),
              "NPE": npe.sample_batched(cfg["n_draws"], x_t, rng=rng)}
+    rules.leakage(report, f"NPE: mass inside the prior, {cfg['n_test']} test fields", npe,
+                  show=True)
+    rules.mcmc_converged(report, f"Gaussian likelihood + slice, chains of the {cfg['n_test']} "
+                                 f"test fields", gauss.diagnostics_, show=True)
     levels, rows, tarp_curves = {}, [], {}
     for name, d in draws.items():
         if name == "NPE":
