@@ -37,7 +37,7 @@ def _run(tmp_path, require: bool):
     return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                            "tests/oracle/test_oracle_layers.py::test_planted_bug_is_caught",
                            "tests/nn/test_nn_torch.py"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
 def test_skips_cleanly_without_the_extras_and_fails_when_required(tmp_path):
