@@ -162,6 +162,7 @@ class JaxBackend(Backend):
         import jax.numpy as jnp
 
         self.jax, self.jnp = jax, jnp
+        assert jnp.ones(1).dtype == np.float64, "JAX must run in float64 (jax_enable_x64)"
 
     def asarray(self, a):
         return self.jnp.asarray(np.asarray(a, dtype=np.float64) if isinstance(a, np.ndarray)
