@@ -51,7 +51,7 @@ def alarm():
 
 # -- the autodiff oracles (tests/oracle/, and every test marked torch or oracle) -------------------
 _ORACLE_MARKS = ("oracle", "torch")
-_ORACLE_MODULES = ("torch", "jax")
+_ORACLE_MODULES = ("torch", "jax", "zuko", "nflows")   # the [oracle] extras
 _REQUIRE = "NPREFGEN_REQUIRE_ORACLE"
 
 
@@ -60,7 +60,7 @@ def _skip_reason(report) -> str:
 
 
 def _oracle_skip(report) -> bool:
-    """A skip of a torch/oracle-marked test, or an importorskip of torch or jax anywhere."""
+    """A skip of a torch/oracle-marked test, or an importorskip of a library of the extras."""
     if any(m in getattr(report, "keywords", {}) for m in _ORACLE_MARKS):
         return True
     reason = _skip_reason(report)
@@ -68,7 +68,7 @@ def _oracle_skip(report) -> bool:
 
 
 def pytest_configure(config):
-    """Under NPREFGEN_REQUIRE_ORACLE=1 (CI's oracle step) torch and jax must import."""
+    """Under NPREFGEN_REQUIRE_ORACLE=1 (CI's oracle step) every library of the extras must import."""
     if os.environ.get(_REQUIRE) == "1":
         for m in _ORACLE_MODULES:
             try:
@@ -100,9 +100,9 @@ def pytest_make_collect_report(collector):
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    """Say so when cross-checks against torch/JAX were skipped (the extras are not installed)."""
+    """Say so when cross-checks against torch/JAX/zuko/nflows were skipped (no extras)."""
     skipped = [r for r in terminalreporter.stats.get("skipped", []) if _oracle_skip(r)]
     if skipped:
         terminalreporter.write_line(
             f"oracle cross-checks skipped: {len(skipped)} tests or modules against "
-            f"torch.autograd/JAX did not run; install .[oracle] (pip install '.[oracle]') to run them")
+            f"torch/JAX/zuko/nflows did not run; install .[oracle] (pip install '.[oracle]') to run them")
