@@ -1,5 +1,6 @@
-"""Two autodiff oracles behind one small interface: ``torch.autograd`` and ``jax.grad``/``jax.vjp``
-(JAX in float64 mode), for the cross-checks in tests/oracle/.
+"""Two autodiff oracles behind one small interface: ``torch.autograd`` and JAX in float64 mode
+(``jax.value_and_grad``, reverse mode through ``jax.vjp``, and ``jax.jacfwd``), for the
+cross-checks in tests/oracle/.
 
 The formulas under test are written once, in tests/oracle/formulas.py, against the handful of
 array operations below (``B.tanh``, ``B.cat``, ``B.cols``, ...), directly from the derivations and
@@ -175,11 +176,6 @@ class JaxBackend(Backend):
         leaves = {k: self.jnp.asarray(np.asarray(v, dtype=np.float64)) for k, v in inputs.items()}
         value, grads = self.jax.jit(self.jax.value_and_grad(fun))(leaves)   # one XLA program
         return float(value), {k: np.array(g) for k, g in grads.items()}
-
-    def vjp(self, fun, x, v):
-        """jax.vjp of fun at x applied to the cotangent v (both numpy)."""
-        y, pullback = self.jax.vjp(fun, self.jnp.asarray(x))
-        return np.array(y), np.array(pullback(self.jnp.asarray(v))[0])
 
     def jacobian(self, fun, x):
         return np.array(self.jax.jit(self.jax.jacfwd(fun))(self.jnp.asarray(x)))
