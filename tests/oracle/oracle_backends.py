@@ -2,7 +2,7 @@
 (``jax.value_and_grad``, reverse mode through ``jax.vjp``, and ``jax.jacfwd``), for the
 cross-checks in tests/oracle/.
 
-The formulas under test are written once, in tests/oracle/formulas.py, against the handful of
+The formulas under test are written once, in tests/oracle/oracle_formulas.py, against the handful of
 array operations below (``B.tanh``, ``B.cat``, ``B.cols``, ...), directly from the derivations and
 never calling nprefgen. Each backend then evaluates them and differentiates them with its own
 autodiff engine, so a value or gradient of nprefgen has to agree with two independent machines.
