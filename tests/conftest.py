@@ -47,3 +47,62 @@ def alarm():
     yield lambda seconds: signal.alarm(seconds)
     signal.alarm(0)
     signal.signal(signal.SIGALRM, old)
+
+
+# -- the autodiff oracles (tests/oracle/, and every test marked torch or oracle) -------------------
+_ORACLE_MARKS = ("oracle", "torch")
+_ORACLE_MODULES = ("torch", "jax", "zuko", "nflows")   # the [oracle] extras
+_REQUIRE = "NPREFGEN_REQUIRE_ORACLE"
+
+
+def _skip_reason(report) -> str:
+    return report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+
+
+def _oracle_skip(report) -> bool:
+    """A skip of a torch/oracle-marked test, or an importorskip of a library of the extras."""
+    if any(m in getattr(report, "keywords", {}) for m in _ORACLE_MARKS):
+        return True
+    reason = _skip_reason(report)
+    return any(f"could not import '{m}'" in reason for m in _ORACLE_MODULES)
+
+
+def pytest_configure(config):
+    """Under NPREFGEN_REQUIRE_ORACLE=1 (CI's oracle step) every library of the extras must import."""
+    if os.environ.get(_REQUIRE) == "1":
+        for m in _ORACLE_MODULES:
+            try:
+                __import__(m)
+            except ImportError as exc:
+                raise pytest.UsageError(f"{_REQUIRE}=1 but {m} is not importable ({exc}); "
+                                        f"install the extras: pip install '.[oracle]'") from exc
+
+
+def _fail_oracle_skip(report) -> None:
+    if report.skipped and os.environ.get(_REQUIRE) == "1" and _oracle_skip(report):
+        report.outcome = "failed"
+        report.longrepr = (f"{_REQUIRE}=1 but this cross-check was skipped ({_skip_reason(report)}); "
+                           f"the oracles must not skip in CI")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under NPREFGEN_REQUIRE_ORACLE=1 a skipped torch/JAX cross-check is a failure."""
+    outcome = yield
+    _fail_oracle_skip(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    """The same for a module skipped at import (``torch = pytest.importorskip("torch")``)."""
+    outcome = yield
+    _fail_oracle_skip(outcome.get_result())
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Say so when cross-checks against torch/JAX/zuko/nflows were skipped (no extras)."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if _oracle_skip(r)]
+    if skipped:
+        terminalreporter.write_line(
+            f"oracle cross-checks skipped: {len(skipped)} tests or modules against "
+            f"torch/JAX/zuko/nflows did not run; install .[oracle] (pip install '.[oracle]') to run them")

@@ -896,8 +896,14 @@ case(P + "Report.check", "type", "passed", lambda: _rep().check("x", 1.0, "x < 2
 case(P + "Report.write", "nan", "total_seconds", lambda: _rep().write(np.nan))
 case(P + "Report.write", "hyper", "total_seconds", lambda: _rep().write(-1.0))
 P = "tour.gradchecks."
-for fn in (TG.layer_cases, TG.loss_cases):
+for fn in (TG.layer_cases, TG.loss_cases, TG.bijector_cases, TG.kernel_cases):
     case(P + fn.__name__, "hyper", "rng", lambda fn=fn: fn(rng="0"))
+case(P + "run_gradchecks", "hyper", "groups", lambda: TG.run_gradchecks(("layers", "nope")))
+case(P + "run_gradchecks", "type", "groups", lambda: TG.run_gradchecks("layers"))
+case(P + "run_gradchecks", "empty", "groups", lambda: TG.run_gradchecks(()))
+case(P + "run_gradchecks", "hyper", "seed", lambda: TG.run_gradchecks(seed=-1))
+case(P + "run_gradchecks", "hyper", "rng", lambda: TG.run_gradchecks(rng="3"))
+case(P + "run_gradchecks", "nan", "rtol", lambda: TG.run_gradchecks(rtol=np.nan))
 for fn in (TG.run_all_layer_checks, TG.planted_bug_checks):
     case(P + fn.__name__, "hyper", "seed", lambda fn=fn: fn(-1))
     case(P + fn.__name__, "nan", "seed", lambda fn=fn: fn(np.nan))

@@ -60,11 +60,52 @@ def test_gradcheck_exits_0_when_every_check_passes(capsys):
 
 def test_gradcheck_exits_1_when_a_check_fails(monkeypatch, capsys):
     """A broken backward makes the command fail: feed it the planted-bug rows."""
-    rows = gradchecks.planted_bug_checks(seed=0)
-    monkeypatch.setattr(gradchecks, "run_all_layer_checks", lambda seed=0: rows)
+    rows = [("layers", *r) for r in gradchecks.planted_bug_checks(seed=0)]
+    monkeypatch.setattr(gradchecks, "run_gradchecks", lambda groups, seed=0: rows)
     assert main(["gradcheck"]) == 1
     out = capsys.readouterr().out
     assert "FAIL" in out and "1 failed" in out
+
+
+def test_gradcheck_covers_every_group_and_selects_groups(capsys):
+    """Every layer, loss, bijector and kernel gradient by default; --group picks some."""
+    assert main(["gradcheck"]) == 0
+    out = capsys.readouterr().out
+    for group, name in (("layers", "Conv2d"), ("losses", "mse_loss"), ("bijectors", "IAF(context)"),
+                        ("bijectors", "spline_flow(context)"), ("kernels", "ntxent"),
+                        ("kernels", "rq_spline_theta_forward")):
+        assert any(line.startswith(group) and name in line for line in out.splitlines()), (group, name)
+    assert "context" in out and "0 failed" in out
+    assert main(["gradcheck", "--group", "bijectors,kernels", "--seed", "1"]) == 0
+    out = capsys.readouterr().out
+    assert not any(line.startswith(("layers", "losses")) for line in out.splitlines())
+    assert "bijectors" in out.splitlines()[-1] and "kernels" in out.splitlines()[-1]
+
+
+def test_gradcheck_unknown_group_exits_2(capsys):
+    assert main(["gradcheck", "--group", "layers,nope"]) == 2
+    err = capsys.readouterr().err
+    assert "--group" in err and "nope" in err and "bijectors" in err
+
+
+def test_gradcheck_bijector_rows_can_fail(monkeypatch, capsys):
+    """A coupling whose conditioner gradient is doubled fails its bijector rows."""
+    from nprefgen.flows import AffineCoupling
+
+    original = gradchecks.bijector_cases
+
+    def broken(*, rng=None):
+        cases = original(rng=rng)
+        b = cases[0][1]
+        assert isinstance(b, AffineCoupling)
+        net_backward = b.net._backward
+        b.net._backward = lambda cache, d: 2.0 * net_backward(cache, d)
+        return cases[:1]
+
+    monkeypatch.setattr(gradchecks, "bijector_cases", broken)
+    assert main(["gradcheck", "--group", "bijectors"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL" in out and "AffineCoupling" in out
 
 
 def test_tour_quick_gradchecks_writes_the_report(tmp_path, capsys):

@@ -17,6 +17,7 @@ from nprefgen.nn.activations import ACTIVATIONS
 from nprefgen.testing.strategies import mlp_configs
 
 
+@pytest.mark.torch
 def test_sgd_default_learning_rate_is_torchs():
     """(NN.15) SGD claims torch.optim.SGD's update; its default lr must be torch's 1e-3 too."""
     lr = inspect.signature(SGD).parameters["lr"].default

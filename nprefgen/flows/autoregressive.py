@@ -125,7 +125,7 @@ class MAF(_MADEBijector):
         z = self._check_x(z, "z")
         context = self._check_context(context, z.shape[0])
         x = np.zeros_like(z)
-        log_det_inv = np.zeros(z.shape[0])
+        log_det_inv = np.zeros(z.shape[0], dtype=z.dtype)
         for i in self._sequential_positions():
             # outputs for coordinate i depend only on the coordinates already filled in
             mu, raw, _, _, _ = self._made(x, context)

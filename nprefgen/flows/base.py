@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from nprefgen._validation import check_array, check_int
+from nprefgen._validation import check_array, check_float_dtype, check_int
 from nprefgen.nn.base import Module
 
 MAX_PARAMETERS = 10**8
@@ -168,6 +168,30 @@ class Bijector(Module):
 
     def _buffers_loaded(self) -> None:
         """Hook: recompute anything derived from the buffers after loading (default: nothing)."""
+
+    def astype(self, dtype) -> "Bijector":
+        """Cast every parameter, gradient *and floating buffer* (masks, standardisation
+        statistics, a flow's context scaling) to ``dtype``, float64 or float32; returns self.
+
+        A float32 bijector given float32 inputs then computes in float32 throughout: ``z``,
+        ``log_det``, the inverse and every gradient it returns (input, context, parameters) are
+        float32. Integer buffers (a permutation) keep their dtype.
+        """
+        super().astype(dtype)
+        dtype = check_float_dtype(dtype)
+        for mod in self.modules():
+            if not isinstance(mod, Bijector):
+                continue
+            for name, buf in list(mod.buffers.items()):
+                if buf.dtype.kind != "f" or buf.dtype == dtype:
+                    continue
+                new = buf.astype(dtype)
+                for attr, value in list(vars(mod).items()):     # attributes aliasing the buffer
+                    if value is buf:
+                        setattr(mod, attr, new)
+                mod.buffers[name] = new
+            mod._buffers_loaded()
+        return self
 
     # Buffers added after files were first written: the value a file without them implies.
     legacy_buffers: dict[str, float] = {}

@@ -76,7 +76,7 @@ class Chain(Bijector):
 
     def _backward(self, cache, d_z, d_log_det):
         caches, n = cache
-        d_context = np.zeros((n, self.context_dim)) if self.context_dim else None
+        d_context = np.zeros((n, self.context_dim), dtype=d_z.dtype) if self.context_dim else None
         for b, c in zip(reversed(self.bijectors), reversed(caches)):
             d_z, d_c = b._backward(c, d_z, d_log_det)
             if d_c is not None:

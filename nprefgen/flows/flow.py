@@ -210,6 +210,7 @@ class Flow(Chain):
         n = x.shape[0]
         w = np.ones(n) if weights is None else check_array(weights, "weights", shape=(n,))
         z, log_det, cache = self._forward_cached(x, context)     # checked by _rows above
+        w = w.astype(z.dtype, copy=False)           # a float32 flow's gradients stay float32
         log_prob = _normal_log_prob(z) + log_det
         try:
             with np.errstate(over="ignore", invalid="ignore"):             # checked next

@@ -38,7 +38,7 @@ def logit_forward(x, lam: float = LAMBDA, data_scale: float = 1.0):
     p = lam + (1.0 - 2.0 * lam) * (x / data_scale)
     log_p, log_1mp = np.log(p), np.log1p(-p)
     y = log_p - log_1mp
-    per_dim = np.log1p(-2.0 * lam) - np.log(data_scale) - log_p - log_1mp
+    per_dim = float(np.log1p(-2.0 * lam) - np.log(data_scale)) - log_p - log_1mp  # float32 stays
     return y, per_dim.sum(axis=1)
 
 
@@ -51,7 +51,7 @@ def logit_inverse(y, lam: float = LAMBDA, data_scale: float = 1.0):
     log_p, log_1mp = -np.logaddexp(0.0, -y), -np.logaddexp(0.0, y)
     p = np.exp(log_p)
     x = data_scale * (p - lam) / (1.0 - 2.0 * lam)
-    per_dim = np.log1p(-2.0 * lam) - np.log(data_scale) - log_p - log_1mp
+    per_dim = float(np.log1p(-2.0 * lam) - np.log(data_scale)) - log_p - log_1mp  # float32 stays
     return x, -per_dim.sum(axis=1)
 
 

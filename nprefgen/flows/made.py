@@ -135,7 +135,8 @@ class MADE(Module):
         d = d_out
         for layer, c in zip(reversed(self.net.layers), reversed(cache)):
             if isinstance(layer, MaskedLinear):
-                d = d @ (layer.params["weight"] * layer.mask)          # (NN.2a) with (NN.3)
+                w = layer.params["weight"]                             # the mask in w's dtype
+                d = d @ (w * layer.mask.astype(w.dtype, copy=False))   # (NN.2a) with (NN.3)
             else:
                 d = layer.backward(c, d)                               # activations hold no params
         return d[:, : self.dim], (d[:, self.dim:] if self.context_dim else None)

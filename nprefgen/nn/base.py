@@ -99,25 +99,63 @@ class Module:
         """Copies of all parameters keyed by PyTorch-compatible names."""
         return {name: p.copy() for name, p, _ in self.named_parameters()}
 
-    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        """Copy arrays into the parameters in place; names and shapes must match exactly."""
+    def load_state_dict(self, state, *, cast: bool = False, ignore=()) -> None:
+        """Copy arrays into the parameters in place; names and shapes must match exactly.
+
+        Parameters
+        ----------
+        state : mapping of parameter name -> array-like
+            Anything ``np.asarray`` reads: numpy arrays, torch tensors after ``.detach()`` (on
+            the CPU), jax arrays, nested lists. Names and layouts are PyTorch's ``state_dict``.
+        cast : bool
+            Floating arrays must already have each parameter's dtype. A float32 array loaded
+            into a float64 module (or the reverse) is refused with a ValueError, because a
+            silent conversion hides the precision the weights really have (float32 weights
+            only agree with their float32 source to ~1e-7, not to the 1e-10 of a float64
+            cross-check). ``cast=True`` converts explicitly (float32 -> float64 is exact,
+            float64 -> float32 rounds); or convert the source first (``tensor.double()``), or
+            the module (``module.astype(np.float32)``). Integer and bool arrays are exact
+            values and are converted to the parameter's dtype either way.
+        ignore : iterable of str
+            Names (or fnmatch patterns, e.g. ``"*.mask"``) of entries of ``state`` to skip:
+            extra buffers of another library's module that are not nprefgen parameters (the
+            masks a PyTorch MADE registers as buffers, batch-norm running statistics). A
+            pattern that matches one of this module's own parameters is refused.
+
+        Everything is checked (names, shapes, dtypes, finite values) before anything is copied,
+        so a bad ``state`` raises ``ValueError`` naming the entry and leaves the module as it was.
+        """
+        from fnmatch import fnmatchcase
+
         if not isinstance(state, Mapping):
             raise ValueError(f"state: expected a dict of arrays by parameter name, "
                              f"got {type(state).__name__}")
+        if isinstance(ignore, str):
+            ignore = (ignore,)
+        ignore = tuple(ignore)
+        for pattern in ignore:
+            if not isinstance(pattern, str):
+                raise ValueError(f"ignore: expected names or fnmatch patterns (str), got "
+                                 f"{type(pattern).__name__}")
         own = {name: p for name, p, _ in self.named_parameters()}
-        missing = sorted(set(own) - set(state))
-        unexpected = sorted(set(state) - set(own))
+        clash = sorted(n for n in own if any(fnmatchcase(n, pat) for pat in ignore))
+        if clash:
+            raise ValueError(f"ignore: {list(ignore)} matches parameters of this module {clash}; "
+                             f"only extra entries of state can be ignored")
+        given = {k: v for k, v in state.items()
+                 if not (isinstance(k, str) and any(fnmatchcase(k, pat) for pat in ignore))}
+        missing = sorted(set(own) - set(given))
+        unexpected = sorted(map(str, set(given) - set(own)))
         if missing or unexpected:
+            hint = (" (extra buffers such as masks can be skipped with ignore=[...])"
+                    if unexpected else "")
             raise ValueError(
                 f"state: expected parameter names {sorted(own)}, "
-                f"missing {missing}, unexpected {unexpected}"
+                f"missing {missing}, unexpected {unexpected}{hint}"
             )
         values = {}
         for name, p in own.items():         # check everything before copying anything
-            value = check_array(state[name], f"state[{name!r}]", allow_empty=True)
-            if value.shape != p.shape:
-                raise ValueError(f"state[{name!r}]: expected shape {p.shape}, got {value.shape}")
-            values[name] = value
+            values[name] = _state_value(given[name], name, p, cast)
         for name, p in own.items():
             p[...] = values[name]
 
@@ -137,6 +175,29 @@ class Module:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+def _state_value(value, name: str, p: np.ndarray, cast: bool) -> np.ndarray:
+    """One entry of ``load_state_dict``'s state as an array of ``p``'s shape and dtype."""
+    where = f"state[{name!r}]"
+    try:
+        raw = np.asarray(value)
+    except Exception as exc:            # e.g. a torch tensor that requires grad, or on a GPU
+        raise ValueError(f"{where}: expected an array-like (numpy, a torch tensor after "
+                         f".detach().cpu(), a jax array), got {type(value).__name__}: {exc}"[:400]
+                         ) from exc
+    if raw.dtype.kind == "f" and raw.dtype != p.dtype and not cast:
+        raise ValueError(f"{where}: expected dtype {p.dtype} (the module's), got {raw.dtype}; "
+                         f"convert explicitly: load_state_dict(state, cast=True), or convert the "
+                         f"source (torch: .double() / .float()) or the module "
+                         f"(module.astype(np.{raw.dtype}))")
+    if raw.dtype.kind in "biuf":
+        with np.errstate(over="ignore"):            # a float64 beyond float32's range -> inf,
+            raw = raw.astype(p.dtype, copy=False)   # refused next as a non-finite value
+    arr = check_array(raw, where, allow_empty=True, dtype=p.dtype)
+    if arr.shape != p.shape:
+        raise ValueError(f"{where}: expected shape {p.shape}, got {arr.shape}")
+    return arr
 
 
 def check_input(x, name: str, n_features: int | None, layer: Module, ndim=2) -> np.ndarray:

@@ -315,56 +315,6 @@ def test_bad_input(rng):
             thunk()
 
 
-@pytest.mark.torch
-@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
-def test_against_torch(likelihood, rng):
-    """(VAE.11) the same weights and eps give the same per-row ELBO and the same gradients w.r.t.
-    every parameter and the input as torch.autograd on the textbook formulas, at 1e-12."""
-    torch = pytest.importorskip("torch")
-    vae = dense_vae(6, 2, hidden=(5, 4), rng=rng, activation="tanh", likelihood=likelihood,
-                    beta=1.5)
-    if likelihood == "gaussian":
-        vae.nets.params["decoder_log_var"][...] = -0.7
-    x = rng.uniform(0.05, 0.95, (5, 6))
-    eps = rng.standard_normal((5, 2))
-    c = rng.standard_normal(5)                              # random row weights
-    vae.zero_grad()
-    elbo, d_x = vae.elbo_and_grad(x, eps, weights=c)
-
-    def mlp(widths):
-        layers = []
-        for i in range(len(widths) - 1):
-            layers.append(torch.nn.Linear(widths[i], widths[i + 1], dtype=torch.float64))
-            if i < len(widths) - 2:
-                layers.append(torch.nn.Tanh())
-        return torch.nn.Sequential(*layers)
-
-    net = torch.nn.Module()
-    net.encoder, net.decoder = mlp([6, 5, 4, 4]), mlp([2, 4, 5, 6])
-    if likelihood == "gaussian":
-        net.decoder_log_var = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
-    net.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in vae.nets.state_dict().items()})
-    xt = torch.from_numpy(x).requires_grad_(True)
-    h = net.encoder(xt)
-    mu, log_var = h[:, :2], h[:, 2:]
-    z = mu + torch.exp(0.5 * log_var) * torch.from_numpy(eps)
-    out = net.decoder(z)
-    if likelihood == "bernoulli":
-        ll = (xt * torch.log(torch.sigmoid(out)) + (1 - xt) * torch.log(1 - torch.sigmoid(out))).sum(1)
-    else:
-        lv = net.decoder_log_var
-        ll = (-0.5 * (np.log(2 * np.pi) + lv + (xt - out) ** 2 * torch.exp(-lv))).sum(1)
-    kl = 0.5 * (mu ** 2 + torch.exp(log_var) - 1 - log_var).sum(1)
-    elbo_t = ll - 1.5 * kl
-    (elbo_t * torch.from_numpy(c)).sum().backward()
-    np.testing.assert_allclose(elbo, elbo_t.detach().numpy(), rtol=1e-12)
-    np.testing.assert_allclose(d_x, xt.grad.numpy(), rtol=1e-10, atol=1e-12)
-    grads = {name: g for name, _, g in vae.nets.named_parameters()}
-    for name, p in net.named_parameters():
-        np.testing.assert_allclose(grads[name], p.grad.numpy(), rtol=1e-10, atol=1e-12,
-                                   err_msg=name)
-
-
 def test_vae_tour_section_quick(tmp_path):
     """The tour section runs in quick mode and writes its figures."""
     from nprefgen.tour import run_tour

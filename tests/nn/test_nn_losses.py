@@ -78,6 +78,7 @@ def test_losses_direct_formulas(rng):
     np.testing.assert_allclose(softmax(p + 1000.0), prob, rtol=1e-12)
 
 
+@pytest.mark.torch
 def test_losses_against_torch(rng):
     """(NN.11)-(NN.14) equal torch's MSELoss, BCEWithLogitsLoss, GaussianNLLLoss(full=True, var=exp
     log_var), CrossEntropyLoss, values and autograd gradients, both reductions, float64."""

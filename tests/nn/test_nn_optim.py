@@ -62,6 +62,7 @@ def test_adam_hand_steps():
     assert opt.t == 2
 
 
+@pytest.mark.torch
 @pytest.mark.parametrize("kind", ["sgd", "sgd_momentum", "adam", "adam_wd"])
 def test_optimizers_against_torch(kind):
     """(NN.15) SGD(momentum, weight decay) and (NN.16) Adam follow torch.optim's trajectory on a
@@ -101,6 +102,7 @@ def test_clip_grad_norm():
     assert total == pytest.approx(1.0, rel=1e-6)
 
 
+@pytest.mark.torch
 def test_clip_grad_norm_against_torch(rng):
     """(NN.17) equals torch.nn.utils.clip_grad_norm_ on an MLP's gradients (norm and result)."""
     torch = pytest.importorskip("torch")
