@@ -256,6 +256,7 @@ CLASS_EXEMPT = {
     "Augment": "tests/models/test_augment.py",
     # containers of results and records: no behaviour of their own
     "EMResult": "record", "PCAFit": "record", "LangevinResult": "record", "MCMCResult": "record", "ABCResult": "record",
+    "SMCABCResult": "record (tests/sbi/test_smc_abc.py)",
     "Simulations": "record", "Task": "record", "Toy": "record", "PowerSpectrum": "record",
     "Histogram": "record", "BijectorReport": "record", "VJPResult": "record",
     "ImageData": "record",
@@ -513,6 +514,9 @@ CALLABLE_EXEMPT = {
     "nprefgen.sbi.score_posterior.ScorePosterior.set_default_x": "tests/sbi/test_score_posterior.py::test_bad_inputs",
     "nprefgen.models.ncsn.NCSN.mlp_arrays": "the context argument: tests/sbi/test_score_posterior.py::test_bad_inputs",
     "nprefgen.sbi.tasks.gaussian_mixture_reference": "a task's reference sampler (tests/sbi/test_tasks.py)",
+    "nprefgen.sbi.smc_abc.importance_weights": "pure maths (ABC.3) behind smc_abc (rows there; "
+                                               "tests/sbi/test_smc_abc.py)",
+    "nprefgen.sbi.smc_abc.kernel_covariance": "pure maths (ABC.2) behind smc_abc (rows there)",
     "nprefgen.sbi.cosmology.": "the tour's worked example, not swept before (tests/sbi/test_cosmology.py)",
     "nprefgen.sbi.tasks.GaussianLinearSimulator": "simulator (tests/sbi/test_tasks.py)",
     "nprefgen.samplers.mcmc.CountingLogProb": "wrapper built by the samplers",

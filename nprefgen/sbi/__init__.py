@@ -7,7 +7,7 @@ the answer can be trusted.
   (a Gaussian random field with P(k) = A k^-n), :mod:`.priors`; any ``simulator(theta, rng)`` works
 * simulation: :func:`simulate` (in-process or any ``concurrent.futures`` executor, reproducible,
   NaN/inf dropped and counted)
-* inference: :func:`rejection_abc`, :class:`NPE`, :class:`NLE`, :class:`MCMCPosterior` (explicit
+* inference: :func:`rejection_abc`, :func:`smc_abc` (population Monte Carlo ABC), :class:`NPE`, :class:`NLE`, :class:`MCMCPosterior` (explicit
   likelihoods, e.g. the Gaussian-likelihood baseline); posteriors ``sample``, ``sample_batched``,
   ``log_prob``
 * validation: :mod:`.diagnostics` (held-out log-likelihood, PIT / P-P, coverage, SBC, TARP), and
@@ -36,13 +36,14 @@ from nprefgen.sbi.posterior import DirectPosterior, MCMCPosterior
 from nprefgen.sbi.priors import BoxUniform, Gaussian, Prior
 from nprefgen.sbi.score_posterior import NPSE, ScorePosterior
 from nprefgen.sbi.simulate import Simulations, simulate, simulate_from_prior
+from nprefgen.sbi.smc_abc import SMCABCResult, smc_abc
 from nprefgen.sbi.tasks import (
     TASKS, GaussianLinearSimulator, GaussianMixtureSimulator, Task, TwoMoonsSimulator,
     gaussian_linear, gaussian_linear_posterior, gaussian_mixture, get_task, two_moons,
 )
 
 __all__ = [
-    "ABCPosterior", "ABCResult", "rejection_abc", "NPE", "NLE", "NPSE", "ScorePosterior", "FlowLikelihood",
+    "ABCPosterior", "ABCResult", "rejection_abc", "smc_abc", "SMCABCResult", "NPE", "NLE", "NPSE", "ScorePosterior", "FlowLikelihood",
     "DirectPosterior", "MCMCPosterior", "BoxUniform", "Gaussian", "Prior", "Simulations",
     "simulate", "simulate_from_prior", "Task", "gaussian_linear", "gaussian_linear_posterior",
     "gaussian_mixture", "get_task", "two_moons", "TASKS", "GaussianLinearSimulator",
