@@ -251,7 +251,7 @@ CLASS_EXEMPT = {
     "CountingLogProb": "a call-counting wrapper inside the samplers (tests/samplers)",
     # simulators and augmentations: callables (theta or x, rng) -> array, tests in their modules
     "GaussianLinearSimulator": "tests/sbi/test_tasks.py", "TwoMoonsSimulator": "tests/sbi/test_tasks.py",
-    "GaussianMixtureSimulator": "tests/sbi/test_tasks.py",
+    "GaussianMixtureSimulator": "tests/sbi/test_tasks.py", "SLCPSimulator": "tests/sbi/test_tasks_more.py",
     "CosmologyGRFSimulator": "tests/sbi/test_cosmology.py",
     "Augment": "tests/models/test_augment.py",
     # containers of results and records: no behaviour of their own
@@ -335,7 +335,7 @@ def test_known_deviations_name_real_checks():
 # protocols; nprefgen.sbi.simulate, nprefgen.sbi.diagnostics.run_sbc, SimCLR.fit).
 RNG_PROTOCOL = {
     "rng:sbi.tasks.GaussianLinearSimulator.__call__", "rng:sbi.tasks.TwoMoonsSimulator.__call__",
-    "rng:sbi.tasks.GaussianMixtureSimulator.__call__", "rng:sbi.cosmology.CosmologyGRFSimulator.__call__",
+    "rng:sbi.tasks.GaussianMixtureSimulator.__call__", "rng:sbi.tasks_more.SLCPSimulator.__call__", "rng:sbi.cosmology.CosmologyGRFSimulator.__call__",
     "rng:models.augment.Augment.__call__",
 }
 
@@ -517,6 +517,8 @@ CALLABLE_EXEMPT = {
     "nprefgen.sbi.smc_abc.importance_weights": "pure maths (ABC.3) behind smc_abc (rows there; "
                                                "tests/sbi/test_smc_abc.py)",
     "nprefgen.sbi.smc_abc.kernel_covariance": "pure maths (ABC.2) behind smc_abc (rows there)",
+    "nprefgen.sbi.tasks_more.": "tasks, their simulators and reference samplers "
+                                "(tests/sbi/test_tasks_more.py)",
     "nprefgen.sbi.cosmology.": "the tour's worked example, not swept before (tests/sbi/test_cosmology.py)",
     "nprefgen.sbi.tasks.GaussianLinearSimulator": "simulator (tests/sbi/test_tasks.py)",
     "nprefgen.samplers.mcmc.CountingLogProb": "wrapper built by the samplers",
