@@ -245,7 +245,7 @@ CLASS_EXEMPT = {
     # and NLE (MCMC); ABC's is a KDE over accepted draws (tests/sbi/test_abc.py)
     "DirectPosterior": "returned by NPE.train (posterior_estimator battery)",
     "MCMCPosterior": "returned by NLE.train (posterior_estimator battery)",
-    "ABCPosterior": "tests/sbi/test_abc.py", "FlowLikelihood": "used by NLE's MCMCPosterior",
+    "ABCPosterior": "tests/sbi/test_abc.py", "ShardedDataset": "tests/sbi/test_shards.py", "FlowLikelihood": "used by NLE's MCMCPosterior",
     "ScorePosterior": "returned by NPSE.train (posterior_estimator battery; no log_prob)",
     "GaussianSummaryLikelihood": "tests/sbi/test_cosmology.py",
     "CountingLogProb": "a call-counting wrapper inside the samplers (tests/samplers)",
@@ -519,6 +519,11 @@ CALLABLE_EXEMPT = {
     "nprefgen.sbi.smc_abc.kernel_covariance": "pure maths (ABC.2) behind smc_abc (rows there)",
     "nprefgen.sbi.tasks_more.": "tasks, their simulators and reference samplers "
                                 "(tests/sbi/test_tasks_more.py)",
+    "nprefgen.sbi.shards.": "simulation shards on disk: bad inputs, resume, seeds and dask in "
+                            "tests/sbi/test_shards.py (test_bad_inputs_are_named)",
+    "nprefgen.nn.train.is_data_source": "a duck-type test, no argument it could get wrong",
+    "nprefgen.nn.train.show_progress": "reads NPREFGEN_PROGRESS (ValueError naming it; "
+                                       "tests/nn/test_progress.py)",
     "nprefgen.sbi.cosmology.": "the tour's worked example, not swept before (tests/sbi/test_cosmology.py)",
     "nprefgen.sbi.tasks.GaussianLinearSimulator": "simulator (tests/sbi/test_tasks.py)",
     "nprefgen.samplers.mcmc.CountingLogProb": "wrapper built by the samplers",
