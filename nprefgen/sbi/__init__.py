@@ -6,7 +6,8 @@ the answer can be trusted.
 * tasks and priors: :mod:`.tasks` (gaussian_linear, two_moons, gaussian_mixture), :mod:`.cosmology`
   (a Gaussian random field with P(k) = A k^-n), :mod:`.priors`; any ``simulator(theta, rng)`` works
 * simulation: :func:`simulate` (in-process or any ``concurrent.futures`` executor, reproducible,
-  NaN/inf dropped and counted)
+  NaN/inf dropped and counted); :func:`simulate_shards` (to disk in shards,
+  resumable, e.g. on a dask cluster)
 * inference: :func:`rejection_abc`, :func:`smc_abc` (population Monte Carlo ABC), :class:`NPE`, :class:`NLE`, :class:`MCMCPosterior` (explicit
   likelihoods, e.g. the Gaussian-likelihood baseline); posteriors ``sample``, ``sample_batched``,
   ``log_prob``
@@ -35,6 +36,7 @@ from nprefgen.sbi.npe import NPE
 from nprefgen.sbi.posterior import DirectPosterior, MCMCPosterior
 from nprefgen.sbi.priors import BoxUniform, Gaussian, Prior
 from nprefgen.sbi.score_posterior import NPSE, ScorePosterior
+from nprefgen.sbi.shards import ShardedDataset, simulate_shards
 from nprefgen.sbi.simulate import Simulations, simulate, simulate_from_prior
 from nprefgen.sbi.smc_abc import SMCABCResult, smc_abc
 from nprefgen.sbi.tasks import (
@@ -43,7 +45,8 @@ from nprefgen.sbi.tasks import (
 )
 
 __all__ = [
-    "ABCPosterior", "ABCResult", "rejection_abc", "smc_abc", "SMCABCResult", "NPE", "NLE", "NPSE", "ScorePosterior", "FlowLikelihood",
+    "ABCPosterior", "ABCResult", "rejection_abc", "smc_abc", "SMCABCResult", "simulate_shards",
+    "ShardedDataset", "NPE", "NLE", "NPSE", "ScorePosterior", "FlowLikelihood",
     "DirectPosterior", "MCMCPosterior", "BoxUniform", "Gaussian", "Prior", "Simulations",
     "simulate", "simulate_from_prior", "Task", "gaussian_linear", "gaussian_linear_posterior",
     "gaussian_mixture", "get_task", "two_moons", "TASKS", "GaussianLinearSimulator",
