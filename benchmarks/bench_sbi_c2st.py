@@ -62,8 +62,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--max-epochs", type=int, default=1000)
     ap.add_argument("--abc-keep", type=int, default=100,
                     help="REJ-ABC: number of closest simulations kept (sbibm's default 100)")
-    ap.add_argument("--abc-bandwidth", choices=["cv", "scott"], default="cv",
-                    help="KDE bandwidth for REJ-ABC (sbibm: cross-validated)")
+    ap.add_argument("--abc-bandwidth", choices=["cv", "cv_iso", "scott"], default="cv",
+                    help="KDE bandwidth for REJ-ABC (sbibm: cross-validated, one bandwidth for "
+                         "all coordinates; cv_iso is that shape, cv a Cov-shaped kernel)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
 

@@ -141,14 +141,20 @@ def scott_bandwidth(theta: np.ndarray, weights=None) -> np.ndarray:
     return cov * n ** (-2.0 / (p + 4.0)) + 1e-12 * np.eye(p)
 
 
-def cv_bandwidth(theta: np.ndarray, factors=None, weights=None) -> np.ndarray:
+def cv_bandwidth(theta: np.ndarray, factors=None, weights=None, *,
+                 isotropic: bool = False) -> np.ndarray:
     """(SBI.7) H = f^2 Cov(theta) with f maximising the leave-one-out log-likelihood of the KDE,
 
         LOO(f) = sum_i log (1/(k-1)) sum_{j != i} N(theta_i; theta_j, f^2 Cov),
 
     over a grid of factors (sbibm's ``kde_bandwidth="cv"`` in spirit). theta: (k, p) -> (p, p).
     With importance ``weights`` w (k,): Cov is weighted and the score is
-    sum_i w_i log sum_{j != i} w_j N(theta_i; theta_j, f^2 Cov) / sum_{j != i} w_j."""
+    sum_i w_i log sum_{j != i} w_j N(theta_i; theta_j, f^2 Cov) / sum_{j != i} w_j.
+
+    ``isotropic``: H = f^2 s^2 I with s^2 the mean of the coordinates' variances (a round kernel,
+    the shape of sbibm's KDE), f on a grid reaching lower, geomspace(0.005, 2, 60). The kept
+    draws of a crescent or of two modes have a covariance elongated along the line between
+    them, which a Cov-shaped kernel copies; a round kernel does not."""
     theta = check_array(theta, "theta", ndim=2)
     k, p = theta.shape
     w = _check_weights(weights, k)
@@ -160,10 +166,13 @@ def cv_bandwidth(theta: np.ndarray, factors=None, weights=None) -> np.ndarray:
         return scott_bandwidth(theta, w)
     cov = _weighted_cov(theta, w) + 1e-12 * np.eye(p)
     check_finite_result(cov, "theta", "covariance", theta)
+    if isotropic:
+        cov = np.mean(np.diag(cov)) * np.eye(p)
     white = np.linalg.solve(np.linalg.cholesky(cov), theta.T).T       # Cov -> I
     d2 = np.sum((white[:, None, :] - white[None, :, :]) ** 2, axis=2)
     np.fill_diagonal(d2, np.inf)
-    factors = np.geomspace(0.02, 2.0, 40) if factors is None else factors
+    if factors is None:
+        factors = np.geomspace(0.005, 2.0, 60) if isotropic else np.geomspace(0.02, 2.0, 40)
     scores = []
     log_w = None if w is None else np.log(np.where(w > 0, w, np.finfo(float).tiny))
     for f in factors:
@@ -184,7 +193,8 @@ class ABCPosterior:
     """Kept ABC draws, resampled through a Gaussian KDE restricted to the prior (SBI.7).
 
     ``sample(n, rng=...)`` -> (n, p). ``bandwidth``: "scott" (default), "cv" (leave-one-out
-    likelihood) or None (resample the kept draws with replacement, no smoothing).
+    likelihood, kernel shaped like the draws' covariance), "cv_iso" (leave-one-out, round
+    kernel: the best on two_moons, benchmarks/RESULTS.md) or None (resample the kept draws with replacement, no smoothing).
     """
 
     def __init__(self, result: ABCResult, prior=None, bandwidth: str | None = "scott") -> None:
@@ -194,9 +204,12 @@ class ABCPosterior:
         self.weights = _check_weights(getattr(result, "weights", None), self.theta.shape[0])
         self.kde = bandwidth is not None
         if bandwidth is not None:
-            check_choice(bandwidth, "bandwidth", ("scott", "cv"))
-            h = (scott_bandwidth if bandwidth == "scott" else cv_bandwidth)(
-                self.theta, weights=self.weights)
+            check_choice(bandwidth, "bandwidth", ("scott", "cv", "cv_iso"))
+            if bandwidth == "scott":
+                h = scott_bandwidth(self.theta, weights=self.weights)
+            else:
+                h = cv_bandwidth(self.theta, weights=self.weights,
+                                 isotropic=bandwidth == "cv_iso")
             self.chol = np.linalg.cholesky(h)
 
     def sample(self, n: int, *, rng=None) -> np.ndarray:
