@@ -2,7 +2,8 @@
 
 For a task, a method and a simulation budget: draw the budget from the prior predictive, train
 once (NPE is amortised) or keep the closest draws (REJ-ABC: the 100 closest, smoothed by a KDE
-restricted to the prior, as sbibm does before C2ST; bandwidth by leave-one-out likelihood), then for each of ``--n-obs`` observations
+restricted to the prior; a round kernel with its bandwidth by leave-one-out likelihood, the
+shape of sbibm's KDE, by default), then for each of ``--n-obs`` observations
 (theta*, x_o) from the prior predictive compare ``--n-samples`` posterior draws with as many
 reference draws by C2ST (nprefgen.metrics.c2st: sbibm's recipe; derivations/sbi.md SBI.18).
 The mean over observations is printed next to sbibm's published value for the same budget
@@ -62,7 +63,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--max-epochs", type=int, default=1000)
     ap.add_argument("--abc-keep", type=int, default=100,
                     help="REJ-ABC: number of closest simulations kept (sbibm's default 100)")
-    ap.add_argument("--abc-bandwidth", choices=["cv", "cv_iso", "scott"], default="cv",
+    ap.add_argument("--abc-bandwidth", choices=["cv", "cv_iso", "scott"], default="cv_iso",
                     help="KDE bandwidth for REJ-ABC (sbibm: cross-validated, one bandwidth for "
                          "all coordinates; cv_iso is that shape, cv a Cov-shaped kernel)")
     ap.add_argument("--seed", type=int, default=0)

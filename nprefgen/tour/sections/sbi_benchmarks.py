@@ -31,7 +31,7 @@ def _abc_batched(task, theta, x, xs, n, rng, n_keep):
     out = np.empty((xs.shape[0], n, task.dim_theta))
     for i, xo in enumerate(xs):
         res = rejection_abc(xo, theta, x, n_keep=n_keep, scale=None)
-        out[i] = ABCPosterior(res, task.prior, bandwidth="cv").sample(n, rng=rng)
+        out[i] = ABCPosterior(res, task.prior, bandwidth="cv_iso").sample(n, rng=rng)
     return out
 
 
@@ -61,9 +61,9 @@ def _run_task(report, task, cfg, rng):
     n_keep = max(20, cfg["n_sim"] // 50)
     t0 = time.perf_counter()
     abc_res = rejection_abc(x_obs[0], sims.theta, sims.x, n_keep=n_keep, scale=None)
-    draws["ABC"] = ABCPosterior(abc_res, task.prior, bandwidth="cv").sample(cfg["n_post"], rng=rng)
+    draws["ABC"] = ABCPosterior(abc_res, task.prior, bandwidth="cv_iso").sample(cfg["n_post"], rng=rng)
     timings["ABC"] = time.perf_counter() - t0
-    extra["ABC"] = f"keep {n_keep} closest (eps {abc_res.eps:.3g}), cross-validated KDE"
+    extra["ABC"] = f"keep {n_keep} closest (eps {abc_res.eps:.3g}), cross-validated round KDE"
 
     t0 = time.perf_counter()      # SMC-ABC (ABC.1-ABC.3) with the same budget, for this x_obs only
     pop = smc_abc(x_obs[0], task.prior, task.simulator, cfg["n_sim"], rng=rng, scale=None)
