@@ -239,8 +239,10 @@ class ShardedDataset:
         return theta, x
 
     def counts(self) -> list:
+        """Rows per shard (finite, minus the excluded ones), read from the theta members only."""
         if self._counts is None:
-            self._counts = [self.load(k)[0].shape[0] for k in range(self.n_shards)]
+            self._counts = [read_npz(_shard_path(self.directory, k), keys=("theta",))["theta"].shape[0]
+                            - len(self.exclude.get(k, ())) for k in range(self.n_shards)]
         return self._counts
 
     def __len__(self) -> int:
