@@ -18,6 +18,12 @@ SLOW = (
     "tests/sbi/test_npe_nle.py::test_save_and_load",
     "tests/sbi/test_npe_nle.py::test_batched_posteriors",
     "tests/sbi/test_cosmology.py::test_gaussian_likelihood_mcmc_recovers_theta",
+    # helper abcdask: NPE trained from shards; a dask LocalCluster's start-up; C2ST checks of
+    # the new tasks' reference posteriors
+    "tests/sbi/test_shards.py::test_npe_trains_on_shards",
+    "tests/sbi/test_shards.py::test_dask_local_cluster_is_bit_identical",
+    "tests/sbi/test_tasks_more.py::test_slcp_reference_against_prior_rejection",
+    "tests/sbi/test_tasks_more.py::test_gaussian_linear_uniform_reference",
     # tour sections in --quick mode: each trains its models and draws its figures
     "tests/models/test_*.py::test_*tour_section_quick*",
     "tests/data/test_data_tour.py::test_section_quick*",

@@ -308,7 +308,7 @@ CLASS_EXEMPT = {
     # and NLE (MCMC); ABC's is a KDE over accepted draws (tests/sbi/test_abc.py)
     "DirectPosterior": "returned by NPE.train (posterior_estimator battery)",
     "MCMCPosterior": "returned by NLE.train (posterior_estimator battery)",
-    "ABCPosterior": "tests/sbi/test_abc.py", "FlowLikelihood": "used by NLE's MCMCPosterior",
+    "ABCPosterior": "tests/sbi/test_abc.py", "ShardedDataset": "tests/sbi/test_shards.py", "FlowLikelihood": "used by NLE's MCMCPosterior",
     "ScorePosterior": "returned by NPSE.train (posterior_estimator battery; no log_prob)",
     "GaussianSummaryLikelihood": "tests/sbi/test_cosmology.py",
     "CountingLogProb": "a call-counting wrapper inside the samplers (tests/samplers)",
@@ -319,11 +319,12 @@ CLASS_EXEMPT = {
     "PriorProtocol": "a typing.Protocol; check_prior enforces it (tests/sbi/test_prior_protocol.py)",
     # simulators and augmentations: callables (theta or x, rng) -> array, tests in their modules
     "GaussianLinearSimulator": "tests/sbi/test_tasks.py", "TwoMoonsSimulator": "tests/sbi/test_tasks.py",
-    "GaussianMixtureSimulator": "tests/sbi/test_tasks.py",
+    "GaussianMixtureSimulator": "tests/sbi/test_tasks.py", "SLCPSimulator": "tests/sbi/test_tasks_more.py",
     "CosmologyGRFSimulator": "tests/sbi/test_cosmology.py",
     "Augment": "tests/models/test_augment.py",
     # containers of results and records: no behaviour of their own
     "EMResult": "record", "PCAFit": "record", "LangevinResult": "record", "MCMCResult": "record", "ABCResult": "record",
+    "SMCABCResult": "record (tests/sbi/test_smc_abc.py)",
     "Simulations": "record", "Task": "record", "Toy": "record", "PowerSpectrum": "record",
     "Histogram": "record", "BijectorReport": "record", "VJPResult": "record",
     "GoldenCase": "record (tests/testing/test_golden.py)", "Record": "record of a golden case",
@@ -410,7 +411,7 @@ def test_known_deviations_name_real_checks():
 # protocols; nprefgen.sbi.simulate, nprefgen.sbi.diagnostics.run_sbc, SimCLR.fit).
 RNG_PROTOCOL = {
     "rng:sbi.tasks.GaussianLinearSimulator.__call__", "rng:sbi.tasks.TwoMoonsSimulator.__call__",
-    "rng:sbi.tasks.GaussianMixtureSimulator.__call__", "rng:sbi.cosmology.CosmologyGRFSimulator.__call__",
+    "rng:sbi.tasks.GaussianMixtureSimulator.__call__", "rng:sbi.tasks_more.SLCPSimulator.__call__", "rng:sbi.cosmology.CosmologyGRFSimulator.__call__",
     "rng:models.augment.Augment.__call__",
 }
 
@@ -598,6 +599,16 @@ CALLABLE_EXEMPT = {
     "nprefgen.sbi.score_posterior.ScorePosterior.set_default_x": "tests/sbi/test_score_posterior.py::test_bad_inputs",
     "nprefgen.models.ncsn.NCSN.mlp_arrays": "the context argument: tests/sbi/test_score_posterior.py::test_bad_inputs",
     "nprefgen.sbi.tasks.gaussian_mixture_reference": "a task's reference sampler (tests/sbi/test_tasks.py)",
+    "nprefgen.sbi.smc_abc.importance_weights": "pure maths (ABC.3) behind smc_abc (rows there; "
+                                               "tests/sbi/test_smc_abc.py)",
+    "nprefgen.sbi.smc_abc.kernel_covariance": "pure maths (ABC.2) behind smc_abc (rows there)",
+    "nprefgen.sbi.tasks_more.": "tasks, their simulators and reference samplers "
+                                "(tests/sbi/test_tasks_more.py)",
+    "nprefgen.sbi.shards.": "simulation shards on disk: bad inputs, resume, seeds and dask in "
+                            "tests/sbi/test_shards.py (test_bad_inputs_are_named)",
+    "nprefgen.nn.train.is_data_source": "a duck-type test, no argument it could get wrong",
+    "nprefgen.nn.train.show_progress": "reads NPREFGEN_PROGRESS (ValueError naming it; "
+                                       "tests/nn/test_progress.py)",
     "nprefgen.sbi.cosmology.": "the tour's worked example, not swept before (tests/sbi/test_cosmology.py)",
     "nprefgen.sbi.tasks.GaussianLinearSimulator": "simulator (tests/sbi/test_tasks.py)",
     "nprefgen.samplers.mcmc.CountingLogProb": "wrapper built by the samplers",

@@ -54,6 +54,7 @@ initial parameters are restored instead.
 """
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 
@@ -121,6 +122,53 @@ def _check_data(data, name: str) -> tuple:
     return data
 
 
+def is_data_source(data) -> bool:
+    """A data source streams its own minibatches: ``data.minibatches(batch_size, rng=rng)`` ->
+    an iterator of tuples of arrays (one pass, shuffled by ``rng``) and ``data.head(m)`` -> a
+    tuple of the first m rows (e.g. :class:`nprefgen.sbi.shards.ShardedDataset`)."""
+    return callable(getattr(data, "minibatches", None)) and callable(getattr(data, "head", None))
+
+
+PROGRESS_ENV = "NPREFGEN_PROGRESS"
+
+
+def _interactive() -> bool:
+    """A terminal on stderr, or a Jupyter kernel (an IPython shell with a kernel attached);
+    never inside pytest (whose captured streams are not terminals anyway)."""
+    if "PYTEST_CURRENT_TEST" in os.environ:
+        return False
+    try:
+        if sys.stderr is not None and sys.stderr.isatty():
+            return True
+    except (AttributeError, ValueError):          # a closed or replaced stream
+        pass
+    shell = sys.modules.get("IPython")
+    try:
+        ip = shell.get_ipython() if shell is not None else None
+    except Exception:                             # noqa: BLE001 (any IPython trouble: no bar)
+        return False
+    return ip is not None and getattr(ip, "kernel", None) is not None
+
+
+def show_progress(progress=None) -> bool:
+    """Whether a training loop shows a progress bar.
+
+    ``progress`` False: never. True or None (auto): the environment variable NPREFGEN_PROGRESS
+    decides when set ("1"/"true"/"yes"/"on": always, "0"/"false"/"no"/"off": never), else a bar
+    appears in interactive use (stderr is a terminal, or a Jupyter notebook) and not in scripts
+    whose stderr goes to a file, nor under pytest."""
+    if progress is False:
+        return False
+    env = os.environ.get(PROGRESS_ENV, "").strip().lower()
+    if env in ("1", "true", "yes", "on"):
+        return True
+    if env in ("0", "false", "no", "off"):
+        return False
+    if env:
+        raise ValueError(f"{PROGRESS_ENV}: expected 0 or 1 (or true/false), got {env!r}")
+    return _interactive()
+
+
 def _make_optimizer(optimizer, params, lr, weight_decay) -> Optimizer:
     if isinstance(optimizer, Optimizer):
         return optimizer
@@ -167,7 +215,9 @@ def fit_loop(model, loss_and_grad, train_data, *, rng=None, evaluate=None, val_d
     model : has ``parameters()`` and ``zero_grad()``
     loss_and_grad : callable ``(*batch) -> mean loss``, adding its gradient into the grads; it
         may return a tuple whose first entry is the loss (e.g. ``(loss, d_x, d_context)``)
-    train_data : tuple of arrays with n rows each (a lone array is taken as ``(array,)``)
+    train_data : tuple of arrays with n rows each (a lone array is taken as ``(array,)``), or a
+        data source (:func:`is_data_source`, e.g. a ShardedDataset) that streams its own
+        shuffled minibatches from disk (no ``hook`` then)
     rng : SPEC 7 seed or Generator: one permutation per epoch, then whatever ``hook`` and
         ``loss_and_grad`` draw from the same Generator
     evaluate : callable ``(*val_data) -> mean loss`` (needed with ``val_data``)
@@ -186,7 +236,9 @@ def fit_loop(model, loss_and_grad, train_data, *, rng=None, evaluate=None, val_d
         best parameters are restored and the history returned)
     divergence_tol : the explosion margin of rule 2 in the module docstring
     divergence_epochs : how many consecutive exploded epochs rule 2 needs (1: any spike)
-    progress : a tqdm bar when True (or None) and stderr is a terminal; never under tests
+    progress : None or True: a tqdm bar in interactive use (a terminal or a notebook; the
+        NPREFGEN_PROGRESS environment variable overrides, see :func:`show_progress`); False:
+        never
     desc : the bar's label and the name used in messages
 
     Returns
@@ -213,7 +265,14 @@ def fit_loop(model, loss_and_grad, train_data, *, rng=None, evaluate=None, val_d
                          f"{type(loss_and_grad).__name__}")
     if hook is not None and not callable(hook):
         raise ValueError(f"hook: expected a callable (epoch, rng) or None, got {type(hook).__name__}")
-    train_data = _check_data(train_data, "train_data")
+    source = train_data if is_data_source(train_data) else None
+    if source is not None:
+        if hook is not None:
+            raise ValueError("hook: expected None with a data source as train_data (the source "
+                             "streams its own batches)")
+        train_data = _check_data(source.head(batch_size or 256), "train_data.head()")
+    else:
+        train_data = _check_data(train_data, "train_data")
     if val_data is not None:
         val_data = _check_data(val_data, "val_data")
         if not callable(evaluate):
@@ -279,7 +338,7 @@ def fit_loop(model, loss_and_grad, train_data, *, rng=None, evaluate=None, val_d
         return history
 
     bar = None
-    if progress is not False and sys.stderr.isatty():
+    if show_progress(progress):
         from tqdm.auto import tqdm
 
         bar = tqdm(total=epochs, desc=desc, unit="epoch", leave=False)
@@ -290,18 +349,22 @@ def fit_loop(model, loss_and_grad, train_data, *, rng=None, evaluate=None, val_d
                 if new is not None:
                     train_data = _check_data(new, "hook")
             n = next(a.shape[0] for a in train_data if a is not None)
-            if n < min_batch_size:
-                raise ValueError(f"train_data: expected at least {min_batch_size} rows, got {n}")
-            perm = rng.permutation(n)
-            step = n if batch_size is None else batch_size
+            if source is None:
+                if n < min_batch_size:
+                    raise ValueError(f"train_data: expected at least {min_batch_size} rows, got {n}")
+                perm = rng.permutation(n)
+                step = n if batch_size is None else batch_size
+                batches = (take(train_data, perm[s:s + step]) for s in range(0, n, step))
+            else:
+                batches = source.minibatches(batch_size or 256, rng=rng)
             total, count = 0.0, 0
-            for s in range(0, n, step):
-                idx = perm[s:s + step]
-                if idx.size < min_batch_size:
+            for batch in batches:
+                rows = next(a.shape[0] for a in batch if a is not None)
+                if rows < min_batch_size:
                     continue
                 model.zero_grad()
                 try:
-                    loss = loss_and_grad(*take(train_data, idx))
+                    loss = loss_and_grad(*batch)
                     loss = float(loss[0] if isinstance(loss, tuple) else loss)
                 except (ValueError, FloatingPointError) as err:
                     if steps == 0:
@@ -316,7 +379,8 @@ def fit_loop(model, loss_and_grad, train_data, *, rng=None, evaluate=None, val_d
                 norm = grad_norm(params)
                 if steps == 0 and not (np.isfinite(loss) and np.isfinite(norm)):
                     # nothing has been updated yet: the learning rate cannot be the cause
-                    scale = max((float(np.max(np.abs(a))) for a in train_data
+                    scale = max((float(np.max(np.abs(a))) for a in
+                                 (train_data if source is None else batch)
                                  if a is not None and a.size), default=0.0)
                     raise ValueError(
                         f"train_data: the loss ({loss:.4g}) or its gradient norm ({norm:.4g}) is "
@@ -331,8 +395,8 @@ def fit_loop(model, loss_and_grad, train_data, *, rng=None, evaluate=None, val_d
                     clip_grad_norm(params, clip)                     # (NN.17)
                 opt.step()
                 steps += 1
-                total += loss * idx.size
-                count += idx.size
+                total += loss * rows
+                count += rows
             train_loss = total / count
             history["train_loss"].append(train_loss)
             history["epochs"] = epoch + 1

@@ -8,8 +8,9 @@ the answer can be trusted.
   with ``dim``, ``sample``, ``log_prob`` and ``in_support`` is a prior; :func:`check_prior`); any
   ``simulator(theta, rng)`` works
 * simulation: :func:`simulate` (in-process or any ``concurrent.futures`` executor, reproducible,
-  NaN/inf dropped and counted)
-* inference: :func:`rejection_abc`, :class:`NPE`, :class:`NLE`, :class:`MCMCPosterior` (explicit
+  NaN/inf dropped and counted); :func:`simulate_shards` (to disk in shards,
+  resumable, e.g. on a dask cluster)
+* inference: :func:`rejection_abc`, :func:`smc_abc` (population Monte Carlo ABC), :class:`NPE`, :class:`NLE`, :class:`MCMCPosterior` (explicit
   likelihoods, e.g. the Gaussian-likelihood baseline); posteriors ``sample``, ``sample_batched``,
   ``log_prob``
 * validation: :mod:`.diagnostics` (held-out log-likelihood, PIT / P-P, coverage, SBC, TARP), and
@@ -37,14 +38,17 @@ from nprefgen.sbi.npe import NPE
 from nprefgen.sbi.posterior import DirectPosterior, LeakageWarning, MCMCPosterior
 from nprefgen.sbi.priors import BoxUniform, Gaussian, Prior, PriorProtocol, check_prior
 from nprefgen.sbi.score_posterior import NPSE, ScorePosterior
+from nprefgen.sbi.shards import ShardedDataset, simulate_shards
 from nprefgen.sbi.simulate import Simulations, simulate, simulate_from_prior
+from nprefgen.sbi.smc_abc import SMCABCResult, smc_abc
 from nprefgen.sbi.tasks import (
     TASKS, GaussianLinearSimulator, GaussianMixtureSimulator, Task, TwoMoonsSimulator,
     gaussian_linear, gaussian_linear_posterior, gaussian_mixture, get_task, two_moons,
 )
 
 __all__ = [
-    "ABCPosterior", "ABCResult", "rejection_abc", "NPE", "NLE", "NPSE", "ScorePosterior", "FlowLikelihood",
+    "ABCPosterior", "ABCResult", "rejection_abc", "smc_abc", "SMCABCResult", "simulate_shards",
+    "ShardedDataset", "NPE", "NLE", "NPSE", "ScorePosterior", "FlowLikelihood",
     "DirectPosterior", "MCMCPosterior", "LeakageWarning", "BoxUniform", "Gaussian", "Prior",
     "PriorProtocol", "check_prior", "Simulations",
     "simulate", "simulate_from_prior", "Task", "gaussian_linear", "gaussian_linear_posterior",

@@ -37,12 +37,14 @@ def _distances(s_sim: np.ndarray, s_obs: np.ndarray, distance: str) -> np.ndarra
 
 @dataclass
 class ABCResult:
-    """theta_kept (k, p), distances (k,) sorted ascending, eps the acceptance radius, n_simulations."""
+    """theta_kept (k, p), distances (k,), eps the acceptance radius, n_simulations, and weights
+    (k,) summing to one for an importance-weighted population (SMC-ABC, ABC.3), else None."""
 
     theta: np.ndarray
     distances: np.ndarray
     eps: float
     n_simulations: int
+    weights: np.ndarray | None = None
 
     @property
     def acceptance_rate(self) -> float:
@@ -108,43 +110,82 @@ def rejection_abc(x_obs, theta, x, *, summary=None, distance: str = "euclidean",
     return ABCResult(theta[keep], d[keep], radius, n)
 
 
-def scott_bandwidth(theta: np.ndarray) -> np.ndarray:
-    """(SBI.7) kernel covariance H = n^{-2/(p+4)} Cov(theta) (Scott's rule). theta: (k, p)."""
+def _check_weights(weights, k: int) -> np.ndarray | None:
+    """None, or k non-negative finite importance weights, returned normalised to sum to one."""
+    if weights is None:
+        return None
+    w = check_array(weights, "weights", ndim=1)
+    if w.shape[0] != k or np.any(w < 0) or not np.sum(w) > 0:
+        raise ValueError(f"weights: expected {k} non-negative weights with a positive sum, got "
+                         f"shape {w.shape}, min {w.min() if w.size else 'n/a'}")
+    return w / np.sum(w)
+
+
+def _weighted_cov(theta: np.ndarray, w: np.ndarray | None) -> np.ndarray:
+    with np.errstate(over="ignore", invalid="ignore"):                     # checked by callers
+        if w is None:
+            return np.atleast_2d(np.cov(theta, rowvar=False))
+        return np.atleast_2d(np.cov(theta, rowvar=False, aweights=w))
+
+
+def scott_bandwidth(theta: np.ndarray, weights=None) -> np.ndarray:
+    """(SBI.7) kernel covariance H = n^{-2/(p+4)} Cov(theta) (Scott's rule). theta: (k, p).
+
+    With importance ``weights`` (k,), Cov is the weighted covariance and n the effective sample
+    size 1 / sum w_i^2 (w normalised)."""
     theta = check_array(theta, "theta", ndim=2)
     k, p = theta.shape
-    with np.errstate(over="ignore", invalid="ignore"):                     # checked next
-        cov = np.atleast_2d(np.cov(theta, rowvar=False)) if k > 1 else np.eye(p) * 1e-6
+    w = _check_weights(weights, k)
+    cov = _weighted_cov(theta, w) if k > 1 else np.eye(p) * 1e-6
     check_finite_result(cov, "theta", "covariance", theta)
-    return cov * k ** (-2.0 / (p + 4.0)) + 1e-12 * np.eye(p)
+    n = k if w is None else 1.0 / np.sum(w * w)
+    return cov * n ** (-2.0 / (p + 4.0)) + 1e-12 * np.eye(p)
 
 
-def cv_bandwidth(theta: np.ndarray, factors=None) -> np.ndarray:
+def cv_bandwidth(theta: np.ndarray, factors=None, weights=None, *,
+                 isotropic: bool = False) -> np.ndarray:
     """(SBI.7) H = f^2 Cov(theta) with f maximising the leave-one-out log-likelihood of the KDE,
 
         LOO(f) = sum_i log (1/(k-1)) sum_{j != i} N(theta_i; theta_j, f^2 Cov),
 
-    over a grid of factors (sbibm's ``kde_bandwidth="cv"`` in spirit). theta: (k, p) -> (p, p)."""
+    over a grid of factors (sbibm's ``kde_bandwidth="cv"`` in spirit). theta: (k, p) -> (p, p).
+    With importance ``weights`` w (k,): Cov is weighted and the score is
+    sum_i w_i log sum_{j != i} w_j N(theta_i; theta_j, f^2 Cov) / sum_{j != i} w_j.
+
+    ``isotropic``: H = f^2 s^2 I with s^2 the mean of the coordinates' variances (a round kernel,
+    the shape of sbibm's KDE), f on a grid reaching lower, geomspace(0.005, 2, 60). The kept
+    draws of a crescent or of two modes have a covariance elongated along the line between
+    them, which a Cov-shaped kernel copies; a round kernel does not."""
     theta = check_array(theta, "theta", ndim=2)
     k, p = theta.shape
+    w = _check_weights(weights, k)
     if factors is not None:
         factors = check_array(factors, "factors", ndim=1)
         if np.any(factors <= 0):
             raise ValueError(f"factors: expected positive values, got min {factors.min():.3g}")
     if k < 3:
-        return scott_bandwidth(theta)
-    with np.errstate(over="ignore", invalid="ignore"):                     # checked next
-        cov = np.atleast_2d(np.cov(theta, rowvar=False)) + 1e-12 * np.eye(p)
+        return scott_bandwidth(theta, w)
+    cov = _weighted_cov(theta, w) + 1e-12 * np.eye(p)
     check_finite_result(cov, "theta", "covariance", theta)
+    if isotropic:
+        cov = np.mean(np.diag(cov)) * np.eye(p)
     white = np.linalg.solve(np.linalg.cholesky(cov), theta.T).T       # Cov -> I
     d2 = np.sum((white[:, None, :] - white[None, :, :]) ** 2, axis=2)
     np.fill_diagonal(d2, np.inf)
-    factors = np.geomspace(0.02, 2.0, 40) if factors is None else factors
+    if factors is None:
+        factors = np.geomspace(0.005, 2.0, 60) if isotropic else np.geomspace(0.02, 2.0, 40)
     scores = []
+    log_w = None if w is None else np.log(np.where(w > 0, w, np.finfo(float).tiny))
     for f in factors:
         a = -0.5 * d2 / (f * f)
+        if log_w is not None:
+            a = a + log_w[None, :]
         m = a.max(axis=1, keepdims=True)
         lse = m[:, 0] + np.log(np.sum(np.exp(a - m), axis=1))
-        scores.append(np.sum(lse) - k * p * np.log(f))   # constants in f dropped
+        if w is None:
+            scores.append(np.sum(lse) - k * p * np.log(f))   # constants in f dropped
+        else:
+            scores.append(np.sum(w * (lse - np.log1p(-np.minimum(w, 1 - 1e-12)))) - p * np.log(f))
     f = factors[int(np.argmax(scores))]
     return f * f * cov
 
@@ -153,17 +194,23 @@ class ABCPosterior:
     """Kept ABC draws, resampled through a Gaussian KDE restricted to the prior (SBI.7).
 
     ``sample(n, rng=...)`` -> (n, p). ``bandwidth``: "scott" (default), "cv" (leave-one-out
-    likelihood) or None (resample the kept draws with replacement, no smoothing).
+    likelihood, kernel shaped like the draws' covariance), "cv_iso" (leave-one-out, round
+    kernel: the best on two_moons, benchmarks/RESULTS.md) or None (resample the kept draws with replacement, no smoothing).
     """
 
     def __init__(self, result: ABCResult, prior=None, bandwidth: str | None = "scott") -> None:
         self.theta = result.theta
         self.result = result
         self.prior = None if prior is None else check_prior(prior)
+        self.weights = _check_weights(getattr(result, "weights", None), self.theta.shape[0])
         self.kde = bandwidth is not None
         if bandwidth is not None:
-            check_choice(bandwidth, "bandwidth", ("scott", "cv"))
-            h = scott_bandwidth(self.theta) if bandwidth == "scott" else cv_bandwidth(self.theta)
+            check_choice(bandwidth, "bandwidth", ("scott", "cv", "cv_iso"))
+            if bandwidth == "scott":
+                h = scott_bandwidth(self.theta, weights=self.weights)
+            else:
+                h = cv_bandwidth(self.theta, weights=self.weights,
+                                 isotropic=bandwidth == "cv_iso")
             self.chol = np.linalg.cholesky(h)
 
     def sample(self, n: int, *, rng=None) -> np.ndarray:
@@ -175,7 +222,10 @@ class ABCPosterior:
         out, have = [], 0
         for _ in range(1000):
             m = 2 * (n - have) + 10
-            idx = rng.integers(0, self.theta.shape[0], size=m)
+            if self.weights is None:
+                idx = rng.integers(0, self.theta.shape[0], size=m)
+            else:                                   # an SMC-ABC population: draw by weight
+                idx = rng.choice(self.theta.shape[0], size=m, p=self.weights)
             draw = self.theta[idx]
             if self.kde:
                 draw = draw + rng.standard_normal(draw.shape) @ self.chol.T

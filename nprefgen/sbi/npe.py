@@ -29,7 +29,7 @@ import numpy as np
 from nprefgen._validation import check_array, check_choice, check_int, check_rng, check_scalar
 from nprefgen.flows.elementwise import Standardize
 from nprefgen.nn.activations import ACTIVATIONS
-from nprefgen.nn.train import TrainingDivergedError, take, validation_split
+from nprefgen.nn.train import TrainingDivergedError, is_data_source, take, validation_split
 from nprefgen.sbi.posterior import DirectPosterior
 from nprefgen.sbi.priors import check_in_support, check_prior, check_theta
 
@@ -149,7 +149,7 @@ class NPE:
 
     def train(self, theta, x, *, rng=None, batch_size: int = 200, lr: float = 5e-4,
               validation_fraction: float = 0.1, patience: int = 20, max_epochs: int = 1000,
-              clip: float | None = 5.0, progress: bool = False) -> DirectPosterior:
+              clip: float | None = 5.0, progress: bool | None = None) -> DirectPosterior:
         """(SBI.8) fit q(theta | x) by maximum likelihood on the pairs; returns the posterior.
 
         theta : (n, p) inside the prior; x : (n, dx) finite (see ``simulate``'s NaN dropping).
@@ -157,7 +157,16 @@ class NPE:
         shuffles). The flow is trained as ``flow.fit(theta, context=x)``; its history is kept as
         ``self.history_``. A diverging run raises
         :class:`nprefgen.nn.train.TrainingDivergedError` (never a posterior on a diverged flow).
+        ``theta`` may instead be a :class:`nprefgen.sbi.shards.ShardedDataset` (x None): the
+        minibatches are then read from disk shard by shard. ``progress``: None (default) shows a
+        bar in interactive use only (:func:`nprefgen.nn.train.show_progress`).
         """
+        if is_data_source(theta):           # simulations on disk (nprefgen.sbi.shards)
+            from nprefgen.sbi.shards import train_npe_on_shards
+            train_npe_on_shards(self, theta, rng=rng, batch_size=batch_size, lr=lr,
+                                validation_fraction=validation_fraction, patience=patience,
+                                max_epochs=max_epochs, clip=clip, progress=progress)
+            return DirectPosterior(self.flow, self.prior)
         theta, x = check_training_pairs(theta, x, self.prior)
         rng = check_rng(rng)
         fit_conditional_flow(self, theta, x, rng=rng, z_score_data=self.z_score_theta,

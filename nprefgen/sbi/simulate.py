@@ -12,6 +12,9 @@ their seeds do not depend on where they run, so the result is identical in-proce
 
 (any object with ``submit(fn, *args) -> Future`` works; for a process pool or a cluster the
 simulator must be picklable: a module-level function or an instance of a module-level class).
+For budgets that should not sit in memory, or runs that must survive a crash, use
+:func:`nprefgen.sbi.shards.simulate_shards` (the same seeding, results streamed to ``.npz``
+shards on disk, resumable; ``pip install nprefgen[distributed]`` for dask).
 
 Simulations whose output holds NaN or inf are dropped and counted (``Simulations.n_dropped``,
 and their parameters in ``dropped_theta``), so nothing downstream trains on them silently.

@@ -7,6 +7,7 @@ definitions in /work/shared/REFERENCES.md), derivations/sbi.md SBI.2-SBI.5:
 * ``two_moons``        theta ~ U(-1, 1)^2, a crescent-shaped likelihood (SBI.3); reference
   posterior by inverting the simulator (SBI.4).
 * ``gaussian_mixture`` theta ~ U(-10, 10)^2, x ~ 0.5 N(theta, I) + 0.5 N(theta, 0.01 I) (SBI.5).
+* ``slcp`` and ``gaussian_linear_uniform``: :mod:`nprefgen.sbi.tasks_more` (TASK.1-TASK.3).
 
 Simulators are picklable objects ``simulator(theta: (n, p), rng) -> x: (n, dx)`` so that they
 run in a process pool (:func:`nprefgen.sbi.simulate.simulate`). Any user function with that
@@ -21,6 +22,7 @@ import numpy as np
 
 from nprefgen._validation import check_array, check_int, check_rng, check_scalar
 from nprefgen.sbi.priors import BoxUniform, Gaussian, Prior, check_theta
+from nprefgen.sbi.tasks_more import gaussian_linear_uniform, slcp
 
 
 def check_x_obs(x_obs, dim_x: int, name: str = "x_obs") -> np.ndarray:
@@ -209,7 +211,8 @@ def gaussian_mixture() -> Task:
 
 
 TASKS = {"gaussian_linear": gaussian_linear, "two_moons": two_moons,
-         "gaussian_mixture": gaussian_mixture}
+         "gaussian_mixture": gaussian_mixture, "slcp": slcp,
+         "gaussian_linear_uniform": gaussian_linear_uniform}
 
 
 def get_task(name: str, **kwargs) -> Task:
@@ -223,5 +226,6 @@ def get_task(name: str, **kwargs) -> Task:
     return TASKS[name](**kwargs)
 
 
-__all__ = ["Task", "gaussian_linear", "two_moons", "gaussian_mixture", "get_task",
+__all__ = ["Task", "gaussian_linear", "two_moons", "gaussian_mixture", "get_task", "slcp",
+           "gaussian_linear_uniform",
            "gaussian_linear_posterior", "check_theta", "check_x_obs"]
