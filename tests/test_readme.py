@@ -115,9 +115,9 @@ def test_readme_python_examples_run(index, capsys):
         pytest.importorskip("torch")
     if re.search(r"^import jax", code, re.M):
         pytest.importorskip("jax")
-    for lib in ("zuko", "nflows"):
-        if re.search(rf"^import {lib}", code, re.M):
-            pytest.importorskip(lib)
+    for lib in ("zuko", "nflows", "dask"):
+        if re.search(rf"^(import|from) {lib}\b", code, re.M):
+            pytest.importorskip("distributed" if lib == "dask" else lib)
     if UNTIL_MERGE in code:
         try:
             exec(compile(code, f"README.md python block {index}", "exec"), {"__name__": "readme"})
