@@ -7,7 +7,8 @@ the answer can be trusted.
   (a Gaussian random field with P(k) = A k^-n), :mod:`.priors`; any ``simulator(theta, rng)`` works
 * simulation: :func:`simulate` (in-process or any ``concurrent.futures`` executor, reproducible,
   NaN/inf dropped and counted)
-* inference: :func:`rejection_abc`, :class:`NPE`, :class:`NLE`, :class:`MCMCPosterior` (explicit
+* inference: :func:`rejection_abc`, :class:`NPE` (with an embedding network for sets and maps,
+  :mod:`.embeddings`), :class:`NLE`, :class:`MCMCPosterior` (explicit
   likelihoods, e.g. the Gaussian-likelihood baseline); posteriors ``sample``, ``sample_batched``,
   ``log_prob``
 * validation: :mod:`.diagnostics` (held-out log-likelihood, PIT / P-P, coverage, SBC, TARP), and
@@ -30,6 +31,8 @@ from nprefgen.sbi.abc import ABCPosterior, ABCResult, cv_bandwidth, rejection_ab
 from nprefgen.sbi.cosmology import (
     CosmologyGRFSimulator, GaussianSummaryLikelihood, cosmology_grf, estimate_covariance,
 )
+from nprefgen.sbi.embedded import EmbeddedPosterior
+from nprefgen.sbi.embeddings import CNNEmbedding, DeepSetEmbedding, Embedding, MLPEmbedding
 from nprefgen.sbi.nle import NLE, FlowLikelihood
 from nprefgen.sbi.npe import NPE
 from nprefgen.sbi.posterior import DirectPosterior, MCMCPosterior
@@ -48,4 +51,5 @@ __all__ = [
     "gaussian_mixture", "get_task", "two_moons", "TASKS", "GaussianLinearSimulator",
     "TwoMoonsSimulator", "GaussianMixtureSimulator", "scott_bandwidth", "cv_bandwidth",
     "cosmology_grf", "CosmologyGRFSimulator", "GaussianSummaryLikelihood", "estimate_covariance",
+    "Embedding", "MLPEmbedding", "CNNEmbedding", "DeepSetEmbedding", "EmbeddedPosterior",
 ]
