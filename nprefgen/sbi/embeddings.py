@@ -71,7 +71,7 @@ class Embedding(Module):
         self.input_shape = tuple(None if s is None else check_int(s, "input_shape", low=1)
                                  for s in input_shape)
         self.out_features = check_int(out_features, "out_features", low=1)
-        stat_shape = tuple(1 if (i + 1) in self.stat_axes else s
+        stat_shape = tuple(1 if (i + 1) in self.stat_axes or s is None else s
                            for i, s in enumerate(self.input_shape))
         self.x_mean = np.zeros(stat_shape)
         self.x_std = np.ones(stat_shape)
