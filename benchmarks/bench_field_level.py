@@ -42,6 +42,8 @@ def parse_args(argv=None):
     p.add_argument("--n-test", type=int, default=100, help="test observations for widths/coverage")
     p.add_argument("--draws", type=int, default=1000, help="posterior draws per observation")
     p.add_argument("--max-epochs", type=int, default=300)
+    p.add_argument("--channels", default="8,16,16",
+                   help="the CNN's convolution widths (first stride 1, then stride 2)")
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
 
@@ -91,7 +93,8 @@ def run_kind(kind, args, rng):
                                      epochs=npe_ps.history_["epochs"])
     t0 = time.perf_counter()
     npe_cnn = NPE(prior, n_transforms=4, hidden=32,
-                  embedding=CNNEmbedding((n, n), 8, (8, 16, 16), hidden=(32,), rng=rng))
+                  embedding=CNNEmbedding((n, n), 8, tuple(int(c) for c in args.channels.split(",")),
+                                         hidden=(32,), rng=rng))
     post_cnn = npe_cnn.train(theta, maps, rng=rng, **fit)
     out["NPE CNN on the map"] = dict(post=post_cnn, x=maps_t, seconds=time.perf_counter() - t0,
                                      epochs=npe_cnn.history_["epochs"])
@@ -129,7 +132,7 @@ def main(argv=None):
     rng = np.random.default_rng(args.seed)
     print(f"field-level inference: {args.n_side}x{args.n_side} maps, noise sd {args.noise_sd}, "
           f"{args.sims} simulations, {args.n_test} test maps x {args.draws} draws, C2ST at the "
-          f"first {args.n_obs}; load average {os.getloadavg()[0]:.1f}")
+          f"first {args.n_obs}; CNN channels {args.channels}; load average {os.getloadavg()[0]:.1f}")
     with blas_threads(1):
         for kind in args.kinds.split(","):
             res, t_sim = run_kind(kind, args, rng)
