@@ -586,7 +586,8 @@ case(P + "power_law", "hyper", "amplitude", lambda: grf.power_law(amplitude=-1.0
 case(P + "power_law", "nan", "slope", lambda: grf.power_law(slope=np.nan))
 case(P + "power_law", "inf", "amplitude", lambda: grf.power_law(amplitude=np.inf))
 for fn, call in ((grf.field_variance, lambda fn, ps, **kw: fn(ps, 8, **kw)),
-                 (grf.gaussian_random_field, lambda fn, ps, **kw: fn(8, ps, rng=R(), **kw))):
+                 (grf.gaussian_random_field, lambda fn, ps, **kw: fn(8, ps, rng=R(), **kw)),
+                 (grf.lognormal_field, lambda fn, ps, **kw: fn(8, ps, rng=R(), **kw))):
     name = P + fn.__name__
     case(name, "type", "power_spectrum", lambda fn=fn, c=call: c(fn, 3))
     case(name, "nan", "power_spectrum", lambda fn=fn, c=call: c(fn, lambda k: np.nan * k))
@@ -600,6 +601,7 @@ case(P + "gaussian_random_field", "hyper", "n_side", lambda: grf.gaussian_random
 case(P + "gaussian_random_field", "hyper", "n_fields",
      lambda: grf.gaussian_random_field(8, _PL, rng=R(), n_fields=0))
 case(P + "gaussian_random_field", "hyper", "rng", lambda: grf.gaussian_random_field(8, _PL, rng="0"))
+case(P + "lognormal_field", "hyper", "n_fields", lambda: grf.lognormal_field(8, _PL, rng=R(), n_fields=0))
 
 P = "data.mnist."
 _IDX = bytes([0, 0, 8, 1, 0, 0, 0, 3, 1, 2, 3])                   # a valid 1-D uint8 IDX file

@@ -98,6 +98,18 @@ def _layers():
         "Conv2d": lambda: (nn.Conv2d(2, 3, 3, padding=1, rng=0), _x(2, 2, 5, 5)),
         "ConvTranspose2d": lambda: (nn.ConvTranspose2d(2, 3, 3, stride=2, rng=0), _x(2, 2, 3, 3)),
         "ResidualNet": lambda: (_resnet(), _x(4, 5)),
+        **_embedding_layers(),
+    }
+
+
+def _embedding_layers():
+    from nprefgen.sbi import CNNEmbedding, DeepSetEmbedding, MLPEmbedding
+    return {
+        "MLPEmbedding": lambda: (MLPEmbedding(3, 2, (4,), activation="tanh", rng=0), _x(4, 3)),
+        "CNNEmbedding": lambda: (CNNEmbedding((2, 5, 5), 2, (3, 3), hidden=(4,), activation="tanh",
+                                              rng=0), _x(2, 2, 5, 5)),
+        "DeepSetEmbedding": lambda: (DeepSetEmbedding(2, 3, phi_hidden=(4,), phi_features=3,
+                                                      activation="tanh", rng=0), _x(3, 4, 2)),
     }
 
 
@@ -240,7 +252,7 @@ def _vae(name="vae"):
 
 
 def _posterior_estimators():
-    from nprefgen.sbi import NLE, NPE, BoxUniform
+    from nprefgen.sbi import NLE, NPE, BoxUniform, MLPEmbedding
     from nprefgen.sbi.score_posterior import NPSE
     prior = BoxUniform(-np.ones(2), np.ones(2))
     rng = np.random.default_rng(5)
@@ -249,6 +261,8 @@ def _posterior_estimators():
     kw = dict(max_epochs=2, batch_size=32)
     return {
         "NPE": (lambda: NPE(prior, flow="maf", n_transforms=1, hidden=8), theta, x, kw),
+        "NPE[embedding]": (lambda: NPE(prior, flow="maf", n_transforms=1, hidden=8,
+                                       embedding=MLPEmbedding(2, 3, (8,), rng=0)), theta, x, kw),
         "NLE": (lambda: NLE(prior, flow="maf", n_transforms=1, hidden=8, n_chains=2, n_warmup=5),
                 theta, x, kw),
         "NPSE": (lambda: NPSE(prior, hidden=(8,), n_levels=3, n_steps_each=2), theta, x, kw),
@@ -310,6 +324,9 @@ CLASS_EXEMPT = {
     "MCMCPosterior": "returned by NLE.train (posterior_estimator battery)",
     "ABCPosterior": "tests/sbi/test_abc.py", "ShardedDataset": "tests/sbi/test_shards.py", "FlowLikelihood": "used by NLE's MCMCPosterior",
     "ScorePosterior": "returned by NPSE.train (posterior_estimator battery; no log_prob)",
+    "Embedding": "abstract base of the embedding networks (their layer batteries)",
+    "EmbeddedPosterior": "returned by NPE(embedding=...).train (battery NPE[embedding])",
+    "EmbeddedFlow": "the joint model NPE trains with an embedding (tests/sbi/test_embeddings.py)",
     "GaussianSummaryLikelihood": "tests/sbi/test_cosmology.py",
     "CountingLogProb": "a call-counting wrapper inside the samplers (tests/samplers)",
     "ISIRMove": "a sampler move (tests/samplers/test_isir.py)",
@@ -321,6 +338,8 @@ CLASS_EXEMPT = {
     "GaussianLinearSimulator": "tests/sbi/test_tasks.py", "TwoMoonsSimulator": "tests/sbi/test_tasks.py",
     "GaussianMixtureSimulator": "tests/sbi/test_tasks.py", "SLCPSimulator": "tests/sbi/test_tasks_more.py",
     "CosmologyGRFSimulator": "tests/sbi/test_cosmology.py",
+    "FieldSimulator": "tests/sbi/test_field_level.py",
+    "GaussianFieldLikelihood": "tests/sbi/test_field_level.py (dense-covariance check, gradients)",
     "Augment": "tests/models/test_augment.py",
     # containers of results and records: no behaviour of their own
     "EMResult": "record", "PCAFit": "record", "LangevinResult": "record", "MCMCResult": "record", "ABCResult": "record",
@@ -412,6 +431,7 @@ def test_known_deviations_name_real_checks():
 RNG_PROTOCOL = {
     "rng:sbi.tasks.GaussianLinearSimulator.__call__", "rng:sbi.tasks.TwoMoonsSimulator.__call__",
     "rng:sbi.tasks.GaussianMixtureSimulator.__call__", "rng:sbi.tasks_more.SLCPSimulator.__call__", "rng:sbi.cosmology.CosmologyGRFSimulator.__call__",
+    "rng:sbi.cosmology.FieldSimulator.__call__",
     "rng:models.augment.Augment.__call__",
 }
 
@@ -500,7 +520,7 @@ BATTERY_METHODS = {
     "posterior_estimator": ("train",),
 }
 # the posteriors the estimators return: their sample/log_prob are run by the estimator battery
-BATTERY_POSTERIORS = {"NPE": "DirectPosterior", "NLE": "MCMCPosterior", "NPSE": "ScorePosterior"}
+BATTERY_POSTERIORS = {"NPE": "DirectPosterior", "NPE[embedding]": "EmbeddedPosterior", "NLE": "MCMCPosterior", "NPSE": "ScorePosterior"}
 
 CALLABLE_EXEMPT = {
     # whole modules
@@ -609,6 +629,11 @@ CALLABLE_EXEMPT = {
     "nprefgen.nn.train.is_data_source": "a duck-type test, no argument it could get wrong",
     "nprefgen.nn.train.show_progress": "reads NPREFGEN_PROGRESS (ValueError naming it; "
                                        "tests/nn/test_progress.py)",
+    "nprefgen.sbi.embeddings.": "constructors, input checks and configs: tests/sbi/test_embeddings.py"
+                                "::test_bad_inputs_name_the_argument, test_constructor_arguments"
+                                " (forward/backward: the layer batteries)",
+    "nprefgen.sbi.embedded.": "joint training and the posterior: tests/sbi/test_embeddings.py (bad "
+                              "x, save/load, shapes); sample/log_prob/train: battery NPE[embedding]",
     "nprefgen.sbi.cosmology.": "the tour's worked example, not swept before (tests/sbi/test_cosmology.py)",
     "nprefgen.sbi.tasks.GaussianLinearSimulator": "simulator (tests/sbi/test_tasks.py)",
     "nprefgen.samplers.mcmc.CountingLogProb": "wrapper built by the samplers",

@@ -11,6 +11,10 @@ with <|W_k|^2> = N^2, hence (DATA.10)
 
 computed with rfft2/irfft2 on the half plane. The k = 0 mode is set to zero: the fields have
 zero spatial mean and P(0) is never evaluated (power laws diverge there).
+
+A log-normal field (derivations/fields.md, FIELD.7) is built from a Gaussian one g of pixel
+variance sigma_g^2 (DATA.11): delta = exp(g - sigma_g^2 / 2) - 1 has mean zero, is bounded below
+by -1 and has a long positive tail, a toy of the cosmic web's non-Gaussian density field.
 """
 from __future__ import annotations
 
@@ -74,3 +78,19 @@ def gaussian_random_field(n_side: int, power_spectrum, *, rng=None,
     white = rng.standard_normal((n_fields, n_side, n_side))
     modes = np.fft.rfft2(white, axes=(1, 2)) * amplitude                   # Hermitian half plane
     return np.fft.irfft2(modes, s=(n_side, n_side), axes=(1, 2))
+
+
+def lognormal_field(n_side: int, power_spectrum, *, rng=None, box_size: float = 1.0,
+                    n_fields: int = 1) -> np.ndarray:
+    """(FIELD.7) delta = exp(g - sigma_g^2 / 2) - 1 with g a :func:`gaussian_random_field` of
+    spectrum ``power_spectrum`` and sigma_g^2 its expected pixel variance (DATA.11), so that
+    E[delta] = 0 and delta > -1. Arguments as in :func:`gaussian_random_field`.
+
+    Returns
+    -------
+    delta : (F, N, N) float64
+    """
+    g = gaussian_random_field(n_side, power_spectrum, rng=rng, box_size=box_size,
+                              n_fields=n_fields)
+    var = field_variance(power_spectrum, n_side, box_size)
+    return np.expm1(g - 0.5 * var)

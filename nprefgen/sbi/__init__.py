@@ -10,7 +10,9 @@ the answer can be trusted.
 * simulation: :func:`simulate` (in-process or any ``concurrent.futures`` executor, reproducible,
   NaN/inf dropped and counted); :func:`simulate_shards` (to disk in shards,
   resumable, e.g. on a dask cluster)
-* inference: :func:`rejection_abc`, :func:`smc_abc` (population Monte Carlo ABC), :class:`NPE`, :class:`NLE`, :class:`MCMCPosterior` (explicit
+* inference: :func:`rejection_abc`, :func:`smc_abc` (population Monte Carlo ABC), :class:`NPE`
+  (with an embedding network for sets and maps, :mod:`.embeddings`), :class:`NLE`,
+  :class:`MCMCPosterior` (explicit
   likelihoods, e.g. the Gaussian-likelihood baseline); posteriors ``sample``, ``sample_batched``,
   ``log_prob``
 * validation: :mod:`.diagnostics` (held-out log-likelihood, PIT / P-P, coverage, SBC, TARP), and
@@ -33,6 +35,8 @@ from nprefgen.sbi.abc import ABCPosterior, ABCResult, cv_bandwidth, rejection_ab
 from nprefgen.sbi.cosmology import (
     CosmologyGRFSimulator, GaussianSummaryLikelihood, cosmology_grf, estimate_covariance,
 )
+from nprefgen.sbi.embedded import EmbeddedPosterior
+from nprefgen.sbi.embeddings import CNNEmbedding, DeepSetEmbedding, Embedding, MLPEmbedding
 from nprefgen.sbi.nle import NLE, FlowLikelihood
 from nprefgen.sbi.npe import NPE
 from nprefgen.sbi.posterior import DirectPosterior, LeakageWarning, MCMCPosterior
@@ -55,4 +59,5 @@ __all__ = [
     "gaussian_mixture", "get_task", "two_moons", "TASKS", "GaussianLinearSimulator",
     "TwoMoonsSimulator", "GaussianMixtureSimulator", "scott_bandwidth", "cv_bandwidth",
     "cosmology_grf", "CosmologyGRFSimulator", "GaussianSummaryLikelihood", "estimate_covariance",
+    "Embedding", "MLPEmbedding", "CNNEmbedding", "DeepSetEmbedding", "EmbeddedPosterior",
 ]

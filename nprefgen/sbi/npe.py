@@ -30,6 +30,7 @@ from nprefgen._validation import check_array, check_choice, check_int, check_rng
 from nprefgen.flows.elementwise import Standardize
 from nprefgen.nn.activations import ACTIVATIONS
 from nprefgen.nn.train import TrainingDivergedError, is_data_source, take, validation_split
+from nprefgen.sbi.embeddings import check_embedding, structured_x_message
 from nprefgen.sbi.posterior import DirectPosterior
 from nprefgen.sbi.priors import check_in_support, check_prior, check_theta
 
@@ -39,6 +40,8 @@ def check_training_pairs(theta, x, prior=None):
     if np.size(theta) == 0 or np.shape(theta)[:1] == (0,):
         raise ValueError(f"theta: expected a non-empty training set, got shape {np.shape(theta)}")
     theta = check_array(theta, "theta", ndim=2, dtype=np.float64)
+    if np.ndim(x) > 2:                    # a set or an image: say how to flatten or embed it
+        raise ValueError(structured_x_message(np.shape(x)))
     x = check_array(x, "x", ndim=2, dtype=np.float64)
     if x.shape[0] != theta.shape[0]:
         raise ValueError(f"x: expected {theta.shape[0]} rows to match theta, got shape {x.shape}"
@@ -132,11 +135,15 @@ class NPE:
         affine layers struggle with the narrow crescents.
     n_transforms, hidden, activation : flow size (sbi's defaults 5, 50, tanh).
     z_score_theta, z_score_x : standardise theta / x with the training statistics (SBI.9).
+    embedding : None, or an :class:`nprefgen.sbi.embeddings.Embedding` (MLPEmbedding,
+        CNNEmbedding, DeepSetEmbedding) trained jointly with the flow (FIELD.1); x may then have
+        any shape the embedding takes ((n, k, d) sets, (n, c, h, w) or (n, h, w) maps) and
+        ``train`` returns an :class:`nprefgen.sbi.embedded.EmbeddedPosterior`.
     """
 
     def __init__(self, prior, *, flow: str = "nsf", n_transforms: int = 5, hidden=50,
                  activation: str = "tanh", z_score_theta: bool = True,
-                 z_score_x: bool = True) -> None:
+                 z_score_x: bool = True, embedding=None) -> None:
         self.prior = check_prior(prior)
         self.flow_kind = check_choice(flow, "flow", FLOWS)
         self.n_transforms = check_int(n_transforms, "n_transforms", low=1)
@@ -144,6 +151,8 @@ class NPE:
         self.activation = check_choice(activation, "activation", ACTIVATIONS)
         self.z_score_theta = bool(z_score_theta)
         self.z_score_x = bool(z_score_x)
+        self.embedding = check_embedding(embedding)
+        self.embedding_ = None                # the trained copy (see sbi.embedded)
         self.flow = None
         self.history_: dict | None = None
 
@@ -162,11 +171,20 @@ class NPE:
         bar in interactive use only (:func:`nprefgen.nn.train.show_progress`).
         """
         if is_data_source(theta):           # simulations on disk (nprefgen.sbi.shards)
+            if self.embedding is not None:
+                raise ValueError("theta: training from shards on disk is not supported with an "
+                                 "embedding network; load the arrays (dataset.arrays()) and pass "
+                                 "them as theta, x")
             from nprefgen.sbi.shards import train_npe_on_shards
             train_npe_on_shards(self, theta, rng=rng, batch_size=batch_size, lr=lr,
                                 validation_fraction=validation_fraction, patience=patience,
                                 max_epochs=max_epochs, clip=clip, progress=progress)
             return DirectPosterior(self.flow, self.prior)
+        if self.embedding is not None:        # joint training with the embedding (FIELD.1)
+            from nprefgen.sbi.embedded import train_embedded
+            return train_embedded(self, theta, x, rng=rng, batch_size=batch_size, lr=lr,
+                                  validation_fraction=validation_fraction, patience=patience,
+                                  max_epochs=max_epochs, clip=clip, progress=progress)
         theta, x = check_training_pairs(theta, x, self.prior)
         rng = check_rng(rng)
         fit_conditional_flow(self, theta, x, rng=rng, z_score_data=self.z_score_theta,

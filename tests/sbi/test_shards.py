@@ -197,3 +197,16 @@ def test_dask_local_cluster_is_bit_identical(tmp_path):
     np.testing.assert_array_equal(local[1], remote[1])
     here = simulate(GaussianLinearSimulator(), theta, rng=3, batch_size=100)
     np.testing.assert_array_equal(on_dask.x, here.x)
+
+
+def test_shards_with_an_embedding_are_refused_before_training(tmp_path):
+    """NPE with an embedding network cannot stream shards (its joint training takes arrays):
+    a ValueError naming theta, raised before any epoch runs."""
+    from nprefgen.sbi.embeddings import MLPEmbedding
+    task = two_moons()
+    data = simulate_shards(task.simulator, tmp_path / "s", prior=task.prior, n=200, rng=0,
+                           shard_size=100, batch_size=100)
+    npe = NPE(task.prior, embedding=MLPEmbedding(2, 2, (4,), rng=0))
+    with pytest.raises(ValueError, match="^theta: training from shards"):
+        npe.train(data, None, rng=0, max_epochs=1)
+    assert npe.flow is None or not getattr(npe, "history_", None)
