@@ -125,6 +125,11 @@ class Adam(Optimizer):
         self.t = 0
         self._flat = None           # (arrays the views were made of, typed Lists of flat views)
 
+    def __getstate__(self):
+        """Copies and pickles leave the flat views out (numba Lists cannot be copied; views of the
+        original arrays would be wrong for the copy's); the next step remakes them."""
+        return {**self.__dict__, "_flat": None}
+
     def _flat_views(self):
         """Flat views of every p, g, m, v for the one-call kernel, made once and remade if an
         array was replaced; None (one call per array) for mixed dtypes or strided arrays."""

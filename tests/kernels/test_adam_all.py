@@ -92,3 +92,21 @@ def test_replaced_moment_is_picked_up(rng):
     opt.m[0] = fresh
     opt.step()
     assert np.all(fresh != 0)
+
+
+def test_copied_optimizer_updates_its_own_arrays(rng):
+    """deepcopy and pickle work after a step (the numba Lists are left out and remade), and the
+    copy's step moves the copy's parameters, not the original's."""
+    import copy
+    import pickle
+
+    pairs = [(rng.standard_normal(s), np.ones(s)) for s in SHAPES]
+    opt = Adam(pairs, lr=1e-2)
+    opt.step()
+    before = [p.copy() for p, _ in pairs]
+    twin = copy.deepcopy(opt)
+    pickle.loads(pickle.dumps(opt))
+    twin.step()
+    for (p, _), b in zip(pairs, before):
+        np.testing.assert_array_equal(p, b)
+    assert any(not np.array_equal(p, b) for (p, _), b in zip(twin.params, before))
