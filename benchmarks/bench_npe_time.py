@@ -1,18 +1,31 @@
-"""End-to-end NPE time on two_moons: nprefgen vs the ``sbi`` package, same simulations.
+"""End-to-end NPE time on two_moons: nprefgen vs the ``sbi`` package, like for like, one process.
 
-One process, one set of ``--sims`` simulations (10^4 by default) from nprefgen's two_moons
-simulator. Each library trains its NPE on them and draws ``--draws`` (10^4) posterior samples
-for one observation; the clock covers training + sampling (not simulating, shared). Then both
-sample sets are compared with the reference posterior by C2ST (nprefgen.metrics.c2st, sbibm's
-recipe) for ``--n-obs`` observations (amortised: no retraining), 2000 draws each.
+One set of ``--sims`` simulations (10^4 by default) from nprefgen's two_moons simulator is shared
+by both libraries. Each trains its NPE on them and draws ``--draws`` (10^4) posterior samples for
+one observation; the clock (wall and CPU time of this process) covers training + sampling, not
+simulating. Runs are interleaved (nprefgen, sbi, sbi, nprefgen, ...) and repeated ``--repeats``
+times, so a shared machine's load hits both alike; ratios are per repeat, then the median. Both
+sample sets are scored by C2ST (nprefgen.metrics.c2st, sbibm's recipe) against the reference
+posterior at ``--n-obs`` observations (the timed one and fresh amortised draws for the others).
 
-nprefgen: ``NPE(prior)`` defaults (neural spline flow, 5 transforms, 50 hidden, batch 200,
-lr 5e-4, 10 % validation, early stopping after 20 epochs); ``--flow maf`` for the sbi-like MAF.
-sbi: ``sbi.inference.NPE(prior)`` with its defaults (MAF, 5 transforms, 50 hidden, the same
-training settings), ``posterior.sample``. Torch gets as many threads as numpy's BLAS.
+Architectures (``--flow``; "both" runs maf then nsf):
 
-    python benchmarks/bench_npe_time.py                    # 10^4 simulations
-    python benchmarks/bench_npe_time.py --threads 1           # both single-threaded
+- maf: sbi's default density estimator, ``sbi.inference.NPE(prior)`` (5 MADE transforms, an
+  initial masked layer and 2 masked blocks of 50 tanh units, random permutations), against
+  ``NPE(prior, flow="maf", hidden=[50, 50, 50])`` (5 MADE transforms, 3 masked tanh layers of 50,
+  random permutations).
+- nsf: ``NPE(prior)`` (nprefgen's default: 5 spline couplings, 8 bins on [-4, 4], conditioner
+  MLP 2 x 50 tanh) against sbi's ``posterior_nn("nsf", num_bins=8, tail_bound=4.0)`` (5 spline
+  couplings whose conditioner is nflows' ResidualNet: 2 residual blocks of 50 ReLU units, about
+  twice the conditioner's matrix work).
+
+Training settings are both libraries' defaults and equal: batch 200, Adam lr 5e-4, 10 %
+validation, stop after 20 epochs without improvement, gradient clip 5. sbi runs in float32,
+nprefgen in float64. Threads: numpy's BLAS, numba and torch all pinned to ``--threads`` (1 by
+default, the like-for-like setting).
+
+    python benchmarks/bench_npe_time.py                          # maf and nsf, 10^4 simulations
+    python benchmarks/bench_npe_time.py --flow maf --repeats 3
     python benchmarks/bench_npe_time.py --sims 3000 --skip-sbi
 
 If ``sbi`` is not importable (it needs ``pip install sbi --no-deps`` plus nflows, zuko, skorch,
@@ -21,126 +34,201 @@ reported as missing.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-import time
 
-import numpy as np
+if __name__ == "__main__":           # before numba is imported (through nprefgen)
+    _t = sys.argv[sys.argv.index("--threads") + 1] if "--threads" in sys.argv[:-1] else "1"
+    os.environ.setdefault("NUMBA_NUM_THREADS", _t)
+
+import argparse  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from nprefgen.metrics.c2st import c2st  # noqa: E402
 from nprefgen.sbi import NPE, simulate_from_prior, two_moons  # noqa: E402
 
-
-def blas_threads() -> int:
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return os.cpu_count() or 1
-    counts = [d["num_threads"] for d in threadpool_info() if d.get("user_api") == "blas"]
-    return max(counts) if counts else 1
+NPREFGEN_HIDDEN = {"maf": [50, 50, 50], "nsf": 50, "realnvp": 50}
 
 
-def run_nprefgen(task, theta, x, x_o, args, rng):
-    t0 = time.perf_counter()
-    npe = NPE(task.prior, flow=args.flow, n_transforms=args.transforms, hidden=args.hidden)
-    post = npe.train(theta, x, rng=rng, lr=args.lr, max_epochs=args.max_epochs)
-    t_train = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    post.sample(args.draws, x_o, rng=rng)
-    t_sample = time.perf_counter() - t0
-    info = f"{npe.history_['epochs']} epochs, acceptance {post.acceptance_rate:.3f}"
-    return post, t_train, t_sample, info, lambda n, xo: post.sample(n, xo, rng=rng)
+class Clock:
+    """Wall and CPU (this process) seconds of a block."""
+
+    def __enter__(self):
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall = time.perf_counter() - self.wall
+        self.cpu = time.process_time() - self.cpu
 
 
-def run_sbi(theta, x, x_o, args, threads):
-    import torch
-    from sbi.inference import NPE as SbiNPE
+def pin_threads(threads: int) -> None:
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(threads)       # every BLAS loaded so far (numpy's and scipy's)
+
+
+def sbi_workdir():
+    """sbi writes tensorboard logs to ./sbi-logs: train inside a temporary directory."""
+    class _Dir:
+        def __enter__(self):
+            self.tmp, self.cwd = tempfile.TemporaryDirectory(), os.getcwd()
+            os.chdir(self.tmp.name)
+
+        def __exit__(self, *exc):
+            os.chdir(self.cwd)
+            self.tmp.cleanup()
+    return _Dir()
+
+
+def sbi_prior(prior, torch):
     from sbi.utils import BoxUniform
 
-    torch.set_num_threads(threads)
+    return BoxUniform(low=torch.as_tensor(prior.low, dtype=torch.float32),
+                      high=torch.as_tensor(prior.high, dtype=torch.float32))
+
+
+def run_nprefgen(task, theta, x, x_o, flow, args):
+    rng = np.random.default_rng(args.seed)
+    with Clock() as train:
+        npe = NPE(task.prior, flow=flow, hidden=NPREFGEN_HIDDEN[flow])
+        post = npe.train(theta, x, rng=rng, max_epochs=args.max_epochs)
+    with Clock() as sample:
+        draws = post.sample(args.draws, x_o, rng=rng)
+    return dict(train=train, sample=sample, epochs=npe.history_["epochs"], draws=draws,
+                sampler=lambda n, xo: post.sample(n, xo, rng=rng))
+
+
+def run_sbi(task, theta, x, x_o, flow, args):
+    import torch
+    from sbi.inference import NPE as SbiNPE
+    from sbi.neural_nets import posterior_nn
+
+    torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    prior = BoxUniform(low=-torch.ones(2), high=torch.ones(2))
-    th = torch.as_tensor(theta, dtype=torch.float32)
-    xx = torch.as_tensor(x, dtype=torch.float32)
-    import tempfile
+    th, xx = (torch.as_tensor(a, dtype=torch.float32) for a in (theta, x))
+    estimator = "maf" if flow == "maf" else posterior_nn(
+        model="nsf", hidden_features=50, num_transforms=5, num_bins=8, tail_bound=4.0)
+    with sbi_workdir(), Clock() as train:
+        inference = SbiNPE(prior=sbi_prior(task.prior, torch), density_estimator=estimator,
+                           show_progress_bars=False)
+        net = inference.append_simulations(th, xx).train(max_num_epochs=args.max_epochs)
+        posterior = inference.build_posterior(net)
 
-    cwd = os.getcwd()
-    with tempfile.TemporaryDirectory() as tmp:     # sbi writes tensorboard logs to ./sbi-logs
-        os.chdir(tmp)
-        try:
-            t0 = time.perf_counter()
-            inference = SbiNPE(prior=prior, show_progress_bars=False)
-            estimator = inference.append_simulations(th, xx).train(max_num_epochs=args.max_epochs)
-            posterior = inference.build_posterior(estimator)
-            t_train = time.perf_counter() - t0
-        finally:
-            os.chdir(cwd)
-    t0 = time.perf_counter()
-    posterior.sample((args.draws,), x=torch.as_tensor(x_o, dtype=torch.float32),
-                     show_progress_bars=False)
-    t_sample = time.perf_counter() - t0
-    epochs = inference._summary.get("epochs_trained", ["?"])[-1]
-
-    def sample(n, xo):
+    def sampler(n, xo):
         return posterior.sample((n,), x=torch.as_tensor(xo, dtype=torch.float32),
                                 show_progress_bars=False).numpy().astype(np.float64)
 
-    return t_train, t_sample, f"{epochs} epochs", sample
+    with Clock() as sample:
+        draws = sampler(args.draws, x_o)
+    return dict(train=train, sample=sample, epochs=inference._summary["epochs_trained"][-1],
+                draws=draws, sampler=sampler)
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def c2st_scores(task, run, x_obs, args):
+    """C2ST at each observation: the timed draws (a random subset) for the first, fresh draws for
+    the others, each against ``--c2st-samples`` reference draws."""
+    rng = np.random.default_rng(args.seed + 1)
+    scores = []
+    for i, xo in enumerate(x_obs):
+        ref = task.reference_posterior(xo, args.c2st_samples, rng=rng)
+        if i == 0:
+            ours = run["draws"][rng.permutation(len(run["draws"]))[:args.c2st_samples]]
+        else:
+            ours = run["sampler"](args.c2st_samples, xo)
+        scores.append(c2st(ref, ours, rng=rng))
+    return scores
+
+
+def load() -> str:
+    return "/".join(f"{v:.1f}" for v in os.getloadavg())
+
+
+def report(task, runs, x_obs, args, what: str) -> None:
+    """Print per-run rows, then per flow the medians and the sbi / nprefgen ratios."""
+    print(f"\n{what}: {args.sims} simulations, {args.draws} draws, {args.threads} thread(s), "
+          f"{args.repeats} repeat(s); load (1/5/15 min) now {load()}")
+    print("| flow | library | train s (CPU) | sample s (CPU) | total s (CPU) | total s (wall) | "
+          "epochs | ms/epoch (CPU) | C2ST |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for flow in sorted({k[0] for k in runs}):
+        med = {}
+        for lib in ("nprefgen", "sbi"):
+            rs = runs.get((flow, lib))
+            if not rs:
+                continue
+            scores = c2st_scores(task, rs[0], x_obs, args)
+            tot_cpu = [r["train"].cpu + r["sample"].cpu for r in rs]
+            tot_wall = [r["train"].wall + r["sample"].wall for r in rs]
+            per_epoch = [1000 * r["train"].cpu / r["epochs"] for r in rs]
+            med[lib] = (tot_cpu, tot_wall, per_epoch, rs[0]["epochs"], float(np.mean(scores)))
+            print(f"| {flow} | {lib} | {np.median([r['train'].cpu for r in rs]):.1f} | "
+                  f"{np.median([r['sample'].cpu for r in rs]):.2f} | {np.median(tot_cpu):.1f} | "
+                  f"{np.median(tot_wall):.1f} | {rs[0]['epochs']} | {np.median(per_epoch):.0f} | "
+                  f"{np.mean(scores):.3f} ({', '.join(f'{s:.3f}' for s in scores)}) |")
+        if len(med) == 2:
+            ours, theirs = med["nprefgen"], med["sbi"]
+            ratio_cpu = np.median(np.array(theirs[0]) / np.array(ours[0]))
+            ratio_wall = np.median(np.array(theirs[1]) / np.array(ours[1]))
+            ratio_epoch = np.median(theirs[2]) / np.median(ours[2])
+            print(f"{flow}: sbi / nprefgen end to end {ratio_cpu:.2f}x CPU, {ratio_wall:.2f}x wall "
+                  f"(median over repeats); per epoch {ratio_epoch:.2f}x; epochs {theirs[3]} / "
+                  f"{ours[3]}; C2ST {ours[4]:.3f} (nprefgen) vs {theirs[4]:.3f} (sbi)")
+
+
+def parser(doc: str, flows=("maf", "nsf", "both")):
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     ap.add_argument("--sims", type=int, default=10000)
     ap.add_argument("--draws", type=int, default=10000)
     ap.add_argument("--n-obs", type=int, default=3)
     ap.add_argument("--c2st-samples", type=int, default=2000)
-    ap.add_argument("--flow", default="nsf")
-    ap.add_argument("--transforms", type=int, default=5)
-    ap.add_argument("--hidden", type=int, default=50)
-    ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--flow", default="both", choices=flows)
+    ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--max-epochs", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip-sbi", action="store_true")
-    ap.add_argument("--threads", type=int, default=None,
-                    help="pin numpy's BLAS and torch to this many threads (default: BLAS's own)")
-    args = ap.parse_args(argv)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="numpy's BLAS, numba and torch threads (default 1: like for like)")
+    return ap
 
-    if args.threads is not None:
-        from threadpoolctl import threadpool_limits
 
-        threadpool_limits(args.threads)
-    threads = blas_threads() if args.threads is None else args.threads
+def run_all(args, nprefgen_fn, sbi_fn, what: str):
+    pin_threads(args.threads)
     task = two_moons()
-    rng = np.random.default_rng(args.seed)
-    sims = simulate_from_prior(task.prior, task.simulator, args.sims, rng=rng)
-    theta_obs, x_obs = task.observations(args.n_obs, rng=np.random.default_rng(12345))
+    sims = simulate_from_prior(task.prior, task.simulator, args.sims,
+                               rng=np.random.default_rng(args.seed))
+    _, x_obs = task.observations(args.n_obs, rng=np.random.default_rng(12345))
+    flows = ["maf", "nsf"] if args.flow == "both" else [args.flow]
+    libs = [("nprefgen", nprefgen_fn)] + ([] if args.skip_sbi else [("sbi", sbi_fn)])
+    print(f"{what}: load at start {load()}", flush=True)
+    warm = argparse.Namespace(**{**vars(args), "max_epochs": 1, "draws": 100})
+    for flow in flows:                 # numba's compilation and torch's first calls, not timed
+        for lib, fn in list(libs):
+            try:
+                fn(task, sims.theta[:400], sims.x[:400], x_obs[0], flow, warm)
+            except ImportError as exc:
+                print(f"sbi: not available ({exc})")
+                libs = libs[:1]
+    runs: dict = {}
+    for r in range(args.repeats):
+        for flow in flows:
+            for lib, fn in (libs if r % 2 == 0 else libs[::-1]):        # interleaved
+                out = fn(task, sims.theta, sims.x, x_obs[0], flow, args)
+                runs.setdefault((flow, lib), []).append(out)
+                print(f"repeat {r} {flow} {lib}: train {out['train'].cpu:.1f} s CPU "
+                      f"({out['train'].wall:.1f} s wall, {out['epochs']} epochs) + sample "
+                      f"{out['sample'].cpu:.2f} s CPU; load {load()}", flush=True)
+    report(task, runs, x_obs, args, what)
 
-    post, tr, ts, info, ours = run_nprefgen(task, sims.theta, sims.x, x_obs[0], args, rng)
-    print(f"nprefgen NPE ({args.flow}): train {tr:.1f} s + sample {ts:.1f} s = {tr + ts:.1f} s; "
-          f"{info}", flush=True)
-    rows = {"nprefgen": (tr + ts, ours)}
-    if not args.skip_sbi:
-        try:
-            str_, sts, sinfo, theirs = run_sbi(sims.theta, sims.x, x_obs[0], args, threads)
-            print(f"sbi NPE (MAF): train {str_:.1f} s + sample {sts:.1f} s = {str_ + sts:.1f} s; "
-                  f"{sinfo}", flush=True)
-            rows["sbi"] = (str_ + sts, theirs)
-        except ImportError as exc:
-            print(f"sbi: not available ({exc})")
-    scores = {k: [] for k in rows}
-    for i in range(args.n_obs):
-        ref = task.reference_posterior(x_obs[i], args.c2st_samples, rng=rng)
-        for k, (_, sampler) in rows.items():
-            scores[k].append(c2st(ref, sampler(args.c2st_samples, x_obs[i]), rng=rng))
-    for k in rows:
-        print(f"{k}: end-to-end {rows[k][0]:.1f} s, C2ST {np.mean(scores[k]):.3f} "
-              f"({', '.join(f'{s:.3f}' for s in scores[k])})")
-    if "sbi" in rows:
-        print(f"time ratio sbi / nprefgen = {rows['sbi'][0] / rows['nprefgen'][0]:.2f} "
-              f"(> 1: nprefgen faster); threads {threads}; load {os.getloadavg()[0]:.1f}")
+
+def main(argv=None):
+    args = parser(__doc__).parse_args(argv)
+    run_all(args, run_nprefgen, run_sbi, "NPE two_moons")
 
 
 if __name__ == "__main__":

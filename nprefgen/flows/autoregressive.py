@@ -97,8 +97,11 @@ class MAF(_MADEBijector):
     def forward_cached(self, x, context=None):
         """(FLOW.11) x: (n, D) -> z: (n, D), log_det = -sum alpha: (n,), cache."""
         x = self._check_x(x)
-        context = self._check_context(context, x.shape[0])
-        out, cache = self.made.forward(x, context)
+        return self._forward_cached(x, self._check_context(context, x.shape[0]))
+
+    def _forward_cached(self, x, context=None):
+        """(FLOW.11) unchecked: a Flow checked x and the context once, for every bijector."""
+        out, cache = self.made._forward(x, context)
         mu, raw = out[:, : self.dim], out[:, self.dim:]
         # (FLOW.11) is the coupling inverse (FLOW.7) with s = alpha, t = mu: the same kernel
         z, log_det = affine_coupling_inverse(x, raw, mu, self.bound)
@@ -110,13 +113,17 @@ class MAF(_MADEBijector):
         With e = exp(-alpha):  d_x = d_z e + MADE^T[d_mu, d_raw];  d_mu = -d_z e;
         d_alpha = -d_z z - d_log_det;  d_raw = d_alpha (1 - (alpha/b)^2).
         """
+        d_z, d_log_det = self._check_cotangents(d_z, d_log_det, cache[0].shape[0])
+        return self._backward(cache, d_z, d_log_det)
+
+    def _backward(self, cache, d_z, d_log_det):
+        """(FLOW.15) unchecked (the cotangents come from the Flow's own backward)."""
         z, raw, made_cache = cache
-        d_z, d_log_det = self._check_cotangents(d_z, d_log_det, z.shape[0])
         alpha, d_clamp = soft_clamp_numpy(raw, self.bound)
         d_x = d_z * np.exp(-alpha)
         d_alpha = -d_z * z - d_log_det[:, None]
-        d_made_x, d_context = self.made.backward(made_cache,
-                                                 np.concatenate([-d_x, d_alpha * d_clamp], axis=1))
+        d_made_x, d_context = self.made._backward(made_cache,
+                                                  np.concatenate([-d_x, d_alpha * d_clamp], axis=1))
         d_x += d_made_x
         return d_x, d_context
 

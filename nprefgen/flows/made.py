@@ -125,9 +125,20 @@ class MADE(Module):
             x = np.concatenate([x, context], axis=1)
         return self.net.forward(x)
 
+    def _forward(self, x, context=None):
+        """:meth:`forward` without input checks (x, context validated by the caller)."""
+        if self.context_dim:
+            x = np.concatenate([x, context], axis=1)
+        return self.net._forward(x)
+
     def backward(self, cache, d_out):
         """d_out: (n, 2 D) -> d_x: (n, D), d_context: (n, C) or None; accumulates weight grads."""
         d_in = self.net.backward(cache, d_out)
+        return d_in[:, : self.dim], (d_in[:, self.dim:] if self.context_dim else None)
+
+    def _backward(self, cache, d_out):
+        """:meth:`backward` without cotangent checks (d_out produced by nprefgen code)."""
+        d_in = self.net._backward(cache, d_out)
         return d_in[:, : self.dim], (d_in[:, self.dim:] if self.context_dim else None)
 
     def input_vjp(self, cache, d_out):

@@ -33,7 +33,8 @@ from nprefgen.flows.base import check_parameter_count, hidden_widths, mlp_parame
 from nprefgen.flows.coupling import Coupling, ElementwiseTransform, check_mask
 from nprefgen.kernels.spline import (
     rq_parameters_backward_numpy, rq_parameters_numpy, rq_spline_theta_backward,
-    rq_spline_theta_forward, rq_spline_theta_inverse,
+    rq_spline_theta_backward_saved, rq_spline_theta_forward, rq_spline_theta_forward_saved,
+    rq_spline_theta_inverse,
 )
 
 DEFAULT_MIN_WIDTH = 1e-3
@@ -203,11 +204,12 @@ class SplineTransform(ElementwiseTransform):
 
     def forward(self, x_b, h):
         """(SPL.12) the transformed block: (SPL.4)-(SPL.6) per element; x_b: (n, d_B) -> y_b,
-        log_det = sum_B log g'(x_B): (n,), cache."""
+        log_det = sum_B log g'(x_B): (n,), cache. The cache keeps every element's knots (the
+        saved pair of :mod:`nprefgen.kernels.spline`), so the backward rebuilds none of them."""
         x_flat, theta = self._flat(x_b, h)
-        y, log_deriv = rq_spline_theta_forward(x_flat, theta, self.bound, *self.mins)
+        y, log_deriv, saved = rq_spline_theta_forward_saved(x_flat, theta, self.bound, *self.mins)
         return (y.reshape(x_b.shape), log_deriv.reshape(x_b.shape).sum(axis=1),
-                (x_flat, theta, x_b.shape))
+                (x_flat, saved, x_b.shape))
 
     def inverse(self, y_b, h):
         """(SPL.7-SPL.8) y_b: (n, d_B) -> x_b, log_det_inv: (n,)."""
@@ -218,10 +220,11 @@ class SplineTransform(ElementwiseTransform):
     def backward(self, cache, d_y, d_log_det):
         """(SPL.13) through (SPL.9a)-(SPL.11): d_y: (n, d_B), d_log_det: (n,) -> d_x_b: (n, d_B),
         d_h: (n, d_B (3K-1)); every element gets d_log_det of its row."""
-        x_flat, theta, shape = cache
+        x_flat, saved, shape = cache
         d_log_deriv = np.ascontiguousarray(np.broadcast_to(d_log_det[:, None], shape)).reshape(-1)
-        d_x, d_theta = rq_spline_theta_backward(x_flat, theta, self.bound, *self.mins,
-                                                np.ascontiguousarray(d_y).reshape(-1), d_log_deriv)
+        d_x, d_theta = rq_spline_theta_backward_saved(x_flat, saved, self.bound, *self.mins[:2],
+                                                      np.ascontiguousarray(d_y).reshape(-1),
+                                                      d_log_deriv)
         return d_x.reshape(shape), d_theta.reshape(shape[0], -1)
 
     def __repr__(self) -> str:

@@ -62,3 +62,56 @@ def adam_update(p, g, m, v, lr: float, b1: float, b2: float, eps: float, c1: flo
     for a, f in zip(arrays, flat):
         if f is not a:
             a[...] = f
+
+
+# -- every parameter in one call --------------------------------------------------------------------
+# A flow of five couplings has 30 parameter arrays; one ``adam_update`` call each costs more in
+# Python than the arithmetic (about 30 x 3.5 us against 20 us for the 2e4 numbers), and so does the
+# finiteness check the optimiser runs first. ``adam_update_all`` does both for a whole list in one
+# call: the gradients are checked first (nothing moves if one holds a NaN or inf), then each array
+# gets exactly ``adam_update``'s per-element arithmetic, so the results are bit-identical.
+
+
+def flat_views(arrays):
+    """A numba typed List of flat views of C-contiguous arrays of one dtype (writes go through to
+    the arrays), or None when the arrays are not all C-contiguous of one floating dtype."""
+    from numba.typed import List
+
+    if not arrays or len({a.dtype for a in arrays}) != 1 or arrays[0].dtype.kind != "f" or \
+            not all(a.flags.c_contiguous and a.flags.writeable for a in arrays):
+        return None
+    return List([a.reshape(-1) for a in arrays])
+
+
+def adam_update_all_numpy(ps, gs, ms, vs, lr: float, b1: float, b2: float, eps: float, c1: float,
+                          c2: float, weight_decay: float = 0.0) -> int:
+    """(NN.16) for lists of arrays: -> the index of the first gradient holding a NaN or inf (and
+    nothing updated), or -1 after updating every p, m, v in place."""
+    for k, g in enumerate(gs):
+        if not np.isfinite(g).all():
+            return k
+    for p, g, m, v in zip(ps, gs, ms, vs):
+        adam_update_numpy(p, g, m, v, lr, b1, b2, eps, c1, c2, weight_decay)
+    return -1
+
+
+@kernel
+def _adam_all(ps, gs, ms, vs, step, b1, one_b1, b2, one_b2, eps, c2, wd):
+    for k in range(len(gs)):
+        g = gs[k]
+        for i in range(g.shape[0]):
+            if not np.isfinite(g[i]):
+                return k
+    for k in range(len(ps)):
+        _adam_flat(ps[k], gs[k], ms[k], vs[k], step, b1, one_b1, b2, one_b2, eps, c2, wd)
+    return -1
+
+
+def adam_update_all(ps, gs, ms, vs, lr: float, b1: float, b2: float, eps: float, c1: float,
+                    c2: float, weight_decay: float = 0.0, dtype=None) -> int:
+    """(NN.16) Numba kernel; same contract as ``adam_update_all_numpy``, for the typed Lists of
+    flat views that :func:`flat_views` makes (one dtype, passed as ``dtype`` by callers that know
+    it: reading an element of a typed List from Python costs microseconds)."""
+    s = (ps[0].dtype if dtype is None else np.dtype(dtype)).type
+    return int(_adam_all(ps, gs, ms, vs, s(lr / c1), s(b1), s(1.0 - b1), s(b2), s(1.0 - b2),
+                         s(eps), s(c2), s(weight_decay)))

@@ -506,3 +506,134 @@ def rq_spline_theta_backward(x, theta, bound, min_width, min_height, min_derivat
                             float(min_derivative), derivative_shift(min_derivative), d_y,
                             d_log_deriv, d_x, d_theta)
     return d_x, d_theta
+
+
+# ---------------------------------------------------------------------------------------------
+# the saved pair for training: the forward keeps each element's knots, the backward reuses them
+# ---------------------------------------------------------------------------------------------
+#
+# Training runs the fused forward and then its VJP on the same theta, and the VJP above rebuilds
+# every element's knots (SPL.2-SPL.3: 2K exp, K-1 exp + log1p), which is more than half of its
+# time. ``rq_spline_theta_forward_saved`` returns them as ``saved = (widths (m, K), heights
+# (m, K), derivatives (m, K+1), p_w (m, K), p_h (m, K), sig (m, K-1))``, the softmaxes of
+# (SPL.2) and the sigmoids (SPL.11) included, and ``rq_spline_theta_backward_saved`` takes them
+# instead of theta: the same operations on the same values as the fused pair, so the results
+# are bit-identical to ``rq_spline_theta_forward`` / ``rq_spline_theta_backward``. Rows of
+# elements outside [-B, B] (identity tails, SPL.6) are left unwritten and never read. ``sig`` is
+# float64 whatever theta's dtype (the fused backward multiplies a float64 sigmoid too).
+
+
+def _sigmoid_numpy(pre):
+    e = np.exp(-np.abs(pre))
+    return np.where(pre >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def rq_spline_theta_forward_saved_numpy(x, theta, bound, min_width, min_height, min_derivative):
+    """(SPL.2-SPL.6) x: (m,), theta: (m, 3K-1) -> y: (m,), log_deriv: (m,), saved (see above)."""
+    w, h, d, (p_w, p_h, pre) = rq_parameters_numpy(theta, bound, min_width, min_height,
+                                                   min_derivative)
+    y, log_deriv = rq_spline_forward_numpy(x, w, h, d, bound)
+    return y, log_deriv, (w, h, d, p_w, p_h, _sigmoid_numpy(pre))
+
+
+def rq_spline_theta_backward_saved_numpy(x, saved, bound, min_width, min_height, d_y,
+                                         d_log_deriv):
+    """(SPL.9a-SPL.11) VJP from the saved knots: -> d_x: (m,), d_theta: (m, 3K-1)."""
+    w, h, d, p_w, p_h, sig = saved
+    n_bins = w.shape[1]
+    d_x, d_w, d_h, d_d = rq_spline_backward_numpy(x, w, h, d, bound, d_y, d_log_deriv)
+    d_theta = np.empty((x.shape[0], 3 * n_bins - 1), dtype=w.dtype)
+    for off, p, dk, minimum in ((0, p_w, d_w, min_width), (n_bins, p_h, d_h, min_height)):
+        d_p = 2.0 * bound * (1.0 - n_bins * minimum) * dk
+        d_theta[:, off:off + n_bins] = p * (d_p - np.sum(d_p * p, axis=-1, keepdims=True))  # (SPL.10)
+    d_theta[:, 2 * n_bins:] = sig * d_d[:, 1:-1]                                           # (SPL.11)
+    return d_x, d_theta
+
+
+@kernel
+def _params_row_saved(theta, i, bound, min_w, min_h, min_d, shift, w, h, d, p_w, p_h, sig):
+    """(SPL.2-SPL.3) Row i of theta -> row i of w, h, d, p_w, p_h and the sigmoids of (SPL.11);
+    the arithmetic of ``_params_row`` in the same order."""
+    n_bins = w.shape[1]
+    for off, p in ((0, p_w), (n_bins, p_h)):
+        m = theta[i, off]
+        for j in range(1, n_bins):
+            m = max(m, theta[i, off + j])
+        total = 0.0
+        for j in range(n_bins):
+            p[i, j] = np.exp(theta[i, off + j] - m)
+            total += p[i, j]
+        for j in range(n_bins):
+            p[i, j] = p[i, j] / total
+    for j in range(n_bins):
+        w[i, j] = 2.0 * bound * min_w + 2.0 * bound * (1.0 - n_bins * min_w) * p_w[i, j]
+        h[i, j] = 2.0 * bound * min_h + 2.0 * bound * (1.0 - n_bins * min_h) * p_h[i, j]
+    d[i, 0] = 1.0
+    d[i, n_bins] = 1.0
+    for j in range(1, n_bins):
+        pre = theta[i, 2 * n_bins + j - 1] + shift
+        e = np.exp(-abs(pre))
+        d[i, j] = min_d + (max(pre, 0.0) + np.log1p(e))
+        sig[i, j - 1] = 1.0 / (1.0 + e) if pre >= 0 else e / (1.0 + e)
+
+
+@kernel
+def _rq_theta_forward_saved_loop(x, theta, bound, min_w, min_h, min_d, shift, y, log_deriv,
+                                 w, h, d, p_w, p_h, sig):
+    for i in range(x.shape[0]):
+        if x[i] < -bound or x[i] > bound:
+            y[i] = x[i]
+            log_deriv[i] = 0.0
+            continue
+        _params_row_saved(theta, i, bound, min_w, min_h, min_d, shift, w, h, d, p_w, p_h, sig)
+        y[i], log_deriv[i] = _forward_row(x[i], w, h, d, i, bound)
+
+
+@kernel
+def _rq_theta_backward_saved_loop(x, w, h, d, p_w, p_h, sig, bound, min_w, min_h, d_y,
+                                  d_log_deriv, d_x, d_theta):
+    n_bins = w.shape[1]
+    d_w, d_h, d_d = np.empty((1, n_bins), w.dtype), np.empty((1, n_bins), w.dtype), \
+        np.empty((1, n_bins + 1), w.dtype)
+    for i in range(x.shape[0]):
+        if x[i] < -bound or x[i] > bound:
+            d_x[i] = d_y[i]
+            for j in range(d_theta.shape[1]):
+                d_theta[i, j] = 0.0
+            continue
+        d_x[i] = _backward_row(x[i], w, h, d, i, bound, d_y[i], d_log_deriv[i], d_w, d_h, d_d, 0)
+        for off, p, dk, minimum in ((0, p_w, d_w, min_w), (n_bins, p_h, d_h, min_h)):
+            scale = 2.0 * bound * (1.0 - n_bins * minimum)                 # (SPL.10)
+            dot = 0.0
+            for j in range(n_bins):
+                dot += scale * dk[0, j] * p[i, j]
+            for j in range(n_bins):
+                d_theta[i, off + j] = p[i, j] * (scale * dk[0, j] - dot)
+        for j in range(1, n_bins):                                         # (SPL.11)
+            d_theta[i, 2 * n_bins + j - 1] = sig[i, j - 1] * d_d[0, j]
+
+
+def rq_spline_theta_forward_saved(x, theta, bound, min_width, min_height, min_derivative):
+    """(SPL.2-SPL.6) Numba kernel; same contract as ``rq_spline_theta_forward_saved_numpy``, values
+    bit-identical to ``rq_spline_theta_forward``."""
+    m, n_bins = x.shape[0], (theta.shape[1] + 1) // 3
+    y = np.empty_like(x)
+    log_deriv = np.empty_like(x)
+    saved = (np.empty((m, n_bins), theta.dtype), np.empty((m, n_bins), theta.dtype),
+             np.empty((m, n_bins + 1), theta.dtype), np.empty((m, n_bins), theta.dtype),
+             np.empty((m, n_bins), theta.dtype), np.empty((m, n_bins - 1)))
+    _rq_theta_forward_saved_loop(x, theta, float(bound), float(min_width), float(min_height),
+                                 float(min_derivative), derivative_shift(min_derivative), y,
+                                 log_deriv, *saved)
+    return y, log_deriv, saved
+
+
+def rq_spline_theta_backward_saved(x, saved, bound, min_width, min_height, d_y, d_log_deriv):
+    """(SPL.9a-SPL.11) Numba kernel; same contract as ``rq_spline_theta_backward_saved_numpy``,
+    values bit-identical to ``rq_spline_theta_backward`` on the theta that ``saved`` came from."""
+    w = saved[0]
+    d_x = np.empty_like(x)
+    d_theta = np.empty((x.shape[0], 3 * w.shape[1] - 1), dtype=w.dtype)
+    _rq_theta_backward_saved_loop(x, *saved, float(bound), float(min_width), float(min_height),
+                                  d_y, d_log_deriv, d_x, d_theta)
+    return d_x, d_theta

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from nprefgen._validation import check_scalar
-from nprefgen.kernels.adam import adam_update
+from nprefgen.kernels.adam import adam_update, adam_update_all, flat_views
 
 
 def _check_pairs(params) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -123,25 +123,54 @@ class Adam(Optimizer):
         self.m = [np.zeros_like(p) for p, _ in self.params]
         self.v = [np.zeros_like(p) for p, _ in self.params]
         self.t = 0
+        self._flat = None           # (arrays the views were made of, typed Lists of flat views)
+
+    def __getstate__(self):
+        """Copies and pickles leave the flat views out (numba Lists cannot be copied; views of the
+        original arrays would be wrong for the copy's); the next step remakes them."""
+        return {**self.__dict__, "_flat": None}
+
+    def _flat_views(self):
+        """Flat views of every p, g, m, v for the one-call kernel, made once and remade if an
+        array was replaced; None (one call per array) for mixed dtypes or strided arrays."""
+        arrays = [p for p, _ in self.params] + [g for _, g in self.params] + self.m + self.v
+        if self._flat is None or len(arrays) != len(self._flat[0]) or \
+                any(a is not b for a, b in zip(arrays, self._flat[0])):
+            one_dtype = len({a.dtype for a in arrays}) == 1
+            n = len(self.params)
+            lists = [flat_views(arrays[i * n:(i + 1) * n]) for i in range(4)] if one_dtype else [None]
+            self._flat = (arrays, None if any(x is None for x in lists) else lists)
+        return self._flat[1]
 
     def step(self) -> None:
-        _check_finite_grads(self.params)
-        self.t += 1
-        c1 = 1.0 - self.b1 ** self.t
-        c2 = 1.0 - self.b2 ** self.t
-        for (p, g), m, v in zip(self.params, self.m, self.v):
-            # (NN.16) one fused pass per array (kernels/adam.py; NumPy twin adam_update_numpy)
-            adam_update(p, g, m, v, self.lr, self.b1, self.b2, self.eps, c1, c2, self.weight_decay)
+        t = self.t + 1
+        c1 = 1.0 - self.b1 ** t
+        c2 = 1.0 - self.b2 ** t
+        flat = self._flat_views()
+        if flat is None:
+            _check_finite_grads(self.params)
+            for (p, g), m, v in zip(self.params, self.m, self.v):
+                # (NN.16) one fused pass per array (kernels/adam.py; NumPy twin adam_update_numpy)
+                adam_update(p, g, m, v, self.lr, self.b1, self.b2, self.eps, c1, c2,
+                            self.weight_decay)
+        # (NN.16) every array in one kernel call, gradients checked first (bit-identical)
+        elif adam_update_all(*flat, self.lr, self.b1, self.b2, self.eps, c1, c2,
+                             self.weight_decay, dtype=self.params[0][0].dtype) >= 0:
+            _check_finite_grads(self.params)           # raises, naming params[i]
+        self.t = t
 
 
-def clip_grad_norm(params, max_norm: float) -> float:
+def clip_grad_norm(params, max_norm: float, norm: float | None = None) -> float:
     """(NN.17) Scale all gradients by min(1, max_norm / ||g||), ||g|| the global 2-norm.
 
+    norm : ||g|| when the caller has just computed it (the training loop does, with
+        :func:`nprefgen.nn.train.grad_norm`, the same sum), else None to compute it here.
     Returns the norm before clipping (as ``torch.nn.utils.clip_grad_norm_``).
     """
     max_norm = check_scalar(max_norm, "max_norm", low=0.0, low_inclusive=False)
     grads = [g for _, g in _check_pairs(params)]
-    total = float(np.sqrt(sum(float(np.sum(g * g)) for g in grads)))
+    total = float(np.sqrt(sum(float(np.sum(g * g)) for g in grads))) if norm is None else \
+        float(norm)
     if not np.isfinite(total):
         raise ValueError(f"params: expected finite gradients to clip, got norm {total}")
     coef = max_norm / (total + 1e-6)

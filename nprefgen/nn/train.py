@@ -392,7 +392,7 @@ def fit_loop(model, loss_and_grad, train_data, *, rng=None, evaluate=None, val_d
                 if not np.isfinite(norm):
                     return diverged(epoch, f"gradient norm {norm}")
                 if clip is not None:
-                    clip_grad_norm(params, clip)                     # (NN.17)
+                    clip_grad_norm(params, clip, norm)               # (NN.17)
                 opt.step()
                 steps += 1
                 total += loss * rows
