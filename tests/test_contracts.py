@@ -177,7 +177,7 @@ def _vae(name="vae"):
 
 
 def _posterior_estimators():
-    from nprefgen.sbi import NLE, NPE, BoxUniform
+    from nprefgen.sbi import NLE, NPE, NRE, BoxUniform
     from nprefgen.sbi.score_posterior import NPSE
     prior = BoxUniform(-np.ones(2), np.ones(2))
     rng = np.random.default_rng(5)
@@ -188,6 +188,9 @@ def _posterior_estimators():
         "NPE": (lambda: NPE(prior, flow="maf", n_transforms=1, hidden=8), theta, x, kw),
         "NLE": (lambda: NLE(prior, flow="maf", n_transforms=1, hidden=8, n_chains=2, n_warmup=5),
                 theta, x, kw),
+        "NRE": (lambda: NRE(prior, hidden=(8,), n_chains=2, n_warmup=5), theta, x, kw),
+        "NRE[balanced]": (lambda: NRE(prior, hidden=(8,), balance=100.0, n_chains=2, n_warmup=5),
+                          theta, x, kw),
         "NPSE": (lambda: NPSE(prior, hidden=(8,), n_levels=3, n_steps_each=2), theta, x, kw),
     }
 
@@ -246,6 +249,10 @@ CLASS_EXEMPT = {
     "DirectPosterior": "returned by NPE.train (posterior_estimator battery)",
     "MCMCPosterior": "returned by NLE.train (posterior_estimator battery)",
     "ABCPosterior": "tests/sbi/test_abc.py", "FlowLikelihood": "used by NLE's MCMCPosterior",
+    "RatioPosterior": "returned by NRE.train (posterior_estimator battery; tests/sbi/test_nre.py)",
+    "LogRatio": "used by NRE's RatioPosterior (tests/sbi/test_nre.py)",
+    # sequential rounds for one observation: run(x_o, num_simulations=, rounds=, rng=), not train
+    "TSNPE": "tests/sbi/test_sequential.py", "SNLE": "tests/sbi/test_sequential.py",
     "ScorePosterior": "returned by NPSE.train (posterior_estimator battery; no log_prob)",
     "GaussianSummaryLikelihood": "tests/sbi/test_cosmology.py",
     "CountingLogProb": "a call-counting wrapper inside the samplers (tests/samplers)",
@@ -423,7 +430,8 @@ BATTERY_METHODS = {
     "posterior_estimator": ("train",),
 }
 # the posteriors the estimators return: their sample/log_prob are run by the estimator battery
-BATTERY_POSTERIORS = {"NPE": "DirectPosterior", "NLE": "MCMCPosterior", "NPSE": "ScorePosterior"}
+BATTERY_POSTERIORS = {"NPE": "DirectPosterior", "NLE": "MCMCPosterior", "NPSE": "ScorePosterior",
+                      "NRE": "RatioPosterior", "NRE[balanced]": "RatioPosterior"}
 
 CALLABLE_EXEMPT = {
     # whole modules
@@ -512,6 +520,13 @@ CALLABLE_EXEMPT = {
     "nprefgen.sbi.score_posterior.ScorePosterior.sample_batched": "tests/sbi/test_score_posterior.py::test_bad_inputs",
     "nprefgen.sbi.score_posterior.ScorePosterior.set_default_x": "tests/sbi/test_score_posterior.py::test_bad_inputs",
     "nprefgen.models.ncsn.NCSN.mlp_arrays": "the context argument: tests/sbi/test_score_posterior.py::test_bad_inputs",
+    # neural ratio estimation: bad inputs in tests/sbi/test_nre.py::test_bad_inputs_name_the_argument
+    **{f"nprefgen.sbi.nre.{n}": "tests/sbi/test_nre.py (bad inputs, save/load, gradients)" for n in (
+        "NRE (constructor)", "NRE.posterior", "NRE.save", "NRE.load", "nre_loss",
+        "RatioPosterior", "LogRatio")},
+    "nprefgen.sbi.sequential.": "tests/sbi/test_sequential.py (bad inputs, counts, determinism)",
+    "nprefgen.sbi.nre.NRE.loss_and_grad": "inner step of NRE.train (battery)",
+    "nprefgen.sbi.nre.NRE.evaluate": "validation loss inside NRE.train (battery)",
     "nprefgen.sbi.tasks.gaussian_mixture_reference": "a task's reference sampler (tests/sbi/test_tasks.py)",
     "nprefgen.sbi.cosmology.": "the tour's worked example, not swept before (tests/sbi/test_cosmology.py)",
     "nprefgen.sbi.tasks.GaussianLinearSimulator": "simulator (tests/sbi/test_tasks.py)",

@@ -7,7 +7,9 @@ the answer can be trusted.
   (a Gaussian random field with P(k) = A k^-n), :mod:`.priors`; any ``simulator(theta, rng)`` works
 * simulation: :func:`simulate` (in-process or any ``concurrent.futures`` executor, reproducible,
   NaN/inf dropped and counted)
-* inference: :func:`rejection_abc`, :class:`NPE`, :class:`NLE`, :class:`MCMCPosterior` (explicit
+* inference: :func:`rejection_abc`, :class:`NPE`, :class:`NLE`, :class:`NRE` (classifier-based
+  ratio, optionally balanced), :class:`TSNPE` and :class:`SNLE` (sequential rounds for one
+  observation), :class:`MCMCPosterior` (explicit
   likelihoods, e.g. the Gaussian-likelihood baseline); posteriors ``sample``, ``sample_batched``,
   ``log_prob``
 * validation: :mod:`.diagnostics` (held-out log-likelihood, PIT / P-P, coverage, SBC, TARP), and
@@ -32,9 +34,11 @@ from nprefgen.sbi.cosmology import (
 )
 from nprefgen.sbi.nle import NLE, FlowLikelihood
 from nprefgen.sbi.npe import NPE
+from nprefgen.sbi.nre import NRE, LogRatio, RatioPosterior
 from nprefgen.sbi.posterior import DirectPosterior, MCMCPosterior
 from nprefgen.sbi.priors import BoxUniform, Gaussian, Prior
 from nprefgen.sbi.score_posterior import NPSE, ScorePosterior
+from nprefgen.sbi.sequential import SNLE, TSNPE
 from nprefgen.sbi.simulate import Simulations, simulate, simulate_from_prior
 from nprefgen.sbi.tasks import (
     TASKS, GaussianLinearSimulator, GaussianMixtureSimulator, Task, TwoMoonsSimulator,
@@ -42,7 +46,8 @@ from nprefgen.sbi.tasks import (
 )
 
 __all__ = [
-    "ABCPosterior", "ABCResult", "rejection_abc", "NPE", "NLE", "NPSE", "ScorePosterior", "FlowLikelihood",
+    "ABCPosterior", "ABCResult", "rejection_abc", "NPE", "NLE", "NRE", "LogRatio", "RatioPosterior",
+    "TSNPE", "SNLE", "NPSE", "ScorePosterior", "FlowLikelihood",
     "DirectPosterior", "MCMCPosterior", "BoxUniform", "Gaussian", "Prior", "Simulations",
     "simulate", "simulate_from_prior", "Task", "gaussian_linear", "gaussian_linear_posterior",
     "gaussian_mixture", "get_task", "two_moons", "TASKS", "GaussianLinearSimulator",
