@@ -252,7 +252,7 @@ def _vae(name="vae"):
 
 
 def _posterior_estimators():
-    from nprefgen.sbi import NLE, NPE, BoxUniform, MLPEmbedding
+    from nprefgen.sbi import NLE, NPE, NRE, BoxUniform, MLPEmbedding
     from nprefgen.sbi.score_posterior import NPSE
     prior = BoxUniform(-np.ones(2), np.ones(2))
     rng = np.random.default_rng(5)
@@ -265,6 +265,9 @@ def _posterior_estimators():
                                        embedding=MLPEmbedding(2, 3, (8,), rng=0)), theta, x, kw),
         "NLE": (lambda: NLE(prior, flow="maf", n_transforms=1, hidden=8, n_chains=2, n_warmup=5),
                 theta, x, kw),
+        "NRE": (lambda: NRE(prior, hidden=(8,), n_chains=2, n_warmup=5), theta, x, kw),
+        "NRE[balanced]": (lambda: NRE(prior, hidden=(8,), balance=100.0, n_chains=2, n_warmup=5),
+                          theta, x, kw),
         "NPSE": (lambda: NPSE(prior, hidden=(8,), n_levels=3, n_steps_each=2), theta, x, kw),
     }
 
@@ -323,6 +326,10 @@ CLASS_EXEMPT = {
     "DirectPosterior": "returned by NPE.train (posterior_estimator battery)",
     "MCMCPosterior": "returned by NLE.train (posterior_estimator battery)",
     "ABCPosterior": "tests/sbi/test_abc.py", "ShardedDataset": "tests/sbi/test_shards.py", "FlowLikelihood": "used by NLE's MCMCPosterior",
+    "RatioPosterior": "returned by NRE.train (posterior_estimator battery; tests/sbi/test_nre.py)",
+    "LogRatio": "used by NRE's RatioPosterior (tests/sbi/test_nre.py)",
+    # sequential rounds for one observation: run(x_o, num_simulations=, rounds=, rng=), not train
+    "TSNPE": "tests/sbi/test_sequential.py", "SNLE": "tests/sbi/test_sequential.py",
     "ScorePosterior": "returned by NPSE.train (posterior_estimator battery; no log_prob)",
     "Embedding": "abstract base of the embedding networks (their layer batteries)",
     "EmbeddedPosterior": "returned by NPE(embedding=...).train (battery NPE[embedding])",
@@ -520,7 +527,8 @@ BATTERY_METHODS = {
     "posterior_estimator": ("train",),
 }
 # the posteriors the estimators return: their sample/log_prob are run by the estimator battery
-BATTERY_POSTERIORS = {"NPE": "DirectPosterior", "NPE[embedding]": "EmbeddedPosterior", "NLE": "MCMCPosterior", "NPSE": "ScorePosterior"}
+BATTERY_POSTERIORS = {"NPE": "DirectPosterior", "NPE[embedding]": "EmbeddedPosterior", "NLE": "MCMCPosterior",
+                      "NPSE": "ScorePosterior", "NRE": "RatioPosterior", "NRE[balanced]": "RatioPosterior"}
 
 CALLABLE_EXEMPT = {
     # whole modules
@@ -618,6 +626,13 @@ CALLABLE_EXEMPT = {
     "nprefgen.sbi.score_posterior.ScorePosterior.sample_batched": "tests/sbi/test_score_posterior.py::test_bad_inputs",
     "nprefgen.sbi.score_posterior.ScorePosterior.set_default_x": "tests/sbi/test_score_posterior.py::test_bad_inputs",
     "nprefgen.models.ncsn.NCSN.mlp_arrays": "the context argument: tests/sbi/test_score_posterior.py::test_bad_inputs",
+    # neural ratio estimation: bad inputs in tests/sbi/test_nre.py::test_bad_inputs_name_the_argument
+    **{f"nprefgen.sbi.nre.{n}": "tests/sbi/test_nre.py (bad inputs, save/load, gradients)" for n in (
+        "NRE (constructor)", "NRE.posterior", "NRE.save", "NRE.load", "nre_loss",
+        "RatioPosterior", "LogRatio")},
+    "nprefgen.sbi.sequential.": "tests/sbi/test_sequential.py (bad inputs, counts, determinism)",
+    "nprefgen.sbi.nre.NRE.loss_and_grad": "inner step of NRE.train (battery)",
+    "nprefgen.sbi.nre.NRE.evaluate": "validation loss inside NRE.train (battery)",
     "nprefgen.sbi.tasks.gaussian_mixture_reference": "a task's reference sampler (tests/sbi/test_tasks.py)",
     "nprefgen.sbi.smc_abc.importance_weights": "pure maths (ABC.3) behind smc_abc (rows there; "
                                                "tests/sbi/test_smc_abc.py)",

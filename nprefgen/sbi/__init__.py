@@ -12,7 +12,8 @@ the answer can be trusted.
   resumable, e.g. on a dask cluster)
 * inference: :func:`rejection_abc`, :func:`smc_abc` (population Monte Carlo ABC), :class:`NPE`
   (with an embedding network for sets and maps, :mod:`.embeddings`), :class:`NLE`,
-  :class:`MCMCPosterior` (explicit
+  :class:`NRE` (classifier-based ratio, optionally balanced), :class:`TSNPE` and :class:`SNLE`
+  (sequential rounds for one observation), :class:`MCMCPosterior` (explicit
   likelihoods, e.g. the Gaussian-likelihood baseline); posteriors ``sample``, ``sample_batched``,
   ``log_prob``
 * validation: :mod:`.diagnostics` (held-out log-likelihood, PIT / P-P, coverage, SBC, TARP), and
@@ -39,9 +40,11 @@ from nprefgen.sbi.embedded import EmbeddedPosterior
 from nprefgen.sbi.embeddings import CNNEmbedding, DeepSetEmbedding, Embedding, MLPEmbedding
 from nprefgen.sbi.nle import NLE, FlowLikelihood
 from nprefgen.sbi.npe import NPE
+from nprefgen.sbi.nre import NRE, LogRatio, RatioPosterior
 from nprefgen.sbi.posterior import DirectPosterior, LeakageWarning, MCMCPosterior
 from nprefgen.sbi.priors import BoxUniform, Gaussian, Prior, PriorProtocol, check_prior
 from nprefgen.sbi.score_posterior import NPSE, ScorePosterior
+from nprefgen.sbi.sequential import SNLE, TSNPE
 from nprefgen.sbi.shards import ShardedDataset, simulate_shards
 from nprefgen.sbi.simulate import Simulations, simulate, simulate_from_prior
 from nprefgen.sbi.smc_abc import SMCABCResult, smc_abc
@@ -52,7 +55,8 @@ from nprefgen.sbi.tasks import (
 
 __all__ = [
     "ABCPosterior", "ABCResult", "rejection_abc", "smc_abc", "SMCABCResult", "simulate_shards",
-    "ShardedDataset", "NPE", "NLE", "NPSE", "ScorePosterior", "FlowLikelihood",
+    "ShardedDataset", "NPE", "NLE", "NRE", "LogRatio", "RatioPosterior", "TSNPE", "SNLE", "NPSE",
+    "ScorePosterior", "FlowLikelihood",
     "DirectPosterior", "MCMCPosterior", "LeakageWarning", "BoxUniform", "Gaussian", "Prior",
     "PriorProtocol", "check_prior", "Simulations",
     "simulate", "simulate_from_prior", "Task", "gaussian_linear", "gaussian_linear_posterior",
