@@ -3,13 +3,13 @@
 For the Gaussian random field toy (P(k) = A k^-n, white pixel noise, N x N maps on a box of side
 2 pi) and the log-normal field built from it, train from the SAME simulations
 
-* NPE on the log binned power spectrum (SBI.20),
+* NPE on the log binned power spectrum (SBI.6),
 * NPE with a CNN embedding trained jointly on the raw map (FIELD.1, FIELD.2),
 
 and compare them with the exact field-level posterior of the Gaussian field (FIELD.5, slice
 sampling): C2ST against the exact draws at a few observations, posterior widths (mean posterior
 sd over test observations) and calibration (coverage of the 68 % / 95 % highest-density regions
-over test observations, KS p-value of the HPD levels, SBI.14). The log-normal field has no exact
+over test observations, KS p-value of the HPD levels, SBI.16). The log-normal field has no exact
 posterior: widths at equal calibration are what the CNN can gain over the spectrum.
 
     python benchmarks/bench_field_level.py                       # 16x16 maps, 3000 simulations
@@ -49,7 +49,7 @@ def parse_args(argv=None):
 
 
 def hpd_f(log_prob, draws, theta_true, xs):
-    """(SBI.14) HPD level of the truth per test observation from log q of draws and truth."""
+    """(SBI.16) HPD level of the truth per test observation from log q of draws and truth."""
     lq = np.stack([log_prob(draws[i], xs[i]) for i in range(len(xs))])
     lt = np.array([log_prob(theta_true[i:i + 1], xs[i])[0] for i in range(len(xs))])
     return dg.hpd_levels(lq, lt)

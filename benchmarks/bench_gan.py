@@ -1,8 +1,8 @@
 """One GAN training step (a discriminator step and a generator step) in nprefgen and in PyTorch
 (CPU, float64), side by side in one process.
 
-The step is: D on a real and a generated batch, binary cross-entropy from logits (GAN.2), Adam
-update of D; then G through D with the non-saturating loss (GAN.4), Adam update of G, with DCGAN's
+The step is: D on a real and a generated batch, binary cross-entropy from logits (GAN.3), Adam
+update of D; then G through D with the non-saturating loss (GAN.5), Adam update of G, with DCGAN's
 Adam (lr 2e-4, beta1 0.5). Both libraries start from the same weights (nprefgen's, copied into
 torch by state_dict name) and get the same batches and noise, so the script first checks that
 a few steps give the same losses and parameters. Timings are interleaved; the median over

@@ -14,7 +14,7 @@ default settings (or ``--chains`` / ``--warmup``):
 
 Per task it prints the fraction of draws per mode against the true weights, the largest split
 R-hat and smallest ESS (MCMC.8, MCMC.9) over parameters, the C2ST against reference draws
-(SBI.18) and the sampling time.
+(SBI.20) and the sampling time.
 
     python benchmarks/bench_mcmc_modes.py                    # all four, ~2 min
     python benchmarks/bench_mcmc_modes.py --tasks mixture2,mixture4

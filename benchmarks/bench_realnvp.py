@@ -71,7 +71,7 @@ def make_nprefgen(dtype, seed: int = 0):
 
 
 def nprefgen_stepper(flow, x):
-    """One step as Flow.fit takes it: log_prob_and_grad with weights -1/n (FLOW.22), Adam."""
+    """One step as Flow.fit takes it: log_prob_and_grad with weights -1/n (FLOW.4), Adam."""
     opt = Adam(flow.parameters(), lr=LR)
     n = x.shape[0]
     weights = np.full(n, -1.0 / n, dtype=x.dtype)

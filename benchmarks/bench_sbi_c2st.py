@@ -5,7 +5,7 @@ once (NPE is amortised) or keep the closest draws (REJ-ABC: the 100 closest, smo
 restricted to the prior; a round kernel with its bandwidth by leave-one-out likelihood, the
 shape of sbibm's KDE, by default), then for each of ``--n-obs`` observations
 (theta*, x_o) from the prior predictive compare ``--n-samples`` posterior draws with as many
-reference draws by C2ST (nprefgen.metrics.c2st: sbibm's recipe; derivations/sbi.md SBI.18).
+reference draws by C2ST (nprefgen.metrics.c2st: sbibm's recipe; derivations/sbi.md SBI.20).
 The mean over observations is printed next to sbibm's published value for the same budget
 (Lueckmann et al. 2021; /work/shared/REFERENCES.md).
 

@@ -5,7 +5,7 @@ of ``bench_sbi_c2st.py`` (seed 12345, so the same (theta*, x_o) pairs): amortise
 nle, nre, bnre) simulate the budget from the prior and train once; sequential methods (tsnpe,
 snle) spend the budget in ``--rounds`` rounds *per observation* (sbibm's protocol: 10 rounds).
 Each observation's ``--n-samples`` posterior draws are compared with as many reference draws by
-C2ST (nprefgen.metrics.c2st, SBI.18). The mean is printed beside sbibm's published value
+C2ST (nprefgen.metrics.c2st, SBI.20). The mean is printed beside sbibm's published value
 (Lueckmann et al. 2021, /work/shared/REFERENCES.md). BLAS runs on one thread (the networks are
 small; threads cost up to 10x on a loaded 2-core machine).
 

@@ -135,7 +135,7 @@ PENDING = {
 
 
 def test_code_map_functions_cite_their_labels():
-    """Each code-map function's body or docstring cites its equation label (``(FLOW.4)``), and a
+    """Each code-map function's body or docstring cites its equation label (``(FLOW.5)``), and a
     class listed beside a kernel calls that kernel (the code map names what actually runs)."""
     rows = code_map_rows()
     assert len(rows) > 30, "no code map rows found; did the format change?"

@@ -28,7 +28,7 @@ LR = 1e-3
 
 def train_weights():
     """Train from scratch, deterministically. Returns (net, {"floor", "val_accuracy",
-    "test_accuracy"}), the floor being the Frechet distance (GAN.14) of the test split to the
+    "test_accuracy"}), the floor being the Frechet distance (GAN.13) of the test split to the
     train split in the new network's features."""
     from nprefgen.data.digits import load_digits
     from nprefgen.nn import Adam

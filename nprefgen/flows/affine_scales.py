@@ -2,7 +2,7 @@
 (derivations/flows.md, FLOW.25-FLOW.28).
 
 nprefgen's own :class:`~nprefgen.flows.coupling.AffineTransform` bounds the log-scale with a
-tanh (FLOW.5). zuko and nflows bound the scale differently, and :mod:`nprefgen.interop` needs
+tanh (FLOW.6). zuko and nflows bound the scale differently, and :mod:`nprefgen.interop` needs
 their maps *exactly*, so each convention is a variant of one transform
 
     y_B = x_B sigma(a) + t,   log_det = sum_B log sigma(a)                           (FLOW.25)

@@ -1,23 +1,23 @@
 """Masked autoregressive flow (MAF) and inverse autoregressive flow (IAF) layers
-(derivations/flows.md, FLOW.11-FLOW.15).
+(derivations/flows.md, FLOW.12-FLOW.14).
 
 Both are built on one :class:`~nprefgen.flows.made.MADE` giving ``(mu, raw_alpha)`` with
-alpha = b tanh(raw_alpha / b) (FLOW.5), and both keep the direction convention of every nprefgen
+alpha = b tanh(raw_alpha / b) (FLOW.6), and both keep the direction convention of every nprefgen
 bijector: ``forward`` maps data x to the base variable z.
 
 MAF (Papamakarios, Pavlakou & Murray 2017), the density direction in one pass:
 
-    z_i = (x_i - mu_i(x_<i)) exp(-alpha_i(x_<i)),   log_det = -sum_i alpha_i       (FLOW.11)
+    z_i = (x_i - mu_i(x_<i)) exp(-alpha_i(x_<i)),   log_det = -sum_i alpha_i       (FLOW.12)
 
 and the sampling direction sequential over the D coordinates (one MADE pass each):
 
-    x_i = z_i exp(alpha_i(x_<i)) + mu_i(x_<i)                                       (FLOW.12)
+    x_i = z_i exp(alpha_i(x_<i)) + mu_i(x_<i)                                       (FLOW.13)
 
 IAF (Kingma et al. 2016) swaps the costs: its inverse (sampling) is one pass,
 
-    x = g(z) = z exp(alpha(z)) + mu(z),            forward z = g^{-1}(x) sequential   (FLOW.13)
+    x = g(z) = z exp(alpha(z)) + mu(z),            forward z = g^{-1}(x) sequential   (FLOW.15)
 
-and its backward solves the triangular system J_g^T lambda = a by D MADE input-VJPs (FLOW.14),
+and its backward solves the triangular system J_g^T lambda = a by D MADE input-VJPs (FLOW.16),
 where the Jacobian is  J_g = diag(exp alpha) + N  with N strictly triangular in the order.
 """
 from __future__ import annotations
@@ -63,7 +63,7 @@ class _MADEBijector(Bijector):
         """(mu, raw_alpha, alpha, dalpha/draw, cache) at the MADE input h: (n, D)."""
         out, cache = self.made.forward(h, context)
         mu, raw = out[:, : self.dim], out[:, self.dim:]
-        alpha, d_clamp = soft_clamp_numpy(raw, self.bound)      # (FLOW.5)
+        alpha, d_clamp = soft_clamp_numpy(raw, self.bound)      # (FLOW.6)
         return mu, raw, alpha, d_clamp, cache
 
     def _sequential_positions(self):
@@ -72,8 +72,8 @@ class _MADEBijector(Bijector):
 
 
 class MAF(_MADEBijector):
-    """One MAF layer: a MADE bijector, density direction in one pass (FLOW.11), sampling
-    sequential (FLOW.12).
+    """One MAF layer: a MADE bijector, density direction in one pass (FLOW.12), sampling
+    sequential (FLOW.13).
 
     Parameters
     ----------
@@ -84,7 +84,7 @@ class MAF(_MADEBijector):
     order : (D,) permutation of 1..D or None (identity order); chains of MAF layers usually
         reverse or permute the order between layers (see :func:`nprefgen.flows.flow.maf`)
     activation : str
-    bound : float or None, b of (FLOW.5) for alpha
+    bound : float or None, b of (FLOW.6) for alpha
     zero_init : bool, start as the identity
     """
 
@@ -95,20 +95,20 @@ class MAF(_MADEBijector):
                          activation=activation, bound=bound, zero_init=zero_init)
 
     def forward_cached(self, x, context=None):
-        """(FLOW.11) x: (n, D) -> z: (n, D), log_det = -sum alpha: (n,), cache."""
+        """(FLOW.12) x: (n, D) -> z: (n, D), log_det = -sum alpha: (n,), cache."""
         x = self._check_x(x)
         return self._forward_cached(x, self._check_context(context, x.shape[0]))
 
     def _forward_cached(self, x, context=None):
-        """(FLOW.11) unchecked: a Flow checked x and the context once, for every bijector."""
+        """(FLOW.12) unchecked: a Flow checked x and the context once, for every bijector."""
         out, cache = self.made._forward(x, context)
         mu, raw = out[:, : self.dim], out[:, self.dim:]
-        # (FLOW.11) is the coupling inverse (FLOW.7) with s = alpha, t = mu: the same kernel
+        # (FLOW.12) is the coupling inverse (FLOW.8) with s = alpha, t = mu: the same kernel
         z, log_det = affine_coupling_inverse(x, raw, mu, self.bound)
         return z, log_det, (z, raw, cache)
 
     def backward(self, cache, d_z, d_log_det):
-        """(FLOW.15) d_z: (n, D), d_log_det: (n,) -> d_x: (n, D), d_context: (n, C) or None.
+        """(FLOW.14) d_z: (n, D), d_log_det: (n,) -> d_x: (n, D), d_context: (n, C) or None.
 
         With e = exp(-alpha):  d_x = d_z e + MADE^T[d_mu, d_raw];  d_mu = -d_z e;
         d_alpha = -d_z z - d_log_det;  d_raw = d_alpha (1 - (alpha/b)^2).
@@ -117,7 +117,7 @@ class MAF(_MADEBijector):
         return self._backward(cache, d_z, d_log_det)
 
     def _backward(self, cache, d_z, d_log_det):
-        """(FLOW.15) unchecked (the cotangents come from the Flow's own backward)."""
+        """(FLOW.14) unchecked (the cotangents come from the Flow's own backward)."""
         z, raw, made_cache = cache
         alpha, d_clamp = soft_clamp_numpy(raw, self.bound)
         d_x = d_z * np.exp(-alpha)
@@ -128,7 +128,7 @@ class MAF(_MADEBijector):
         return d_x, d_context
 
     def inverse(self, z, context=None):
-        """(FLOW.12) z: (n, D) -> x: (n, D), log_det_inv = sum alpha: (n,). D MADE passes."""
+        """(FLOW.13) z: (n, D) -> x: (n, D), log_det_inv = sum alpha: (n,). D MADE passes."""
         z = self._check_x(z, "z")
         context = self._check_context(context, z.shape[0])
         x = np.zeros_like(z)
@@ -146,8 +146,8 @@ class MAF(_MADEBijector):
 
 
 class IAF(_MADEBijector):
-    """One IAF layer: sampling (inverse) in one pass (FLOW.13), density (forward) sequential,
-    backward by a triangular solve with D MADE input-VJPs (FLOW.14). Same parameters as MAF."""
+    """One IAF layer: sampling (inverse) in one pass (FLOW.15), density (forward) sequential,
+    backward by a triangular solve with D MADE input-VJPs (FLOW.16). Same parameters as MAF."""
 
     def __init__(self, dim: int, hidden=(64, 64), *, rng=None, context_dim: int = 0,
                  order=None, activation: str = "relu", bound: float | None = 3.0,
@@ -156,14 +156,14 @@ class IAF(_MADEBijector):
                          activation=activation, bound=bound, zero_init=zero_init)
 
     def inverse(self, z, context=None):
-        """(FLOW.13) z: (n, D) -> x = z exp(alpha(z)) + mu(z): (n, D), log_det_inv = sum alpha."""
+        """(FLOW.15) z: (n, D) -> x = z exp(alpha(z)) + mu(z): (n, D), log_det_inv = sum alpha."""
         z = self._check_x(z, "z")
         context = self._check_context(context, z.shape[0])
         out, _ = self.made.forward(z, context)
         return affine_coupling_forward(z, out[:, self.dim:], out[:, : self.dim], self.bound)
 
     def forward_cached(self, x, context=None):
-        """(FLOW.13) x: (n, D) -> z = g^{-1}(x) sequentially, log_det = -sum alpha(z), cache."""
+        """(FLOW.15) x: (n, D) -> z = g^{-1}(x) sequentially, log_det = -sum alpha(z), cache."""
         x = self._check_x(x)
         context = self._check_context(context, x.shape[0])
         z = np.zeros_like(x)
@@ -175,7 +175,7 @@ class IAF(_MADEBijector):
         return z, -alpha.sum(axis=1), (z, alpha, d_clamp, made_cache)
 
     def backward(self, cache, d_z, d_log_det):
-        """(FLOW.14) Implicit differentiation of x = g(z; theta, c).
+        """(FLOW.16) Implicit differentiation of x = g(z; theta, c).
 
         a = d_z - d_log_det * d(sum alpha)/dz;  solve J_g^T lambda = a by the fixed point
         lambda <- (a - N^T lambda) exp(-alpha), exact after D steps (N^T is nilpotent);

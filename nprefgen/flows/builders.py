@@ -7,7 +7,7 @@ can rebuild the flow from a saved file (the weights and buffers then overwrite t
 
 Defaults that cannot silently fail:
 
-- ``standardize=True`` (the default) puts an *unfitted* :class:`Standardize` first (FLOW.17): the
+- ``standardize=True`` (the default) puts an *unfitted* :class:`Standardize` first (FLOW.18): the
   first ``flow.fit(x)`` / ``flow.initialize(x)`` sets its mean and std from the data, as sbi's
   ``z_score_x`` does, and using the flow before that raises a ValueError saying so. Passing the
   data (``standardize=x``) fits it at once; ``standardize=False`` (or None) leaves the data raw.
@@ -88,7 +88,7 @@ def realnvp(dim: int, n_layers: int, hidden, *, rng=None, context_dim: int = 0,
             mask: str = "alternating", image_shape=None, activation: str = "relu",
             bound: float | None = 3.0, actnorm: bool = False, standardize=True,
             standardize_context=None) -> Flow:
-    """A RealNVP flow: ``n_layers`` affine couplings (FLOW.4) with masks flipping between layers.
+    """A RealNVP flow: ``n_layers`` affine couplings (FLOW.5) with masks flipping between layers.
 
     Parameters
     ----------
@@ -99,8 +99,8 @@ def realnvp(dim: int, n_layers: int, hidden, *, rng=None, context_dim: int = 0,
     context_dim : int, C for a conditional flow
     mask : "alternating" (even/odd coordinates), "half" (first/second half) or "checkerboard"
         (needs ``image_shape`` (h, w) or (c, h, w) with prod = D)
-    activation, bound : conditioner activation and the scale bound of (FLOW.5)
-    actnorm : put an ActNorm (FLOW.18) before every coupling
+    activation, bound : conditioner activation and the scale bound of (FLOW.6)
+    actnorm : put an ActNorm (FLOW.19) before every coupling
     standardize : True (default: an unfitted Standardize first, fitted on the first
         ``fit``/``initialize``), data x: (n, D) (fitted to x now), or False/None (no z-scoring)
     standardize_context : None or contexts (n, C) whose mean/std z-score the context inside
@@ -135,10 +135,10 @@ def maf(dim: int, n_layers: int, hidden, *, rng=None, context_dim: int = 0,
         permutation: str = "reverse", activation: str = "relu", bound: float | None = 3.0,
         actnorm: bool = False, standardize=True, standardize_context=None,
         inverse_autoregressive: bool = False) -> Flow:
-    """A MAF: ``n_layers`` MADE bijectors (FLOW.11) with a permutation between consecutive ones.
+    """A MAF: ``n_layers`` MADE bijectors (FLOW.12) with a permutation between consecutive ones.
 
     permutation : "reverse" (the MAF paper) or "random" (drawn from ``rng``, as sbi does)
-    inverse_autoregressive : build IAF layers (FLOW.13) instead: fast sampling, sequential density
+    inverse_autoregressive : build IAF layers (FLOW.15) instead: fast sampling, sequential density
     Other arguments as in :func:`realnvp` (``dim`` may be 1 here).
     """
     dim = check_int(dim, "dim", low=1)
@@ -189,7 +189,7 @@ def spline_flow(dim: int, n_layers: int, hidden, *, rng=None, context_dim: int =
         :class:`~nprefgen.flows.spline.TailBoundWarning` says so.
     mask : "alternating", "half" or "checkerboard" (needs ``image_shape`` with prod = D)
     activation : conditioner activation
-    actnorm : an ActNorm (FLOW.18) before every coupling
+    actnorm : an ActNorm (FLOW.19) before every coupling
     standardize, standardize_context : as in :func:`realnvp`
 
     Returns a :class:`nprefgen.flows.Flow` whose ``config`` rebuilds it (builder name "spline").

@@ -1,5 +1,5 @@
 """Coupling layers: one :class:`Coupling` and its elementwise transforms (derivations/flows.md,
-FLOW.4-FLOW.8; derivations/splines.md, SPL.12-SPL.13).
+FLOW.5-FLOW.9; derivations/splines.md, SPL.12-SPL.13).
 
 A binary mask splits x into a conditioning part x_A (mask 1, passed through unchanged) and a
 transformed part x_B (mask 0); a conditioner MLP fed ``[x_A, c]`` outputs the parameters h of an
@@ -16,13 +16,13 @@ one (the idea of zuko's GeneralCouplingTransform, written with explicit VJPs).
 
 The affine transform (RealNVP):
 
-    y_A = x_A,    y_B = x_B * exp(s) + t,    (raw_s, t) = NN([x_A, c])              (FLOW.4)
+    y_A = x_A,    y_B = x_B * exp(s) + t,    (raw_s, t) = NN([x_A, c])              (FLOW.5)
 
-with s = b tanh(raw_s / b) a bounded scale (FLOW.5): |s| < b keeps every step's volume change
+with s = b tanh(raw_s / b) a bounded scale (FLOW.6): |s| < b keeps every step's volume change
 within e^{+-b d_B}, which is what keeps early training from blowing up (the tanh soft clamp of
 Glow/FrEIA; ``bound=None`` removes it). The Jacobian is block triangular with diagonal
-(1, ..., 1, e^{s_1}, ..., e^{s_dB}), so log|det| = sum s (FLOW.6) and the inverse needs one
-conditioner pass (FLOW.7). The elementwise transform and its VJP (FLOW.8) live in
+(1, ..., 1, e^{s_1}, ..., e^{s_dB}), so log|det| = sum s (FLOW.7) and the inverse needs one
+conditioner pass (FLOW.8). The elementwise transform and its VJP (FLOW.9) live in
 :mod:`nprefgen.kernels.coupling` (training keeps s and e = exp(s) in the cache, so the backward
 kernel evaluates no tanh or exp); the conditioner outputs ``[raw_s, t]`` (2 d_B units), its last
 layer zero-initialised so that a fresh coupling is the identity.
@@ -141,9 +141,9 @@ class ElementwiseTransform:
 
 
 class AffineTransform(ElementwiseTransform):
-    """y_B = x_B exp(s) + t with s = b tanh(raw_s / b) (FLOW.4-FLOW.5); h = [raw_s, t] (2 d_B).
+    """y_B = x_B exp(s) + t with s = b tanh(raw_s / b) (FLOW.5-FLOW.6); h = [raw_s, t] (2 d_B).
 
-    bound : b > 0 of (FLOW.5), or None for an unbounded scale (stored as 0.0).
+    bound : b > 0 of (FLOW.6), or None for an unbounded scale (stored as 0.0).
     """
 
     n_params = 2
@@ -153,18 +153,18 @@ class AffineTransform(ElementwiseTransform):
                                                             low_inclusive=False)
 
     def forward(self, x_b, h):
-        """(FLOW.4)-(FLOW.6); the cache keeps s and e = exp(s) so (FLOW.8) needs no exp/tanh."""
+        """(FLOW.5)-(FLOW.7); the cache keeps s and e = exp(s) so (FLOW.9) needs no exp/tanh."""
         d_b = x_b.shape[1]
         y_b, log_det, s, e = affine_coupling_forward_saved(x_b, h[:, :d_b], h[:, d_b:], self.bound)
         return y_b, log_det, (x_b, s, e)
 
     def inverse(self, y_b, h):
-        """(FLOW.7) one pass: x_B = (y_B - t) exp(-s), log_det_inv = -sum s."""
+        """(FLOW.8) one pass: x_B = (y_B - t) exp(-s), log_det_inv = -sum s."""
         d_b = y_b.shape[1]
         return affine_coupling_inverse(y_b, h[:, :d_b], h[:, d_b:], self.bound)
 
     def backward(self, cache, d_y, d_log_det):
-        """(FLOW.8) -> d_x_b, d_h = [d_raw_s, d_t]."""
+        """(FLOW.9) -> d_x_b, d_h = [d_raw_s, d_t]."""
         x_b, s, e = cache
         d_x_b, d_raw_s, d_t = affine_coupling_backward_saved(x_b, s, e, self.bound, d_y, d_log_det)
         return d_x_b, np.concatenate([d_raw_s, d_t], axis=1)
@@ -189,7 +189,7 @@ def check_mask(mask, context_dim: int, dim: int | None = None) -> np.ndarray:
 
 
 class Coupling(Bijector):
-    """A coupling layer with any elementwise transform (FLOW.4), (SPL.12): y_A = x_A,
+    """A coupling layer with any elementwise transform (FLOW.5), (SPL.12): y_A = x_A,
     y_B = g(x_B; NN([x_A, c])).
 
     Parameters
@@ -264,7 +264,7 @@ class Coupling(Bijector):
                                                           axis=1)
 
     def forward_cached(self, x, context=None):
-        """(FLOW.4), (SPL.12) x: (n, D), context: (n, C) or None -> z: (n, D), log_det: (n,), cache."""
+        """(FLOW.5), (SPL.12) x: (n, D), context: (n, C) or None -> z: (n, D), log_det: (n,), cache."""
         x = self._check_x(x)
         return self._forward_cached(x, self._check_context(context, x.shape[0]))
 
@@ -277,7 +277,7 @@ class Coupling(Bijector):
         return z, log_det, (t_cache, net_cache, x.shape[0], context is not None)
 
     def inverse(self, z, context=None):
-        """(FLOW.7), (SPL.8) z: (n, D) -> x: (n, D), log_det_inv: (n,). One conditioner pass."""
+        """(FLOW.8), (SPL.8) z: (n, D) -> x: (n, D), log_det_inv: (n,). One conditioner pass."""
         z = self._check_x(z, "z")
         context = self._check_context(context, z.shape[0])
         h, _ = self.net._forward(self._conditioner_input(z[:, self._sel_a], context))
@@ -287,7 +287,7 @@ class Coupling(Bijector):
         return x, log_det_inv
 
     def backward(self, cache, d_z, d_log_det):
-        """(FLOW.8), (SPL.13) d_z: (n, D), d_log_det: (n,) -> d_x: (n, D), d_context: (n, C) or None."""
+        """(FLOW.9), (SPL.13) d_z: (n, D), d_log_det: (n,) -> d_x: (n, D), d_context: (n, C) or None."""
         d_z, d_log_det = self._check_cotangents(d_z, d_log_det, cache[2])
         return self._backward(cache, d_z, d_log_det)
 
@@ -306,7 +306,7 @@ class Coupling(Bijector):
 
 
 class AffineCoupling(Coupling):
-    """RealNVP affine coupling, optionally conditioned on a context (FLOW.4-FLOW.8): a
+    """RealNVP affine coupling, optionally conditioned on a context (FLOW.5-FLOW.9): a
     :class:`Coupling` with an :class:`AffineTransform`.
 
     Parameters
@@ -316,7 +316,7 @@ class AffineCoupling(Coupling):
     rng : None, int or numpy.random.Generator
     context_dim : int, C.
     activation : str, conditioner activation.
-    bound : float or None, b of (FLOW.5); None for an unbounded scale.
+    bound : float or None, b of (FLOW.6); None for an unbounded scale.
     zero_init : bool, start as the identity.
     """
 
@@ -329,5 +329,5 @@ class AffineCoupling(Coupling):
 
     @property
     def bound(self) -> float:
-        """b of (FLOW.5); 0.0 means unbounded."""
+        """b of (FLOW.6); 0.0 means unbounded."""
         return self.transform.bound

@@ -1,15 +1,15 @@
 """Elementwise affine bijectors: trained (ElementwiseAffine, ActNorm) and fixed (Standardize)
-(derivations/flows.md, FLOW.17-FLOW.18).
+(derivations/flows.md, FLOW.18-FLOW.19).
 
-    z = x exp(log_scale) + shift,   log_det = sum_d log_scale_d                        (FLOW.17)
+    z = x exp(log_scale) + shift,   log_det = sum_d log_scale_d                        (FLOW.18)
 
 ActNorm (Kingma & Dhariwal 2018, Glow) is the same map with a data-dependent initialisation:
 ``initialize(x)`` sets the parameters so that the first batch leaves with zero mean and unit
-variance per coordinate (FLOW.18). It is an explicit call (``Flow.fit`` makes it on the first
+variance per coordinate (FLOW.19). It is an explicit call (``Flow.fit`` makes it on the first
 batch, ``Flow.initialize`` propagates a batch through the chain); ``forward`` never changes the
 parameters, and an ActNorm that was never initialised is the identity.
 
-Standardize is the fixed z-scoring ``z = (x - mean) / std`` (FLOW.17 with log_scale = -log std,
+Standardize is the fixed z-scoring ``z = (x - mean) / std`` (FLOW.18 with log_scale = -log std,
 shift = -mean/std) whose mean and std are buffers, not parameters: prepend it to a flow to
 train on z-scored data while ``log_prob`` still reports the density of the raw data (its
 log_det = -sum log std is included). ``Standardize.from_data(x)`` computes the statistics;
@@ -24,19 +24,19 @@ from nprefgen.flows.base import Bijector
 
 
 def elementwise_affine_forward(x, log_scale, shift):
-    """(FLOW.17) x: (n, D), log_scale, shift: (D,) -> z: (n, D), log_det: (n,)."""
+    """(FLOW.18) x: (n, D), log_scale, shift: (D,) -> z: (n, D), log_det: (n,)."""
     z = x * np.exp(log_scale) + shift
     return z, np.full(x.shape[0], log_scale.sum(), dtype=z.dtype)
 
 
 def elementwise_affine_inverse(z, log_scale, shift):
-    """(FLOW.17) inverse: x = (z - shift) exp(-log_scale), log_det_inv = -sum log_scale."""
+    """(FLOW.18) inverse: x = (z - shift) exp(-log_scale), log_det_inv = -sum log_scale."""
     x = (z - shift) * np.exp(-log_scale)
     return x, np.full(z.shape[0], -log_scale.sum(), dtype=x.dtype)
 
 
 class ElementwiseAffine(Bijector):
-    """Trained per-coordinate scale and shift (FLOW.17); parameters ``log_scale``, ``shift`` (D,),
+    """Trained per-coordinate scale and shift (FLOW.18); parameters ``log_scale``, ``shift`` (D,),
     initialised to the identity."""
 
     def __init__(self, dim: int) -> None:
@@ -45,7 +45,7 @@ class ElementwiseAffine(Bijector):
         self.add_param("shift", np.zeros(self.dim))
 
     def forward_cached(self, x, context=None):
-        """(FLOW.17) x: (n, D) -> z: (n, D), log_det: (n,), cache = x."""
+        """(FLOW.18) x: (n, D) -> z: (n, D), log_det: (n,), cache = x."""
         x = self._check_x(x)
         self._check_context(context, x.shape[0])
         z, log_det = elementwise_affine_forward(x, self.params["log_scale"], self.params["shift"])
@@ -57,7 +57,7 @@ class ElementwiseAffine(Bijector):
         return elementwise_affine_inverse(z, self.params["log_scale"], self.params["shift"])
 
     def backward(self, x, d_z, d_log_det):
-        """(FLOW.17) d_x = d_z e^{log_scale}; d_log_scale = sum_n d_z x e^{log_scale} + sum_n d_log_det;
+        """(FLOW.18) d_x = d_z e^{log_scale}; d_log_scale = sum_n d_z x e^{log_scale} + sum_n d_log_det;
         d_shift = sum_n d_z."""
         d_z, d_log_det = self._check_cotangents(d_z, d_log_det, x.shape[0])
         scale = np.exp(self.params["log_scale"])
@@ -68,7 +68,7 @@ class ElementwiseAffine(Bijector):
 
 
 class ActNorm(ElementwiseAffine):
-    """ElementwiseAffine with the data-dependent initialisation of Glow (FLOW.18).
+    """ElementwiseAffine with the data-dependent initialisation of Glow (FLOW.19).
 
     ``initialized`` is a buffer (0 or 1) so that a saved, trained flow is not re-initialised.
     """
@@ -89,7 +89,7 @@ class ActNorm(ElementwiseAffine):
         return bool(self._flag[0])
 
     def initialize(self, x) -> "ActNorm":
-        """(FLOW.18) log_scale = -log(std(x) + eps), shift = -mean(x) exp(log_scale); x: (n, D).
+        """(FLOW.19) log_scale = -log(std(x) + eps), shift = -mean(x) exp(log_scale); x: (n, D).
 
         The batch then leaves with mean 0 and variance ~1 per coordinate. Needs n >= 2.
         """
@@ -105,7 +105,7 @@ class ActNorm(ElementwiseAffine):
 
 
 class Standardize(Bijector):
-    """Fixed z-scoring z = (x - mean) / std (FLOW.17); ``mean``, ``std`` are buffers (D,).
+    """Fixed z-scoring z = (x - mean) / std (FLOW.18); ``mean``, ``std`` are buffers (D,).
 
     No parameters: optimizers never move it. ``log_det = -sum log std`` so densities stay those of
     the raw x. Three ways to build it:
@@ -113,7 +113,7 @@ class Standardize(Bijector):
     - ``Standardize(mean, std)``: fitted, with the given statistics;
     - ``Standardize.from_data(x)``: fitted to ``x: (n, D)``;
     - ``Standardize(dim=D)``: *unfitted*; ``initialize(x)`` later sets mean and std from data
-      (``Flow.initialize`` and ``Flow.fit`` call it, like ActNorm's data-dependent init, FLOW.18).
+      (``Flow.initialize`` and ``Flow.fit`` call it, like ActNorm's data-dependent init, FLOW.19).
 
     ``initialized`` is a buffer (0 or 1), so a saved fitted flow loads fitted. An unfitted
     Standardize is never silently the identity: ``forward``/``inverse`` (hence ``log_prob`` and
@@ -191,7 +191,7 @@ class Standardize(Bijector):
             raise ValueError("buffers['std']: expected positive finite entries")
 
     def forward_cached(self, x, context=None):
-        """(FLOW.17) x: (n, D) -> z = (x - mean)/std, log_det = -sum log std, cache = n."""
+        """(FLOW.18) x: (n, D) -> z = (x - mean)/std, log_det = -sum log std, cache = n."""
         x = self._check_x(x)
         self._check_context(context, x.shape[0])
         self._check_fitted()

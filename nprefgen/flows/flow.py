@@ -1,11 +1,11 @@
 """Flow = a chain of bijectors + a standard normal base, optionally conditioned on a context
-(derivations/flows.md, FLOW.1-FLOW.3, FLOW.22).
+(derivations/flows.md, FLOW.1-FLOW.3, FLOW.4).
 
     log p(x | c) = log N(f(x; c); 0, I) + log|det J_f(x; c)|                            (FLOW.1)
     log N(z; 0, I) = -|z|^2 / 2 - (D/2) log 2 pi                                         (FLOW.3)
 
 Sampling draws z ~ N(0, I) and inverts the chain. Training minimises the mean negative
-log-likelihood by Adam; its gradient enters the chain's backward through (FLOW.22):
+log-likelihood by Adam; its gradient enters the chain's backward through (FLOW.4):
 
     L = -(1/n) sum_i log p(x_i | c_i):   d_z = z / n,   d_log_det = -1/n.
 
@@ -198,7 +198,7 @@ class Flow(Chain):
         return _normal_log_prob(z) + log_det
 
     def log_prob_and_grad(self, x, context=None, weights=None):
-        """log p per sample and the gradients of  S = sum_i w_i log p(x_i | c_i)  (FLOW.22).
+        """log p per sample and the gradients of  S = sum_i w_i log p(x_i | c_i)  (FLOW.4).
 
         x: (n, D) or (D,); context: (n, C) or (C,) (broadcast as in :meth:`log_prob`); weights:
         (n,) (default ones). Parameter gradients of S are *added* into ``grads`` (call
@@ -214,7 +214,7 @@ class Flow(Chain):
         log_prob = _normal_log_prob(z) + log_det
         try:
             with np.errstate(over="ignore", invalid="ignore"):             # checked next
-                d_x, d_context = self._backward(cache, -w[:, None] * z, w)  # (FLOW.22), (FLOW.3)
+                d_x, d_context = self._backward(cache, -w[:, None] * z, w)  # (FLOW.4), (FLOW.3)
         except ValueError as exc:
             if not any(s in str(exc) for s in _NON_FINITE):
                 raise
@@ -265,7 +265,7 @@ class Flow(Chain):
     # -- data-dependent initialisation (Standardize, ActNorm) and data checks ----------------
     def initialize(self, x, context=None) -> "Flow":
         """Push ``x`` through the chain, calling ``initialize`` on every bijector that has one and
-        is not yet initialised (an unfitted Standardize, ActNorm FLOW.18), on its own input, and
+        is not yet initialised (an unfitted Standardize, ActNorm FLOW.19), on its own input, and
         ``check_fit_data`` on every bijector (a spline coupling warns about its tail bound)."""
         x = self._check_x(x)
         context, _ = self._context_rows(context, x.shape[0])
@@ -304,12 +304,12 @@ class Flow(Chain):
     # -- training -----------------------------------------------------------------------------
     def nll_and_grad(self, x, context=None):
         """The training loss, L = -(1/n) sum_i log p(x_i | c_i) (FLOW.1), and its gradients
-        (FLOW.22): the parameter gradients of L are *added* into ``grads`` (call ``zero_grad``
+        (FLOW.4): the parameter gradients of L are *added* into ``grads`` (call ``zero_grad``
         first). x: (n, D), context: (n, C) or None -> ``(L: float, d_x: (n, D), d_context)``
         with d_context of the context's shape (None for an unconditional flow)."""
         x = check_array(x, "x", ndim=2)
         n = x.shape[0]
-        # (FLOW.22) weights -1/n turn sum_i w_i log p_i into the mean negative log-likelihood
+        # (FLOW.4) weights -1/n turn sum_i w_i log p_i into the mean negative log-likelihood
         log_prob, d_x, d_context = self.log_prob_and_grad(x, context, weights=np.full(n, -1.0 / n))
         return -float(np.mean(log_prob)), d_x, d_context
 
@@ -359,7 +359,7 @@ class Flow(Chain):
         progress : a tqdm bar on a terminal (never when stderr is not a tty)
 
         Bijectors that need data-dependent initialisation and are not yet initialised (ActNorm,
-        FLOW.18; an unfitted Standardize) are initialised on the WHOLE training part (after the
+        FLOW.19; an unfitted Standardize) are initialised on the WHOLE training part (after the
         validation rows are held out) before the first step, so no statistic sees the validation
         data. The best weights (lowest monitored loss) are restored at the end. Returns ``self``;
         the history ``{"train_loss": [...], "val_loss": [...], "best_epoch": k, "epochs": m,
@@ -396,7 +396,7 @@ class Flow(Chain):
             first = checked(hook(0, rng))
             train_data = train_data if first is None else first
         if self.needs_initialization():
-            self.initialize(*train_data)       # on the whole training part (FLOW.18)
+            self.initialize(*train_data)       # on the whole training part (FLOW.19)
 
         self.history_ = fit_loop(
             self, self.nll_and_grad, train_data, rng=rng, val_data=val_data,

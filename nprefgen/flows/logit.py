@@ -1,4 +1,4 @@
-"""Dequantization, the logit transform and bits per dimension (derivations/flows.md, FLOW.19-FLOW.21;
+"""Dequantization, the logit transform and bits per dimension (derivations/flows.md, FLOW.21-FLOW.22;
 derivations/splines.md, SPL.14-SPL.16 for integer pixels: :func:`pixels_to_logit`,
 :func:`logit_to_pixels`, :func:`pixel_log_likelihood`).
 
@@ -10,12 +10,12 @@ them is obtained by uniform dequantization (Theis et al. 2016; the MAF paper):
 and a flow is trained in logit space (Papamakarios et al. 2017, lambda = 1e-6):
 
     p = lambda + (1 - 2 lambda) x / a,   y = logit(p) = log p - log(1 - p),
-    log_det = sum_d [log(1 - 2 lambda) - log a - log p_d - log(1 - p_d)]              (FLOW.19)
+    log_det = sum_d [log(1 - 2 lambda) - log a - log p_d - log(1 - p_d)]              (FLOW.21)
 
 (a = ``data_scale``, 1 for x in [0, 1]). With :class:`LogitTransform` as the first bijector of a
 flow, ``log_prob`` is the density of x itself (data space); a flow trained directly on logit-space
 data converts with :func:`data_log_prob_from_logit`. Bits per dimension of the dequantized data
-(a density on [0, 1)^D, FLOW.21):
+(a density on [0, 1)^D, FLOW.22):
 
     bits/dim = -log p(x) / (D ln 2) + log2 L          (+8 for 256 levels, as in the MAF paper)
 
@@ -34,7 +34,7 @@ LAMBDA = 1e-6
 
 
 def logit_forward(x, lam: float = LAMBDA, data_scale: float = 1.0):
-    """(FLOW.19) x: (n, D) in [0, data_scale] -> y: (n, D), log_det: (n,)."""
+    """(FLOW.21) x: (n, D) in [0, data_scale] -> y: (n, D), log_det: (n,)."""
     p = lam + (1.0 - 2.0 * lam) * (x / data_scale)
     log_p, log_1mp = np.log(p), np.log1p(-p)
     y = log_p - log_1mp
@@ -43,7 +43,7 @@ def logit_forward(x, lam: float = LAMBDA, data_scale: float = 1.0):
 
 
 def logit_inverse(y, lam: float = LAMBDA, data_scale: float = 1.0):
-    """(FLOW.19) inverse: p = sigmoid(y), x = a (p - lambda) / (1 - 2 lambda); log_det_inv = -log_det.
+    """(FLOW.21) inverse: p = sigmoid(y), x = a (p - lambda) / (1 - 2 lambda); log_det_inv = -log_det.
 
     y: (n, D) -> x: (n, D), log_det_inv: (n,). log p = -softplus(-y), log(1-p) = -softplus(y).
     """
@@ -56,7 +56,7 @@ def logit_inverse(y, lam: float = LAMBDA, data_scale: float = 1.0):
 
 
 def logit_backward(x, d_y, d_log_det, lam: float = LAMBDA, data_scale: float = 1.0):
-    """VJP of (FLOW.19): with c = (1 - 2 lambda)/a, dy/dx = c / (p (1-p)) and
+    """VJP of (FLOW.21): with c = (1 - 2 lambda)/a, dy/dx = c / (p (1-p)) and
     dlog_det/dx = c (2p - 1) / (p (1-p)).  x, d_y: (n, D), d_log_det: (n,) -> d_x: (n, D)."""
     p = lam + (1.0 - 2.0 * lam) * (x / data_scale)
     c_over = ((1.0 - 2.0 * lam) / data_scale) / (p * (1.0 - p))
@@ -64,7 +64,7 @@ def logit_backward(x, d_y, d_log_det, lam: float = LAMBDA, data_scale: float = 1
 
 
 class LogitTransform(Bijector):
-    """x in [0, a]^D -> logit space (FLOW.19), with its log-det so densities stay in data space.
+    """x in [0, a]^D -> logit space (FLOW.21), with its log-det so densities stay in data space.
 
     Parameters
     ----------
@@ -84,7 +84,7 @@ class LogitTransform(Bijector):
                              f"got range [{x.min():.4g}, {x.max():.4g}]")
 
     def forward_cached(self, x, context=None):
-        """(FLOW.19) x: (n, D) in [0, a] -> y: (n, D), log_det: (n,), cache = x."""
+        """(FLOW.21) x: (n, D) in [0, a] -> y: (n, D), log_det: (n,), cache = x."""
         x = self._check_x(x)
         self._check_context(context, x.shape[0])
         self._check_range(x)
@@ -126,7 +126,7 @@ def dequantize(pixels, levels: int = 256, *, rng=None, noise=None) -> np.ndarray
 
 
 def pixels_to_logit(pixels, levels: int, lam: float = LAMBDA, *, rng=None, noise=None):
-    """(SPL.14) Dequantize integer pixels (FLOW.20) and map them to logit space (FLOW.19).
+    """(SPL.14) Dequantize integer pixels (FLOW.20) and map them to logit space (FLOW.21).
 
     Parameters
     ----------
@@ -171,7 +171,7 @@ def pixel_log_likelihood(log_q, log_jac) -> np.ndarray:
 
 
 def data_log_prob_from_logit(log_prob_logit, y, lam: float = LAMBDA) -> np.ndarray:
-    """(FLOW.19) Density of x in [0, 1]^D from the density of y = logit(lambda + (1-2 lambda) x):
+    """(FLOW.21) Density of x in [0, 1]^D from the density of y = logit(lambda + (1-2 lambda) x):
 
     log p(x) = log p(y) + D log(1 - 2 lambda) - sum_d [log s_d + log(1 - s_d)],  s = sigmoid(y).
     log_prob_logit: (n,), y: (n, D) -> (n,).
@@ -184,7 +184,7 @@ def data_log_prob_from_logit(log_prob_logit, y, lam: float = LAMBDA) -> np.ndarr
 
 
 def bits_per_dim(log_prob, dim: int, levels: int = 256) -> np.ndarray:
-    """(FLOW.21, SPL.16) Bits per dimension of a density on [0, 1)^D over dequantized L-level data:
+    """(FLOW.22, SPL.16) Bits per dimension of a density on [0, 1)^D over dequantized L-level data:
     -log p / (D ln 2) + log2(L). log_prob: scalar or (n,) in nats -> same shape.
 
     The one bits/dim of the package: a log-density ``log_pixels`` of the pixel values v~ on
@@ -199,7 +199,7 @@ def bits_per_dim(log_prob, dim: int, levels: int = 256) -> np.ndarray:
 
 
 def log_prob_from_bits_per_dim(bpd, dim: int, levels: int = 256) -> np.ndarray:
-    """(FLOW.21) solved for log p: -(bpd - log2 L) D ln 2 (the inverse of :func:`bits_per_dim`)."""
+    """(FLOW.22) solved for log p: -(bpd - log2 L) D ln 2 (the inverse of :func:`bits_per_dim`)."""
     dim = check_int(dim, "dim", low=1)
     levels = check_int(levels, "levels", low=2)
     bpd = check_array(bpd, "bpd", ndim=(0, 1))

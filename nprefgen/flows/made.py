@@ -1,9 +1,9 @@
-"""MADE: a masked autoencoder whose outputs are autoregressive (derivations/flows.md, FLOW.9-FLOW.10).
+"""MADE: a masked autoencoder whose outputs are autoregressive (derivations/flows.md, FLOW.10-FLOW.11).
 
 Germain, Gregor, Murray & Larochelle (2015), "MADE: Masked Autoencoder for Distribution
 Estimation". Every input coordinate d gets a degree m(d) in {1..D} (its position in the
-autoregressive order), every hidden unit k a degree m(k) in {1..D-1} (FLOW.9), and the weight
-masks keep exactly the connections that respect the order (FLOW.10):
+autoregressive order), every hidden unit k a degree m(k) in {1..D-1} (FLOW.10), and the weight
+masks keep exactly the connections that respect the order (FLOW.11):
 
     hidden layer:  M[k, j] = 1[m(k) >= m(j)]         (j an input or a unit of the layer below)
     output layer:  M[d, k] = 1[m(d) >  m(k)]
@@ -27,7 +27,7 @@ from nprefgen.nn.base import Module, check_input
 
 
 def made_degrees(dim: int, hidden, order=None) -> list[np.ndarray]:
-    """(FLOW.9) Degrees of the inputs and of every hidden layer.
+    """(FLOW.10) Degrees of the inputs and of every hidden layer.
 
     dim: D; hidden: widths; order: (D,) permutation of 1..D (default 1..D, the identity order).
     Hidden degrees cycle through 1..D-1 (all 0 when D = 1: those units see only the context),
@@ -50,7 +50,7 @@ def made_degrees(dim: int, hidden, order=None) -> list[np.ndarray]:
 
 
 def made_masks(degrees: list[np.ndarray], context_dim: int = 0, n_params: int = 2) -> list[np.ndarray]:
-    """(FLOW.10) Weight masks, PyTorch layout (out, in), for the layers of a MADE.
+    """(FLOW.11) Weight masks, PyTorch layout (out, in), for the layers of a MADE.
 
     The first layer's input is ``[x, context]``; context columns are all ones. The output layer
     repeats the per-coordinate mask ``n_params`` times (mu, raw_alpha).

@@ -2,7 +2,7 @@
 (derivations/flows.md, FLOW.29-FLOW.30).
 
 nprefgen's :class:`~nprefgen.flows.autoregressive.MAF` is one convention: a MADE with the
-degrees of (FLOW.9) and z = (x - mu) exp(-alpha). Public libraries build their masks differently
+degrees of (FLOW.10) and z = (x - mu) exp(-alpha). Public libraries build their masks differently
 (zuko merges outputs with equal dependencies and cycles hidden units over the reachable ones;
 nflows' MADE adds context through a separate layer) and transform x the other way round,
 z = tau(x; h(x)), with an affine or spline tau. :class:`MaskedAutoregressive` is that general
@@ -18,7 +18,7 @@ in by fixed-point passes, x^(0) = 0,
     x^(p+1) = tau^{-1}(z; h([x^(p), c])),   exact after P passes,                    (FLOW.30)
 
 where P is the number of generations of the dependency graph (the longest chain plus one: D for
-a full autoregressive order, 2 for a coupling). The backward pass is the coupling's (FLOW.8)
+a full autoregressive order, 2 for a coupling). The backward pass is the coupling's (FLOW.9)
 with the conditioner's input gradient added to d_x:
 d_x = d_x(tau) + NN^T[d_h]_x, d_c = NN^T[d_h]_c.
 
@@ -211,7 +211,7 @@ class MaskedAutoregressive(Bijector):
         return x, log_det_inv
 
     def backward(self, cache, d_z, d_log_det):
-        """(FLOW.29) via (FLOW.8): d_z: (n, D), d_log_det: (n,) -> d_x, d_context or None."""
+        """(FLOW.29) via (FLOW.9): d_z: (n, D), d_log_det: (n,) -> d_x, d_context or None."""
         d_z, d_log_det = self._check_cotangents(d_z, d_log_det, cache[2])
         return self._backward(cache, d_z, d_log_det)
 

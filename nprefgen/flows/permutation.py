@@ -1,6 +1,6 @@
-"""Permutations of the coordinates (derivations/flows.md, FLOW.16).
+"""Permutations of the coordinates (derivations/flows.md, FLOW.17).
 
-    z = x[:, perm],   log_det = 0,   x = z[:, perm^{-1}]                              (FLOW.16)
+    z = x[:, perm],   log_det = 0,   x = z[:, perm^{-1}]                              (FLOW.17)
 
 Stacked coupling or autoregressive layers need them so that every coordinate is eventually
 transformed and conditioned on every other one. The permutation is a buffer (saved with a flow).
@@ -20,7 +20,7 @@ def _dim(dim) -> int:
 
 
 class Permutation(Bijector):
-    """A fixed permutation ``perm`` of 0..D-1 (FLOW.16); unconditional, no parameters."""
+    """A fixed permutation ``perm`` of 0..D-1 (FLOW.17); unconditional, no parameters."""
 
     def __init__(self, perm) -> None:
         arr = np.asarray(perm)
@@ -54,19 +54,19 @@ class Permutation(Bijector):
         self.inv_perm = np.argsort(self.perm)
 
     def forward_cached(self, x, context=None):
-        """(FLOW.16) x: (n, D) -> z = x[:, perm], log_det = 0: (n,), cache = n."""
+        """(FLOW.17) x: (n, D) -> z = x[:, perm], log_det = 0: (n,), cache = n."""
         x = self._check_x(x)
         self._check_context(context, x.shape[0])
         return x[:, self.perm], np.zeros(x.shape[0], dtype=x.dtype), x.shape[0]
 
     def inverse(self, z, context=None):
-        """(FLOW.16) z: (n, D) -> x = z[:, perm^{-1}], log_det_inv = 0."""
+        """(FLOW.17) z: (n, D) -> x = z[:, perm^{-1}], log_det_inv = 0."""
         z = self._check_x(z, "z")
         self._check_context(context, z.shape[0])
         return z[:, self.inv_perm], np.zeros(z.shape[0], dtype=z.dtype)
 
     def backward(self, n, d_z, d_log_det):
-        """(FLOW.16) the transpose of a permutation is its inverse: d_x = d_z[:, perm^{-1}]."""
+        """(FLOW.17) the transpose of a permutation is its inverse: d_x = d_z[:, perm^{-1}]."""
         d_z, _ = self._check_cotangents(d_z, d_log_det, n)
         return d_z[:, self.inv_perm], None
 

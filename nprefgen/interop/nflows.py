@@ -22,7 +22,7 @@ Mapped (every parameter, no approximation):
   network has that attribute (ResidualNet does; ``logit_divisor``).
 - Conditioner of the couplings: ``nflows.nn.nets.ResidualNet`` -> nprefgen ResidualNet (FLOW.31).
 - ``Permutation`` / ``ReversePermutation`` / ``RandomPermutation`` -> Permutation.
-- ``ActNorm`` (initialised) -> ElementwiseAffine (FLOW.17).
+- ``ActNorm`` (initialised) -> ElementwiseAffine (FLOW.18).
 - base ``StandardNormal``; identity embedding net.
 
 Both spline forms map: ``tails="linear"`` on [-B, B] and ``tails=None`` (nflows' default) on
@@ -219,7 +219,7 @@ def from_nflows(flow, context_dim: int | None = None) -> Adapted:
                                  f"on data in training mode first)")
             b = ElementwiseAffine(dim)
             ls = [ParamLink(f"{name}.log_scale", f"{i}.log_scale"), ParamLink(f"{name}.shift", f"{i}.shift")]
-            note = "ActNorm = ElementwiseAffine (FLOW.17)"
+            note = "ActNorm = ElementwiseAffine (FLOW.18)"
         else:
             raise ValueError(f"their_flow: {name} ({type(t).__name__}) has no nprefgen counterpart")
         links += ls

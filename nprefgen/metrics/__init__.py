@@ -1,10 +1,10 @@
 """nprefgen.metrics: two-sample tests and field statistics.
 
-- :func:`c2st` (c2st.py, SBI.18): classifier two-sample test accuracy, as sbibm.
+- :func:`c2st` (c2st.py, SBI.20): classifier two-sample test accuracy, as sbibm.
 - :func:`mmd2`, :func:`mmd_permutation_test` (mmd.py): maximum mean discrepancy, Gaussian kernel.
 - :func:`power_spectrum`, :func:`pixel_histogram`, :func:`peak_counts` (field_stats.py): summary
   statistics of 2-D fields (derivations/data.md).
-- :func:`frechet_distance`, :func:`frechet_floor` (frechet.py, GAN.14): Frechet distance of
+- :func:`frechet_distance`, :func:`frechet_floor` (frechet.py, GAN.13): Frechet distance of
   8x8 digit samples in a bundled classifier's feature space.
 """
 from nprefgen.metrics.c2st import c2st, train_classifier

@@ -1,8 +1,8 @@
-"""Classifier two-sample test, as in the sbibm benchmark (derivations/sbi.md, SBI.18).
+"""Classifier two-sample test, as in the sbibm benchmark (derivations/sbi.md, SBI.20).
 
 Lopez-Paz & Oquab (2017), "Revisiting classifier two-sample tests"; Lueckmann et al. (2021).
 
-(SBI.18) Train a classifier to tell samples of P (label 0) from samples of Q (label 1); its
+(SBI.20) Train a classifier to tell samples of P (label 0) from samples of Q (label 1); its
 held-out accuracy
 
     C2ST = (1/K) sum_folds (1/|test|) sum_{test} 1[ prediction = label ]
@@ -77,7 +77,7 @@ def train_classifier(features: np.ndarray, labels: np.ndarray, *, rng=None, hidd
 
 def c2st(x, y, *, rng=None, n_folds: int = 5, z_score: bool = True,
          max_epochs: int = 200, return_folds: bool = False):
-    """(SBI.18) C2ST accuracy between samples ``x`` (n, d) (the reference) and ``y`` (m, d).
+    """(SBI.20) C2ST accuracy between samples ``x`` (n, d) (the reference) and ``y`` (m, d).
 
     Parameters
     ----------
@@ -116,7 +116,7 @@ def c2st(x, y, *, rng=None, n_folds: int = 5, z_score: bool = True,
         net, _ = train_classifier(data[train], labels[train], rng=rng, hidden=10 * dim,
                                   max_epochs=max_epochs)
         logits = net(data[test])[:, 0]
-        scores.append(np.mean((logits > 0) == (labels[test] == 1)))   # (SBI.18)
+        scores.append(np.mean((logits > 0) == (labels[test] == 1)))   # (SBI.20)
     score = float(np.mean(scores))
     return (score, np.array(scores)) if return_folds else score
 

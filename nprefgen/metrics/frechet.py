@@ -1,5 +1,5 @@
 """A Frechet distance on the bundled 8x8 digits: one yardstick for every image model (derivations/
-gan.md, GAN.14).
+gan.md, GAN.13).
 
 Samples are mapped to the 64 tanh features of the second hidden layer of a small digits
 classifier (an nprefgen MLP 64 -> 128 -> 64 -> 10, test accuracy 0.961), trained once,
@@ -61,7 +61,7 @@ def digits_features(x, *, classifier=None) -> np.ndarray:
 
 
 def frechet_from_moments(mu_a, cov_a, mu_b, cov_b) -> float:
-    """(GAN.14) squared Frechet distance between N(mu_a, cov_a) and N(mu_b, cov_b):
+    """(GAN.13) squared Frechet distance between N(mu_a, cov_a) and N(mu_b, cov_b):
     ||mu_a - mu_b||^2 + tr(cov_a) + tr(cov_b) - 2 tr((cov_a^{1/2} cov_b cov_a^{1/2})^{1/2}).
 
     mu: (d,), cov: (d, d) symmetric positive semi-definite -> float >= 0.
@@ -108,7 +108,7 @@ def feature_moments(x, *, classifier=None) -> tuple[np.ndarray, np.ndarray]:
 
 
 def frechet_distance(samples_a, samples_b) -> float:
-    """(GAN.14) squared Frechet distance between two sets of 8x8 digits in the classifier's
+    """(GAN.13) squared Frechet distance between two sets of 8x8 digits in the classifier's
     feature space. samples_a: (n, 64), samples_b: (m, 64), n, m >= 2, pixels on the [0, 1] scale
     -> float >= 0 (0 for identical sets up to round-off)."""
     a = check_array(samples_a, "samples_a", shape=(None, 64), dtype=np.float64)

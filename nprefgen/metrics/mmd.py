@@ -1,8 +1,8 @@
-"""Maximum mean discrepancy with a Gaussian kernel (derivations/sbi.md, SBI.19).
+"""Maximum mean discrepancy with a Gaussian kernel (derivations/sbi.md, SBI.21).
 
 Gretton, Borgwardt, Rasch, Schoelkopf & Smola (2012), "A kernel two-sample test", JMLR 13.
 
-(SBI.19) The unbiased estimate of MMD^2 between x_1..n ~ P and y_1..m ~ Q,
+(SBI.21) The unbiased estimate of MMD^2 between x_1..n ~ P and y_1..m ~ Q,
 
     MMD^2_u = 1/(n(n-1)) sum_{i!=j} k(x_i, x_j) + 1/(m(m-1)) sum_{i!=j} k(y_i, y_j)
               - 2/(n m) sum_{i,j} k(x_i, y_j),     k(a, b) = exp(-|a - b|^2 / (2 h^2)),
@@ -91,7 +91,7 @@ def median_bandwidth(x: np.ndarray, y: np.ndarray, max_points: int = 1000) -> fl
 
 
 def mmd2(x, y, bandwidth: float | None = None, *, use_kernel: bool = True) -> float:
-    """(SBI.19) unbiased MMD^2 between x: (n, d) and y: (m, d) (n, m >= 2).
+    """(SBI.21) unbiased MMD^2 between x: (n, d) and y: (m, d) (n, m >= 2).
 
     ``bandwidth`` h, or None for the median heuristic (:func:`median_bandwidth`, on an evenly
     spaced subset when there are more than 1000 points). Deterministic: no ``rng``.

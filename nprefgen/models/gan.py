@@ -1,14 +1,14 @@
-"""Generative adversarial networks with hand-written gradients (derivations/gan.md, GAN.1-GAN.13).
+"""Generative adversarial networks with hand-written gradients (derivations/gan.md, GAN.1-GAN.12).
 
 A generator G maps noise z ~ N(0, I) to samples; a discriminator D maps a sample to a logit a,
 D(x) = sigmoid(a). They are trained in alternation: D on the binary cross-entropy between real and
-generated batches (GAN.2, GAN.3), G on the non-saturating loss -log D(G(z)) (GAN.4), whose
-gradient reaches G *through* D (GAN.5)::
+generated batches (GAN.3, GAN.4), G on the non-saturating loss -log D(G(z)) (GAN.5), whose
+gradient reaches G *through* D (GAN.6)::
 
     gan = mlp_gan(2, latent_dim=2, rng=0)
     gan.fit(X, rng=0, steps=5000)                  # X: (n, 2)
     x_new = gan.sample(1000, rng=1)                # (1000, 2)
-    captured, quality = mode_coverage(x_new, means, sigma)   # (GAN.8)
+    captured, quality = mode_coverage(x_new, means, sigma)   # (GAN.14)
 
 The same discriminator object is applied to the real and the generated batch of one step: each
 ``forward`` returns its own cache and each ``backward`` adds into D's grads, so the two passes sum
@@ -39,9 +39,9 @@ from nprefgen.nn import MLP, Adam, Module, load_npz, save_npz
 # The losses, pure functions on logits
 # --------------------------------------------------------------------------------------------
 def discriminator_loss(a_real: np.ndarray, a_fake: np.ndarray):
-    """(GAN.2) L_D = mean softplus(-a_real) + mean softplus(a_fake), minus the value of the game
+    """(GAN.3) L_D = mean softplus(-a_real) + mean softplus(a_fake), minus the value of the game
     (GAN.1) as a function of D: the binary cross-entropy
-    with label 1 for real and 0 for generated samples, from logits; (GAN.3) its gradients
+    with label 1 for real and 0 for generated samples, from logits; (GAN.4) its gradients
     dL/da_real = -sigmoid(-a_real) / n, dL/da_fake = sigmoid(a_fake) / m.
 
     a_real: (n, 1), a_fake: (m, 1) -> (loss, d_real: (n, 1), d_fake: (m, 1))
@@ -54,7 +54,7 @@ def discriminator_loss(a_real: np.ndarray, a_fake: np.ndarray):
 
 
 def generator_loss(a_fake: np.ndarray):
-    """(GAN.4) the non-saturating generator loss L_G = mean softplus(-a_fake) = -mean log D(G(z)),
+    """(GAN.5) the non-saturating generator loss L_G = mean softplus(-a_fake) = -mean log D(G(z)),
     and dL/da_fake = -sigmoid(-a_fake) / m. a_fake: (m, 1) -> (loss, d_fake: (m, 1))"""
     a_fake = check_array(a_fake, "a_fake", ndim=2)
     m = a_fake.shape[0]
@@ -62,7 +62,7 @@ def generator_loss(a_fake: np.ndarray):
 
 
 def mode_coverage(samples, means, sigma: float, min_share: float = 0.0):
-    """(GAN.8) the mode-coverage metric of Srivastava et al. (2017) and Metz et al. (2017).
+    """(GAN.14) the mode-coverage metric of Srivastava et al. (2017) and Metz et al. (2017).
 
     A sample is *high quality* when it lies within 3 sigma of its nearest mode; a mode is
     *captured* when at least one high-quality sample (or a share ``min_share`` of the samples)
@@ -124,11 +124,11 @@ class GAN:
     # -- one step's gradients ----------------------------------------------------------------
     def discriminator_loss_and_grad(self, x_real, z, noise_real=None, noise_fake=None,
                                     r1_gamma: float = 0.0) -> float:
-        """(GAN.2), (GAN.3) D's loss on a real batch x_real: (n, D) and the batch G(z), z: (m, d);
+        """(GAN.3), (GAN.4) D's loss on a real batch x_real: (n, D) and the batch G(z), z: (m, d);
         adds dL_D/dtheta_D into D's grads (G is not differentiated). ``noise_*``: instance
         noise (GAN.7) added to D's inputs, shaped like them, or None. ``r1_gamma`` > 0 adds the
-        R1 penalty (GAN.10) on the real batch (as D sees it) to the loss and its double-backward
-        gradient (GAN.12), (GAN.13) to D's grads; MLP and conv discriminators (gan_r1.LINEAR_LAYERS)."""
+        R1 penalty (GAN.9) on the real batch (as D sees it) to the loss and its double-backward
+        gradient (GAN.11), (GAN.12) to D's grads; MLP and conv discriminators (gan_r1.LINEAR_LAYERS)."""
         x_real = self._check_x(x_real, "x_real")
         x_fake = self.generator.forward(self._check_z(z))[0]
         if noise_real is not None:
@@ -141,11 +141,11 @@ class GAN:
         self.discriminator.backward(c_real, d_real)                # both add into D's grads
         self.discriminator.backward(c_fake, d_fake)
         if r1_gamma > 0:
-            loss += r1_penalty_and_grad(self.discriminator, c_real, r1_gamma)[0]   # (GAN.10)
+            loss += r1_penalty_and_grad(self.discriminator, c_real, r1_gamma)[0]   # (GAN.9)
         return loss
 
     def generator_loss_and_grad(self, z, noise=None) -> tuple[float, np.ndarray]:
-        """(GAN.4), (GAN.5) G's non-saturating loss at z: (m, d); adds dL_G/dtheta_G into G's
+        """(GAN.5), (GAN.6) G's non-saturating loss at z: (m, d); adds dL_G/dtheta_G into G's
         grads and returns (loss, d_z). The backward through D is needed for dL/dx only: the
         parameter gradients it adds to D are zeroed here, so D's grads are left as they were."""
         z = self._check_z(z)
@@ -154,7 +154,7 @@ class GAN:
         x_in = x_fake if noise is None else x_fake + check_array(noise, "noise", shape=x_fake.shape)
         a_fake, c_dis = self.discriminator.forward(x_in)
         loss, d_a = generator_loss(a_fake)
-        d_x = self.discriminator.backward(c_dis, d_a)              # (GAN.5) dL/dx through D
+        d_x = self.discriminator.backward(c_dis, d_a)              # (GAN.6) dL/dx through D
         for (_, g), s in zip(self.discriminator.parameters(), saved):
             g[...] = s                                             # D's grads untouched
         d_z = self.generator.backward(c_gen, d_x)
@@ -167,8 +167,8 @@ class GAN:
         return self.generator.forward(check_rng(rng).standard_normal((n, self.latent_dim)))[0]
 
     def discriminate(self, x) -> np.ndarray:
-        """D's logits a(x): (n, data_dim) -> (n,); D(x) = sigmoid(a). At the optimum of (GAN.2)
-        the logit is the log density ratio log p_data(x) - log p_g(x) (GAN.6)."""
+        """D's logits a(x): (n, data_dim) -> (n,); D(x) = sigmoid(a). At the optimum of (GAN.3)
+        the logit is the log density ratio log p_data(x) - log p_g(x) (GAN.2)."""
         return self.discriminator.forward(self._check_x(x))[0][:, 0]
 
     # -- training ----------------------------------------------------------------------------
@@ -176,18 +176,18 @@ class GAN:
             betas=(0.5, 0.999), n_critic: int = 1, instance_noise: float = 0.0,
             r1_gamma: float = 0.0, ema: float | None = None, on_divergence: str = "raise",
             progress: bool | None = None, callback=None) -> "GAN":
-        """Alternating Adam updates: ``n_critic`` D steps (GAN.2) per G step (GAN.4).
+        """Alternating Adam updates: ``n_critic`` D steps (GAN.3) per G step (GAN.5).
 
         x: (n, data_dim) real data. Defaults are DCGAN's (Radford et al. 2016): Adam with lr 2e-4,
         beta1 0.5. ``instance_noise`` s > 0 adds N(0, s_t^2 I) to every D input, s_t annealed
         linearly from s to 0 over the steps (GAN.7). ``r1_gamma`` > 0 adds the R1 gradient
-        penalty (gamma/2) E_real ||grad_x a||^2 to D's loss (GAN.10), hand-differentiated twice
-        (GAN.11)-(GAN.13); for Sequential discriminators of the layers in
+        penalty (gamma/2) E_real ||grad_x a||^2 to D's loss (GAN.9), hand-differentiated twice
+        (GAN.10)-(GAN.12); for Sequential discriminators of the layers in
         gan_r1.LINEAR_LAYERS (Linear, Conv2d, ConvTranspose2d, Flatten, Reshape) and tabled
         activations (ValueError otherwise); 0 (the default) leaves training exactly as
         without it (Mescheder et al. 2018 use gamma ~ 0.1-10). ``callback(step, gan)`` runs
         after every G step (e.g. to record samples). ``ema`` = beta in (0, 1) keeps an exponential moving
-        average of the generator's parameters (GAN.9) and copies it into the generator at the
+        average of the generator's parameters (GAN.8) and copies it into the generator at the
         end (the averaged generator is the one evaluated; callbacks see the raw one). A
         non-finite loss or gradient stops training, keeps
         the last finite parameters and raises :class:`TrainingDivergedError` (``on_divergence=
@@ -243,7 +243,7 @@ class GAN:
             opt_g.step()
             if averaged is not None:
                 for a, p in zip(averaged, g_params):
-                    a *= ema                                        # (GAN.9)
+                    a *= ema                                        # (GAN.8)
                     a += (1.0 - ema) * p
             hist["d_loss"].append(d_total / n_critic)
             hist["g_loss"].append(g_loss)

@@ -1,25 +1,25 @@
 """The R1 gradient penalty for MLP and conv discriminators, by hand (derivations/gan.md,
-GAN.10-GAN.13).
+GAN.9-GAN.12).
 
 R1 (Mescheder, Geiger, Nowozin 2018) penalises the discriminator's input gradient on real data,
 
-    (GAN.10)  R1 = (gamma / 2) (1/n) sum_i || grad_x a(x_i) ||^2.
+    (GAN.9)  R1 = (gamma / 2) (1/n) sum_i || grad_x a(x_i) ||^2.
 
 Its parameter gradient needs the input gradient g = grad_x a (one backward pass of D with
-d_a = 1, GAN.11) and then the backward of that backward pass with respect to D's parameters (a
-double backward, GAN.12-GAN.13). For a discriminator ``Linear -> act -> ... -> Linear`` (a
+d_a = 1, GAN.10) and then the backward of that backward pass with respect to D's parameters (a
+double backward, GAN.11-GAN.12). For a discriminator ``Linear -> act -> ... -> Linear`` (a
 :class:`nprefgen.nn.Sequential`, e.g. :func:`nprefgen.nn.MLP`) the double backward is a
 product-rule exercise that needs each activation's second derivative; those live here, in
 :data:`SECOND_DERIVATIVES`, not on the layers. The same recursion holds for any layer that is
-linear in its input (GAN.12): ``Conv2d``, ``ConvTranspose2d``, ``Flatten`` and ``Reshape`` as
+linear in its input (GAN.11): ``Conv2d``, ``ConvTranspose2d``, ``Flatten`` and ``Reshape`` as
 well as ``Linear``, so a DCGAN-style conv discriminator (:func:`nprefgen.models.gan.conv_gan`)
 gets R1 too; the three linear operations each layer type needs are in :data:`LINEAR_LAYERS`::
 
     a, cache = D.forward(x)                         # x: (n, D), a: (n, 1)
     penalty = r1_penalty_and_grad(D, cache, gamma)  # adds dR1/dpsi into D's grads
 
-The layers are not modified: the first backward (GAN.11) is computed here without touching D's
-grads, and the second reuses each layer's own ``_backward`` for the forward-pass part (GAN.13).
+The layers are not modified: the first backward (GAN.10) is computed here without touching D's
+grads, and the second reuses each layer's own ``_backward`` for the forward-pass part (GAN.12).
 """
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ SECOND_DERIVATIVES = {Tanh: _tanh2, Sigmoid: _sigmoid2, Softplus: _softplus2, EL
 piecewise-linear ones have phi'' = 0 away from their kink (a set of measure zero)."""
 
 
-# -- the linear layers (GAN.12): A = the layer's input-to-output map without its bias --------------
+# -- the linear layers (GAN.11): A = the layer's input-to-output map without its bias --------------
 # transpose(layer, cache, d): A^T d, the layer's input cotangent, without touching its grads;
 # apply(layer, e): (A e, aux), the layer's forward on e with the bias left out;
 # weight_grad(layer, aux, e_shape, delta): {name: grad_W <A_W e, delta>} for the weight only.
@@ -133,7 +133,7 @@ LINEAR_LAYERS = {
     Reshape: (_reshape_transpose, _reshape_apply, None),
 }
 """For each layer class that is linear in its input (plus a bias): (transpose, apply,
-weight_grad), the three maps of (GAN.11)-(GAN.12). Parameter-free reshapes have no weight_grad."""
+weight_grad), the three maps of (GAN.10)-(GAN.11). Parameter-free reshapes have no weight_grad."""
 
 
 def check_r1_discriminator(discriminator: Module) -> Sequential:
@@ -154,9 +154,9 @@ def check_r1_discriminator(discriminator: Module) -> Sequential:
 
 
 def input_gradient(discriminator: Sequential, caches) -> tuple[np.ndarray, list]:
-    """(GAN.11) g = grad_x a(x) per sample from the forward caches, by a backward pass with
+    """(GAN.10) g = grad_x a(x) per sample from the forward caches, by a backward pass with
     d_a = 1 that does NOT add into D's grads. Returns (g: x's shape, deltas), ``deltas[l]`` the
-    cotangent entering layer l's backward (its output's adjoint), for (GAN.12)."""
+    cotangent entering layer l's backward (its output's adjoint), for (GAN.11)."""
     layers = check_r1_discriminator(discriminator).layers
     if not isinstance(caches, (list, tuple)) or len(caches) != len(layers):
         raise ValueError(f"caches: expected the list of {len(layers)} caches that "
@@ -176,7 +176,7 @@ def input_gradient(discriminator: Sequential, caches) -> tuple[np.ndarray, list]
 
 
 def r1_penalty_and_grad(discriminator: Module, caches, gamma: float) -> tuple[float, np.ndarray]:
-    """(GAN.10)-(GAN.13) R1 = gamma/2 mean_i ||grad_x a(x_i)||^2 at the batch whose forward
+    """(GAN.9)-(GAN.12) R1 = gamma/2 mean_i ||grad_x a(x_i)||^2 at the batch whose forward
     ``caches`` are given (from ``discriminator.forward(x)``, x: (n, ...)); adds dR1/dpsi into
     the discriminator's grads and returns (R1: float, dR1/dx: x's shape)."""
     D = check_r1_discriminator(discriminator)
@@ -185,7 +185,7 @@ def r1_penalty_and_grad(discriminator: Module, caches, gamma: float) -> tuple[fl
     g, deltas = input_gradient(D, caches)
     n = g.shape[0]
     penalty = 0.5 * gamma * float(np.sum(g * g)) / n
-    # (GAN.12) adjoint of the backward pass, run in the forward direction: e_bar is the adjoint
+    # (GAN.11) adjoint of the backward pass, run in the forward direction: e_bar is the adjoint
     # of the backward pass's value entering layer i from below (at i = 0 that is g itself).
     e_bar = (gamma / n) * g                                     # dR1/dg
     inject = [None] * len(layers)                               # extra adjoints of layer outputs
@@ -204,7 +204,7 @@ def r1_penalty_and_grad(discriminator: Module, caches, gamma: float) -> tuple[fl
             x, y = caches[i]
             inject[i] = e_bar * deltas[i] * SECOND_DERIVATIVES[type(layer)](layer, x, y)
             e_bar = e_bar * layer._derivative(x, y)
-    # (GAN.13) the forward values' adjoints flow back through the forward pass: the layers' own
+    # (GAN.12) the forward values' adjoints flow back through the forward pass: the layers' own
     # backward, with the second-order terms added at each activation's input. The last Linear's
     # output a does not enter g (d_a = 1 is a constant), so the pass starts with zero there.
     d = np.zeros((n, 1), dtype=g.dtype)

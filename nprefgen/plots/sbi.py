@@ -103,7 +103,7 @@ def _param_colors(p: int) -> list:
 
 
 def pp_plot(u, labels=None, title: str = "P-P plot"):
-    """The empirical CDF of PIT values (SBI.13) per marginal against alpha, with the 99 % KS band
+    """The empirical CDF of PIT values (SBI.15) per marginal against alpha, with the 99 % KS band
     of a calibrated posterior around the diagonal.
 
     u : (N, p) PIT values, or {name: (N, p)}: one panel per name (method), one colour per
@@ -140,7 +140,7 @@ def pp_plot(u, labels=None, title: str = "P-P plot"):
 
 
 def coverage_plot(alphas, coverage, n: int, title: str = "expected coverage"):
-    """Expected coverage curves (SBI.14), {name: (len(alphas),)}, with the 99 % band for ``n``."""
+    """Expected coverage curves (SBI.16), {name: (len(alphas),)}, with the 99 % band for ``n``."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(4.2, 4.2))
@@ -155,14 +155,14 @@ def coverage_plot(alphas, coverage, n: int, title: str = "expected coverage"):
 
 
 def tarp_plot(alphas, ecp, n: int, title: str = "TARP"):
-    """TARP expected coverage probability curves (SBI.16), {name: (len(alphas),)}."""
+    """TARP expected coverage probability curves (SBI.18), {name: (len(alphas),)}."""
     fig = coverage_plot(alphas, ecp, n, title=title)
     fig.axes[0].set_ylabel("expected coverage probability")
     return fig
 
 
 def sbc_rank_plot(ranks, n_draws: int, n_bins: int = 20, labels=None, title: str = "SBC ranks"):
-    """Histograms of SBC ranks (SBI.15) per parameter with the 99 % binomial band of a uniform."""
+    """Histograms of SBC ranks (SBI.17) per parameter with the 99 % binomial band of a uniform."""
     import matplotlib.pyplot as plt
 
     r = check_array(ranks, "ranks", ndim=2)

@@ -1,6 +1,6 @@
-"""Rejection ABC (derivations/sbi.md, SBI.6-SBI.7).
+"""Rejection ABC (derivations/sbi.md, SBI.8-SBI.9).
 
-(SBI.6) Keep the simulated theta_i whose summaries land within eps of the observed ones,
+(SBI.8) Keep the simulated theta_i whose summaries land within eps of the observed ones,
 d(s(x_i), s(x_obs)) <= eps. The kept draws follow
 
     p_eps(theta | x_obs)  proportional to  p(theta) P(d(s(x), s(x_obs)) <= eps | theta),
@@ -9,7 +9,7 @@ which tends to p(theta | s(x_obs)) as eps -> 0 (and to the full posterior if s i
 In practice eps is set as a quantile of the distances (keep the closest ``n_keep`` or a
 ``quantile`` of the simulations), trading bias (large eps) for variance (few draws).
 
-(SBI.7) To draw more samples than were kept (for C2ST against 10 000 reference draws, as sbibm
+(SBI.9) To draw more samples than were kept (for C2ST against 10 000 reference draws, as sbibm
 does), :class:`ABCPosterior` smooths the kept draws with a Gaussian kernel density estimate
 (bandwidth by Scott's rule on the kept draws' covariance) and rejects draws outside the prior.
 """
@@ -54,7 +54,7 @@ class ABCResult:
 def rejection_abc(x_obs, theta, x, *, summary=None, distance: str = "euclidean",
                   scale: str | None = "mad", n_keep: int | None = None,
                   quantile: float | None = None, eps: float | None = None) -> ABCResult:
-    """(SBI.6) rejection ABC on precomputed simulations.
+    """(SBI.8) rejection ABC on precomputed simulations.
 
     Parameters
     ----------
@@ -129,7 +129,7 @@ def _weighted_cov(theta: np.ndarray, w: np.ndarray | None) -> np.ndarray:
 
 
 def scott_bandwidth(theta: np.ndarray, weights=None) -> np.ndarray:
-    """(SBI.7) kernel covariance H = n^{-2/(p+4)} Cov(theta) (Scott's rule). theta: (k, p).
+    """(SBI.9) kernel covariance H = n^{-2/(p+4)} Cov(theta) (Scott's rule). theta: (k, p).
 
     With importance ``weights`` (k,), Cov is the weighted covariance and n the effective sample
     size 1 / sum w_i^2 (w normalised)."""
@@ -144,7 +144,7 @@ def scott_bandwidth(theta: np.ndarray, weights=None) -> np.ndarray:
 
 def cv_bandwidth(theta: np.ndarray, factors=None, weights=None, *,
                  isotropic: bool = False) -> np.ndarray:
-    """(SBI.7) H = f^2 Cov(theta) with f maximising the leave-one-out log-likelihood of the KDE,
+    """(SBI.9) H = f^2 Cov(theta) with f maximising the leave-one-out log-likelihood of the KDE,
 
         LOO(f) = sum_i log (1/(k-1)) sum_{j != i} N(theta_i; theta_j, f^2 Cov),
 
@@ -191,7 +191,7 @@ def cv_bandwidth(theta: np.ndarray, factors=None, weights=None, *,
 
 
 class ABCPosterior:
-    """Kept ABC draws, resampled through a Gaussian KDE restricted to the prior (SBI.7).
+    """Kept ABC draws, resampled through a Gaussian KDE restricted to the prior (SBI.9).
 
     ``sample(n, rng=...)`` -> (n, p). ``bandwidth``: "scott" (default), "cv" (leave-one-out
     likelihood, kernel shaped like the draws' covariance), "cv_iso" (leave-one-out, round

@@ -1,7 +1,7 @@
 """A field-level cosmology toy: a Gaussian random field with P(k) = A k^-n (derivations/sbi.md,
-SBI.20-SBI.21).
+SBI.6-SBI.7).
 
-(SBI.20) theta = (A, n); a 2-D Gaussian random field delta on an N x N periodic grid of side
+(SBI.6) theta = (A, n); a 2-D Gaussian random field delta on an N x N periodic grid of side
 L = 2 pi (so the fundamental wavenumber is k_f = 1 and k runs over 1 .. N/2) with power spectrum
 P(k) = A k^-n, observed with white pixel noise of standard deviation sigma_n, whose power is
 flat, P_noise = sigma_n^2 L^2 / N^2. The summary is the log of the binned power spectrum of
@@ -9,7 +9,7 @@ the noisy field, s_b = log P_hat_b, b = 1..B (linear bins). Fields come from
 :func:`nprefgen.data.grf.gaussian_random_field`, spectra from
 :func:`nprefgen.metrics.field_stats.power_spectrum`.
 
-(SBI.21) The "standard" analysis: a Gaussian likelihood for s with mean
+(SBI.7) The "standard" analysis: a Gaussian likelihood for s with mean
 mu_b(theta) = log Pbar_b(theta) - 1/n_b, Pbar_b the bin average of A k^-n + P_noise over the
 n_b modes of bin b (the -1/n_b is the delta-method bias of the log of a mean of n_b / 2 free
 chi^2_2 modes), and a covariance C fixed in advance (estimated from simulations at a fiducial
@@ -39,7 +39,7 @@ def _power_law(amplitude: float, slope: float):
 
 
 class CosmologyGRFSimulator:
-    """(SBI.20) theta (m, 2) = (A, n) -> log binned power spectra (m, n_bins) of noisy fields.
+    """(SBI.6) theta (m, 2) = (A, n) -> log binned power spectra (m, n_bins) of noisy fields.
 
     ``fields(theta, rng=...)`` gives the noisy fields (m, N, N) themselves; ``summarize(fields)``
     their summaries; the simulator is their composition.
@@ -74,7 +74,7 @@ class CosmologyGRFSimulator:
     def __call__(self, theta, rng):
         return self.summarize(self.fields(theta, rng=rng))
 
-    # --- the Gaussian-likelihood model (SBI.21) ----------------------------------------------
+    # --- the Gaussian-likelihood model (SBI.7) ----------------------------------------------
     def _bin_weights(self):
         """The distinct |k| of the binned modes, (U,), and weights (U, B) that average a
         function of |k| over each bin's modes (multiplicity / modes in the bin); cached."""
@@ -93,7 +93,7 @@ class CosmologyGRFSimulator:
         return self._weights
 
     def mean_summary(self, theta, jacobian: bool = True):
-        """(SBI.21) mu(theta): (m, B) and, if ``jacobian``, d mu / d theta: (m, B, 2)."""
+        """(SBI.7) mu(theta): (m, B) and, if ``jacobian``, d mu / d theta: (m, B, 2)."""
         theta = check_theta(theta, 2)
         k, average, counts = self._bin_weights()
         a, n = theta[:, :1], theta[:, 1:]
@@ -109,7 +109,7 @@ class CosmologyGRFSimulator:
 
 
 class GaussianSummaryLikelihood:
-    """(SBI.21) log N(s_obs; mu(theta), C) for one or several iid summaries, and its gradient.
+    """(SBI.7) log N(s_obs; mu(theta), C) for one or several iid summaries, and its gradient.
 
     mean_fn : theta (m, p) -> (mu (m, B), d mu / d theta (m, B, p)), and with
         ``jacobian=False`` -> mu only; cov : (B, B).
@@ -176,10 +176,10 @@ FIELD_KINDS = ("gaussian", "lognormal")
 class FieldSimulator:
     """theta (m, 2) = (A, n) -> noisy maps (m, N, N) on the periodic box of side 2 pi.
 
-    kind "gaussian": the field of (SBI.20), a Gaussian random field with P(k) = A k^-n (DATA.10);
+    kind "gaussian": the field of (SBI.6), a Gaussian random field with P(k) = A k^-n (DATA.10);
     "lognormal": (FIELD.7) delta = exp(g - sigma_g^2 / 2) - 1 of such a field g. Both get white
     pixel noise of standard deviation ``noise_sd``. ``summarize`` gives the log binned power
-    spectrum of (SBI.20) in ``n_bins`` linear bins (default min(8, N/2)), so that NPE on the
+    spectrum of (SBI.6) in ``n_bins`` linear bins (default min(8, N/2)), so that NPE on the
     spectrum and on the map see the same simulations.
     """
 
@@ -206,7 +206,7 @@ class FieldSimulator:
         return out + self.noise_sd * rng.standard_normal(out.shape)
 
     def summarize(self, maps) -> np.ndarray:
-        """(SBI.20) log binned power spectra: maps (m, N, N) -> (m, n_bins)."""
+        """(SBI.6) log binned power spectra: maps (m, N, N) -> (m, n_bins)."""
         return self.spectra.summarize(maps)
 
 

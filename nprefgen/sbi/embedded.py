@@ -4,7 +4,7 @@
 :func:`train_embedded` is what ``NPE(prior, embedding=net).train(theta, x)`` runs: the flow
 q_phi(theta | c) and the embedding c = h_psi(x) are one model (:class:`EmbeddedFlow`), trained on
 (FIELD.1) by the one training loop; (FIELD.2) the flow's context gradient is chained into the
-embedding's backward. The split, the z-scoring (theta: the flow's Standardize, SBI.9; x: the
+embedding's backward. The split, the z-scoring (theta: the flow's Standardize, SBI.11; x: the
 embedding's own statistics) and the early stopping follow NPE without an embedding; the flow's
 own context z-scoring is off (its context is learned).
 
@@ -50,7 +50,7 @@ class EmbeddedFlow(Module):
         """(FIELD.1) L = -(1/n) sum log q(theta_i | h(x_i)); adds dL/dphi and (FIELD.2) dL/dpsi
         into the grads. theta: (n, p), x: (n, *input_shape) -> (L, d_theta, d_x)."""
         c, cache = self.embedding._forward(x)
-        loss, d_theta, d_c = self.flow.nll_and_grad(theta, c)       # d_c = dL/dc (FLOW.22)
+        loss, d_theta, d_c = self.flow.nll_and_grad(theta, c)       # d_c = dL/dc (FLOW.4)
         d_x = self.embedding._backward(cache, d_c)                  # (FIELD.2) chain rule
         return loss, d_theta, d_x
 
@@ -97,7 +97,7 @@ def train_embedded(npe, theta, x, *, rng=None, batch_size: int, lr: float,
                       activation=npe.activation)
     train, val = validation_split(theta.shape[0], validation_fraction, rng=rng)
     t_tr, x_tr = take((theta, x), train)
-    if npe.z_score_theta:                                              # (SBI.9)
+    if npe.z_score_theta:                                              # (SBI.11)
         z_score = next(b for b in flow.bijectors if isinstance(b, Standardize))
         fitted = Standardize.from_data(t_tr)
         z_score.load_buffer_dict({"mean": fitted.mean, "std": fitted.std})
@@ -123,7 +123,7 @@ def train_embedded(npe, theta, x, *, rng=None, batch_size: int, lr: float,
 
 
 class EmbeddedPosterior(DirectPosterior):
-    """(SBI.10) q(theta | h(x)) restricted to the prior, for raw observations x.
+    """(SBI.12) q(theta | h(x)) restricted to the prior, for raw observations x.
 
     Parameters
     ----------
@@ -173,7 +173,7 @@ class EmbeddedPosterior(DirectPosterior):
         return super().estimate_acceptance(self._embed_one(x), rng=rng, n=n)
 
     def log_prob(self, theta, x=None, log_normalizer: float = 0.0) -> np.ndarray:
-        """(SBI.10) log q(theta | h(x)) - log Z, -inf outside the prior. theta: (m, p) -> (m,)."""
+        """(SBI.12) log q(theta | h(x)) - log Z, -inf outside the prior. theta: (m, p) -> (m,)."""
         return super().log_prob(theta, self._embed_one(x), log_normalizer)
 
     def log_prob_pairs(self, theta, xs) -> np.ndarray:

@@ -6,7 +6,7 @@ An embedding h_psi maps one simulation x of any shape to a vector c = h_psi(x) o
 
     L(phi, psi) = -(1/n) sum_i log q_phi(theta_i | h_psi(x_i)).
 
-(FIELD.2) The flow's backward already returns dL/dc_i (FLOW.22); the embedding's backward turns
+(FIELD.2) The flow's backward already returns dL/dc_i (FLOW.4); the embedding's backward turns
 it into dL/dpsi (accumulated into its grads) and dL/dx_i, the chain rule through the context.
 
 Three networks, all with hand-written backward passes built from :mod:`nprefgen.nn` layers:

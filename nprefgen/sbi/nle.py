@@ -1,13 +1,13 @@
-"""Neural likelihood estimation (derivations/sbi.md, SBI.11).
+"""Neural likelihood estimation (derivations/sbi.md, SBI.13).
 
-Train a conditional flow q_phi(x | theta) on the same pairs as NPE (the argument of (SBI.8)
+Train a conditional flow q_phi(x | theta) on the same pairs as NPE (the argument of (SBI.10)
 with the roles of theta and x swapped: the minimiser is the likelihood p(x | theta) on the prior's
 support), then sample the posterior by MCMC on
 
-(SBI.11)  log p(theta | x_1..N) = sum_i log q_phi(x_i | theta) + log p(theta) + const,
+(SBI.13)  log p(theta | x_1..N) = sum_i log q_phi(x_i | theta) + log p(theta) + const,
 
 which accepts any number of iid observations without retraining (NPE would need a network that
-takes sets). (SBI.11a) HMC needs grad_theta log q(x | theta): the flow's hand-written gradient with
+takes sets). (SBI.13a) HMC needs grad_theta log q(x | theta): the flow's hand-written gradient with
 respect to its context, ``Flow.grad_log_prob(x, context)[1]``, summed over the observations.
 Slice sampling (the ``sbi`` package's default) needs no gradient.
 """
@@ -24,8 +24,8 @@ from nprefgen.sbi.priors import check_prior
 
 @register_likelihood
 class FlowLikelihood:
-    """(SBI.11) sum_i log q(x_i | theta) from a flow over x with context theta, and its gradient
-    in theta (SBI.11a). Both take theta (m, p), x (m, n_iid, dx).
+    """(SBI.13) sum_i log q(x_i | theta) from a flow over x with context theta, and its gradient
+    in theta (SBI.13a). Both take theta (m, p), x (m, n_iid, dx).
 
     Saved and loaded as its flow (:meth:`save`, :meth:`load`), which is how an NLE posterior's
     :meth:`MCMCPosterior.save` stores it."""
@@ -58,12 +58,12 @@ class FlowLikelihood:
         return x_rows.reshape(m * n_iid, dx), np.repeat(theta, n_iid, axis=0), m, n_iid
 
     def __call__(self, theta, x_rows) -> np.ndarray:
-        """(SBI.11) -> (m,)."""
+        """(SBI.13) -> (m,)."""
         x_flat, theta_rep, m, n_iid = self._rows(theta, x_rows)
         return self.flow.log_prob(x_flat, theta_rep).reshape(m, n_iid).sum(axis=1)
 
     def grad(self, theta, x_rows) -> np.ndarray:
-        """(SBI.11a) sum_i grad_theta log q(x_i | theta) via the flow's context gradient. (m, p)."""
+        """(SBI.13a) sum_i grad_theta log q(x_i | theta) via the flow's context gradient. (m, p)."""
         x_flat, theta_rep, m, n_iid = self._rows(theta, x_rows)
         _, d_theta = self.flow.grad_log_prob(x_flat, theta_rep)
         return d_theta.reshape(m, n_iid, -1).sum(axis=1)
@@ -98,7 +98,7 @@ class NLE:
               validation_fraction: float = 0.1, patience: int = 20, max_epochs: int = 1000,
               clip: float | None = 5.0, progress: bool = False) -> MCMCPosterior:
         """Fit q(x | theta) by maximum likelihood as ``flow.fit(x, context=theta)``; returns the
-        MCMC posterior (SBI.11). Arguments as :meth:`nprefgen.sbi.npe.NPE.train` (z-scores from
+        MCMC posterior (SBI.13). Arguments as :meth:`nprefgen.sbi.npe.NPE.train` (z-scores from
         the training split, ``self.history_``, TrainingDivergedError on divergence)."""
         theta, x = check_training_pairs(theta, x, self.prior)
         rng = check_rng(rng)

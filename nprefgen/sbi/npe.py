@@ -1,6 +1,6 @@
-"""Neural posterior estimation (derivations/sbi.md, SBI.8-SBI.10).
+"""Neural posterior estimation (derivations/sbi.md, SBI.10-SBI.12).
 
-(SBI.8) Train a conditional density q_phi(theta | x) on pairs from the joint by minimising
+(SBI.10) Train a conditional density q_phi(theta | x) on pairs from the joint by minimising
 
     L(phi) = -E_{p(theta, x)} log q_phi(theta | x)
            = E_{p(x)} KL( p(theta | x) || q_phi(theta | x) ) + E_{p(x)} H[p(theta | x)],
@@ -9,12 +9,12 @@ whose second term does not depend on phi: the minimiser over a flexible enough f
 posterior q(theta | x) = p(theta | x) for every x the joint reaches. One training run therefore
 serves every observation (amortisation); no simulator call happens at inference time.
 
-(SBI.9) theta and x are z-scored with the mean and standard deviation of the *training split*
+(SBI.11) theta and x are z-scored with the mean and standard deviation of the *training split*
 (the validation rows are drawn first and never enter the statistics, as in sbi), by a fixed
 :class:`nprefgen.flows.Standardize` bijector in front of the flow (its log-det -sum log s keeps
 densities those of the raw theta) and by the flow's context standardisation for x.
 
-(SBI.10) A flow puts some mass outside a bounded prior's support; the posterior estimate is q
+(SBI.12) A flow puts some mass outside a bounded prior's support; the posterior estimate is q
 restricted to the support, sampled by rejection (the acceptance rate is reported).
 
 Training defaults follow the ``sbi`` package (v0.27): 5 transforms, 50 hidden units (two
@@ -70,7 +70,7 @@ FLOWS = ("maf", "nsf", "realnvp")
 def build_flow(kind: str, dim: int, context_dim: int, n_transforms: int, hidden, data, context,
                *, rng=None, activation: str = "tanh", maf_bound: float | None = 3.0):
     """A conditional MAF, neural spline flow (coupling, 8 bins on [-4, 4]) or RealNVP over
-    (n, dim) data with (n, context_dim) context; (SBI.9) z-scores the data by a fixed Standardize
+    (n, dim) data with (n, context_dim) context; (SBI.11) z-scores the data by a fixed Standardize
     bijector and the context inside the flow (``data``/``context``: the ``standardize`` and
     ``standardize_context`` arguments of the flow builders). ``rng``: None, an int seed or a
     Generator (SPEC 7), the initial weights."""
@@ -97,9 +97,9 @@ def fit_conditional_flow(estimator, data, context, *, rng=None, z_score_data: bo
                          validation_fraction: float, patience: int, max_epochs: int,
                          clip: float | None, progress: bool):
     """Build and train the flow q(data | context) of an NPE (data = theta, context = x) or an NLE
-    (data = x, context = theta) by maximum likelihood (SBI.8).
+    (data = x, context = theta) by maximum likelihood (SBI.10).
 
-    The validation rows are drawn first; the z-score statistics (SBI.9) and the flow's training
+    The validation rows are drawn first; the z-score statistics (SBI.11) and the flow's training
     come from the remaining rows only. Stores ``estimator.flow`` and ``estimator.history_``. A
     diverging training run raises :class:`nprefgen.nn.train.TrainingDivergedError` and leaves
     ``estimator.flow`` None, so no posterior is ever built on a diverged flow.
@@ -109,7 +109,7 @@ def fit_conditional_flow(estimator, data, context, *, rng=None, z_score_data: bo
     rng = check_rng(rng)
     estimator.flow = estimator.history_ = None
     # built with identity z-scorings first (the draws from rng keep their order: weights, split,
-    # shuffles); the statistics are then set from the training rows only (SBI.9)
+    # shuffles); the statistics are then set from the training rows only (SBI.11)
     flow = build_flow(estimator.flow_kind, data.shape[1], context.shape[1], estimator.n_transforms,
                       estimator.hidden, True if z_score_data else None,
                       True if z_score_context else None, rng=rng, activation=estimator.activation)
@@ -122,7 +122,7 @@ def fit_conditional_flow(estimator, data, context, *, rng=None, z_score_data: bo
     if z_score_context:
         flow.standardize_context(c_tr)
     try:
-        # (SBI.8) minimise the mean of -log q(data_i | context_i) over the training pairs
+        # (SBI.10) minimise the mean of -log q(data_i | context_i) over the training pairs
         flow.fit(d_tr, context=c_tr, rng=rng, validation_fraction=0.0,
                  validation_data=take((data, context), val) if val.size else None,
                  epochs=max_epochs, batch_size=batch_size, lr=lr, patience=patience, clip=clip,
@@ -145,7 +145,7 @@ class NPE:
         simulations) the spline flow reached C2ST 0.57 where the MAF stayed near 0.7-0.9: its
         affine layers struggle with the narrow crescents.
     n_transforms, hidden, activation : flow size (sbi's defaults 5, 50, tanh).
-    z_score_theta, z_score_x : standardise theta / x with the training statistics (SBI.9).
+    z_score_theta, z_score_x : standardise theta / x with the training statistics (SBI.11).
     embedding : None, or an :class:`nprefgen.sbi.embeddings.Embedding` (MLPEmbedding,
         CNNEmbedding, DeepSetEmbedding) trained jointly with the flow (FIELD.1); x may then have
         any shape the embedding takes ((n, k, d) sets, (n, c, h, w) or (n, h, w) maps) and
@@ -170,7 +170,7 @@ class NPE:
     def train(self, theta, x, *, rng=None, batch_size: int = 200, lr: float = 5e-4,
               validation_fraction: float = 0.1, patience: int = 20, max_epochs: int = 1000,
               clip: float | None = 5.0, progress: bool | None = None) -> DirectPosterior:
-        """(SBI.8) fit q(theta | x) by maximum likelihood on the pairs; returns the posterior.
+        """(SBI.10) fit q(theta | x) by maximum likelihood on the pairs; returns the posterior.
 
         theta : (n, p) inside the prior; x : (n, dx) finite (see ``simulate``'s NaN dropping).
         rng : SPEC 7 seed or Generator (the validation split, the flow's initial weights, the

@@ -1,6 +1,6 @@
-"""Neural ratio estimation (derivations/sbi.md, SBI.30-SBI.33).
+"""Neural ratio estimation (derivations/sbi.md, SBI.22-SBI.25).
 
-(SBI.30) A classifier d(theta, x) = sigmoid(f_phi(theta, x)) learns to tell pairs from the joint
+(SBI.22) A classifier d(theta, x) = sigmoid(f_phi(theta, x)) learns to tell pairs from the joint
 p(theta, x) (label 1) from pairs of the product of marginals p(theta) p(x) (label 0) by binary
 cross-entropy (Hermans, Begy & Louppe 2020, "NRE-A"). The Bayes-optimal classifier is
 d* = p(theta, x) / (p(theta, x) + p(theta) p(x)), so its logit is the likelihood-to-evidence ratio
@@ -10,18 +10,18 @@ d* = p(theta, x) / (p(theta, x) + p(theta) p(x)), so its logit is the likelihood
 The marginal pairs come from the joint pairs of a minibatch, each x with the theta of the next
 row (the rows of a minibatch are an iid random subset, so (theta_{i+1}, x_i) is a draw of
 p(theta) p(x)); every minibatch therefore holds n joint and n marginal pairs, one forward and one
-backward pass through the classifier on 2n rows. (SBI.31) gives the loss gradient in the logits.
+backward pass through the classifier on 2n rows. (SBI.23) gives the loss gradient in the logits.
 
-(SBI.32) The posterior of N iid observations is sampled by MCMC on
+(SBI.24) The posterior of N iid observations is sampled by MCMC on
 log p(theta) + sum_i f(theta, x_i) (the existing :class:`MCMCPosterior`, slice sampling by
 default; HMC with the classifier's input gradient).
 
-(SBI.33) The balanced variant (BNRE, Delaunoy et al. 2022) adds lambda * B^2 with
+(SBI.25) The balanced variant (BNRE, Delaunoy et al. 2022) adds lambda * B^2 with
 B = mean_joint d + mean_marginal d - 1, zero for the Bayes-optimal classifier; it pushes the
 classifier towards conservative (wider, not overconfident) posteriors. ``balance=lambda``
 (Delaunoy et al. use 100); 0 is plain NRE.
 
-theta and x are z-scored with the training split's mean and standard deviation (as SBI.9).
+theta and x are z-scored with the training split's mean and standard deviation (as SBI.11).
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ from nprefgen.sbi.posterior import MCMCPosterior
 
 
 def nre_loss(logits_joint, logits_marginal, *, balance: float = 0.0):
-    """(SBI.30, SBI.33) the (balanced) NRE loss and its gradient in the logits (SBI.31).
+    """(SBI.22, SBI.25) the (balanced) NRE loss and its gradient in the logits (SBI.23).
 
     logits_joint : (n,) classifier logits f(theta_i, x_i) on joint pairs.
     logits_marginal : (m,) logits on marginal pairs.
@@ -51,13 +51,13 @@ def nre_loss(logits_joint, logits_marginal, *, balance: float = 0.0):
     a_m = check_array(logits_marginal, "logits_marginal", ndim=1, dtype=np.float64)
     balance = check_scalar(balance, "balance", low=0.0)
     n, m = a_j.shape[0], a_m.shape[0]
-    # (SBI.30) -log sigmoid(a) = softplus(-a); -log(1 - sigmoid(a)) = softplus(a)
+    # (SBI.22) -log sigmoid(a) = softplus(-a); -log(1 - sigmoid(a)) = softplus(a)
     loss = float(np.mean(softplus(-a_j)) + np.mean(softplus(a_m)))
     s_j, s_m = softplus_grad(a_j), softplus_grad(a_m)          # sigmoid
-    d_j = (s_j - 1.0) / n                                        # (SBI.31)
+    d_j = (s_j - 1.0) / n                                        # (SBI.23)
     d_m = s_m / m
     if balance > 0:
-        b = float(np.mean(s_j) + np.mean(s_m) - 1.0)             # (SBI.33) B
+        b = float(np.mean(s_j) + np.mean(s_m) - 1.0)             # (SBI.25) B
         loss += balance * b * b
         d_j = d_j + 2.0 * balance * b * s_j * (1.0 - s_j) / n    # sigma' = sigma (1 - sigma)
         d_m = d_m + 2.0 * balance * b * s_m * (1.0 - s_m) / m
@@ -65,8 +65,8 @@ def nre_loss(logits_joint, logits_marginal, *, balance: float = 0.0):
 
 
 class LogRatio:
-    """The classifier's logit f(theta, x) ~ log r(theta, x) (SBI.30) as a likelihood for MCMC
-    (SBI.32): ``__call__(theta (m, p), x_rows (m, n_iid, dx)) -> (m,)``, summed over the iid
+    """The classifier's logit f(theta, x) ~ log r(theta, x) (SBI.22) as a likelihood for MCMC
+    (SBI.24): ``__call__(theta (m, p), x_rows (m, n_iid, dx)) -> (m,)``, summed over the iid
     observations, and ``grad`` (m, p) in theta (for HMC).
 
     net : an :class:`nprefgen.nn.Sequential` from (p + dx) z-scored inputs to one logit.
@@ -94,12 +94,12 @@ class LogRatio:
         return x_rows.reshape(m * n_iid, dx), np.repeat(theta, n_iid, axis=0), m, n_iid
 
     def __call__(self, theta, x_rows) -> np.ndarray:
-        """(SBI.32) sum_i f(theta, x_i): theta (m, p), x_rows (m, n_iid, dx) -> (m,)."""
+        """(SBI.24) sum_i f(theta, x_i): theta (m, p), x_rows (m, n_iid, dx) -> (m,)."""
         x_flat, theta_rep, m, n_iid = self._rows(theta, x_rows)
         return self.logits(theta_rep, x_flat).reshape(m, n_iid).sum(axis=1)
 
     def grad(self, theta, x_rows) -> np.ndarray:
-        """(SBI.32) grad_theta sum_i f(theta, x_i) by back-propagating to the input. (m, p)."""
+        """(SBI.24) grad_theta sum_i f(theta, x_i) by back-propagating to the input. (m, p)."""
         x_flat, theta_rep, m, n_iid = self._rows(theta, x_rows)
         out, cache = self.net.forward(self.features(theta_rep, x_flat))
         d_in = self.net.backward(cache, np.ones_like(out))
@@ -109,7 +109,7 @@ class LogRatio:
 
 
 class RatioPosterior(MCMCPosterior):
-    """(SBI.32) the MCMC posterior of a trained :class:`NRE` (an :class:`MCMCPosterior` built by
+    """(SBI.24) the MCMC posterior of a trained :class:`NRE` (an :class:`MCMCPosterior` built by
     its public constructor), with ``save(path)`` / ``RatioPosterior.load(path, prior)``."""
 
     def __init__(self, estimator, **mcmc) -> None:
@@ -137,7 +137,7 @@ class NRE:
     prior : the prior the training theta were drawn from.
     hidden : hidden widths of the classifier MLP on [theta, x] (default two layers of 50).
     activation : its activation ("relu", as sbi's classifiers).
-    balance : lambda of the BNRE penalty (SBI.33); 0 (default) is plain NRE-A (SBI.30).
+    balance : lambda of the BNRE penalty (SBI.25); 0 (default) is plain NRE-A (SBI.22).
     method, n_chains, n_warmup, thin : the returned MCMC posterior's settings (as NLE).
     """
 
@@ -159,7 +159,7 @@ class NRE:
 
     # -- the named loss ----------------------------------------------------------------------
     def loss_and_grad(self, theta, x) -> float:
-        """(SBI.30-SBI.33) the loss of one minibatch (theta (n, p), x (n, dx)), n >= 2; adds its
+        """(SBI.22-SBI.25) the loss of one minibatch (theta (n, p), x (n, dx)), n >= 2; adds its
         gradient into the classifier's parameter gradients. Marginal pairs: (theta_{i+1}, x_i)."""
         loss, d_logits, cache = self._forward_loss(theta, x)
         self.ratio.net.backward(cache, d_logits[:, None])
@@ -180,7 +180,7 @@ class NRE:
     def train(self, theta, x, *, rng=None, batch_size: int = 200, lr: float = 5e-4,
               validation_fraction: float = 0.1, patience: int = 20, max_epochs: int = 1000,
               clip: float | None = 5.0, progress: bool = False) -> RatioPosterior:
-        """(SBI.30) fit the classifier on the pairs by minibatch BCE; returns the posterior.
+        """(SBI.22) fit the classifier on the pairs by minibatch BCE; returns the posterior.
 
         theta : (n, p) inside the prior; x : (n, dx) finite; n >= 4 (two rows per minibatch).
         rng : SPEC 7 seed or Generator (initial weights, validation split, shuffles). Training
@@ -212,7 +212,7 @@ class NRE:
         return self.posterior()
 
     def posterior(self, method: str | None = None, **mcmc) -> RatioPosterior:
-        """The MCMC posterior of the trained ratio (SBI.32); ``method`` and ``mcmc`` (n_chains,
+        """The MCMC posterior of the trained ratio (SBI.24); ``method`` and ``mcmc`` (n_chains,
         n_warmup, thin, ...) override the defaults."""
         if self.ratio is None:
             raise ValueError("ratio: expected a trained classifier; call train() first (a "

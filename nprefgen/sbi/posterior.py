@@ -3,11 +3,11 @@
 or a Generator (SPEC 7).
 
 * :class:`DirectPosterior` (NPE): a conditional flow q(theta | x) restricted to the prior support
-  (SBI.10); exact sampling by rejection. The acceptance rate -- the mass q keeps inside the prior
+  (SBI.12); exact sampling by rejection. The acceptance rate -- the mass q keeps inside the prior
   -- is kept per observation (``acceptance_rates_``) and a :class:`LeakageWarning` names the
   observations where it falls below ``leakage_threshold`` (0.9: more than 10 % of q's mass
   outside the prior).
-* :class:`MCMCPosterior`: the prior times a likelihood term, sampled by MCMC (SBI.11): the
+* :class:`MCMCPosterior`: the prior times a likelihood term, sampled by MCMC (SBI.13): the
   Gaussian-likelihood baseline, NLE, and any learned term (e.g. NRE's log-ratio). Chains start
   by sampling-importance-resampling from the prior (as sbi does), run slice sampling (or HMC /
   random-walk Metropolis) interleaved with iterated-SIR jumps between modes (MCMC.10-MCMC.12),
@@ -52,7 +52,7 @@ MCMC_KEY = "__meta__.mcmc_posterior"      # the settings of a saved MCMCPosterio
 
 class LeakageWarning(UserWarning):
     """A DirectPosterior keeps less than ``leakage_threshold`` of its mass inside the prior for
-    some observations (SBI.10): the estimator leaks mass there, so its truncated density is less
+    some observations (SBI.12): the estimator leaks mass there, so its truncated density is less
     trustworthy (more training, more simulations, or x unlike the training simulations)."""
 
 
@@ -71,7 +71,7 @@ def _one_x(x, dim_x: int, default, name: str = "x") -> np.ndarray:
 
 
 class DirectPosterior:
-    """(SBI.10) q(theta | x) 1[theta in supp p] / Z(x), Z(x) = P_q(theta in supp | x).
+    """(SBI.12) q(theta | x) 1[theta in supp p] / Z(x), Z(x) = P_q(theta in supp | x).
 
     Parameters
     ----------
@@ -86,7 +86,7 @@ class DirectPosterior:
     acceptance_rate : float, the acceptance pooled over the observations of the last sample() /
         sample_batched().
     acceptance_rates_ : (N,) the acceptance rate per observation of the last run (estimates of
-        Z(x_i), SBI.10), each from at least 1.2 n + 2 draws of q.
+        Z(x_i), SBI.12), each from at least 1.2 n + 2 draws of q.
     diagnostics_ : {"acceptance": (N,), "leaking": indices below the threshold, "threshold"}.
     """
 
@@ -156,7 +156,7 @@ class DirectPosterior:
         n_obs = xs.shape[0]
         out = np.empty((n_obs, n, self.dim_theta))
         have = np.zeros(n_obs, dtype=int)
-        drawn_i = np.zeros(n_obs, dtype=np.int64)         # per observation (SBI.10)
+        drawn_i = np.zeros(n_obs, dtype=np.int64)         # per observation (SBI.12)
         accepted_i = np.zeros(n_obs, dtype=np.int64)
         rate = np.ones(n_obs)
         for _ in range(self.max_rounds):
@@ -168,7 +168,7 @@ class DirectPosterior:
                              50 * n).astype(int)
             context = np.repeat(xs[active], per, axis=0)
             theta = self.flow.sample(context.shape[0], context, rng=rng)
-            ok = np.asarray(self.prior.in_support(theta), dtype=bool)   # (SBI.10) rejection
+            ok = np.asarray(self.prior.in_support(theta), dtype=bool)   # (SBI.12) rejection
             owner = np.repeat(active, per)
             drawn_i += np.bincount(owner, minlength=n_obs)
             accepted_i += np.bincount(owner[ok], minlength=n_obs)
@@ -185,7 +185,7 @@ class DirectPosterior:
                                f"requested draws fell inside the prior support (acceptance "
                                f"rate {self.acceptance_rate:.2e}, {int(drawn_i.sum())} draws); "
                                f"the estimator puts almost all its mass outside the prior for "
-                               f"this x (SBI.10). Train longer or on more simulations, check "
+                               f"this x (SBI.12). Train longer or on more simulations, check "
                                f"that x resembles the training simulations, or raise max_rounds")
         self._record_acceptance(drawn_i, accepted_i, warn=True)
         return out
@@ -205,13 +205,13 @@ class DirectPosterior:
                 f"{leaking.size} of {rates.size} observations (indices "
                 f"{leaking[:10].tolist()}{' ...' if leaking.size > 10 else ''}): acceptance "
                 f"below {self.leakage_threshold:g}, lowest {rates[worst]:.3f} at observation "
-                f"{worst} (SBI.10). The draws are exact for the truncated q, but q misplaces "
+                f"{worst} (SBI.12). The draws are exact for the truncated q, but q misplaces "
                 f"{1 - rates[worst]:.0%} of its mass there: train longer or on more simulations, "
                 f"or check that x resembles the training simulations. Per-observation rates: "
                 f"posterior.acceptance_rates_", LeakageWarning, stacklevel=3)
 
     def estimate_acceptance(self, x=None, *, rng=None, n: int = 10000) -> float:
-        """(SBI.10) Z(x) by Monte Carlo: the fraction of n draws of q(.|x) inside the prior
+        """(SBI.12) Z(x) by Monte Carlo: the fraction of n draws of q(.|x) inside the prior
         (x: (dx,), None: the default x)."""
         x = _one_x(x, self.dim_x, self.default_x)
         n = check_int(n, "n", low=1)
@@ -220,7 +220,7 @@ class DirectPosterior:
         return float(np.mean(self.prior.in_support(theta)))
 
     def log_prob(self, theta, x=None, log_normalizer: float = 0.0) -> np.ndarray:
-        """(SBI.10) log q(theta | x) - log Z, -inf outside the prior. theta: (m, p) -> (m,).
+        """(SBI.12) log q(theta | x) - log Z, -inf outside the prior. theta: (m, p) -> (m,).
 
         ``log_normalizer`` = log Z(x) (e.g. ``np.log(post.estimate_acceptance(x, rng=rng))``);
         0 leaves the truncated density unnormalised (exact when no mass leaks).
@@ -234,7 +234,7 @@ class DirectPosterior:
         return out
 
     def log_prob_pairs(self, theta, xs) -> np.ndarray:
-        """log q(theta_i | x_i) row by row (the held-out log-likelihood, SBI.12). -> (m,)."""
+        """log q(theta_i | x_i) row by row (the held-out log-likelihood, SBI.14). -> (m,)."""
         theta = check_theta(theta, self.dim_theta)
         xs = check_array(xs, "xs", shape=(theta.shape[0], self.dim_x))
         out = np.full(theta.shape[0], -np.inf)
@@ -260,7 +260,7 @@ def register_likelihood(cls):
 
 
 class MCMCPosterior:
-    """(SBI.11) p(theta | x_1..N) proportional to p(theta) prod_i L(x_i | theta), sampled by MCMC.
+    """(SBI.13) p(theta | x_1..N) proportional to p(theta) prod_i L(x_i | theta), sampled by MCMC.
 
     Parameters
     ----------
@@ -356,7 +356,7 @@ class MCMCPosterior:
 
     # -- the target -----------------------------------------------------------------------------
     def potential(self, theta, x_rows) -> np.ndarray:
-        """(SBI.11) log p(theta) + sum_i log L(x_i | theta), -inf outside the prior.
+        """(SBI.13) log p(theta) + sum_i log L(x_i | theta), -inf outside the prior.
 
         theta: (m, p), x_rows: (m, n_iid, dx) -> (m,)."""
         lp = np.array(self.prior.log_prob(theta), dtype=np.float64)
@@ -366,12 +366,12 @@ class MCMCPosterior:
         return lp
 
     def grad_potential(self, theta, x_rows) -> np.ndarray:
-        """(SBI.11a) grad_theta of the potential: prior gradient + likelihood gradient. (m, p)."""
+        """(SBI.13a) grad_theta of the potential: prior gradient + likelihood gradient. (m, p)."""
         return self.prior.grad_log_prob(theta) + np.asarray(
             self.grad_log_likelihood(theta, x_rows), dtype=np.float64)
 
     def log_prob(self, theta, x=None) -> np.ndarray:
-        """The *unnormalised* log posterior (SBI.11) at theta (m, p) for one observation set."""
+        """The *unnormalised* log posterior (SBI.13) at theta (m, p) for one observation set."""
         theta = check_theta(theta, self.dim_theta)
         xs = self._x_set(x)
         rows = np.broadcast_to(xs, (theta.shape[0],) + xs.shape)

@@ -12,7 +12,7 @@ The network is :class:`nprefgen.models.ncsn.NCSN` with ``context_dim = dx`` (inp
 log sigma], "concat" conditioning), trained on :func:`nprefgen.nn.train.fit_loop` by
 ``NCSN.fit``; the sampler is the numba loop of :mod:`nprefgen.kernels.langevin`, run once per
 observation with the context folded into the weights (SCORE.17). theta and x are z-scored with the
-statistics of the training split (as NPE, SBI.9); the noise schedule is geometric (SCORE.8) from
+statistics of the training split (as NPE, SBI.11); the noise schedule is geometric (SCORE.8) from
 NCSNv2's sigma_1 (SCORE.9) on the z-scored training theta down to ``sigma_min``.
 
 Unlike NPE's flow, the estimate has no tractable density: the posterior object has ``sample`` and
@@ -141,7 +141,7 @@ class NPSE:
     n_levels, sigma_min : the geometric schedule (SCORE.8) from sigma_1 (SCORE.9) on z-scored
         theta down to sigma_min (z-score units).
     eps, n_steps_each, denoise : the sampler's settings (SCORE.12, SCORE.13).
-    z_score_theta, z_score_x : standardise with the training split's statistics (SBI.9).
+    z_score_theta, z_score_x : standardise with the training split's statistics (SBI.11).
     """
 
     def __init__(self, prior, *, hidden=(128, 128), activation: str = "softplus",
@@ -178,7 +178,7 @@ class NPSE:
                     n_levels=self.n_levels, sigma_min=self.sigma_min, rng=rng,
                     context_dim=x.shape[1])
         # NCSN.fit draws its validation split first from rng: the same draw on a copy of the
-        # Generator gives the training rows, whose statistics z-score both arrays (SBI.9)
+        # Generator gives the training rows, whose statistics z-score both arrays (SBI.11)
         train_idx, _ = validation_split(theta.shape[0], validation_fraction,
                                         rng=copy.deepcopy(rng))
         t_mean, t_std = _z_stats(theta[train_idx]) if self.z_score_theta else \

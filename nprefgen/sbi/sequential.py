@@ -1,4 +1,4 @@
-"""Sequential inference for one observation: TSNPE and SNLE (derivations/sbi.md, SBI.34-SBI.36).
+"""Sequential inference for one observation: TSNPE and SNLE (derivations/sbi.md, SBI.26-SBI.28).
 
 Both split a simulation budget into rounds. Round 1 simulates from the prior; each later round
 simulates where the current estimate puts the posterior of ``x_o``, and the estimator is
@@ -6,13 +6,13 @@ retrained (from scratch) on all pairs so far.
 
 * :class:`TSNPE` (Deistler, Goncalves & Macke 2022): the proposal of round r is the prior
   truncated to the highest-probability region of the current NPE estimate, {theta : log q(theta |
-  x_o) >= tau_r} with tau_r the epsilon-quantile of log q over draws of q (SBI.34), sampled by
+  x_o) >= tau_r} with tau_r the epsilon-quantile of log q over draws of q (SBI.26), sampled by
   rejection from the prior (the acceptance rate is the prior mass of the region). The plain NPE
-  loss stays valid (SBI.35): on the region that holds the posterior the mixture of truncated
+  loss stays valid (SBI.27): on the region that holds the posterior the mixture of truncated
   priors is the prior times a constant.
 * :class:`SNLE` (Papamakarios, Sterratt & Murray 2019): the proposal of round r is the current
   MCMC posterior; NLE's maximum-likelihood loss is minimised by the likelihood whatever the
-  proposal (SBI.36).
+  proposal (SBI.28).
 
 Every round is recorded in ``history_["rounds"]`` (a list of dicts: the proposal, the numbers of
 simulations requested, kept and in total, the truncation's acceptance rate and threshold or the
@@ -47,7 +47,7 @@ def split_budget(num_simulations: int, rounds: int) -> list[int]:
 
 
 def hpd_threshold(log_q, epsilon: float) -> float:
-    """(SBI.34) tau: the epsilon-quantile of log q(theta_i | x_o) over draws theta_i of q, so that
+    """(SBI.26) tau: the epsilon-quantile of log q(theta_i | x_o) over draws theta_i of q, so that
     the super-level set {log q >= tau} holds 1 - epsilon of q's mass. log_q: (n,) -> float."""
     log_q = check_array(log_q, "log_q", ndim=1)
     epsilon = check_scalar(epsilon, "epsilon", low=0.0, high=1.0, low_inclusive=False,
@@ -57,7 +57,7 @@ def hpd_threshold(log_q, epsilon: float) -> float:
 
 def truncated_prior_sample(prior, log_q, threshold: float, n: int, *, rng=None,
                            max_draws: int = 10_000_000, chunk: int = 100_000):
-    """(SBI.34) n draws of the prior restricted to {theta : log_q(theta) >= threshold}, by
+    """(SBI.26) n draws of the prior restricted to {theta : log_q(theta) >= threshold}, by
     rejection from the prior.
 
     log_q : callable theta (m, p) -> (m,). Returns ``(theta (n, p), acceptance, n_drawn)``, the
@@ -147,7 +147,7 @@ class _Sequential:
 
 
 class TSNPE(_Sequential):
-    """Truncated sequential NPE (SBI.34, SBI.35): ``TSNPE(prior, simulator).run(x_o,
+    """Truncated sequential NPE (SBI.26, SBI.27): ``TSNPE(prior, simulator).run(x_o,
     num_simulations=n, rounds=R, rng=rng)`` -> DirectPosterior.
 
     Parameters
@@ -175,7 +175,7 @@ class TSNPE(_Sequential):
 
     def _propose(self, posterior, n, x_o, rng):
         draws = posterior.sample(self.n_support, x_o, rng=rng)
-        tau = hpd_threshold(posterior.log_prob(draws, x_o), self.epsilon)       # (SBI.34)
+        tau = hpd_threshold(posterior.log_prob(draws, x_o), self.epsilon)       # (SBI.26)
         theta, acc, drawn = truncated_prior_sample(
             self.prior, lambda t: posterior.log_prob(t, x_o), tau, n, rng=rng)
         return theta, {"proposal": f"prior truncated to the {1 - self.epsilon:g} HPD region",
@@ -184,7 +184,7 @@ class TSNPE(_Sequential):
 
 
 class SNLE(_Sequential):
-    """Sequential NLE (SBI.36): rounds draw theta from the current MCMC posterior at x_o;
+    """Sequential NLE (SBI.28): rounds draw theta from the current MCMC posterior at x_o;
     ``SNLE(prior, simulator).run(x_o, num_simulations=n, rounds=R, rng=rng)`` -> MCMCPosterior.
 
     nle_kwargs : the NLE's settings (flow, n_transforms, hidden, method, n_chains, n_warmup,

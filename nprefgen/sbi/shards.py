@@ -329,8 +329,8 @@ class ShardedDataset:
 def train_npe_on_shards(estimator, dataset: ShardedDataset, *, rng=None, batch_size: int = 200,
                         lr: float = 5e-4, validation_fraction: float = 0.1, patience: int = 20,
                         max_epochs: int = 1000, clip: float | None = 5.0, progress=None):
-    """NPE (SBI.8) on a ShardedDataset: the validation rows held out per shard, the z-scoring
-    statistics (SBI.9) streamed over the training rows, minibatches read shard by shard by
+    """NPE (SBI.10) on a ShardedDataset: the validation rows held out per shard, the z-scoring
+    statistics (SBI.11) streamed over the training rows, minibatches read shard by shard by
     :func:`nprefgen.nn.train.fit_loop`. Sets ``estimator.flow`` and ``estimator.history_``."""
     from nprefgen.flows.elementwise import Standardize
     from nprefgen.nn.train import TrainingDivergedError, fit_loop

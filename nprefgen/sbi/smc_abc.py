@@ -4,7 +4,7 @@ Beaumont, Cornuet, Marin & Robert (2009), "Adaptive approximate Bayesian computa
 Biometrika 96(4); the variant sbibm runs as SMC-ABC (Lueckmann et al. 2021): tolerances from
 quantiles of the population's distances, a Gaussian perturbation kernel, a simulation budget.
 
-Round 0 is rejection ABC (SBI.6): ``n_initial`` prior draws, the ``n_particles`` closest kept,
+Round 0 is rejection ABC (SBI.8): ``n_initial`` prior draws, the ``n_particles`` closest kept,
 equal weights. Round t >= 1:
 
 * (ABC.1) the tolerance eps_t is the ``quantile`` of the current population's distances;
@@ -15,7 +15,7 @@ equal weights. Round t >= 1:
   lands within eps_t;
 * (ABC.3) the new particles get importance weights w_i proportional to
   p(theta_i) / sum_j w_j N(theta_i; theta_j, Sigma_t), the prior over the proposal mixture, so
-  the weighted population targets p_eps_t(theta | x_obs) of (SBI.6).
+  the weighted population targets p_eps_t(theta | x_obs) of (SBI.8).
 
 The run stops when the budget ``n_simulations`` is spent. A round the budget cuts short is
 discarded (its simulations are counted in ``n_discarded``): the result is the last *complete*
@@ -156,7 +156,7 @@ def smc_abc(x_obs, prior, simulator, n_simulations: int, *, rng=None,
     def summaries(x):
         return x if summary is None else check_array(summary(x), "summary(x)", ndim=2)
 
-    # round 0: rejection ABC (SBI.6)
+    # round 0: rejection ABC (SBI.8)
     sims = run(prior.sample(n_initial, rng=rng))
     s_sim, s_obs = summaries(sims.x), summaries(x_obs[None, :])
     mad = np.ones(s_sim.shape[1])

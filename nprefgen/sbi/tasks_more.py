@@ -10,7 +10,7 @@
 * ``gaussian_linear_uniform`` (sbibm): theta ~ U(-1, 1)^10, x ~ N(theta, 0.1 I). The
   posterior is the gaussian_linear Gaussian truncated to the box (TASK.3): a 10-D task whose
   posterior mass sits against the prior's walls, where a flow's leakage outside the prior
-  (SBI.10) shows. Reference: per-coordinate rejection (the truncated isotropic Gaussian factorises).
+  (SBI.12) shows. Reference: per-coordinate rejection (the truncated isotropic Gaussian factorises).
 
 Why these two: SLCP is the multimodal task whose MCMC and ABC difficulties the other sbibm
 tasks here lack (four exactly symmetric modes, known weights 1/4 each), and

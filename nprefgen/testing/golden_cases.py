@@ -77,7 +77,7 @@ _simple_layer("ConvTranspose2d", lambda rng: nn.ConvTranspose2d(2, 3, 3, stride=
               variant={"weight_layout": "(in_channels, out_channels, kh, kw)"})
 
 
-@register_case("flows.MADE", "layer", ["FLOW.9", "FLOW.10", "NN.3"],
+@register_case("flows.MADE", "layer", ["FLOW.10", "FLOW.11", "NN.3"],
                "flows.MADE with a context: [mu, raw_alpha] = MADE([x, context])")
 def _made(rng, dtype, n):
     made = F.MADE(3, [7], rng=rng, context_dim=2, activation="tanh", zero_init=False)
@@ -174,19 +174,19 @@ def _bijector_case(name, labels, summary, make, *, context_dim=0, x_fn=None, con
         return bijector_record(b, x, c, rng=rng, constructor=constructor, variant=variant)
 
 
-_bijector_case("AffineCoupling", ["FLOW.4", "FLOW.5", "FLOW.6", "FLOW.7", "FLOW.8"],
+_bijector_case("AffineCoupling", ["FLOW.5", "FLOW.6", "FLOW.7", "FLOW.8", "FLOW.9"],
                "RealNVP affine coupling with a context, bounded scale",
                lambda rng: F.AffineCoupling(F.alternating_mask(4), [6], rng=rng, context_dim=2,
                                             activation="tanh", bound=2.0),
                context_dim=2, constructor="flows.AffineCoupling(alternating_mask(4), [6], "
                "context_dim=2, activation='tanh', bound=2.0)", variant={**AFFINE, "bound": 2.0})
-_bijector_case("AffineCoupling.unbounded", ["FLOW.4", "FLOW.6", "FLOW.7", "FLOW.8"],
+_bijector_case("AffineCoupling.unbounded", ["FLOW.5", "FLOW.7", "FLOW.8", "FLOW.9"],
                "RealNVP affine coupling, unbounded scale (bound=None), half mask",
                lambda rng: F.AffineCoupling(F.half_mask(4), [5, 5], rng=rng, activation="tanh",
                                             bound=None),
                constructor="flows.AffineCoupling(half_mask(4), [5, 5], activation='tanh', bound=None)",
                variant={**AFFINE, "bound": None, "scale": "s = raw_s"})
-_bijector_case("Coupling", ["FLOW.4", "FLOW.5", "FLOW.8"],
+_bijector_case("Coupling", ["FLOW.5", "FLOW.6", "FLOW.9"],
                "the generic coupling with an AffineTransform, flipped alternating mask",
                lambda rng: F.Coupling(F.alternating_mask(5, parity=1), F.AffineTransform(bound=3.0),
                                       [6], rng=rng, activation="elu"),
@@ -209,20 +209,20 @@ _bijector_case("SplineCoupling", ["SPL.2", "SPL.3", "SPL.4", "SPL.5", "SPL.6", "
                         "derivatives": "min_derivative + softplus(pre + log(expm1(1 - "
                         "min_derivative))), boundary derivatives 1",
                         "conditioner_input": "[x_A, context]"})
-_bijector_case("MAF", ["FLOW.5", "FLOW.9", "FLOW.11", "FLOW.12", "FLOW.15"],
+_bijector_case("MAF", ["FLOW.6", "FLOW.10", "FLOW.12", "FLOW.13", "FLOW.14"],
                "one MAF layer with a context and a random order",
                lambda rng: F.MAF(3, [7], rng=rng, context_dim=2, activation="tanh", bound=3.0,
                                  order=rng.permutation(3) + 1),
                context_dim=2, constructor="flows.MAF(3, [7], context_dim=2, activation='tanh', "
                "bound=3.0, order=<buffer.order>)", variant={**MAF_VARIANT, "bound": 3.0})
-_bijector_case("IAF", ["FLOW.5", "FLOW.13", "FLOW.14"],
+_bijector_case("IAF", ["FLOW.6", "FLOW.15", "FLOW.16"],
                "one IAF layer (forward is the sequential direction)",
                lambda rng: F.IAF(3, [6], rng=rng, activation="tanh", bound=3.0),
                constructor="flows.IAF(3, [6], activation='tanh', bound=3.0)",
                variant={**MAF_VARIANT, "bound": 3.0,
                         "forward": "x = z * exp(alpha(z)) + mu(z) solved for z; log_det = -sum alpha(z)",
                         "inverse": "x = z * exp(alpha(z)) + mu(z) in one pass"})
-_bijector_case("ElementwiseAffine", ["FLOW.17"], "trained per-coordinate scale and shift",
+_bijector_case("ElementwiseAffine", ["FLOW.18"], "trained per-coordinate scale and shift",
                lambda rng: F.ElementwiseAffine(3), constructor="flows.ElementwiseAffine(3)",
                variant={"formula": "z = x * exp(log_scale) + shift"})
 
@@ -233,22 +233,22 @@ def _actnorm(rng):
     return b
 
 
-_bijector_case("ActNorm", ["FLOW.17", "FLOW.18"], "ActNorm after its data-dependent initialisation",
+_bijector_case("ActNorm", ["FLOW.18", "FLOW.19"], "ActNorm after its data-dependent initialisation",
                _actnorm, randomize=0.0, constructor="flows.ActNorm(3).initialize(data)",
                variant={"formula": "z = x * exp(log_scale) + shift (buffer.initialized = 1)"})
-_bijector_case("Standardize", ["FLOW.17"], "fixed z-scoring (buffers mean, std)",
+_bijector_case("Standardize", ["FLOW.18"], "fixed z-scoring (buffers mean, std)",
                lambda rng: F.Standardize(rng.standard_normal(3), rng.uniform(0.5, 2.0, 3)),
                constructor="flows.Standardize(mean, std)",
                variant={"formula": "z = (x - mean) / std, log_det = -sum log std"})
-_bijector_case("LogitTransform", ["FLOW.19"], "logit transform of data in [0, 1]",
+_bijector_case("LogitTransform", ["FLOW.21"], "logit transform of data in [0, 1]",
                lambda rng: F.LogitTransform(3, lam=0.05), x_fn=lambda rng, n: rng.uniform(0.02, 0.98, (n, 3)),
                constructor="flows.LogitTransform(3, lam=0.05)",
                variant={"lam": 0.05, "data_scale": 1.0,
                         "formula": "p = lam + (1 - 2 lam) x / a, z = log p - log(1 - p)"})
-_bijector_case("Permutation", ["FLOW.16"], "a fixed permutation",
+_bijector_case("Permutation", ["FLOW.17"], "a fixed permutation",
                lambda rng: F.Permutation(rng.permutation(4)), constructor="flows.Permutation(perm)",
                variant={"formula": "z = x[:, perm]"})
-_bijector_case("Chain", ["FLOW.2", "FLOW.4", "FLOW.16", "FLOW.17"],
+_bijector_case("Chain", ["FLOW.2", "FLOW.5", "FLOW.17", "FLOW.18"],
                "a chain: ElementwiseAffine, Permutation, AffineCoupling with a context",
                lambda rng: F.Chain([F.ElementwiseAffine(3), F.Permutation([2, 0, 1]),
                                     F.AffineCoupling(F.half_mask(3), [5], rng=rng, context_dim=2,
@@ -290,28 +290,28 @@ _FLOW_COMMON = {"base": "standard normal N(0, I)", "log_prob": "log N(f(x); 0, I
                 "context": "(context - buffer.context_mean) / buffer.context_std before every "
                            "conditional bijector", "children": "bijectors '0', '1', ... in order x -> z; "
                 "'0' is Standardize(data) (buffers 0.mean, 0.std)"}
-_flow_case("realnvp", ["FLOW.1", "FLOW.2", "FLOW.3", "FLOW.4", "FLOW.8", "FLOW.18", "FLOW.22"],
+_flow_case("realnvp", ["FLOW.1", "FLOW.2", "FLOW.3", "FLOW.5", "FLOW.9", "FLOW.19", "FLOW.4"],
            "realnvp(3, 3, [6], context_dim=2, actnorm=True) with standardisation",
            lambda rng, d, c: F.realnvp(3, 3, [6], rng=rng, context_dim=2, activation="tanh",
                                        actnorm=True, standardize=d, standardize_context=c),
            "flows.realnvp(3, 3, [6], context_dim=2, activation='tanh', actnorm=True, "
            "standardize=data, standardize_context=context_data)",
            {**_FLOW_COMMON, "coupling": {**AFFINE, "bound": 3.0}})
-_flow_case("maf", ["FLOW.1", "FLOW.2", "FLOW.11", "FLOW.15", "FLOW.16", "FLOW.22"],
+_flow_case("maf", ["FLOW.1", "FLOW.2", "FLOW.12", "FLOW.14", "FLOW.17", "FLOW.4"],
            "maf(3, 3, [7], context_dim=2, permutation='random')",
            lambda rng, d, c: F.maf(3, 3, [7], rng=rng, context_dim=2, activation="tanh",
                                    permutation="random", standardize=d, standardize_context=c),
            "flows.maf(3, 3, [7], context_dim=2, activation='tanh', permutation='random', "
            "standardize=data, standardize_context=context_data)",
            {**_FLOW_COMMON, "maf": {**MAF_VARIANT, "bound": 3.0}})
-_flow_case("maf.iaf", ["FLOW.1", "FLOW.13", "FLOW.14", "FLOW.22"],
+_flow_case("maf.iaf", ["FLOW.1", "FLOW.15", "FLOW.16", "FLOW.4"],
            "maf(..., inverse_autoregressive=True): IAF layers",
            lambda rng, d, c: F.maf(3, 2, [6], rng=rng, context_dim=2, activation="tanh",
                                    inverse_autoregressive=True, standardize=d, standardize_context=c),
            "flows.maf(3, 2, [6], context_dim=2, activation='tanh', inverse_autoregressive=True, "
            "standardize=data, standardize_context=context_data)",
            {**_FLOW_COMMON, "iaf": {**MAF_VARIANT, "bound": 3.0}})
-_flow_case("spline_flow", ["FLOW.1", "FLOW.2", "SPL.12", "SPL.13", "FLOW.22"],
+_flow_case("spline_flow", ["FLOW.1", "FLOW.2", "SPL.12", "SPL.13", "FLOW.4"],
            "spline_flow(3, 2, [6], context_dim=2, n_bins=4, bound=3)",
            lambda rng, d, c: F.spline_flow(3, 2, [6], rng=rng, context_dim=2, n_bins=4, bound=3.0,
                                            activation="tanh", standardize=d, standardize_context=c),

@@ -32,7 +32,7 @@ Fields of ``meta``:
 ``format`` (``"nprefgen-golden"``), ``format_version`` (int, 1), ``name`` (the case, e.g.
 ``"flows.AffineCoupling"``), ``kind`` (``layer``, ``loss``, ``bijector``, ``flow``, ``model``),
 ``summary`` (one line), ``constructor`` (the nprefgen call that built the object), ``nprefgen_version``,
-``labels`` (equation labels in nprefgen's ``derivations/*.md``, e.g. ``["FLOW.4", "FLOW.8"]``),
+``labels`` (equation labels in nprefgen's ``derivations/*.md``, e.g. ``["FLOW.5", "FLOW.9"]``),
 ``dtype`` (``"float64"`` or ``"float32"``), ``seed`` and ``batch`` (ints), ``shapes`` (``{key:
 shape}`` for every array), ``variant`` (the exact formula variant: e.g. ``{"scale": "s = b
 tanh(raw/b)", "bound": 2.0}``, a spline's tail bound and bin minimums, parameter order), and

@@ -129,7 +129,7 @@ def fit_dequantized(flow, v_train, v_val, levels: int, *, rng=None, config: Flow
             idx = perm[s:s + config.batch_size]
             flow.zero_grad()
             c = None if context_train is None else context_train[idx]
-            weights = np.full(idx.size, -1.0 / idx.size)          # mean NLL (FLOW.22)
+            weights = np.full(idx.size, -1.0 / idx.size)          # mean NLL (FLOW.4)
             lp, _, _ = flow.log_prob_and_grad(y_train[idx], c, weights=weights)
             if not np.all(np.isfinite(lp)):
                 flow.load_state_dict(best_state)
@@ -182,7 +182,7 @@ def score(name, log_q, log_jac, n_dims, levels, n_params, seconds, epochs) -> Mo
 
 def pixel_bits_per_dim(log_p_pixels: float, n_dims: int, levels: int) -> float:
     """(SPL.16) -log p / (D ln 2) for a log-density in pixel units (SPL.15): the density on
-    [0, 1)^D is log p + D log L, whose :func:`bits_per_dim` (FLOW.21) this is."""
+    [0, 1)^D is log p + D log L, whose :func:`bits_per_dim` (FLOW.22) this is."""
     return float(bits_per_dim(log_p_pixels + n_dims * np.log(levels), n_dims, levels))
 
 

@@ -1,4 +1,4 @@
-"""One Frechet-distance table for every image model in the tour (derivations/gan.md, GAN.14).
+"""One Frechet-distance table for every image model in the tour (derivations/gan.md, GAN.13).
 
 The GAN, VAE and mixture section, the digits flows section and the score-model section each train
 their own models; each reports its samples on the same scale with :func:`frechet_table`: the
@@ -36,7 +36,7 @@ def frechet_table(report, sets, what: str) -> None:
     """Add the table of :func:`frechet_rows` to ``report`` with one caption for every section;
     ``what`` says which models the rows are (e.g. "the flows of this section")."""
     report.table(HEADER, frechet_rows(sets),
-                 caption=f"squared Frechet distance (GAN.14) of {what} in the digits classifier's "
+                 caption=f"squared Frechet distance (GAN.13) of {what} in the digits classifier's "
                          f"feature space, {N_SAMPLES} samples each against the train split; lower "
                          "is better, 1 x floor is as good as held-out real digits. The same scale "
                          "is used in the GAN, flows and score-model sections.")

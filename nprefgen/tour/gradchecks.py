@@ -207,7 +207,7 @@ def kernel_cases(*, rng=None):
     """``[(description, argument, f, vjp, x)]`` for every kernel of :mod:`nprefgen.kernels` with
     a hand-written gradient, numba kernel and NumPy twin: softplus (NN.7), logsumexp_rows
     (NN.20, VJP the softmax), im2col/col2im (NN.22-NN.23, adjoint pair), the affine coupling
-    (FLOW.8) and the rational-quadratic spline (SPL.9-SPL.11), NT-Xent (REP.14-REP.15), the DSM
+    (FLOW.9) and the rational-quadratic spline (SPL.9-SPL.11), NT-Xent (REP.14-REP.15), the DSM
     loss (SCORE.6), the ELBO pieces (VAE.3-VAE.10). ``vjp(v)`` is the kernel's own backward.
     """
     rng = check_rng(rng)
@@ -229,7 +229,7 @@ def kernel_cases(*, rng=None):
     for rb in (relu_backward, relu_backward_numpy):
         cases.append((rb.__name__, "x", lambda u: np.maximum(u, 0.0),
                       lambda v, rb=rb: rb(xr, v), xr))
-    # the affine coupling's elementwise map (FLOW.4-FLOW.5) and its VJP (FLOW.8), from raw_s or
+    # the affine coupling's elementwise map (FLOW.5-FLOW.6) and its VJP (FLOW.9), from raw_s or
     # from the saved s = b tanh(raw_s / b), e = exp(s)
     x_b, raw, t = rng.standard_normal((n, k)), rng.standard_normal((n, k)), rng.standard_normal((n, k))
     saved_fwd, saved_bwd = kcoupling.affine_coupling_forward_saved, kcoupling.affine_coupling_backward_saved

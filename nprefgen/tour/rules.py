@@ -12,12 +12,12 @@ One function per kind of diagnostic, so every section states the same rule in th
   check (MCMC.13: split R-hat below max(1.05, its fluctuation for independent draws), ESS at least
   min(100, a tenth of the draws)), read from the posterior's kept ``diagnostics_``.
 - :func:`leakage`: an NPE posterior (DirectPosterior) keeps at least 90 % of its mass inside the
-  prior for every observation of a batched run (its ``acceptance_rates_``, SBI.10), the bar the
+  prior for every observation of a batched run (its ``acceptance_rates_``, SBI.12), the bar the
   posterior warns at.
 - :func:`chi2_per_bin`: chi2 / B of B z-scores is flagged outside the central 99 % interval of
   chi2_B / B, so "far from 1" shrinks as sqrt(2 / B) with the number of bins.
 - :func:`c2st`: a C2ST accuracy of n + n draws is flagged above 0.5 + z_0.99 * 0.5 / sqrt(2 n),
-  the one-sided 1 % bar of a classifier at chance over 2 n held-out predictions (SBI.18).
+  the one-sided 1 % bar of a classifier at chance over 2 n held-out predictions (SBI.20).
 """
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def leakage(report, name: str, posterior, *, show: bool = False):
     bar = posterior.leakage_threshold
     low = int(np.sum(rates < bar))
     return report.check(name, f"{float(rates.min()):.3f} (lowest; {low} of {rates.size} below)",
-                        f"acceptance >= {bar:g} for every observation (SBI.10)", low == 0,
+                        f"acceptance >= {bar:g} for every observation (SBI.12)", low == 0,
                         show=show)
 
 

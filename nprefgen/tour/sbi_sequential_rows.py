@@ -1,5 +1,5 @@
 """Rows of the SBI tour's C2ST table for neural ratio estimation and the sequential methods
-(derivations/sbi.md, SBI.30-SBI.36), kept apart from the section so that it stays short.
+(derivations/sbi.md, SBI.22-SBI.28), kept apart from the section so that it stays short.
 
 :func:`extra_rows` trains NRE on the section's simulations and runs TSNPE and SNLE for the
 section's observation at a small budget (``settings(quick)``), and returns table rows shaped like
@@ -66,7 +66,7 @@ def _rows(report, task, sims, x_o, reference, cfg_section) -> list[list]:
     score("NRE", draws, sims.theta.shape[0], time.perf_counter() - t0,
           _mcmc_checks(report, f"{task.name}, NRE", post),
           f"classifier {list(cfg['nre_hidden'])}, {nre.history_['epochs']} epochs, slice "
-          f"sampling on log prior + logit (SBI.32)")
+          f"sampling on log prior + logit (SBI.24)")
 
     t0 = time.perf_counter()
     seq = TSNPE(task.prior, task.simulator, n_support=cfg["n_support"], **flow)
@@ -74,7 +74,7 @@ def _rows(report, task, sims, x_o, reference, cfg_section) -> list[list]:
     draws = post.sample(n_post, x_o, rng=rng)
     acc = ", ".join(f"{r['acceptance']:.3f}" for r in seq.history_["rounds"])
     score("TSNPE", draws, cfg["seq_sims"], time.perf_counter() - t0, None,
-          f"{cfg['rounds']} rounds for this x_o; truncation acceptance per round {acc} (SBI.34)")
+          f"{cfg['rounds']} rounds for this x_o; truncation acceptance per round {acc} (SBI.26)")
 
     t0 = time.perf_counter()
     seq = SNLE(task.prior, task.simulator, n_chains=cfg["chains"], n_warmup=cfg["warmup"],
@@ -83,5 +83,5 @@ def _rows(report, task, sims, x_o, reference, cfg_section) -> list[list]:
     draws = post.sample(n_post, x_o, rng=rng)
     score("SNLE", draws, cfg["seq_sims"], time.perf_counter() - t0,
           _mcmc_checks(report, f"{task.name}, SNLE", post),
-          f"{cfg['rounds']} rounds for this x_o, proposals from the MCMC posterior (SBI.36)")
+          f"{cfg['rounds']} rounds for this x_o, proposals from the MCMC posterior (SBI.28)")
     return rows

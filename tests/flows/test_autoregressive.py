@@ -1,4 +1,4 @@
-"""MADE (FLOW.9-FLOW.10), MAF (FLOW.11, FLOW.12, FLOW.15) and IAF (FLOW.13, FLOW.14): the bijector
+"""MADE (FLOW.10-FLOW.11), MAF (FLOW.12, FLOW.13, FLOW.14) and IAF (FLOW.15, FLOW.16): the bijector
 battery for hypothesis-drawn sizes, orders, contexts and parameters; triangular Jacobians in the
 autoregressive order; a broken mask is caught."""
 from __future__ import annotations
@@ -42,7 +42,7 @@ def _later_or_equal(order):
 
 @given(made_cases())
 def test_maf_passes_the_battery(case):
-    """(FLOW.11) one-pass density direction, (FLOW.12) sequential inverse, (FLOW.15) backward for
+    """(FLOW.12) one-pass density direction, (FLOW.13) sequential inverse, (FLOW.14) backward for
     input, parameters and context."""
     rng = np.random.default_rng(case["seed"])
     check_bijector(*_build(MAF, case, rng), rng=rng)
@@ -50,7 +50,7 @@ def test_maf_passes_the_battery(case):
 
 @given(made_cases())
 def test_iaf_passes_the_battery(case):
-    """(FLOW.13) sequential forward, one-pass inverse; (FLOW.14) backward by the triangular solve.
+    """(FLOW.15) sequential forward, one-pass inverse; (FLOW.16) backward by the triangular solve.
 
     IAF's sequential forward compounds exp(-alpha) over the D steps (z_i feeds mu_{i+1}, ...), so
     large random weights produce z ~ 1e26 where no finite difference is meaningful; smaller ones."""
@@ -60,7 +60,7 @@ def test_iaf_passes_the_battery(case):
 
 @given(made_cases())
 def test_jacobians_are_triangular_in_the_order(case):
-    """(FLOW.10) MADE outputs for coordinate a depend only on x_j with m(j) < m(a), so the MAF and
+    """(FLOW.11) MADE outputs for coordinate a depend only on x_j with m(j) < m(a), so the MAF and
     IAF Jacobians vanish wherever m(j) >= m(a), j != a; and every allowed entry is used."""
     rng = np.random.default_rng(case["seed"])
     for cls in (MAF, IAF):
@@ -78,12 +78,12 @@ def test_jacobians_are_triangular_in_the_order(case):
     for block in (jac_made[:, : case["dim"]], jac_made[:, case["dim"]:]):
         assert np.max(np.abs(block[:, zero | np.eye(case["dim"], dtype=bool)]), initial=0.0) < 1e-10
         if case["hidden"] and min(case["hidden"]) >= case["dim"] - 1:
-            # with >= D-1 units per layer every allowed connection exists (FLOW.9)
+            # with >= D-1 units per layer every allowed connection exists (FLOW.10)
             assert np.all(np.abs(block[:, ~zero & ~np.eye(case["dim"], dtype=bool)]) > 0)
 
 
 def test_made_masks_by_hand():
-    """(FLOW.9)-(FLOW.10) D = 3, one hidden layer of 4 units: degrees 1,2,1,2."""
+    """(FLOW.10)-(FLOW.11) D = 3, one hidden layer of 4 units: degrees 1,2,1,2."""
     degrees = made_degrees(3, [4])
     assert degrees[1].tolist() == [1, 2, 1, 2]
     m_hidden, m_out = made_masks(degrees, context_dim=1)
@@ -107,7 +107,7 @@ def test_made_input_vjp_leaves_gradients_alone(rng):
 
 def test_broken_mask_is_caught(rng):
     """Opening one forbidden connection (x_3 -> hidden unit of degree 1) breaks the triangular
-    structure, so -sum alpha is no longer log|det J| (FLOW.11): the battery fails."""
+    structure, so -sum alpha is no longer log|det J| (FLOW.12): the battery fails."""
     b = MAF(3, [5], rng=rng, activation="tanh")
     randomize_parameters(b, rng=rng, scale=1.0)
     x = rng.standard_normal((4, 3))

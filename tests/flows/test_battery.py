@@ -13,7 +13,7 @@ from nprefgen.testing.bijector_checks import (
 
 
 class DroppedLogDetTerm(AffineCoupling):
-    """(FLOW.6) with the first transformed coordinate's s_1 left out of the sum."""
+    """(FLOW.7) with the first transformed coordinate's s_1 left out of the sum."""
 
     def forward_cached(self, x, context=None):
         z, log_det, cache = super().forward_cached(x, context)
@@ -26,7 +26,7 @@ class DroppedLogDetTerm(AffineCoupling):
 
 
 class ForgetsConditionerPath(AffineCoupling):
-    """(FLOW.8) backward without the conditioner's contribution to d_x_A."""
+    """(FLOW.9) backward without the conditioner's contribution to d_x_A."""
 
     def backward(self, cache, d_z, d_log_det):
         d_x, d_c = super().backward(cache, d_z, d_log_det)
@@ -35,7 +35,7 @@ class ForgetsConditionerPath(AffineCoupling):
 
 
 class WrongShiftGradient(ElementwiseAffine):
-    """(FLOW.17) d_shift scaled by 2: only the parameter check can see it."""
+    """(FLOW.18) d_shift scaled by 2: only the parameter check can see it."""
 
     def backward(self, x, d_z, d_log_det):
         d_x, _ = super().backward(x, d_z, d_log_det)

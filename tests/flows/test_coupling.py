@@ -1,4 +1,4 @@
-"""Affine coupling (FLOW.4-FLOW.8): the bijector battery for hypothesis-drawn masks, shapes,
+"""Affine coupling (FLOW.5-FLOW.9): the bijector battery for hypothesis-drawn masks, shapes,
 contexts, bounds, parameters and inputs; the masks; bad inputs."""
 from __future__ import annotations
 
@@ -43,8 +43,8 @@ def coupling_cases(draw):
 
 @given(coupling_cases())
 def test_coupling_passes_the_battery(case):
-    """(FLOW.4)-(FLOW.8) round trip, log-det vs FD Jacobian (FLOW.6), inverse log-det (FLOW.7),
-    dot-product backward for input, every parameter and the context (FLOW.8)."""
+    """(FLOW.5)-(FLOW.9) round trip, log-det vs FD Jacobian (FLOW.7), inverse log-det (FLOW.8),
+    dot-product backward for input, every parameter and the context (FLOW.9)."""
     rng = np.random.default_rng(case["seed"])
     b = AffineCoupling(case["mask"], case["hidden"], rng=rng, context_dim=case["context_dim"],
                        activation=case["activation"], bound=case["bound"])
@@ -55,7 +55,7 @@ def test_coupling_passes_the_battery(case):
 
 
 def test_coupling_jacobian_is_block_triangular(rng):
-    """(FLOW.6) dy_A/dx = [I, 0] and dy_B/dx_B = diag(exp s): the determinant is prod exp(s)."""
+    """(FLOW.7) dy_A/dx = [I, 0] and dy_B/dx_B = diag(exp s): the determinant is prod exp(s)."""
     mask = alternating_mask(6)
     b = AffineCoupling(mask, [8], rng=rng, activation="tanh", bound=2.0)
     randomize_parameters(b, rng=rng)
@@ -69,7 +69,7 @@ def test_coupling_jacobian_is_block_triangular(rng):
     _, log_det = b.forward(x)
     diag = np.diagonal(jac[:, bb][:, :, bb], axis1=1, axis2=2)
     np.testing.assert_allclose(log_det, np.log(diag).sum(axis=1), atol=1e-9)
-    assert np.all(np.abs(np.log(diag)) < 2.0)                    # (FLOW.5) |s| < bound
+    assert np.all(np.abs(np.log(diag)) < 2.0)                    # (FLOW.6) |s| < bound
 
 
 def test_fresh_coupling_is_identity(rng):

@@ -58,7 +58,7 @@ def test_pixel_density_integrates_to_one():
 
 def test_bits_per_dim_of_uniform_is_log2_levels():
     """(SPL.16) a uniform density on [0, 17)^64 (pixel units) scores log2(17) bits per dimension
-    through the one bits_per_dim (FLOW.21), and the pixel-unit form -log p / (D ln 2) agrees."""
+    through the one bits_per_dim (FLOW.22), and the pixel-unit form -log p / (D ln 2) agrees."""
     log_p = np.full(3, -64 * np.log(17.0))
     np.testing.assert_allclose(demos.pixel_bits_per_dim(log_p[0], 64, 17), np.log2(17.0), rtol=1e-14)
     lp = np.array([-150.0, -80.0])

@@ -1,5 +1,5 @@
-"""Permutations (FLOW.16), elementwise affine / ActNorm / Standardize (FLOW.17-FLOW.18) and the
-logit transform with dequantization and bits/dim (FLOW.19-FLOW.21)."""
+"""Permutations (FLOW.17), elementwise affine / ActNorm / Standardize (FLOW.18-FLOW.19) and the
+logit transform with dequantization and bits/dim (FLOW.21-FLOW.22)."""
 from __future__ import annotations
 
 import numpy as np
@@ -19,7 +19,7 @@ cases = st.tuples(st.integers(1, 6), st.integers(1, 5), seeds())
 
 @given(cases)
 def test_permutations_pass_the_battery(case):
-    """(FLOW.16) reverse and random permutations: log_det = 0, inverse, transpose backward."""
+    """(FLOW.17) reverse and random permutations: log_det = 0, inverse, transpose backward."""
     d, n, seed = case
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, d))
@@ -30,7 +30,7 @@ def test_permutations_pass_the_battery(case):
 
 @given(cases, st.sampled_from([0.1, 1.0, 3.0]))
 def test_elementwise_affine_family_passes_the_battery(case, scale):
-    """(FLOW.17) ElementwiseAffine with random parameters, ActNorm after initialize (FLOW.18),
+    """(FLOW.18) ElementwiseAffine with random parameters, ActNorm after initialize (FLOW.19),
     Standardize from data: round trip, log-det, backward for x and log_scale/shift."""
     d, n, seed = case
     rng = np.random.default_rng(seed)
@@ -44,7 +44,7 @@ def test_elementwise_affine_family_passes_the_battery(case, scale):
 
 
 def test_actnorm_initialize(rng):
-    """(FLOW.18) after initialize(x) the batch leaves with mean 0 and unit variance; forward alone
+    """(FLOW.19) after initialize(x) the batch leaves with mean 0 and unit variance; forward alone
     never changes the parameters; an uninitialised ActNorm is the identity."""
     x = rng.standard_normal((50, 3)) * [0.1, 2.0, 30.0] + [5.0, -1.0, 0.0]
     b = ActNorm(3)
@@ -62,7 +62,7 @@ def test_actnorm_initialize(rng):
 
 
 def test_standardize_is_fixed(rng):
-    """(FLOW.17) Standardize has no parameters (optimizers cannot move it) and z-scores its data."""
+    """(FLOW.18) Standardize has no parameters (optimizers cannot move it) and z-scores its data."""
     x = rng.standard_normal((40, 2)) * [3.0, 0.5] + [1.0, 2.0]
     b = Standardize.from_data(x)
     assert b.parameters() == [] and set(b.buffers) == {"mean", "std", "initialized"}
@@ -75,14 +75,14 @@ def test_standardize_is_fixed(rng):
 @given(st.integers(1, 5), st.integers(1, 4), st.sampled_from([1e-6, 0.05]),
        st.sampled_from([1.0, 256.0]), seeds())
 def test_logit_transform_passes_the_battery(d, n, lam, data_scale, seed):
-    """(FLOW.19) logit(lambda + (1 - 2 lambda) x / a) with its log-det and backward."""
+    """(FLOW.21) logit(lambda + (1 - 2 lambda) x / a) with its log-det and backward."""
     rng = np.random.default_rng(seed)
     x = data_scale * rng.uniform(0.05, 0.95, size=(n, d))
     check_bijector(LogitTransform(d, lam=lam, data_scale=data_scale), x, rng=rng)
 
 
 def test_logit_log_det_matches_the_maf_paper_conversion(rng):
-    """(FLOW.19) the MAF paper's pixel-space conversion D log(1-2 lambda) - sum[log s + log(1-s)],
+    """(FLOW.21) the MAF paper's pixel-space conversion D log(1-2 lambda) - sum[log s + log(1-s)],
     s = sigmoid(y), equals the transform's log-det; data_log_prob_from_logit applies it."""
     lam = 1e-6
     x = rng.uniform(0.0, 1.0, size=(6, 5))
@@ -110,7 +110,7 @@ def test_dequantize(rng):
 
 
 def test_bits_per_dim():
-    """(FLOW.21) -lp/(D ln 2) + log2 L: the uniform density on [0,1)^D is 8 bits/dim at L = 256,
+    """(FLOW.22) -lp/(D ln 2) + log2 L: the uniform density on [0,1)^D is 8 bits/dim at L = 256,
     and the MAF paper's MNIST numbers convert both ways."""
     assert bits_per_dim(0.0, 784) == pytest.approx(8.0)
     assert bits_per_dim(np.array([0.0]), 10, levels=2) == pytest.approx(1.0)

@@ -1,4 +1,4 @@
-"""Flow = chain + standard normal base (FLOW.1-FLOW.3, FLOW.22): the battery on whole flows,
+"""Flow = chain + standard normal base (FLOW.1-FLOW.3, FLOW.4): the battery on whole flows,
 normalisation, Gaussian recovery, training (early stopping, restored weights), gradients with
 respect to x and the context, saving and loading, bad inputs."""
 from __future__ import annotations
@@ -29,7 +29,7 @@ def _random_flow(kind, dim, context_dim, rng, bound=2.0, scale=0.4, **kw):
        st.booleans(), seeds())
 def test_flows_pass_the_battery(kind, dim, context_dim, n, extras, seed):
     """(FLOW.2) a whole flow is a bijector: round trip, summed log-dets, inverse log-det, backward
-    for x, every parameter and the (z-scored, FLOW.17) context; with Standardize/ActNorm layers."""
+    for x, every parameter and the (z-scored, FLOW.18) context; with Standardize/ActNorm layers."""
     rng = np.random.default_rng(seed)
     kw = {}
     if extras:
@@ -145,7 +145,7 @@ def test_fit_restores_the_best_weights_and_stops_early(capsys):
 
 
 def test_fit_initialises_actnorm_on_the_whole_training_split(rng):
-    """(FLOW.18) fit initialises an ActNorm from the WHOLE training split (not the first batch,
+    """(FLOW.19) fit initialises an ActNorm from the WHOLE training split (not the first batch,
     never the validation rows) before training: with lr tiny, its shift and scale are the
     training split's standardisation. Fitting without a validation split works too."""
     x = rng.standard_normal((64, 2)) * 10.0 + 3.0
@@ -164,7 +164,7 @@ def test_fit_initialises_actnorm_on_the_whole_training_split(rng):
 
 
 def test_fit_fits_the_default_standardize_on_the_whole_training_split(rng):
-    """(FLOW.17) builders put an unfitted Standardize first by default; fit sets its mean and std
+    """(FLOW.18) builders put an unfitted Standardize first by default; fit sets its mean and std
     from the whole training split (never the validation rows), not from the first batch."""
     x = rng.standard_normal((64, 2)) * [10.0, 0.1] + [3.0, -2.0]
     flow = realnvp(2, 2, 8, rng=rng)
@@ -193,7 +193,7 @@ def test_grad_log_prob_wrt_x_and_context(rng):
 
 
 def test_log_prob_and_grad_weights(rng):
-    """(FLOW.22) parameter gradients of sum_i w_i log p(x_i): dot-product test on one weight."""
+    """(FLOW.4) parameter gradients of sum_i w_i log p(x_i): dot-product test on one weight."""
     flow = _random_flow("realnvp", 2, 0, rng)
     x, w = rng.standard_normal((5, 2)), rng.standard_normal(5)
     name, p, g = next((t for t in flow.named_parameters() if t[0].endswith("0.weight")))
@@ -292,7 +292,7 @@ def test_flow_bad_inputs(rng):
 
 def test_one_observation_many_contexts(rng):
     """NLE's case: one x row broadcast over n contexts; log p and gradients match the tiled call,
-    d_x is the sum over rows (FLOW.22)."""
+    d_x is the sum over rows (FLOW.4)."""
     flow = _random_flow("maf", 2, 3, rng)
     x_o, thetas = rng.standard_normal(2), rng.standard_normal((5, 3))
     tiled = np.tile(x_o, (5, 1))
@@ -337,7 +337,7 @@ def test_registered_builders_rebuild(tmp_path, rng):
 
 
 def test_nll_and_grad_is_the_mean_nll_and_its_gradient(rng):
-    """(FLOW.22) the named training loss: L = -mean log p, d_x = -grad_x log p / n, and the
+    """(FLOW.4) the named training loss: L = -mean log p, d_x = -grad_x log p / n, and the
     parameter gradients added into grads are those of L (a dot-product test on one weight)."""
     flow = _random_flow("maf", 2, 1, rng)
     x, c = rng.standard_normal((6, 2)), rng.standard_normal((6, 1))
@@ -416,7 +416,7 @@ def test_fit_with_a_hook_redraws_the_training_data_each_epoch(rng):
 
 def test_fit_initialises_on_the_hooks_first_data_and_calls_it_once_per_epoch(rng):
     """With a hook, epoch 0's data come from the hook before the data-dependent initialisation
-    (FLOW.18), so ActNorm standardises the redrawn data, not the placeholder passed as x."""
+    (FLOW.19), so ActNorm standardises the redrawn data, not the placeholder passed as x."""
     x = rng.standard_normal((50, 2))
     calls = []
 

@@ -1,5 +1,5 @@
-"""Parity of the affine coupling kernels with their NumPy twins (FLOW.4-FLOW.8), contiguous and
-strided inputs at rtol 1e-12, and the dot-product test of the twin's VJP (FLOW.8)."""
+"""Parity of the affine coupling kernels with their NumPy twins (FLOW.5-FLOW.9), contiguous and
+strided inputs at rtol 1e-12, and the dot-product test of the twin's VJP (FLOW.9)."""
 from __future__ import annotations
 
 import numpy as np
@@ -25,7 +25,7 @@ def _close(a, b):
 
 @given(batch_shapes(max_batch=7, max_features=7), bounds, st.data())
 def test_forward_inverse_parity(shape, bound, data):
-    """(FLOW.4)-(FLOW.7) numba == NumPy on strided views (column slices, transposes) and copies."""
+    """(FLOW.5)-(FLOW.8) numba == NumPy on strided views (column slices, transposes) and copies."""
     x_b, raw_s, t = (data.draw(strided_arrays(shape, scale=1.5)) for _ in range(3))
     for args in ((x_b, raw_s, t), tuple(np.ascontiguousarray(a) for a in (x_b, raw_s, t))):
         for fast, slow in ((affine_coupling_forward, affine_coupling_forward_numpy),
@@ -37,7 +37,7 @@ def test_forward_inverse_parity(shape, bound, data):
 
 @given(batch_shapes(max_batch=7, max_features=7), bounds, st.data())
 def test_backward_parity(shape, bound, data):
-    """(FLOW.8) numba == NumPy for d_x_B, d_raw_s and d_t."""
+    """(FLOW.9) numba == NumPy for d_x_B, d_raw_s and d_t."""
     x_b, raw_s, d_y = (data.draw(strided_arrays(shape, scale=1.5)) for _ in range(3))
     d_ld = data.draw(strided_arrays((shape[0],)))
     got = affine_coupling_backward(x_b, raw_s, bound, d_y, d_ld)
@@ -59,7 +59,7 @@ def test_half_split_column_views(rng):
 
 @pytest.mark.parametrize("bound", [0.0, 1.5])
 def test_twin_vjp_dot_product(rng, bound):
-    """(FLOW.8) the VJP is the transpose of the Jacobian of (FLOW.4)-(FLOW.6): dot-product test
+    """(FLOW.9) the VJP is the transpose of the Jacobian of (FLOW.5)-(FLOW.7): dot-product test
     over the packed input (x_B, raw_s, t)."""
     n, d = 5, 3
     x0 = rng.standard_normal((3, n, d))
@@ -83,7 +83,7 @@ def test_twin_vjp_dot_product(rng, bound):
 
 
 def test_soft_clamp_bounds_the_scale():
-    """(FLOW.5) |s| < b, s ~ raw_s near zero, and the derivative 1 - (s/b)^2."""
+    """(FLOW.6) |s| < b, s ~ raw_s near zero, and the derivative 1 - (s/b)^2."""
     raw = np.array([[-100.0, -1e-3, 0.0, 1e-3, 100.0]])
     s, ds = soft_clamp_numpy(raw, 2.0)
     assert np.all(np.abs(s) <= 2.0)
@@ -94,7 +94,7 @@ def test_soft_clamp_bounds_the_scale():
 
 
 def test_wrong_kernel_vjp_is_caught(rng):
-    """A VJP that drops the d_log_det term of d_s (FLOW.8) fails the dot-product test."""
+    """A VJP that drops the d_log_det term of d_s (FLOW.9) fails the dot-product test."""
     x0 = rng.standard_normal((3, 4, 2))
 
     def fun(p):

@@ -1,4 +1,4 @@
-"""One coupling class with pluggable elementwise transforms (derivations/flows.md FLOW.4-FLOW.8,
+"""One coupling class with pluggable elementwise transforms (derivations/flows.md FLOW.5-FLOW.9,
 splines.md SPL.12-SPL.13), the builders' defaults (standardisation, tail-bound warning) and
 their resource bounds."""
 from __future__ import annotations
@@ -54,7 +54,7 @@ def test_the_two_couplings_are_one_class_with_two_transforms(rng):
                                context_dim=2, activation="tanh"),
 ])
 def test_any_transform_passes_the_battery_and_fast_path_equals_checked(make, rng):
-    """(FLOW.4)-(FLOW.8), (SPL.12)-(SPL.13): the generic coupling with each transform (a user's
+    """(FLOW.5)-(FLOW.9), (SPL.12)-(SPL.13): the generic coupling with each transform (a user's
     additive one included) passes the bijector battery, and the unchecked _forward_cached /
     _backward give bit-identical results to the checked public methods."""
     b = make(rng)

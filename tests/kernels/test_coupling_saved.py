@@ -1,4 +1,4 @@
-"""The saved-scale affine coupling pair used in training (FLOW.4-FLOW.8): the NumPy forward that
+"""The saved-scale affine coupling pair used in training (FLOW.5-FLOW.9): the NumPy forward that
 also returns s and e = exp(s), and the backward kernel from (s, e) with its NumPy twin. Parity on
 contiguous and strided inputs at rtol 1e-12, agreement with the raw_s-based oracles, the
 dot-product test of the composed VJP, and a broken VJP caught."""
@@ -27,7 +27,7 @@ def _close(a, b):
 
 @given(batch_shapes(max_batch=7, max_features=7), bounds, st.data())
 def test_saved_pair_parity(shape, bound, data):
-    """(FLOW.4)-(FLOW.8) forward_saved == the forward oracle; backward_saved kernel == its twin ==
+    """(FLOW.5)-(FLOW.9) forward_saved == the forward oracle; backward_saved kernel == its twin ==
     the raw_s-based oracle, on strided views and contiguous copies."""
     x_b, raw_s, t, d_y = (data.draw(strided_arrays(shape, scale=1.5)) for _ in range(4))
     d_ld = data.draw(strided_arrays((shape[0],)))
@@ -62,7 +62,7 @@ def test_saved_pair_float32_and_column_views(rng):
 
 @pytest.mark.parametrize("bound", [0.0, 1.5])
 def test_saved_vjp_dot_product(rng, bound):
-    """(FLOW.8) backward_saved is the transpose of the Jacobian of (FLOW.4)-(FLOW.6) over the packed
+    """(FLOW.9) backward_saved is the transpose of the Jacobian of (FLOW.5)-(FLOW.7) over the packed
     input (x_B, raw_s, t), and the dot-product test catches a dropped d_log_det term."""
     x0 = rng.standard_normal((3, 5, 3))
     _, _, s, e = affine_coupling_forward_saved(x0[0], x0[1], x0[2], bound)

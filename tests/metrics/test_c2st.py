@@ -1,4 +1,4 @@
-"""C2ST as in sbibm (derivations/sbi.md, SBI.18).
+"""C2ST as in sbibm (derivations/sbi.md, SBI.20).
 
 Tolerances: the held-out accuracy over n + m test predictions has sd <= 0.5 / sqrt(n + m); we
 allow 4 sd plus a small overfitting margin.
@@ -13,14 +13,14 @@ from nprefgen.metrics.c2st import c2st
 
 
 def test_same_distribution_gives_one_half(rng):
-    """(SBI.18) two samples of one distribution: accuracy ~ 0.5."""
+    """(SBI.20) two samples of one distribution: accuracy ~ 0.5."""
     x, y = rng.standard_normal((400, 2)), rng.standard_normal((400, 2))
     acc = c2st(x, y, rng=rng, max_epochs=60)
     assert abs(acc - 0.5) < 4 * 0.5 / np.sqrt(800) + 0.02
 
 
 def test_separable_distributions_give_one(rng):
-    """(SBI.18) far-apart samples: accuracy ~ 1."""
+    """(SBI.20) far-apart samples: accuracy ~ 1."""
     x = rng.standard_normal((300, 2))
     y = rng.standard_normal((300, 2)) + np.array([8.0, 0.0])
     assert c2st(x, y, rng=rng, max_epochs=60) > 0.98

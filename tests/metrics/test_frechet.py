@@ -1,4 +1,4 @@
-"""The Frechet distance on the digits (derivations/gan.md, GAN.14): the closed form for Gaussians,
+"""The Frechet distance on the digits (derivations/gan.md, GAN.13): the closed form for Gaussians,
 a set's distance to itself, growth with added noise, the floor, and the bundled classifier
 weights regenerated bit for bit by their script."""
 from __future__ import annotations
@@ -16,7 +16,7 @@ EPS = np.finfo(np.float64).eps
 
 
 def test_closed_form_for_commuting_gaussians(rng):
-    """(GAN.14) with diagonal covariances the distance is ||mu_a - mu_b||^2 +
+    """(GAN.13) with diagonal covariances the distance is ||mu_a - mu_b||^2 +
     sum_j (sqrt(a_j) - sqrt(b_j))^2 (in 1-D: (m_a - m_b)^2 + (s_a - s_b)^2, W2 squared)."""
     d = 64
     mu_a, mu_b = rng.standard_normal(d), rng.standard_normal(d)
@@ -27,7 +27,7 @@ def test_closed_form_for_commuting_gaussians(rng):
 
 
 def test_closed_form_for_rotated_gaussians(rng):
-    """(GAN.14) non-commuting covariances: rotating both Gaussians by the same orthogonal Q
+    """(GAN.13) non-commuting covariances: rotating both Gaussians by the same orthogonal Q
     leaves the distance unchanged, so a rotated diagonal pair has the diagonal pair's distance;
     and it agrees with scipy.linalg.sqrtm's route on a well-conditioned pair."""
     scipy_linalg = pytest.importorskip("scipy.linalg")
@@ -59,7 +59,7 @@ def test_rank_deficient_covariances_stay_real(rng):
 
 
 def test_distance_to_itself_is_zero():
-    """(GAN.14) a set against itself: 0 up to the round-off bound 2 d sqrt(eps) lambda_max
+    """(GAN.13) a set against itself: 0 up to the round-off bound 2 d sqrt(eps) lambda_max
     (the square roots of eigenvalues that should be 0)."""
     x = load_digits("test")[0]
     lam = np.linalg.eigvalsh(feature_moments(x)[1]).max()

@@ -1,4 +1,4 @@
-"""MMD with a Gaussian kernel (derivations/sbi.md, SBI.19)."""
+"""MMD with a Gaussian kernel (derivations/sbi.md, SBI.21)."""
 from __future__ import annotations
 
 import numpy as np
@@ -20,7 +20,7 @@ def analytic_mmd2(mu, s, h, d):
 
 
 def test_unbiased_estimate_matches_the_gaussian_closed_form():
-    """(SBI.19) the mean of MMD^2_u over repeats equals the closed form, within 4 standard errors;
+    """(SBI.21) the mean of MMD^2_u over repeats equals the closed form, within 4 standard errors;
     for P = Q it is 0 (the estimator is unbiased, so it also goes negative)."""
     r = np.random.default_rng(0)
     mu = np.array([0.7, 0.0])

@@ -45,7 +45,7 @@ def _param_checks(gan: GAN, net: Module, loss_and_grad, rng):
 
 
 def test_discriminator_gradient_dot_product(rng):
-    """(GAN.1), (GAN.2), (GAN.3) D's gradient w.r.t. every parameter passes the dot-product test
+    """(GAN.1), (GAN.3), (GAN.4) D's gradient w.r.t. every parameter passes the dot-product test
     (rtol 1e-8), with the real and the generated batch through one discriminator object."""
     gan = _small_gan(rng)
     x, z = rng.standard_normal((6, 3)), rng.standard_normal((5, 2))
@@ -54,7 +54,7 @@ def test_discriminator_gradient_dot_product(rng):
 
 
 def test_generator_gradient_dot_product(rng):
-    """(GAN.4), (GAN.5) G's gradient through D w.r.t. every generator parameter and z passes the
+    """(GAN.5), (GAN.6) G's gradient through D w.r.t. every generator parameter and z passes the
     dot-product test."""
     gan = _small_gan(rng)
     z = rng.standard_normal((5, 2))
@@ -65,7 +65,7 @@ def test_generator_gradient_dot_product(rng):
 
 
 def test_conv_pair_gradients_dot_product(rng):
-    """(GAN.3), (GAN.5) the DCGAN-style conv pair: D's and G's gradients pass the dot-product
+    """(GAN.4), (GAN.6) the DCGAN-style conv pair: D's and G's gradients pass the dot-product
     test through Conv2d / ConvTranspose2d (tanh, smooth for the stencil)."""
     gan = conv_gan((1, 4, 4), latent_dim=3, channels=(3, 2), rng=rng, activation="tanh",
                    out_activation="sigmoid")
@@ -77,7 +77,7 @@ def test_conv_pair_gradients_dot_product(rng):
 
 
 def test_generator_step_leaves_discriminator_grads(rng):
-    """(GAN.5) the backward through D for dL_G/dx leaves D's accumulated grads bit for bit."""
+    """(GAN.6) the backward through D for dL_G/dx leaves D's accumulated grads bit for bit."""
     gan = _small_gan(rng)
     for _, g in gan.discriminator.parameters():
         g[...] = rng.standard_normal(g.shape)
@@ -89,7 +89,7 @@ def test_generator_step_leaves_discriminator_grads(rng):
 
 
 def test_two_calls_accumulate(rng):
-    """(GAN.2), (GAN.3) two forward/backward calls of one D (real, then generated batch) give the
+    """(GAN.3), (GAN.4) two forward/backward calls of one D (real, then generated batch) give the
     gradient of one call on the stacked batch with the stacked cotangents."""
     gan = _small_gan(rng)
     x, z = rng.standard_normal((6, 3)), rng.standard_normal((5, 2))
@@ -108,7 +108,7 @@ def test_two_calls_accumulate(rng):
 
 def test_wrong_generator_sign_is_caught(rng, monkeypatch):
     """The check can fail: the saturating gradient's sign (+sigmoid(-a)/m instead of
-    -sigmoid(-a)/m for (GAN.4)) makes the generator's dot-product test fail."""
+    -sigmoid(-a)/m for (GAN.5)) makes the generator's dot-product test fail."""
     gan = _small_gan(rng)
     z = rng.standard_normal((5, 2))
     right = G.generator_loss
@@ -133,7 +133,7 @@ class _Quadratic(Module):
 
 
 def test_optimal_discriminator_is_the_log_ratio():
-    """(GAN.6) a discriminator trained on (GAN.2) to convergence (generator fixed: G(z) = 0.5 z + 1,
+    """(GAN.2) a discriminator trained on (GAN.3) to convergence (generator fixed: G(z) = 0.5 z + 1,
     so p_g = N(1, 0.25), p_data = N(0, 1)) has logits log p_data - log p_g, up to the finite
     sample: the error at each grid point must stay below 4 standard errors of the logistic
     maximum-likelihood logit (from the Fisher information of the 3 parameters)."""
@@ -165,7 +165,7 @@ def test_optimal_discriminator_is_the_log_ratio():
 
 
 def test_mode_coverage_by_hand():
-    """(GAN.8) samples at two modes (one just inside 3 sigma) and one far away: 2 modes captured,
+    """(GAN.14) samples at two modes (one just inside 3 sigma) and one far away: 2 modes captured,
     quality 3/4; ``min_share`` raises the bar per mode."""
     mu = eight_gaussians_means()
     s = np.array([mu[0], mu[0] + [0.0, 0.29], mu[3], [0.0, 0.0]])
@@ -175,7 +175,7 @@ def test_mode_coverage_by_hand():
 
 
 def test_eight_gaussians_modes_captured():
-    """(GAN.7), (GAN.8) an MLP GAN (64-64, LeakyReLU, Adam lr 1e-3, beta1 0.5, batch 256) with
+    """(GAN.7), (GAN.14) an MLP GAN (64-64, LeakyReLU, Adam lr 1e-3, beta1 0.5, batch 256) with
     annealed instance noise captures at least 7 of the 8 modes of the ring (radius 2, sigma
     0.05) after 2500 steps, with most samples high quality."""
     X = sample_8gaussians(20_000, rng=100, sigma=0.05)
@@ -261,7 +261,7 @@ def test_gan_fields_tour_section_quick(tmp_path):
 
 
 def test_generator_ema(rng):
-    """(GAN.9) fit(ema=beta) leaves the generator at the moving average of its per-step
+    """(GAN.8) fit(ema=beta) leaves the generator at the moving average of its per-step
     parameters (recorded by a callback from a run without averaging on the same seed), and the
     discriminator exactly where the plain run leaves it."""
     x = rng.standard_normal((40, 3))

@@ -1,4 +1,4 @@
-"""The R1 gradient penalty (derivations/gan.md, GAN.10-GAN.13): its hand-written double backward
+"""The R1 gradient penalty (derivations/gan.md, GAN.9-GAN.12): its hand-written double backward
 by the dot-product test against finite differences of the penalty for every parameter, a planted
 bug (the product rule's second-derivative term dropped), torch's double backward, and the GAN's
 ``r1_gamma`` option (0 leaves training bit-identical), for MLP and conv discriminators."""
@@ -20,7 +20,7 @@ GAMMA = 0.7
 
 
 def _penalty_checks(D, x, rng, step=1e-3):
-    """gradcheck (NN.18) of R1 (GAN.10) w.r.t. every parameter of D and w.r.t. x (raises on a
+    """gradcheck (NN.18) of R1 (GAN.9) w.r.t. every parameter of D and w.r.t. x (raises on a
     failure); returns {name: (results, gradient)}, "x" included."""
     def run(x_=x):
         D.zero_grad()
@@ -49,7 +49,7 @@ def _penalty_checks(D, x, rng, step=1e-3):
 
 @pytest.mark.parametrize("activation", ["tanh", "softplus", "sigmoid", "elu"])
 def test_r1_double_backward_dot_product(activation, rng):
-    """(GAN.10)-(GAN.13) dR1/dpsi for every parameter of an MLP discriminator (two hidden
+    """(GAN.9)-(GAN.12) dR1/dpsi for every parameter of an MLP discriminator (two hidden
     layers) and dR1/dx pass the dot-product test at rtol 1e-8. The output bias does not enter
     grad_x a, so its gradient is exactly zero."""
     D = MLP(3, [5, 4], 1, rng=rng, activation=activation)
@@ -60,7 +60,7 @@ def test_r1_double_backward_dot_product(activation, rng):
 
 
 def test_r1_double_backward_leaky_relu(rng):
-    """(GAN.12), (GAN.13) with leaky ReLU (phi'' = 0): inside one linear region R1 is a
+    """(GAN.11), (GAN.12) with leaky ReLU (phi'' = 0): inside one linear region R1 is a
     quadratic in each weight matrix, so the stencil (NN.19) is exact there; the step is 1e-6 so
     that no pre-activation crosses the kink (the smallest |pre-activation| is checked)."""
     D = MLP(3, [5, 4], 1, rng=rng, activation="leaky_relu")
@@ -74,7 +74,7 @@ def test_r1_double_backward_leaky_relu(rng):
 
 
 def test_input_gradient_matches_the_layers_backward(rng):
-    """(GAN.11) the first backward (d_a = 1), done without touching D's grads, equals the
+    """(GAN.10) the first backward (d_a = 1), done without touching D's grads, equals the
     layers' own backward pass, and R1 is gamma/2 times its mean squared norm."""
     D = MLP(4, [6], 1, rng=rng, activation="tanh")
     x = rng.standard_normal((7, 4))
@@ -88,7 +88,7 @@ def test_input_gradient_matches_the_layers_backward(rng):
 
 
 def test_dropped_second_derivative_is_caught(rng, monkeypatch):
-    """A planted bug: dropping the product rule's phi'' term of (GAN.12) (treating tanh as if
+    """A planted bug: dropping the product rule's phi'' term of (GAN.11) (treating tanh as if
     it were piecewise linear) fails the dot-product test."""
     monkeypatch.setitem(R.SECOND_DERIVATIVES, Tanh, R._zero)
     D = MLP(3, [5, 4], 1, rng=rng, activation="tanh")
@@ -98,7 +98,7 @@ def test_dropped_second_derivative_is_caught(rng, monkeypatch):
 
 @pytest.mark.torch
 def test_r1_against_torch_double_backward(rng):
-    """(GAN.10)-(GAN.13) value and every parameter gradient equal torch.autograd's
+    """(GAN.9)-(GAN.12) value and every parameter gradient equal torch.autograd's
     create_graph double backward at 1e-12."""
     torch = pytest.importorskip("torch")
     D = MLP(3, [8, 8], 1, rng=rng, activation="softplus")
@@ -123,7 +123,7 @@ def test_r1_against_torch_double_backward(rng):
 
 
 def test_discriminator_step_with_r1_dot_product(rng):
-    """(GAN.3) + (GAN.10): the whole discriminator step with r1_gamma > 0 passes the
+    """(GAN.4) + (GAN.9): the whole discriminator step with r1_gamma > 0 passes the
     dot-product test for every parameter."""
     gan = mlp_gan(3, 2, hidden=(5, 4), rng=rng, activation="tanh")
     x, z = rng.standard_normal((6, 3)), rng.standard_normal((5, 2))
@@ -186,7 +186,7 @@ def _conv_discriminator(rng, act=Tanh, transposed=False):
 
 @pytest.mark.parametrize("act,transposed", [(Tanh, False), (Softplus, True)])
 def test_r1_conv_discriminator_dot_product(act, transposed, rng):
-    """(GAN.12) for the linear layers' general form, A e and grad_W <A_W e, delta>: the R1
+    """(GAN.11) for the linear layers' general form, A e and grad_W <A_W e, delta>: the R1
     gradient of a conv discriminator (Conv2d, ConvTranspose2d, Reshape, Flatten, Linear) w.r.t.
     every parameter and the input passes the dot-product test at rtol 1e-8."""
     D = _conv_discriminator(rng, act, transposed)
@@ -197,7 +197,7 @@ def test_r1_conv_discriminator_dot_product(act, transposed, rng):
 
 
 def test_r1_conv_dropped_weight_term_is_caught(rng, monkeypatch):
-    """A planted bug in the conv rows of (GAN.12): dropping grad_W <A_W e, delta> for Conv2d
+    """A planted bug in the conv rows of (GAN.11): dropping grad_W <A_W e, delta> for Conv2d
     fails the dot-product test."""
     t, a, _ = R.LINEAR_LAYERS[Conv2d]
     monkeypatch.setitem(R.LINEAR_LAYERS, Conv2d,

@@ -62,7 +62,7 @@ def layer(B, mod, p, prefix, x):
 
 # -- flows (derivations/flows.md, splines.md) -----------------------------------------------------
 def soft_clamp(B, raw, bound):
-    """(FLOW.5) s = b tanh(raw / b); b = 0 means unbounded."""
+    """(FLOW.6) s = b tanh(raw / b); b = 0 means unbounded."""
     return bound * B.tanh(raw / bound) if bound else raw
 
 
@@ -173,15 +173,15 @@ def bijector_forward(B, bij, p, prefix, x, c):
             x, ld = bijector_forward(B, b, p, f"{prefix}{k}.", x, c if b.context_dim else None)
             total = total + ld
         return x, total
-    if isinstance(bij, Standardize):                                       # (FLOW.17)
+    if isinstance(bij, Standardize):                                       # (FLOW.18)
         std = B.asarray(bij.std)
         return (x - B.asarray(bij.mean)) / std, B.zeros((n,)) - B.sum(B.log(std))
-    if isinstance(bij, (ActNorm, ElementwiseAffine)):                      # (FLOW.17)
+    if isinstance(bij, (ActNorm, ElementwiseAffine)):                      # (FLOW.18)
         ls = p[prefix + "log_scale"]
         return x * B.exp(ls) + p[prefix + "shift"], B.zeros((n,)) + B.sum(ls)
-    if isinstance(bij, Permutation):                                       # (FLOW.16)
+    if isinstance(bij, Permutation):                                       # (FLOW.17)
         return B.cols(x, bij.perm), B.zeros((n,))
-    if isinstance(bij, LogitTransform):                                    # (FLOW.19)
+    if isinstance(bij, LogitTransform):                                    # (FLOW.21)
         lam, a = bij.lam, bij.data_scale
         q = lam + (1 - 2 * lam) * (x / a)
         per = math.log1p(-2 * lam) - math.log(a) - B.log(q) - B.log1p(-q)
@@ -191,7 +191,7 @@ def bijector_forward(B, bij, p, prefix, x, c):
         x_a, x_b = B.cols(x, idx_a), B.cols(x, idx_b)
         h = _coupling_h(B, bij, p, prefix, x_a, c)
         d_b = len(idx_b)
-        if isinstance(bij.transform, AffineTransform):                     # (FLOW.4)-(FLOW.6)
+        if isinstance(bij.transform, AffineTransform):                     # (FLOW.5)-(FLOW.7)
             s = soft_clamp(B, h[:, :d_b], bij.transform.bound)
             y_b, ld = x_b * B.exp(s) + h[:, d_b:], B.sum(s, 1)
         elif isinstance(bij.transform, SplineTransform):                   # (SPL.12)
@@ -202,10 +202,10 @@ def bijector_forward(B, bij, p, prefix, x, c):
         else:  # pragma: no cover
             raise AssertionError(type(bij.transform))
         return _merge(B, x_a, y_b, idx_a, idx_b), ld
-    if isinstance(bij, MAF):                                               # (FLOW.11)
+    if isinstance(bij, MAF):                                               # (FLOW.12)
         mu, alpha = _made(B, bij, p, prefix, x, c)
         return (x - mu) * B.exp(-alpha), -B.sum(alpha, 1)
-    if isinstance(bij, IAF):                                               # (FLOW.13), sequential
+    if isinstance(bij, IAF):                                               # (FLOW.15), sequential
         z = x * 0.0
         for i in np.argsort(bij.made.degrees[0], kind="stable"):
             mu, alpha = _made(B, bij, p, prefix, z, c)
@@ -243,7 +243,7 @@ def bijector_inverse(B, bij, p, prefix, z, c):
         q = B.sigmoid(z)
         per = math.log1p(-2 * lam) - math.log(a) - B.log(q) - B.log1p(-q)
         return a * (q - lam) / (1 - 2 * lam), -B.sum(per, 1)
-    if isinstance(bij, Coupling):                                          # (FLOW.7), (SPL.8)
+    if isinstance(bij, Coupling):                                          # (FLOW.8), (SPL.8)
         idx_a, idx_b = np.flatnonzero(bij.mask == 1), np.flatnonzero(bij.mask == 0)
         z_a, z_b = B.cols(z, idx_a), B.cols(z, idx_b)
         h = _coupling_h(B, bij, p, prefix, z_a, c)
@@ -257,7 +257,7 @@ def bijector_inverse(B, bij, p, prefix, z, c):
             x_b, ld_el = spline_inverse(B, z_b, theta, tr.bound, tr.mins)
             ld = B.sum(ld_el, 1)
         return _merge(B, z_a, x_b, idx_a, idx_b), ld
-    if isinstance(bij, MAF):                                               # (FLOW.12)
+    if isinstance(bij, MAF):                                               # (FLOW.13)
         x = z * 0.0
         for i in np.argsort(bij.made.degrees[0], kind="stable"):
             mu, alpha = _made(B, bij, p, prefix, x, c)
@@ -266,7 +266,7 @@ def bijector_inverse(B, bij, p, prefix, z, c):
             x = B.where(sel[None, :], z * B.exp(alpha) + mu, x)
         _, alpha = _made(B, bij, p, prefix, x, c)
         return x, B.sum(alpha, 1)
-    if isinstance(bij, IAF):                                               # (FLOW.13) one pass
+    if isinstance(bij, IAF):                                               # (FLOW.15) one pass
         mu, alpha = _made(B, bij, p, prefix, z, c)
         return z * B.exp(alpha) + mu, B.sum(alpha, 1)
     raise AssertionError(f"no oracle formula for {type(bij).__name__}")

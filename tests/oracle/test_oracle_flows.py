@@ -1,10 +1,10 @@
 """Every bijector of nprefgen.flows, and whole conditional flows, against torch.autograd and
 jax.grad/jax.jacfwd with identical weights, float64:
 
-* forward z and log|det| (FLOW.4-FLOW.7, FLOW.11-FLOW.13, FLOW.16-FLOW.19, SPL.4-SPL.6, SPL.12);
-* inverse x and log|det| of the inverse (FLOW.7, FLOW.12, FLOW.13, SPL.7-SPL.8);
+* forward z and log|det| (FLOW.5-FLOW.8, FLOW.12-FLOW.15, FLOW.17-FLOW.21, SPL.4-SPL.6, SPL.12);
+* inverse x and log|det| of the inverse (FLOW.8, FLOW.13, FLOW.15, SPL.7-SPL.8);
 * the gradients of L = <v, z> + <w, log_det> w.r.t. the input, the context and every parameter
-  (FLOW.8, FLOW.14, FLOW.15, SPL.13) against autodiff of the re-implemented forward;
+  (FLOW.9, FLOW.16, FLOW.14, SPL.13) against autodiff of the re-implemented forward;
 * log_det against slogdet of the *autodiff* Jacobian dz/dx (FLOW.23 with an exact Jacobian);
 * whole flows (RealNVP, MAF, IAF, spline flow; context, standardisation, ActNorm): log p (FLOW.1)
   and its gradients w.r.t. x, the context and every parameter.

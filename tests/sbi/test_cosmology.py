@@ -1,4 +1,4 @@
-"""The GRF cosmology toy and its Gaussian-likelihood analysis (derivations/sbi.md, SBI.20-SBI.21)."""
+"""The GRF cosmology toy and its Gaussian-likelihood analysis (derivations/sbi.md, SBI.6-SBI.7)."""
 from __future__ import annotations
 
 import numpy as np
@@ -17,7 +17,7 @@ def task():
 
 
 def test_mean_summary_matches_simulations(task):
-    """(SBI.20) the simulated log spectra average to mu(theta) (SBI.21) within 4.5 standard
+    """(SBI.6) the simulated log spectra average to mu(theta) (SBI.7) within 4.5 standard
     errors plus the delta-method's residual bias (0.05)."""
     rng = np.random.default_rng(0)
     theta = np.array([[1.2, 2.2]])
@@ -29,7 +29,7 @@ def test_mean_summary_matches_simulations(task):
 
 
 def test_gradients_are_exact(task):
-    """(SBI.21) the hand-written Jacobian of mu and the gradient of log L pass the dot-product
+    """(SBI.7) the hand-written Jacobian of mu and the gradient of log L pass the dot-product
     test against central differences."""
     rng = np.random.default_rng(1)
     sim = task.simulator

@@ -1,5 +1,5 @@
 """The calibration diagnostics pass the exact posterior and flag an over-confident and a biased
-one (derivations/sbi.md, SBI.12-SBI.17).
+one (derivations/sbi.md, SBI.14-SBI.19).
 
 Set-up: 2-D gaussian_linear with analytic posterior N(mu_N, var_N I) (SBI.2); N = 400 test
 observations, L = 200 draws each. "over-confident": the exact mean with half the standard
@@ -50,7 +50,7 @@ def cases():
 
 
 def test_pit_and_pp_curve(cases):
-    """(SBI.13) PIT values are uniform for the exact posterior, not for the broken ones; the
+    """(SBI.15) PIT values are uniform for the exact posterior, not for the broken ones; the
     over-confident P-P curve leaves the diagonal in an S (above at small alpha: PIT piles at 0),
     the biased one sits on one side (theta* below the shifted draws: PIT small: curve above)."""
     rng = np.random.default_rng(1)
@@ -68,7 +68,7 @@ def test_pit_and_pp_curve(cases):
 
 
 def test_expected_coverage(cases):
-    """(SBI.14) HPD coverage is on the diagonal for the exact posterior, under it for the
+    """(SBI.16) HPD coverage is on the diagonal for the exact posterior, under it for the
     over-confident and the biased ones; marginal central intervals agree."""
     cover = {}
     for k, (theta, x, s, lq_s, lq_t) in cases.items():
@@ -86,7 +86,7 @@ def test_expected_coverage(cases):
 
 
 def test_sbc_ranks(cases):
-    """(SBI.15) SBC ranks: uniform (KS and chi^2 p > 0.01) only for the exact posterior."""
+    """(SBI.17) SBC ranks: uniform (KS and chi^2 p > 0.01) only for the exact posterior."""
     rng = np.random.default_rng(2)
     for k, (theta, x, s, _, _) in cases.items():
         ranks = dg.sbc_ranks(s, theta)
@@ -97,7 +97,7 @@ def test_sbc_ranks(cases):
 
 
 def test_tarp(cases):
-    """(SBI.16) (SBI.17) TARP: ECP on the diagonal (small |area|, KS passes) for the exact
+    """(SBI.18) (SBI.19) TARP: ECP on the diagonal (small |area|, KS passes) for the exact
     posterior; both broken ones fail and have a larger |area|; the signed area is 1/2 - E[f]
     (up to the trapezoid's grid error, at most the grid step 0.01), not a confidence sign."""
     rng = np.random.default_rng(3)
@@ -119,7 +119,7 @@ def test_tarp_with_fixed_references_is_deterministic(cases):
 
 
 def test_heldout_log_likelihood_ranks_posteriors(cases):
-    """(SBI.12) the exact posterior has the highest mean test log-likelihood."""
+    """(SBI.14) the exact posterior has the highest mean test log-likelihood."""
     theta, x = cases["exact"][0], cases["exact"][1]
     var = 0.05
     scores = {}
@@ -149,7 +149,7 @@ def test_bad_inputs_raise():
 
 
 def test_pit_ties_random_or_half():
-    """(SBI.13) with discrete draws: ties="half" counts each tie as 1/2 (deterministic); the
+    """(SBI.15) with discrete draws: ties="half" counts each tie as 1/2 (deterministic); the
     default ties="random" splits them by U(0, 1) from rng (an int seed repeats), within
     [#below, #below + #ties] / L and with mean #below + #ties / 2 over many observations."""
     rng = np.random.default_rng(0)

@@ -1,7 +1,7 @@
 """Embedding networks trained jointly with NPE (derivations/fields.md, FIELD.1-FIELD.3).
 
 The gradient of the NPE loss (FIELD.1) with respect to the embedding's parameters and to the raw
-x passes through the flow's context gradient (FLOW.22) and the embedding's backward (FIELD.2):
+x passes through the flow's context gradient (FLOW.4) and the embedding's backward (FIELD.2):
 both are checked end to end by the dot-product test (NN.18) against fourth-order central
 differences, with tanh activations (a ReLU kink inside the stencil would be a false alarm); a
 planted bug in the deep set's pooling gradient (FIELD.3) is caught.

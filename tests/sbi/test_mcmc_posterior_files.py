@@ -1,5 +1,5 @@
 """NLE posteriors (MCMCPosterior) save and load like NPE's DirectPosterior: one .npz written
-atomically, validated all or nothing, never unpickled (SBI.11)."""
+atomically, validated all or nothing, never unpickled (SBI.13)."""
 from __future__ import annotations
 
 import json

@@ -1,5 +1,5 @@
 """NPE and NLE on a 2-D gaussian_linear recover the analytic posterior (derivations/sbi.md,
-SBI.8-SBI.11a).
+SBI.10-SBI.13a).
 
 The 10-D sbibm task is too slow for the test budget; its 2-D variant (same variances 0.1) keeps
 the maths identical. Tolerances: posterior draws contribute 4 sd / sqrt(ESS) to the error of a
@@ -51,7 +51,7 @@ def _close_to_analytic(draws, x_obs, ess):
 
 
 def test_npe_recovers_the_analytic_posterior(trained):
-    """(SBI.8) (SBI.9) (SBI.10) amortised: one network, three observations; exact rejection
+    """(SBI.10) (SBI.11) (SBI.12) amortised: one network, three observations; exact rejection
     sampling (Gaussian prior: acceptance 1); log_prob matches the analytic density's shape."""
     task, post, _, _ = trained
     rng = np.random.default_rng(1)
@@ -69,7 +69,7 @@ def test_npe_recovers_the_analytic_posterior(trained):
 
 
 def test_npe_sbc_ranks_are_uniform(trained):
-    """(SBI.15) SBC on the trained NPE: ranks uniform (KS p > 0.01), coverage near the diagonal."""
+    """(SBI.17) SBC on the trained NPE: ranks uniform (KS p > 0.01), coverage near the diagonal."""
     task, post, _, _ = trained
     rng = np.random.default_rng(3)
     theta, x, draws = dg.run_sbc(post.sample_batched, task.prior, task.simulator, 300, 100, rng=rng)
@@ -80,7 +80,7 @@ def test_npe_sbc_ranks_are_uniform(trained):
 
 
 def test_nle_slice_recovers_the_analytic_posterior(trained):
-    """(SBI.11) NLE + slice sampling for one observation and for four iid observations (the
+    """(SBI.13) NLE + slice sampling for one observation and for four iid observations (the
     likelihoods add up; the posterior shrinks to variance 1/(10 + 40))."""
     task, _, nle, post = trained
     rng = np.random.default_rng(4)
@@ -95,7 +95,7 @@ def test_nle_slice_recovers_the_analytic_posterior(trained):
 
 
 def test_nle_gradient_and_hmc(trained):
-    """(SBI.11a) the likelihood's theta-gradient (the flow's context gradient, summed over iid
+    """(SBI.13a) the likelihood's theta-gradient (the flow's context gradient, summed over iid
     observations) passes the dot-product test, and HMC on it recovers the posterior."""
     task, _, nle, _ = trained
     rng = np.random.default_rng(5)
@@ -143,7 +143,7 @@ def test_batched_posteriors(trained):
 
 
 def test_truncation_to_the_prior_support():
-    """(SBI.10) with a box prior the draws stay inside and the acceptance rate is reported; the
+    """(SBI.12) with a box prior the draws stay inside and the acceptance rate is reported; the
     log-density is -inf outside."""
     from nprefgen.sbi.tasks import two_moons
 
@@ -207,7 +207,7 @@ def _z_score_of(flow):
 
 @pytest.mark.parametrize("cls", [NPE, NLE])
 def test_z_scores_come_from_the_training_split_only(cls, monkeypatch):
-    """(SBI.9) the validation rows are drawn first and never enter the z-score statistics:
+    """(SBI.11) the validation rows are drawn first and never enter the z-score statistics:
     NPE z-scores theta (data) and x (context), NLE x (data) and theta (context), each with the
     mean and std of the training rows; the flow is fitted as flow.fit(data, context=...)."""
     task = gaussian_linear(dim=2)
@@ -250,7 +250,7 @@ def test_a_diverging_training_raises_and_builds_no_posterior(cls):
 
 
 def test_rejection_sampling_that_accepts_nothing_is_a_runtime_error():
-    """(SBI.10) a posterior estimate with all its mass outside a box prior: sampling fails with a
+    """(SBI.12) a posterior estimate with all its mass outside a box prior: sampling fails with a
     RuntimeError that says rejection sampling failed and why, not a ValueError about `prior`."""
     from nprefgen.flows import maf
     from nprefgen.sbi.posterior import DirectPosterior

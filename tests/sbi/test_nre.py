@@ -1,4 +1,4 @@
-"""Neural ratio estimation (derivations/sbi.md, SBI.30-SBI.33).
+"""Neural ratio estimation (derivations/sbi.md, SBI.22-SBI.25).
 
 Tolerance of the statistical test. With d(theta) = f(theta, x_o) + log p(theta) - log p(theta | x_o)
 the estimate is q proportional to p(theta | x_o) exp(d); to first order in d the total variation
@@ -35,7 +35,7 @@ def _set_params(net, vec):
 
 @pytest.mark.parametrize("balance", [0.0, 100.0])
 def test_loss_gradient_in_the_logits_matches_finite_differences(balance):
-    """(SBI.31) (SBI.33) dL/da for joint and marginal logits: the dot-product test."""
+    """(SBI.23) (SBI.25) dL/da for joint and marginal logits: the dot-product test."""
     rng = np.random.default_rng(0)
     a = rng.normal(0.0, 2.0, 14)
 
@@ -68,7 +68,7 @@ def test_a_planted_bug_in_the_balancing_gradient_is_caught():
 
 
 def test_balancing_penalty_is_zero_for_the_bayes_optimal_classifier():
-    """(SBI.33) E_joint d* + E_marginal d* = 1: for 1-D Gaussians joint vs product, with the exact
+    """(SBI.25) E_joint d* + E_marginal d* = 1: for 1-D Gaussians joint vs product, with the exact
     log-ratio as logits, B -> 0 at the Monte Carlo rate, while a biased logit gives B != 0."""
     rng = np.random.default_rng(2)
     n, rho = 200_000, 0.8
@@ -99,7 +99,7 @@ def _small_nre(balance=0.0, seed=0):
 
 @pytest.mark.parametrize("balance", [0.0, 100.0])
 def test_whole_classifier_gradient_dot_product(balance):
-    """(SBI.30-SBI.33) the gradient loss_and_grad adds into every parameter: dot-product test of
+    """(SBI.22-SBI.25) the gradient loss_and_grad adds into every parameter: dot-product test of
     the minibatch loss as a function of the flattened parameters."""
     _, est, theta, x = _small_nre(balance)
     net = est.ratio.net
@@ -120,7 +120,7 @@ def test_whole_classifier_gradient_dot_product(balance):
 
 
 def test_log_ratio_gradient_in_theta():
-    """(SBI.32) LogRatio.grad (HMC's gradient) against finite differences, two iid observations."""
+    """(SBI.24) LogRatio.grad (HMC's gradient) against finite differences, two iid observations."""
     _, est, theta, x = _small_nre()
     ratio = est.ratio
     rows = np.stack([x[:5], x[5:10]], axis=1)             # (5, 2 iid, dx)
@@ -139,7 +139,7 @@ def _mad_of_log_posterior_error(log_target, x_o, rng):
 @pytest.mark.slow
 @pytest.mark.parametrize("balance", [0.0, 100.0])
 def test_learned_log_ratio_matches_the_analytic_log_posterior(balance):
-    """(SBI.30) (SBI.32) on 2-D gaussian_linear with 1000 simulations: f(theta, x_o) + log p(theta)
+    """(SBI.22) (SBI.24) on 2-D gaussian_linear with 1000 simulations: f(theta, x_o) + log p(theta)
     equals the analytic log posterior up to a constant within TOL_MAD (module docstring), for
     three observations; the prior alone does not."""
     task = gaussian_linear(dim=2)

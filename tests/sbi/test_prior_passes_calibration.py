@@ -1,11 +1,11 @@
-"""Calibration checks are necessary, not sufficient (derivations/sbi.md, SBI.13-SBI.18).
+"""Calibration checks are necessary, not sufficient (derivations/sbi.md, SBI.15-SBI.20).
 
 An "estimator" that ignores x and returns the prior, q(theta | x) = p(theta), is calibrated on
 average over the joint: theta* ~ p(theta) and its L draws ~ p(theta) are L + 1 iid prior draws,
 so PIT values, HPD levels, SBC ranks and TARP fractions (with references independent of x) are
 all exactly uniform. It is nonetheless a bad posterior, and the two checks that compare it with
 the posterior observation by observation catch it: C2ST against reference draws at one x_o
-(SBI.18) and the held-out log-likelihood (SBI.12), which is lower than the exact posterior's by
+(SBI.20) and the held-out log-likelihood (SBI.14), which is lower than the exact posterior's by
 the mutual information I(theta; x) = dim * log(2) / 2 here (prior and noise variance 0.1 give a
 posterior variance of 0.05 for one observation).
 
@@ -37,7 +37,7 @@ def _prior_as_posterior():
 
 
 def test_the_prior_passes_pit_hpd_sbc_and_tarp():
-    """(SBI.13) (SBI.14) (SBI.15) (SBI.16) all four pass an estimator that ignores x."""
+    """(SBI.15) (SBI.16) (SBI.17) (SBI.18) all four pass an estimator that ignores x."""
     rng, _, theta, _, draws, log_prior = _prior_as_posterior()
     assert dg.calibration_flags(dg.pit_values(draws, theta, rng=rng))["passed"]
     f = dg.hpd_levels(log_prior(draws), log_prior(theta))
@@ -52,7 +52,7 @@ def test_the_prior_passes_pit_hpd_sbc_and_tarp():
 
 
 def test_c2st_and_heldout_likelihood_reject_the_prior():
-    """(SBI.18) (SBI.12) the prior is told apart from the posterior at one observation, and its
+    """(SBI.20) (SBI.14) the prior is told apart from the posterior at one observation, and its
     held-out log-likelihood is lower than the exact posterior's by about I(theta; x)."""
     rng, task, theta, x, _, log_prior = _prior_as_posterior()
     x_o = np.full(DIM, np.sqrt(2 * VAR))               # one standard deviation of p(x)

@@ -1,5 +1,5 @@
 """The prior protocol (nprefgen.sbi.priors, derivations/README.md) and the mass a posterior
-estimate leaks outside the prior, per observation (SBI.10)."""
+estimate leaks outside the prior, per observation (SBI.12)."""
 from __future__ import annotations
 
 import warnings
@@ -98,7 +98,7 @@ def test_protocol_shapes_are_checked():
 
 class ShiftedGaussianFlow:
     """A stand-in for a conditional flow: theta | x ~ N(x, 0.5^2) in 1-D, so the mass inside
-    the prior U(-1, 1) is Z(x) = Phi((1 - x) / 0.5) - Phi((-1 - x) / 0.5) exactly (SBI.10)."""
+    the prior U(-1, 1) is Z(x) = Phi((1 - x) / 0.5) - Phi((-1 - x) / 0.5) exactly (SBI.12)."""
 
     dim, context_dim, sd = 1, 1, 0.5
 
@@ -110,7 +110,7 @@ class ShiftedGaussianFlow:
 
 
 def test_leakage_is_reported_per_observation():
-    """(SBI.10) the acceptance rate of each observation estimates its Z(x) (binomial, 4 sd), the
+    """(SBI.12) the acceptance rate of each observation estimates its Z(x) (binomial, 4 sd), the
     pooled rate is kept as before, and the warning names the observations below 0.9."""
     post = DirectPosterior(ShiftedGaussianFlow(), BoxUniform([-1.0], [1.0]))
     xs = np.array([[0.0], [0.8], [-1.5], [0.1]])

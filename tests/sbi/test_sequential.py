@@ -1,4 +1,4 @@
-"""Sequential rounds: TSNPE and SNLE (derivations/sbi.md, SBI.34-SBI.36).
+"""Sequential rounds: TSNPE and SNLE (derivations/sbi.md, SBI.26-SBI.28).
 
 The rounds run on 2-D gaussian_linear with a small noise variance (0.001): the posterior's sd
 (0.03) is a tenth of the prior's (0.32), so a truncation region that shrinks towards it has a
@@ -37,7 +37,7 @@ def test_split_budget():
 
 
 def test_hpd_threshold_keeps_one_minus_epsilon():
-    """(SBI.34) for q = N(0, I_2): the super-level set {log q >= tau} holds 1 - eps of fresh
+    """(SBI.26) for q = N(0, I_2): the super-level set {log q >= tau} holds 1 - eps of fresh
     draws (binomial sd), and tau matches the analytic chi^2 quantile's level."""
     rng = np.random.default_rng(0)
     q = stats.multivariate_normal(np.zeros(2), np.eye(2))
@@ -52,7 +52,7 @@ def test_hpd_threshold_keeps_one_minus_epsilon():
 
 
 def test_truncated_prior_sample_acceptance_is_the_region_mass():
-    """(SBI.34) box [-1, 1]^2, region = disc of radius 0.5: prior mass pi/16; every kept draw is
+    """(SBI.26) box [-1, 1]^2, region = disc of radius 0.5: prior mass pi/16; every kept draw is
     in the region and uniform there (mean ~ 0)."""
     prior = BoxUniform(-np.ones(2), np.ones(2))
     theta, acc, drawn = truncated_prior_sample(prior, lambda t: -np.sum(t * t, axis=1), -0.25,
@@ -77,7 +77,7 @@ def tsnpe():
 
 @pytest.mark.slow          # trains 3 rounds (~2 s)
 def test_tsnpe_rounds_shrink_the_proposal(tsnpe):
-    """(SBI.34) (SBI.35) the truncation region's prior mass falls round by round, and the
+    """(SBI.26) (SBI.27) the truncation region's prior mass falls round by round, and the
     proposal's spread with it; each round's record is complete."""
     task, x_o, seq = tsnpe
     rounds = seq.history_["rounds"]
@@ -113,7 +113,7 @@ def test_tsnpe_is_deterministic_per_seed(tsnpe):
 
 @pytest.mark.slow          # trains 3 rounds (~2 s)
 def test_snle_rounds_and_counts():
-    """(SBI.36) rounds draw from the MCMC posterior: the proposal shrinks, R-hat and ESS are
+    """(SBI.28) rounds draw from the MCMC posterior: the proposal shrinks, R-hat and ESS are
     recorded, dropped (NaN) simulations are counted and the counts add up."""
     task, x_o = _task()
 

@@ -1,4 +1,4 @@
-"""Tasks, priors, simulate() and rejection ABC (derivations/sbi.md, SBI.1-SBI.7)."""
+"""Tasks, priors, simulate() and rejection ABC (derivations/sbi.md, SBI.1-SBI.9)."""
 from __future__ import annotations
 
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -82,7 +82,7 @@ def test_two_moons_simulator_and_reference(rng):
 
 
 def test_two_moons_reference_matches_rejection_abc_limit(rng):
-    """(SBI.6) as eps -> 0 ABC converges to the posterior: with 2e5 simulations and the 400
+    """(SBI.8) as eps -> 0 ABC converges to the posterior: with 2e5 simulations and the 400
     closest, each marginal is within KS distance of the inverted-simulator reference."""
     task = two_moons()
     x_obs = np.array([0.05, -0.1])
@@ -162,7 +162,7 @@ def test_simulate_bad_inputs(rng):
 
 
 def test_abc_modes_and_kde(rng):
-    """(SBI.6) eps / quantile / n_keep select the same closest draws; (SBI.7) the KDE sample has
+    """(SBI.8) eps / quantile / n_keep select the same closest draws; (SBI.9) the KDE sample has
     the kept draws' mean and a slightly larger spread, and stays in the prior."""
     task = gaussian_linear(dim=2)
     theta = task.prior.sample(5000, rng=rng)
@@ -198,7 +198,7 @@ def test_abc_bad_inputs(rng):
 
 
 def test_cv_bandwidth(rng):
-    """(SBI.7) cross-validated bandwidth: near Scott's factor for a Gaussian sample, much
+    """(SBI.9) cross-validated bandwidth: near Scott's factor for a Gaussian sample, much
     narrower than it for two well-separated clusters (where Cov is dominated by the gap)."""
     from nprefgen.sbi.abc import cv_bandwidth, scott_bandwidth
 
@@ -216,7 +216,7 @@ def test_cv_bandwidth(rng):
 
 
 def test_isotropic_cv_bandwidth(rng):
-    """(SBI.7) the round kernel (``bandwidth="cv_iso"``): H is a multiple of I; near the
+    """(SBI.9) the round kernel (``bandwidth="cv_iso"``): H is a multiple of I; near the
     Cov-shaped choice for an isotropic Gaussian sample; and on two_moons (the 100 closest of
     10^5 simulations, 5 observations) it gives exact posterior draws a higher log-likelihood than
     the Cov-shaped kernel, whose long axis follows the kept draws' overall spread across the

@@ -35,7 +35,7 @@ class StatefulTanh(Tanh):
 
 
 class BrokenLogDet(ElementwiseAffine):
-    """(FLOW.17) log_det off by a constant."""
+    """(FLOW.18) log_det off by a constant."""
 
     def forward_cached(self, x, context=None):
         z, log_det, cache = super().forward_cached(x, context)

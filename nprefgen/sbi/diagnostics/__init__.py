@@ -1,9 +1,9 @@
-"""Is the posterior trustworthy? Calibration diagnostics (derivations/sbi.md, SBI.12-SBI.17).
+"""Is the posterior trustworthy? Calibration diagnostics (derivations/sbi.md, SBI.14-SBI.19).
 
-* held-out log-likelihood of q(theta | x)                       :mod:`.likelihood` (SBI.12)
-* PIT values per marginal, P-P curves, expected coverage          :mod:`.calibration` (SBI.13-14)
-* simulation-based calibration ranks and uniformity tests         :mod:`.sbc` (SBI.15)
-* TARP expected coverage probability and its area criterion       :mod:`.tarp` (SBI.16-17)
+* held-out log-likelihood of q(theta | x)                       :mod:`.likelihood` (SBI.14)
+* PIT values per marginal, P-P curves, expected coverage          :mod:`.calibration` (SBI.15-14)
+* simulation-based calibration ranks and uniformity tests         :mod:`.sbc` (SBI.17)
+* TARP expected coverage probability and its area criterion       :mod:`.tarp` (SBI.18-17)
 * C2ST and MMD against reference draws                            :mod:`nprefgen.metrics`
 
 Every check works on arrays of posterior draws (N, L, p) for N simulated test observations and

@@ -1,14 +1,14 @@
-"""PIT values, P-P curves and expected coverage (derivations/sbi.md, SBI.13-SBI.14).
+"""PIT values, P-P curves and expected coverage (derivations/sbi.md, SBI.15-SBI.16).
 
 All functions take posterior draws for N test observations, ``samples: (N, L, p)``, and the
 parameters that generated them, ``theta_true: (N, p)``.
 
-(SBI.13) PIT per marginal: u_ik = F_q,k(theta*_ik | x_i) ~ (1/L) sum_l 1[theta_ilk < theta*_ik].
+(SBI.15) PIT per marginal: u_ik = F_q,k(theta*_ik | x_i) ~ (1/L) sum_l 1[theta_ilk < theta*_ik].
 If q is the posterior, theta* given x is a draw from it, so u_ik ~ U(0, 1) over the joint; the
 P-P curve (the empirical CDF of u against alpha) is then the diagonal. Over-confident posteriors
 put theta* in the tails: u piles up at 0 and 1 (an S-shaped P-P curve); a biased one shifts u.
 
-(SBI.14) Expected coverage of highest-posterior-density regions: with
+(SBI.16) Expected coverage of highest-posterior-density regions: with
 f_i = (1/L) sum_l 1[log q(theta_il | x_i) > log q(theta*_i | x_i)], the mass of the HPD region
 whose boundary passes through theta*_i, theta*_i lies in the alpha-HPD region iff f_i <= alpha,
 and the expected coverage is C(alpha) = (1/N) sum_i 1[f_i <= alpha]. Calibrated: C(alpha) = alpha;
@@ -26,7 +26,7 @@ ALPHAS = np.linspace(0.0, 1.0, 101)
 
 
 def pit_values(samples, theta_true, *, rng=None, ties: str = "random") -> np.ndarray:
-    """(SBI.13) u_ik = (#{l: theta_ilk < theta*_ik} + U #{ties}) / L. -> (N, p) in [0, 1].
+    """(SBI.15) u_ik = (#{l: theta_ilk < theta*_ik} + U #{ties}) / L. -> (N, p) in [0, 1].
 
     Ties (discrete or duplicated draws) are split uniformly at random with ``ties="random"``
     (U ~ U(0, 1) from ``rng``: None, an int seed or a Generator, SPEC 7), or counted half with
@@ -63,7 +63,7 @@ def marginal_coverage(u, alphas=ALPHAS) -> np.ndarray:
 
 
 def hpd_levels(log_prob_samples, log_prob_true) -> np.ndarray:
-    """(SBI.14) f_i = (1/L) sum_l 1[log q(theta_il|x_i) > log q(theta*_i|x_i)].
+    """(SBI.16) f_i = (1/L) sum_l 1[log q(theta_il|x_i) > log q(theta*_i|x_i)].
 
     log_prob_samples : (N, L) log q of each posterior draw; log_prob_true : (N,). -> (N,).
     """
@@ -75,7 +75,7 @@ def hpd_levels(log_prob_samples, log_prob_true) -> np.ndarray:
 
 
 def expected_coverage(f, alphas=ALPHAS) -> np.ndarray:
-    """(SBI.14) C(alpha) = (1/N) sum_i 1[f_i <= alpha]. f: (N,) -> (len(alphas),)."""
+    """(SBI.16) C(alpha) = (1/N) sum_i 1[f_i <= alpha]. f: (N,) -> (len(alphas),)."""
     f = check_array(f, "f", ndim=1)
     return np.mean(f[None, :] <= np.asarray(alphas)[:, None], axis=1)
 

@@ -1,6 +1,6 @@
-"""Test-set log-likelihood of a conditional density q(theta | x) (derivations/sbi.md, SBI.12).
+"""Test-set log-likelihood of a conditional density q(theta | x) (derivations/sbi.md, SBI.14).
 
-(SBI.12) On held-out pairs (theta_i, x_i) ~ p(theta) p(x | theta),
+(SBI.14) On held-out pairs (theta_i, x_i) ~ p(theta) p(x | theta),
 
     L_test = (1/N) sum_i log q(theta_i | x_i)  ~  E_{p(x)}[ -KL(p(theta|x) || q(theta|x)) ] + const,
 
@@ -16,7 +16,7 @@ from nprefgen._validation import check_array, check_callable, check_int
 
 
 def heldout_log_likelihood(log_prob, theta, x, batch_size: int = 10000) -> dict:
-    """(SBI.12) mean and standard error of log q(theta_i | x_i) over a test set.
+    """(SBI.14) mean and standard error of log q(theta_i | x_i) over a test set.
 
     log_prob : callable (theta: (m, p), x: (m, dx)) -> (m,), e.g. ``posterior.log_prob_pairs``.
     theta : (N, p), x : (N, dx).

@@ -1,9 +1,9 @@
-"""Simulation-based calibration (derivations/sbi.md, SBI.15).
+"""Simulation-based calibration (derivations/sbi.md, SBI.17).
 
 Talts, Betancourt, Simpson, Vehtari & Gelman (2018), "Validating Bayesian inference algorithms
 with simulation-based calibration", arXiv:1804.06788.
 
-(SBI.15) For theta~_i ~ p(theta), x~_i ~ p(x | theta~_i) and L draws theta_il ~ q(theta | x~_i),
+(SBI.17) For theta~_i ~ p(theta), x~_i ~ p(x | theta~_i) and L draws theta_il ~ q(theta | x~_i),
 
     r_ik = #{l : f_k(theta_il) < f_k(theta~_i)}  in {0, ..., L},
 
@@ -23,7 +23,7 @@ from nprefgen.sbi.priors import check_prior
 
 
 def sbc_ranks(samples, theta_true) -> np.ndarray:
-    """(SBI.15) ranks (N, p) of theta_true among the L draws of each observation."""
+    """(SBI.17) ranks (N, p) of theta_true among the L draws of each observation."""
     s, t = check_draws(samples, theta_true)
     return np.sum(s < t[:, None, :], axis=1)
 

@@ -1,9 +1,9 @@
-"""TARP: tests of accuracy with random points (derivations/sbi.md, SBI.16-SBI.17).
+"""TARP: tests of accuracy with random points (derivations/sbi.md, SBI.18-SBI.19).
 
 Lemos, Coogan, Hezaveh & Perreault-Levasseur (2023), "Sampling-based accuracy testing of
 posterior estimators for general inference", ICML.
 
-(SBI.16) For each test pair (theta*_i, x_i), L draws theta_il ~ q(theta | x_i) and one reference
+(SBI.18) For each test pair (theta*_i, x_i), L draws theta_il ~ q(theta | x_i) and one reference
 point theta^r_i, the fraction of draws closer to the reference than the truth is
 
     f_i = (1/L) sum_l 1[ d(theta_il, theta^r_i) < d(theta*_i, theta^r_i) ],
@@ -17,7 +17,7 @@ SBC; tests/sbi/test_prior_passes_calibration.py). Lemos et al.'s sufficiency res
 reference distributions that may depend on x. Pair TARP with C2ST or the held-out
 log-likelihood, which the prior fails.
 
-(SBI.17) Two areas of the ECP curve. ``abs_area`` = int_0^1 |ECP(alpha) - alpha| d alpha, 0 when
+(SBI.19) Two areas of the ECP curve. ``abs_area`` = int_0^1 |ECP(alpha) - alpha| d alpha, 0 when
 calibrated, large for any miscalibration. ``signed_area`` = int_0^1 (ECP(alpha) - alpha) d alpha
 = 1/2 - E[f]: it only sees where the mean of f sits, so over-confidence (f piled at both ends)
 barely moves it and a bias can make it positive; it is not an over/under-confidence indicator.
@@ -38,7 +38,7 @@ ALPHAS = np.linspace(0.0, 1.0, 101)
 
 def tarp_fractions(samples, theta_true, *, rng=None, references=None,
                    normalize: bool = True) -> np.ndarray:
-    """(SBI.16) f_i: (N, L, p), (N, p) -> (N,). ``references`` (N, p) in the scaled space, or
+    """(SBI.18) f_i: (N, L, p), (N, p) -> (N,). ``references`` (N, p) in the scaled space, or
     None for uniform points on the unit box drawn from ``rng`` (None, an int seed or a
     Generator, SPEC 7)."""
     s, t = check_draws(samples, theta_true)
@@ -57,13 +57,13 @@ def tarp_fractions(samples, theta_true, *, rng=None, references=None,
 
 
 def tarp_coverage(f, alphas=ALPHAS) -> np.ndarray:
-    """(SBI.16) ECP(alpha) = (1/N) sum_i 1[f_i < alpha]. f: (N,) -> (len(alphas),)."""
+    """(SBI.18) ECP(alpha) = (1/N) sum_i 1[f_i < alpha]. f: (N,) -> (len(alphas),)."""
     f = check_array(f, "f", ndim=1)
     return np.mean(f[None, :] < np.asarray(alphas)[:, None], axis=1)
 
 
 def tarp_area(ecp, alphas=ALPHAS) -> tuple[float, float]:
-    """(SBI.17) (abs_area, signed_area): trapezoidal integrals of |ECP - alpha| and ECP - alpha
+    """(SBI.19) (abs_area, signed_area): trapezoidal integrals of |ECP - alpha| and ECP - alpha
     (the second is 1/2 - E[f] up to the grid error)."""
     ecp = check_array(ecp, "ecp", ndim=1)
     a = np.asarray(alphas, dtype=np.float64)

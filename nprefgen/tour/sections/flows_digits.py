@@ -63,7 +63,7 @@ def build(report) -> None:
                   "test digits, then samples of every model (integer pixels after inverting the "
                   "logit transform and flooring)")
     if data.dim == 64 and data.levels == 17:        # the bundled digits (the classifier's input)
-        # (GAN.14) the flows on the GAN section's scale: fresh samples at the test split's size,
+        # (GAN.13) the flows on the GAN section's scale: fresh samples at the test split's size,
         # integer pixels 0..16 mapped to [0, 1] like the classifier's inputs
         sets = [(f"{name} (logit space)", logit_to_pixels(model.sample(N_SAMPLES, rng=rng),
                                                           data.levels, demos.LAMBDA) / 16.0)

@@ -26,17 +26,17 @@ def _battery_rows(rng):
     """Every bijector kind, random parameters, a conditional one where it applies."""
     d, n = 4, 6
     cases = [
-        ("AffineCoupling (FLOW.4-8), context 2",
+        ("AffineCoupling (FLOW.5-8), context 2",
          AffineCoupling(alternating_mask(d), [8], rng=rng, context_dim=2, activation="tanh"), 2),
-        ("MAF (FLOW.11, 12, 15), context 2", MAF(d, [8], rng=rng, context_dim=2, activation="tanh"), 2),
-        ("IAF (FLOW.13, 14)", IAF(d, [8], rng=rng, activation="tanh"), 0),
+        ("MAF (FLOW.12, 12, 15), context 2", MAF(d, [8], rng=rng, context_dim=2, activation="tanh"), 2),
+        ("IAF (FLOW.15, 14)", IAF(d, [8], rng=rng, activation="tanh"), 0),
         ("SplineCoupling (SPL.12, 13), context 2",
          SplineCoupling(d, alternating_mask(d), [8], 5, 3.0, rng=rng, context_dim=2,
                         activation="tanh"), 2),
-        ("Permutation (FLOW.16)", Permutation.random(d, rng=rng), 0),
-        ("ActNorm (FLOW.17, 18)", ActNorm(d), 0),
-        ("Standardize (FLOW.17)", Standardize(rng.standard_normal(d), np.exp(rng.standard_normal(d))), 0),
-        ("LogitTransform (FLOW.19)", LogitTransform(d), 0),
+        ("Permutation (FLOW.17)", Permutation.random(d, rng=rng), 0),
+        ("ActNorm (FLOW.18, 18)", ActNorm(d), 0),
+        ("Standardize (FLOW.18)", Standardize(rng.standard_normal(d), np.exp(rng.standard_normal(d))), 0),
+        ("LogitTransform (FLOW.21)", LogitTransform(d), 0),
     ]
     rows = []
     for name, b, c_dim in cases:
@@ -64,11 +64,11 @@ def build(report) -> None:
         "A flow maps data x to a standard normal z = f(x) through invertible layers; the density "
         "follows from the change of variables log p(x) = log N(f(x)) + log|det J_f(x)| (FLOW.1), "
         "the log-determinants of the layers adding up (FLOW.2). RealNVP stacks affine couplings "
-        "(FLOW.4): half of the coordinates pass unchanged and set a scale and shift for the other "
+        "(FLOW.5): half of the coordinates pass unchanged and set a scale and shift for the other "
         "half, so the Jacobian is block triangular and its log-determinant is the sum of the "
-        "log-scales (FLOW.6); masks alternate between layers. MAF stacks MADE layers (FLOW.10, "
-        "FLOW.11): each coordinate is shifted and scaled by functions of the earlier ones, in one "
-        "network pass for the density and one pass per coordinate for sampling (FLOW.12); the order "
+        "log-scales (FLOW.7); masks alternate between layers. MAF stacks MADE layers (FLOW.11, "
+        "FLOW.12): each coordinate is shifted and scaled by functions of the earlier ones, in one "
+        "network pass for the density and one pass per coordinate for sampling (FLOW.13); the order "
         "is reversed between layers. The spline flow (Durkan et al. 2019) keeps RealNVP's "
         "alternating couplings but replaces the affine map by a monotone rational-quadratic spline "
         f"per coordinate (SPL.4) with {n_bins} bins on [-{bound:g}, {bound:g}] (identity outside), "

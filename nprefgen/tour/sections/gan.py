@@ -1,6 +1,6 @@
 """Tour section: generative adversarial networks (nprefgen.models.gan, derivations/gan.md): the
 8-Gaussians ring over training with the mode-coverage metric over seeds, digits samples, and
-the Frechet distance (nprefgen.metrics.frechet, GAN.14) of GAN, VAE and mixture samples on one
+the Frechet distance (nprefgen.metrics.frechet, GAN.13) of GAN, VAE and mixture samples on one
 scale.
 """
 from __future__ import annotations
@@ -38,11 +38,11 @@ def _build(report) -> None:
     report.text(
         "A generator G(z) and a discriminator D(x) = sigmoid(a(x)) play the game (GAN.1): D "
         "minimises the binary cross-entropy between real and generated batches from logits "
-        "(GAN.2), G the non-saturating loss -log D(G(z)) (GAN.4), whose gradient reaches G through "
-        "D's input gradient (GAN.5). Both are MLPs 64-64 with LeakyReLU, trained by Adam (lr 1e-3, "
+        "(GAN.3), G the non-saturating loss -log D(G(z)) (GAN.5), whose gradient reaches G through "
+        "D's input gradient (GAN.6). Both are MLPs 64-64 with LeakyReLU, trained by Adam (lr 1e-3, "
         f"beta1 0.5, batches of 256) on a ring of 8 Gaussians (radius 2, sigma {SIGMA}), "
         f"{steps} generator steps. A sample is high quality within 3 sigma of a mode; a mode is "
-        "captured when it gets a high-quality sample (GAN.8).")
+        "captured when it gets a high-quality sample (GAN.14).")
     marks = sorted({max(1, steps // 10), steps // 4, steps // 2, steps})
     rows, snapshots = [], {}
     for seed in seeds:
@@ -77,8 +77,8 @@ def _build(report) -> None:
     report.text(
         "On the 8x8 digits: G 16-128-256-64 with a sigmoid output, D 64-256-128-1, DCGAN's Adam "
         f"(lr 2e-4, beta1 0.5), batches of 128, {d_steps} steps, with the R1 gradient penalty "
-        "(GAN.10) of weight gamma = 10 on the real digits, differentiated twice by hand (GAN.11-"
-        "GAN.13). Without a regulariser this pair collapsed onto a few blotchy shapes; instance "
+        "(GAN.9) of weight gamma = 10 on the real digits, differentiated twice by hand (GAN.10-"
+        "GAN.12). Without a regulariser this pair collapsed onto a few blotchy shapes; instance "
         "noise (GAN.7) alone left blotches too (Frechet distance 18-71 in our runs, uniform "
         "noise images: ~58), while R1 brings it to a few times the floor (table below).")
     report.figure(plot_image_mosaic(gan.sample(50, rng=rng), n_cols=10,
@@ -88,7 +88,7 @@ def _build(report) -> None:
 
 
 def _frechet_table(report, X, gan, rng, quick) -> None:
-    """(GAN.14) GAN, VAE (prior and GMM-in-latent) and a pixel-space GMM on one scale, every set
+    """(GAN.13) GAN, VAE (prior and GMM-in-latent) and a pixel-space GMM on one scale, every set
     of 360 samples (the test split's size) against the train split."""
     n = N_SAMPLES
     epochs = 4 if quick else 100
@@ -104,7 +104,7 @@ def _frechet_table(report, X, gan, rng, quick) -> None:
             ("GMM(10), full covariance, in pixel space", pixel_gmm.sample(n, rng=rng)),
             ("uniform noise images", rng.uniform(size=(n, 64)))]
     report.text(
-        "One scale for every image model (GAN.14): samples are mapped to the 64 tanh features of "
+        "One scale for every image model (GAN.13): samples are mapped to the 64 tanh features of "
         "a small digits classifier (MLP 64-128-64-10, test accuracy 0.96, weights shipped with "
         "the package) and the Gaussians fitted to the two feature sets are compared by the "
         "squared Frechet distance. The test split's own distance to the train split is the floor "

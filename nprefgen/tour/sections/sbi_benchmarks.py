@@ -28,7 +28,7 @@ def _settings(quick: bool) -> dict:
 
 
 def _abc_batched(task, theta, x, xs, n, rng, n_keep):
-    """ABC draws (N, n, p) for many observations from one set of simulations (SBI.6, SBI.7)."""
+    """ABC draws (N, n, p) for many observations from one set of simulations (SBI.8, SBI.9)."""
     out = np.empty((xs.shape[0], n, task.dim_theta))
     for i, xo in enumerate(xs):
         res = rejection_abc(xo, theta, x, n_keep=n_keep, scale=None)
@@ -83,13 +83,13 @@ def _run_task(report, task, cfg, rng):
         rows.append([name, cfg["n_sim"], score,
                      rules.c2st(report, f"{task.name}, {name}: C2ST", score, cfg["n_post"]),
                      *mc, timings[name], extra[name]])
-    # NRE (SBI.30-SBI.33), TSNPE and SNLE (SBI.34-SBI.36) at small budgets, on their own rng stream
+    # NRE (SBI.22-SBI.25), TSNPE and SNLE (SBI.26-SBI.28) at small budgets, on their own rng stream
     rows += extra_rows(report, task, sims, x_obs[0], reference, cfg)
     report.table(["method", "simulations", "C2ST", f"C2ST <= {rules.c2st_bar(cfg['n_post']):.3f}",
                   "R-hat", f"R-hat < {rules.RHAT_MAX:g}", "ESS", f"ESS >= {rules.ESS_MIN:g}",
                   "seconds", "notes"], rows, status_col=[3, 5, 7],
                  caption=f"{task.name}: C2ST against {cfg['n_post']} reference draws "
-                         f"(0.5 = indistinguishable, SBI.18; flagged above "
+                         f"(0.5 = indistinguishable, SBI.20; flagged above "
                          f"{rules.c2st_bar(cfg['n_post']):.3f}, chance at the 1 % level); "
                          f"R-hat and ESS of the NLE chains (MCMC.8, MCMC.9), flagged at "
                          f"R-hat >= {rules.RHAT_MAX:g} and ESS < {rules.ESS_MIN:g}")
@@ -97,7 +97,7 @@ def _run_task(report, task, cfg, rng):
                             title=f"{task.name}: posterior draws, true theta dashed"),
                   f"{task.name}-pairs", f"{task.name}: reference vs NPE, NLE, ABC at one observation")
 
-    # calibration over many test observations: PIT values per marginal (SBI.13)
+    # calibration over many test observations: PIT values per marginal (SBI.15)
     theta_t, x_t = task.observations(cfg["n_test"], rng=rng)
     nle_batch = nle_model.posterior(n_chains=4, n_warmup=30)
     pit = {"NPE": dg.pit_values(npe.sample_batched(cfg["n_draws"], x_t, rng=rng), theta_t, rng=rng),
@@ -131,10 +131,10 @@ def build(report) -> None:
     report.text(
         "Three ways to infer theta from a simulator. NPE trains a conditional flow q(theta | x) "
         "(a neural spline flow) "
-        "on simulated pairs (SBI.8) and samples it directly, rejecting draws outside the prior "
-        "(SBI.10). NLE trains q(x | theta) and runs slice sampling on the learned likelihood times "
-        "the prior (SBI.11). Rejection ABC keeps the parameters whose simulations land closest to "
-        "the observation (SBI.6) and smooths them with a KDE (SBI.7); SMC-ABC spends the same "
+        "on simulated pairs (SBI.10) and samples it directly, rejecting draws outside the prior "
+        "(SBI.12). NLE trains q(x | theta) and runs slice sampling on the learned likelihood times "
+        "the prior (SBI.13). Rejection ABC keeps the parameters whose simulations land closest to "
+        "the observation (SBI.8) and smooths them with a KDE (SBI.9); SMC-ABC spends the same "
         "budget on populations whose tolerance shrinks round by round (ABC.1-ABC.3), for the "
         "one observation (it is not amortised). All use the same "
         f"{cfg['n_sim']} simulations; C2ST compares each with the reference posterior (the analytic "
@@ -154,11 +154,11 @@ def build(report) -> None:
         "there), so read the value beside the flag. R-hat (flagged at 1.01) and ESS (below 100) "
         "of the NLE chains follow Vehtari et al. (2021). "
         "The C2ST table also holds neural ratio estimation (a classifier of joint vs shuffled "
-        "pairs whose logit is log p(x | theta) - log p(x), sampled by slice sampling; SBI.30-SBI.32) "
+        "pairs whose logit is log p(x | theta) - log p(x), sampled by slice sampling; SBI.22-SBI.24) "
         "on the same simulations, and two sequential methods that spend a smaller budget in "
         "rounds for this one observation: TSNPE (the prior truncated to the current estimate's "
-        "highest-probability region, SBI.34-SBI.35) and SNLE (proposals from the current MCMC "
-        "posterior, SBI.36).")
+        "highest-probability region, SBI.26-SBI.27) and SNLE (proposals from the current MCMC "
+        "posterior, SBI.28).")
     rng = report.rng("sbi_benchmarks")
     for task in (gaussian_linear(dim=cfg["gl_dim"]), two_moons()):
         _run_task(report, task, cfg, rng)

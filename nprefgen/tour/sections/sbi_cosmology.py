@@ -43,9 +43,9 @@ def build(report) -> None:
     report.text(
         f"A {cfg['n_side']}x{cfg['n_side']} Gaussian random field on a periodic box of side 2 pi "
         "with P(k) = A k^-n, plus white pixel noise, summarised by the log of its binned power "
-        "spectrum (SBI.20); prior A ~ U(0.5, 2), n ~ U(1, 3). The standard analysis: a Gaussian "
+        "spectrum (SBI.6); prior A ~ U(0.5, 2), n ~ U(1, 3). The standard analysis: a Gaussian "
         "likelihood for the summaries with mean mu(theta) and a covariance estimated from "
-        f"{cfg['n_cov']} simulations at the prior mean (SBI.21), sampled by slice sampling. "
+        f"{cfg['n_cov']} simulations at the prior mean (SBI.7), sampled by slice sampling. "
         f"NPE instead learns q(theta | s) from {cfg['n_sim']} simulations and assumes neither a "
         "Gaussian likelihood nor a fixed covariance.")
     report.figure(_field_figure(sim, np.array([[1.0, 1.5], [1.0, 2.8]]), rng), "fields",
@@ -88,7 +88,7 @@ def build(report) -> None:
                 f"the slice-sampling chains (MCMC.8, MCMC.9), flagged at R-hat >= "
                 f"{rules.RHAT_MAX:g} and ESS < {rules.ESS_MIN:g}")
 
-    # coverage over many test observations (SBI.14): HPD levels need log q up to a constant,
+    # coverage over many test observations (SBI.16): HPD levels need log q up to a constant,
     # which both have (the unnormalised potential for MCMC, the flow for NPE)
     theta_t, x_t = task.observations(cfg["n_test"], rng=rng)
     draws = {"Gaussian likelihood + MCMC": gauss.sample_batched(cfg["n_draws"], x_t, rng=rng),
@@ -119,14 +119,14 @@ def build(report) -> None:
         rows.append(row[:7] + [t["abs_area"]] + row[7:])
     report.figure(coverage_plot(dg.ALPHAS, levels, cfg["n_test"],
                                 title=f"expected coverage, {cfg['n_test']} test fields"),
-                  "coverage", "fraction of true (A, n) inside the alpha-HPD region (SBI.14); on the "
+                  "coverage", "fraction of true (A, n) inside the alpha-HPD region (SBI.16); on the "
                               "diagonal when calibrated, below it when over-confident")
     report.figure(coverage_plot(dg.ALPHAS, tarp_curves, cfg["n_test"], title="TARP"),
-                  "tarp", "TARP expected coverage probability (SBI.16)")
+                  "tarp", "TARP expected coverage probability (SBI.18)")
     report.table(["method", "KS p (HPD levels)", "uniform", "KS p PIT A", "uniform", "KS p PIT n",
                   "uniform", "TARP abs area", "TARP KS p", "uniform"], rows, status_col=[2, 4, 6, 9],
                  caption=f"calibration tests over {cfg['n_test']} test fields (p < 0.01 flags "
-                         "miscalibration; TARP abs area = integral of abs(ECP - alpha), SBI.17, not checked)")
+                         "miscalibration; TARP abs area = integral of abs(ECP - alpha), SBI.19, not checked)")
 
 
 def _moments(d):

@@ -61,7 +61,7 @@ def _train(prior, theta, maps, spectra, cfg, rng):
 
 
 def _calibration(report, kind, posts, theta_t, xs, cfg, rng):
-    """Mean posterior sd and HPD calibration (SBI.14) of each NPE over test observations."""
+    """Mean posterior sd and HPD calibration (SBI.16) of each NPE over test observations."""
     rows = []
     for name, (post, _) in posts.items():
         x = xs[name]
@@ -87,7 +87,7 @@ def build(report) -> None:
         "rather than from a summary chosen by hand. For a Gaussian field with white noise the "
         "likelihood of the map is exact and diagonal in Fourier space (FIELD.4-FIELD.5), so the "
         "field-level posterior is known: slice sampling gives the reference. NPE on the log "
-        "binned power spectrum (SBI.20) and NPE with a CNN embedding trained jointly on the raw "
+        "binned power spectrum (SBI.6) and NPE with a CNN embedding trained jointly on the raw "
         f"map (FIELD.1-FIELD.2) learn from the same {cfg['n_sim']} simulations. The log-normal "
         "field exp(g - sigma_g^2/2) - 1 of such a Gaussian g (FIELD.7) is non-Gaussian: its "
         "spectrum no longer holds all the information. Prior A ~ U(0.5, 2), n ~ U(1, 3). The budget "
@@ -152,7 +152,7 @@ def build(report) -> None:
                          status_col=[6],
                          caption=f"{label} field: mean posterior sd and calibration over "
                                  f"{cfg['n_test']} test maps ({cfg['n_draws']} draws each, "
-                                 f"SBI.14); narrower at equal calibration is better")
+                                 f"SBI.16); narrower at equal calibration is better")
 
 
 def _moments(d):

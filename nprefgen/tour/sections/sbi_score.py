@@ -4,7 +4,7 @@
 A conditional NCSN s(theta, x, sigma) is trained by denoising score matching on simulated pairs
 (SCORE.15); for an observation, annealed Langevin dynamics on theta with the context folded into
 the network (SCORE.17) samples the posterior, whose score equals the joint's (SCORE.16); draws
-outside the prior are rejected (SCORE.18). NPE (SBI.8) is trained on the same simulations; both
+outside the prior are rejected (SCORE.18). NPE (SBI.10) is trained on the same simulations; both
 are judged by C2ST against the analytic posterior.
 """
 from __future__ import annotations
@@ -53,7 +53,7 @@ def build(report) -> None:
         "depend on theta (SCORE.16). For one observation the context is folded into the first "
         "layer's bias (SCORE.17) and the numba annealed Langevin loop (SCORE.12, SCORE.13) "
         "samples theta; draws outside the prior are rejected (SCORE.18). NPE (a neural spline "
-        "flow, SBI.8) is trained on the same simulations. Task: gaussian_linear in 2-D, whose "
+        "flow, SBI.10) is trained on the same simulations. Task: gaussian_linear in 2-D, whose "
         "posterior is Gaussian in closed form.")
     rows, panels = [], {"reference": ref}
     for name in ("NPSE", "NPE"):

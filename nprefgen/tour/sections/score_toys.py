@@ -99,7 +99,7 @@ def build(report) -> None:
                   f"{model.sigmas[0]:.3g} to 0.01, eps 2e-5 as in NCSN's image setting")
     report.figure(_digit_grid(x[:n_img], "training digits"), "digits-data",
                   "training digits for comparison")
-    # (GAN.14) the ConvNCSN on the GAN section's scale (N_SAMPLES fresh draws, clipped to [0, 1])
+    # (GAN.13) the ConvNCSN on the GAN section's scale (N_SAMPLES fresh draws, clipped to [0, 1])
     with blas_threads(1):
         more = model.sample(N_SAMPLES, eps=2e-5, n_steps_each=10 if quick else 100, denoise=True,
                             rng=rng, init_low=0.0, init_high=1.0)
