@@ -96,18 +96,12 @@ def test_dropped_second_derivative_is_caught(rng, monkeypatch):
         _penalty_checks(D, rng.standard_normal((6, 3)), rng)
 
 
-@pytest.mark.torch
-def test_r1_against_torch_double_backward(rng):
-    """(GAN.9)-(GAN.12) value and every parameter gradient equal torch.autograd's
-    create_graph double backward at 1e-12."""
-    torch = pytest.importorskip("torch")
-    D = MLP(3, [8, 8], 1, rng=rng, activation="softplus")
-    x = rng.standard_normal((10, 3))
-    pen, _ = r1_penalty_and_grad(D, D.forward(x)[1], GAMMA)
-    tl = [torch.nn.Linear(3, 8, dtype=torch.float64), torch.nn.Softplus(),
-          torch.nn.Linear(8, 8, dtype=torch.float64), torch.nn.Softplus(),
-          torch.nn.Linear(8, 1, dtype=torch.float64)]
-    net = torch.nn.Sequential(*tl)
+def _assert_r1_matches_torch(D, net, x):
+    """R1 (GAN.9) of the nprefgen discriminator D at x, its input gradient and every parameter
+    gradient against torch's create_graph double backward of ``net`` (same weights, copied
+    here by state_dict name) at 1e-12."""
+    import torch
+    pen, dx = r1_penalty_and_grad(D, D.forward(x)[1], GAMMA)
     with torch.no_grad():
         for (name, p, _), (tname, tp) in zip(D.named_parameters(), net.named_parameters()):
             assert name == tname
@@ -117,9 +111,21 @@ def test_r1_against_torch_double_backward(rng):
     r1 = 0.5 * GAMMA * (g ** 2).sum(dim=1).mean()
     r1.backward()
     assert pen == pytest.approx(r1.item(), rel=1e-12)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-12, atol=1e-15)
     for (name, _, gr), (_, tp) in zip(D.named_parameters(), net.named_parameters()):
         want = np.zeros_like(gr) if tp.grad is None else tp.grad.numpy()   # output bias: unused
         np.testing.assert_allclose(gr, want, rtol=1e-12, atol=1e-15, err_msg=name)
+
+
+@pytest.mark.torch
+def test_r1_against_torch_double_backward(rng):
+    """(GAN.9)-(GAN.12) value and every parameter gradient equal torch.autograd's
+    create_graph double backward at 1e-12."""
+    torch = pytest.importorskip("torch")
+    D = MLP(3, [8, 8], 1, rng=rng, activation="softplus")
+    net = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Softplus(), torch.nn.Linear(8, 8),
+                              torch.nn.Softplus(), torch.nn.Linear(8, 1)).double()
+    _assert_r1_matches_torch(D, net, rng.standard_normal((10, 3)))
 
 
 def test_discriminator_step_with_r1_dot_product(rng):
@@ -212,8 +218,6 @@ def test_r1_conv_against_torch_double_backward(rng):
     (leaky ReLU, as in the field GAN's discriminator)."""
     torch = pytest.importorskip("torch")
     D = _conv_discriminator(rng, lambda: LeakyReLU(0.2), transposed=True)
-    x = rng.standard_normal((5, 72))
-    pen, dx = r1_penalty_and_grad(D, D.forward(x)[1], GAMMA)
     tn = torch.nn
     net = tn.Sequential(tn.Unflatten(1, (2, 6, 6)), tn.Conv2d(2, 3, 3, stride=2, padding=1),
                         tn.LeakyReLU(0.2), tn.ConvTranspose2d(3, 2, 3, stride=2, padding=1,
@@ -221,19 +225,7 @@ def test_r1_conv_against_torch_double_backward(rng):
                         tn.LeakyReLU(0.2), tn.Conv2d(2, 3, 3, stride=2, padding=1),
                         tn.LeakyReLU(0.2), tn.Conv2d(3, 2, 2), tn.LeakyReLU(0.2), tn.Flatten(),
                         tn.Linear(8, 1)).double()
-    with torch.no_grad():
-        for (name, p, _), (tname, tp) in zip(D.named_parameters(), net.named_parameters()):
-            assert name == tname
-            tp.copy_(torch.from_numpy(p))
-    xt = torch.from_numpy(x).requires_grad_(True)
-    (g,) = torch.autograd.grad(net(xt).sum(), xt, create_graph=True)
-    r1 = 0.5 * GAMMA * (g ** 2).sum(dim=1).mean()
-    r1.backward()
-    assert pen == pytest.approx(r1.item(), rel=1e-12)
-    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-12, atol=1e-15)
-    for (name, _, gr), (_, tp) in zip(D.named_parameters(), net.named_parameters()):
-        want = np.zeros_like(gr) if tp.grad is None else tp.grad.numpy()
-        np.testing.assert_allclose(gr, want, rtol=1e-12, atol=1e-15, err_msg=name)
+    _assert_r1_matches_torch(D, net, rng.standard_normal((5, 72)))
 
 
 def test_conv_gan_fit_with_r1(rng):
