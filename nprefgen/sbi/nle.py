@@ -23,6 +23,14 @@ from nprefgen.sbi.priors import check_prior
 
 
 @register_likelihood
+def pair_iid_rows(theta, x_rows):
+    """Flatten sets of iid observations for a per-row network: theta (m, p), x_rows
+    (m, n_iid, dx) -> (x_flat (m n_iid, dx), theta_rep (m n_iid, p), m, n_iid); row
+    i * n_iid + j pairs observation j of set i with theta_i (the sums of SBI.13 and SBI.24)."""
+    m, n_iid, dx = x_rows.shape
+    return x_rows.reshape(m * n_iid, dx), np.repeat(theta, n_iid, axis=0), m, n_iid
+
+
 class FlowLikelihood:
     """(SBI.13) sum_i log q(x_i | theta) from a flow over x with context theta, and its gradient
     in theta (SBI.13a). Both take theta (m, p), x (m, n_iid, dx).
@@ -51,20 +59,14 @@ class FlowLikelihood:
                              f"q(x | theta) needs a context")
         return cls(flow)
 
-    @staticmethod
-    def _rows(theta, x_rows):
-        m, n_iid, dx = x_rows.shape
-        # row i * n_iid + j pairs observation j of set i with theta_i
-        return x_rows.reshape(m * n_iid, dx), np.repeat(theta, n_iid, axis=0), m, n_iid
-
     def __call__(self, theta, x_rows) -> np.ndarray:
         """(SBI.13) -> (m,)."""
-        x_flat, theta_rep, m, n_iid = self._rows(theta, x_rows)
+        x_flat, theta_rep, m, n_iid = pair_iid_rows(theta, x_rows)
         return self.flow.log_prob(x_flat, theta_rep).reshape(m, n_iid).sum(axis=1)
 
     def grad(self, theta, x_rows) -> np.ndarray:
         """(SBI.13a) sum_i grad_theta log q(x_i | theta) via the flow's context gradient. (m, p)."""
-        x_flat, theta_rep, m, n_iid = self._rows(theta, x_rows)
+        x_flat, theta_rep, m, n_iid = pair_iid_rows(theta, x_rows)
         _, d_theta = self.flow.grad_log_prob(x_flat, theta_rep)
         return d_theta.reshape(m, n_iid, -1).sum(axis=1)
 

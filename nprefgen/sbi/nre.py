@@ -34,6 +34,7 @@ from nprefgen.nn.containers import MLP
 from nprefgen.nn.io import META_PREFIX, load_npz, read_npz, save_npz
 from nprefgen.nn.train import TrainingDivergedError, fit_loop, take, validation_split
 from nprefgen.sbi.npe import check_training_pairs
+from nprefgen.sbi.nle import pair_iid_rows
 from nprefgen.sbi.posterior import MCMCPosterior
 
 
@@ -88,19 +89,14 @@ class LogRatio:
         """f(theta_i, x_i) row by row: (m, p), (m, dx) -> (m,)."""
         return self.net.forward(self.features(theta, x))[0][:, 0]
 
-    @staticmethod
-    def _rows(theta, x_rows):
-        m, n_iid, dx = x_rows.shape
-        return x_rows.reshape(m * n_iid, dx), np.repeat(theta, n_iid, axis=0), m, n_iid
-
     def __call__(self, theta, x_rows) -> np.ndarray:
         """(SBI.24) sum_i f(theta, x_i): theta (m, p), x_rows (m, n_iid, dx) -> (m,)."""
-        x_flat, theta_rep, m, n_iid = self._rows(theta, x_rows)
+        x_flat, theta_rep, m, n_iid = pair_iid_rows(theta, x_rows)
         return self.logits(theta_rep, x_flat).reshape(m, n_iid).sum(axis=1)
 
     def grad(self, theta, x_rows) -> np.ndarray:
         """(SBI.24) grad_theta sum_i f(theta, x_i) by back-propagating to the input. (m, p)."""
-        x_flat, theta_rep, m, n_iid = self._rows(theta, x_rows)
+        x_flat, theta_rep, m, n_iid = pair_iid_rows(theta, x_rows)
         out, cache = self.net.forward(self.features(theta_rep, x_flat))
         d_in = self.net.backward(cache, np.ones_like(out))
         self.net.zero_grad()                     # the parameter gradients are a by-product
