@@ -642,6 +642,8 @@ CALLABLE_EXEMPT = {
     "nprefgen.sbi.shards.": "simulation shards on disk: bad inputs, resume, seeds and dask in "
                             "tests/sbi/test_shards.py (test_bad_inputs_are_named)",
     "nprefgen.nn.train.is_data_source": "a duck-type test, no argument it could get wrong",
+    "nprefgen.sbi.nle.pair_iid_rows": "a reshape behind FlowLikelihood and LogRatio, which check "
+                                      "x_rows (tests/sbi: NLE and NRE batteries)",
     "nprefgen.nn.train.show_progress": "reads NPREFGEN_PROGRESS (ValueError naming it; "
                                        "tests/nn/test_progress.py)",
     "nprefgen.sbi.embeddings.": "constructors, input checks and configs: tests/sbi/test_embeddings.py"

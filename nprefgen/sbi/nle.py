@@ -22,7 +22,6 @@ from nprefgen.sbi.posterior import MCMCPosterior, register_likelihood
 from nprefgen.sbi.priors import check_prior
 
 
-@register_likelihood
 def pair_iid_rows(theta, x_rows):
     """Flatten sets of iid observations for a per-row network: theta (m, p), x_rows
     (m, n_iid, dx) -> (x_flat (m n_iid, dx), theta_rep (m n_iid, p), m, n_iid); row
@@ -31,6 +30,7 @@ def pair_iid_rows(theta, x_rows):
     return x_rows.reshape(m * n_iid, dx), np.repeat(theta, n_iid, axis=0), m, n_iid
 
 
+@register_likelihood
 class FlowLikelihood:
     """(SBI.13) sum_i log q(x_i | theta) from a flow over x with context theta, and its gradient
     in theta (SBI.13a). Both take theta (m, p), x (m, n_iid, dx).
