@@ -10,7 +10,13 @@ float32 bar measures nprefgen's own float32 rounding).
 
 Cases that cannot be rebuilt yet are listed in NOT_YET with the reason (never skipped: a skip
 fails CI under NPREFGEN_REQUIRE_ORACLE=1); test_every_case_is_covered_or_listed keeps that list
-honest, and test_planted_bug_is_caught shows the comparison fails for a tampered golden value.
+honest, and test_planted_bug_is_caught shows the comparison fails for a tampered golden value
+(and for a file whose variant claims another formula).
+
+No case needs the higher-precision fallback of test_oracle_flows.py (the spline inverse in a bin
+of slope ~1e-6, checked there in exact arithmetic): the golden spline cases keep the minimum
+width, height and derivative at 1e-3, and their inverses agree with both backends at 1e-10 (worst
+float64 error over every case, seeds 0, 3 and 11: 1.1e-14).
 """
 from __future__ import annotations
 
@@ -85,3 +91,19 @@ def test_planted_bug_is_caught(backend_name, backends, tmp_path):
         bad = compare_golden({**golden, "arrays": tampered}, theirs)
         assert not bad["ok"]
         assert [r["quantity"] for r in bad["rows"] if not r["ok"]] == [key]
+    # the rebuild reads the formula variant from the file: a file claiming another scale bound
+    # (2.5 instead of 2.0) no longer matches its own values
+    meta = {**golden["meta"], "variant": {**golden["meta"]["variant"], "bound": 2.5}}
+    assert not compare_golden(golden, recompute(B, {**golden, "meta": meta}))["ok"]
+
+
+def test_rebuild_uses_no_nprefgen_code():
+    """golden_oracle.py imports no nprefgen module: the file is all it knows (the oracle
+    formulas it borrows take arrays only)."""
+    import ast
+    import golden_oracle
+
+    tree = ast.parse(open(golden_oracle.__file__).read())
+    imported = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    imported += [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+    assert not [m for m in imported if m and m.startswith("nprefgen")], imported
