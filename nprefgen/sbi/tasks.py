@@ -92,21 +92,21 @@ class GaussianLinearSimulator:
 
 
 def gaussian_linear_posterior(x_obs, prior_mean, prior_var: float, noise_var: float):
-    """(SBI.2) posterior of theta ~ N(m0, s0 I), x_i ~ N(theta, s I), i = 1..N iid, by Bayes'
+    """(SBI.2) posterior of theta ~ N(m0, v0 I), x_i ~ N(theta, v I), i = 1..n_iid, by Bayes'
     rule (SBI.1) in closed form:
 
-        Sigma_N = (1/s0 + N/s)^{-1} I,   mu_N = Sigma_N (m0/s0 + sum_i x_i / s).
+        Sigma_post = (1/v0 + n_iid/v)^{-1} I,   mu_post = Sigma_post (m0/v0 + sum_i x_i / v).
 
-    x_obs: (N, p) -> mu_N: (p,), var_N: float.
+    x_obs: (n_iid, p) -> mu_post: (p,), var_post: float (the diagonal of Sigma_post).
     """
     x = check_array(x_obs, "x_obs", ndim=2)
     prior_mean = check_array(prior_mean, "prior_mean", ndim=(0, 1))
     check_scalar(prior_var, "prior_var", low=0.0, low_inclusive=False)
     check_scalar(noise_var, "noise_var", low=0.0, low_inclusive=False)
-    n = x.shape[0]
-    var_n = 1.0 / (1.0 / prior_var + n / noise_var)
-    mu_n = var_n * (np.asarray(prior_mean) / prior_var + x.sum(axis=0) / noise_var)
-    return mu_n, var_n
+    n_iid = x.shape[0]
+    var_post = 1.0 / (1.0 / prior_var + n_iid / noise_var)
+    mu_post = var_post * (np.asarray(prior_mean) / prior_var + x.sum(axis=0) / noise_var)
+    return mu_post, var_post
 
 
 def gaussian_linear(dim: int = 10, prior_var: float = 0.1, noise_var: float = 0.1) -> Task:
