@@ -2,7 +2,7 @@
 :mod:`nprefgen.flows` and every kernel with a hand-written gradient, as one table.
 
 Used by ``nprefgen gradcheck`` (exit status 1 when any check fails; ``--group`` selects the
-groups of :data:`GROUPS`) and by the tour section ``gradchecks`` (layers and losses). Each row is
+groups of :data:`GROUPS`) and by the tour section ``gradchecks`` (every group). Each row is
 ``(description, checked, relative error, ok)`` where ``checked`` is ``"input"``, ``"context"``,
 a parameter name in PyTorch ``state_dict`` form, or the argument differentiated.
 The test itself is :func:`nprefgen.testing.vjp_error`: ``<u, J^T v>`` against ``<v, J u>`` with

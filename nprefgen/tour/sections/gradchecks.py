@@ -1,14 +1,15 @@
-"""Tour section: the dot-product test of every layer and loss, and a planted bug it catches."""
+"""Tour section: the dot-product test of every layer, loss, bijector and kernel, and a planted bug
+it catches."""
 from __future__ import annotations
 
 import numpy as np
 
 from nprefgen.testing import DEFAULT_RTOL, vjp_error
 from nprefgen.testing.gradcheck import DEFAULT_STEP
-from nprefgen.tour.gradchecks import planted_bug_checks, run_all_layer_checks
+from nprefgen.tour.gradchecks import planted_bug_checks, run_gradchecks
 
 ORDER = 15
-TITLE = "Gradient checks of every layer"
+TITLE = "Gradient checks of every layer, loss, bijector and kernel"
 
 _EXPLANATION = (
     "Every backward pass in nprefgen is written by hand, so every one is checked. For a map f with "
@@ -72,18 +73,21 @@ def build(report) -> None:
     rtol = DEFAULT_RTOL
     report.text(_EXPLANATION.format(rtol=rtol))
 
-    rows = run_all_layer_checks(rng=rng, rtol=rtol)
+    # the same groups as `nprefgen gradcheck`: nn layers, losses, bijectors (input, context and
+    # every parameter of <v, z> + <w, log_det>, FLOW.24) and the numba kernels with their twins
+    rows = [(f"{g}: {d}", p, e, ok) for g, d, p, e, ok in run_gradchecks(rng=rng, rtol=rtol)]
     bug_rows = planted_bug_checks(rng=rng, rtol=rtol)
     n_bad = sum(not ok for *_, ok in rows)
     worst = max(err for _, _, err, _ in rows)
-    report.text(f"{len(rows)} dot-product tests of nprefgen.nn layers and losses at rtol {rtol:.0e} "
-                f"(finite-difference step h = {DEFAULT_STEP:g}): {len(rows) - n_bad} ok, {n_bad} "
-                f"failed; the largest relative error is {worst:.1e}.")
+    report.text(f"{len(rows)} dot-product tests of nprefgen's layers, losses, bijectors and kernels "
+                f"at rtol {rtol:.0e} (finite-difference step h = {DEFAULT_STEP:g}): "
+                f"{len(rows) - n_bad} ok, {n_bad} failed; the largest relative error is {worst:.1e}.")
     rule = f"relative error < rtol {rtol:.0e}"
-    report.table(["layer or loss", "gradient checked", "relative error", "status"],
+    report.table(["group: layer, loss, bijector or kernel", "gradient checked", "relative error",
+                  "status"],
                  [[d, p, e, report.check(f"{d} / {p}", e, rule, ok, show=False)]
                   for d, p, e, ok in rows], status_col=3,
-                 caption=f"Dot-product test of every layer and loss (rtol {rtol:.0e})")
+                 caption=f"Dot-product test of every layer, loss, bijector and kernel (rtol {rtol:.0e})")
 
     report.text("Can the test fail? Below, the same test runs on a Linear layer whose backward "
                 "pass deliberately returns twice the true weight gradient (the planted bug). The "
@@ -106,7 +110,7 @@ def build(report) -> None:
     errs = np.log10(np.maximum([e for _, _, e, _ in rows], 1e-18))
     bug_errs = {p: np.log10(max(e, 1e-18)) for _, p, e, _ in bug_rows}
     fig, ax = plt.subplots(figsize=(6.4, 3.4))
-    ax.hist(errs, bins=np.arange(-17, 1.01, 0.5), color="0.55", label="nprefgen.nn layers and losses")
+    ax.hist(errs, bins=np.arange(-17, 1.01, 0.5), color="0.55", label="layers, losses, bijectors, kernels")
     ax.axvline(np.log10(rtol), color="k", ls="--", label=f"rtol {rtol:.0e}")
     for p, e in bug_errs.items():
         color = "tab:red" if p == "weight" else "tab:green"
