@@ -98,7 +98,7 @@ class NLE:
 
     def train(self, theta, x, *, rng=None, batch_size: int = 200, lr: float = 5e-4,
               validation_fraction: float = 0.1, patience: int = 20, max_epochs: int = 1000,
-              clip: float | None = 5.0, progress: bool = False) -> MCMCPosterior:
+              clip: float | None = 5.0, progress: bool | None = None) -> MCMCPosterior:
         """Fit q(x | theta) by maximum likelihood as ``flow.fit(x, context=theta)``; returns the
         MCMC posterior (SBI.13). Arguments as :meth:`nprefgen.sbi.npe.NPE.train` (z-scores from
         the training split, ``self.history_``, TrainingDivergedError on divergence)."""

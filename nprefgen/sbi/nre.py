@@ -175,7 +175,7 @@ class NRE:
     # -- training ----------------------------------------------------------------------------
     def train(self, theta, x, *, rng=None, batch_size: int = 200, lr: float = 5e-4,
               validation_fraction: float = 0.1, patience: int = 20, max_epochs: int = 1000,
-              clip: float | None = 5.0, progress: bool = False) -> RatioPosterior:
+              clip: float | None = 5.0, progress: bool | None = None) -> RatioPosterior:
         """(SBI.22) fit the classifier on the pairs by minibatch BCE; returns the posterior.
 
         theta : (n, p) inside the prior; x : (n, dx) finite; n >= 4 (two rows per minibatch).

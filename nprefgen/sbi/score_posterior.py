@@ -164,7 +164,7 @@ class NPSE:
     def train(self, theta, x, *, rng=None, batch_size: int = 200, lr: float = 1e-3,
               validation_fraction: float = 0.1, patience: int | None = 20,
               max_epochs: int = 300, clip: float | None = 5.0, ema: float | None = None,
-              progress: bool = False) -> ScorePosterior:
+              progress: bool | None = None) -> ScorePosterior:
         """(SCORE.15) fit s(theta, x, sigma) by conditional DSM on the pairs; returns the posterior.
 
         theta : (n, p) inside the prior; x : (n, dx) finite. rng : SPEC 7 seed or Generator (the

@@ -72,3 +72,13 @@ def test_env_forces_the_bar_on_and_is_checked(monkeypatch, capsys):
     monkeypatch.setenv("NPREFGEN_PROGRESS", "maybe")
     with pytest.raises(ValueError, match="^NPREFGEN_PROGRESS"):
         show_progress(None)
+
+
+@pytest.mark.parametrize("name", ["NPE", "NLE", "NRE", "NPSE"])
+def test_sbi_trainers_default_to_automatic_progress(name):
+    """Every SBI trainer's ``progress`` defaults to None: a bar in interactive use, silent in
+    tests and scripts (show_progress), not False (issue 12: 1-2 minute runs showed nothing)."""
+    import inspect
+
+    import nprefgen.sbi as sbi
+    assert inspect.signature(getattr(sbi, name).train).parameters["progress"].default is None
