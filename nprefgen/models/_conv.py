@@ -1,9 +1,10 @@
-"""Argument checks shared by the convolutional builders of nprefgen.models (autoencoder, SimCLR,
-VAE, GAN): two 3x3 stride-2 convolutions halve height and width twice, so both must be divisible
-by 4."""
+"""What the convolutional builders of nprefgen.models (autoencoder, SimCLR, VAE, GAN) share: the
+argument checks, and the two-stage encoder and decoder. Two 3x3 stride-2 convolutions halve
+height and width twice, so both must be divisible by 4."""
 from __future__ import annotations
 
 from nprefgen._validation import check_int
+from nprefgen.nn import Conv2d, ConvTranspose2d, Flatten, Linear, Reshape
 
 
 def check_two_stage_conv(image_shape, channels) -> tuple[int, int, int, int, int]:
@@ -19,3 +20,26 @@ def check_two_stage_conv(image_shape, channels) -> tuple[int, int, int, int, int
         raise ValueError(f"channels: expected two channel counts, got {channels!r}")
     c1, c2 = (check_int(ch, "channels", low=1) for ch in channels)
     return c, h, w, c1, c2
+
+
+def conv_encoder_layers(image_shape, channels, out_features: int, act, *, rng) -> list:
+    """Reshape(c, h, w) -> Conv2d(c, c1, 3, stride 2, padding 1) -> act -> Conv2d(c1, c2) -> act
+    -> Flatten -> Linear(c2 h/4 w/4, out_features): flat (n, c h w) rows -> (n, out_features).
+    ``image_shape`` and ``channels`` as checked by :func:`check_two_stage_conv`; ``act`` an
+    activation class; layers drawn from ``rng`` (a Generator) in that order."""
+    (c, h, w), (c1, c2) = image_shape, channels
+    return [Reshape(c, h, w),
+            Conv2d(c, c1, 3, stride=2, padding=1, rng=rng), act(),      # (c1, h/2, w/2)
+            Conv2d(c1, c2, 3, stride=2, padding=1, rng=rng), act(),     # (c2, h/4, w/4)
+            Flatten(), Linear(c2 * (h // 4) * (w // 4), out_features, rng=rng)]
+
+
+def conv_decoder_layers(in_features: int, image_shape, channels, act, *, rng) -> list:
+    """The mirror of :func:`conv_encoder_layers` without its final Flatten: Linear(in_features,
+    c2 h/4 w/4) -> act -> Reshape(c2, h/4, w/4) -> ConvTranspose2d(c2, c1, 3, stride 2, padding
+    1, output_padding 1) -> act -> ConvTranspose2d(c1, c): (n, in_features) -> (n, c, h, w)."""
+    (c, h, w), (c1, c2) = image_shape, channels
+    return [Linear(in_features, c2 * (h // 4) * (w // 4), rng=rng), act(),
+            Reshape(c2, h // 4, w // 4),
+            ConvTranspose2d(c2, c1, 3, stride=2, padding=1, output_padding=1, rng=rng), act(),
+            ConvTranspose2d(c1, c, 3, stride=2, padding=1, output_padding=1, rng=rng)]

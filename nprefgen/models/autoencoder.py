@@ -21,10 +21,9 @@ from typing import Sequence
 import numpy as np
 
 from nprefgen._validation import check_array, check_choice, check_int, check_rng, check_scalar
-from nprefgen.models._conv import check_two_stage_conv
+from nprefgen.models._conv import check_two_stage_conv, conv_decoder_layers, conv_encoder_layers
 from nprefgen.nn import (
-    Conv2d, ConvTranspose2d, Flatten, Linear, MLP, Module, Reshape, Sequential,
-    bce_with_logits_loss, mse_loss, sigmoid,
+    Flatten, Linear, MLP, Module, Sequential, bce_with_logits_loss, mse_loss, sigmoid,
 )
 from nprefgen.models._files import load_networks, save_networks
 from nprefgen.nn.activations import ACTIVATIONS
@@ -233,19 +232,6 @@ def conv_autoencoder(image_shape: Sequence[int], latent_dim: int, channels: Sequ
     c, h, w, c1, c2 = check_two_stage_conv(image_shape, channels)
     latent_dim = check_int(latent_dim, "latent_dim", low=1)
     act = ACTIVATIONS[check_choice(activation, "activation", ACTIVATIONS)]
-    flat = c2 * (h // 4) * (w // 4)
-    enc = Sequential(
-        Reshape(c, h, w),
-        Conv2d(c, c1, 3, stride=2, padding=1, rng=rng), act(),        # (c1, h/2, w/2)
-        Conv2d(c1, c2, 3, stride=2, padding=1, rng=rng), act(),       # (c2, h/4, w/4)
-        Flatten(),
-        Linear(flat, latent_dim, rng=rng),
-    )
-    dec = Sequential(
-        Linear(latent_dim, flat, rng=rng), act(),
-        Reshape(c2, h // 4, w // 4),
-        ConvTranspose2d(c2, c1, 3, stride=2, padding=1, output_padding=1, rng=rng), act(),
-        ConvTranspose2d(c1, c, 3, stride=2, padding=1, output_padding=1, rng=rng),
-        Flatten(),
-    )
+    enc = Sequential(*conv_encoder_layers((c, h, w), (c1, c2), latent_dim, act, rng=rng))
+    dec = Sequential(*conv_decoder_layers(latent_dim, (c, h, w), (c1, c2), act, rng=rng), Flatten())
     return Autoencoder(enc, dec, in_features=c * h * w, latent_dim=latent_dim, loss=loss)

@@ -25,9 +25,9 @@ from typing import Callable, Sequence
 import numpy as np
 
 from nprefgen._validation import check_array, check_choice, check_int, check_rng, check_scalar
-from nprefgen.models._conv import check_two_stage_conv
+from nprefgen.models._conv import check_two_stage_conv, conv_encoder_layers
 from nprefgen.kernels.ntxent import ntxent, ntxent_numpy
-from nprefgen.nn import MLP, Conv2d, Flatten, Linear, Module, Reshape, Sequential
+from nprefgen.nn import MLP, Module, Sequential
 from nprefgen.models._files import load_networks, save_networks
 from nprefgen.nn.activations import ACTIVATIONS
 from nprefgen.nn.train import fit_loop_keeping_adam
@@ -209,12 +209,6 @@ def conv_simclr(image_shape: Sequence[int], feature_dim: int = 32, channels: Seq
     rng = check_rng(rng)
     c, h, w, c1, c2 = check_two_stage_conv(image_shape, channels)
     act = ACTIVATIONS[check_choice(activation, "activation", ACTIVATIONS)]
-    enc = Sequential(
-        Reshape(c, h, w),
-        Conv2d(c, c1, 3, stride=2, padding=1, rng=rng), act(),
-        Conv2d(c1, c2, 3, stride=2, padding=1, rng=rng), act(),
-        Flatten(),
-        Linear(c2 * (h // 4) * (w // 4), feature_dim, rng=rng),
-    )
+    enc = Sequential(*conv_encoder_layers((c, h, w), (c1, c2), feature_dim, act, rng=rng))
     head = MLP(feature_dim, [proj_hidden], proj_dim, rng=rng, activation="relu")
     return SimCLR(enc, head, in_features=c * h * w, tau=tau)

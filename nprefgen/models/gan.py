@@ -312,22 +312,19 @@ def conv_gan(image_shape, latent_dim: int = 16, channels=(32, 16), *, rng=None,
     Discriminator: Reshape -> Conv2d(c, c2, 3, stride 2, padding 1) -> act -> Conv2d(c2, c1)
     -> act -> Flatten -> Linear(c1 h/4 w/4, 1).
     """
-    from nprefgen.nn import Conv2d, ConvTranspose2d, Flatten, Linear, Reshape, Sequential
+    from nprefgen.models._conv import conv_decoder_layers, conv_encoder_layers
+    from nprefgen.nn import Flatten, Sequential
     from nprefgen.nn.activations import ACTIVATIONS
 
     rng = check_rng(rng)
     c, h, w, c1, c2 = check_two_stage_conv(image_shape, channels)
     latent_dim = check_int(latent_dim, "latent_dim", low=1)
     act = ACTIVATIONS[check_choice(activation, "activation", ACTIVATIONS)]
-    flat = c1 * (h // 4) * (w // 4)
-    g_layers = [Linear(latent_dim, flat, rng=rng), act(), Reshape(c1, h // 4, w // 4),
-                ConvTranspose2d(c1, c2, 3, stride=2, padding=1, output_padding=1, rng=rng), act(),
-                ConvTranspose2d(c2, c, 3, stride=2, padding=1, output_padding=1, rng=rng)]
+    # the generator widens from c1 to c2 channels, the discriminator narrows back: the shared
+    # two-stage layers with the channel pair reversed
+    g_layers = conv_decoder_layers(latent_dim, (c, h, w), (c2, c1), act, rng=rng)
     if out_activation is not None:
         g_layers.append(ACTIVATIONS[check_choice(out_activation, "out_activation", ACTIVATIONS)]())
     gen = Sequential(*g_layers, Flatten())
-    dis = Sequential(Reshape(c, h, w),
-                     Conv2d(c, c2, 3, stride=2, padding=1, rng=rng), act(),
-                     Conv2d(c2, c1, 3, stride=2, padding=1, rng=rng), act(),
-                     Flatten(), Linear(flat, 1, rng=rng))
+    dis = Sequential(*conv_encoder_layers((c, h, w), (c2, c1), 1, act, rng=rng))
     return GAN(gen, dis, latent_dim=latent_dim, data_dim=c * h * w)

@@ -28,11 +28,10 @@ import numpy as np
 from nprefgen._validation import (
     check_array, check_choice, check_int, check_rng, check_scalar,
 )
-from nprefgen.models._conv import check_two_stage_conv
+from nprefgen.models._conv import check_two_stage_conv, conv_decoder_layers, conv_encoder_layers
 from nprefgen.kernels.elbo import bernoulli_log_lik, elbo as elbo_kernel, gaussian_log_lik
 from nprefgen.nn import (
-    Conv2d, ConvTranspose2d, Flatten, Linear, MLP, Module, Reshape, Sequential, load_npz,
-    read_npz, save_npz, sigmoid,
+    Flatten, Linear, MLP, Module, Sequential, load_npz, read_npz, save_npz, sigmoid,
 )
 from nprefgen.nn.activations import ACTIVATIONS
 from nprefgen.nn.train import fit_loop_keeping_adam, validation_split
@@ -464,21 +463,8 @@ def conv_vae(image_shape: Sequence[int], latent_dim: int, channels: Sequence[int
     config = {"builder": "conv_vae", "image_shape": [c, h, w], "latent_dim": latent_dim,
               "channels": [c1, c2], "activation": activation, "likelihood": likelihood,
               "decoder_var": decoder_var, "beta": beta}
-    flat = c2 * (h // 4) * (w // 4)
-    enc = Sequential(
-        Reshape(c, h, w),
-        Conv2d(c, c1, 3, stride=2, padding=1, rng=rng), act(),        # (c1, h/2, w/2)
-        Conv2d(c1, c2, 3, stride=2, padding=1, rng=rng), act(),       # (c2, h/4, w/4)
-        Flatten(),
-        Linear(flat, 2 * latent_dim, rng=rng),
-    )
-    dec = Sequential(
-        Linear(latent_dim, flat, rng=rng), act(),
-        Reshape(c2, h // 4, w // 4),
-        ConvTranspose2d(c2, c1, 3, stride=2, padding=1, output_padding=1, rng=rng), act(),
-        ConvTranspose2d(c1, c, 3, stride=2, padding=1, output_padding=1, rng=rng),
-        Flatten(),
-    )
+    enc = Sequential(*conv_encoder_layers((c, h, w), (c1, c2), 2 * latent_dim, act, rng=rng))
+    dec = Sequential(*conv_decoder_layers(latent_dim, (c, h, w), (c1, c2), act, rng=rng), Flatten())
     return VAE(enc, dec, in_features=c * h * w, latent_dim=latent_dim, likelihood=likelihood,
                decoder_var=decoder_var, beta=beta, image_shape=(c, h, w), config=config)
 
