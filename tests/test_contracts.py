@@ -641,6 +641,9 @@ CALLABLE_EXEMPT = {
                                 "(tests/sbi/test_tasks_more.py)",
     "nprefgen.sbi.shards.": "simulation shards on disk: bad inputs, resume, seeds and dask in "
                             "tests/sbi/test_shards.py (test_bad_inputs_are_named)",
+    "nprefgen.nn.io.read_json_object": "the JSON meta entries of Flow.save and MCMCPosterior.save: "
+                                       "tampered-file rows in tests/sbi/test_mcmc_posterior_files.py"
+                                       " and tests/test_reliability_files.py",
     "nprefgen.nn.train.is_data_source": "a duck-type test, no argument it could get wrong",
     "nprefgen.sbi.nle.pair_iid_rows": "a reshape behind FlowLikelihood and LogRatio, which check "
                                       "x_rows (tests/sbi: NLE and NRE batteries)",

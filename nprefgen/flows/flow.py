@@ -27,7 +27,7 @@ from nprefgen._validation import (
 )
 from nprefgen.flows.base import Bijector
 from nprefgen.flows.chain import Chain
-from nprefgen.nn.io import META_BYTES, load_npz, read_npz, save_npz
+from nprefgen.nn.io import META_BYTES, load_npz, read_json_object, read_npz, save_npz
 from nprefgen.nn.train import fit_loop, take, validation_split
 
 LOG_2PI = float(np.log(2.0 * np.pi))
@@ -479,19 +479,9 @@ def _name(path) -> str:
 
 
 def _parse_config(path, value) -> dict:
-    """The stored ``flow_config`` entry: a JSON object as a 0-d string array -> dict."""
-    value = np.asarray(value)
-    if value.dtype.kind != "U" or value.ndim != 0:
-        raise ValueError(f"path: {_name(path)}: flow_config: expected a JSON string, got an "
-                         f"array of dtype {value.dtype} and shape {value.shape}")
-    try:
-        config = json.loads(str(value))
-    except (ValueError, RecursionError) as exc:      # JSONDecodeError is a ValueError
-        raise ValueError(f"path: {_name(path)}: flow_config: expected valid JSON ({exc})") from exc
-    if not isinstance(config, dict) or not all(isinstance(k, str) for k in config):
-        raise ValueError(f"path: {_name(path)}: flow_config: expected a JSON object of builder "
-                         f"arguments, got {type(config).__name__}")
-    return config
+    """The stored ``flow_config`` entry: a JSON object of builder arguments as a 0-d string
+    array -> dict."""
+    return read_json_object(value, f"path: {_name(path)}: flow_config")
 
 
 def load_flow(path) -> Flow:

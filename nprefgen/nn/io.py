@@ -23,6 +23,7 @@ Files survive failures:
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 import zipfile
@@ -273,6 +274,23 @@ def read_npz(path, *, expected: dict | None = None, keys=None, max_bytes: int = 
             except Exception as exc:         # zlib.error, BadZipFile (CRC), EOFError, ...
                 raise _bad(path, f"member {m.info.filename!r} cannot be decompressed", exc) from exc
         return out
+
+
+def read_json_object(value, where: str) -> dict:
+    """A JSON object stored as a 0-d string array (how nprefgen keeps configurations in ``.npz``
+    meta entries) -> dict with str keys; a ValueError starting with ``where`` (e.g.
+    ``"path: 'f.npz': flow_config"``) when it is not a string, not JSON or not an object."""
+    value = np.asarray(value)
+    if value.dtype.kind != "U" or value.ndim != 0:
+        raise ValueError(f"{where}: expected a JSON string, got an array of dtype {value.dtype} "
+                         f"and shape {value.shape}")
+    try:
+        config = json.loads(str(value))
+    except (ValueError, RecursionError) as exc:      # JSONDecodeError is a ValueError
+        raise ValueError(f"{where}: expected valid JSON ({exc})") from exc
+    if not isinstance(config, dict) or not all(isinstance(k, str) for k in config):
+        raise ValueError(f"{where}: expected a JSON object, got {type(config).__name__}")
+    return config
 
 
 def _split_meta(arrays: dict) -> tuple[dict, dict]:

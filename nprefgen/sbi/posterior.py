@@ -40,6 +40,7 @@ import numpy as np
 
 from nprefgen._threads import blas_threads
 from nprefgen._validation import check_alloc, check_array, check_choice, check_int, check_rng
+from nprefgen.nn.io import read_json_object
 from nprefgen.samplers import (
     ISIRMove, MCMCConvergenceWarning, convergence_check, hmc, random_walk_metropolis, rhat_bar,
     slice_sampling,
@@ -573,14 +574,7 @@ class MCMCPosterior:
 def _parse_settings(path, value) -> dict:
     """The stored settings: a JSON object as a 0-d string array, with every key load needs."""
     where = f"path: {os.fspath(path)!r}: mcmc_posterior"
-    value = np.asarray(value)
-    if value.dtype.kind != "U" or value.ndim != 0:
-        raise ValueError(f"{where}: expected a JSON string, got dtype {value.dtype}, shape "
-                         f"{value.shape}")
-    try:
-        config = json.loads(str(value))
-    except (ValueError, RecursionError) as exc:
-        raise ValueError(f"{where}: expected valid JSON ({exc})") from exc
+    config = read_json_object(value, where)
     keys = ("likelihood", "dim_theta", "dim_x", "hmc_gradient", "method", "n_chains",
             "n_warmup", "thin", "init", "n_init", "jump_every", "n_jump_proposals", "rhat_max",
             "ess_min")
