@@ -29,49 +29,14 @@ if __name__ == "__main__":           # before numba is imported (through nprefge
     _t = sys.argv[sys.argv.index("--threads") + 1] if "--threads" in sys.argv[:-1] else "1"
     os.environ.setdefault("NUMBA_NUM_THREADS", _t)
 
-import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from bench_npe_time import NPREFGEN_HIDDEN, Clock, parser, run_all, sbi_prior, sbi_workdir  # noqa: E402
+from bench_npe_time import parser, run_all, runners  # noqa: E402
 from nprefgen.sbi import NLE  # noqa: E402
 
 
-def run_nprefgen(task, theta, x, x_o, flow, args):
-    rng = np.random.default_rng(args.seed)
-    with Clock() as train:
-        nle = NLE(task.prior, flow=flow, hidden=NPREFGEN_HIDDEN[flow])
-        post = nle.train(theta, x, rng=rng, max_epochs=args.max_epochs)
-    with Clock() as sample:
-        draws = post.sample(args.draws, x_o, rng=rng)
-    return dict(train=train, sample=sample, epochs=nle.history_["epochs"], draws=draws,
-                sampler=lambda n, xo: post.sample(n, xo, rng=rng))
-
-
-def run_sbi(task, theta, x, x_o, flow, args):
-    import torch
-    from sbi.inference import NLE as SbiNLE
-    from sbi.neural_nets import likelihood_nn
-
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    th, xx = (torch.as_tensor(a, dtype=torch.float32) for a in (theta, x))
-    estimator = "maf" if flow == "maf" else likelihood_nn(
-        model="nsf", hidden_features=50, num_transforms=5, num_bins=8, tail_bound=4.0)
-    with sbi_workdir(), Clock() as train:
-        inference = SbiNLE(prior=sbi_prior(task.prior, torch), density_estimator=estimator,
-                           show_progress_bars=False)
-        net = inference.append_simulations(th, xx).train(max_num_epochs=args.max_epochs)
-        posterior = inference.build_posterior(net)
-
-    def sampler(n, xo):
-        return posterior.sample((n,), x=torch.as_tensor(xo, dtype=torch.float32),
-                                show_progress_bars=False).numpy().astype(np.float64)
-
-    with Clock() as sample:
-        draws = sampler(args.draws, x_o)
-    return dict(train=train, sample=sample, epochs=inference._summary["epochs_trained"][-1],
-                draws=draws, sampler=sampler)
+run_nprefgen, run_sbi = runners(NLE, "NLE", "likelihood_nn")
 
 
 def main(argv=None):

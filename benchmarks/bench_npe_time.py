@@ -93,41 +93,52 @@ def sbi_prior(prior, torch):
                       high=torch.as_tensor(prior.high, dtype=torch.float32))
 
 
-def run_nprefgen(task, theta, x, x_o, flow, args):
-    rng = np.random.default_rng(args.seed)
-    with Clock() as train:
-        npe = NPE(task.prior, flow=flow, hidden=NPREFGEN_HIDDEN[flow])
-        post = npe.train(theta, x, rng=rng, max_epochs=args.max_epochs)
-    with Clock() as sample:
-        draws = post.sample(args.draws, x_o, rng=rng)
-    return dict(train=train, sample=sample, epochs=npe.history_["epochs"], draws=draws,
-                sampler=lambda n, xo: post.sample(n, xo, rng=rng))
+def runners(estimator_cls, sbi_name: str, sbi_builder: str):
+    """(run_nprefgen, run_sbi) for one estimator: nprefgen's ``estimator_cls`` (NPE or NLE) and
+    sbi's ``sbi.inference.<sbi_name>`` with ``sbi.neural_nets.<sbi_builder>`` for the spline
+    flow, both trained on the same simulations; each returns its clocks, epochs, draws at x_o and
+    a sampler for the C2ST observations."""
+    def run_nprefgen(task, theta, x, x_o, flow, args):
+        rng = np.random.default_rng(args.seed)
+        with Clock() as train:
+            est = estimator_cls(task.prior, flow=flow, hidden=NPREFGEN_HIDDEN[flow])
+            post = est.train(theta, x, rng=rng, max_epochs=args.max_epochs)
+        with Clock() as sample:
+            draws = post.sample(args.draws, x_o, rng=rng)
+        return dict(train=train, sample=sample, epochs=est.history_["epochs"], draws=draws,
+                    sampler=lambda n, xo: post.sample(n, xo, rng=rng))
+
+    def run_sbi(task, theta, x, x_o, flow, args):
+        import importlib
+
+        import torch
+        sbi_cls = getattr(importlib.import_module("sbi.inference"), sbi_name)
+        nn_builder = getattr(importlib.import_module("sbi.neural_nets"), sbi_builder)
+
+        torch.set_num_threads(args.threads)
+        torch.manual_seed(args.seed)
+        th, xx = (torch.as_tensor(a, dtype=torch.float32) for a in (theta, x))
+        estimator = "maf" if flow == "maf" else nn_builder(
+            model="nsf", hidden_features=50, num_transforms=5, num_bins=8, tail_bound=4.0)
+        with sbi_workdir(), Clock() as train:
+            inference = sbi_cls(prior=sbi_prior(task.prior, torch), density_estimator=estimator,
+                                show_progress_bars=False)
+            net = inference.append_simulations(th, xx).train(max_num_epochs=args.max_epochs)
+            posterior = inference.build_posterior(net)
+
+        def sampler(n, xo):
+            return posterior.sample((n,), x=torch.as_tensor(xo, dtype=torch.float32),
+                                    show_progress_bars=False).numpy().astype(np.float64)
+
+        with Clock() as sample:
+            draws = sampler(args.draws, x_o)
+        return dict(train=train, sample=sample, epochs=inference._summary["epochs_trained"][-1],
+                    draws=draws, sampler=sampler)
+
+    return run_nprefgen, run_sbi
 
 
-def run_sbi(task, theta, x, x_o, flow, args):
-    import torch
-    from sbi.inference import NPE as SbiNPE
-    from sbi.neural_nets import posterior_nn
-
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    th, xx = (torch.as_tensor(a, dtype=torch.float32) for a in (theta, x))
-    estimator = "maf" if flow == "maf" else posterior_nn(
-        model="nsf", hidden_features=50, num_transforms=5, num_bins=8, tail_bound=4.0)
-    with sbi_workdir(), Clock() as train:
-        inference = SbiNPE(prior=sbi_prior(task.prior, torch), density_estimator=estimator,
-                           show_progress_bars=False)
-        net = inference.append_simulations(th, xx).train(max_num_epochs=args.max_epochs)
-        posterior = inference.build_posterior(net)
-
-    def sampler(n, xo):
-        return posterior.sample((n,), x=torch.as_tensor(xo, dtype=torch.float32),
-                                show_progress_bars=False).numpy().astype(np.float64)
-
-    with Clock() as sample:
-        draws = sampler(args.draws, x_o)
-    return dict(train=train, sample=sample, epochs=inference._summary["epochs_trained"][-1],
-                draws=draws, sampler=sampler)
+run_nprefgen, run_sbi = runners(NPE, "NPE", "posterior_nn")
 
 
 def c2st_scores(task, run, x_obs, args):
