@@ -23,16 +23,16 @@ stops training with the last finite parameters kept).
 """
 from __future__ import annotations
 
-import sys
 import warnings
 
 import numpy as np
 
 from nprefgen._validation import check_array, check_choice, check_int, check_rng, check_scalar
-from nprefgen.models._conv import check_two_stage_conv
+from nprefgen.models._conv import check_two_stage_conv, conv_decoder_layers, conv_encoder_layers
 from nprefgen.kernels.softplus import softplus, softplus_grad
 from nprefgen.models.gan_r1 import check_r1_discriminator, r1_penalty_and_grad
 from nprefgen.nn import MLP, Adam, Module, load_npz, save_npz
+from nprefgen.nn.train import show_progress
 
 
 # --------------------------------------------------------------------------------------------
@@ -213,7 +213,7 @@ class GAN:
         params = self.nets.parameters()
         hist = {"d_loss": [], "g_loss": []}
         bar = None
-        if progress or (progress is None and sys.stderr.isatty()):
+        if progress or show_progress(progress):          # True forces a bar; None: auto
             from tqdm.auto import tqdm
             bar = tqdm(total=steps, desc="gan", leave=False)
         n, m = x.shape[0], min(batch_size, x.shape[0])
@@ -312,7 +312,6 @@ def conv_gan(image_shape, latent_dim: int = 16, channels=(32, 16), *, rng=None,
     Discriminator: Reshape -> Conv2d(c, c2, 3, stride 2, padding 1) -> act -> Conv2d(c2, c1)
     -> act -> Flatten -> Linear(c1 h/4 w/4, 1).
     """
-    from nprefgen.models._conv import conv_decoder_layers, conv_encoder_layers
     from nprefgen.nn import Flatten, Sequential
     from nprefgen.nn.activations import ACTIVATIONS
 
