@@ -268,6 +268,8 @@ def _posterior_estimators():
         "NRE": (lambda: NRE(prior, hidden=(8,), n_chains=2, n_warmup=5), theta, x, kw),
         "NRE[balanced]": (lambda: NRE(prior, hidden=(8,), balance=100.0, n_chains=2, n_warmup=5),
                           theta, x, kw),
+        "NRE[embedding]": (lambda: NRE(prior, hidden=(8,), n_chains=2, n_warmup=5,
+                                       embedding=MLPEmbedding(2, 3, (8,), rng=0)), theta, x, kw),
         "NPSE": (lambda: NPSE(prior, hidden=(8,), n_levels=3, n_steps_each=2), theta, x, kw),
     }
 
@@ -334,6 +336,7 @@ CLASS_EXEMPT = {
     "Embedding": "abstract base of the embedding networks (their layer batteries)",
     "EmbeddedPosterior": "returned by NPE(embedding=...).train (battery NPE[embedding])",
     "EmbeddedFlow": "the joint model NPE trains with an embedding (tests/sbi/test_embeddings.py)",
+    "EmbeddedClassifier": "the joint model NRE trains with an embedding (tests/sbi/test_nre_embedding.py)",
     "GaussianSummaryLikelihood": "tests/sbi/test_cosmology.py",
     "CountingLogProb": "a call-counting wrapper inside the samplers (tests/samplers)",
     "ISIRMove": "a sampler move (tests/samplers/test_isir.py)",
@@ -528,7 +531,8 @@ BATTERY_METHODS = {
 }
 # the posteriors the estimators return: their sample/log_prob are run by the estimator battery
 BATTERY_POSTERIORS = {"NPE": "DirectPosterior", "NPE[embedding]": "EmbeddedPosterior", "NLE": "MCMCPosterior",
-                      "NPSE": "ScorePosterior", "NRE": "RatioPosterior", "NRE[balanced]": "RatioPosterior"}
+                      "NPSE": "ScorePosterior", "NRE": "RatioPosterior", "NRE[balanced]": "RatioPosterior",
+                      "NRE[embedding]": "RatioPosterior"}
 
 CALLABLE_EXEMPT = {
     # whole modules

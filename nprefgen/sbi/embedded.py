@@ -11,6 +11,11 @@ own context z-scoring is off (its context is learned).
 :class:`EmbeddedPosterior` is a :class:`nprefgen.sbi.posterior.DirectPosterior` over the embedded
 observation: every method takes raw observations (one of shape ``embedding.input_shape`` or a
 batch) and embeds them first. It saves flow and embedding to one ``.npz``.
+
+NRE with an embedding (derivations/sbi.md, SBI.25a) uses the helpers here too:
+:func:`check_embedded_pairs` (the training pairs), :class:`EmbeddedClassifier` (classifier and
+embedding as one model) and :func:`embed_observation_set` / :func:`embed_observation_sets` (raw
+observations, or sets of iid observations, to the embedded vectors its MCMC runs on).
 """
 from __future__ import annotations
 
@@ -33,6 +38,66 @@ from nprefgen.sbi.priors import check_theta
 EMBED_BATCH = 256          # rows embedded at once (a CNN's im2col grows with the batch)
 
 
+def embed_in_batches(embedding, x) -> np.ndarray:
+    """c = h(x) for checked x (n, *input_shape) -> (n, out_features), EMBED_BATCH rows at once."""
+    return np.concatenate([embedding._forward(x[s:s + EMBED_BATCH])[0]
+                           for s in range(0, x.shape[0], EMBED_BATCH)])
+
+
+def check_embedded_pairs(embedding, theta, x, prior):
+    """Training pairs for an estimator with an embedding: theta (n, p) finite, inside the prior,
+    n >= 2; x (n, *embedding.input_shape) (or an alias, e.g. (n, h, w) maps) with matching rows.
+    Returns ``(theta, x, copy)``, ``copy`` a deep copy of the embedding (the estimator's own
+    embedding stays untrained, so training twice with one seed gives the same posterior)."""
+    if np.size(theta) == 0:
+        raise ValueError(f"theta: expected a non-empty training set, got shape {np.shape(theta)}")
+    theta = check_array(theta, "theta", ndim=2, dtype=np.float64)
+    embedding = copy.deepcopy(embedding)
+    x = embedding.check_x(x, "x")
+    if x.shape[0] != theta.shape[0]:
+        raise ValueError(f"x: expected {theta.shape[0]} rows to match theta, got shape {x.shape}")
+    if theta.shape[0] < 2:
+        raise ValueError(f"theta: expected at least 2 training pairs, got {theta.shape[0]}")
+    theta = prior.check_in_support(check_theta(theta, prior.dim), "theta")
+    return theta, x, embedding
+
+
+def embed_observation_set(embedding, x, name: str = "x") -> np.ndarray:
+    """One raw observation (``input_shape`` or an alias) -> (1, m), or a set of iid observations
+    (n_iid, *input_shape) -> (n_iid, m): the embedded rows an MCMC posterior sums over."""
+    arr = check_array(x, name)
+    if embedding._fits(arr.shape) or embedding._alias(arr.shape) is not None:
+        arr = arr[None]
+    return embed_in_batches(embedding, embedding.check_x(arr, name))
+
+
+def embed_observation_sets(embedding, xs, name: str = "xs") -> np.ndarray:
+    """N raw observations (N, *input_shape) -> (N, 1, m), or N sets of iid observations
+    (N, n_iid, *input_shape) -> (N, n_iid, m)."""
+    arr = check_array(xs, name)
+    if arr.ndim >= 2 and (embedding._fits(arr.shape[1:])
+                          or embedding._alias(arr.shape[1:]) is not None):
+        return embed_in_batches(embedding, embedding.check_x(arr, name))[:, None, :]
+    if arr.ndim < 3:
+        want = tuple("*" if s is None else s for s in embedding.input_shape)
+        raise ValueError(f"{name}: expected shape (N, {', '.join(map(str, want))}) or (N, n_iid, "
+                         f"{', '.join(map(str, want))}) for {type(embedding).__name__}, got "
+                         f"{arr.shape}")
+    n_obs, n_iid = arr.shape[:2]
+    flat = embedding.check_x(arr.reshape((n_obs * n_iid,) + arr.shape[2:]), name)
+    return embed_in_batches(embedding, flat).reshape(n_obs, n_iid, -1)
+
+
+class EmbeddedClassifier(Module):
+    """NRE's classifier and its embedding as one model (SBI.25a): parameters ``classifier.*``
+    then ``embedding.*``; the loss and its chain rule live in :class:`nprefgen.sbi.nre.NRE`."""
+
+    def __init__(self, classifier, embedding) -> None:
+        super().__init__()
+        self.classifier = self.add_child("classifier", classifier)
+        self.embedding = self.add_child("embedding", embedding)
+
+
 class EmbeddedFlow(Module):
     """The flow and the embedding as one model: parameters ``flow.*`` then ``embedding.*``."""
 
@@ -43,8 +108,7 @@ class EmbeddedFlow(Module):
 
     def embed(self, x) -> np.ndarray:
         """c = h(x) for checked x (n, *input_shape) -> (n, m), in batches."""
-        return np.concatenate([self.embedding._forward(x[s:s + EMBED_BATCH])[0]
-                               for s in range(0, x.shape[0], EMBED_BATCH)])
+        return embed_in_batches(self.embedding, x)
 
     def nll_and_grad(self, theta, x):
         """(FIELD.1) L = -(1/n) sum log q(theta_i | h(x_i)); adds dL/dphi and (FIELD.2) dL/dpsi
@@ -79,16 +143,7 @@ def train_embedded(npe, theta, x, *, rng=None, batch_size: int, lr: float,
 
     check_scalar(lr, "lr", low=0.0, low_inclusive=False)
     check_int(max_epochs, "max_epochs", low=1)
-    if np.size(theta) == 0:
-        raise ValueError(f"theta: expected a non-empty training set, got shape {np.shape(theta)}")
-    theta = check_array(theta, "theta", ndim=2, dtype=np.float64)
-    embedding = copy.deepcopy(npe.embedding)
-    x = embedding.check_x(x, "x")
-    if x.shape[0] != theta.shape[0]:
-        raise ValueError(f"x: expected {theta.shape[0]} rows to match theta, got shape {x.shape}")
-    if theta.shape[0] < 2:
-        raise ValueError(f"theta: expected at least 2 training pairs, got {theta.shape[0]}")
-    theta = npe.prior.check_in_support(check_theta(theta, npe.prior.dim), "theta")
+    theta, x, embedding = check_embedded_pairs(npe.embedding, theta, x, npe.prior)
     rng = check_rng(rng)
     npe.flow = npe.history_ = npe.embedding_ = None
     # the draws from rng keep NPE's order: the flow's weights, the split, the shuffles

@@ -39,9 +39,9 @@ def _widths(value, name: str) -> tuple[int, ...]:
     return tuple(check_int(v, name, low=1) for v in value)
 
 
-def structured_x_message(shape) -> str:
+def structured_x_message(shape, estimator: str = "NPE") -> str:
     """What to do with a simulation output that is not (n, dx): flatten it, or pass the
-    embedding network that fits its shape."""
+    embedding network that fits its shape to ``estimator`` (NPE or NRE)."""
     shape = tuple(shape)
     if len(shape) == 3:
         how = (f"for iid sets (n, k, d) pass embedding=DeepSetEmbedding({shape[2]}, out_features)"
@@ -52,7 +52,7 @@ def structured_x_message(shape) -> str:
     else:
         how = "pass an embedding network (nprefgen.sbi.embeddings)"
     return (f"x: expected shape (n, dx), got {shape}; flatten with x.reshape(len(x), -1) or "
-            f"{how} to NPE (nprefgen.sbi.embeddings)")
+            f"{how} to {estimator} (nprefgen.sbi.embeddings)")
 
 
 class Embedding(Module):

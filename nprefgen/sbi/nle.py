@@ -79,6 +79,12 @@ class NLE:
     warm-up steps, start by likelihood-weighted resampling of prior draws), plus iterated-SIR jumps
     between modes (MCMC.10-MCMC.12) and the convergence check of every run (MCMC.13); the
     posterior saves and loads (:meth:`MCMCPosterior.save`, :meth:`MCMCPosterior.load`).
+
+    No ``embedding=``: the flow models the density of x itself (a jointly learned summary would
+    let the likelihood grow without bound by collapsing the summary; an embedding of theta is just
+    the conditioner). Structured x (sets (n, k, d), maps (n, c, h, w)) is refused: flatten it, pass
+    an iid set's members as iid observations (train on single draws), or train on a fixed summary
+    s(x) (derivations/sbi.md, section 4).
     """
 
     def __init__(self, prior, *, flow: str = "nsf", n_transforms: int = 5, hidden=50,
@@ -102,6 +108,12 @@ class NLE:
         """Fit q(x | theta) by maximum likelihood as ``flow.fit(x, context=theta)``; returns the
         MCMC posterior (SBI.13). Arguments as :meth:`nprefgen.sbi.npe.NPE.train` (z-scores from
         the training split, ``self.history_``, TrainingDivergedError on divergence)."""
+        if np.ndim(x) > 2:                # NLE's flow models x itself: no embedding (class doc)
+            raise ValueError(f"x: expected shape (n, dx), got {np.shape(x)}; NLE models the "
+                             f"density of x itself and takes no embedding network: flatten with "
+                             f"x.reshape(len(x), -1), pass the members of an iid set as iid "
+                             f"observations (train on single draws), or train on a fixed summary "
+                             f"s(x) (handcrafted, or an embedding trained with NPE/NRE)")
         theta, x = check_training_pairs(theta, x, self.prior)
         rng = check_rng(rng)
         fit_conditional_flow(self, x, theta, rng=rng, z_score_data=True, z_score_context=True,
