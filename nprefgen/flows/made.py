@@ -67,7 +67,7 @@ def made_masks(degrees: list[np.ndarray], context_dim: int = 0, n_params: int = 
     return masks
 
 
-class MADECache:
+class _MADECache:
     """What :meth:`MADE._forward` keeps for the backward pass: ``layers`` a list with, per
     masked layer, ``(h, M * W, activation cache or None)`` (h the layer's input; for a tanh
     above it, the next entry's h is y = tanh a). The public :meth:`MADE.forward` returns the
@@ -144,7 +144,7 @@ class MADE(Module):
         bit), with each masked weight M * W (NN.3) formed once and kept in the cache for the
         backward pass, tanh applied in place, and only what the backward needs kept: per masked
         layer its input h, its effective weight and, for a tanh above it, y = tanh(a).
-        -> out: (n, 2 D), a :class:`MADECache`."""
+        -> out: (n, 2 D), a :class:`_MADECache`."""
         if self.context_dim:
             x = np.concatenate([x, context], axis=1)
         layers = self.net.layers
@@ -166,11 +166,11 @@ class MADE(Module):
                 y, act_cache = layers[i + 1]._forward(a)
                 saved.append((h, w, act_cache))
                 h = y
-        return h, MADECache(saved)
+        return h, _MADECache(saved)
 
     def backward(self, cache, d_out):
         """d_out: (n, 2 D) -> d_x: (n, D), d_context: (n, C) or None; accumulates weight grads."""
-        if isinstance(cache, MADECache):
+        if isinstance(cache, _MADECache):
             d_out = check_input(d_out, "d_out", 2 * self.dim, self)
             return self._backward(cache, d_out)
         d_in = self.net.backward(cache, d_out)
@@ -178,7 +178,7 @@ class MADE(Module):
 
     def _backward(self, cache, d_out):
         """:meth:`backward` without cotangent checks (d_out produced by nprefgen code)."""
-        if not isinstance(cache, MADECache):
+        if not isinstance(cache, _MADECache):
             d_in = self.net._backward(cache, d_out)
             return d_in[:, : self.dim], (d_in[:, self.dim:] if self.context_dim else None)
         d_in = self._backward_layers(cache, d_out, accumulate=True)
@@ -211,7 +211,7 @@ class MADE(Module):
 
     def input_vjp(self, cache, d_out):
         """Like :meth:`backward` but leaves the parameter gradients untouched (IAF's solve)."""
-        if isinstance(cache, MADECache):
+        if isinstance(cache, _MADECache):
             d = self._backward_layers(cache, d_out, accumulate=False)
             return d[:, : self.dim], (d[:, self.dim:] if self.context_dim else None)
         d = d_out

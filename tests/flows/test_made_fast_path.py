@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import nprefgen.flows.made as made_mod
-from nprefgen.flows.made import MADE, MADECache
+from nprefgen.flows.made import MADE, _MADECache
 from nprefgen.kernels.tanh_bias import tanh_backward_bias_numpy
 from nprefgen.testing.gradcheck import check_vjp
 
@@ -49,7 +49,7 @@ def test_training_path_equals_layer_path_bit_for_bit(rng, case, dtype):
     g_ref = _grads(m)
     vjp_ref = m.input_vjp(cache_ref, d_out)
     out, cache = m._forward(x, c)
-    assert isinstance(cache, MADECache) and out.dtype == dtype
+    assert isinstance(cache, _MADECache) and out.dtype == dtype
     m.zero_grad()
     dx, dc = m._backward(cache, d_out)
     g = _grads(m)
