@@ -43,7 +43,7 @@ def main(argv=None):
     ap = parser(__doc__)
     ap.set_defaults(flow="maf", n_obs=1)
     ap.epilog = ('options as in bench_npe_time.py: "--sims", "--draws", "--flow", "--repeats", '
-                 '"--threads", "--n-obs", "--skip-sbi"; defaults --flow maf, --n-obs 1')
+                 '"--threads", "--n-obs", "--skip-sbi", "--dtype"; defaults --flow maf, --n-obs 1')
     args = ap.parse_args(argv)
     run_all(args, run_nprefgen, run_sbi, "NLE two_moons")
 

@@ -21,7 +21,8 @@ Architectures (``--flow``; "both" runs maf then nsf):
 
 Training settings are both libraries' defaults and equal: batch 200, Adam lr 5e-4, 10 %
 validation, stop after 20 epochs without improvement, gradient clip 5. sbi runs in float32,
-nprefgen in float64. Threads: numpy's BLAS, numba and torch all pinned to ``--threads`` (1 by
+nprefgen in float64 (``--dtype float32`` trains nprefgen in float32 too, ``--dtype both`` runs
+both, interleaved with sbi; the float32-trained flow samples in float64). Threads: numpy's BLAS, numba and torch all pinned to ``--threads`` (1 by
 default, the like-for-like setting).
 
     python benchmarks/bench_npe_time.py                          # maf and nsf, 10^4 simulations
@@ -98,11 +99,11 @@ def runners(estimator_cls, sbi_name: str, sbi_builder: str):
     sbi's ``sbi.inference.<sbi_name>`` with ``sbi.neural_nets.<sbi_builder>`` for the spline
     flow, both trained on the same simulations; each returns its clocks, epochs, draws at x_o and
     a sampler for the C2ST observations."""
-    def run_nprefgen(task, theta, x, x_o, flow, args):
+    def run_nprefgen(task, theta, x, x_o, flow, args, dtype="float64"):
         rng = np.random.default_rng(args.seed)
         with Clock() as train:
             est = estimator_cls(task.prior, flow=flow, hidden=NPREFGEN_HIDDEN[flow])
-            post = est.train(theta, x, rng=rng, max_epochs=args.max_epochs)
+            post = est.train(theta, x, rng=rng, max_epochs=args.max_epochs, dtype=dtype)
         with Clock() as sample:
             draws = post.sample(args.draws, x_o, rng=rng)
         return dict(train=train, sample=sample, epochs=est.history_["epochs"], draws=draws,
@@ -169,7 +170,7 @@ def report(task, runs, x_obs, args, what: str) -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     for flow in sorted({k[0] for k in runs}):
         med = {}
-        for lib in ("nprefgen", "sbi"):
+        for lib in ("nprefgen", "nprefgen-f32", "sbi"):
             rs = runs.get((flow, lib))
             if not rs:
                 continue
@@ -182,14 +183,16 @@ def report(task, runs, x_obs, args, what: str) -> None:
                   f"{np.median([r['sample'].cpu for r in rs]):.2f} | {np.median(tot_cpu):.1f} | "
                   f"{np.median(tot_wall):.1f} | {rs[0]['epochs']} | {np.median(per_epoch):.0f} | "
                   f"{np.mean(scores):.3f} ({', '.join(f'{s:.3f}' for s in scores)}) |")
-        if len(med) == 2:
-            ours, theirs = med["nprefgen"], med["sbi"]
+        for lib in ("nprefgen", "nprefgen-f32"):
+            if lib not in med or "sbi" not in med:
+                continue
+            ours, theirs = med[lib], med["sbi"]
             ratio_cpu = np.median(np.array(theirs[0]) / np.array(ours[0]))
             ratio_wall = np.median(np.array(theirs[1]) / np.array(ours[1]))
             ratio_epoch = np.median(theirs[2]) / np.median(ours[2])
-            print(f"{flow}: sbi / nprefgen end to end {ratio_cpu:.2f}x CPU, {ratio_wall:.2f}x wall "
+            print(f"{flow}: sbi / {lib} end to end {ratio_cpu:.2f}x CPU, {ratio_wall:.2f}x wall "
                   f"(median over repeats); per epoch {ratio_epoch:.2f}x; epochs {theirs[3]} / "
-                  f"{ours[3]}; C2ST {ours[4]:.3f} (nprefgen) vs {theirs[4]:.3f} (sbi)")
+                  f"{ours[3]}; C2ST {ours[4]:.3f} ({lib}) vs {theirs[4]:.3f} (sbi)")
 
 
 def parser(doc: str, flows=("maf", "nsf", "both")):
@@ -203,6 +206,8 @@ def parser(doc: str, flows=("maf", "nsf", "both")):
     ap.add_argument("--max-epochs", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip-sbi", action="store_true")
+    ap.add_argument("--dtype", default="float64", choices=("float64", "float32", "both"),
+                    help="nprefgen's training arithmetic, 'both' runs each (sbi: float32 always)")
     ap.add_argument("--threads", type=int, default=1,
                     help="numpy's BLAS, numba and torch threads (default 1: like for like)")
     return ap
@@ -215,7 +220,10 @@ def run_all(args, nprefgen_fn, sbi_fn, what: str):
                                rng=np.random.default_rng(args.seed))
     _, x_obs = task.observations(args.n_obs, rng=np.random.default_rng(12345))
     flows = ["maf", "nsf"] if args.flow == "both" else [args.flow]
-    libs = [("nprefgen", nprefgen_fn)] + ([] if args.skip_sbi else [("sbi", sbi_fn)])
+    dtypes = ["float64", "float32"] if args.dtype == "both" else [args.dtype]
+    libs = [("nprefgen" if dt == "float64" else "nprefgen-f32",
+             lambda *a, dt=dt: nprefgen_fn(*a, dtype=dt)) for dt in dtypes]
+    libs += [] if args.skip_sbi else [("sbi", sbi_fn)]
     print(f"{what}: load at start {load()}", flush=True)
     warm = argparse.Namespace(**{**vars(args), "max_epochs": 1, "draws": 100})
     for flow in flows:                 # numba's compilation and torch's first calls, not timed
@@ -224,7 +232,7 @@ def run_all(args, nprefgen_fn, sbi_fn, what: str):
                 fn(task, sims.theta[:400], sims.x[:400], x_obs[0], flow, warm)
             except ImportError as exc:
                 print(f"sbi: not available ({exc})")
-                libs = libs[:1]
+                libs = [lib for lib in libs if lib[0] != "sbi"]
     runs: dict = {}
     for r in range(args.repeats):
         for flow in flows:

@@ -194,6 +194,10 @@ class Standardize(Bijector):
         """(FLOW.18) x: (n, D) -> z = (x - mean)/std, log_det = -sum log std, cache = n."""
         x = self._check_x(x)
         self._check_context(context, x.shape[0])
+        return self._forward_cached(x)
+
+    def _forward_cached(self, x, context=None):
+        """:meth:`forward_cached` unchecked (a Flow checked x once, for every bijector)."""
         self._check_fitted()
         z = (x - self.mean) / self.std
         return z, np.full(x.shape[0], -np.log(self.std).sum()), x.shape[0]
@@ -207,6 +211,10 @@ class Standardize(Bijector):
     def backward(self, n, d_z, d_log_det):
         """d_x = d_z / std (no parameters)."""
         d_z, _ = self._check_cotangents(d_z, d_log_det, n)
+        return self._backward(n, d_z, d_log_det)
+
+    def _backward(self, n, d_z, d_log_det):
+        """:meth:`backward` unchecked (the cotangents come from the Flow's own backward)."""
         return d_z / self.std, None
 
     def __repr__(self) -> str:

@@ -21,8 +21,9 @@ import numpy as np
 
 from nprefgen._validation import check_array, check_choice, check_int, check_rng
 from nprefgen.flows.base import check_parameter_count, hidden_widths, mlp_parameter_count
+from nprefgen.kernels.tanh_bias import tanh_backward_bias
 from nprefgen.nn import MaskedLinear, Sequential
-from nprefgen.nn.activations import ACTIVATIONS
+from nprefgen.nn.activations import ACTIVATIONS, Tanh
 from nprefgen.nn.base import Module, check_input
 
 
@@ -64,6 +65,18 @@ def made_masks(degrees: list[np.ndarray], context_dim: int = 0, n_params: int = 
     if context_dim:
         masks[0] = np.concatenate([masks[0], np.ones((masks[0].shape[0], context_dim))], axis=1)
     return masks
+
+
+class _MADECache:
+    """What :meth:`MADE._forward` keeps for the backward pass: ``layers`` a list with, per
+    masked layer, ``(h, M * W, activation cache or None)`` (h the layer's input; for a tanh
+    above it, the next entry's h is y = tanh a). The public :meth:`MADE.forward` returns the
+    Sequential's cache instead; ``backward`` and ``input_vjp`` take either."""
+
+    __slots__ = ("layers",)
+
+    def __init__(self, layers) -> None:
+        self.layers = layers
 
 
 class MADE(Module):
@@ -126,23 +139,81 @@ class MADE(Module):
         return self.net.forward(x)
 
     def _forward(self, x, context=None):
-        """:meth:`forward` without input checks (x, context validated by the caller)."""
+        """:meth:`forward` without input checks (x, context validated by the caller): the
+        training path. The same operations as the layers' own (so the same values, bit for
+        bit), with each masked weight M * W (NN.3) formed once and kept in the cache for the
+        backward pass, tanh applied in place, and only what the backward needs kept: per masked
+        layer its input h, its effective weight and, for a tanh above it, y = tanh(a).
+        -> out: (n, 2 D), a :class:`_MADECache`."""
         if self.context_dim:
             x = np.concatenate([x, context], axis=1)
-        return self.net._forward(x)
+        layers = self.net.layers
+        saved = []
+        h = x
+        for i in range(0, len(layers), 2):             # MaskedLinear, activation, ..., MaskedLinear
+            lin = layers[i]
+            w = lin._effective_weight()                # (NN.3) M * W, once per pass
+            a = h @ w.T                                # (NN.1)
+            if lin.has_bias:
+                a += lin.params["bias"]
+            if i + 1 == len(layers):
+                saved.append((h, w, None))
+                h = a
+            elif isinstance(layers[i + 1], Tanh):
+                saved.append((h, w, None))
+                h = np.tanh(a, out=a)                  # (NN.6) y = tanh a, a no longer needed
+            else:
+                y, act_cache = layers[i + 1]._forward(a)
+                saved.append((h, w, act_cache))
+                h = y
+        return h, _MADECache(saved)
 
     def backward(self, cache, d_out):
         """d_out: (n, 2 D) -> d_x: (n, D), d_context: (n, C) or None; accumulates weight grads."""
+        if isinstance(cache, _MADECache):
+            d_out = check_input(d_out, "d_out", 2 * self.dim, self)
+            return self._backward(cache, d_out)
         d_in = self.net.backward(cache, d_out)
         return d_in[:, : self.dim], (d_in[:, self.dim:] if self.context_dim else None)
 
     def _backward(self, cache, d_out):
         """:meth:`backward` without cotangent checks (d_out produced by nprefgen code)."""
-        d_in = self.net._backward(cache, d_out)
+        if not isinstance(cache, _MADECache):
+            d_in = self.net._backward(cache, d_out)
+            return d_in[:, : self.dim], (d_in[:, self.dim:] if self.context_dim else None)
+        d_in = self._backward_layers(cache, d_out, accumulate=True)
         return d_in[:, : self.dim], (d_in[:, self.dim:] if self.context_dim else None)
+
+    def _backward_layers(self, cache, d, accumulate: bool):
+        """The VJP through the layers of a :meth:`_forward` pass: d: (n, 2 D) -> (n, D + C).
+
+        Per masked layer (NN.2a-c with the mask of NN.3): d_h = d (M * W), d_W = M * (d^T h),
+        d_b = sum_i d_i; below a tanh the kernel gives d_a = d_h (1 - y^2) (NN.6) and the
+        layer's d_b in one pass. ``accumulate`` False leaves the parameter gradients alone."""
+        layers = self.net.layers
+        saved = cache.layers
+        d_b = None                                     # the column sum, when a kernel gave it
+        for k in range(len(saved) - 1, -1, -1):
+            lin = layers[2 * k]
+            h, w, _ = saved[k]
+            if accumulate:
+                lin._accumulate_weight_grad(d.T @ h)   # (NN.2b) masked (NN.3)
+                if lin.has_bias:
+                    lin.grads["bias"] += d.sum(axis=0) if d_b is None else d_b   # (NN.2c)
+            d = d @ w                                  # (NN.2a)
+            if k == 0:
+                return d
+            act = layers[2 * k - 1]
+            if isinstance(act, Tanh):
+                d, d_b = tanh_backward_bias(saved[k][0], d)     # (NN.6) + the next (NN.2c)
+            else:
+                d, d_b = act._backward(saved[k - 1][2], d), None
 
     def input_vjp(self, cache, d_out):
         """Like :meth:`backward` but leaves the parameter gradients untouched (IAF's solve)."""
+        if isinstance(cache, _MADECache):
+            d = self._backward_layers(cache, d_out, accumulate=False)
+            return d[:, : self.dim], (d[:, self.dim:] if self.context_dim else None)
         d = d_out
         for layer, c in zip(reversed(self.net.layers), reversed(cache)):
             if isinstance(layer, MaskedLinear):

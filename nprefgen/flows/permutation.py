@@ -57,6 +57,10 @@ class Permutation(Bijector):
         """(FLOW.17) x: (n, D) -> z = x[:, perm], log_det = 0: (n,), cache = n."""
         x = self._check_x(x)
         self._check_context(context, x.shape[0])
+        return self._forward_cached(x)
+
+    def _forward_cached(self, x, context=None):
+        """:meth:`forward_cached` unchecked (a Flow checked x once, for every bijector)."""
         return x[:, self.perm], np.zeros(x.shape[0], dtype=x.dtype), x.shape[0]
 
     def inverse(self, z, context=None):
@@ -68,6 +72,10 @@ class Permutation(Bijector):
     def backward(self, n, d_z, d_log_det):
         """(FLOW.17) the transpose of a permutation is its inverse: d_x = d_z[:, perm^{-1}]."""
         d_z, _ = self._check_cotangents(d_z, d_log_det, n)
+        return self._backward(n, d_z, d_log_det)
+
+    def _backward(self, n, d_z, d_log_det):
+        """:meth:`backward` unchecked (the cotangents come from the Flow's own backward)."""
         return d_z[:, self.inv_perm], None
 
     def __repr__(self) -> str:

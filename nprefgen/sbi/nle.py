@@ -104,10 +104,11 @@ class NLE:
 
     def train(self, theta, x, *, rng=None, batch_size: int = 200, lr: float = 5e-4,
               validation_fraction: float = 0.1, patience: int = 20, max_epochs: int = 1000,
-              clip: float | None = 5.0, progress: bool | None = None) -> MCMCPosterior:
+              clip: float | None = 5.0, progress: bool | None = None,
+              dtype=np.float64) -> MCMCPosterior:
         """Fit q(x | theta) by maximum likelihood as ``flow.fit(x, context=theta)``; returns the
         MCMC posterior (SBI.13). Arguments as :meth:`nprefgen.sbi.npe.NPE.train` (z-scores from
-        the training split, ``self.history_``, TrainingDivergedError on divergence)."""
+        the training split, ``self.history_``, TrainingDivergedError on divergence, ``dtype``)."""
         if np.ndim(x) > 2:                # NLE's flow models x itself: no embedding (class doc)
             raise ValueError(f"x: expected shape (n, dx), got {np.shape(x)}; NLE models the "
                              f"density of x itself and takes no embedding network: flatten with "
@@ -119,7 +120,7 @@ class NLE:
         fit_conditional_flow(self, x, theta, rng=rng, z_score_data=True, z_score_context=True,
                              batch_size=batch_size, lr=lr,
                              validation_fraction=validation_fraction, patience=patience,
-                             max_epochs=max_epochs, clip=clip, progress=progress)
+                             max_epochs=max_epochs, clip=clip, progress=progress, dtype=dtype)
         return self.posterior()
 
     def posterior(self, method: str | None = None, **mcmc) -> MCMCPosterior:

@@ -37,7 +37,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from nprefgen._validation import check_array, check_choice, check_int, check_rng, check_scalar
+from nprefgen._validation import (
+    check_array, check_choice, check_float_dtype, check_int, check_rng, check_scalar,
+)
 from nprefgen.flows.elementwise import Standardize
 from nprefgen.nn.activations import ACTIVATIONS
 from nprefgen.nn.train import TrainingDivergedError, is_data_source, take, validation_split
@@ -95,9 +97,13 @@ def build_flow(kind: str, dim: int, context_dim: int, n_transforms: int, hidden,
 def fit_conditional_flow(estimator, data, context, *, rng=None, z_score_data: bool,
                          z_score_context: bool, batch_size: int, lr: float,
                          validation_fraction: float, patience: int, max_epochs: int,
-                         clip: float | None, progress: bool):
+                         clip: float | None, progress: bool, dtype=np.float64):
     """Build and train the flow q(data | context) of an NPE (data = theta, context = x) or an NLE
     (data = x, context = theta) by maximum likelihood (SBI.10).
+
+    ``dtype`` float32 trains in float32 arithmetic (the flow, its z-scorings and the data cast
+    after the statistics are set; what torch-based libraries do by default) and casts the trained
+    flow back to float64 (exact), so the posterior, saving and loading stay float64.
 
     The validation rows are drawn first; the z-score statistics (SBI.11) and the flow's training
     come from the remaining rows only. Stores ``estimator.flow`` and ``estimator.history_``. A
@@ -106,6 +112,7 @@ def fit_conditional_flow(estimator, data, context, *, rng=None, z_score_data: bo
     """
     check_scalar(lr, "lr", low=0.0, low_inclusive=False)
     check_int(max_epochs, "max_epochs", low=1)
+    dtype = check_float_dtype(dtype)
     rng = check_rng(rng)
     estimator.flow = estimator.history_ = None
     # built with identity z-scorings first (the draws from rng keep their order: weights, split,
@@ -121,15 +128,20 @@ def fit_conditional_flow(estimator, data, context, *, rng=None, z_score_data: bo
         z_score.load_buffer_dict({"mean": fitted.mean, "std": fitted.std})
     if z_score_context:
         flow.standardize_context(c_tr)
+    val_data = take((data, context), val) if val.size else None
+    if dtype != np.float64:
+        flow.astype(dtype)
+        d_tr, c_tr = d_tr.astype(dtype), c_tr.astype(dtype)
+        val_data = None if val_data is None else tuple(a.astype(dtype) for a in val_data)
     try:
         # (SBI.10) minimise the mean of -log q(data_i | context_i) over the training pairs
-        flow.fit(d_tr, context=c_tr, rng=rng, validation_fraction=0.0,
-                 validation_data=take((data, context), val) if val.size else None,
+        flow.fit(d_tr, context=c_tr, rng=rng, validation_fraction=0.0, validation_data=val_data,
                  epochs=max_epochs, batch_size=batch_size, lr=lr, patience=patience, clip=clip,
                  progress=progress)
     except TrainingDivergedError as err:
         estimator.history_ = err.history
         raise
+    flow.astype(np.float64)               # exact: the float32-trained weights, held in float64
     estimator.flow, estimator.history_ = flow, flow.history_
     return flow
 
@@ -169,7 +181,8 @@ class NPE:
 
     def train(self, theta, x, *, rng=None, batch_size: int = 200, lr: float = 5e-4,
               validation_fraction: float = 0.1, patience: int = 20, max_epochs: int = 1000,
-              clip: float | None = 5.0, progress: bool | None = None) -> DirectPosterior:
+              clip: float | None = 5.0, progress: bool | None = None,
+              dtype=np.float64) -> DirectPosterior:
         """(SBI.10) fit q(theta | x) by maximum likelihood on the pairs; returns the posterior.
 
         theta : (n, p) inside the prior; x : (n, dx) finite (see ``simulate``'s NaN dropping).
@@ -179,8 +192,15 @@ class NPE:
         :class:`nprefgen.nn.train.TrainingDivergedError` (never a posterior on a diverged flow).
         ``theta`` may instead be a :class:`nprefgen.sbi.shards.ShardedDataset` (x None): the
         minibatches are then read from disk shard by shard. ``progress``: None (default) shows a
-        bar in interactive use only (:func:`nprefgen.nn.train.show_progress`).
+        bar in interactive use only (:func:`nprefgen.nn.train.show_progress`). ``dtype``:
+        float64 (default) or float32, the arithmetic of training (theta and x arrays without an
+        embedding); the returned posterior's flow is float64 either way.
         """
+        if check_float_dtype(dtype) != np.float64 and (is_data_source(theta) or
+                                                       self.embedding is not None):
+            raise ValueError("dtype: float32 training is supported for theta, x arrays without an "
+                             "embedding; got float32 with "
+                             + ("a sharded dataset" if is_data_source(theta) else "an embedding"))
         if is_data_source(theta):           # simulations on disk (nprefgen.sbi.shards)
             if self.embedding is not None:
                 raise ValueError("theta: training from shards on disk is not supported with an "
@@ -201,5 +221,5 @@ class NPE:
         fit_conditional_flow(self, theta, x, rng=rng, z_score_data=self.z_score_theta,
                              z_score_context=self.z_score_x, batch_size=batch_size, lr=lr,
                              validation_fraction=validation_fraction, patience=patience,
-                             max_epochs=max_epochs, clip=clip, progress=progress)
+                             max_epochs=max_epochs, clip=clip, progress=progress, dtype=dtype)
         return DirectPosterior(self.flow, self.prior)
