@@ -541,6 +541,7 @@ CALLABLE_EXEMPT = {
     "nprefgen.kernels.spline": "numba kernels (see kernels.coupling)",
     "nprefgen.kernels.adam": "numba kernels (see kernels.coupling)",
     "nprefgen.kernels.tanh_bias": "numba kernel and NumPy twin (see kernels.coupling)",
+    "nprefgen.kernels.grads": "numba kernels and NumPy twins (see kernels.coupling)",
     "nprefgen.kernels.ntxent": "numba kernels (see kernels.coupling)",
     "nprefgen.testing.": "the checking tools themselves (tests/testing/*)",
     "nprefgen.metrics.mmd.kernel_sum": "numba kernel behind mmd2, which validates",

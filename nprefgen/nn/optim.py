@@ -15,6 +15,7 @@ import numpy as np
 
 from nprefgen._validation import check_scalar
 from nprefgen.kernels.adam import adam_update, adam_update_all, flat_views
+from nprefgen.kernels.grads import sum_squares_all, sum_squares_all_numpy, zero_all
 
 
 def _check_pairs(params) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -69,6 +70,10 @@ class Optimizer:
     def zero_grad(self) -> None:
         for _, g in self.params:
             g[...] = 0.0
+
+    def grad_norm(self) -> float:
+        """(NN.17) The global 2-norm of the gradients, sqrt(sum_k |g_k|^2)."""
+        return float(np.sqrt(sum_squares_all_numpy([g for _, g in self.params])))
 
     def step(self) -> None:
         raise NotImplementedError
@@ -142,6 +147,21 @@ class Adam(Optimizer):
             self._flat = (arrays, None if any(x is None for x in lists) else lists)
         return self._flat[1]
 
+    def zero_grad(self) -> None:
+        flat = self._flat_views()
+        if flat is None:
+            super().zero_grad()
+        else:
+            zero_all(flat[1])                               # one call (kernels/grads.py)
+
+    def grad_norm(self) -> float:
+        """(NN.17) As :meth:`Optimizer.grad_norm`, in one kernel call when the arrays allow it
+        (bit-identical: kernels/grads.py)."""
+        flat = self._flat_views()
+        if flat is None:
+            return super().grad_norm()
+        return float(np.sqrt(sum_squares_all(flat[1])))
+
     def step(self) -> None:
         t = self.t + 1
         c1 = 1.0 - self.b1 ** t
@@ -169,7 +189,7 @@ def clip_grad_norm(params, max_norm: float, norm: float | None = None) -> float:
     """
     max_norm = check_scalar(max_norm, "max_norm", low=0.0, low_inclusive=False)
     grads = [g for _, g in _check_pairs(params)]
-    total = float(np.sqrt(sum(float(np.sum(g * g)) for g in grads))) if norm is None else \
+    total = float(np.sqrt(sum_squares_all_numpy(grads))) if norm is None else \
         float(norm)
     if not np.isfinite(total):
         raise ValueError(f"params: expected finite gradients to clip, got norm {total}")

@@ -61,6 +61,7 @@ import warnings
 import numpy as np
 
 from nprefgen._validation import check_array, check_choice, check_int, check_rng, check_scalar
+from nprefgen.kernels.grads import sum_squares_all_numpy
 from nprefgen.kernels.heap import keep_freed_heap
 from nprefgen.nn.optim import SGD, Adam, Optimizer, clip_grad_norm
 
@@ -104,7 +105,14 @@ def take(data: tuple, idx) -> tuple:
 
 def grad_norm(params) -> float:
     """The global 2-norm of the gradients, sqrt(sum_k |g_k|^2) (the norm NN.17 clips)."""
-    return float(np.sqrt(sum(float(np.sum(g * g)) for _, g in params)))
+    return float(np.sqrt(sum_squares_all_numpy([g for _, g in params])))
+
+
+def _covers(opt: Optimizer, params) -> bool:
+    """Does ``opt`` hold exactly the gradient arrays of ``params``, in order? Then the loop may
+    zero them and take their norm through the optimizer (one kernel call each for Adam)."""
+    return len(opt.params) == len(params) and all(
+        a is b for (_, a), (_, b) in zip(opt.params, params))
 
 
 def _check_data(data, name: str) -> tuple:
@@ -288,6 +296,10 @@ def fit_loop(model, loss_and_grad, train_data, *, rng=None, evaluate=None, val_d
         weight_decay = check_scalar(weight_decay, "weight_decay", low=0.0)
     opt = _make_optimizer(optimizer, params, lr, weight_decay)
     keep_freed_heap()                          # steps reuse freed heap (kernels/heap.py): 1.4x
+    if _covers(opt, params):                   # the same arrays: one kernel call each (Adam)
+        zero_grad, norm_of_grads = opt.zero_grad, opt.grad_norm
+    else:
+        zero_grad, norm_of_grads = model.zero_grad, lambda: grad_norm(params)
 
     n = next(a.shape[0] for a in train_data if a is not None)
     history = {"train_loss": [], "val_loss": [], "best_epoch": -1, "epochs": 0,
@@ -364,7 +376,7 @@ def fit_loop(model, loss_and_grad, train_data, *, rng=None, evaluate=None, val_d
                 rows = next(a.shape[0] for a in batch if a is not None)
                 if rows < min_batch_size:
                     continue
-                model.zero_grad()
+                zero_grad()
                 try:
                     loss = loss_and_grad(*batch)
                     loss = float(loss[0] if isinstance(loss, tuple) else loss)
@@ -378,7 +390,7 @@ def fit_loop(model, loss_and_grad, train_data, *, rng=None, evaluate=None, val_d
                     best_train = loss          # the loss at the initial parameters (rule 2)
                     if val_data is None:
                         reference = loss
-                norm = grad_norm(params)
+                norm = norm_of_grads()
                 if steps == 0 and not (np.isfinite(loss) and np.isfinite(norm)):
                     # nothing has been updated yet: the learning rate cannot be the cause
                     scale = max((float(np.max(np.abs(a))) for a in
