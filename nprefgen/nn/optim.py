@@ -11,11 +11,13 @@ the parameters as they were.
 """
 from __future__ import annotations
 
+from operator import is_not
+
 import numpy as np
 
 from nprefgen._validation import check_scalar
 from nprefgen.kernels.adam import adam_update, adam_update_all, flat_views
-from nprefgen.kernels.grads import sum_squares_all, sum_squares_all_numpy, zero_all
+from nprefgen.kernels.grads import scale_all, sum_squares_all, sum_squares_all_numpy, zero_all
 
 
 def _check_pairs(params) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -74,6 +76,20 @@ class Optimizer:
     def grad_norm(self) -> float:
         """(NN.17) The global 2-norm of the gradients, sqrt(sum_k |g_k|^2)."""
         return float(np.sqrt(sum_squares_all_numpy([g for _, g in self.params])))
+
+    def _clip_grad_norm(self, max_norm: float, norm: float | None = None) -> float:
+        """(NN.17) :func:`clip_grad_norm` over this optimizer's gradients, for the training loop
+        (the pairs were checked when the optimizer was made, ``max_norm`` by the loop); ``norm``
+        as there. Returns the norm before clipping."""
+        total = self.grad_norm() if norm is None else float(norm)
+        coef = _clip_coefficient(max_norm, total)
+        if coef < 1.0:
+            self._scale_grads(coef)
+        return total
+
+    def _scale_grads(self, coef: float) -> None:
+        for _, g in self.params:
+            g *= coef
 
     def step(self) -> None:
         raise NotImplementedError
@@ -137,14 +153,19 @@ class Adam(Optimizer):
 
     def _flat_views(self):
         """Flat views of every p, g, m, v for the one-call kernel, made once and remade if an
-        array was replaced; None (one call per array) for mixed dtypes or strided arrays."""
-        arrays = [p for p, _ in self.params] + [g for _, g in self.params] + self.m + self.v
-        if self._flat is None or len(arrays) != len(self._flat[0]) or \
-                any(a is not b for a, b in zip(arrays, self._flat[0])):
+        array was replaced; None (one call per array) for mixed dtypes or strided arrays. The
+        check runs three times a step, so it compares the (param, grad) tuples and the m, v
+        arrays by identity in C (``map(is_not, ...)``) instead of rebuilding the array list."""
+        sources = (self.params, self.m, self.v)
+        cached = self._flat
+        if cached is None or any(len(now) != len(then) or any(map(is_not, now, then))
+                                 for now, then in zip(sources, cached[0])):
+            arrays = [p for p, _ in self.params] + [g for _, g in self.params] + self.m + self.v
             one_dtype = len({a.dtype for a in arrays}) == 1
             n = len(self.params)
             lists = [flat_views(arrays[i * n:(i + 1) * n]) for i in range(4)] if one_dtype else [None]
-            self._flat = (arrays, None if any(x is None for x in lists) else lists)
+            self._flat = (tuple(list(src) for src in sources),
+                          None if any(x is None for x in lists) else lists)
         return self._flat[1]
 
     def zero_grad(self) -> None:
@@ -161,6 +182,13 @@ class Adam(Optimizer):
         if flat is None:
             return super().grad_norm()
         return float(np.sqrt(sum_squares_all(flat[1])))
+
+    def _scale_grads(self, coef: float) -> None:
+        flat = self._flat_views()
+        if flat is None:
+            super()._scale_grads(coef)
+        else:                           # g *= coef in the gradients' dtype, as NumPy does
+            scale_all(flat[1], self.params[0][1].dtype.type(coef))
 
     def step(self) -> None:
         t = self.t + 1
@@ -180,6 +208,13 @@ class Adam(Optimizer):
         self.t = t
 
 
+def _clip_coefficient(max_norm: float, total: float) -> float:
+    """(NN.17) min(1, max_norm / (||g|| + 1e-6)) as torch.nn.utils.clip_grad_norm_ computes it."""
+    if not np.isfinite(total):
+        raise ValueError(f"params: expected finite gradients to clip, got norm {total}")
+    return max_norm / (total + 1e-6)
+
+
 def clip_grad_norm(params, max_norm: float, norm: float | None = None) -> float:
     """(NN.17) Scale all gradients by min(1, max_norm / ||g||), ||g|| the global 2-norm.
 
@@ -191,9 +226,7 @@ def clip_grad_norm(params, max_norm: float, norm: float | None = None) -> float:
     grads = [g for _, g in _check_pairs(params)]
     total = float(np.sqrt(sum_squares_all_numpy(grads))) if norm is None else \
         float(norm)
-    if not np.isfinite(total):
-        raise ValueError(f"params: expected finite gradients to clip, got norm {total}")
-    coef = max_norm / (total + 1e-6)
+    coef = _clip_coefficient(max_norm, total)
     if coef < 1.0:
         for g in grads:
             g *= coef

@@ -57,6 +57,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from functools import partial
 
 import numpy as np
 
@@ -297,9 +298,10 @@ def fit_loop(model, loss_and_grad, train_data, *, rng=None, evaluate=None, val_d
     opt = _make_optimizer(optimizer, params, lr, weight_decay)
     keep_freed_heap()                          # steps reuse freed heap (kernels/heap.py): 1.4x
     if _covers(opt, params):                   # the same arrays: one kernel call each (Adam)
-        zero_grad, norm_of_grads = opt.zero_grad, opt.grad_norm
+        zero_grad, norm_of_grads, clip_grads = opt.zero_grad, opt.grad_norm, opt._clip_grad_norm
     else:
         zero_grad, norm_of_grads = model.zero_grad, lambda: grad_norm(params)
+        clip_grads = partial(clip_grad_norm, params)
 
     n = next(a.shape[0] for a in train_data if a is not None)
     history = {"train_loss": [], "val_loss": [], "best_epoch": -1, "epochs": 0,
@@ -406,7 +408,7 @@ def fit_loop(model, loss_and_grad, train_data, *, rng=None, evaluate=None, val_d
                 if not np.isfinite(norm):
                     return diverged(epoch, f"gradient norm {norm}")
                 if clip is not None:
-                    clip_grad_norm(params, clip, norm)               # (NN.17)
+                    clip_grads(clip, norm)                           # (NN.17)
                 opt.step()
                 steps += 1
                 total += loss * rows

@@ -1,8 +1,8 @@
 """The one-call gradient norm and zeroing (NN.17; nprefgen/kernels/grads.py): the kernel's sum of
 squares equals the NumPy twin bit for bit over sizes 1-300,000 in float64 and float32 (NumPy's
 pairwise order reproduced), a sum in another order is caught by the same comparison, non-finite
-gradients give a non-finite norm, zeroing writes through to the arrays, and a training run that
-zeroes and clips through Adam's kernel path ends with the same weights, bit for bit, as one that
+gradients give a non-finite norm, zeroing and scaling write through to the arrays (scaling in the
+arrays' dtype, as NumPy does), and a training run that zeroes and clips through Adam's kernel path ends with the same weights, bit for bit, as one that
 uses the model's zero_grad and the NumPy norm."""
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import nprefgen.nn.train as train
 from nprefgen.flows import maf
 from nprefgen.kernels.adam import flat_views
 from nprefgen.kernels.grads import (
-    sum_squares_all, sum_squares_all_numpy, zero_all, zero_all_numpy,
+    scale_all, scale_all_numpy, sum_squares_all, sum_squares_all_numpy, zero_all, zero_all_numpy,
 )
 from nprefgen.nn.optim import SGD, Adam
 
@@ -99,3 +99,25 @@ def test_training_bit_identical_through_the_kernel_path(monkeypatch):
         slow = _fit(m, False)
     for name in fast:
         assert np.array_equal(fast[name], slow[name]), name
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_scale_all_matches_numpy_in_the_arrays_dtype(dtype):
+    rng = np.random.default_rng(6)
+    gs = [rng.standard_normal(s).astype(dtype) for s in [(50, 50), (50,), (3, 7)]]
+    twins = [g.copy() for g in gs]
+    coef = 0.123456789012345
+    scale_all(flat_views(gs), np.dtype(dtype).type(coef))
+    scale_all_numpy(twins, coef)                  # NumPy: float32 arrays times a float32 coef
+    for g, t in zip(gs, twins):
+        assert g.dtype == dtype and np.array_equal(g, t)
+
+
+def test_unrounded_coefficient_on_float32_is_caught():
+    # the cast matters: float32 arrays scaled by the float64 coefficient (a kernel that forgot
+    # the cast) differ from NumPy's float32 product in some elements
+    rng = np.random.default_rng(7)
+    g = rng.standard_normal(2500).astype(np.float32)
+    coef = 0.123456789012345
+    wrong = (g.astype(np.float64) * coef).astype(np.float32)
+    assert not np.array_equal(wrong, g * coef)
