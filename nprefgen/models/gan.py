@@ -31,7 +31,8 @@ from nprefgen._validation import check_array, check_choice, check_int, check_rng
 from nprefgen.models._conv import check_two_stage_conv, conv_decoder_layers, conv_encoder_layers
 from nprefgen.kernels.softplus import softplus, softplus_grad
 from nprefgen.models.gan_r1 import check_r1_discriminator, r1_penalty_and_grad
-from nprefgen.nn import MLP, Adam, Module, load_npz, save_npz
+from nprefgen.nn import MLP, Adam, Linear, Module, load_npz, save_npz
+from nprefgen.nn.minibatch_std import MinibatchStd
 from nprefgen.nn.train import show_progress
 
 
@@ -303,14 +304,20 @@ def mlp_gan(data_dim: int, latent_dim: int = 2, hidden=(128, 128), *, rng=None,
 
 
 def conv_gan(image_shape, latent_dim: int = 16, channels=(32, 16), *, rng=None,
-             activation: str = "leaky_relu", out_activation: str | None = None) -> GAN:
+             activation: str = "leaky_relu", out_activation: str | None = None,
+             minibatch_std: bool = False, d_hidden: int | None = None) -> GAN:
     """A small DCGAN-style pair for ``(c, h, w)`` images, h and w divisible by 4; data are flat
     ``(n, c h w)`` rows.
 
     Generator: Linear(d, c1 h/4 w/4) -> act -> Reshape -> ConvTranspose2d(c1, c2, 3, stride 2,
     padding 1, output_padding 1) -> act -> ConvTranspose2d(c2, c) -> [out_activation] -> Flatten.
     Discriminator: Reshape -> Conv2d(c, c2, 3, stride 2, padding 1) -> act -> Conv2d(c2, c1)
-    -> act -> Flatten -> Linear(c1 h/4 w/4, 1).
+    -> act -> Flatten -> Linear(c1 h/4 w/4, 1). ``minibatch_std``: put a
+    :class:`nprefgen.nn.minibatch_std.MinibatchStd` feature (GAN.15) before D's Flatten, so the
+    final Linear also sees the batch's spread ((c1 + 1) h/4 w/4 inputs; not with R1).
+    ``d_hidden``: D's head becomes Linear(c1 h/4 w/4, d_hidden) -> act -> Linear(d_hidden, 1)
+    instead of one Linear. With one Linear, D's logit is a *sum* of features of (7 x 7)-pixel
+    patches, blind to correlations between distant patches (the largest scales of a field).
     """
     from nprefgen.nn import Flatten, Sequential
     from nprefgen.nn.activations import ACTIVATIONS
@@ -325,5 +332,16 @@ def conv_gan(image_shape, latent_dim: int = 16, channels=(32, 16), *, rng=None,
     if out_activation is not None:
         g_layers.append(ACTIVATIONS[check_choice(out_activation, "out_activation", ACTIVATIONS)]())
     gen = Sequential(*g_layers, Flatten())
-    dis = Sequential(*conv_encoder_layers((c, h, w), (c2, c1), 1, act, rng=rng))
+    if not isinstance(minibatch_std, bool):
+        raise ValueError(f"minibatch_std: expected True or False, got {minibatch_std!r}")
+    if d_hidden is not None:
+        d_hidden = check_int(d_hidden, "d_hidden", low=1)
+    d_out = 1 if d_hidden is None else d_hidden
+    d_layers = conv_encoder_layers((c, h, w), (c2, c1), d_out, act, rng=rng,
+                                   extra_channels=int(minibatch_std))
+    if minibatch_std:
+        d_layers.insert(-2, MinibatchStd())                    # before Flatten -> Linear
+    if d_hidden is not None:
+        d_layers += [act(), Linear(d_hidden, 1, rng=rng)]
+    dis = Sequential(*d_layers)
     return GAN(gen, dis, latent_dim=latent_dim, data_dim=c * h * w)
