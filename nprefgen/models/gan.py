@@ -313,11 +313,11 @@ def conv_gan(image_shape, latent_dim: int = 16, channels=(32, 16), *, rng=None,
     padding 1, output_padding 1) -> act -> ConvTranspose2d(c2, c) -> [out_activation] -> Flatten.
     Discriminator: Reshape -> Conv2d(c, c2, 3, stride 2, padding 1) -> act -> Conv2d(c2, c1)
     -> act -> Flatten -> Linear(c1 h/4 w/4, 1). ``minibatch_std``: put a
-    :class:`nprefgen.nn.minibatch_std.MinibatchStd` feature (GAN.15) before D's Flatten, so the
+    :class:`nprefgen.nn.minibatch_std.MinibatchStd` feature (GAN.16) before D's Flatten, so the
     final Linear also sees the batch's spread ((c1 + 1) h/4 w/4 inputs; not with R1).
     ``d_hidden``: D's head becomes Linear(c1 h/4 w/4, d_hidden) -> act -> Linear(d_hidden, 1)
     instead of one Linear. With one Linear, D's logit is a *sum* of features of (7 x 7)-pixel
-    patches, blind to correlations between distant patches (the largest scales of a field).
+    patches (GAN.15), blind to correlations between distant patches (the largest scales of a field).
     """
     from nprefgen.nn import Flatten, Sequential
     from nprefgen.nn.activations import ACTIVATIONS

@@ -1,4 +1,4 @@
-"""The minibatch-standard-deviation feature (derivations/gan.md, GAN.15-GAN.16): its value by hand,
+"""The minibatch-standard-deviation feature (derivations/gan.md, GAN.16-GAN.17): its value by hand,
 its backward by the dot-product test (NN.18) on images and on flat rows, a planted bug (the
 centring term of the variance's derivative dropped) that the same test catches, the conv GAN that
 uses it, and bad input."""
@@ -15,7 +15,7 @@ from nprefgen.testing.gradcheck import layer_vjp_errors
 
 
 def test_value_by_hand(rng):
-    """(GAN.15) the appended channel is the mean over features of the batch standard deviation
+    """(GAN.16) the appended channel is the mean over features of the batch standard deviation
     (numpy's population std, ddof 0), the same number for every sample and pixel; the input
     channels pass unchanged."""
     x = rng.standard_normal((5, 3, 4, 2))
@@ -28,14 +28,14 @@ def test_value_by_hand(rng):
 
 @pytest.mark.parametrize("shape", [(5, 3, 4, 4), (6, 7), (2, 1, 3, 3)])
 def test_backward_dot_product(shape, rng):
-    """(GAN.16) the input gradient passes the dot-product test at rtol 1e-8 (a cotangent that is
+    """(GAN.17) the input gradient passes the dot-product test at rtol 1e-8 (a cotangent that is
     not constant over the appended channel, so every term is exercised)."""
     res = layer_vjp_errors(MinibatchStd(), rng.standard_normal(shape), rng=rng)
     assert len(res) == 1 and res[0].rel_error < 1e-8, res
 
 
 def test_planted_bug_is_caught(rng, monkeypatch):
-    """Differentiating with xbar held fixed is right (GAN.16), but writing the derivative of the
+    """Differentiating with xbar held fixed is right (GAN.17), but writing the derivative of the
     variance with a (1 - 1/n) factor, as if x_i's share of xbar counted once more, is wrong by
     a factor (n - 1) / n on the appended channel's term: the dot-product test sees it."""
     x = rng.standard_normal((4, 2, 3, 3))
@@ -52,7 +52,7 @@ def test_planted_bug_is_caught(rng, monkeypatch):
 
 
 def test_conv_gan_with_minibatch_std_and_head_dot_product(rng):
-    """(GAN.4), (GAN.6) with (GAN.16) inside D: D's loss gradient for every parameter of D and
+    """(GAN.4), (GAN.6) with (GAN.15)-(GAN.17) inside D: D's loss gradient for every parameter of D and
     G's loss gradient w.r.t. z pass the dot-product test through the feature and the
     two-layer head (tanh, smooth for the stencil). The real and generated batches go through D
     in separate calls, so each gets its own batch statistic."""
