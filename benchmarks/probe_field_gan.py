@@ -36,7 +36,8 @@ N_SIDE, N_BINS = 32, 8
 # (fraction of the steps at the end over which both lrs fall linearly to 0), ema (beta or None),
 # n_critic, r1 (gamma), batch
 BASE = dict(latent=32, channels=(32, 16), mbstd=False, lr_g=1e-3, lr_d=1e-3, decay=0.0, ema=None,
-            n_critic=1, r1=0.0, batch=32, head=None)
+            n_critic=1, r1=0.0, batch=32, head=None,
+            betas=(0.5, 0.999))
 CONFIGS = {
     "base": {},
     "mbstd": dict(mbstd=True),
@@ -54,6 +55,14 @@ CONFIGS = {
     "head_mbstd_decay": dict(head=64, mbstd=True, decay=0.5),
     "head_ema": dict(head=64, ema=0.99),
     "head_r1_decay": dict(head=64, r1=1.0, decay=0.5),
+    "head_b0": dict(head=64, betas=(0.0, 0.99)),
+    "head_b0_r1": dict(head=64, betas=(0.0, 0.99), r1=1.0),
+    "head_decay_ema": dict(head=64, decay=0.5, ema=0.99),
+    "head_b0_decay": dict(head=64, betas=(0.0, 0.99), decay=0.5),
+    "head_b0_mbstd": dict(head=64, betas=(0.0, 0.99), mbstd=True),
+    "head_b0_mbstd_ema": dict(head=64, betas=(0.0, 0.99), mbstd=True, ema=0.995),
+    "head_b0_mbstd_decay": dict(head=64, betas=(0.0, 0.99), mbstd=True, decay=0.5),
+    "head_b0_mbstd_decay_ema": dict(head=64, betas=(0.0, 0.99), mbstd=True, decay=0.5, ema=0.995),
 }
 
 
@@ -86,8 +95,8 @@ def power_ratio(gan, to_delta, ref_power, below, rng):
 
 def train(gan, X, opts, steps, rng, every, evaluate):
     """The alternating loop of GAN.fit with separate lrs, a final linear decay and an EMA."""
-    opt_d = Adam(gan.discriminator.parameters(), lr=opts["lr_d"], betas=(0.5, 0.999))
-    opt_g = Adam(gan.generator.parameters(), lr=opts["lr_g"], betas=(0.5, 0.999))
+    opt_d = Adam(gan.discriminator.parameters(), lr=opts["lr_d"], betas=opts["betas"])
+    opt_g = Adam(gan.generator.parameters(), lr=opts["lr_g"], betas=opts["betas"])
     g_params = [p for p, _ in gan.generator.parameters()]
     avg = [p.copy() for p in g_params] if opts["ema"] else None
     n, m = X.shape[0], opts["batch"]

@@ -175,7 +175,8 @@ class GAN:
     # -- training ----------------------------------------------------------------------------
     def fit(self, x, *, rng=None, steps: int = 5000, batch_size: int = 256, lr: float = 2e-4,
             betas=(0.5, 0.999), n_critic: int = 1, instance_noise: float = 0.0,
-            r1_gamma: float = 0.0, ema: float | None = None, on_divergence: str = "raise",
+            r1_gamma: float = 0.0, ema: float | None = None, lr_decay: float = 0.0,
+            on_divergence: str = "raise",
             progress: bool | None = None, callback=None) -> "GAN":
         """Alternating Adam updates: ``n_critic`` D steps (GAN.3) per G step (GAN.5).
 
@@ -189,7 +190,9 @@ class GAN:
         without it (Mescheder et al. 2018 use gamma ~ 0.1-10). ``callback(step, gan)`` runs
         after every G step (e.g. to record samples). ``ema`` = beta in (0, 1) keeps an exponential moving
         average of the generator's parameters (GAN.8) and copies it into the generator at the
-        end (the averaged generator is the one evaluated; callbacks see the raw one). A
+        end (the averaged generator is the one evaluated; callbacks see the raw one).
+        ``lr_decay`` = f in [0, 1]: over the last f of the steps both learning rates fall
+        linearly towards 0 (GAN.18), so the players settle instead of stopping mid-orbit. A
         non-finite loss or gradient stops training, keeps
         the last finite parameters and raises :class:`TrainingDivergedError` (``on_divergence=
         "warn"``: a RuntimeWarning instead). Sets ``history_ = {"d_loss": [...], "g_loss":
@@ -207,6 +210,8 @@ class GAN:
         if ema is not None:
             ema = check_scalar(ema, "ema", low=0.0, high=1.0, low_inclusive=False,
                                high_inclusive=False)
+        lr_decay = check_scalar(lr_decay, "lr_decay", low=0.0, high=1.0)
+        decay_start = int((1.0 - lr_decay) * steps)
         if on_divergence not in ("raise", "warn"):
             raise ValueError(f"on_divergence: expected 'raise' or 'warn', got {on_divergence!r}")
         opt_d = Adam(self.discriminator.parameters(), lr=lr, betas=betas)
@@ -222,6 +227,8 @@ class GAN:
         averaged = [p.copy() for p in g_params] if ema is not None else None
         for step in range(steps):
             s = instance_noise * (1.0 - step / steps)
+            if step >= decay_start:                                 # (GAN.18)
+                opt_d.lr = opt_g.lr = lr * (steps - step) / (steps - decay_start)
             last = [p.copy() for p, _ in params]
             d_total = 0.0
             for _ in range(n_critic):
