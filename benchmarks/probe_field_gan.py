@@ -61,7 +61,12 @@ CONFIGS = {
     "head_b0_decay": dict(head=64, betas=(0.0, 0.99), decay=0.5),
     "head_b0_mbstd": dict(head=64, betas=(0.0, 0.99), mbstd=True),
     "head_b0_mbstd_ema": dict(head=64, betas=(0.0, 0.99), mbstd=True, ema=0.995),
-    "head_b0_mbstd_decay": dict(head=64, betas=(0.0, 0.99), mbstd=True, decay=0.5),
+    "head_b0_mbstd_ttur": dict(head=64, betas=(0.0, 0.99), mbstd=True, lr_g=4e-4, lr_d=1e-3),
+    "head_b0_mbstd_nc2_decay": dict(head=64, betas=(0.0, 0.99), mbstd=True, n_critic=2,
+                                    decay=0.25),
+    "head_b0_mbstd_decay_z128": dict(head=64, betas=(0.0, 0.99), mbstd=True, decay=0.25,
+                                     latent=128),
+    "head_b0_mbstd_decay": dict(head=64, betas=(0.0, 0.99), mbstd=True, decay=0.25),
     "head_b0_mbstd_decay_ema": dict(head=64, betas=(0.0, 0.99), mbstd=True, decay=0.5, ema=0.995),
 }
 
