@@ -68,6 +68,7 @@ CONFIGS = {
                                      latent=128),
     "head_b0_mbstd_decay50_z128": dict(head=64, betas=(0.0, 0.99), mbstd=True, decay=0.5,
                                        latent=128),
+    # the tour section's setting:
     "head_b0_mbstd_decay": dict(head=64, betas=(0.0, 0.99), mbstd=True, decay=0.25),
     "head_b0_mbstd_decay_ema": dict(head=64, betas=(0.0, 0.99), mbstd=True, decay=0.5, ema=0.995),
 }
