@@ -1,5 +1,5 @@
-"""Minibatch standard deviation: a discriminator feature that sees a whole batch (derivations/gan.md,
-GAN.16-GAN.17).
+"""Minibatch standard deviation: a discriminator feature that sees a whole batch
+(derivations/gan.md, GAN.16-GAN.17).
 
 Karras et al. (2018, ProGAN) let the discriminator compare the *spread* of a batch with that of
 real data: the standard deviation of every feature over the batch, averaged to one number, is

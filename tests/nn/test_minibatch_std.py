@@ -52,8 +52,8 @@ def test_planted_bug_is_caught(rng, monkeypatch):
 
 
 def test_conv_gan_with_minibatch_std_and_head_dot_product(rng):
-    """(GAN.4), (GAN.6) with (GAN.15)-(GAN.17) inside D: D's loss gradient for every parameter of D and
-    G's loss gradient w.r.t. z pass the dot-product test through the feature and the
+    """(GAN.4), (GAN.6) with (GAN.15)-(GAN.17) inside D: D's loss gradient for every parameter
+    of D and G's loss gradient w.r.t. z pass the dot-product test through the feature and the
     two-layer head (tanh, smooth for the stencil). The real and generated batches go through D
     in separate calls, so each gets its own batch statistic."""
     gan = conv_gan((1, 4, 4), latent_dim=3, channels=(3, 2), rng=rng, activation="tanh",

@@ -47,8 +47,9 @@ def _build(report) -> None:
     # k-bins at 0.4-0.8 of the real power), the minibatch-std feature (GAN.16) against
     # under-dispersion, Adam with beta1 = 0 (beta1 0.5 swung the power by factors of 10-2000
     # mid-run), 3000 steps, the last quarter with a linearly falling lr (GAN.18). On four probe
-    # seeds the worst power ratio is 0.11-0.28 (0.32 here; was 0.6; benchmarks/RESULTS.md, "Field GAN: what
-    # closes the power gap"; benchmarks/probe_field_gan.py): nearer, still not the 10 % bar.
+    # seeds the worst power ratio is 0.11-0.28 (0.32 here; was 0.6): nearer, still not the 10 %
+    # bar (benchmarks/RESULTS.md, "Field GAN: what closes the power gap";
+    # benchmarks/probe_field_gan.py).
     gan_steps = 60 if quick else 3000
     vae_epochs = 1 if quick else 10
     P = power_law(5.0, 2.5)
