@@ -28,6 +28,7 @@ from nprefgen.metrics import field_stats as FS
 from nprefgen.models import gmm as G
 from nprefgen.models import kmeans as KM
 from nprefgen.nn import activations, base, containers, conv, init, io, linear, losses, optim, train
+from nprefgen.nn import minibatch_std
 from nprefgen.testing import strategies as ST
 from nprefgen.tour import gradchecks as TG
 from nprefgen.tour import report as REP
@@ -128,6 +129,10 @@ for cls, arg in ((activations.LeakyReLU, "negative_slope"), (activations.ELU, "a
     case(P + cls.__name__, "inf", arg, lambda cls=cls: cls(np.inf))
     case(P + cls.__name__, "type", arg, lambda cls=cls: cls("abc"))
 # forward/backward of every layer: the layer battery (tests/test_contracts.py)
+P = "nn.minibatch_std."
+for bad, kind in ((0.0, "hyper"), (np.nan, "nan"), (np.inf, "inf"), ("abc", "type")):
+    case(P + "MinibatchStd", kind, "eps", lambda bad=bad: minibatch_std.MinibatchStd(eps=bad))
+P = "nn.activations."
 arrays(P + "sigmoid", "x", activations.sigmoid, (4, 3))
 case(P + "sigmoid", "type", "x", lambda: activations.sigmoid("abc"))
 

@@ -849,6 +849,9 @@ case("models.gan.mlp_gan", "hyper", "latent_dim", lambda: GA.mlp_gan(3, 0))
 case("models.gan.mlp_gan", "hyper", "hidden", lambda: GA.mlp_gan(3, 2, (0,)))
 case("models.gan.conv_gan", "hyper", "image_shape", lambda: GA.conv_gan((1, 6, 8)))
 case("models.gan.conv_gan", "hyper", "channels", lambda: GA.conv_gan((1, 8, 8), 2, (4,)))
+case("models.gan.conv_gan", "hyper", "d_hidden", lambda: GA.conv_gan((1, 8, 8), d_hidden=0))
+case("models.gan.conv_gan", "type", "minibatch_std",
+     lambda: GA.conv_gan((1, 8, 8), minibatch_std="yes"))
 arrays("models.gan.discriminator_loss", "a_real", lambda v: GA.discriminator_loss(v, A(3, 1)),
        (4, 1), wrong=(4,))
 arrays("models.gan.generator_loss", "a_fake", GA.generator_loss, (4, 1), wrong=(4,))

@@ -84,6 +84,11 @@ def _bij(b, n=5, context_dim=0, x=None):
     return b, x, (rng.standard_normal((n, context_dim)) if context_dim else None)
 
 
+def _minibatch_std():
+    from nprefgen.nn.minibatch_std import MinibatchStd
+    return MinibatchStd()
+
+
 def _layers():
     from nprefgen import nn
     return {
@@ -98,6 +103,7 @@ def _layers():
         "Conv2d": lambda: (nn.Conv2d(2, 3, 3, padding=1, rng=0), _x(2, 2, 5, 5)),
         "ConvTranspose2d": lambda: (nn.ConvTranspose2d(2, 3, 3, stride=2, rng=0), _x(2, 2, 3, 3)),
         "ResidualNet": lambda: (_resnet(), _x(4, 5)),
+        "MinibatchStd": lambda: (_minibatch_std(), _x(3, 2, 3, 3)),
         **_embedding_layers(),
     }
 

@@ -22,16 +22,18 @@ def check_two_stage_conv(image_shape, channels) -> tuple[int, int, int, int, int
     return c, h, w, c1, c2
 
 
-def conv_encoder_layers(image_shape, channels, out_features: int, act, *, rng) -> list:
+def conv_encoder_layers(image_shape, channels, out_features: int, act, *, rng,
+                        extra_channels: int = 0) -> list:
     """Reshape(c, h, w) -> Conv2d(c, c1, 3, stride 2, padding 1) -> act -> Conv2d(c1, c2) -> act
     -> Flatten -> Linear(c2 h/4 w/4, out_features): flat (n, c h w) rows -> (n, out_features).
     ``image_shape`` and ``channels`` as checked by :func:`check_two_stage_conv`; ``act`` an
-    activation class; layers drawn from ``rng`` (a Generator) in that order."""
+    activation class; layers drawn from ``rng`` (a Generator) in that order. ``extra_channels``:
+    channels a layer inserted before Flatten adds (the Linear then takes (c2 + extra) h/4 w/4)."""
     (c, h, w), (c1, c2) = image_shape, channels
     return [Reshape(c, h, w),
             Conv2d(c, c1, 3, stride=2, padding=1, rng=rng), act(),      # (c1, h/2, w/2)
             Conv2d(c1, c2, 3, stride=2, padding=1, rng=rng), act(),     # (c2, h/4, w/4)
-            Flatten(), Linear(c2 * (h // 4) * (w // 4), out_features, rng=rng)]
+            Flatten(), Linear((c2 + extra_channels) * (h // 4) * (w // 4), out_features, rng=rng)]
 
 
 def conv_decoder_layers(in_features: int, image_shape, channels, act, *, rng) -> list:

@@ -31,7 +31,8 @@ from nprefgen._validation import check_array, check_choice, check_int, check_rng
 from nprefgen.models._conv import check_two_stage_conv, conv_decoder_layers, conv_encoder_layers
 from nprefgen.kernels.softplus import softplus, softplus_grad
 from nprefgen.models.gan_r1 import check_r1_discriminator, r1_penalty_and_grad
-from nprefgen.nn import MLP, Adam, Module, load_npz, save_npz
+from nprefgen.nn import MLP, Adam, Linear, Module, load_npz, save_npz
+from nprefgen.nn.minibatch_std import MinibatchStd
 from nprefgen.nn.train import show_progress
 
 
@@ -174,7 +175,8 @@ class GAN:
     # -- training ----------------------------------------------------------------------------
     def fit(self, x, *, rng=None, steps: int = 5000, batch_size: int = 256, lr: float = 2e-4,
             betas=(0.5, 0.999), n_critic: int = 1, instance_noise: float = 0.0,
-            r1_gamma: float = 0.0, ema: float | None = None, on_divergence: str = "raise",
+            r1_gamma: float = 0.0, ema: float | None = None, lr_decay: float = 0.0,
+            on_divergence: str = "raise",
             progress: bool | None = None, callback=None) -> "GAN":
         """Alternating Adam updates: ``n_critic`` D steps (GAN.3) per G step (GAN.5).
 
@@ -188,7 +190,9 @@ class GAN:
         without it (Mescheder et al. 2018 use gamma ~ 0.1-10). ``callback(step, gan)`` runs
         after every G step (e.g. to record samples). ``ema`` = beta in (0, 1) keeps an exponential moving
         average of the generator's parameters (GAN.8) and copies it into the generator at the
-        end (the averaged generator is the one evaluated; callbacks see the raw one). A
+        end (the averaged generator is the one evaluated; callbacks see the raw one).
+        ``lr_decay`` = f in [0, 1]: over the last f of the steps both learning rates fall
+        linearly towards 0 (GAN.18), so the players settle instead of stopping mid-orbit. A
         non-finite loss or gradient stops training, keeps
         the last finite parameters and raises :class:`TrainingDivergedError` (``on_divergence=
         "warn"``: a RuntimeWarning instead). Sets ``history_ = {"d_loss": [...], "g_loss":
@@ -206,6 +210,8 @@ class GAN:
         if ema is not None:
             ema = check_scalar(ema, "ema", low=0.0, high=1.0, low_inclusive=False,
                                high_inclusive=False)
+        lr_decay = check_scalar(lr_decay, "lr_decay", low=0.0, high=1.0)
+        decay_start = int((1.0 - lr_decay) * steps)
         if on_divergence not in ("raise", "warn"):
             raise ValueError(f"on_divergence: expected 'raise' or 'warn', got {on_divergence!r}")
         opt_d = Adam(self.discriminator.parameters(), lr=lr, betas=betas)
@@ -221,6 +227,8 @@ class GAN:
         averaged = [p.copy() for p in g_params] if ema is not None else None
         for step in range(steps):
             s = instance_noise * (1.0 - step / steps)
+            if step >= decay_start:                                 # (GAN.18)
+                opt_d.lr = opt_g.lr = lr * (steps - step) / (steps - decay_start)
             last = [p.copy() for p, _ in params]
             d_total = 0.0
             for _ in range(n_critic):
@@ -303,14 +311,20 @@ def mlp_gan(data_dim: int, latent_dim: int = 2, hidden=(128, 128), *, rng=None,
 
 
 def conv_gan(image_shape, latent_dim: int = 16, channels=(32, 16), *, rng=None,
-             activation: str = "leaky_relu", out_activation: str | None = None) -> GAN:
+             activation: str = "leaky_relu", out_activation: str | None = None,
+             minibatch_std: bool = False, d_hidden: int | None = None) -> GAN:
     """A small DCGAN-style pair for ``(c, h, w)`` images, h and w divisible by 4; data are flat
     ``(n, c h w)`` rows.
 
     Generator: Linear(d, c1 h/4 w/4) -> act -> Reshape -> ConvTranspose2d(c1, c2, 3, stride 2,
     padding 1, output_padding 1) -> act -> ConvTranspose2d(c2, c) -> [out_activation] -> Flatten.
     Discriminator: Reshape -> Conv2d(c, c2, 3, stride 2, padding 1) -> act -> Conv2d(c2, c1)
-    -> act -> Flatten -> Linear(c1 h/4 w/4, 1).
+    -> act -> Flatten -> Linear(c1 h/4 w/4, 1). ``minibatch_std``: put a
+    :class:`nprefgen.nn.minibatch_std.MinibatchStd` feature (GAN.16) before D's Flatten, so the
+    final Linear also sees the batch's spread ((c1 + 1) h/4 w/4 inputs; not with R1).
+    ``d_hidden``: D's head becomes Linear(c1 h/4 w/4, d_hidden) -> act -> Linear(d_hidden, 1)
+    instead of one Linear. With one Linear, D's logit is a *sum* of features of (7 x 7)-pixel
+    patches (GAN.15), blind to correlations between distant patches (the largest scales of a field).
     """
     from nprefgen.nn import Flatten, Sequential
     from nprefgen.nn.activations import ACTIVATIONS
@@ -325,5 +339,16 @@ def conv_gan(image_shape, latent_dim: int = 16, channels=(32, 16), *, rng=None,
     if out_activation is not None:
         g_layers.append(ACTIVATIONS[check_choice(out_activation, "out_activation", ACTIVATIONS)]())
     gen = Sequential(*g_layers, Flatten())
-    dis = Sequential(*conv_encoder_layers((c, h, w), (c2, c1), 1, act, rng=rng))
+    if not isinstance(minibatch_std, bool):
+        raise ValueError(f"minibatch_std: expected True or False, got {minibatch_std!r}")
+    if d_hidden is not None:
+        d_hidden = check_int(d_hidden, "d_hidden", low=1)
+    d_out = 1 if d_hidden is None else d_hidden
+    d_layers = conv_encoder_layers((c, h, w), (c2, c1), d_out, act, rng=rng,
+                                   extra_channels=int(minibatch_std))
+    if minibatch_std:
+        d_layers.insert(-2, MinibatchStd())                    # before Flatten -> Linear
+    if d_hidden is not None:
+        d_layers += [act(), Linear(d_hidden, 1, rng=rng)]
+    dis = Sequential(*d_layers)
     return GAN(gen, dis, latent_dim=latent_dim, data_dim=c * h * w)

@@ -13,6 +13,7 @@ from nprefgen.nn.init import (
 from nprefgen.nn.containers import MLP, Flatten, Reshape, Sequential
 from nprefgen.nn.io import load_npz, read_npz, save_npz
 from nprefgen.nn.linear import Linear, MaskedLinear
+from nprefgen.nn.minibatch_std import MinibatchStd
 from nprefgen.nn.losses import (
     bce_with_logits_loss, gaussian_nll_loss, mse_loss, softmax, softmax_cross_entropy_loss,
 )
@@ -22,6 +23,7 @@ from nprefgen.nn.train import TrainingDivergedError, fit_loop, validation_split
 __all__ = [
     "Module", "Linear", "MaskedLinear", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "Softplus", "ELU",
     "Identity", "sigmoid", "Sequential", "MLP", "Flatten", "Reshape", "Conv2d", "ConvTranspose2d",
+    "MinibatchStd",
     "mse_loss", "bce_with_logits_loss", "gaussian_nll_loss", "softmax_cross_entropy_loss", "softmax",
     "SGD", "Adam", "Optimizer", "clip_grad_norm", "save_npz", "load_npz", "read_npz",
     "INITIALIZERS", "torch_default", "xavier_uniform", "kaiming_normal", "init_weight",

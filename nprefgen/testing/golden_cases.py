@@ -75,6 +75,9 @@ _simple_layer("ConvTranspose2d", lambda rng: nn.ConvTranspose2d(2, 3, 3, stride=
               (2, 3, 4), ["NN.27", "NN.28"],
               "nn.ConvTranspose2d(2, 3, 3, stride=2, padding=1, output_padding=1)",
               variant={"weight_layout": "(in_channels, out_channels, kh, kw)"})
+_simple_layer("MinibatchStd", lambda rng: nn.MinibatchStd(), (2, 3, 3), ["GAN.16", "GAN.17"],
+              "nn.MinibatchStd()", variant={"formula": "append mean_chw sqrt(var_batch(x) + 1e-8) "
+                                            "(population variance) as one more channel"})
 
 
 @register_case("flows.MADE", "layer", ["FLOW.10", "FLOW.11", "NN.3"],

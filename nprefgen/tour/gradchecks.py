@@ -82,6 +82,9 @@ def layer_cases(*, rng=None) -> list[tuple[str, nn.Module, np.ndarray]]:
                             nn.ConvTranspose2d(2, 1, 3, stride=2, padding=1, output_padding=1, rng=rng))
         cases.append(("conv autoencoder (Conv2d, Flatten, Linear, Reshape, ConvTranspose2d)", net,
                       rng.standard_normal((2, 1, 5, 5))))
+    # from a spawned child: the shared stream (and every later case's inputs) stays as it was
+    cases.append(("MinibatchStd on (3, 2, 3, 3)", nn.MinibatchStd(),
+                  rng.spawn(1)[0].standard_normal((3, 2, 3, 3))))
     return cases
 
 

@@ -348,6 +348,11 @@ def _layer(g, inp):
         else:
             y = B.conv_transpose2d(x, g.p["weight"], g.p["bias"], stride, padding,
                                    pair(kw.get("output_padding", 0)))
+    elif name == "MinibatchStd":                                          # (GAN.16), eps 1e-8
+        n = x.shape[0]
+        dev = x - B.sum(x, 0) / n
+        s = B.mean(B.sqrt(B.sum(dev * dev, 0) / n + 1e-8))
+        y = B.cat([x, s * B.ones((n, 1, *x.shape[2:]))], 1)
     elif name == "MADE":                                                  # (FLOW.9)-(FLOW.10)
         y = mlp(B, g, "net.", B.cat([x, inp["context"]], 1), g.act())
     else:

@@ -57,6 +57,11 @@ def layer(B, mod, p, prefix, x):
         return B.elu(x, mod.alpha)
     if isinstance(mod, nn.Identity):
         return x
+    if isinstance(mod, nn.MinibatchStd):                # (GAN.16)
+        n = x.shape[0]
+        dev = x - B.sum(x, 0) / n
+        s = B.mean(B.sqrt(B.sum(dev * dev, 0) / n + mod.eps))
+        return B.cat([x, s * B.ones((n, 1, *x.shape[2:]))], 1)
     raise AssertionError(f"no oracle formula for {type(mod).__name__}")
 
 
