@@ -7,11 +7,14 @@ that ignores it) would not produce.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from scipy import stats
 from threadpoolctl import threadpool_limits
 
+from nprefgen.samplers import MCMCConvergenceWarning
 from nprefgen.sbi import BoxUniform, gaussian_linear
 from nprefgen.sbi.sequential import (
     SNLE, TSNPE, hpd_threshold, split_budget, truncated_prior_sample,
@@ -129,10 +132,17 @@ def test_snle_rounds_and_counts():
         x[theta[:, 0] > 0.5] = np.nan
         return x
 
-    with threadpool_limits(limits=1, user_api="blas"):
+    with threadpool_limits(limits=1, user_api="blas"), warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
         seq = SNLE(task.prior, flaky, n_chains=4, n_warmup=20, **SMALL)
         post = seq.run(x_o, num_simulations=600, rounds=3, rng=0, **FIT)
     rounds = seq.history_["rounds"]
+    # the proposals' convergence checks are recorded per round and summarised in one warning
+    mcmc = [x for x in w if issubclass(x.category, MCMCConvergenceWarning)]
+    failed = [r["round"] for r in rounds[1:] if not r["mcmc_ok"]]
+    assert len(mcmc) == (1 if failed else 0)
+    if failed:
+        assert f"rounds {failed}" in str(mcmc[0].message)
     assert [r["n_simulations"] for r in rounds] == [200, 200, 200]
     assert all(r["n_valid"] + r["n_dropped"] == r["n_simulations"] for r in rounds)
     assert rounds[0]["n_dropped"] > 0                 # P(theta_1 > 0.5) = 0.057 under the prior
@@ -162,3 +172,17 @@ def test_bad_inputs_name_the_argument():
         SNLE(task.prior, task.simulator, flow="nope")
     with pytest.raises(ValueError, match="rng"):
         seq.run(x_o, num_simulations=30, rounds=1, rng="42")
+
+
+def test_snle_summarises_failed_proposal_checks_in_one_warning():
+    """30 simulations per round from 20 chains: 2 draws per chain, too few for split R-hat, so
+    every proposal fails its check (MCMC.13); the run warns once, naming rounds 2 and 3, and
+    the rounds record it."""
+    task, x_o = _task()
+    with threadpool_limits(limits=1, user_api="blas"), warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        seq = SNLE(task.prior, task.simulator, n_chains=20, n_warmup=5, **SMALL)
+        seq.run(x_o, num_simulations=90, rounds=3, rng=0, max_epochs=2)
+    mcmc = [x for x in w if issubclass(x.category, MCMCConvergenceWarning)]
+    assert len(mcmc) == 1 and "rounds [2, 3]" in str(mcmc[0].message), [str(x.message) for x in w]
+    assert [r.get("mcmc_ok") for r in seq.history_["rounds"]] == [None, False, False]
