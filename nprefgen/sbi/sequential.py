@@ -35,7 +35,7 @@ import numpy as np
 from nprefgen._validation import check_array, check_int, check_rng, check_scalar
 from nprefgen.flows.elementwise import Standardize
 from nprefgen.nn.optim import Adam
-from nprefgen.nn.train import fit_loop, take, validation_split
+from nprefgen.nn.train import TrainingDivergedError, fit_loop, take, validation_split
 from nprefgen.samplers import MCMCConvergenceWarning
 from nprefgen.sbi.nle import NLE
 from nprefgen.sbi.npe import NPE, build_flow, check_training_pairs
@@ -224,13 +224,17 @@ class _Sequential:
             start_loss = float(flow.mean_nll(*val))
         if self._opt is None or not self.keep_optimizer:
             self._opt = Adam(flow.parameters(), lr=kw["lr"])
-        estimator.flow = None
-        # (SBI.10) / (SBI.28) the same loss, now over every pair so far
-        estimator.history_ = fit_loop(
-            flow, flow.nll_and_grad, train, rng=rng, val_data=val, evaluate=flow.mean_nll,
-            epochs=kw["max_epochs"], batch_size=kw["batch_size"], optimizer=self._opt,
-            clip=kw["clip"], patience=kw["patience"], progress=kw["progress"],
-            desc=f"{self._label} round")
+        estimator.flow = None             # as NPE/NLE: no posterior on a diverged flow
+        try:
+            # (SBI.10) / (SBI.28) the same loss, now over every pair so far
+            estimator.history_ = fit_loop(
+                flow, flow.nll_and_grad, train, rng=rng, val_data=val, evaluate=flow.mean_nll,
+                epochs=kw["max_epochs"], batch_size=kw["batch_size"], optimizer=self._opt,
+                clip=kw["clip"], patience=kw["patience"], progress=kw["progress"],
+                desc=f"{self._label} round")
+        except TrainingDivergedError as err:
+            estimator.history_ = err.history
+            raise
         estimator.flow = flow
         return start_loss
 
