@@ -13,9 +13,9 @@ small; threads cost up to 10x on a loaded 2-core machine).
     python benchmarks/bench_sbi_sequential.py --method npe --sims 10000 --n-obs 3
     python benchmarks/bench_sbi_sequential.py --method nre --sims 1000
 
-``--retrain`` (sequential methods): ``warm`` (default, SBI.28a: the flow continues across rounds
-with a fresh Adam), ``scratch`` (a new estimator every round) or ``warm-adam`` (Adam's moments
-continue too). ``--json PATH`` appends one line of results (for RESULTS.md), with every round's
+``--retrain`` (sequential methods): ``warm`` (SBI.28a: the flow continues across rounds with a
+fresh Adam; SNLE's default), ``scratch`` (a new estimator every round; TSNPE's default) or
+``warm-adam`` (Adam's moments continue too). ``--json PATH`` appends one line of results (for RESULTS.md), with every round's
 record (epochs, starting and best validation loss, MCMC R-hat/ESS/jump rate of the proposal, CPU
 seconds of proposing and training). ``--sampler grid`` (2-D tasks,
 MCMC methods) replaces the final MCMC run by exact sampling of the learned potential on a
@@ -81,8 +81,9 @@ def sequential(args, task, x_obs, rng, log):
     fit = dict(max_epochs=args.max_epochs, lr=args.lr)
     for i, xo in enumerate(x_obs):
         t0 = time.process_time()
-        warm = dict(warm_start=args.retrain != "scratch",
-                    keep_optimizer=args.retrain == "warm-adam")
+        warm = ({} if args.retrain is None else        # None: the class's measured default
+                dict(warm_start=args.retrain != "scratch",
+                     keep_optimizer=args.retrain == "warm-adam"))
         if args.method == "tsnpe":
             seq = TSNPE(task.prior, task.simulator, epsilon=args.epsilon, **warm)
         else:
@@ -114,9 +115,10 @@ def main(argv=None) -> dict:
     ap.add_argument("--sims", type=int, default=10000)
     ap.add_argument("--rounds", type=int, default=10, help="sequential rounds (sbibm: 10)")
     ap.add_argument("--epsilon", type=float, default=1e-4, help="TSNPE's excluded mass")
-    ap.add_argument("--retrain", choices=["warm", "scratch", "warm-adam"], default="warm",
-                    help="sequential rounds: continue the flow with a fresh Adam (default), "
-                         "retrain from scratch, or continue the flow and Adam's moments")
+    ap.add_argument("--retrain", choices=["warm", "scratch", "warm-adam"], default=None,
+                    help="sequential rounds: continue the flow with a fresh Adam, retrain from "
+                         "scratch, or continue the flow and Adam's moments (default: the "
+                         "class's, scratch for TSNPE, warm for SNLE)")
     ap.add_argument("--n-obs", type=int, default=3)
     ap.add_argument("--n-samples", type=int, default=2000,
                     help="posterior and reference draws per observation (sbibm: 10000)")
@@ -171,8 +173,9 @@ def main(argv=None) -> dict:
                cpu_train=cpu_train, cpu_sample=cpu_sample,
                wall=time.perf_counter() - t_wall, load=os.getloadavg()[0], **log,
                rounds_log=rounds_log)
+    retrain = args.retrain or "class default"
     print(f"{args.task} {args.method} ({args.sampler}) sims={args.sims}"
-          f"{f' rounds={args.rounds} ({args.retrain})' if run is sequential else ''}: "
+          f"{f' rounds={args.rounds} ({retrain})' if run is sequential else ''}: "
           f"C2ST mean {mean:.3f} "
           f"(sd {np.std(scores):.3f}, {args.n_obs} obs, {args.n_samples} draws), sbibm "
           f"{published if published is not None else 'n/a'}; CPU train {cpu_train:.1f} s, "

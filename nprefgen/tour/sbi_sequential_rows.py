@@ -74,7 +74,7 @@ def _rows(report, task, sims, x_o, reference, cfg_section) -> list[list]:
     draws = post.sample(n_post, x_o, rng=rng)
     acc = ", ".join(f"{r['acceptance']:.3f}" for r in seq.history_["rounds"])
     score("TSNPE", draws, cfg["seq_sims"], time.perf_counter() - t0, None,
-          f"{cfg['rounds']} warm-started rounds for this x_o (SBI.28a); truncation acceptance "
+          f"{cfg['rounds']} rounds for this x_o, retrained from scratch; truncation acceptance "
           f"per round {acc} (SBI.26)")
 
     t0 = time.perf_counter()

@@ -26,7 +26,7 @@ def _task():
 def _run(num_simulations, rounds, rng=0, **kw):
     task, x_o = _task()
     with threadpool_limits(limits=1, user_api="blas"):
-        seq = TSNPE(task.prior, task.simulator, **{**SMALL, **kw})
+        seq = TSNPE(task.prior, task.simulator, **{**SMALL, "warm_start": True, **kw})
         seq.run(x_o, num_simulations=num_simulations, rounds=rounds, rng=rng, **FIT)
     return seq
 
@@ -87,6 +87,14 @@ def test_warm_start_is_deterministic_per_seed():
     assert not np.array_equal(a.theta_, c.theta_)
 
 
+def test_defaults_are_the_measured_ones():
+    """benchmarks/RESULTS.md (two_moons, 10^4): TSNPE retrains from scratch, SNLE warm-starts."""
+    task, _ = _task()
+    assert not TSNPE(task.prior, task.simulator).warm_start
+    assert SNLE(task.prior, task.simulator).warm_start
+    assert not SNLE(task.prior, task.simulator).keep_optimizer
+
+
 def test_bad_warm_start_settings_name_the_argument():
     task, x_o = _task()
     with pytest.raises(ValueError, match="warm_start"):
@@ -94,7 +102,8 @@ def test_bad_warm_start_settings_name_the_argument():
     with pytest.raises(ValueError, match="keep_optimizer"):
         SNLE(task.prior, task.simulator, warm_start=False, keep_optimizer=True)
     with pytest.raises(ValueError, match="warm_start"):
-        TSNPE(task.prior, task.simulator, embedding=MLPEmbedding(2, 2, hidden=(8,)))
-    seq = TSNPE(task.prior, task.simulator, **SMALL)
+        TSNPE(task.prior, task.simulator, warm_start=True,
+              embedding=MLPEmbedding(2, 2, hidden=(8,)))
+    seq = TSNPE(task.prior, task.simulator, warm_start=True, **SMALL)
     with pytest.raises(ValueError, match="train_kwargs"):
         seq.run(x_o, num_simulations=30, rounds=1, rng=0, max_epoch=3)
