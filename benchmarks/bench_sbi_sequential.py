@@ -13,7 +13,11 @@ small; threads cost up to 10x on a loaded 2-core machine).
     python benchmarks/bench_sbi_sequential.py --method npe --sims 10000 --n-obs 3
     python benchmarks/bench_sbi_sequential.py --method nre --sims 1000
 
-``--json PATH`` appends one line of results (for RESULTS.md). ``--sampler grid`` (2-D tasks,
+``--retrain`` (sequential methods): ``warm`` (SBI.28a: the flow continues across rounds with a
+fresh Adam; SNLE's default), ``scratch`` (a new estimator every round; TSNPE's default) or
+``warm-adam`` (Adam's moments continue too). ``--json PATH`` appends one line of results (for RESULTS.md), with every round's
+record (epochs, starting and best validation loss, MCMC R-hat/ESS/jump rate of the proposal, CPU
+seconds of proposing and training). ``--sampler grid`` (2-D tasks,
 MCMC methods) replaces the final MCMC run by exact sampling of the learned potential on a
 1000 x 1000 grid over the prior box (cells drawn with probability proportional to
 exp(potential), a uniform jitter inside the cell): it separates the learned likelihood or ratio
@@ -77,10 +81,13 @@ def sequential(args, task, x_obs, rng, log):
     fit = dict(max_epochs=args.max_epochs, lr=args.lr)
     for i, xo in enumerate(x_obs):
         t0 = time.process_time()
+        warm = ({} if args.retrain is None else        # None: the class's measured default
+                dict(warm_start=args.retrain != "scratch",
+                     keep_optimizer=args.retrain == "warm-adam"))
         if args.method == "tsnpe":
-            seq = TSNPE(task.prior, task.simulator, epsilon=args.epsilon)
+            seq = TSNPE(task.prior, task.simulator, epsilon=args.epsilon, **warm)
         else:
-            seq = SNLE(task.prior, task.simulator, **_mcmc(args))
+            seq = SNLE(task.prior, task.simulator, **warm, **_mcmc(args))
         post = seq.run(xo, num_simulations=args.sims, rounds=args.rounds, rng=rng, **fit)
         yield i, post, time.process_time() - t0, seq.history_["rounds"]
 
@@ -108,6 +115,10 @@ def main(argv=None) -> dict:
     ap.add_argument("--sims", type=int, default=10000)
     ap.add_argument("--rounds", type=int, default=10, help="sequential rounds (sbibm: 10)")
     ap.add_argument("--epsilon", type=float, default=1e-4, help="TSNPE's excluded mass")
+    ap.add_argument("--retrain", choices=["warm", "scratch", "warm-adam"], default=None,
+                    help="sequential rounds: continue the flow with a fresh Adam, retrain from "
+                         "scratch, or continue the flow and Adam's moments (default: the "
+                         "class's, scratch for TSNPE, warm for SNLE)")
     ap.add_argument("--n-obs", type=int, default=3)
     ap.add_argument("--n-samples", type=int, default=2000,
                     help="posterior and reference draws per observation (sbibm: 10000)")
@@ -145,9 +156,10 @@ def main(argv=None) -> dict:
             scores.append(c2st(reference, draws, rng=rng, max_epochs=args.c2st_epochs))
             extra = ""
             if rounds is not None:
-                rounds_log.append([{k: r.get(k) for k in ("round", "acceptance", "n_total",
-                                                          "epochs", "rhat", "ess", "seconds")}
-                                   for r in rounds])
+                rounds_log.append([{k: r.get(k) for k in (
+                    "round", "acceptance", "n_total", "epochs", "best_epoch", "start_val_loss",
+                    "best_val_loss", "rhat", "ess", "mcmc_ok", "jump_rate", "cpu_propose",
+                    "cpu_train", "seconds")} for r in rounds])
                 acc = [round(r["acceptance"], 4) for r in rounds]
                 extra = f" (acceptance per round {acc}, epochs {[r['epochs'] for r in rounds]})"
             print(f"  observation {i + 1}: C2ST {scores[-1]:.3f}{extra}", flush=True)
@@ -155,13 +167,16 @@ def main(argv=None) -> dict:
                               {}).get(args.sims)
     mean = float(np.mean(scores))
     out = dict(task=args.task, method=args.method, sims=args.sims, sampler=args.sampler,
-               rounds=args.rounds if run is sequential else None, n_obs=args.n_obs,
+               rounds=args.rounds if run is sequential else None,
+               retrain=args.retrain if run is sequential else None, n_obs=args.n_obs,
                n_samples=args.n_samples, c2st=scores, mean=mean, published=published,
                cpu_train=cpu_train, cpu_sample=cpu_sample,
                wall=time.perf_counter() - t_wall, load=os.getloadavg()[0], **log,
                rounds_log=rounds_log)
+    retrain = args.retrain or "class default"
     print(f"{args.task} {args.method} ({args.sampler}) sims={args.sims}"
-          f"{f' rounds={args.rounds}' if run is sequential else ''}: C2ST mean {mean:.3f} "
+          f"{f' rounds={args.rounds} ({retrain})' if run is sequential else ''}: "
+          f"C2ST mean {mean:.3f} "
           f"(sd {np.std(scores):.3f}, {args.n_obs} obs, {args.n_samples} draws), sbibm "
           f"{published if published is not None else 'n/a'}; CPU train {cpu_train:.1f} s, "
           f"sample {cpu_sample:.1f} s; wall {out['wall']:.0f} s; load {out['load']:.1f}")

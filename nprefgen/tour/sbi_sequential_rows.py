@@ -1,5 +1,5 @@
 """Rows of the SBI tour's C2ST table for neural ratio estimation and the sequential methods
-(derivations/sbi.md, SBI.22-SBI.28), kept apart from the section so that it stays short.
+(derivations/sbi.md, SBI.22-SBI.28a), kept apart from the section so that it stays short.
 
 :func:`extra_rows` trains NRE on the section's simulations and runs TSNPE and SNLE for the
 section's observation at a small budget (``settings(quick)``), and returns table rows shaped like
@@ -74,14 +74,17 @@ def _rows(report, task, sims, x_o, reference, cfg_section) -> list[list]:
     draws = post.sample(n_post, x_o, rng=rng)
     acc = ", ".join(f"{r['acceptance']:.3f}" for r in seq.history_["rounds"])
     score("TSNPE", draws, cfg["seq_sims"], time.perf_counter() - t0, None,
-          f"{cfg['rounds']} rounds for this x_o; truncation acceptance per round {acc} (SBI.26)")
+          f"{cfg['rounds']} rounds for this x_o, retrained from scratch; truncation acceptance "
+          f"per round {acc} (SBI.26)")
 
     t0 = time.perf_counter()
     seq = SNLE(task.prior, task.simulator, n_chains=cfg["chains"], n_warmup=cfg["warmup"],
                **flow)
     post = seq.run(x_o, num_simulations=cfg["seq_sims"], rounds=cfg["rounds"], rng=rng, **fit)
     draws = post.sample(n_post, x_o, rng=rng)
+    rhats = ", ".join(f"{r['rhat']:.2f}" for r in seq.history_["rounds"][1:])
     score("SNLE", draws, cfg["seq_sims"], time.perf_counter() - t0,
           _mcmc_checks(report, f"{task.name}, SNLE", post),
-          f"{cfg['rounds']} rounds for this x_o, proposals from the MCMC posterior (SBI.28)")
+          f"{cfg['rounds']} warm-started rounds for this x_o (SBI.28a), proposals from the MCMC "
+          f"posterior (SBI.28), proposal R-hat per round {rhats}")
     return rows

@@ -7,18 +7,24 @@ that ignores it) would not produce.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from scipy import stats
 from threadpoolctl import threadpool_limits
 
+from nprefgen.samplers import MCMCConvergenceWarning
 from nprefgen.sbi import BoxUniform, gaussian_linear
 from nprefgen.sbi.sequential import (
     SNLE, TSNPE, hpd_threshold, split_budget, truncated_prior_sample,
 )
 
-SMALL = dict(flow="maf", n_transforms=2, hidden=16)
+SMALL = dict(flow="nsf", n_transforms=2, hidden=16)
 FIT = dict(max_epochs=150, lr=3e-3, patience=15)
+# the 99 % HPD region: with epsilon 1e-4 and 2000 draws the threshold is the lowest draw's log q,
+# and at 200-400 simulations the estimate's far tails stretch the region into long bands
+TRUNC = dict(n_support=2000, epsilon=1e-2)
 
 
 def _task():
@@ -70,21 +76,25 @@ def test_truncated_prior_sample_acceptance_is_the_region_mass():
 def tsnpe():
     task, x_o = _task()
     with threadpool_limits(limits=1, user_api="blas"):
-        seq = TSNPE(task.prior, task.simulator, n_support=2000, **SMALL)
+        seq = TSNPE(task.prior, task.simulator, **TRUNC, **SMALL)
         seq.run(x_o, num_simulations=600, rounds=3, rng=0, **FIT)
     return task, x_o, seq
 
 
 @pytest.mark.slow          # trains 3 rounds (~2 s)
 def test_tsnpe_rounds_shrink_the_proposal(tsnpe):
-    """(SBI.26) (SBI.27) the truncation region's prior mass falls round by round, and the
-    proposal's spread with it; each round's record is complete."""
+    """(SBI.26) (SBI.27) after round 1 the truncation region's prior mass falls far below one,
+    and the proposal's spread with it; each round's record is complete. The exact 1 - 1e-4 HPD
+    region has prior mass 5e-4 (the posterior, sd 0.03, sits 2.6 prior sds from the prior's
+    mean); no truncation, or a threshold on the wrong tail, keeps it near 1. (From round to round
+    it need not fall: each region comes from a new estimate, whose tails vary.)"""
     task, x_o, seq = tsnpe
     rounds = seq.history_["rounds"]
     acc = [r["acceptance"] for r in rounds]
-    assert acc[0] == 1.0 and acc[1] < 1.0 and acc[2] < acc[1] and acc[2] < 0.05, acc
+    assert acc[0] == 1.0 and max(acc[1:]) < 0.3, acc
     assert np.max(rounds[-1]["proposal_std"]) < 0.5 * np.min(task.prior.std)
-    for key in ("proposal", "n_simulations", "n_total", "epochs", "seconds"):
+    for key in ("proposal", "n_simulations", "n_total", "epochs", "seconds", "cpu_train",
+                "cpu_propose", "start_val_loss", "best_val_loss"):
         assert all(key in r for r in rounds), key
     assert all("threshold" in r and "prior_draws" in r for r in rounds[1:])
     draws = seq.posterior_.sample(500, x_o, rng=1)
@@ -104,7 +114,7 @@ def test_simulation_counts_add_up(tsnpe):
 def test_tsnpe_is_deterministic_per_seed(tsnpe):
     task, x_o, seq = tsnpe
     with threadpool_limits(limits=1, user_api="blas"):
-        again = TSNPE(task.prior, task.simulator, n_support=2000, **SMALL)
+        again = TSNPE(task.prior, task.simulator, **TRUNC, **SMALL)
         again.run(x_o, num_simulations=600, rounds=3, rng=np.random.default_rng(0), **FIT)
     np.testing.assert_array_equal(again.theta_, seq.theta_)
     assert [r["threshold"] for r in again.history_["rounds"][1:]] == \
@@ -122,15 +132,23 @@ def test_snle_rounds_and_counts():
         x[theta[:, 0] > 0.5] = np.nan
         return x
 
-    with threadpool_limits(limits=1, user_api="blas"):
+    with threadpool_limits(limits=1, user_api="blas"), warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
         seq = SNLE(task.prior, flaky, n_chains=4, n_warmup=20, **SMALL)
         post = seq.run(x_o, num_simulations=600, rounds=3, rng=0, **FIT)
     rounds = seq.history_["rounds"]
+    # the proposals' convergence checks are recorded per round and summarised in one warning
+    mcmc = [x for x in w if issubclass(x.category, MCMCConvergenceWarning)]
+    failed = [r["round"] for r in rounds[1:] if not r["mcmc_ok"]]
+    assert len(mcmc) == (1 if failed else 0)
+    if failed:
+        assert f"rounds {failed}" in str(mcmc[0].message)
     assert [r["n_simulations"] for r in rounds] == [200, 200, 200]
     assert all(r["n_valid"] + r["n_dropped"] == r["n_simulations"] for r in rounds)
     assert rounds[0]["n_dropped"] > 0                 # P(theta_1 > 0.5) = 0.057 under the prior
     assert rounds[-1]["n_total"] == sum(r["n_valid"] for r in rounds) == seq.theta_.shape[0]
-    assert all("rhat" in r and "ess" in r for r in rounds[1:])
+    assert all("rhat" in r and "ess" in r and "jump_rate" in r and "mcmc_ok" in r
+               for r in rounds[1:])
     assert np.min(rounds[-1]["proposal_std"]) < 0.5 * np.min(task.prior.std)
     assert post.sample(40, x_o, rng=1).shape == (40, 2)
 
@@ -154,3 +172,17 @@ def test_bad_inputs_name_the_argument():
         SNLE(task.prior, task.simulator, flow="nope")
     with pytest.raises(ValueError, match="rng"):
         seq.run(x_o, num_simulations=30, rounds=1, rng="42")
+
+
+def test_snle_summarises_failed_proposal_checks_in_one_warning():
+    """30 simulations per round from 20 chains: 2 draws per chain, too few for split R-hat, so
+    every proposal fails its check (MCMC.13); the run warns once, naming rounds 2 and 3, and
+    the rounds record it."""
+    task, x_o = _task()
+    with threadpool_limits(limits=1, user_api="blas"), warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        seq = SNLE(task.prior, task.simulator, n_chains=20, n_warmup=5, **SMALL)
+        seq.run(x_o, num_simulations=90, rounds=3, rng=0, max_epochs=2)
+    mcmc = [x for x in w if issubclass(x.category, MCMCConvergenceWarning)]
+    assert len(mcmc) == 1 and "rounds [2, 3]" in str(mcmc[0].message), [str(x.message) for x in w]
+    assert [r.get("mcmc_ok") for r in seq.history_["rounds"]] == [None, False, False]
