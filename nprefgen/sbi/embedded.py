@@ -44,6 +44,24 @@ def embed_in_batches(embedding, x) -> np.ndarray:
                            for s in range(0, x.shape[0], EMBED_BATCH)])
 
 
+def saved_embedding_stats(meta: dict, embedding, where: str) -> dict:
+    """The input statistics ``x_mean``, ``x_std`` of an embedding as saved in a file's metadata
+    (``embedding.x_mean``, ``embedding.x_std``), checked against the embedding's own shapes
+    (finite values; a positive std) before anything is assigned; ``where`` names the file in the
+    error. Returns {"x_mean": ..., "x_std": ...}."""
+    out = {}
+    for name in ("x_mean", "x_std"):
+        value = np.asarray(meta.get("embedding." + name, np.nan), dtype=np.float64)
+        own = getattr(embedding, name)
+        if value.shape != own.shape or not np.all(np.isfinite(value)) or (
+                name == "x_std" and not np.all(value > 0)):
+            raise ValueError(f"{where}: embedding.{name}: expected finite values of shape "
+                             f"{own.shape}{' (positive)' if name == 'x_std' else ''}, "
+                             f"got shape {value.shape}")
+        out[name] = value
+    return out
+
+
 def check_embedded_pairs(embedding, theta, x, prior):
     """Training pairs for an estimator with an embedding: theta (n, p) finite, inside the prior,
     n >= 2; x (n, *embedding.input_shape) (or an alias, e.g. (n, h, w) maps) with matching rows.
@@ -300,15 +318,7 @@ class EmbeddedPosterior(DirectPosterior):
                 checked["buffers"] = flow.check_buffer_dict(buffers)
             except ValueError as exc:
                 raise ValueError(f"{where} holds invalid buffers: {exc}") from exc
-            for name in ("x_mean", "x_std"):
-                value = np.asarray(meta.get("embedding." + name, np.nan), dtype=np.float64)
-                own = getattr(embedding, name)
-                if value.shape != own.shape or not np.all(np.isfinite(value)) or (
-                        name == "x_std" and not np.all(value > 0)):
-                    raise ValueError(f"{where}: embedding.{name}: expected finite values of shape "
-                                     f"{own.shape}{' (positive)' if name == 'x_std' else ''}, "
-                                     f"got shape {value.shape}")
-                checked[name] = value
+            checked.update(saved_embedding_stats(meta, embedding, where))
 
         n_values = model.num_parameters() + sum(b.size for _, b in flow.named_buffers()) \
             + 2 * embedding.x_mean.size

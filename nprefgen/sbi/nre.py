@@ -48,7 +48,7 @@ from nprefgen.nn.io import META_PREFIX, load_npz, read_npz, save_npz
 from nprefgen.nn.train import TrainingDivergedError, fit_loop, take, validation_split
 from nprefgen.sbi.embedded import (
     EMBED_BATCH, EmbeddedClassifier, check_embedded_pairs, embed_observation_set,
-    embed_observation_sets,
+    embed_observation_sets, saved_embedding_stats,
 )
 from nprefgen.sbi.embeddings import (
     check_embedding, check_embedding_output, embedding_from_config, structured_x_message,
@@ -368,7 +368,8 @@ class NRE:
             embedding = _load_embedding(path, meta, embedding, dx)
             checked: dict = {}
             load_npz(path, EmbeddedClassifier(net, embedding),
-                     check_meta=lambda m: checked.update(_embedding_stats(path, m, embedding)))
+                     check_meta=lambda m: checked.update(saved_embedding_stats(
+                         m, embedding, f"path: {str(path)!r}")))
             embedding.x_mean, embedding.x_std = checked["x_mean"], checked["x_std"]
             est.embedding, est.embedding_ = copy.deepcopy(embedding), embedding
         est.ratio = LogRatio(net, *stats)
@@ -394,20 +395,6 @@ def _load_embedding(path, meta, embedding, dx):
         raise ValueError(f"embedding: expected out_features={dx} (the saved classifier's input "
                          f"for x), got {embedding.out_features}")
     return embedding
-def _embedding_stats(path, meta: dict, embedding) -> dict:
-    """The saved input statistics of the embedding, checked against its shapes (finite; a
-    positive std) before anything is assigned."""
-    out = {}
-    for name in ("x_mean", "x_std"):
-        value = np.asarray(meta.get("embedding." + name, np.nan), dtype=np.float64)
-        own = getattr(embedding, name)
-        if value.shape != own.shape or not np.all(np.isfinite(value)) or (
-                name == "x_std" and not np.all(value > 0)):
-            raise ValueError(f"path: {str(path)!r}: embedding.{name}: expected finite values of "
-                             f"shape {own.shape}{' (positive)' if name == 'x_std' else ''}, got "
-                             f"shape {value.shape}")
-        out[name] = value
-    return out
 
 
 def _std(a: np.ndarray) -> np.ndarray:
