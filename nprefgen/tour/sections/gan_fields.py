@@ -55,8 +55,9 @@ def _build(report) -> None:
     # seeds the worst power ratio at the last step is 0.11-0.28 (0.32 here; was 0.6). The power
     # still orbits by +-20-40 % over 500-1000 steps, so the section keeps the checkpoint that is
     # best on separate validation maps (early stopping as on FID): 0.07-0.19 on the probe seeds,
-    # 0.15 here, still not the 10 % bar (benchmarks/RESULTS.md, "Field GAN: what closes the
-    # power gap" and "Field GAN: checkpoint selection"; benchmarks/probe_field_gan.py).
+    # 0.12-0.13 with latent 128 (used here; 0.145 in this section, 0.153 with latent 32), still
+    # not the 10 % bar (benchmarks/RESULTS.md, "Field GAN: what closes the power gap" and
+    # "Field GAN: checkpoint selection"; benchmarks/probe_field_gan.py).
     gan_steps = 60 if quick else 3000
     vae_epochs = 1 if quick else 10
     P = power_law(5.0, 2.5)
@@ -81,7 +82,7 @@ def _build(report) -> None:
         f"{n_train} training and {n_test} held-out maps of a log-normal field delta = "
         f"exp(g - var/2) - 1, g a Gaussian random field with P(k) = 5 k^-2.5 on {N_SIDE} x "
         f"{N_SIDE} pixels (pixel variance of g: {var:.2f}). A DCGAN-style pair (conv_gan: "
-        "Linear -> two stride-2 transposed convolutions for G, two stride-2 convolutions -> "
+        "latent 128, Linear -> two stride-2 transposed convolutions for G, two stride-2 convolutions -> "
         "minibatch standard deviation -> Linear(64) -> Linear(1) for D, channels 32/16, "
         f"LeakyReLU) is trained for {gan_steps} steps (Adam lr 1e-3, beta1 0, beta2 0.99, "
         "batches of 32, lr falling linearly to 0 over the last quarter; D's two-layer head and "
@@ -92,7 +93,7 @@ def _build(report) -> None:
         f"{n_val} further real maps drawn only for this (validation maps, never the held-out "
         "ones) by the worst power ratio below half Nyquist; the generator of the best "
         "checkpoint is kept and only it is judged on the held-out maps below.")
-    gan = conv_gan((1, N_SIDE, N_SIDE), latent_dim=32, channels=(32, 16), rng=rng,
+    gan = conv_gan((1, N_SIDE, N_SIDE), latent_dim=128, channels=(32, 16), rng=rng,
                    minibatch_std=True, d_hidden=64)
     k_half = 0.5 * np.pi * N_SIDE                               # half the Nyquist wavenumber, L = 1
     val_ps = power_spectrum(real_val, n_bins=N_BINS)
