@@ -11,6 +11,16 @@ k-bins below half the Nyquist wavenumber (the section's check), with the trainin
     python benchmarks/probe_field_gan.py --config base mbstd --seeds 0 1 2 --steps 2000
 
 ``--config`` names entries of CONFIGS below; the last column of every line is the per-bin ratio.
+
+Checkpoint selection (``--n-val N``, N > 0): N further real maps from their own seed (never the
+test maps) serve as a validation set; at every evaluation the worst ratio of ``--n-gen`` fresh
+samples against the validation maps is printed beside the test one, and at the end the line
+``selected`` names the checkpoint with the smallest validation worst ratio and gives its *test*
+worst ratio (the tour section keeps that checkpoint's generator). ``--n-test`` / ``--n-gen`` set
+the number of held-out maps and of generated maps per evaluation (1000 each by default)::
+
+    python benchmarks/probe_field_gan.py --config head_b0_mbstd_decay --seeds 0 1 2 \
+        --steps 3000 --n-val 2000 --n-test 4000 --n-gen 2000
 """
 from __future__ import annotations
 
@@ -70,12 +80,15 @@ CONFIGS = {
                                        latent=128),
     # the tour section's setting:
     "head_b0_mbstd_decay": dict(head=64, betas=(0.0, 0.99), mbstd=True, decay=0.25),
+    "head_b0_mbstd_decay25_ema": dict(head=64, betas=(0.0, 0.99), mbstd=True, decay=0.25,
+                                      ema=0.995),
     "head_b0_mbstd_decay_ema": dict(head=64, betas=(0.0, 0.99), mbstd=True, decay=0.5, ema=0.995),
 }
 
 
-def make_data(rng, n_train=3000, n_test=1000):
-    """The section's maps: (X: (n_train, 1024) standardised log maps, to_delta, real_test)."""
+def make_data(rng, n_train=3000, n_test=1000, n_val=0):
+    """The section's maps: (X: (n_train, 1024) standardised log maps, to_delta, real_test,
+    real_val); real_val (n_val maps, None for 0) from a child of rng, so the rest is unchanged."""
     P = power_law(5.0, 2.5)
     var = field_variance(P, N_SIDE)
     g = gaussian_random_field(N_SIDE, P, rng=rng, n_fields=n_train + n_test)
@@ -87,7 +100,11 @@ def make_data(rng, n_train=3000, n_test=1000):
     def to_delta(rows):
         return np.expm1(rows.reshape(-1, N_SIDE, N_SIDE) * sd + mu)
 
-    return X, to_delta, delta[n_train:]
+    val = None
+    if n_val:
+        g_val = gaussian_random_field(N_SIDE, P, rng=rng.spawn(1)[0], n_fields=n_val)
+        val = np.exp(g_val - 0.5 * var) - 1.0
+    return X, to_delta, delta[n_train:], val
 
 
 def build(opts, rng) -> GAN:
@@ -96,8 +113,8 @@ def build(opts, rng) -> GAN:
     return gan
 
 
-def power_ratio(gan, to_delta, ref_power, below, rng):
-    fake = to_delta(gan.sample(1000, rng=rng))
+def power_ratio(gan, to_delta, ref_power, below, rng, n_gen=1000):
+    fake = to_delta(gan.sample(n_gen, rng=rng))
     return power_spectrum(fake, n_bins=N_BINS).power[below] / ref_power
 
 
@@ -146,9 +163,14 @@ def main(argv=None):
     ap.add_argument("--seeds", nargs="+", type=int, default=[0])
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--every", type=int, default=250)
+    ap.add_argument("--n-test", type=int, default=1000)
+    ap.add_argument("--n-gen", type=int, default=1000)
+    ap.add_argument("--n-val", type=int, default=0)
     args = ap.parse_args(argv)
-    X, to_delta, real = make_data(np.random.default_rng(12345))
+    X, to_delta, real, val = make_data(np.random.default_rng(12345), n_test=args.n_test,
+                                       n_val=args.n_val)
     ref = power_spectrum(real, n_bins=N_BINS)
+    val_power = None if val is None else power_spectrum(val, n_bins=N_BINS).power
     below = ref.k < 0.5 * np.pi * N_SIDE
     half = real.shape[0] // 2
     halves = (power_spectrum(real[:half], n_bins=N_BINS).power
@@ -161,13 +183,30 @@ def main(argv=None):
             rng = np.random.default_rng(seed)
             gan = build(opts, rng)
             eval_rng = np.random.default_rng(1000 + seed)
+            checkpoints = []                         # (validation worst, step, test worst)
 
             def evaluate(step, cpu):
-                r = power_ratio(gan, to_delta, ref.power[below], below, eval_rng)
-                print(f"{name:16s} seed {seed} step {step:5d} cpu {cpu:6.1f} s worst "
-                      f"{np.max(np.abs(r - 1)):.3f}  {np.round(r, 2).tolist()}", flush=True)
+                t0 = time.process_time()
+                v = ""
+                if val_power is not None:
+                    rv = power_ratio(gan, to_delta, val_power[below], below, eval_rng,
+                                     args.n_gen)
+                    wv = float(np.max(np.abs(rv - 1)))
+                    v = f"val {wv:.3f} "
+                r = power_ratio(gan, to_delta, ref.power[below], below, eval_rng, args.n_gen)
+                w = float(np.max(np.abs(r - 1)))
+                if val_power is not None:
+                    checkpoints.append((wv, step, w, r))
+                print(f"{name:16s} seed {seed} step {step:5d} cpu {cpu:6.1f} s {v}worst "
+                      f"{w:.3f}  {np.round(r, 2).tolist()}  (eval "
+                      f"{time.process_time() - t0:.1f} s)", flush=True)
 
             train(gan, X, opts, args.steps, rng, args.every, evaluate)
+            if checkpoints:
+                wv, step, w, r = min(checkpoints, key=lambda c: (c[0], -c[1]))
+                print(f"{name:16s} seed {seed} selected step {step} (val {wv:.3f}): test worst "
+                      f"{w:.3f}  {np.round(r, 2).tolist()}; last step: test worst "
+                      f"{checkpoints[-1][2]:.3f}", flush=True)
     print(f"load {os.getloadavg()[0]:.1f}")
 
 

@@ -258,6 +258,7 @@ def test_gan_fields_tour_section_quick(tmp_path):
     assert (tmp_path / "gan_fields-statistics.png").exists()
     checks = [c for s in report.sections for c in s.checks]
     assert [c.name for c in checks] == ["GAN power spectrum, largest |ratio - 1| below half Nyquist"]
+    assert "chosen every 20 steps on 200 separate validation maps" in checks[0].rule
 
 
 def test_generator_ema(rng):
