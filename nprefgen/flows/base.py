@@ -134,6 +134,15 @@ class Bijector(Module):
                     raise ValueError(f"{where}: expected values that {current.dtype} holds "
                                      f"exactly, got {value.ravel()[:5].tolist()}")
 
+    def check_saved_buffers(self, meta: dict, where: str) -> dict[str, np.ndarray]:
+        """:meth:`check_buffer_dict` of the ``buffer.<name>`` entries of a saved file's metadata;
+        a failure raises ValueError "<where> holds invalid buffers: ...". -> {name: array}."""
+        buffers = {k[len("buffer."):]: v for k, v in meta.items() if k.startswith("buffer.")}
+        try:
+            return self.check_buffer_dict(buffers)
+        except ValueError as exc:
+            raise ValueError(f"{where} holds invalid buffers: {exc}") from exc
+
     def check_buffer_dict(self, state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Validate a whole ``buffer_dict``-like mapping without assigning anything: the exact
         names, then every bijector's :meth:`validate_buffers`. -> {name: array}."""

@@ -445,11 +445,7 @@ class Flow(Chain):
         checked = {}
 
         def check_meta(meta):
-            buffers = {k[len("buffer."):]: v for k, v in meta.items() if k.startswith("buffer.")}
-            try:
-                checked["buffers"] = self.check_buffer_dict(buffers)
-            except ValueError as exc:
-                raise ValueError(f"path: {_name(path)} holds invalid buffers: {exc}") from exc
+            checked["buffers"] = self.check_saved_buffers(meta, f"path: {_name(path)}")
             if "flow_config" in meta and self.config is not None:
                 stored = _parse_config(path, meta["flow_config"])
                 own = json.loads(json.dumps(self.config))

@@ -313,11 +313,7 @@ class EmbeddedPosterior(DirectPosterior):
         checked = {}
 
         def check_meta(meta):
-            buffers = {k[len("buffer."):]: v for k, v in meta.items() if k.startswith("buffer.")}
-            try:
-                checked["buffers"] = flow.check_buffer_dict(buffers)
-            except ValueError as exc:
-                raise ValueError(f"{where} holds invalid buffers: {exc}") from exc
+            checked["buffers"] = flow.check_saved_buffers(meta, where)
             checked.update(saved_embedding_stats(meta, embedding, where))
 
         n_values = model.num_parameters() + sum(b.size for _, b in flow.named_buffers()) \

@@ -18,23 +18,10 @@ from nflows.nn.nets import ResidualNet  # noqa: E402
 
 from nprefgen.interop import check_against, from_nflows  # noqa: E402
 from nprefgen.interop.mapping import ParamLink  # noqa: E402
+from interop_helpers import inputs, perturbed  # noqa: E402
 
 pytestmark = pytest.mark.oracle
 TOL = 1e-10
-
-
-def perturbed(flow, seed=0, scale=0.3):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in flow.parameters():
-            p.add_(scale * torch.randn(p.shape, generator=g, dtype=p.dtype))
-    return flow
-
-
-def inputs(dim, context_dim, n=6, seed=1, spread=1.5):
-    rng = np.random.default_rng(seed)
-    return (spread * rng.standard_normal((n, dim)),
-            rng.standard_normal((n, context_dim)) if context_dim else None)
 
 
 def resnet(context_dim, hidden=8, activation=None):

@@ -14,24 +14,10 @@ from nprefgen.flows import Coupling, Permutation  # noqa: E402
 from nprefgen.flows.masked_autoregressive import MaskedAutoregressive  # noqa: E402
 from nprefgen.interop import check_against, from_zuko  # noqa: E402
 from nprefgen.interop.mapping import ParamLink  # noqa: E402
+from interop_helpers import inputs, perturbed  # noqa: E402
 
 pytestmark = pytest.mark.oracle
 TOL = 1e-10          # float64 round-off of a few hundred operations is ~1e-14; 1e-10 is the issue's bar
-
-
-def perturbed(flow, seed=0, scale=0.3):
-    """zuko's random initialisation plus N(0, scale^2) on every parameter."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in flow.parameters():
-            p.add_(scale * torch.randn(p.shape, generator=g, dtype=p.dtype))
-    return flow
-
-
-def inputs(dim, context_dim, n=6, seed=1, spread=1.5):
-    rng = np.random.default_rng(seed)
-    return (spread * rng.standard_normal((n, dim)),
-            rng.standard_normal((n, context_dim)) if context_dim else None)
 
 
 def permuted_maf(features, context):
