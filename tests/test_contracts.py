@@ -680,6 +680,9 @@ CALLABLE_EXEMPT = {
                                             "sbi.Prior.check_in_support)",
     "nprefgen.sbi.priors.prior_scale": "reads a prior that check_prior accepted",
     "nprefgen.sbi.posterior.MCMCPosterior.save": "file handling: tests/sbi/test_mcmc_posterior_files.py",
+    "nprefgen.sbi.posterior_files.": "the posteriors' file format behind DirectPosterior/MCMCPosterior "
+                                     "save and load: tests/sbi/test_mcmc_posterior_files.py, "
+                                     "tests/test_reliability_files.py",
     "nprefgen.models.autoencoder.Autoencoder (constructor)": "built by dense/linear/conv_autoencoder (rows)",
     "nprefgen.models.contrastive.SimCLR (constructor)": "built by dense/conv_simclr (rows)",
     # helper "vae": pure maths behind elbo_and_grad / iwae_and_grad / log_prob_iwae (rows there)

@@ -32,23 +32,22 @@ observations (N, dx) (or (N, n_iid, dx)) and returns draws (N, n, p).
 """
 from __future__ import annotations
 
-import json
-import os
 import warnings
 
 import numpy as np
 
 from nprefgen._threads import blas_threads
 from nprefgen._validation import check_alloc, check_array, check_choice, check_int, check_rng
-from nprefgen.nn.io import read_json_object
 from nprefgen.samplers import (
     ISIRMove, MCMCConvergenceWarning, convergence_check, hmc, random_walk_metropolis, rhat_bar,
     slice_sampling,
 )
+from nprefgen.sbi.posterior_files import (  # noqa: F401  (MCMC_KEY, register_likelihood: old path)
+    MCMC_KEY, load_mcmc_posterior, load_posterior_flow, register_likelihood, save_mcmc_posterior,
+)
 from nprefgen.sbi.priors import check_prior, check_theta, prior_scale
 
 LEAKAGE_THRESHOLD = 0.9
-MCMC_KEY = "__meta__.mcmc_posterior"      # the settings of a saved MCMCPosterior (JSON)
 
 
 class LeakageWarning(UserWarning):
@@ -122,21 +121,10 @@ class DirectPosterior:
 
         A file that is not a conditional flow over the prior's parameters (e.g. an NLE
         posterior's likelihood, saved by :meth:`MCMCPosterior.save`) raises ValueError naming
-        ``path`` (corrupt files too, see :func:`nprefgen.flows.load_flow`)."""
-        from nprefgen.flows import load_flow
-        from nprefgen.nn.io import read_npz
-
+        ``path`` (corrupt files too, see :func:`nprefgen.flows.load_flow`); the file format is
+        :mod:`nprefgen.sbi.posterior_files`."""
         prior = check_prior(prior)
-        if MCMC_KEY in read_npz(path, keys=[MCMC_KEY]):
-            raise ValueError(f"path: {os.fspath(path)!r} holds an MCMC posterior (a likelihood "
-                             f"flow); load it with MCMCPosterior.load")
-        flow = load_flow(path)
-        dim = prior.dim
-        if not flow.context_dim or flow.dim != dim:
-            raise ValueError(f"path: {str(path)!r} holds a flow over {flow.dim} parameters with "
-                             f"context size {flow.context_dim}; a posterior for this prior needs "
-                             f"a conditional flow over {dim} parameters")
-        return cls(flow, prior)
+        return cls(load_posterior_flow(path, prior), prior)
 
     def sample(self, n: int, x=None, *, rng=None) -> np.ndarray:
         """n draws (n, p) for one observation x (dx,) (None: the default x); outside-prior draws
@@ -243,21 +231,6 @@ class DirectPosterior:
         if np.any(ok):
             out[ok] = self.flow.log_prob(theta[ok], xs[ok])
         return out
-
-
-_LIKELIHOODS: dict = {}
-
-
-def register_likelihood(cls):
-    """Class decorator: lets :meth:`MCMCPosterior.load` rebuild a likelihood term of this class
-    by name (it needs ``save(path, meta=...)``, a classmethod ``load(path)`` and ``dim_theta``,
-    ``dim_x``; see the module docstring)."""
-    for name in ("save", "load"):
-        if not callable(getattr(cls, name, None)):
-            raise ValueError(f"cls: expected a class with save(path, meta=...) and load(path), "
-                             f"got {cls.__name__} without {name}")
-    _LIKELIHOODS[cls.__name__] = cls
-    return cls
 
 
 class MCMCPosterior:
@@ -513,25 +486,12 @@ class MCMCPosterior:
             raise ValueError("mcmc_result: sample first")
         return {"rhat": self.diagnostics_["rhat"], "ess": self.diagnostics_["ess"]}
 
-    # -- files ----------------------------------------------------------------------------------
+    # -- files (nprefgen.sbi.posterior_files) ---------------------------------------------------
     def save(self, path) -> None:
         """Save the likelihood term and the sampler settings to one ``.npz``, atomically (a failed
         save leaves an existing file byte-identical); needs a registered term (NLE's
         FlowLikelihood: the flow's weights, buffers and configuration)."""
-        term = self.log_likelihood
-        if _LIKELIHOODS.get(type(term).__name__) is not type(term):
-            raise ValueError(f"log_likelihood: a {type(term).__name__} cannot be saved; only "
-                             f"registered likelihood terms ({sorted(_LIKELIHOODS)}) can (see "
-                             f"register_likelihood)")
-        config = {"likelihood": type(term).__name__, "dim_theta": self.dim_theta,
-                  "dim_x": self.dim_x, "hmc_gradient": self.grad_log_likelihood is not None,
-                  **self.settings()}
-        try:
-            text = json.dumps(config, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"settings: expected JSON-serialisable finite settings, got "
-                             f"{config!r}"[:400]) from exc
-        term.save(path, meta={MCMC_KEY[len("__meta__."):]: np.array(text)})
+        save_mcmc_posterior(self, path)
 
     @classmethod
     def load(cls, path, prior) -> "MCMCPosterior":
@@ -540,51 +500,4 @@ class MCMCPosterior:
         All or nothing: the settings, the term's file (e.g. the flow's weights, buffers and
         configuration) and the dimensions against ``prior`` are validated before the posterior
         is built; a bad file raises ValueError naming ``path``. Never unpickles."""
-        from nprefgen.nn.io import read_npz
-
-        prior = check_prior(prior)
-        stored = read_npz(path, keys=[MCMC_KEY])          # checks path first
-        where = f"path: {os.fspath(path)!r}"
-        if MCMC_KEY not in stored:
-            raise ValueError(f"{where} holds no MCMC posterior settings (an NPE posterior? load "
-                             f"it with DirectPosterior.load)")
-        config = _parse_settings(path, stored[MCMC_KEY])
-        term_cls = _LIKELIHOODS.get(config["likelihood"])
-        if term_cls is None:
-            raise ValueError(f"{where}: likelihood {config['likelihood']!r} is not a registered "
-                             f"term ({sorted(_LIKELIHOODS)})")
-        if config["dim_theta"] != prior.dim:
-            raise ValueError(f"{where} holds a posterior over {config['dim_theta']} parameters; "
-                             f"the prior has {prior.dim}")
-        term = term_cls.load(path)
-        if (term.dim_theta, term.dim_x) != (config["dim_theta"], config["dim_x"]):
-            raise ValueError(f"{where}: its likelihood has (dim_theta, dim_x) = "
-                             f"({term.dim_theta}, {term.dim_x}), its settings say "
-                             f"({config['dim_theta']}, {config['dim_x']})")
-        grad = getattr(term, "grad", None) if config["hmc_gradient"] else None
-        settings = {k: config[k] for k in ("method", "n_chains", "n_warmup", "thin", "init",
-                                           "n_init", "jump_every", "n_jump_proposals",
-                                           "rhat_max", "ess_min")}
-        try:
-            return cls(prior, term, config["dim_x"], grad_log_likelihood=grad, **settings)
-        except ValueError as exc:
-            raise ValueError(f"{where}: invalid MCMC settings: {exc}") from exc
-
-
-def _parse_settings(path, value) -> dict:
-    """The stored settings: a JSON object as a 0-d string array, with every key load needs."""
-    where = f"path: {os.fspath(path)!r}: mcmc_posterior"
-    config = read_json_object(value, where)
-    keys = ("likelihood", "dim_theta", "dim_x", "hmc_gradient", "method", "n_chains",
-            "n_warmup", "thin", "init", "n_init", "jump_every", "n_jump_proposals", "rhat_max",
-            "ess_min")
-    if not isinstance(config, dict) or any(k not in config for k in keys):
-        raise ValueError(f"{where}: expected a JSON object with keys {list(keys)}, got "
-                         f"{str(config)[:200]}")
-    for k in ("dim_theta", "dim_x"):
-        if isinstance(config[k], bool) or not isinstance(config[k], int) or config[k] < 1:
-            raise ValueError(f"{where}: {k}: expected a positive int, got {config[k]!r}")
-    if not isinstance(config["likelihood"], str) or not isinstance(config["hmc_gradient"], bool):
-        raise ValueError(f"{where}: expected a str likelihood and a bool hmc_gradient, got "
-                         f"{config['likelihood']!r}, {config['hmc_gradient']!r}")
-    return config
+        return load_mcmc_posterior(cls, path, check_prior(prior))
