@@ -596,8 +596,8 @@ CALLABLE_EXEMPT = {
     # per-minibatch inner steps and gradients called by checked fit/train/sample
     **{f"nprefgen.{name}": "inner step of a checked fit/train/sample" for name in (
         "models.autoencoder.Autoencoder.loss_and_grad", "models.contrastive.SimCLR.forward_view",
-        "models.contrastive.SimCLR.backward_view", "sbi.posterior.MCMCPosterior.potential",
-        "sbi.posterior.MCMCPosterior.grad_potential", "sbi.nle.FlowLikelihood",
+        "models.contrastive.SimCLR.backward_view", "sbi.mcmc_posterior.MCMCPosterior.potential",
+        "sbi.mcmc_posterior.MCMCPosterior.grad_potential", "sbi.nle.FlowLikelihood",
         "sbi.priors.BoxUniform.grad_log_prob", "sbi.priors.Gaussian.grad_log_prob")},
     "nprefgen.flows.flow.Flow.nll_and_grad": "inner step of Flow.fit (x/context checked as in log_prob_and_grad)",
     "nprefgen.nn.train.TrainingDivergedError": "an exception the loop raises, not an input",
@@ -679,7 +679,7 @@ CALLABLE_EXEMPT = {
     "nprefgen.sbi.priors.check_in_support": "shared check of checked entry points (rows: "
                                             "sbi.Prior.check_in_support)",
     "nprefgen.sbi.priors.prior_scale": "reads a prior that check_prior accepted",
-    "nprefgen.sbi.posterior.MCMCPosterior.save": "file handling: tests/sbi/test_mcmc_posterior_files.py",
+    "nprefgen.sbi.mcmc_posterior.MCMCPosterior.save": "file handling: tests/sbi/test_mcmc_posterior_files.py",
     "nprefgen.sbi.posterior_files.": "the posteriors' file format behind DirectPosterior/MCMCPosterior "
                                      "save and load: tests/sbi/test_mcmc_posterior_files.py, "
                                      "tests/test_reliability_files.py",

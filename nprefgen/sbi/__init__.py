@@ -41,7 +41,8 @@ from nprefgen.sbi.embeddings import CNNEmbedding, DeepSetEmbedding, Embedding, M
 from nprefgen.sbi.nle import NLE, FlowLikelihood
 from nprefgen.sbi.npe import NPE
 from nprefgen.sbi.nre import NRE, LogRatio, RatioPosterior
-from nprefgen.sbi.posterior import DirectPosterior, LeakageWarning, MCMCPosterior
+from nprefgen.sbi.mcmc_posterior import MCMCPosterior
+from nprefgen.sbi.posterior import DirectPosterior, LeakageWarning
 from nprefgen.sbi.priors import BoxUniform, Gaussian, Prior, PriorProtocol, check_prior
 from nprefgen.sbi.score_posterior import NPSE, ScorePosterior
 from nprefgen.sbi.sequential import SNLE, TSNPE

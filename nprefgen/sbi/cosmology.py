@@ -137,7 +137,7 @@ class GaussianSummaryLikelihood:
         return lp, grad
 
     def __call__(self, theta, x) -> np.ndarray:
-        """log L (m,): the :class:`nprefgen.sbi.posterior.MCMCPosterior` likelihood interface,
+        """log L (m,): the :class:`nprefgen.sbi.MCMCPosterior` likelihood interface,
         theta: (m, p), x: (m, n_iid, B). No Jacobian is computed."""
         s = check_array(x, "x", ndim=3)
         r = s - self.mean_fn(theta, jacobian=False)[:, None, :]
@@ -292,7 +292,7 @@ class GaussianFieldLikelihood:
         return lp, np.stack([d_a, d_n], axis=1)
 
     def __call__(self, theta, x) -> np.ndarray:
-        """The :class:`nprefgen.sbi.posterior.MCMCPosterior` interface: theta (m, 2), x (m, n_iid,
+        """The :class:`nprefgen.sbi.MCMCPosterior` interface: theta (m, 2), x (m, n_iid,
         N^2) flattened maps -> log L (m,) summed over the iid maps."""
         x = check_array(x, "x", ndim=3)
         power = self._power(x.reshape(x.shape[0], x.shape[1], self.n_side, self.n_side))
@@ -327,11 +327,11 @@ def exact_field_posterior(prior, x_obs, n: int, *, n_side: int = 16, noise_sd: f
                           n_chains: int = 16, n_warmup: int = 500, thin: int = 10, rng=None):
     """(FIELD.5) n draws (n, 2) of p(A, n | d) for one map d (N, N) (or iid maps (k, N, N)), by
     slice sampling of the exact likelihood times the prior
-    (:class:`nprefgen.sbi.posterior.MCMCPosterior`). A and n are strongly correlated (about 0.9
+    (:class:`nprefgen.sbi.MCMCPosterior`). A and n are strongly correlated (about 0.9
     on 16x16 maps), which slice sampling along the axes explores slowly: the defaults (16
     chains, 500 warm-up steps, every 10th state kept) gave split R-hat about 1.01 there.
     Returns ``(draws, posterior)``; the posterior's ``mcmc_result`` holds R-hat and ESS."""
-    from nprefgen.sbi.posterior import MCMCPosterior
+    from nprefgen.sbi.mcmc_posterior import MCMCPosterior
 
     like = GaussianFieldLikelihood(n_side, noise_sd)
     x = check_array(x_obs, "x_obs", ndim=(2, 3))

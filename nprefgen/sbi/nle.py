@@ -18,7 +18,7 @@ import numpy as np
 from nprefgen._validation import check_choice, check_int, check_rng
 from nprefgen.nn.activations import ACTIVATIONS
 from nprefgen.sbi.npe import FLOWS, check_training_pairs, fit_conditional_flow
-from nprefgen.sbi.posterior import MCMCPosterior
+from nprefgen.sbi.mcmc_posterior import MCMCPosterior
 from nprefgen.sbi.posterior_files import register_likelihood
 from nprefgen.sbi.priors import check_prior
 

@@ -55,7 +55,7 @@ from nprefgen.sbi.embeddings import (
 )
 from nprefgen.sbi.npe import check_training_pairs
 from nprefgen.sbi.nle import pair_iid_rows
-from nprefgen.sbi.posterior import MCMCPosterior
+from nprefgen.sbi.mcmc_posterior import MCMCPosterior
 
 
 def nre_loss(logits_joint, logits_marginal, *, balance: float = 0.0):

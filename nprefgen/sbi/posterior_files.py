@@ -44,7 +44,7 @@ def register_likelihood(cls):
     return cls
 
 
-# -- the NPE posterior (SBI.12): its flow's file -----------------------------------------------------
+# -- the NPE posterior (SBI.12): its flow's file ---------------------------------------------
 def load_posterior_flow(path, prior):
     """The conditional flow q(theta | x) of a DirectPosterior file, for a checked ``prior``.
 
@@ -66,7 +66,7 @@ def load_posterior_flow(path, prior):
     return flow
 
 
-# -- the MCMC posterior (SBI.13): its likelihood term's file plus the settings -----------------------
+# -- the MCMC posterior (SBI.13): its likelihood term's file plus the settings -------------------
 def save_mcmc_posterior(posterior, path) -> None:
     """Save an MCMCPosterior's likelihood term and sampler settings to one ``.npz``, atomically;
     needs a registered term (NLE's FlowLikelihood: the flow's weights, buffers and
