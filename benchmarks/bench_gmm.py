@@ -9,7 +9,7 @@ and 100,000 points of a 2-D mixture. For each, starting parameters come from a s
 parameters, reset before every repetition:
 
 - nprefgen: ``e_step`` (GMM.3, GMM.4) + ``m_step`` (GMM.5-GMM.8) + ``precision_cholesky`` (GMM.3a),
-  exactly the body of ``nprefgen.models.gmm.em``; also the same iteration through the NumPy twins
+  exactly the body of ``nprefgen.models.gmm_em.em``; also the same iteration through the NumPy twins
   of the kernels, to show what numba adds;
 - scikit-learn: ``GaussianMixture._e_step`` + ``_m_step``, the body of its ``fit`` loop (private
   methods: the public ``fit`` adds validation and a final E-step around the loop).

@@ -818,6 +818,18 @@ case(P + "initial_responsibilities", "hyper", "rng",
      lambda: G.initial_responsibilities(A(6, 2), 2, "random", rng="0"))
 
 
+def _er(**kw):
+    args = dict(X=A(6, 2), n_components=2, covariance_type="full", reg_covar=1e-6, max_iter=3,
+                tol=1e-3, n_init=1, init_params="random", kmeans_iter=2, rng=R())
+    return G.em_restarts(**{**args, **kw})
+
+
+case(P + "em_restarts", "hyper", "n_init", lambda: _er(n_init=0))
+case(P + "em_restarts", "hyper", "rng", lambda: _er(rng="0"))
+case(P + "em_restarts", "hyper", "init_params", lambda: _er(init_params="kmeans+"))
+case(P + "em_restarts", "hyper", "covariance_type", lambda: _er(covariance_type="tied"))
+
+
 def _sm(**kw):
     args = dict(n=5, weights=_W3, means=A(3, 2), covariances=_COV["full"], covariance_type="full",
                 rng=R())

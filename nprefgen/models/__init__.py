@@ -1,7 +1,8 @@
 """nprefgen.models: one module per lecture model, each a thin estimator over pure functions.
 
-- :class:`GaussianMixture` (gmm.py, derivations/gmm.md): EM with restarts; k-means++ / Lloyd
-  seeding in kmeans.py.
+- :class:`GaussianMixture` (gmm.py, derivations/gmm.md): EM with restarts; the pure functions in
+  gmm_params.py (parameterisation), gmm_density.py (log-density, sampling) and gmm_em.py (EM);
+  k-means++ / Lloyd seeding in kmeans.py.
 - :class:`GaussianDensity` (gaussian.py): the maximum-likelihood (conditional) Gaussian, the
   baseline every flow must beat.
 - :class:`PCA` (pca.py): the SVD, whitening, principal angles.

@@ -14,7 +14,7 @@ from scipy.optimize import linear_sum_assignment
 from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 
-import nprefgen.models.gmm as gmm_mod
+import nprefgen.models.gmm_em as gmm_em
 from nprefgen.models.gmm import (
     GaussianMixture, NotFittedError, e_step, m_step, n_parameters, precision_cholesky,
     precision_cholesky_from_precisions,
@@ -252,13 +252,13 @@ def test_broken_m_step_is_caught(monkeypatch, rng):
     start = dict(weights_init=good.weights_, means_init=good.means_,
                  precisions_init=good.precisions_, tol=0.0, max_iter=4)
     _assert_monotone(GaussianMixture(3, **start).fit(X, rng=rng).lower_bounds_)
-    real_m_step = gmm_mod.m_step
+    real_m_step = gmm_em.m_step       # patched where EM looks it up: initialisation and loop
 
     def uncentred(X, resp, covariance_type, reg_covar):
         w, mu, cov = real_m_step(X, resp, covariance_type, reg_covar)
         return w, mu, cov + np.einsum("ki,kj->kij", mu, mu)
 
-    monkeypatch.setattr(gmm_mod, "m_step", uncentred)
+    monkeypatch.setattr(gmm_em, "m_step", uncentred)
     bad = GaussianMixture(3, **start).fit(X, rng=rng)
     with pytest.raises(AssertionError, match="decreased"):
         _assert_monotone(bad.lower_bounds_)
@@ -267,7 +267,7 @@ def test_broken_m_step_is_caught(monkeypatch, rng):
         _, mu, cov = real_m_step(X, resp, covariance_type, reg_covar)
         return np.full(resp.shape[1], 1.0 / resp.shape[1]), mu, cov
 
-    monkeypatch.setattr(gmm_mod, "m_step", frozen_weights)
+    monkeypatch.setattr(gmm_em, "m_step", frozen_weights)
     bad = GaussianMixture(3, n_init=2, tol=1e-8).fit(X, rng=np.random.default_rng(0))
     with pytest.raises(AssertionError):
         _assert_recovered(bad, WELL_SEPARATED, n)
