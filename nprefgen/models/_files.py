@@ -127,6 +127,22 @@ def read_model(path, kind: str, own_config: dict, required, optional=()) -> tupl
     return state, history
 
 
+def load_fitted(model, path, kind: str, config: dict, required, optional=(),
+                default_history=None):
+    """Load a file written by :func:`write_model` into ``model``, all or nothing: read and check
+    the file (:func:`read_model`), validate the arrays with ``model._fitted_state(arrays,
+    where)`` (which raises before anything is set), then set every returned attribute and
+    ``history_`` (``default_history(state)`` when the file has none). Returns ``model``."""
+    arrays, history = read_model(path, kind, config, required, optional)
+    state = model._fitted_state(arrays, where_load(path, kind))
+    if history is None and default_history is not None:
+        history = default_history(state)
+    for name, value in state.items():
+        setattr(model, name, value)
+    model.history_ = history
+    return model
+
+
 def field(arrays: dict, name: str, where: str, *, shape=None, kind: str = "f") -> np.ndarray:
     """One stored array, checked: ``kind`` "f" (a floating array, returned as float64, finite),
     "i" (integers, returned as int64) or "b" (a bool); ``shape`` with ``None`` for any size.

@@ -18,7 +18,7 @@ import numpy as np
 from nprefgen._validation import (
     check_alloc, check_array, check_finite_result, check_int, check_rng, check_scalar,
 )
-from nprefgen.models._files import field, read_model, where_load, where_save, write_model
+from nprefgen.models._files import field, load_fitted, where_save, write_model
 
 LOG_2PI = float(np.log(2.0 * np.pi))
 
@@ -177,13 +177,8 @@ class GaussianDensity:
         """Load a model saved by :meth:`save` into this one (built with the same ``ridge``);
         returns self. All or nothing: a bad file raises ValueError naming ``path`` and the field
         and leaves the model unchanged."""
-        arrays, history = read_model(path, "GaussianDensity", {"ridge": self.ridge},
-                                     ("mu_", "cov_"), optional=("gain_", "mu_c_"))
-        state = self._fitted_state(arrays, where_load(path, "GaussianDensity"))
-        for name, value in state.items():
-            setattr(self, name, value)
-        self.history_ = history
-        return self
+        return load_fitted(self, path, "GaussianDensity", {"ridge": self.ridge}, ("mu_", "cov_"),
+                           optional=("gain_", "mu_c_"))
 
     def __repr__(self) -> str:
         state = "unfitted" if self.mu_ is None else f"dim={self.dim}, context_dim={self.context_dim}"

@@ -25,7 +25,7 @@ import numpy as np
 from nprefgen._validation import (
     check_alloc, check_array, check_choice, check_int, check_rng, check_scalar, check_spd,
 )
-from nprefgen.models._files import field, read_model, where_load, where_save, write_model
+from nprefgen.models._files import field, load_fitted, where_save, write_model
 from nprefgen.models.gmm_density import (  # noqa: F401  (re-exported: the old import path)
     e_step, log_gaussian_prob, sample_mixture,
 )
@@ -269,16 +269,10 @@ class GaussianMixture:
         """Load a mixture saved by :meth:`save` into this identically constructed model; returns
         self. All or nothing: a bad file raises ValueError naming ``path`` and the field, and
         leaves the model unchanged."""
-        arrays, history = read_model(path, "GaussianMixture", self._config(),
-                                     ("weights_", "means_", "covariances_", "lower_bounds_",
-                                      "converged_"))
-        state = self._fitted_state(arrays, where_load(path, "GaussianMixture"))
-        if history is None:
-            history = _history(state["lower_bounds_"], state["converged_"])
-        for name, value in state.items():
-            setattr(self, name, value)
-        self.history_ = history
-        return self
+        return load_fitted(self, path, "GaussianMixture", self._config(),
+                           ("weights_", "means_", "covariances_", "lower_bounds_", "converged_"),
+                           default_history=lambda s: _history(s["lower_bounds_"],
+                                                              s["converged_"]))
 
 
 def _history(lower_bounds: np.ndarray, converged: bool) -> dict:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nprefgen._validation import check_array, check_finite_result, check_int
-from nprefgen.models._files import field, read_model, where_load, where_save, write_model
+from nprefgen.models._files import field, load_fitted, where_save, write_model
 
 _TINY = np.finfo(np.float64).tiny
 
@@ -266,12 +266,7 @@ class PCA:
         """Load a PCA saved by :meth:`save` into this identically constructed one; returns self.
         All or nothing: a bad file raises ValueError naming ``path`` and the field, and leaves
         this PCA unchanged."""
-        arrays, history = read_model(path, "PCA", self._config(), self._ARRAYS)
-        state = self._fitted_state(arrays, where_load(path, "PCA"))
-        for name, value in state.items():
-            setattr(self, name, value)
-        self.history_ = history
-        return self
+        return load_fitted(self, path, "PCA", self._config(), self._ARRAYS)
 
 
 def _history(f: PCAFit) -> dict:

@@ -12,7 +12,8 @@ import numpy as np
 from nprefgen._validation import (
     check_array, check_choice, check_finite_result, check_int, check_rng, check_scalar,
 )
-from nprefgen.models._files import field, read_model, where_load, where_save, write_model
+from nprefgen.models._files import (field, load_fitted, read_model, where_load, where_save,
+                                     write_model)
 from nprefgen.nn import Adam, Linear, softmax, softmax_cross_entropy_loss
 
 
@@ -301,12 +302,7 @@ class KNNClassifier:
         """Load a classifier saved by :meth:`save` into this identically constructed one;
         returns self. All or nothing: a bad file raises ValueError naming ``path`` and the
         field, and leaves the classifier unchanged."""
-        arrays, history = read_model(path, "KNNClassifier", self._config(), self._ARRAYS)
-        state = self._fitted_state(arrays, where_load(path, "KNNClassifier"))
-        for name, value in state.items():
-            setattr(self, name, value)
-        self.history_ = history
-        return self
+        return load_fitted(self, path, "KNNClassifier", self._config(), self._ARRAYS)
 
 
 def probe_accuracies(F_train, y_train, F_test, y_test, *, rng=None, k: int = 5,
