@@ -22,7 +22,7 @@ import numpy as np
 from nprefgen._validation import check_array, check_choice, check_int, check_rng
 from nprefgen.flows.base import check_parameter_count, hidden_widths, mlp_parameter_count
 from nprefgen.kernels.masked_layer import (
-    accumulate_masked, add_bias, masked_tanh_backward, masked_weight,
+    accumulate_masked, add_bias, join_columns, masked_tanh_backward, masked_weight,
 )
 from nprefgen.kernels.tanh_bias import tanh_backward_bias
 from nprefgen.nn import MaskedLinear, Sequential
@@ -149,7 +149,7 @@ class MADE(Module):
         layer its input h, its effective weight and, for a tanh above it, y = tanh(a).
         -> out: (n, 2 D), a :class:`_MADECache`."""
         if self.context_dim:
-            x = np.concatenate([x, context], axis=1)
+            x = join_columns(x, context)               # [x, context] (kernels/masked_layer.py)
         layers = self.net.layers
         saved = []
         h = x

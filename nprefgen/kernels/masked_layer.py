@@ -9,6 +9,8 @@ passes and a temporary), the bias gradient g_b += d_b (NN.2c) and, below a tanh,
 d_a = d_h (1 - y^2) (NN.6) with its column sum, the bias gradient of the layer below (NN.2c).
 The kernels do each group in one pass:
 
+* ``join_columns(x, c)``                 -> [x, c], the first layer's input (1.9 against 0.5 us
+  for np.concatenate of two (200, 2) arrays)
 * ``masked_weight(w, mask)``             -> M * W                                    (NN.3)
 * ``add_bias(a, b)``                     a += b in place                             (NN.1)
 * ``accumulate_masked(g_w, d_w, mask, g_b, d_b)``  g_W += M * d_W, g_b += d_b          (NN.2b-c)
@@ -33,6 +35,11 @@ from nprefgen.kernels.jit import kernel
 
 
 # -- NumPy twins ----------------------------------------------------------------------------------
+def join_columns_numpy(x: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """x: (n, D), c: (n, C) -> [x, c]: (n, D + C) in their common dtype."""
+    return np.concatenate([x, c], axis=1)
+
+
 def masked_weight_numpy(w: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """(NN.3) w: (out, in), mask: (out, in) 0/1 -> M * W in w's dtype."""
     return w * mask.astype(w.dtype, copy=False)
@@ -62,6 +69,16 @@ def masked_tanh_backward_numpy(g_w, d_w, mask, g_b, d_b, y, d_h):
 
 
 # -- numba kernels --------------------------------------------------------------------------------
+@kernel
+def _join_columns(x, c, out):
+    n, d = x.shape
+    for i in range(n):
+        for j in range(d):
+            out[i, j] = x[i, j]
+        for j in range(c.shape[1]):
+            out[i, d + j] = c[i, j]
+
+
 @kernel
 def _masked_weight(w, mask, out):
     r, c = w.shape
@@ -104,6 +121,15 @@ def _tanh_backward_sum(y, d_h, one, d_a, d_b_below):
 def _masked_tanh_backward(g_w, d_w, mask, g_b, d_b, y, d_h, one, d_a, d_b_below):
     _accumulate_masked(g_w, d_w, mask, g_b, d_b)
     _tanh_backward_sum(y, d_h, one, d_a, d_b_below)
+
+
+def join_columns(x: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Numba kernel; same contract as :func:`join_columns_numpy`."""
+    if c.shape[0] != x.shape[0]:                  # the loop reads c's rows by x's count
+        raise ValueError(f"c: expected {x.shape[0]} rows to match x, got shape {c.shape}")
+    out = np.empty((x.shape[0], x.shape[1] + c.shape[1]), dtype=np.result_type(x, c))
+    _join_columns(x, c, out)
+    return out
 
 
 def masked_weight(w: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given, strategies as st
 
 from nprefgen.kernels.masked_layer import (
-    accumulate_masked, accumulate_masked_numpy, add_bias, add_bias_numpy, masked_tanh_backward,
-    masked_tanh_backward_numpy, masked_weight, masked_weight_numpy,
+    accumulate_masked, accumulate_masked_numpy, add_bias, add_bias_numpy, join_columns,
+    join_columns_numpy, masked_tanh_backward, masked_tanh_backward_numpy, masked_weight,
+    masked_weight_numpy,
 )
 from nprefgen.testing.gradcheck import check_vjp, vjp_error
 from nprefgen.testing.strategies import strided_arrays
@@ -32,6 +33,8 @@ def test_parity_strided_and_contiguous(n, out, inp, data):
     w, d_w = data.draw(strided_arrays((out, inp))), data.draw(strided_arrays((out, inp)))
     mask = _mask(rng, (out, inp))
     np.testing.assert_array_equal(masked_weight(w, mask), masked_weight_numpy(w, mask))
+    x, c = data.draw(strided_arrays((n, inp))), data.draw(strided_arrays((n, out)))
+    np.testing.assert_array_equal(join_columns(x, c), join_columns_numpy(x, c))
     a, b = data.draw(strided_arrays((n, out))), data.draw(strided_arrays((out,)))
     np.testing.assert_array_equal(add_bias(a.copy(), b), add_bias_numpy(a.copy(), b))
     g_w, g_b = rng.standard_normal((out, inp)), rng.standard_normal(out)
@@ -82,6 +85,16 @@ def test_bit_identical_to_numpy_on_contiguous_inputs(rng, dtype, shape):
     accumulate_masked_numpy(gn[0], d_w, mask, gn[1], d_b)
     for x, r in zip(gk, gn):
         np.testing.assert_array_equal(x, r)
+
+
+def test_join_columns_dtypes_and_rows(rng):
+    x = rng.standard_normal((4, 2)).astype(np.float32)
+    for c in (rng.standard_normal((4, 3)).astype(np.float32), rng.standard_normal((4, 1))):
+        got = join_columns(x, c)
+        assert got.dtype == join_columns_numpy(x, c).dtype
+        np.testing.assert_array_equal(got, join_columns_numpy(x, c))
+    with pytest.raises(ValueError, match="c: expected 4 rows"):
+        join_columns(x, np.zeros((3, 2), np.float32))
 
 
 def test_signed_zeros_and_no_bias(rng):
