@@ -60,7 +60,7 @@ def accumulate_masked_numpy(g_w, d_w, mask, g_b, d_b) -> None:
 
 def masked_tanh_backward_numpy(g_w, d_w, mask, g_b, d_b, y, d_h):
     """The backward of a masked layer with a tanh below it: :func:`accumulate_masked_numpy` for
-    this layer, then (NN.6) d_a = d_h (1 - y^2) with y = tanh(a) the layer's input (n, in), and
+    this layer (NN.2b-c with the mask of NN.3), then (NN.6) d_a = d_h (1 - y^2) with y = tanh(a) the layer's input (n, in), and
     (NN.2c) its column sum, the bias gradient of the layer below.
     -> d_a: (n, in), d_b_below: (in,)."""
     accumulate_masked_numpy(g_w, d_w, mask, g_b, d_b)
