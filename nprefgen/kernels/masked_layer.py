@@ -9,8 +9,8 @@ passes and a temporary), the bias gradient g_b += d_b (NN.2c) and, below a tanh,
 d_a = d_h (1 - y^2) (NN.6) with its column sum, the bias gradient of the layer below (NN.2c).
 The kernels do each group in one pass:
 
-* ``join_columns(x, c)``                 -> [x, c], the first layer's input (1.9 against 0.5 us
-  for np.concatenate of two (200, 2) arrays)
+* ``join_columns(x, c)``                 -> [x, c], the first layer's input (0.5 us against
+  1.9 us for np.concatenate of two (200, 2) arrays)
 * ``masked_weight(w, mask)``             -> M * W                                    (NN.3)
 * ``add_bias(a, b)``                     a += b in place                             (NN.1)
 * ``accumulate_masked(g_w, d_w, mask, g_b, d_b)``  g_W += M * d_W, g_b += d_b          (NN.2b-c)
