@@ -547,6 +547,8 @@ CALLABLE_EXEMPT = {
     "nprefgen.kernels.spline": "numba kernels (see kernels.coupling)",
     "nprefgen.kernels.adam": "numba kernels (see kernels.coupling)",
     "nprefgen.kernels.tanh_bias": "numba kernel and NumPy twin (see kernels.coupling)",
+    "nprefgen.kernels.masked_layer": "numba kernels and NumPy twins (see kernels.coupling)",
+    "nprefgen.kernels.maf_affine": "numba kernel and NumPy twin (see kernels.coupling)",
     "nprefgen.kernels.grads": "numba kernels and NumPy twins (see kernels.coupling)",
     "nprefgen.kernels.ntxent": "numba kernels (see kernels.coupling)",
     "nprefgen.testing.": "the checking tools themselves (tests/testing/*)",

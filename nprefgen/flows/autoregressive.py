@@ -30,6 +30,7 @@ from nprefgen.flows.made import MADE, made_masks
 from nprefgen.kernels.coupling import (
     affine_coupling_forward, affine_coupling_inverse, soft_clamp_numpy,
 )
+from nprefgen.kernels.maf_affine import maf_affine_backward
 
 
 class _MADEBijector(Bijector):
@@ -119,11 +120,17 @@ class MAF(_MADEBijector):
     def _backward(self, cache, d_z, d_log_det):
         """(FLOW.14) unchecked (the cotangents come from the Flow's own backward)."""
         z, raw, made_cache = cache
-        alpha, d_clamp = soft_clamp_numpy(raw, self.bound)
-        d_x = d_z * np.exp(-alpha)
-        d_alpha = -d_z * z - d_log_det[:, None]
-        d_made_x, d_context = self.made._backward(made_cache,
-                                                  np.concatenate([-d_x, d_alpha * d_clamp], axis=1))
+        if self.bound > 0:
+            u = raw / self.bound
+            np.tanh(u, out=u)                          # alpha = b u  (FLOW.6)
+            e = np.multiply(u, -self.bound)            # -alpha, bit for bit
+        else:
+            u, e = raw, np.negative(raw)
+        np.exp(e, out=e)                               # e = exp(-alpha)
+        # (FLOW.14) the rest in one pass (kernels/maf_affine.py): d_x, d_out = [d_mu, d_raw] and
+        # its column sum, the MADE output layer's bias gradient
+        d_x, d_out, d_b = maf_affine_backward(d_z, z, d_log_det, u, e, self.bound)
+        d_made_x, d_context = self.made._backward(made_cache, d_out, d_b=d_b)
         d_x += d_made_x
         return d_x, d_context
 

@@ -74,12 +74,15 @@ class Chain(Bijector):
         d_z, d_log_det = self._check_cotangents(d_z, d_log_det, cache[1])
         return self._backward(cache, d_z, d_log_det)
 
-    def _backward(self, cache, d_z, d_log_det):
+    def _backward(self, cache, d_z, d_log_det, context_grad: bool = True):
+        """Unchecked :meth:`backward`; ``context_grad`` False returns d_context None without
+        summing the bijectors' context gradients (a flow's training does not use them)."""
         caches, n = cache
-        d_context = np.zeros((n, self.context_dim), dtype=d_z.dtype) if self.context_dim else None
+        d_context = np.zeros((n, self.context_dim), dtype=d_z.dtype) \
+            if self.context_dim and context_grad else None
         for b, c in zip(reversed(self.bijectors), reversed(caches)):
             d_z, d_c = b._backward(c, d_z, d_log_det)
-            if d_c is not None:
+            if d_c is not None and d_context is not None:
                 d_context += d_c
         return d_z, d_context
 

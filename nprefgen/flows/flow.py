@@ -179,8 +179,8 @@ class Flow(Chain):
             _overflow(z, context, "flow's inverse x / log|det J^-1|", name="z")
         return x, log_det_inv
 
-    def _backward(self, cache, d_z, d_log_det):
-        d_x, d_context = super()._backward(cache, d_z, d_log_det)
+    def _backward(self, cache, d_z, d_log_det, context_grad: bool = True):
+        d_x, d_context = super()._backward(cache, d_z, d_log_det, context_grad)
         if d_context is not None:
             d_context = d_context / self.context_std
         return d_x, d_context
@@ -209,22 +209,30 @@ class Flow(Chain):
         x, context, x_broadcast, broadcast = self._rows(x, context)
         n = x.shape[0]
         w = np.ones(n) if weights is None else check_array(weights, "weights", shape=(n,))
-        z, log_det, cache = self._forward_cached(x, context)     # checked by _rows above
+        log_prob, d_x, d_context = self._log_prob_and_grad(x, context, w)
+        if broadcast:
+            d_context = d_context.sum(axis=0)
+        if x_broadcast:
+            d_x = d_x.sum(axis=0)
+        return log_prob, d_x, d_context
+
+    def _log_prob_and_grad(self, x, context, w, context_grad: bool = True):
+        """:meth:`log_prob_and_grad` for checked rows: x (n, D), context (n, C) or None, weights
+        w (n,). ``context_grad`` False skips d_context (returned as None), which training does
+        not use."""
+        z, log_det, cache = self._forward_cached(x, context)
         w = w.astype(z.dtype, copy=False)           # a float32 flow's gradients stay float32
         log_prob = _normal_log_prob(z) + log_det
         try:
             with np.errstate(over="ignore", invalid="ignore"):             # checked next
-                d_x, d_context = self._backward(cache, -w[:, None] * z, w)  # (FLOW.4), (FLOW.3)
+                d_x, d_context = self._backward(cache, -w[:, None] * z, w,   # (FLOW.4), (FLOW.3)
+                                                context_grad=context_grad)
         except ValueError as exc:
             if not any(s in str(exc) for s in _NON_FINITE):
                 raise
             _overflow(x, context, "gradients inside the flow", exc)
         if not (np.isfinite(d_x).all() and (d_context is None or np.isfinite(d_context).all())):
             _overflow(x, context, "gradient d log p / d(x, context)")
-        if broadcast:
-            d_context = d_context.sum(axis=0)
-        if x_broadcast:
-            d_x = d_x.sum(axis=0)
         return log_prob, d_x, d_context
 
     def grad_log_prob(self, x, context=None):
@@ -313,6 +321,16 @@ class Flow(Chain):
         log_prob, d_x, d_context = self.log_prob_and_grad(x, context, weights=np.full(n, -1.0 / n))
         return -float(np.mean(log_prob)), d_x, d_context
 
+    def _fit_nll_and_grad(self, x, context=None) -> float:
+        """:meth:`nll_and_grad` for the minibatches of :meth:`fit`, rows of data it checked once
+        (shapes, finiteness, matching rows): the same loss and parameter gradients, bit for bit,
+        without the per-step argument checks and without d_context (training does not use it).
+        The overflow checks inside the flow stay. -> L: float."""
+        n = x.shape[0]
+        log_prob, _, _ = self._log_prob_and_grad(x, context, np.full(n, -1.0 / n),
+                                                 context_grad=False)   # (FLOW.4)
+        return -float(np.mean(log_prob))
+
     def mean_nll(self, x, context=None, batch_size: int = 4096) -> float:
         """-(1/n) sum log p(x_i | c_i), evaluated in batches (no gradients)."""
         x = self._check_x(x)
@@ -398,8 +416,12 @@ class Flow(Chain):
         if self.needs_initialization():
             self.initialize(*train_data)       # on the whole training part (FLOW.19)
 
+        # the data were checked above (and the hook's by `checked`): the unchecked loss, unless
+        # a subclass redefines nll_and_grad
+        loss = self._fit_nll_and_grad if type(self).nll_and_grad is Flow.nll_and_grad \
+            else self.nll_and_grad
         self.history_ = fit_loop(
-            self, self.nll_and_grad, train_data, rng=rng, val_data=val_data,
+            self, loss, train_data, rng=rng, val_data=val_data,
             evaluate=self.mean_nll, epochs=epochs, batch_size=batch_size, lr=lr,
             weight_decay=weight_decay, clip=clip, patience=patience,
             hook=None if hook is None else (

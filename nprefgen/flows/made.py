@@ -21,6 +21,9 @@ import numpy as np
 
 from nprefgen._validation import check_array, check_choice, check_int, check_rng
 from nprefgen.flows.base import check_parameter_count, hidden_widths, mlp_parameter_count
+from nprefgen.kernels.masked_layer import (
+    accumulate_masked, add_bias, join_columns, masked_tanh_backward, masked_weight,
+)
 from nprefgen.kernels.tanh_bias import tanh_backward_bias
 from nprefgen.nn import MaskedLinear, Sequential
 from nprefgen.nn.activations import ACTIVATIONS, Tanh
@@ -146,16 +149,16 @@ class MADE(Module):
         layer its input h, its effective weight and, for a tanh above it, y = tanh(a).
         -> out: (n, 2 D), a :class:`_MADECache`."""
         if self.context_dim:
-            x = np.concatenate([x, context], axis=1)
+            x = join_columns(x, context)               # [x, context] (kernels/masked_layer.py)
         layers = self.net.layers
         saved = []
         h = x
         for i in range(0, len(layers), 2):             # MaskedLinear, activation, ..., MaskedLinear
             lin = layers[i]
-            w = lin._effective_weight()                # (NN.3) M * W, once per pass
+            w = masked_weight(lin.params["weight"], lin.mask)   # (NN.3) M * W, once per pass
             a = h @ w.T                                # (NN.1)
             if lin.has_bias:
-                a += lin.params["bias"]
+                add_bias(a, lin.params["bias"])        # a += b in one pass (kernels/masked_layer.py)
             if i + 1 == len(layers):
                 saved.append((h, w, None))
                 h = a
@@ -176,38 +179,51 @@ class MADE(Module):
         d_in = self.net.backward(cache, d_out)
         return d_in[:, : self.dim], (d_in[:, self.dim:] if self.context_dim else None)
 
-    def _backward(self, cache, d_out):
-        """:meth:`backward` without cotangent checks (d_out produced by nprefgen code)."""
+    def _backward(self, cache, d_out, d_b=None):
+        """:meth:`backward` without cotangent checks (d_out produced by nprefgen code); ``d_b``:
+        d_out's column sum (the output layer's bias gradient) if the caller computed it."""
         if not isinstance(cache, _MADECache):
             d_in = self.net._backward(cache, d_out)
             return d_in[:, : self.dim], (d_in[:, self.dim:] if self.context_dim else None)
-        d_in = self._backward_layers(cache, d_out, accumulate=True)
+        d_in = self._backward_layers(cache, d_out, accumulate=True, d_b=d_b)
         return d_in[:, : self.dim], (d_in[:, self.dim:] if self.context_dim else None)
 
-    def _backward_layers(self, cache, d, accumulate: bool):
+    def _backward_layers(self, cache, d, accumulate: bool, d_b=None):
         """The VJP through the layers of a :meth:`_forward` pass: d: (n, 2 D) -> (n, D + C).
 
         Per masked layer (NN.2a-c with the mask of NN.3): d_h = d (M * W), d_W = M * (d^T h),
-        d_b = sum_i d_i; below a tanh the kernel gives d_a = d_h (1 - y^2) (NN.6) and the
-        layer's d_b in one pass. ``accumulate`` False leaves the parameter gradients alone."""
+        d_b = sum_i d_i. Below a tanh one kernel pass accumulates the layer's d_W and d_b and
+        gives d_a = d_h (1 - y^2) (NN.6) with its column sum, the next layer's d_b
+        (kernels/masked_layer.py). ``d_b``: d's column sum if the caller has it (the MAF's
+        affine kernel sums it in its own pass). ``accumulate`` False leaves the parameter
+        gradients alone."""
         layers = self.net.layers
         saved = cache.layers
-        d_b = None                                     # the column sum, when a kernel gave it
         for k in range(len(saved) - 1, -1, -1):
             lin = layers[2 * k]
             h, w, _ = saved[k]
+            act = layers[2 * k - 1] if k else None
             if accumulate:
-                lin._accumulate_weight_grad(d.T @ h)   # (NN.2b) masked (NN.3)
-                if lin.has_bias:
-                    lin.grads["bias"] += d.sum(axis=0) if d_b is None else d_b   # (NN.2c)
-            d = d @ w                                  # (NN.2a)
+                d_w = d.T @ h                          # (NN.2b), masked by the kernels (NN.3)
+                if not lin.has_bias:
+                    g_b = d_b = np.zeros(0, dtype=d.dtype)
+                else:
+                    g_b = lin.grads["bias"]
+                    if d_b is None:
+                        d_b = d.sum(axis=0)            # (NN.2c)
+            d_in = d @ w                               # (NN.2a)
+            if accumulate and isinstance(act, Tanh):
+                # this layer's d_W and d_b, (NN.6) below it and the next layer's d_b: one pass
+                d, d_b = masked_tanh_backward(lin.grads["weight"], d_w, lin.mask, g_b, d_b, h, d_in)
+                continue
+            if accumulate:
+                accumulate_masked(lin.grads["weight"], d_w, lin.mask, g_b, d_b)
             if k == 0:
-                return d
-            act = layers[2 * k - 1]
+                return d_in
             if isinstance(act, Tanh):
-                d, d_b = tanh_backward_bias(saved[k][0], d)     # (NN.6) + the next (NN.2c)
+                d, d_b = tanh_backward_bias(h, d_in)   # (NN.6) + the next (NN.2c)
             else:
-                d, d_b = act._backward(saved[k - 1][2], d), None
+                d, d_b = act._backward(saved[k - 1][2], d_in), None
 
     def input_vjp(self, cache, d_out):
         """Like :meth:`backward` but leaves the parameter gradients untouched (IAF's solve)."""

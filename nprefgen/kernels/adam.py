@@ -99,9 +99,11 @@ def adam_update_all_numpy(ps, gs, ms, vs, lr: float, b1: float, b2: float, eps: 
 def _adam_all(ps, gs, ms, vs, step, b1, one_b1, b2, one_b2, eps, c2, wd):
     for k in range(len(gs)):
         g = gs[k]
-        for i in range(g.shape[0]):
-            if not np.isfinite(g[i]):
-                return k
+        finite = True
+        for i in range(g.shape[0]):       # no early exit per element: the loop vectorizes
+            finite &= np.isfinite(g[i])   # (2.7 against 9.6 us for a MAF's 2.8e4 floats)
+        if not finite:
+            return k
     for k in range(len(ps)):
         _adam_flat(ps[k], gs[k], ms[k], vs[k], step, b1, one_b1, b2, one_b2, eps, c2, wd)
     return -1

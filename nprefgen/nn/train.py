@@ -54,6 +54,7 @@ initial parameters are restored instead.
 """
 from __future__ import annotations
 
+import math
 import os
 import sys
 import warnings
@@ -403,9 +404,9 @@ def fit_loop(model, loss_and_grad, train_data, *, rng=None, evaluate=None, val_d
                         f"not finite at the initial parameters, before any update; the data's "
                         f"scale (max |entry| {scale:.3g}) or the model's initialisation is the "
                         f"problem, not the learning rate")
-                if not np.isfinite(loss):
+                if not math.isfinite(loss):          # Python floats: math, not a ufunc call
                     return diverged(epoch, f"minibatch loss {loss}")
-                if not np.isfinite(norm):
+                if not math.isfinite(norm):
                     return diverged(epoch, f"gradient norm {norm}")
                 if clip is not None:
                     clip_grads(clip, norm)                           # (NN.17)

@@ -1,8 +1,10 @@
 """Before/after check of the training fast paths (issue 12, performance): a flow trained for a few
 epochs on a fixed seed with the fast paths (spline couplings keeping their knots, Adam over all
-parameters in one kernel call, MAF's unchecked chain path) ends with the same weights, bit for bit,
+parameters in one kernel call, MAF's unchecked chain path with its masked-layer and affine kernels,
+Flow.fit's unchecked loss) ends with the same weights, bit for bit,
 as with the reference paths they replaced (the fused spline pair recomputing the knots, one Adam
-kernel call per array, the checked MAF methods). A planted bug in a fast path is caught."""
+kernel call per array, the checked MAF methods on the MADE's layer-by-layer path, the public
+nll_and_grad), in float64 and float32. A planted bug in a fast path is caught."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,7 +12,7 @@ import pytest
 
 import nprefgen.flows.spline as fs
 import nprefgen.kernels.spline as ks
-from nprefgen.flows import maf, spline_flow
+from nprefgen.flows import Flow, maf, spline_flow
 from nprefgen.flows.autoregressive import MAF
 from nprefgen.kernels.coupling import affine_coupling_inverse, soft_clamp_numpy
 from nprefgen.nn.optim import Adam
@@ -23,7 +25,7 @@ def _data(seed=0, n=300):
     return theta, x
 
 
-def _train(kind):
+def _train(kind, dtype=np.float64):
     theta, x = _data()
     if kind == "nsf":
         flow = spline_flow(2, 3, 16, rng=1, context_dim=2, n_bins=5, bound=4.0,
@@ -31,7 +33,9 @@ def _train(kind):
     else:
         flow = maf(2, 3, [16, 16], rng=1, context_dim=2, permutation="random",
                    activation="tanh", standardize=theta, standardize_context=x)
-    flow.fit(theta, context=x, rng=2, epochs=3, batch_size=50, lr=1e-2, progress=False)
+    flow.astype(dtype)
+    flow.fit(theta.astype(dtype), context=x.astype(dtype), rng=2, epochs=3, batch_size=50,
+             lr=1e-2, progress=False)
     return flow.state_dict(), flow.history_["val_loss"]
 
 
@@ -69,14 +73,17 @@ def _reference_paths(monkeypatch):
 
     monkeypatch.setattr(MAF, "_forward_cached", checked_forward)
     monkeypatch.setattr(MAF, "_backward", checked_backward)
+    # Flow.fit's loss before the unchecked training path: the public nll_and_grad
+    monkeypatch.setattr(Flow, "_fit_nll_and_grad", lambda self, x, c=None: self.nll_and_grad(x, c)[0])
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("kind", ["nsf", "maf"])
-def test_fast_paths_train_bit_identically(kind, monkeypatch):
-    fast_state, fast_val = _train(kind)
+def test_fast_paths_train_bit_identically(kind, dtype, monkeypatch):
+    fast_state, fast_val = _train(kind, dtype)
     with monkeypatch.context() as m:
         _reference_paths(m)
-        ref_state, ref_val = _train(kind)
+        ref_state, ref_val = _train(kind, dtype)
     assert fast_val == ref_val
     assert fast_state.keys() == ref_state.keys()
     for name in fast_state:
@@ -106,4 +113,23 @@ def test_reference_paths_are_really_taken(monkeypatch):
     with monkeypatch.context() as m:
         _reference_paths(m)
         _train("nsf")
+    assert calls
+
+
+def test_fit_uses_an_overridden_nll_and_grad():
+    """A Flow subclass that redefines nll_and_grad (e.g. an extra penalty) trains on its own loss,
+    not on the unchecked copy of the base one."""
+    theta, x = _data(n=60)
+    calls = []
+
+    class Penalised(Flow):
+        def nll_and_grad(self, x, context=None):
+            calls.append(1)
+            return super().nll_and_grad(x, context)
+
+    base = maf(2, 1, [8], rng=1, context_dim=2, activation="tanh", standardize=theta,
+               standardize_context=x)
+    flow = Penalised(base.bijectors, context_dim=2)
+    flow.context_mean[...], flow.context_std[...] = base.context_mean, base.context_std
+    flow.fit(theta, context=x, rng=2, epochs=1, batch_size=30, progress=False)
     assert calls

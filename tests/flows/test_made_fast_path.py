@@ -1,6 +1,7 @@
 """MADE's training path (``_forward`` / ``_backward``, issue 12 performance): each masked weight
 M * W formed once per pass and kept for the backward, tanh in place, the tanh VJP fused with the
-bias gradient below it (nprefgen/kernels/tanh_bias.py). Checked against the layer-by-layer
+bias gradient below it and the layer's masked weight and bias gradients
+(nprefgen/kernels/masked_layer.py). Checked against the layer-by-layer
 Sequential path (``forward`` / ``backward``), bit for bit: output, d_x, d_context, every
 parameter gradient, the input VJP; the dot-product test in float64; a planted bug caught."""
 from __future__ import annotations
@@ -10,7 +11,7 @@ import pytest
 
 import nprefgen.flows.made as made_mod
 from nprefgen.flows.made import MADE, _MADECache
-from nprefgen.kernels.tanh_bias import tanh_backward_bias_numpy
+from nprefgen.kernels.masked_layer import masked_tanh_backward_numpy
 from nprefgen.testing.gradcheck import check_vjp
 
 CASES = [dict(hidden=[7, 5], context_dim=2, activation="tanh"),
@@ -112,11 +113,11 @@ def test_planted_bug_in_the_fused_kernel_is_caught(rng, monkeypatch):
     m.backward(m.forward(x, c)[1], d_out)
     g_ref = _grads(m)
 
-    def stale(y, d_y):
-        d_a, _ = tanh_backward_bias_numpy(y, d_y)
+    def stale(g_w, d_w, mask, g_b, d_b, y, d_h):
+        d_a, _ = masked_tanh_backward_numpy(g_w, d_w, mask, g_b, d_b, y, d_h)
         return d_a, d_a[:-1].sum(axis=0)
 
-    monkeypatch.setattr(made_mod, "tanh_backward_bias", stale)
+    monkeypatch.setattr(made_mod, "masked_tanh_backward", stale)
     m.zero_grad()
     m._backward(m._forward(x, c)[1], d_out)
     g = _grads(m)
