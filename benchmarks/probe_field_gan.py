@@ -47,7 +47,7 @@ N_SIDE, N_BINS = 32, 8
 # n_critic, r1 (gamma), batch
 BASE = dict(latent=32, channels=(32, 16), mbstd=False, lr_g=1e-3, lr_d=1e-3, decay=0.0, ema=None,
             n_critic=1, r1=0.0, batch=32, head=None,
-            betas=(0.5, 0.999))
+            betas=(0.5, 0.999), padding="zeros", spectrum=None)
 CONFIGS = {
     "base": {},
     "mbstd": dict(mbstd=True),
@@ -83,6 +83,14 @@ CONFIGS = {
     "head_b0_mbstd_decay25_ema": dict(head=64, betas=(0.0, 0.99), mbstd=True, decay=0.25,
                                       ema=0.995),
     "head_b0_mbstd_decay_ema": dict(head=64, betas=(0.0, 0.99), mbstd=True, decay=0.5, ema=0.995),
+    # periodic convolutions in G and D (GAN.19-GAN.20), on the section's setting (latent 128)
+    "z128_circular": dict(head=64, betas=(0.0, 0.99), mbstd=True, decay=0.25, latent=128,
+                          padding="circular"),
+    # D's head also sees the per-sample log band power in 8 shells (GAN.21-GAN.22)
+    "z128_spec": dict(head=64, betas=(0.0, 0.99), mbstd=True, decay=0.25, latent=128,
+                      spectrum=8),
+    "z128_circ_spec": dict(head=64, betas=(0.0, 0.99), mbstd=True, decay=0.25, latent=128,
+                           padding="circular", spectrum=8),
 }
 
 
@@ -109,7 +117,8 @@ def make_data(rng, n_train=3000, n_test=1000, n_val=0):
 
 def build(opts, rng) -> GAN:
     gan = conv_gan((1, N_SIDE, N_SIDE), latent_dim=opts["latent"], channels=opts["channels"],
-                   rng=rng, minibatch_std=opts["mbstd"], d_hidden=opts["head"])
+                   rng=rng, minibatch_std=opts["mbstd"], d_hidden=opts["head"],
+                   padding=opts["padding"], d_spectrum=opts["spectrum"])
     return gan
 
 
