@@ -58,7 +58,11 @@ def _build(report) -> None:
     # 0.12-0.13 with latent 128 (used here: 0.119 in this section with 2000 samples per
     # checkpoint; 0.145 with 1000, 0.153 with latent 32), still
     # not the 10 % bar (benchmarks/RESULTS.md, "Field GAN: what closes the power gap" and
-    # "Field GAN: checkpoint selection"; benchmarks/probe_field_gan.py).
+    # "Field GAN: checkpoint selection"; benchmarks/probe_field_gan.py). Bins 3-4 (|k| / k_f
+    # 2-4) sat at ~0.88 on every run: D's head now also gets each map's log band power in the 8
+    # shells of the statistic (d_spectrum=8, GAN.21-GAN.22), which removes that shape error
+    # (probe seeds 0-3 with selection: 0.072, 0.037, 0.066, 0.032; "Field GAN: a spectral
+    # feature for D").
     gan_steps = 60 if quick else 3000
     vae_epochs = 1 if quick else 10
     P = power_law(5.0, 2.5)
@@ -83,11 +87,14 @@ def _build(report) -> None:
         f"{n_train} training and {n_test} held-out maps of a log-normal field delta = "
         f"exp(g - var/2) - 1, g a Gaussian random field with P(k) = 5 k^-2.5 on {N_SIDE} x "
         f"{N_SIDE} pixels (pixel variance of g: {var:.2f}). A DCGAN-style pair (conv_gan: "
-        "latent 128, Linear -> two stride-2 transposed convolutions for G, two stride-2 convolutions -> "
-        "minibatch standard deviation -> Linear(64) -> Linear(1) for D, channels 32/16, "
+        "latent 128, Linear -> two stride-2 transposed convolutions for G; for D two stride-2 "
+        "convolutions -> minibatch standard deviation, side by side with the map's log power in "
+        "the 8 |k| shells of the power spectrum below (GAN.21), -> Linear(64) -> Linear(1); "
+        "channels 32/16, "
         f"LeakyReLU) is trained for {gan_steps} steps (Adam lr 1e-3, beta1 0, beta2 0.99, "
-        "batches of 32, lr falling linearly to 0 over the last quarter; D's two-layer head and "
-        "the batch-spread feature let it see the largest scales and under-dispersion); a "
+        "batches of 32, lr falling linearly to 0 over the last quarter; D's two-layer head, "
+        "the band powers and the batch-spread feature let it see the largest scales, the "
+        "spectrum's shape and under-dispersion); a "
         "convolutional VAE with a learned Gaussian variance (conv_vae, latent 32) for "
         f"{vae_epochs} epochs. Both model log(1 + delta), standardised. Checkpoint selection "
         f"(as early stopping on FID): every {every} GAN steps, {n_sel} samples are compared with "
@@ -95,7 +102,7 @@ def _build(report) -> None:
         "ones) by the worst power ratio below half Nyquist; the generator of the best "
         "checkpoint is kept and only it is judged on the held-out maps below.")
     gan = conv_gan((1, N_SIDE, N_SIDE), latent_dim=128, channels=(32, 16), rng=rng,
-                   minibatch_std=True, d_hidden=64)
+                   minibatch_std=True, d_hidden=64, d_spectrum=N_BINS)
     k_half = 0.5 * np.pi * N_SIDE                               # half the Nyquist wavenumber, L = 1
     val_ps = power_spectrum(real_val, n_bins=N_BINS)
     val_below = val_ps.k < k_half
