@@ -47,22 +47,19 @@ def _build(report) -> None:
     quick = report.quick
     n_train, n_test = (300, 200) if quick else (3000, 1000)
     n_more, n_val, n_sel, every = (0, 200, 200, 20) if quick else (3000, 2000, 2000, 100)
-    # full-mode budget sized for CI (the whole tour runs there). The GAN: a two-layer head on D
-    # (d_hidden; a Flatten -> Linear head only sums patch features, GAN.15, and left the lowest
-    # k-bins at 0.4-0.8 of the real power), the minibatch-std feature (GAN.16) against
-    # under-dispersion, Adam with beta1 = 0 (beta1 0.5 swung the power by factors of 10-2000
-    # mid-run), 3000 steps, the last quarter with a linearly falling lr (GAN.18). On four probe
-    # seeds the worst power ratio at the last step is 0.11-0.28 (0.32 here; was 0.6). The power
-    # still orbits by +-20-40 % over 500-1000 steps, so the section keeps the checkpoint that is
-    # best on separate validation maps (early stopping as on FID): 0.07-0.19 on the probe seeds,
-    # 0.12-0.13 with latent 128 (used here: 0.119 in this section with 2000 samples per
-    # checkpoint; 0.145 with 1000, 0.153 with latent 32), still
-    # not the 10 % bar (benchmarks/RESULTS.md, "Field GAN: what closes the power gap" and
-    # "Field GAN: checkpoint selection"; benchmarks/probe_field_gan.py). Bins 3-4 (|k| / k_f
-    # 2-4) sat at ~0.88 on every run: D's head now also gets each map's log band power in the 8
-    # shells of the statistic (d_spectrum=8, GAN.21-GAN.22), which removes that shape error
-    # (probe seeds 0-3 with selection: 0.072, 0.037, 0.066, 0.032; "Field GAN: a spectral
-    # feature for D").
+    # full-mode budget sized for CI (the whole tour runs there; ~115 s CPU). The GAN, as measured
+    # in benchmarks/RESULTS.md ("Field GAN: what closes the power gap", "... checkpoint
+    # selection", "... a spectral feature for D meets the power bar"; benchmarks/probe_field_gan.py):
+    # a two-layer head on D (d_hidden; a Flatten -> Linear head only sums patch features, GAN.15,
+    # and left the lowest k-bins at 0.4-0.8 of the real power), the minibatch-std feature (GAN.16)
+    # against under-dispersion, Adam with beta1 = 0 (beta1 0.5 swung the power by factors of
+    # 10-2000 mid-run), 3000 steps, the last quarter with a linearly falling lr (GAN.18), latent
+    # 128. The power orbits by +-20-40 % over 500-1000 steps, so the section keeps the checkpoint
+    # that is best on separate validation maps (early stopping as on FID). That still left bins
+    # 3-4 (|k| / k_f 2-4) at ~0.88 (worst 0.119 here); D's head now also gets each map's log band
+    # power in the 8 shells of the statistic (d_spectrum=8, GAN.21-GAN.22), which removes that
+    # shape error: probe seeds 0-3 give 0.047, 0.044, 0.043, 0.024 (before 0.118, 0.060, 0.163,
+    # 0.120), this section 0.069. Periodic convolutions (padding="circular") did not add to it.
     gan_steps = 60 if quick else 3000
     vae_epochs = 1 if quick else 10
     P = power_law(5.0, 2.5)
