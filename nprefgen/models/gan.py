@@ -328,11 +328,12 @@ def conv_gan(image_shape, latent_dim: int = 16, channels=(32, 16), *, rng=None,
     instead of one Linear. With one Linear, D's logit is a *sum* of features of (7 x 7)-pixel
     patches (GAN.15), blind to correlations between distant patches (the largest scales of a field).
     ``padding``: "zeros" (the default) or "circular": every convolution of both networks treats
-    the image as periodic (GAN.19, GAN.20; for fields on a periodic box), same weights.
+    the image as periodic (GAN.19, GAN.20; for fields on a periodic box), same weights; not with
+    R1.
     ``d_spectrum`` = B: D's head also takes the per-sample log band power of the input in B
     log-spaced |k| shells (:class:`nprefgen.nn.spectral_power.BinnedLogPower`, GAN.21-GAN.22),
     computed beside the convolutions (one-channel square images only): D = Branches(convolutions
-    -> Flatten, BinnedLogPower) -> Linear(c1 h/4 w/4 + B, ...) -> head.
+    -> Flatten, BinnedLogPower) -> Linear(c1 h/4 w/4 + B, ...) -> head; not with R1.
     """
     from nprefgen.nn import Flatten, Sequential
     from nprefgen.nn.activations import ACTIVATIONS

@@ -120,3 +120,6 @@ def test_bad_input():
         conv_gan((1, 8, 8), d_spectrum=0, rng=0)
     with pytest.raises(ValueError, match="image_shape"):
         conv_gan((2, 8, 8), d_spectrum=3, rng=0)
+    gan = conv_gan((1, 8, 8), d_spectrum=3, rng=0)
+    with pytest.raises(ValueError, match="discriminator"):
+        gan.fit(np.zeros((4, 64)), steps=1, r1_gamma=1.0, rng=0)   # R1 has no table for Branches
