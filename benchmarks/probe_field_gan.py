@@ -17,7 +17,11 @@ test maps) serve as a validation set; at every evaluation the worst ratio of ``-
 samples against the validation maps is printed beside the test one, and at the end the line
 ``selected`` names the checkpoint with the smallest validation worst ratio and gives its *test*
 worst ratio (the tour section keeps that checkpoint's generator). ``--n-test`` / ``--n-gen`` set
-the number of held-out maps and of generated maps per evaluation (1000 each by default)::
+the number of held-out maps and of generated maps per evaluation (1000 each by default). The
+line ``judged`` then gives what the section reports for that generator: the worst ratio and the
+per-bin ratios of ``--n-test`` fresh samples against the held-out maps, and the relative L1
+distances of the pixel histogram and of the peak counts to the held-out maps' (real half A vs
+all held-out maps beside them, as in the section)::
 
     python benchmarks/probe_field_gan.py --config head_b0_mbstd_decay --seeds 0 1 2 \
         --steps 3000 --n-val 2000 --n-test 4000 --n-gen 2000
@@ -36,7 +40,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from nprefgen.data.grf import field_variance, gaussian_random_field, power_law  # noqa: E402
-from nprefgen.metrics.field_stats import power_spectrum  # noqa: E402
+from nprefgen.metrics.field_stats import peak_counts, pixel_histogram, power_spectrum  # noqa: E402
 from nprefgen.models.gan import GAN, conv_gan  # noqa: E402
 from nprefgen.nn import Adam  # noqa: E402
 
@@ -47,7 +51,7 @@ N_SIDE, N_BINS = 32, 8
 # n_critic, r1 (gamma), batch
 BASE = dict(latent=32, channels=(32, 16), mbstd=False, lr_g=1e-3, lr_d=1e-3, decay=0.0, ema=None,
             n_critic=1, r1=0.0, batch=32, head=None,
-            betas=(0.5, 0.999))
+            betas=(0.5, 0.999), padding="zeros", spectrum=None)
 CONFIGS = {
     "base": {},
     "mbstd": dict(mbstd=True),
@@ -83,6 +87,14 @@ CONFIGS = {
     "head_b0_mbstd_decay25_ema": dict(head=64, betas=(0.0, 0.99), mbstd=True, decay=0.25,
                                       ema=0.995),
     "head_b0_mbstd_decay_ema": dict(head=64, betas=(0.0, 0.99), mbstd=True, decay=0.5, ema=0.995),
+    # periodic convolutions in G and D (GAN.19-GAN.20), on the section's setting (latent 128)
+    "z128_circular": dict(head=64, betas=(0.0, 0.99), mbstd=True, decay=0.25, latent=128,
+                          padding="circular"),
+    # D's head also sees the per-sample log band power in 8 shells (GAN.21-GAN.22)
+    "z128_spec": dict(head=64, betas=(0.0, 0.99), mbstd=True, decay=0.25, latent=128,
+                      spectrum=8),
+    "z128_circ_spec": dict(head=64, betas=(0.0, 0.99), mbstd=True, decay=0.25, latent=128,
+                           padding="circular", spectrum=8),
 }
 
 
@@ -109,13 +121,28 @@ def make_data(rng, n_train=3000, n_test=1000, n_val=0):
 
 def build(opts, rng) -> GAN:
     gan = conv_gan((1, N_SIDE, N_SIDE), latent_dim=opts["latent"], channels=opts["channels"],
-                   rng=rng, minibatch_std=opts["mbstd"], d_hidden=opts["head"])
+                   rng=rng, minibatch_std=opts["mbstd"], d_hidden=opts["head"],
+                   padding=opts["padding"], d_spectrum=opts["spectrum"])
     return gan
 
 
 def power_ratio(gan, to_delta, ref_power, below, rng, n_gen=1000):
     fake = to_delta(gan.sample(n_gen, rng=rng))
     return power_spectrum(fake, n_bins=N_BINS).power[below] / ref_power
+
+
+def histogram_distances(fake, real):
+    """The section's relative L1 distances (pixel histogram of log10(1 + delta), peak counts) of
+    fake maps to the real (held-out) maps, with its bin edges."""
+    lo, hi = np.percentile(np.log10(1.0 + real), [0.1, 99.9])
+    h_edges = np.linspace(lo, hi, 30)
+    p_edges = np.linspace(0.0, float(np.percentile(real, 99.9)), 16)
+
+    def l1(a, b):
+        return float(np.sum(np.abs(a - b)) / max(np.sum(np.abs(b)), 1e-300))
+
+    return (l1(pixel_histogram(fake, bins=h_edges).values, pixel_histogram(real, bins=h_edges).values),
+            l1(peak_counts(fake, bins=p_edges).values, peak_counts(real, bins=p_edges).values))
 
 
 def train(gan, X, opts, steps, rng, every, evaluate):
@@ -175,6 +202,7 @@ def main(argv=None):
     half = real.shape[0] // 2
     halves = (power_spectrum(real[:half], n_bins=N_BINS).power
               / power_spectrum(real[half:], n_bins=N_BINS).power)[below]
+    real_h, real_p = histogram_distances(real[:half], real)
     print(f"real half A / half B below half Nyquist: {np.round(halves, 3).tolist()}  "
           f"load {os.getloadavg()[0]:.1f}", flush=True)
     for name in args.config:
@@ -196,17 +224,28 @@ def main(argv=None):
                 r = power_ratio(gan, to_delta, ref.power[below], below, eval_rng, args.n_gen)
                 w = float(np.max(np.abs(r - 1)))
                 if val_power is not None:
-                    checkpoints.append((wv, step, w, r))
+                    checkpoints.append((wv, step, w, r,
+                                        [p.copy() for p, _ in gan.generator.parameters()]))
                 print(f"{name:16s} seed {seed} step {step:5d} cpu {cpu:6.1f} s {v}worst "
                       f"{w:.3f}  {np.round(r, 2).tolist()}  (eval "
                       f"{time.process_time() - t0:.1f} s)", flush=True)
 
-            train(gan, X, opts, args.steps, rng, args.every, evaluate)
+            cpu = train(gan, X, opts, args.steps, rng, args.every, evaluate)
             if checkpoints:
-                wv, step, w, r = min(checkpoints, key=lambda c: (c[0], -c[1]))
+                wv, step, w, r, kept = min(checkpoints, key=lambda c: (c[0], -c[1]))
                 print(f"{name:16s} seed {seed} selected step {step} (val {wv:.3f}): test worst "
                       f"{w:.3f}  {np.round(r, 2).tolist()}; last step: test worst "
                       f"{checkpoints[-1][2]:.3f}", flush=True)
+                for (p, _), k in zip(gan.generator.parameters(), kept):
+                    p[...] = k
+                fake = to_delta(gan.sample(real.shape[0], rng=eval_rng))
+                rj = power_spectrum(fake, n_bins=N_BINS).power[below] / ref.power[below]
+                dh, dp = histogram_distances(fake, real)
+                print(f"{name:16s} seed {seed} judged step {step}: {real.shape[0]} samples vs "
+                      f"{real.shape[0]} held-out maps: worst {np.max(np.abs(rj - 1)):.3f}  "
+                      f"{np.round(rj, 3).tolist()}  histogram L1 {dh:.3f}  peaks L1 {dp:.3f}  "
+                      f"(real half: {real_h:.3f} / {real_p:.3f})  training cpu {cpu:.1f} s",
+                      flush=True)
     print(f"load {os.getloadavg()[0]:.1f}")
 
 

@@ -28,7 +28,7 @@ from nprefgen.metrics import field_stats as FS
 from nprefgen.models import gmm as G
 from nprefgen.models import kmeans as KM
 from nprefgen.nn import activations, base, containers, conv, init, io, linear, losses, optim, train
-from nprefgen.nn import minibatch_std
+from nprefgen.nn import circular_pad, minibatch_std, spectral_power
 from nprefgen.testing import strategies as ST
 from nprefgen.tour import gradchecks as TG
 from nprefgen.tour import report as REP
@@ -132,6 +132,17 @@ for cls, arg in ((activations.LeakyReLU, "negative_slope"), (activations.ELU, "a
 P = "nn.minibatch_std."
 for bad, kind in ((0.0, "hyper"), (np.nan, "nan"), (np.inf, "inf"), ("abc", "type")):
     case(P + "MinibatchStd", kind, "eps", lambda bad=bad: minibatch_std.MinibatchStd(eps=bad))
+P = "nn.circular_pad."
+for cls in (circular_pad.CircularPad2d, circular_pad.CircularFold2d):
+    case(P + cls.__name__, "hyper", "padding", lambda cls=cls: cls(-1))
+    case(P + cls.__name__, "type", "padding", lambda cls=cls: cls("abc"))
+case(P + "PeriodicConvTranspose2d", "hyper", "output_padding",
+     lambda: circular_pad.PeriodicConvTranspose2d(1, 1, 3, stride=2, output_padding=1))
+P = "nn.spectral_power."
+case(P + "BinnedLogPower", "hyper", "n_bins", lambda: spectral_power.BinnedLogPower(8, 12))
+case(P + "BinnedLogPower", "hyper", "n_side", lambda: spectral_power.BinnedLogPower(1))
+case(P + "BinnedLogPower", "nan", "eps", lambda: spectral_power.BinnedLogPower(8, eps=np.nan))
+case(P + "Branches", "type", "nets", lambda: spectral_power.Branches("abc"))
 P = "nn.activations."
 arrays(P + "sigmoid", "x", activations.sigmoid, (4, 3))
 case(P + "sigmoid", "type", "x", lambda: activations.sigmoid("abc"))

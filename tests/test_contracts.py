@@ -104,7 +104,24 @@ def _layers():
         "ConvTranspose2d": lambda: (nn.ConvTranspose2d(2, 3, 3, stride=2, rng=0), _x(2, 2, 3, 3)),
         "ResidualNet": lambda: (_resnet(), _x(4, 5)),
         "MinibatchStd": lambda: (_minibatch_std(), _x(3, 2, 3, 3)),
+        **_periodic_and_spectral_layers(),
         **_embedding_layers(),
+    }
+
+
+def _periodic_and_spectral_layers():
+    from nprefgen import nn
+    from nprefgen.nn import circular_pad as CP, spectral_power as SP
+    return {
+        "CircularPad2d": lambda: (CP.CircularPad2d((1, 0, 2, 1)), _x(2, 2, 3, 4)),
+        "CircularFold2d": lambda: (CP.CircularFold2d((1, 0, 1, 0)), _x(2, 2, 5, 5)),
+        "PeriodicConv2d": lambda: (CP.PeriodicConv2d(2, 3, 3, stride=2, padding=1, rng=0),
+                                   _x(2, 2, 4, 4)),
+        "PeriodicConvTranspose2d": lambda: (CP.PeriodicConvTranspose2d(
+            2, 3, 3, stride=2, padding=1, output_padding=1, rng=0), _x(2, 2, 3, 3)),
+        "BinnedLogPower": lambda: (SP.BinnedLogPower(4, 2), _x(3, 16)),
+        "Branches": lambda: (SP.Branches(nn.Linear(16, 2, rng=0), SP.BinnedLogPower(4, 2)),
+                             _x(3, 16)),
     }
 
 

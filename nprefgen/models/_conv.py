@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from nprefgen._validation import check_int
 from nprefgen.nn import Conv2d, ConvTranspose2d, Flatten, Linear, Reshape
+from nprefgen.nn.circular_pad import PeriodicConv2d, PeriodicConvTranspose2d
 
 
 def check_two_stage_conv(image_shape, channels) -> tuple[int, int, int, int, int]:
@@ -23,25 +24,35 @@ def check_two_stage_conv(image_shape, channels) -> tuple[int, int, int, int, int
 
 
 def conv_encoder_layers(image_shape, channels, out_features: int, act, *, rng,
-                        extra_channels: int = 0) -> list:
+                        extra_channels: int = 0, circular: bool = False,
+                        extra_features: int = 0) -> list:
     """Reshape(c, h, w) -> Conv2d(c, c1, 3, stride 2, padding 1) -> act -> Conv2d(c1, c2) -> act
     -> Flatten -> Linear(c2 h/4 w/4, out_features): flat (n, c h w) rows -> (n, out_features).
     ``image_shape`` and ``channels`` as checked by :func:`check_two_stage_conv`; ``act`` an
     activation class; layers drawn from ``rng`` (a Generator) in that order. ``extra_channels``:
-    channels a layer inserted before Flatten adds (the Linear then takes (c2 + extra) h/4 w/4)."""
+    channels a layer inserted before Flatten adds (the Linear then takes (c2 + extra) h/4 w/4).
+    ``circular``: PeriodicConv2d instead of Conv2d (the image wraps around, GAN.19); same
+    weights drawn in the same order, same output shapes. ``extra_features``: inputs the final
+    Linear takes beside the flattened image (features of a parallel branch)."""
     (c, h, w), (c1, c2) = image_shape, channels
+    conv = PeriodicConv2d if circular else Conv2d
     return [Reshape(c, h, w),
-            Conv2d(c, c1, 3, stride=2, padding=1, rng=rng), act(),      # (c1, h/2, w/2)
-            Conv2d(c1, c2, 3, stride=2, padding=1, rng=rng), act(),     # (c2, h/4, w/4)
-            Flatten(), Linear((c2 + extra_channels) * (h // 4) * (w // 4), out_features, rng=rng)]
+            conv(c, c1, 3, stride=2, padding=1, rng=rng), act(),        # (c1, h/2, w/2)
+            conv(c1, c2, 3, stride=2, padding=1, rng=rng), act(),       # (c2, h/4, w/4)
+            Flatten(), Linear((c2 + extra_channels) * (h // 4) * (w // 4) + extra_features,
+                              out_features, rng=rng)]
 
 
-def conv_decoder_layers(in_features: int, image_shape, channels, act, *, rng) -> list:
+def conv_decoder_layers(in_features: int, image_shape, channels, act, *, rng,
+                        circular: bool = False) -> list:
     """The mirror of :func:`conv_encoder_layers` without its final Flatten: Linear(in_features,
     c2 h/4 w/4) -> act -> Reshape(c2, h/4, w/4) -> ConvTranspose2d(c2, c1, 3, stride 2, padding
-    1, output_padding 1) -> act -> ConvTranspose2d(c1, c): (n, in_features) -> (n, c, h, w)."""
+    1, output_padding 1) -> act -> ConvTranspose2d(c1, c): (n, in_features) -> (n, c, h, w).
+    ``circular``: PeriodicConvTranspose2d instead (the taps past the border wrap around instead of
+    being cropped, GAN.20); same weights drawn in the same order, same output shapes."""
     (c, h, w), (c1, c2) = image_shape, channels
+    up = PeriodicConvTranspose2d if circular else ConvTranspose2d
     return [Linear(in_features, c2 * (h // 4) * (w // 4), rng=rng), act(),
             Reshape(c2, h // 4, w // 4),
-            ConvTranspose2d(c2, c1, 3, stride=2, padding=1, output_padding=1, rng=rng), act(),
-            ConvTranspose2d(c1, c, 3, stride=2, padding=1, output_padding=1, rng=rng)]
+            up(c2, c1, 3, stride=2, padding=1, output_padding=1, rng=rng), act(),
+            up(c1, c, 3, stride=2, padding=1, output_padding=1, rng=rng)]

@@ -33,6 +33,7 @@ from nprefgen.kernels.softplus import softplus, softplus_grad
 from nprefgen.models.gan_r1 import check_r1_discriminator, r1_penalty_and_grad
 from nprefgen.nn import MLP, Adam, Linear, Module, load_npz, save_npz
 from nprefgen.nn.minibatch_std import MinibatchStd
+from nprefgen.nn.spectral_power import BinnedLogPower, Branches
 from nprefgen.nn.train import show_progress
 
 
@@ -312,7 +313,8 @@ def mlp_gan(data_dim: int, latent_dim: int = 2, hidden=(128, 128), *, rng=None,
 
 def conv_gan(image_shape, latent_dim: int = 16, channels=(32, 16), *, rng=None,
              activation: str = "leaky_relu", out_activation: str | None = None,
-             minibatch_std: bool = False, d_hidden: int | None = None) -> GAN:
+             minibatch_std: bool = False, d_hidden: int | None = None,
+             padding: str = "zeros", d_spectrum: int | None = None) -> GAN:
     """A small DCGAN-style pair for ``(c, h, w)`` images, h and w divisible by 4; data are flat
     ``(n, c h w)`` rows.
 
@@ -325,6 +327,13 @@ def conv_gan(image_shape, latent_dim: int = 16, channels=(32, 16), *, rng=None,
     ``d_hidden``: D's head becomes Linear(c1 h/4 w/4, d_hidden) -> act -> Linear(d_hidden, 1)
     instead of one Linear. With one Linear, D's logit is a *sum* of features of (7 x 7)-pixel
     patches (GAN.15), blind to correlations between distant patches (the largest scales of a field).
+    ``padding``: "zeros" (the default) or "circular": every convolution of both networks treats
+    the image as periodic (GAN.19, GAN.20; for fields on a periodic box), same weights; not with
+    R1.
+    ``d_spectrum`` = B: D's head also takes the per-sample log band power of the input in B
+    log-spaced |k| shells (:class:`nprefgen.nn.spectral_power.BinnedLogPower`, GAN.21-GAN.22),
+    computed beside the convolutions (one-channel square images only): D = Branches(convolutions
+    -> Flatten, BinnedLogPower) -> Linear(c1 h/4 w/4 + B, ...) -> head; not with R1.
     """
     from nprefgen.nn import Flatten, Sequential
     from nprefgen.nn.activations import ACTIVATIONS
@@ -333,9 +342,11 @@ def conv_gan(image_shape, latent_dim: int = 16, channels=(32, 16), *, rng=None,
     c, h, w, c1, c2 = check_two_stage_conv(image_shape, channels)
     latent_dim = check_int(latent_dim, "latent_dim", low=1)
     act = ACTIVATIONS[check_choice(activation, "activation", ACTIVATIONS)]
+    circular = check_choice(padding, "padding", ("zeros", "circular")) == "circular"
     # the generator widens from c1 to c2 channels, the discriminator narrows back: the shared
     # two-stage layers with the channel pair reversed
-    g_layers = conv_decoder_layers(latent_dim, (c, h, w), (c2, c1), act, rng=rng)
+    g_layers = conv_decoder_layers(latent_dim, (c, h, w), (c2, c1), act, rng=rng,
+                                   circular=circular)
     if out_activation is not None:
         g_layers.append(ACTIVATIONS[check_choice(out_activation, "out_activation", ACTIVATIONS)]())
     gen = Sequential(*g_layers, Flatten())
@@ -344,10 +355,19 @@ def conv_gan(image_shape, latent_dim: int = 16, channels=(32, 16), *, rng=None,
     if d_hidden is not None:
         d_hidden = check_int(d_hidden, "d_hidden", low=1)
     d_out = 1 if d_hidden is None else d_hidden
+    if d_spectrum is not None:
+        d_spectrum = check_int(d_spectrum, "d_spectrum", low=1)
+        if c != 1 or h != w:
+            raise ValueError(f"image_shape: d_spectrum needs one-channel square images, "
+                             f"got {(c, h, w)}")
+        spectrum = BinnedLogPower(h, d_spectrum)               # checks the shells are not empty
     d_layers = conv_encoder_layers((c, h, w), (c2, c1), d_out, act, rng=rng,
-                                   extra_channels=int(minibatch_std))
+                                   extra_channels=int(minibatch_std), circular=circular,
+                                   extra_features=d_spectrum or 0)
     if minibatch_std:
         d_layers.insert(-2, MinibatchStd())                    # before Flatten -> Linear
+    if d_spectrum is not None:                                 # (GAN.21) beside the convolutions
+        d_layers = [Branches(Sequential(*d_layers[:-1]), spectrum), d_layers[-1]]
     if d_hidden is not None:
         d_layers += [act(), Linear(d_hidden, 1, rng=rng)]
     dis = Sequential(*d_layers)

@@ -78,6 +78,30 @@ _simple_layer("ConvTranspose2d", lambda rng: nn.ConvTranspose2d(2, 3, 3, stride=
 _simple_layer("MinibatchStd", lambda rng: nn.MinibatchStd(), (2, 3, 3), ["GAN.16", "GAN.17"],
               "nn.MinibatchStd()", variant={"formula": "append mean_chw sqrt(var_batch(x) + 1e-8) "
                                             "(population variance) as one more channel"})
+_simple_layer("CircularPad2d", lambda rng: nn.CircularPad2d((1, 0, 2, 1)), (2, 3, 4), ["GAN.19"],
+              "nn.CircularPad2d((1, 0, 2, 1))",
+              variant={"padding": "(top, bottom, left, right)",
+                       "torch": "torch.nn.functional.pad(x, (2, 1, 1, 0), mode='circular')"})
+_simple_layer("CircularFold2d", lambda rng: nn.CircularFold2d((1, 0, 2, 1)), (2, 5, 7), ["GAN.20"],
+              "nn.CircularFold2d((1, 0, 2, 1))",
+              variant={"formula": "the adjoint of CircularPad2d((1, 0, 2, 1)): padded pixels "
+                                  "added into the pixels they wrap onto"})
+_simple_layer("PeriodicConv2d", lambda rng: nn.PeriodicConv2d(2, 3, 3, stride=2, padding=1, rng=rng),
+              (2, 4, 6), ["GAN.19", "NN.25"], "nn.PeriodicConv2d(2, 3, 3, stride=2, padding=1)",
+              variant={"torch": "torch.nn.Conv2d(2, 3, 3, stride=2, padding=1, "
+                                "padding_mode='circular')"})
+_simple_layer("PeriodicConvTranspose2d", lambda rng: nn.PeriodicConvTranspose2d(
+    2, 3, 3, stride=2, padding=1, output_padding=1, rng=rng), (2, 3, 4), ["GAN.20", "NN.28"],
+              "nn.PeriodicConvTranspose2d(2, 3, 3, stride=2, padding=1, output_padding=1)",
+              variant={"formula": "ConvTranspose2d(padding 0) without bias, folded by (top, "
+                                  "bottom, left, right) = (1, 0, 1, 0), then + bias"})
+_simple_layer("BinnedLogPower", lambda rng: nn.BinnedLogPower(8, 3), (64,), ["GAN.21", "GAN.22"],
+              "nn.BinnedLogPower(8, 3)",
+              variant={"formula": "log(mean over |k| shell of |fft2(x)|^2 / 64 + 1e-8), shells "
+                                  "log-spaced 1..4 in integer |k|"})
+_simple_layer("Branches", lambda rng: nn.Branches(nn.Linear(16, 2, rng=rng), nn.BinnedLogPower(4, 2)),
+              (16,), ["GAN.21"], "nn.Branches(nn.Linear(16, 2), nn.BinnedLogPower(4, 2))",
+              variant={"formula": "concatenate the branches' outputs along axis 1"})
 
 
 @register_case("flows.MADE", "layer", ["FLOW.10", "FLOW.11", "NN.3"],

@@ -85,6 +85,16 @@ def layer_cases(*, rng=None) -> list[tuple[str, nn.Module, np.ndarray]]:
     # from a spawned child: the shared stream (and every later case's inputs) stays as it was
     cases.append(("MinibatchStd on (3, 2, 3, 3)", nn.MinibatchStd(),
                   rng.spawn(1)[0].standard_normal((3, 2, 3, 3))))
+    extra = rng.spawn(1)[0]                    # a further child: earlier cases stay as they were
+    net = nn.Sequential(nn.PeriodicConv2d(1, 2, 3, stride=2, padding=1, rng=extra), nn.Tanh(),
+                        nn.PeriodicConvTranspose2d(2, 1, 3, stride=2, padding=1, output_padding=1,
+                                                   rng=extra),
+                        nn.CircularPad2d((1, 0, 2, 1)), nn.CircularFold2d((2, 1, 0, 1)))
+    cases.append(("periodic conv pair (PeriodicConv2d, PeriodicConvTranspose2d, CircularPad2d, "
+                  "CircularFold2d)", net, extra.standard_normal((2, 1, 4, 4))))
+    cases.append(("Branches(Linear, BinnedLogPower) on (3, 16)",
+                  nn.Branches(nn.Linear(16, 2, rng=extra), nn.BinnedLogPower(4, 2)),
+                  extra.standard_normal((3, 16))))
     return cases
 
 

@@ -29,6 +29,7 @@ import re
 
 import numpy as np
 
+from oracle_formulas import band_log_power, periodic_conv_transpose2d, wrap_pad
 from oracle_formulas import gmm_log_likelihood, normal_log_prob, ntxent, soft_clamp
 from oracle_formulas import spline_forward, spline_inverse
 
@@ -353,6 +354,24 @@ def _layer(g, inp):
         dev = x - B.sum(x, 0) / n
         s = B.mean(B.sqrt(B.sum(dev * dev, 0) / n + 1e-8))
         y = B.cat([x, s * B.ones((n, 1, *x.shape[2:]))], 1)
+    elif name in ("CircularPad2d", "CircularFold2d"):                     # (GAN.19), (GAN.20)
+        y = wrap_pad(B, x, tuple(ctor_args(meta)[0][0]), fold=name == "CircularFold2d")
+    elif name in ("PeriodicConv2d", "PeriodicConvTranspose2d"):
+        args, kw = ctor_args(meta)
+        pair = lambda v: tuple(v) if isinstance(v, (tuple, list)) else (v, v)  # noqa: E731
+        stride, padding = pair(kw.get("stride", 1)), pair(kw.get("padding", 0))
+        if name == "PeriodicConv2d":
+            y = B.conv2d(wrap_pad(B, x, (padding[0], padding[0], padding[1], padding[1])),
+                         g.p["weight"], g.p["bias"], stride, (0, 0))
+        else:
+            y = periodic_conv_transpose2d(B, x, g.p["weight"], g.p["bias"], stride, padding,
+                                          pair(kw.get("output_padding", 0)))
+    elif name == "BinnedLogPower":                                        # (GAN.21), eps 1e-8
+        y = band_log_power(B, x, *ctor_args(meta)[0], 1e-8)
+    elif name == "Branches":                       # Linear "0.*" beside BinnedLogPower(s, b)
+        s_b = re.search(r"BinnedLogPower\((\d+), (\d+)\)", meta["constructor"]).groups()
+        y = B.cat([x @ g.p["0.weight"].T + g.p["0.bias"],
+                   band_log_power(B, x, int(s_b[0]), int(s_b[1]), 1e-8)], 1)
     elif name == "MADE":                                                  # (FLOW.9)-(FLOW.10)
         y = mlp(B, g, "net.", B.cat([x, inp["context"]], 1), g.act())
     else:

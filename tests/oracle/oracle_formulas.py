@@ -19,6 +19,7 @@ from nprefgen.flows import (
 )
 from nprefgen.flows.coupling import AffineTransform
 from nprefgen.flows.spline import SplineTransform
+from nprefgen.metrics.field_stats import power_spectrum_bins
 
 
 # -- layers (derivations/nn.md) -------------------------------------------------------------------
@@ -34,6 +35,21 @@ def layer(B, mod, p, prefix, x):
             w = w * B.asarray(mod.mask)
         y = x @ w.T
         return y + p[prefix + "bias"] if prefix + "bias" in p else y
+    if isinstance(mod, nn.Branches):                  # side by side, concatenated
+        return B.cat([layer(B, net, p, f"{prefix}{i}.", x) for i, net in enumerate(mod.nets)], 1)
+    if isinstance(mod, nn.CircularPad2d):             # (GAN.19)
+        return wrap_pad(B, x, mod.padding)
+    if isinstance(mod, nn.CircularFold2d):            # (GAN.20), the transpose of (GAN.19)
+        return wrap_pad(B, x, mod.padding, fold=True)
+    if isinstance(mod, nn.PeriodicConvTranspose2d):   # (GAN.20): fold, then the bias
+        return periodic_conv_transpose2d(B, x, p[prefix + "weight"], p.get(prefix + "bias"),
+                                         mod.stride, mod.padding, mod.output_padding)
+    if isinstance(mod, nn.PeriodicConv2d):            # (GAN.19): wrap, then no padding
+        (ph, pw) = mod.padding
+        return B.conv2d(wrap_pad(B, x, (ph, ph, pw, pw)), p[prefix + "weight"],
+                        p.get(prefix + "bias"), mod.stride, (0, 0))
+    if isinstance(mod, nn.BinnedLogPower):            # (GAN.21)
+        return band_log_power(B, x, mod.n_side, mod.n_bins, mod.eps)
     if isinstance(mod, nn.ConvTranspose2d):           # (NN.27)-(NN.28)
         return B.conv_transpose2d(x, p[prefix + "weight"], p.get(prefix + "bias"), mod.stride,
                                   mod.padding, mod.output_padding)
@@ -63,6 +79,46 @@ def layer(B, mod, p, prefix, x):
         s = B.mean(B.sqrt(B.sum(dev * dev, 0) / n + mod.eps))
         return B.cat([x, s * B.ones((n, 1, *x.shape[2:]))], 1)
     raise AssertionError(f"no oracle formula for {type(mod).__name__}")
+
+
+def wrap_pad(B, x, padding, fold=False):
+    """(GAN.19) as 0/1 matrices on the last two axes: P_h[i, (i - t) mod h] = 1, y = P_h x P_w^T;
+    ``fold``: x is the padded image and y = P_h^T x P_w (GAN.20). padding: (top, bottom, left,
+    right)."""
+    t, b, l, r = padding
+    h, w = x.shape[2], x.shape[3]
+    if fold:
+        h, w = h - t - b, w - l - r
+    ph = np.zeros((t + h + b, h))
+    ph[np.arange(t + h + b), (np.arange(t + h + b) - t) % h] = 1.0
+    pw = np.zeros((l + w + r, w))
+    pw[np.arange(l + w + r), (np.arange(l + w + r) - l) % w] = 1.0
+    ph, pw = B.asarray(ph), B.asarray(pw)
+    return ph.T @ x @ pw if fold else ph @ x @ pw.T
+
+
+def periodic_conv_transpose2d(B, x, w, bias, stride, padding, output_padding):
+    """(GAN.20) the transposed convolution with no padding, folded by (p_h, p_h - op_h, p_w,
+    p_w - op_w), then the bias."""
+    y = B.conv_transpose2d(x, w, None, stride, (0, 0), (0, 0))
+    (ph, pw), (oph, opw) = padding, output_padding
+    y = wrap_pad(B, y, (ph, ph - oph, pw, pw - opw), fold=True)
+    return y if bias is None else y + B.reshape(bias, (1, -1, 1, 1))
+
+
+def band_log_power(B, x, n_side, n_bins, eps):
+    """(GAN.21) by real DFT matrices: X = F x F^T, F = C - i S; the shells of field_stats."""
+    s = n_side
+    k = np.outer(np.arange(s), np.arange(s))
+    cr, ci = B.asarray(np.cos(2 * np.pi * k / s)), B.asarray(-np.sin(2 * np.pi * k / s))
+    img = B.reshape(x, (x.shape[0], s, s))
+    re = cr @ img @ cr.T - ci @ img @ ci.T
+    im = cr @ img @ ci.T + ci @ img @ cr.T
+    idx, _, _ = power_spectrum_bins(s, 1.0, n_bins, "log")
+    avg = np.zeros((s * s, n_bins))
+    for b in range(n_bins):
+        avg[idx == b, b] = 1.0 / (np.sum(idx == b) * s * s)
+    return B.log(B.reshape(re * re + im * im, (x.shape[0], s * s)) @ B.asarray(avg) + eps)
 
 
 # -- flows (derivations/flows.md, splines.md) -----------------------------------------------------
