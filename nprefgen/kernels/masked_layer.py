@@ -32,6 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from nprefgen.kernels.jit import kernel
+from nprefgen.kernels.tanh_bias import _tanh_backward_bias
 
 
 # -- NumPy twins ----------------------------------------------------------------------------------
@@ -106,21 +107,9 @@ def _accumulate_masked(g_w, d_w, mask, g_b, d_b):
 
 
 @kernel
-def _tanh_backward_sum(y, d_h, one, d_a, d_b_below):
-    n, h = y.shape
-    for j in range(h):
-        d_b_below[j] = 0.0
-    for i in range(n):                   # row after row: the order of d_a.sum(axis=0)
-        for j in range(h):
-            v = d_h[i, j] * (one - y[i, j] * y[i, j])
-            d_a[i, j] = v
-            d_b_below[j] += v
-
-
-@kernel
 def _masked_tanh_backward(g_w, d_w, mask, g_b, d_b, y, d_h, one, d_a, d_b_below):
     _accumulate_masked(g_w, d_w, mask, g_b, d_b)
-    _tanh_backward_sum(y, d_h, one, d_a, d_b_below)
+    _tanh_backward_bias(y, d_h, one, d_a, d_b_below)   # (NN.6), (NN.2c): tanh_bias's loop
 
 
 def join_columns(x: np.ndarray, c: np.ndarray) -> np.ndarray:

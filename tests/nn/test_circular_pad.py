@@ -14,8 +14,9 @@ from nprefgen.nn import Conv2d, ConvTranspose2d
 from nprefgen.nn.circular_pad import (
     CircularFold2d, CircularPad2d, PeriodicConv2d, PeriodicConvTranspose2d,
 )
-from nprefgen.testing import gradcheck
 from nprefgen.testing.gradcheck import layer_vjp_errors
+
+from gan_checks import whole_gan_gradchecks  # noqa: E402  (tests/nn/gan_checks.py)
 
 PADS = [1, (2, 1), (1, 0, 1, 0), (2, 1, 0, 3)]
 
@@ -150,26 +151,7 @@ def test_conv_gan_circular(rng):
     np.testing.assert_array_equal(a[:, :5, :5], b[:, :5, :5])   # rows 6-7 see the wrapped taps
     assert np.max(np.abs(a - b)) > 1e-3
     x, z = rng.standard_normal((3, 64)), rng.standard_normal((4, 3))
-    res = []
-    for name, p, g in gan.discriminator.named_parameters():
-        orig = p.copy()
-
-        def fun(p_, p=p, orig=orig):
-            p[...] = p_
-            try:
-                gan.nets.zero_grad()
-                return gan.discriminator_loss_and_grad(x, z)
-            finally:
-                p[...] = orig
-
-        def grad(_, g=g):
-            gan.nets.zero_grad()
-            gan.discriminator_loss_and_grad(x, z)
-            return g.copy()
-
-        res += gradcheck(fun, grad, orig, rng=rng, name=name)
-    res += gradcheck(lambda z_: gan.generator_loss_and_grad(z_)[0],
-                     lambda z_: gan.generator_loss_and_grad(z_)[1], z, rng=rng, name="z")
+    res = whole_gan_gradchecks(gan, x, z, rng=rng)
     assert len(res) == 2 * 9 and max(r.rel_error for r in res) < 1e-8
 
 

@@ -10,8 +10,9 @@ import pytest
 import nprefgen.nn.minibatch_std as M
 from nprefgen.models.gan import conv_gan
 from nprefgen.nn.minibatch_std import MinibatchStd
-from nprefgen.testing import gradcheck
 from nprefgen.testing.gradcheck import layer_vjp_errors
+
+from gan_checks import whole_gan_gradchecks  # noqa: E402  (tests/nn/gan_checks.py)
 
 
 def test_value_by_hand(rng):
@@ -59,26 +60,7 @@ def test_conv_gan_with_minibatch_std_and_head_dot_product(rng):
     gan = conv_gan((1, 4, 4), latent_dim=3, channels=(3, 2), rng=rng, activation="tanh",
                    minibatch_std=True, d_hidden=4)
     x, z = rng.standard_normal((3, 16)), rng.standard_normal((4, 3))
-    res = []
-    for name, p, g in gan.discriminator.named_parameters():
-        orig = p.copy()
-
-        def fun(p_, p=p, orig=orig):
-            p[...] = p_
-            try:
-                gan.nets.zero_grad()
-                return gan.discriminator_loss_and_grad(x, z)
-            finally:
-                p[...] = orig
-
-        def grad(_, g=g):
-            gan.nets.zero_grad()
-            gan.discriminator_loss_and_grad(x, z)
-            return g.copy()
-
-        res += gradcheck(fun, grad, orig, rng=rng, name=name)
-    res += gradcheck(lambda z_: gan.generator_loss_and_grad(z_)[0],
-                     lambda z_: gan.generator_loss_and_grad(z_)[1], z, rng=rng, name="z")
+    res = whole_gan_gradchecks(gan, x, z, rng=rng)
     assert len(res) == 2 * 9 and max(r.rel_error for r in res) < 1e-8
     assert "MinibatchStd" in repr(gan.discriminator.layers)
 

@@ -12,8 +12,9 @@ from nprefgen.metrics.field_stats import power_spectrum, power_spectrum_bins
 from nprefgen.models.gan import conv_gan
 from nprefgen.nn import Linear, Sequential, Tanh
 from nprefgen.nn.spectral_power import BinnedLogPower, Branches
-from nprefgen.testing import gradcheck
 from nprefgen.testing.gradcheck import layer_vjp_errors
+
+from gan_checks import whole_gan_gradchecks  # noqa: E402  (tests/nn/gan_checks.py)
 
 
 @pytest.mark.parametrize("n_side, n_bins", [(32, 8), (16, 5), (8, 3)])
@@ -77,27 +78,7 @@ def test_conv_gan_with_spectrum_dot_product(rng):
                    minibatch_std=True, d_hidden=4, d_spectrum=3, padding="circular")
     assert "BinnedLogPower" in repr(gan.discriminator)
     x, z = rng.standard_normal((3, 64)), rng.standard_normal((4, 3))
-    res = []
-    for name, p, g in gan.discriminator.named_parameters():
-        orig = p.copy()
-
-        def fun(p_, p=p, orig=orig):
-            p[...] = p_
-            try:
-                gan.nets.zero_grad()
-                return gan.discriminator_loss_and_grad(x, z)
-            finally:
-                p[...] = orig
-
-        def grad(_, g=g):
-            gan.nets.zero_grad()
-            gan.discriminator_loss_and_grad(x, z)
-            return g.copy()
-
-        res += gradcheck(fun, grad, orig, rng=rng, name=name, step=1e-4)
-    res += gradcheck(lambda z_: gan.generator_loss_and_grad(z_)[0],
-                     lambda z_: gan.generator_loss_and_grad(z_)[1], z, rng=rng, name="z",
-                     step=1e-4)
+    res = whole_gan_gradchecks(gan, x, z, rng=rng, step=1e-4)
     assert len(res) == 2 * 9 and max(r.rel_error for r in res) < 1e-8
 
 
