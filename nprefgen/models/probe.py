@@ -122,13 +122,8 @@ class LinearProbe:
         if C < 1 or m < 1:
             raise ValueError(f"{where}: layer_.weight: expected shape (n_classes, m) with both "
                              f">= 1, got {W.shape}")
-        out = {"weight": W, "bias": field(arrays, "layer_.bias", where, shape=(C,)),
-               "mean_": field(arrays, "mean_", where, shape=(m,)),
-               "scale_": field(arrays, "scale_", where, shape=(m,))}
-        if np.any(out["scale_"] <= 0):
-            raise ValueError(f"{where}: scale_: expected positive scales, got "
-                             f"{out['scale_'].min()!r}")
-        return out
+        return {"weight": W, "bias": field(arrays, "layer_.bias", where, shape=(C,)),
+                **_standardizer_fields(arrays, where, m)}
 
     def save(self, path) -> None:
         """Write the fitted probe to ``.npz`` at ``path``, atomically."""
@@ -150,6 +145,16 @@ class LinearProbe:
         self.layer_, self.mean_, self.scale_, self.n_classes_ = layer, s["mean_"], s["scale_"], C
         self.history_ = history
         return self
+
+
+def _standardizer_fields(arrays: dict, where: str, m: int) -> dict:
+    """A saved feature standardisation: mean_ (m,) and scale_ (m,) with every scale positive."""
+    out = {"mean_": field(arrays, "mean_", where, shape=(m,)),
+           "scale_": field(arrays, "scale_", where, shape=(m,))}
+    if np.any(out["scale_"] <= 0):
+        raise ValueError(f"{where}: scale_: expected positive scales, got "
+                         f"{out['scale_'].min()!r}")
+    return out
 
 
 def pairwise_sq_distances(A: np.ndarray, B: np.ndarray) -> np.ndarray:
@@ -282,13 +287,8 @@ class KNNClassifier:
         y = field(arrays, "y_", where, shape=(n,), kind="i")
         if y.min() < 0:
             raise ValueError(f"{where}: y_: expected non-negative labels, got {y.min()}")
-        out = {"F_": F, "y_": y, "mean_": field(arrays, "mean_", where, shape=(m,)),
-               "scale_": field(arrays, "scale_", where, shape=(m,)),
-               "n_classes_": int(y.max()) + 1}
-        if np.any(out["scale_"] <= 0):
-            raise ValueError(f"{where}: scale_: expected positive scales, got "
-                             f"{out['scale_'].min()!r}")
-        return out
+        return {"F_": F, "y_": y, **_standardizer_fields(arrays, where, m),
+                "n_classes_": int(y.max()) + 1}
 
     def save(self, path) -> None:
         """Write the stored training set to ``.npz`` at ``path``, atomically."""
