@@ -61,6 +61,7 @@ def plot_field_statistics(stats: Mapping[str, tuple], band=None, k_half=None):
     (peak_x, peak_y))}; ``band``: (k, lo, hi) the real maps' two-halves spread of the ratio;
     ``k_half``: half the Nyquist wavenumber (a vertical line)."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
     if band is not None:
@@ -73,6 +74,9 @@ def plot_field_statistics(stats: Mapping[str, tuple], band=None, k_half=None):
     if k_half is not None:
         axes[0].axvline(k_half, color="k", lw=0.8, ls=":")
     axes[0].set_xscale("log")
+    axes[0].xaxis.set_major_locator(LogLocator(base=2))      # k = 4, 8, 16, ...: no crowded
+    axes[0].xaxis.set_major_formatter(ScalarFormatter())     # 2 x 10^1-style minor labels
+    axes[0].xaxis.set_minor_formatter(NullFormatter())
     axes[0].set_xlabel("k")
     axes[0].set_ylabel("P(k) / P_real(k)")
     axes[1].set_xlabel("log10(1 + delta)")
