@@ -331,6 +331,12 @@ class Flow(Chain):
                                                  context_grad=False)   # (FLOW.4)
         return -float(np.mean(log_prob))
 
+    def _public_loss_is_flows(self) -> bool:
+        """Are nll_and_grad and log_prob_and_grad Flow's own (not redefined by a subclass or set
+        on this instance)? Then :meth:`_fit_nll_and_grad` computes the same loss."""
+        return all(getattr(type(self), name) is getattr(Flow, name) and name not in vars(self)
+                   for name in ("nll_and_grad", "log_prob_and_grad"))
+
     def mean_nll(self, x, context=None, batch_size: int = 4096) -> float:
         """-(1/n) sum log p(x_i | c_i), evaluated in batches (no gradients)."""
         x = self._check_x(x)
@@ -417,9 +423,9 @@ class Flow(Chain):
             self.initialize(*train_data)       # on the whole training part (FLOW.19)
 
         # the data were checked above (and the hook's by `checked`): the unchecked loss, unless
-        # a subclass redefines nll_and_grad
-        loss = self._fit_nll_and_grad if type(self).nll_and_grad is Flow.nll_and_grad \
-            else self.nll_and_grad
+        # nll_and_grad or the log_prob_and_grad it calls is redefined (by a subclass or on
+        # this instance), which then is the loss, as before
+        loss = self._fit_nll_and_grad if self._public_loss_is_flows() else self.nll_and_grad
         self.history_ = fit_loop(
             self, loss, train_data, rng=rng, val_data=val_data,
             evaluate=self.mean_nll, epochs=epochs, batch_size=batch_size, lr=lr,

@@ -133,3 +133,57 @@ def test_fit_uses_an_overridden_nll_and_grad():
     flow.context_mean[...], flow.context_std[...] = base.context_mean, base.context_std
     flow.fit(theta, context=x, rng=2, epochs=1, batch_size=30, progress=False)
     assert calls
+
+
+def _small_conditional():
+    theta, x = _data(n=60)
+    base = maf(2, 1, [8], rng=1, context_dim=2, activation="tanh", standardize=theta,
+               standardize_context=x)
+    return theta, x, base
+
+
+def test_fit_uses_an_overridden_log_prob_and_grad():
+    """A subclass that redefines log_prob_and_grad (which the public nll_and_grad calls, e.g. to
+    reweight samples) trains through it, as it did before the unchecked training path."""
+    theta, x, base = _small_conditional()
+    calls = []
+
+    class Reweighted(Flow):
+        def log_prob_and_grad(self, x, context=None, weights=None):
+            calls.append(1)
+            return super().log_prob_and_grad(x, context, weights)
+
+    flow = Reweighted(base.bijectors, context_dim=2)
+    flow.context_mean[...], flow.context_std[...] = base.context_mean, base.context_std
+    flow.fit(theta, context=x, rng=2, epochs=1, batch_size=30, progress=False)
+    assert calls
+
+
+def test_fit_uses_an_nll_and_grad_set_on_the_instance():
+    """An nll_and_grad assigned to one flow (a planted loss in a test, a wrapper) is the loss fit
+    minimises, as before the unchecked training path."""
+    theta, x, flow = _small_conditional()
+    calls = []
+    public = flow.nll_and_grad
+
+    def wrapped(x, context=None):
+        calls.append(1)
+        return public(x, context)
+
+    flow.nll_and_grad = wrapped
+    flow.fit(theta, context=x, rng=2, epochs=1, batch_size=30, progress=False)
+    assert calls
+
+
+def test_fit_of_a_plain_flow_takes_the_unchecked_loss(monkeypatch):
+    """The check above does not turn the fast path off: a flow that redefines nothing trains
+    through _fit_nll_and_grad, never through the public nll_and_grad."""
+    theta, x, flow = _small_conditional()
+    calls = {"fast": 0, "public": 0}
+    fast, public = Flow._fit_nll_and_grad, Flow.nll_and_grad
+    monkeypatch.setattr(Flow, "_fit_nll_and_grad",
+                        lambda self, *a: calls.__setitem__("fast", calls["fast"] + 1) or fast(self, *a))
+    monkeypatch.setattr(Flow, "nll_and_grad",
+                        lambda self, *a: calls.__setitem__("public", 1) or public(self, *a))
+    flow.fit(theta, context=x, rng=2, epochs=1, batch_size=30, progress=False)
+    assert calls["fast"] > 0 and calls["public"] == 0
