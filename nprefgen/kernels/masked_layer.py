@@ -106,12 +106,6 @@ def _accumulate_masked(g_w, d_w, mask, g_b, d_b):
         g_b[j] += d_b[j]
 
 
-@kernel
-def _masked_tanh_backward(g_w, d_w, mask, g_b, d_b, y, d_h, one, d_a, d_b_below):
-    _accumulate_masked(g_w, d_w, mask, g_b, d_b)
-    _tanh_backward_bias(y, d_h, one, d_a, d_b_below)   # (NN.6), (NN.2c): tanh_bias's loop
-
-
 def join_columns(x: np.ndarray, c: np.ndarray) -> np.ndarray:
     """Numba kernel; same contract as :func:`join_columns_numpy`."""
     if c.shape[0] != x.shape[0]:                  # the loop reads c's rows by x's count
@@ -144,5 +138,9 @@ def masked_tanh_backward(g_w, d_w, mask, g_b, d_b, y, d_h):
     dt = d_h.dtype
     d_a = np.empty(d_h.shape, dtype=dt)
     d_b_below = np.empty(d_h.shape[1], dtype=dt)
-    _masked_tanh_backward(g_w, d_w, mask, g_b, d_b, y, d_h, dt.type(1.0), d_a, d_b_below)
+    _accumulate_masked(g_w, d_w, mask, g_b, d_b)
+    # (NN.6), (NN.2c): tanh_bias's loop, called from Python, not from a kernel of this module:
+    # numba's on-disk cache would keep a caller here compiled against an older tanh_bias.py
+    # (it tracks the caller's file only; tests/test_kernel_cache_safety.py)
+    _tanh_backward_bias(y, d_h, dt.type(1.0), d_a, d_b_below)
     return d_a, d_b_below
