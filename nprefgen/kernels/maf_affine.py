@@ -61,11 +61,20 @@ def _maf_affine_backward(d_z, z, d_log_det, u, e, bound, one, d_x, d_out, d_b):
 
 
 def maf_affine_backward(d_z, z, d_log_det, u, e, bound: float):
-    """(FLOW.14) Numba kernel; same contract as :func:`maf_affine_backward_numpy`."""
-    dt = np.result_type(d_z, z, e)
+    """(FLOW.14) Numba kernel; same contract as :func:`maf_affine_backward_numpy`, dtypes
+    included for any mix of float32 and float64 arguments (NumPy's promotion: d_x in that of
+    d_z e, d_out and d_b in that of all five (u only when b > 0), b and 1 - (alpha / b)^2 in
+    u's dtype)."""
+    t = d_z.dtype
+    if z.dtype == t and d_log_det.dtype == t and u.dtype == t and e.dtype == t:
+        dt = dt_x = t                                # the training path: one dtype
+    else:
+        dt_x = np.result_type(d_z, e)                # u enters d_out through the bound only
+        dt = np.result_type(d_z, z, d_log_det, e, *((u,) if bound > 0 else ()))
     n, dim = d_z.shape
-    d_x = np.empty((n, dim), dtype=dt)
+    d_x = np.empty((n, dim), dtype=dt_x)
     d_out = np.empty((n, 2 * dim), dtype=dt)
     d_b = np.empty(2 * dim, dtype=dt)
-    _maf_affine_backward(d_z, z, d_log_det, u, e, dt.type(bound), dt.type(1.0), d_x, d_out, d_b)
+    _maf_affine_backward(d_z, z, d_log_det, u, e, u.dtype.type(bound), u.dtype.type(1.0),
+                         d_x, d_out, d_b)
     return d_x, d_out, d_b

@@ -134,13 +134,14 @@ def accumulate_masked(g_w, d_w, mask, g_b, d_b) -> None:
 
 
 def masked_tanh_backward(g_w, d_w, mask, g_b, d_b, y, d_h):
-    """(NN.2b-c, NN.3, NN.6) Numba kernel; same contract as :func:`masked_tanh_backward_numpy`."""
-    dt = d_h.dtype
+    """(NN.2b-c, NN.3, NN.6) Numba kernel; same contract as :func:`masked_tanh_backward_numpy`,
+    dtypes included (d_a in the promotion of y's and d_h's, 1 - y^2 rounded in y's)."""
+    dt = d_h.dtype if y.dtype == d_h.dtype else np.result_type(y, d_h)
     d_a = np.empty(d_h.shape, dtype=dt)
     d_b_below = np.empty(d_h.shape[1], dtype=dt)
     _accumulate_masked(g_w, d_w, mask, g_b, d_b)
     # (NN.6), (NN.2c): tanh_bias's loop, called from Python, not from a kernel of this module:
     # numba's on-disk cache would keep a caller here compiled against an older tanh_bias.py
     # (it tracks the caller's file only; tests/test_kernel_cache_safety.py)
-    _tanh_backward_bias(y, d_h, dt.type(1.0), d_a, d_b_below)
+    _tanh_backward_bias(y, d_h, y.dtype.type(1.0), d_a, d_b_below)
     return d_a, d_b_below

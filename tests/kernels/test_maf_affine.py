@@ -104,3 +104,46 @@ def test_planted_bugs_are_caught(rng):
     for bug in (no_clamp_derivative, wrong_sign):
         result = vjp_error(lambda p: _forward(p, 1.0, d), _vjp(packed, 1.0, d, bug), packed, rng=rng)
         assert not result.ok, result
+
+
+# each argument the odd one out, in float64 among float32 and in float32 among float64
+MIXES = [tuple(np.float64 if i == k else np.float32 for i in range(5)) for k in range(5)] + \
+        [tuple(np.float32 if i == k else np.float64 for i in range(5)) for k in range(5)]
+
+
+@pytest.mark.parametrize("dtypes", MIXES,
+                         ids=lambda t: "".join("s" if d == np.float32 else "d" for d in t))
+@pytest.mark.parametrize("bound", [0.0, 3.0])
+def test_mixed_dtypes_as_numpy(rng, dtypes, bound):
+    """Any mix of float32 and float64 arguments gives the twin's dtypes and values, bit for bit
+    (NumPy's promotion: bound in u's dtype, d_x in that of d_z e, d_out and d_b in all five's)."""
+    shape = (9, 3)
+    d_z, z = (rng.standard_normal(shape) for _ in range(2))
+    d_log_det = rng.standard_normal(shape[0])
+    u, e = _transcendentals(3 * rng.standard_normal(shape), bound)
+    args = [a.astype(t) for a, t in zip((d_z, z, d_log_det, u, e), dtypes)]
+    got = maf_affine_backward(*args, bound)
+    ref = maf_affine_backward_numpy(*args, bound)
+    for a, b in zip(got, ref):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+
+
+@given(st.integers(1, 7), st.integers(1, 5), st.sampled_from([0.0, 0.5, 3.0]), st.data())
+def test_parity_strided_float32(n, d, bound, data):
+    """The strided float32 specialisations: the same values as the twin (column sums within n
+    float32 roundings, a strided d_out's sum running in another order)."""
+    f = np.float32
+    d_z, z = (data.draw(strided_arrays((n, d))).astype(f) for _ in range(2))
+    d_log_det = data.draw(strided_arrays((n,))).astype(f)
+    raw = data.draw(strided_arrays((n, d), scale=3.0))
+    u, e = (a.astype(f) for a in _transcendentals(raw, bound))
+    if data.draw(st.booleans()):                     # keep them strided after the cast
+        d_z, z = np.asfortranarray(d_z), np.repeat(z, 2, axis=1)[:, ::2]
+    got = maf_affine_backward(d_z, z, d_log_det, u, e, bound)
+    ref = maf_affine_backward_numpy(d_z, z, d_log_det, u, e, bound)
+    for a, b in zip(got[:2], ref[:2]):
+        assert a.dtype == b.dtype == f
+        np.testing.assert_array_equal(a, b)
+    scale = n * np.finfo(f).eps * np.abs(ref[1]).sum(axis=0)
+    assert got[2].dtype == f and np.all(np.abs(got[2] - ref[2]) <= scale)

@@ -167,3 +167,51 @@ def test_planted_bugs_are_caught(rng):
         result = vjp_error(lambda t: _forward(t, x, m1, m2)[0],
                            lambda v: _grads(theta, x, m1, m2, v, bug), theta, rng=rng)
         assert not result.ok, result
+
+
+@pytest.mark.parametrize("y_dtype, d_dtype", [(np.float32, np.float64), (np.float64, np.float32)])
+def test_masked_tanh_backward_mixed_dtypes_as_numpy(rng, y_dtype, d_dtype):
+    """y and d_h of different dtypes: the twin's dtype (their promotion) and values, bit for bit
+    (1 - y^2 rounded in y's dtype, as NumPy does)."""
+    n, h, out = 40, 6, 4
+    mask = _mask(rng, (out, h))
+    g_w, d_w = rng.standard_normal((out, h)), rng.standard_normal((out, h))
+    g_b, d_b = rng.standard_normal(out), rng.standard_normal(out)
+    y = np.tanh(2 * rng.standard_normal((n, h))).astype(y_dtype)
+    d_h = rng.standard_normal((n, h)).astype(d_dtype)
+    gk, gn = (g_w.copy(), g_b.copy()), (g_w.copy(), g_b.copy())
+    got = masked_tanh_backward(gk[0], d_w, mask, gk[1], d_b, y, d_h)
+    ref = masked_tanh_backward_numpy(gn[0], d_w, mask, gn[1], d_b, y, d_h)
+    for a, b in zip((*got, *gk), (*ref, *gn)):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+
+
+@given(st.integers(1, 7), st.integers(1, 6), st.integers(1, 6), st.data())
+def test_parity_strided_float32(n, out, inp, data):
+    """The strided float32 specialisations (float32 gradients, weights and activations, float64
+    masks): the twins' values (column sums within n float32 roundings)."""
+    f = np.float32
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+
+    def draw(shape, scale=1.0):
+        a = data.draw(strided_arrays(shape, scale=scale)).astype(f)
+        return a.T.copy().T if data.draw(st.booleans()) and a.ndim == 2 else a   # F order
+
+    mask = _mask(rng, (out, inp))
+    w, d_w = draw((out, inp)), draw((out, inp))
+    np.testing.assert_array_equal(masked_weight(w, mask), masked_weight_numpy(w, mask))
+    x, c = draw((n, inp)), draw((n, out))
+    np.testing.assert_array_equal(join_columns(x, c), join_columns_numpy(x, c))
+    a, b = draw((n, out)), draw((out,))
+    np.testing.assert_array_equal(add_bias(a.copy(), b), add_bias_numpy(a.copy(), b))
+    g_w, g_b = rng.standard_normal((out, inp)).astype(f), rng.standard_normal(out).astype(f)
+    d_b, y, d_h = draw((out,)), np.tanh(draw((n, inp), 2.0)), draw((n, inp))
+    gk, gn = (g_w.copy(), g_b.copy()), (g_w.copy(), g_b.copy())
+    d_a, d_bb = masked_tanh_backward(gk[0], d_w, mask, gk[1], d_b, y, d_h)
+    ref_a, ref_bb = masked_tanh_backward_numpy(gn[0], d_w, mask, gn[1], d_b, y, d_h)
+    for a_k, a_n in zip((d_a, *gk), (ref_a, *gn)):
+        assert a_k.dtype == f
+        np.testing.assert_array_equal(a_k, a_n)
+    assert d_bb.dtype == f
+    assert np.all(np.abs(d_bb - ref_bb) <= n * np.finfo(f).eps * np.abs(ref_a).sum(axis=0))
