@@ -4,7 +4,10 @@ parameters in one kernel call, MAF's unchecked chain path with its masked-layer 
 Flow.fit's unchecked loss) ends with the same weights, bit for bit,
 as with the reference paths they replaced (the fused spline pair recomputing the knots, one Adam
 kernel call per array, the checked MAF methods on the MADE's layer-by-layer path, the public
-nll_and_grad), in float64 and float32. A planted bug in a fast path is caught."""
+nll_and_grad), in float64 and float32; the MAF also without context or clip, with mixed flow and
+data dtypes and with a ReLU MADE. Planted bugs in the fast paths (spline knots, the MAF's masked
+tanh VJP, bias column sum and soft-clamp derivative) are caught, and Flow.fit takes the public
+loss whenever nll_and_grad or log_prob_and_grad is redefined."""
 from __future__ import annotations
 
 import numpy as np
@@ -25,17 +28,23 @@ def _data(seed=0, n=300):
     return theta, x
 
 
-def _train(kind, dtype=np.float64):
+def _train(kind, dtype=np.float64, *, context=True, clip=5.0, data_dtype=None,
+           activation="tanh"):
+    """A flow trained for 3 epochs: ``dtype`` the flow's, ``data_dtype`` the data's (default
+    the flow's), ``context`` False an unconditional flow, ``clip`` fit's gradient clip."""
     theta, x = _data()
+    c_dim = 2 if context else 0
+    s_ctx = x if context else None
     if kind == "nsf":
-        flow = spline_flow(2, 3, 16, rng=1, context_dim=2, n_bins=5, bound=4.0,
-                           activation="tanh", standardize=theta, standardize_context=x)
+        flow = spline_flow(2, 3, 16, rng=1, context_dim=c_dim, n_bins=5, bound=4.0,
+                           activation=activation, standardize=theta, standardize_context=s_ctx)
     else:
-        flow = maf(2, 3, [16, 16], rng=1, context_dim=2, permutation="random",
-                   activation="tanh", standardize=theta, standardize_context=x)
+        flow = maf(2, 3, [16, 16], rng=1, context_dim=c_dim, permutation="random",
+                   activation=activation, standardize=theta, standardize_context=s_ctx)
     flow.astype(dtype)
-    flow.fit(theta.astype(dtype), context=x.astype(dtype), rng=2, epochs=3, batch_size=50,
-             lr=1e-2, progress=False)
+    data_dtype = dtype if data_dtype is None else data_dtype
+    flow.fit(theta.astype(data_dtype), context=x.astype(data_dtype) if context else None, rng=2,
+             epochs=3, batch_size=50, lr=1e-2, clip=clip, progress=False)
     return flow.state_dict(), flow.history_["val_loss"]
 
 
@@ -88,6 +97,54 @@ def test_fast_paths_train_bit_identically(kind, dtype, monkeypatch):
     assert fast_state.keys() == ref_state.keys()
     for name in fast_state:
         np.testing.assert_array_equal(fast_state[name], ref_state[name], err_msg=name)
+
+
+@pytest.mark.parametrize("settings", [
+    dict(context=False, clip=None), dict(context=False, clip=None, dtype=np.float32),
+    dict(dtype=np.float32, data_dtype=np.float64), dict(dtype=np.float64, data_dtype=np.float32),
+    dict(activation="relu"), dict(activation="relu", dtype=np.float32, clip=None),
+], ids=["f64-noctx-noclip", "f32-noctx-noclip", "f32flow-f64data", "f64flow-f32data", "relu",
+        "relu-f32-noclip"])
+def test_maf_fast_paths_train_bit_identically_more_settings(settings, monkeypatch):
+    """The MAF fast paths in the settings the test above leaves out: no context (no join, no
+    context columns), no clip, mixed flow and data dtypes, a ReLU MADE (the accumulate kernel
+    without the tanh one)."""
+    fast_state, fast_val = _train("maf", **settings)
+    with monkeypatch.context() as m:
+        _reference_paths(m)
+        ref_state, ref_val = _train("maf", **settings)
+    assert fast_val == ref_val
+    for name in fast_state:
+        np.testing.assert_array_equal(fast_state[name], ref_state[name], err_msg=name)
+
+
+@pytest.mark.parametrize("bug", ["tanh_derivative", "bias_sum_row", "no_clamp_derivative"])
+def test_planted_bug_in_the_maf_kernels_changes_training(bug, monkeypatch):
+    """A wrong masked tanh VJP (1 - y for 1 - y^2), a column sum missing the last row (the
+    output layer's bias gradient), or an affine backward without the soft clamp's derivative
+    trains to different weights than the reference path: the checks above can fail."""
+    import nprefgen.flows.autoregressive as far
+    import nprefgen.flows.made as fm
+    from nprefgen.kernels.maf_affine import maf_affine_backward_numpy
+    from nprefgen.kernels.masked_layer import accumulate_masked_numpy
+
+    with monkeypatch.context() as m:
+        _reference_paths(m)
+        ref_state, _ = _train("maf")
+    if bug == "tanh_derivative":
+        def planted(g_w, d_w, mask, g_b, d_b, y, d_h):
+            accumulate_masked_numpy(g_w, d_w, mask, g_b, d_b)
+            d_a = d_h * (1.0 - y)
+            return d_a, d_a.sum(axis=0)
+        monkeypatch.setattr(fm, "masked_tanh_backward", planted)
+    else:
+        def planted(d_z, z, d_log_det, u, e, bound):
+            d_x, d_out, d_b = maf_affine_backward_numpy(
+                d_z, z, d_log_det, u, e, 0.0 if bug == "no_clamp_derivative" else bound)
+            return d_x, d_out, d_out[:-1].sum(axis=0) if bug == "bias_sum_row" else d_b
+        monkeypatch.setattr(far, "maf_affine_backward", planted)
+    bad_state, _ = _train("maf")
+    assert any(not np.array_equal(ref_state[k], bad_state[k]) for k in ref_state)
 
 
 def test_planted_bug_in_saved_knots_changes_training(monkeypatch):
