@@ -323,9 +323,10 @@ class Flow(Chain):
 
     def _fit_nll_and_grad(self, x, context=None) -> float:
         """:meth:`nll_and_grad` for the minibatches of :meth:`fit`, rows of data it checked once
-        (shapes, finiteness, matching rows): the same loss and parameter gradients, bit for bit,
-        without the per-step argument checks and without d_context (training does not use it).
-        The overflow checks inside the flow stay. -> L: float."""
+        (shapes, finiteness, matching rows): x (n, D), context (n, C) or None -> L: float, the
+        same loss and parameter gradients (FLOW.4), bit for bit, without the per-step argument
+        checks and without d_context (training does not use it). The overflow checks inside
+        the flow stay. Used only while nll_and_grad and log_prob_and_grad are Flow's own."""
         n = x.shape[0]
         log_prob, _, _ = self._log_prob_and_grad(x, context, np.full(n, -1.0 / n),
                                                  context_grad=False)   # (FLOW.4)
