@@ -225,8 +225,11 @@ class Flow(Chain):
         log_prob = _normal_log_prob(z) + log_det
         try:
             with np.errstate(over="ignore", invalid="ignore"):             # checked next
-                d_x, d_context = self._backward(cache, -w[:, None] * z, w,   # (FLOW.4), (FLOW.3)
-                                                context_grad=context_grad)
+                args = (cache, -w[:, None] * z, w)                          # (FLOW.4), (FLOW.3)
+                # the flag only when it is set: a subclass's _backward(cache, d_z, d_log_det)
+                # keeps working for log_prob_and_grad (fit then takes the public loss)
+                d_x, d_context = self._backward(*args) if context_grad else \
+                    self._backward(*args, context_grad=False)
         except ValueError as exc:
             if not any(s in str(exc) for s in _NON_FINITE):
                 raise
@@ -333,10 +336,11 @@ class Flow(Chain):
         return -float(np.mean(log_prob))
 
     def _public_loss_is_flows(self) -> bool:
-        """Are nll_and_grad and log_prob_and_grad Flow's own (not redefined by a subclass or set
-        on this instance)? Then :meth:`_fit_nll_and_grad` computes the same loss."""
+        """Are nll_and_grad, the log_prob_and_grad it calls and the _backward that
+        :meth:`_fit_nll_and_grad` calls with ``context_grad`` Flow's own (not redefined by a
+        subclass or set on this instance)? Then :meth:`_fit_nll_and_grad` computes the same loss."""
         return all(getattr(type(self), name) is getattr(Flow, name) and name not in vars(self)
-                   for name in ("nll_and_grad", "log_prob_and_grad"))
+                   for name in ("nll_and_grad", "log_prob_and_grad", "_backward"))
 
     def mean_nll(self, x, context=None, batch_size: int = 4096) -> float:
         """-(1/n) sum log p(x_i | c_i), evaluated in batches (no gradients)."""
@@ -424,8 +428,8 @@ class Flow(Chain):
             self.initialize(*train_data)       # on the whole training part (FLOW.19)
 
         # the data were checked above (and the hook's by `checked`): the unchecked loss, unless
-        # nll_and_grad or the log_prob_and_grad it calls is redefined (by a subclass or on
-        # this instance), which then is the loss, as before
+        # nll_and_grad, the log_prob_and_grad it calls or _backward is redefined (by a subclass
+        # or on this instance): then nll_and_grad is the loss, as before
         loss = self._fit_nll_and_grad if self._public_loss_is_flows() else self.nll_and_grad
         self.history_ = fit_loop(
             self, loss, train_data, rng=rng, val_data=val_data,

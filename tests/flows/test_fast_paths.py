@@ -244,3 +244,22 @@ def test_fit_of_a_plain_flow_takes_the_unchecked_loss(monkeypatch):
                         lambda self, *a: calls.__setitem__("public", 1) or public(self, *a))
     flow.fit(theta, context=x, rng=2, epochs=1, batch_size=30, progress=False)
     assert calls["fast"] > 0 and calls["public"] == 0
+
+
+def test_a_subclass_backward_with_the_three_argument_signature():
+    """A Flow subclass redefining _backward(cache, d_z, d_log_det) (the signature before the
+    context_grad flag): log_prob_and_grad and fit work through it, as before 8a41bd4."""
+    theta, x, base = _small_conditional()
+    calls = []
+
+    class Traced(Flow):
+        def _backward(self, cache, d_z, d_log_det):
+            calls.append(1)
+            return super()._backward(cache, d_z, d_log_det)
+
+    flow = Traced(base.bijectors, context_dim=2)
+    flow.context_mean[...], flow.context_std[...] = base.context_mean, base.context_std
+    _, _, d_c = flow.log_prob_and_grad(theta[:5], x[:5])
+    assert calls and d_c.shape == (5, 2)
+    flow.fit(theta, context=x, rng=2, epochs=1, batch_size=30, progress=False)
+    assert len(calls) > 1
