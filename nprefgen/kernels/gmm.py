@@ -189,8 +189,7 @@ def log_responsibilities_numpy(weighted_log_prob: np.ndarray) -> tuple[np.ndarra
 
 
 @kernel
-def _log_responsibilities(a, log_norm, log_resp):
-    _logsumexp_rows(a, log_norm)                                 # (NN.20), the shared kernel
+def _subtract_rows(a, log_norm, log_resp):
     n, K = a.shape
     for i in range(n):
         for k in range(K):
@@ -204,7 +203,10 @@ def log_responsibilities(weighted_log_prob: np.ndarray) -> tuple[np.ndarray, np.
     log_norm = np.empty(n, dtype=np.float64)
     log_resp = np.empty((n, K), dtype=np.float64)
     with np.errstate(invalid="ignore"):    # (-inf) - (-inf) in an empty row, refused next
-        _log_responsibilities(weighted_log_prob, log_norm, log_resp)
+        # (NN.20), logsumexp's own kernel, called from Python: a kernel calling another
+        # module's kernel would keep stale machine code in numba's cache when that module changes
+        _logsumexp_rows(weighted_log_prob, log_norm)
+        _subtract_rows(weighted_log_prob, log_norm, log_resp)
     return _check_log_norm(log_norm), log_resp
 
 

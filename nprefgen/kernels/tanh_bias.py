@@ -24,7 +24,8 @@ from nprefgen.kernels.jit import kernel
 def tanh_backward_bias_numpy(y: np.ndarray, d_y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(NN.6), (NN.2c) y = tanh(a), d_y: (n, H) -> d_a = d_y (1 - y^2): (n, H), d_b: (H,).
 
-    Unchecked (internal fast path; the callers produce both arrays). dtype of d_y.
+    Unchecked (internal fast path; the callers produce both arrays). dtype: that of y and d_y
+    together (1 - y^2 in y's precision).
     """
     d_a = d_y * (1.0 - y * y)            # (NN.6)
     return d_a, d_a.sum(axis=0)          # (NN.2c)
@@ -47,5 +48,6 @@ def tanh_backward_bias(y: np.ndarray, d_y: np.ndarray) -> tuple[np.ndarray, np.n
     dt = np.result_type(y, d_y)
     d_a = np.empty(d_y.shape, dtype=dt)
     d_b = np.empty(d_y.shape[1], dtype=dt)
-    _tanh_backward_bias(y, d_y, dt.type(1.0), d_a, d_b)   # `one` in the dtype: float32 stays
+    # `one` in y's dtype, as NumPy's weak 1.0 in the twin: 1 - y^2 is formed in y's precision
+    _tanh_backward_bias(y, d_y, y.dtype.type(1.0), d_a, d_b)
     return d_a, d_b

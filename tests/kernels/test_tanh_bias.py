@@ -66,3 +66,14 @@ def test_planted_bug_is_caught(rng):
     wrong_rows = vjp_error(lambda bb: np.tanh(x @ w.T + bb),
                            lambda v: tanh_backward_bias(y[:-1], v[:-1])[1], b, rng=rng)
     assert not wrong_derivative.ok and not wrong_rows.ok
+
+
+@pytest.mark.parametrize("dt_y, dt_d", [(np.float32, np.float64), (np.float64, np.float32)])
+def test_mixed_dtypes_match_the_twin(rng, dt_y, dt_d):
+    """Mixed float32/float64 arguments: 1 - y^2 in y's precision, the product in the wider one,
+    exactly as NumPy evaluates the twin (a `one` in the output dtype rounded differently)."""
+    y = np.tanh(rng.standard_normal((7, 5))).astype(dt_y)
+    d_y = rng.standard_normal((7, 5)).astype(dt_d)
+    for got, want in zip(tanh_backward_bias(y, d_y), tanh_backward_bias_numpy(y, d_y)):
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
