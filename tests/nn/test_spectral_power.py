@@ -89,13 +89,16 @@ def test_bad_input():
         BinnedLogPower(1)
     with pytest.raises(ValueError, match="eps"):
         BinnedLogPower(8, eps=0.0)
-    with pytest.raises(ValueError, match="x"):
+    with pytest.raises(ValueError, match="^x: "):
         BinnedLogPower(8, 3).forward(np.ones((2, 63)))
+    for shape in ((2, 4, 4, 4), (2, 1, 4, 16), (2, 2, 8, 8)):    # 64 values, not one 8 x 8 map
+        with pytest.raises(ValueError, match=r"^x: .*\(n, 1, 8, 8\)"):
+            BinnedLogPower(8, 3).forward(np.ones(shape))
     with pytest.raises(ValueError, match="nets"):
         Branches()
     with pytest.raises(ValueError, match="nets"):
         Branches(Linear(2, 2, rng=0), "not a module")
-    with pytest.raises(ValueError, match="x"):
+    with pytest.raises(ValueError, match="^x: "):
         Branches(Linear(4, 2, rng=0), Sequential(Linear(4, 4, rng=0))).forward(np.ones((2, 3)))
     with pytest.raises(ValueError, match="d_spectrum"):
         conv_gan((1, 8, 8), d_spectrum=0, rng=0)
