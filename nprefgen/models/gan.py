@@ -354,7 +354,8 @@ def conv_gan(image_shape, latent_dim: int = 16, channels=(32, 16), *, rng=None,
     ``d_spectrum`` = B: D's head also takes the per-sample log band power of the input in B
     log-spaced |k| shells (:class:`nprefgen.nn.spectral_power.BinnedLogPower`, GAN.21-GAN.22),
     computed beside the convolutions (one-channel square images only): D = Branches(convolutions
-    -> Flatten, BinnedLogPower) -> Linear(c1 h/4 w/4 + B, ...) -> head; not with R1.
+    -> Flatten, BinnedLogPower) -> Linear((c1 + minibatch_std) h/4 w/4 + B, ...) -> head;
+    not with R1.
     """
     from nprefgen.nn import Flatten, Sequential
     from nprefgen.nn.activations import ACTIVATIONS

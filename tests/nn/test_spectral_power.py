@@ -17,7 +17,7 @@ from nprefgen.testing.gradcheck import layer_vjp_errors
 from gan_checks import whole_gan_gradchecks  # noqa: E402  (tests/nn/gan_checks.py)
 
 
-@pytest.mark.parametrize("n_side, n_bins", [(32, 8), (16, 5), (8, 3)])
+@pytest.mark.parametrize("n_side, n_bins", [(32, 8), (16, 5), (8, 3), (7, 2), (15, 4)])
 def test_shells_are_field_stats_bins(n_side, n_bins):
     idx, _, _ = power_spectrum_bins(n_side, 1.0, n_bins, "log")
     np.testing.assert_array_equal(SP._shell_index(n_side, n_bins), idx)
@@ -33,9 +33,11 @@ def test_value_is_the_power_spectrum_of_each_map(rng):
         np.testing.assert_allclose(np.exp(f[i]), ps.power * 16**2, rtol=1e-12)
 
 
-@pytest.mark.parametrize("shape, n_side, n_bins", [((3, 64), 8, 3), ((2, 1, 16, 16), 16, 5)])
+@pytest.mark.parametrize("shape, n_side, n_bins", [((3, 64), 8, 3), ((2, 1, 16, 16), 16, 5),
+                                                  ((3, 49), 7, 2), ((2, 1, 15, 15), 15, 4)])
 def test_backward_dot_product(shape, n_side, n_bins, rng):
-    """(GAN.22) the input gradient at rtol 1e-8, flat rows and (n, 1, s, s) images."""
+    """(GAN.22) the input gradient at rtol 1e-8, flat rows and (n, 1, s, s) images; even sides
+    (the Nyquist modes k = -k are their own conjugates, in the last shell) and odd ones."""
     res = layer_vjp_errors(BinnedLogPower(n_side, n_bins), rng.standard_normal(shape), rng=rng)
     assert len(res) == 1 and res[0].rel_error < 1e-8, res
 
