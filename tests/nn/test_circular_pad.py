@@ -41,6 +41,21 @@ def test_fold_is_the_adjoint_of_the_pad(padding, rng):
     assert abs(lhs - rhs) <= 1e-12 * np.linalg.norm(px) * np.linalg.norm(y)
 
 
+@pytest.mark.parametrize("padding, shape", [((5, 5, 4, 4), (2, 3, 5, 4)),
+                                            ((5, 0, 0, 4), (1, 2, 5, 4))])
+def test_pads_of_the_whole_image(padding, shape, rng):
+    """(GAN.19)-(GAN.20) at the limit of one wrap: a pad as large as its axis (top and bottom
+    together more than the image) copies the whole image; the fold is still its adjoint."""
+    x = rng.standard_normal(shape)
+    px = CircularPad2d(padding)(x)
+    np.testing.assert_array_equal(px[:, :, :shape[2], padding[2]:padding[2] + shape[3]], x)
+    y = rng.standard_normal(px.shape)
+    lhs, rhs = np.sum(px * y), np.sum(x * CircularFold2d(padding)(y))
+    assert abs(lhs - rhs) <= 1e-12 * np.linalg.norm(px) * np.linalg.norm(y)
+    with pytest.raises(ValueError, match="^x: .*one wrap"):
+        CircularPad2d(padding).forward(x[:, :, 1:])
+
+
 @pytest.mark.parametrize("padding", PADS)
 def test_pad_and_fold_dot_product(padding, rng):
     for layer, shape in ((CircularPad2d(padding), (2, 3, 5, 4)),
