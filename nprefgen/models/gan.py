@@ -23,6 +23,7 @@ stops training with the last finite parameters kept).
 """
 from __future__ import annotations
 
+import os
 import warnings
 
 import numpy as np
@@ -32,6 +33,7 @@ from nprefgen.models._conv import check_two_stage_conv, conv_decoder_layers, con
 from nprefgen.kernels.softplus import softplus, softplus_grad
 from nprefgen.models.gan_r1 import check_r1_discriminator, r1_penalty_and_grad
 from nprefgen.nn import MLP, Adam, Linear, Module, load_npz, save_npz
+from nprefgen.nn.io import META_PREFIX, read_npz
 from nprefgen.nn.minibatch_std import MinibatchStd
 from nprefgen.nn.spectral_power import BinnedLogPower, Branches
 from nprefgen.nn.train import show_progress
@@ -287,13 +289,32 @@ class GAN:
         return self
 
     # -- files -------------------------------------------------------------------------------
+    def _layer_kinds(self) -> str:
+        """The class names of every module of both networks, depth first, comma-separated: what
+        parameter names and shapes do not record (``conv_gan(padding="circular")`` has the
+        zero-padded pair's parameters exactly; activations have none)."""
+        return ",".join(type(m).__name__ for m in self.nets.modules())
+
     def save(self, path) -> None:
-        """Both networks' parameters to ``.npz`` (no pickle)."""
+        """Both networks' parameters to ``.npz`` (no pickle), with the layer kinds
+        (:meth:`load` checks them)."""
         save_npz(path, self.nets, meta={"latent_dim": np.array(self.latent_dim),
-                                        "data_dim": np.array(self.data_dim)})
+                                        "data_dim": np.array(self.data_dim),
+                                        "layers": np.array(self._layer_kinds())})
 
     def load(self, path) -> "GAN":
-        """Load parameters saved by :meth:`save` into this (identically built) GAN."""
+        """Load parameters saved by :meth:`save` into this (identically built) GAN. A file whose
+        networks were built of other layer kinds (e.g. ``conv_gan`` with another ``padding``
+        or ``d_spectrum``, or another activation) is refused with a ValueError naming ``path``
+        and both layer lists, before any parameter is compared or set; files written before
+        the layer kinds were recorded are checked by parameter names and shapes only."""
+        saved = read_npz(path, keys=[META_PREFIX + "layers"]).get(META_PREFIX + "layers")
+        if saved is not None:
+            saved, own = str(np.asarray(saved)), self._layer_kinds()
+            if saved != own:
+                raise ValueError(f"path: {os.fspath(path)!r} holds a GAN built of other layers "
+                                 f"(conv_gan's padding=, d_spectrum=, activation must match): "
+                                 f"the file's are [{saved}], this GAN's are [{own}]")
         load_npz(path, self.nets)
         return self
 
@@ -333,7 +354,8 @@ def conv_gan(image_shape, latent_dim: int = 16, channels=(32, 16), *, rng=None,
     ``d_spectrum`` = B: D's head also takes the per-sample log band power of the input in B
     log-spaced |k| shells (:class:`nprefgen.nn.spectral_power.BinnedLogPower`, GAN.21-GAN.22),
     computed beside the convolutions (one-channel square images only): D = Branches(convolutions
-    -> Flatten, BinnedLogPower) -> Linear(c1 h/4 w/4 + B, ...) -> head; not with R1.
+    -> Flatten, BinnedLogPower) -> Linear((c1 + minibatch_std) h/4 w/4 + B, ...) -> head;
+    not with R1.
     """
     from nprefgen.nn import Flatten, Sequential
     from nprefgen.nn.activations import ACTIVATIONS

@@ -131,10 +131,12 @@ class CircularFold2d(Module):
     """The adjoint of :class:`CircularPad2d` (GAN.20): (n, c, h + t + b, w + l + r) -> (n, c, h, w),
     every pixel outside the central h x w block added into the pixel it wraps onto. No parameters.
 
-    After ``ConvTranspose2d(c_in, c_out, 3, stride=2, padding=0)`` (output 2h + 1),
+    After ``ConvTranspose2d(c_in, c_out, 3, stride=2, padding=0, bias=False)`` (output 2h + 1),
     ``CircularFold2d((1, 0, 1, 0))`` gives the periodic counterpart of ``padding=1,
     output_padding=1`` (output 2h): the taps that the zero-padded layer crops are wrapped
-    around instead. Backward: the circular padding (GAN.19).
+    around instead. Without ``bias=False`` the bias would be folded too, counted twice on the
+    wrapped row and column (four times in the corner): :class:`PeriodicConvTranspose2d` adds it
+    after the fold. Backward: the circular padding (GAN.19).
     """
 
     def __init__(self, padding) -> None:

@@ -67,9 +67,10 @@ class BinnedLogPower(Module):
 
     def forward(self, x):
         x = check_array(x, "x", ndim=(2, 4))
-        if x[0].size != self.n_side**2:
-            raise ValueError(f"x: {self!r} expected {self.n_side**2} values per sample, got "
-                             f"shape {x.shape}")
+        s = self.n_side
+        if x.shape[1:] not in ((s * s,), (1, s, s)):            # not any 4-D block of s^2 values
+            raise ValueError(f"x: {self!r} expected (n, {s * s}) flat rows or (n, 1, {s}, {s}) "
+                             f"images, got shape {x.shape}")
         return self._forward(x)
 
     def _forward(self, x):

@@ -41,6 +41,21 @@ def test_fold_is_the_adjoint_of_the_pad(padding, rng):
     assert abs(lhs - rhs) <= 1e-12 * np.linalg.norm(px) * np.linalg.norm(y)
 
 
+@pytest.mark.parametrize("padding, shape", [((5, 5, 4, 4), (2, 3, 5, 4)),
+                                            ((5, 0, 0, 4), (1, 2, 5, 4))])
+def test_pads_of_the_whole_image(padding, shape, rng):
+    """(GAN.19)-(GAN.20) at the limit of one wrap: a pad as large as its axis (top and bottom
+    together more than the image) copies the whole image; the fold is still its adjoint."""
+    x = rng.standard_normal(shape)
+    px = CircularPad2d(padding)(x)
+    np.testing.assert_array_equal(px[:, :, :shape[2], padding[2]:padding[2] + shape[3]], x)
+    y = rng.standard_normal(px.shape)
+    lhs, rhs = np.sum(px * y), np.sum(x * CircularFold2d(padding)(y))
+    assert abs(lhs - rhs) <= 1e-12 * np.linalg.norm(px) * np.linalg.norm(y)
+    with pytest.raises(ValueError, match="^x: .*one wrap"):
+        CircularPad2d(padding).forward(x[:, :, 1:])
+
+
 @pytest.mark.parametrize("padding", PADS)
 def test_pad_and_fold_dot_product(padding, rng):
     for layer, shape in ((CircularPad2d(padding), (2, 3, 5, 4)),
@@ -83,6 +98,39 @@ def test_periodic_conv_matches_torch_circular(rng):
     np.testing.assert_allclose(layer.grads["weight"], ref.weight.grad.numpy(), rtol=1e-12,
                                atol=1e-13)
     np.testing.assert_allclose(layer.grads["bias"], ref.bias.grad.numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("k, stride, padding, output_padding, side", [
+    (3, 2, 1, 1, 8), (5, 2, 2, 1, 8), (3, 1, 1, 0, 6), (4, 2, 1, 0, 8), (5, 3, 2, 2, 9),
+])
+def test_periodic_transpose_is_the_adjoint_of_the_periodic_conv(k, stride, padding,
+                                                                output_padding, side, rng):
+    """(GAN.20) with one weight and no bias, PeriodicConvTranspose2d is the adjoint of the
+    PeriodicConv2d that maps its output size back to its input size: <C x, y> = <x, C^T y> to
+    round-off (an independent check of the fold's (p, p - output_padding) split, which the
+    layer's own dot-product test cannot see)."""
+    conv = PeriodicConv2d(3, 2, k, stride=stride, padding=padding, rng=1, bias=False)
+    up = PeriodicConvTranspose2d(2, 3, k, stride=stride, padding=padding,
+                                 output_padding=output_padding, rng=2, bias=False)
+    up.params["weight"][...] = conv.params["weight"]           # (out, in) of C = (in, out) of C^T
+    x = rng.standard_normal((2, 3, side, side))
+    cx = conv(x)
+    y = rng.standard_normal(cx.shape)
+    cty = up(y)
+    assert cty.shape == x.shape
+    scale = np.linalg.norm(cx) * np.linalg.norm(y) + np.linalg.norm(x) * np.linalg.norm(cty)
+    assert abs(np.sum(cx * y) - np.sum(x * cty)) <= 1e-12 * scale
+
+
+def test_fold_after_unpadded_transpose_without_bias(rng):
+    """CircularFold2d's docstring: ConvTranspose2d(padding=0, bias=False) -> CircularFold2d((1, 0,
+    1, 0)) is PeriodicConvTranspose2d(padding=1, output_padding=1) without its bias."""
+    up = PeriodicConvTranspose2d(3, 2, 3, stride=2, padding=1, output_padding=1, rng=0)
+    raw = ConvTranspose2d(3, 2, 3, stride=2, padding=0, rng=1, bias=False)
+    raw.params["weight"][...] = up.params["weight"]
+    x = rng.standard_normal((2, 3, 4, 5))
+    np.testing.assert_allclose(CircularFold2d((1, 0, 1, 0))(raw(x)),
+                               up(x) - up.params["bias"][:, None, None], rtol=1e-12, atol=1e-14)
 
 
 def _shift_error(layer, x, shift_in, shift_out):
@@ -148,7 +196,7 @@ def test_conv_gan_circular(rng):
         np.testing.assert_array_equal(p0, p1)
     a = zero.sample(5, rng=1).reshape(5, 8, 8)
     b = gan.sample(5, rng=1).reshape(5, 8, 8)
-    np.testing.assert_array_equal(a[:, :5, :5], b[:, :5, :5])   # rows 6-7 see the wrapped taps
+    np.testing.assert_array_equal(a[:, :5, :5], b[:, :5, :5])   # rows 5-7 see the wrapped taps
     assert np.max(np.abs(a - b)) > 1e-3
     x, z = rng.standard_normal((3, 64)), rng.standard_normal((4, 3))
     res = whole_gan_gradchecks(gan, x, z, rng=rng)
@@ -160,11 +208,11 @@ def test_bad_input():
         CircularPad2d(-1)
     with pytest.raises(ValueError, match="padding"):
         CircularPad2d((1, 2, 3))
-    with pytest.raises(ValueError, match="x"):
+    with pytest.raises(ValueError, match="^x: "):
         CircularPad2d(3).forward(np.ones((1, 1, 2, 5)))          # more than one wrap
-    with pytest.raises(ValueError, match="x"):
+    with pytest.raises(ValueError, match="^x: "):
         CircularFold2d(2).forward(np.ones((1, 1, 5, 5)))         # folds to 1 x 1 < pad
-    with pytest.raises(ValueError, match="x"):
+    with pytest.raises(ValueError, match="^x: "):
         CircularPad2d(1).forward(np.ones((2, 3)))
     y, cache = CircularPad2d(1).forward(np.ones((1, 1, 3, 3)))
     with pytest.raises(ValueError, match="d_y"):

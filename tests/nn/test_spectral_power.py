@@ -17,7 +17,7 @@ from nprefgen.testing.gradcheck import layer_vjp_errors
 from gan_checks import whole_gan_gradchecks  # noqa: E402  (tests/nn/gan_checks.py)
 
 
-@pytest.mark.parametrize("n_side, n_bins", [(32, 8), (16, 5), (8, 3)])
+@pytest.mark.parametrize("n_side, n_bins", [(32, 8), (16, 5), (8, 3), (7, 2), (15, 4)])
 def test_shells_are_field_stats_bins(n_side, n_bins):
     idx, _, _ = power_spectrum_bins(n_side, 1.0, n_bins, "log")
     np.testing.assert_array_equal(SP._shell_index(n_side, n_bins), idx)
@@ -33,9 +33,11 @@ def test_value_is_the_power_spectrum_of_each_map(rng):
         np.testing.assert_allclose(np.exp(f[i]), ps.power * 16**2, rtol=1e-12)
 
 
-@pytest.mark.parametrize("shape, n_side, n_bins", [((3, 64), 8, 3), ((2, 1, 16, 16), 16, 5)])
+@pytest.mark.parametrize("shape, n_side, n_bins", [((3, 64), 8, 3), ((2, 1, 16, 16), 16, 5),
+                                                  ((3, 49), 7, 2), ((2, 1, 15, 15), 15, 4)])
 def test_backward_dot_product(shape, n_side, n_bins, rng):
-    """(GAN.22) the input gradient at rtol 1e-8, flat rows and (n, 1, s, s) images."""
+    """(GAN.22) the input gradient at rtol 1e-8, flat rows and (n, 1, s, s) images; even sides
+    (the Nyquist modes k = -k are their own conjugates, in the last shell) and odd ones."""
     res = layer_vjp_errors(BinnedLogPower(n_side, n_bins), rng.standard_normal(shape), rng=rng)
     assert len(res) == 1 and res[0].rel_error < 1e-8, res
 
@@ -89,13 +91,16 @@ def test_bad_input():
         BinnedLogPower(1)
     with pytest.raises(ValueError, match="eps"):
         BinnedLogPower(8, eps=0.0)
-    with pytest.raises(ValueError, match="x"):
+    with pytest.raises(ValueError, match="^x: "):
         BinnedLogPower(8, 3).forward(np.ones((2, 63)))
+    for shape in ((2, 4, 4, 4), (2, 1, 4, 16), (2, 2, 8, 8)):    # 64 values, not one 8 x 8 map
+        with pytest.raises(ValueError, match=r"^x: .*\(n, 1, 8, 8\)"):
+            BinnedLogPower(8, 3).forward(np.ones(shape))
     with pytest.raises(ValueError, match="nets"):
         Branches()
     with pytest.raises(ValueError, match="nets"):
         Branches(Linear(2, 2, rng=0), "not a module")
-    with pytest.raises(ValueError, match="x"):
+    with pytest.raises(ValueError, match="^x: "):
         Branches(Linear(4, 2, rng=0), Sequential(Linear(4, 4, rng=0))).forward(np.ones((2, 3)))
     with pytest.raises(ValueError, match="d_spectrum"):
         conv_gan((1, 8, 8), d_spectrum=0, rng=0)
