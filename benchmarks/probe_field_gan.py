@@ -21,7 +21,8 @@ the number of held-out maps and of generated maps per evaluation (1000 each by d
 line ``judged`` then gives what the section reports for that generator: the worst ratio and the
 per-bin ratios of ``--n-test`` fresh samples against the held-out maps, and the relative L1
 distances of the pixel histogram and of the peak counts to the held-out maps' (real half A vs
-all held-out maps beside them, as in the section)::
+all held-out maps beside them; since "all" is the mean of halves A and B, that is half the
+half-A-vs-half-B distance, the sampling-noise yardstick the tour shows)::
 
     python benchmarks/probe_field_gan.py --config head_b0_mbstd_decay --seeds 0 1 2 \
         --steps 3000 --n-val 2000 --n-test 4000 --n-gen 2000
